@@ -1,0 +1,68 @@
+package meters
+
+import (
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+func TestToSettlementIntervals(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		start      time.Time
+		len, L     int
+		value      string
+		wantStarts []time.Time
+		wantKWh    []string
+	}{
+		{"equal", t0, 900, 900, "0.4215", []time.Time{t0}, []string{"0.4215"}},
+		{"5-minute into its quarter hour", t0.Add(10 * time.Minute), 300, 900, "0.1", []time.Time{t0}, []string{"0.1"}},
+		{"hourly split in four, exact", t0, 3600, 900, "1.000001",
+			[]time.Time{t0, t0.Add(15 * time.Minute), t0.Add(30 * time.Minute), t0.Add(45 * time.Minute)},
+			[]string{"0.25000025", "0.25000025", "0.25000025", "0.25000025"}},
+		{"hourly into 20-minute settlement, uneven", t0, 3600, 1200, "1",
+			[]time.Time{t0, t0.Add(20 * time.Minute), t0.Add(40 * time.Minute)},
+			[]string{"0.333333333", "0.333333333", "0.333333334"}},
+		{"half-even tie at 9 places", t0, 1800, 900, "0.000000001",
+			[]time.Time{t0, t0.Add(15 * time.Minute)}, []string{"0", "0.000000001"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ToSettlementIntervals(tc.start, tc.len, d(tc.value), tc.L)
+			if len(got) != len(tc.wantKWh) {
+				t.Fatalf("got %d slices, want %d", len(got), len(tc.wantKWh))
+			}
+			sum := decimal.Zero
+			for i, s := range got {
+				if !s.Start.Equal(tc.wantStarts[i]) || !s.KWh.Equal(d(tc.wantKWh[i])) {
+					t.Errorf("slice %d = %s %s, want %s %s", i, s.Start, s.KWh, tc.wantStarts[i], tc.wantKWh[i])
+				}
+				sum = sum.Add(s.KWh)
+			}
+			if !sum.Equal(d(tc.value)) {
+				t.Errorf("slices sum to %s, want %s", sum, tc.value)
+			}
+		})
+	}
+}
+
+func TestDivRoundBank(t *testing.T) {
+	for _, tc := range []struct {
+		v     string
+		n     int64
+		scale int32
+		want  string
+	}{
+		{"1", 3, 2, "0.33"}, {"2", 3, 2, "0.67"}, {"0.125", 1, 2, "0.12"}, {"0.135", 1, 2, "0.14"},
+		{"0.25", 10, 2, "0.02"}, {"0.35", 10, 2, "0.04"}, {"-0.35", 10, 2, "-0.04"},
+		{"-0.25", 10, 2, "-0.02"}, {"7", -2, 0, "-4"}, {"5", 2, 0, "2"},
+	} {
+		if got := DivRoundBank(d(tc.v), tc.n, tc.scale); !got.Equal(d(tc.want)) {
+			t.Errorf("DivRoundBank(%s, %d, %d) = %s, want %s", tc.v, tc.n, tc.scale, got, tc.want)
+		}
+	}
+}
