@@ -38,10 +38,15 @@ type Cluster struct {
 // 107-byte sun_path limit.
 const maxSocketPath = 90
 
-// Start initialises dir (when it holds no cluster yet) and starts the server.
-// When running as root the server runs as the "postgres" user, since initdb
-// refuses root; dir is then handed to that user.
-func Start(ctx context.Context, dir string, log *slog.Logger) (*Cluster, error) {
+// Throwaway are server settings for clusters whose data may be lost on a
+// crash (tests): no fsync, no full-page writes, asynchronous commit.
+var Throwaway = []string{"fsync=off", "full_page_writes=off", "synchronous_commit=off"}
+
+// Start initialises dir (when it holds no cluster yet) and starts the server
+// with the given extra settings (name=value). When running as root the server
+// runs as the "postgres" user, since initdb refuses root; dir is then handed
+// to that user.
+func Start(ctx context.Context, dir string, log *slog.Logger, settings ...string) (*Cluster, error) {
 	binDir, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -70,6 +75,9 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Cluster, error) 
 	opts, err := c.listenOptions()
 	if err != nil {
 		return nil, err
+	}
+	for _, kv := range settings {
+		opts += " -c " + kv
 	}
 	logFile := filepath.Join(dir, "server.log")
 	if out, err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", dir, "-l", logFile, "-o", opts); err != nil {

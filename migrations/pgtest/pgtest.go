@@ -29,6 +29,7 @@ import (
 var (
 	once       sync.Once
 	serverURL  string
+	template   string // a migrated database each test's database is copied from
 	serverErr  error
 	cluster    *pgcluster.Cluster
 	clusterDir string
@@ -40,12 +41,18 @@ var (
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if template != "" {
+		if c, err := pgx.Connect(ctx, serverURL); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+template+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	}
 	if cluster != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := cluster.Stop(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "pgtest:", err)
 		}
-		cancel()
 		os.RemoveAll(clusterDir)
 	}
 	os.Exit(code)
@@ -69,15 +76,56 @@ func server(ctx context.Context) (string, error) {
 			return
 		}
 		clusterDir = dir
-		cluster, serverErr = pgcluster.Start(ctx, filepath.Join(dir, "pg"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		cluster, serverErr = pgcluster.Start(ctx, filepath.Join(dir, "pg"), quiet, pgcluster.Throwaway...)
 		if serverErr == nil {
 			serverURL = cluster.URL()
 		}
 	})
+	if serverErr == nil {
+		templateOnce.Do(func() { template, serverErr = makeTemplate(ctx, serverURL) })
+	}
 	return serverURL, serverErr
 }
 
-// New creates a fresh database for t, applies every migration, and returns a
+var (
+	templateOnce sync.Once
+	quiet        = slog.New(slog.NewTextHandler(io.Discard, nil))
+)
+
+// makeTemplate migrates one database per test binary; each test's database is
+// a copy of it, which is much cheaper than migrating every time.
+func makeTemplate(ctx context.Context, base string) (string, error) {
+	name := "gstmpl_" + randomSuffix()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", base, err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create template database: %w", err)
+	}
+	u, err := withDatabase(base, name)
+	if err != nil {
+		return "", err
+	}
+	pool, err := migrations.Connect(ctx, u)
+	if err != nil {
+		return "", err
+	}
+	defer pool.Close()
+	if err := migrations.Apply(ctx, pool, quiet); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// New creates a fresh database for t with every migration applied, and returns a
 // pool on it and its URL. The database is dropped when t ends.
 func New(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
@@ -92,10 +140,8 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 		t.Fatalf("pgtest: connect to %s: %v", base, err)
 	}
 	defer admin.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "gstest_" + strings.ToLower(hex.EncodeToString(b[:]))
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	name := "gstest_" + randomSuffix()
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+template); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	dbURL, err := withDatabase(base, name)
@@ -115,9 +161,6 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 			c.Close(ctx)
 		}
 	})
-	if err := migrations.Apply(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
 	return pool, dbURL
 }
 

@@ -49,6 +49,30 @@ type Alert struct {
 // Schema is the gridsettle-schema header of alert records.
 const Schema = "alerts.customer/v1"
 
+// DailyUsageID is the identity of the daily_usage alert of an account's
+// operating day (YYYY-MM-DD).
+func DailyUsageID(accountID, operatingDay string) string {
+	return string(DailyUsage) + "/" + accountID + "/" + operatingDay
+}
+
+// MonthlyBudgetID is the identity of the monthly_budget alert of an
+// account's local calendar month (YYYY-MM).
+func MonthlyBudgetID(accountID, month string) string {
+	return string(MonthlyBudget) + "/" + accountID + "/" + month
+}
+
+// PriceID is the identity of the price_spike or negative_price alert of an
+// account's operating day.
+func PriceID(t Type, accountID, operatingDay string) string {
+	return string(t) + "/" + accountID + "/" + operatingDay
+}
+
+// MissingDataID is the identity of the missing_data alert of a meter whose
+// last read ended at gapStart (RFC 3339, UTC).
+func MissingDataID(meterID string, gapStart time.Time) string {
+	return string(MissingData) + "/" + meterID + "/" + gapStart.UTC().Format(time.RFC3339)
+}
+
 // Locale is what a message needs to speak the customer's language: the market
 // time zone for local times and the currency for money.
 type Locale struct {
@@ -86,7 +110,7 @@ func CheckDailyUsage(u Usage, threshold decimal.Decimal, loc Locale) (Alert, boo
 	}
 	day := dayLabel(u.OperatingDay)
 	return Alert{
-		AlertID:      fmt.Sprintf("%s/%s/%s", DailyUsage, u.AccountID, u.OperatingDay),
+		AlertID:      DailyUsageID(u.AccountID, u.OperatingDay),
 		Type:         DailyUsage,
 		AccountID:    u.AccountID,
 		OperatingDay: u.OperatingDay,
@@ -116,7 +140,7 @@ func CheckMonthlyBudget(s Spend, budget decimal.Decimal, loc Locale) (Alert, boo
 	}
 	m, _ := time.Parse("2006-01", s.Month)
 	return Alert{
-		AlertID:     fmt.Sprintf("%s/%s/%s", MonthlyBudget, s.AccountID, s.Month),
+		AlertID:     MonthlyBudgetID(s.AccountID, s.Month),
 		Type:        MonthlyBudget,
 		AccountID:   s.AccountID,
 		Month:       s.Month,
@@ -165,7 +189,7 @@ func CheckPrice(p PriceEvent, threshold decimal.Decimal, loc Locale) (Alert, boo
 		thr = "0"
 	}
 	return Alert{
-		AlertID:      fmt.Sprintf("%s/%s/%s", t, p.AccountID, p.OperatingDay),
+		AlertID:      PriceID(t, p.AccountID, p.OperatingDay),
 		Type:         t,
 		AccountID:    p.AccountID,
 		OperatingDay: p.OperatingDay,
@@ -198,7 +222,7 @@ func CheckMissingData(s Silence, window time.Duration, loc Locale) (Alert, bool)
 	start := s.LastEnd.UTC()
 	local := start.In(loc.Location)
 	return Alert{
-		AlertID:     fmt.Sprintf("%s/%s/%s", MissingData, s.MeterID, start.Format(time.RFC3339)),
+		AlertID:     MissingDataID(s.MeterID, start),
 		Type:        MissingData,
 		AccountID:   s.AccountID,
 		MeterID:     s.MeterID,

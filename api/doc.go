@@ -1,0 +1,116 @@
+// Package api is gridsettle's HTTP API (spec/api.md): the server and its
+// middleware, authentication with bearer tokens and roles, the audit log,
+// RFC 9457 errors, pagination and CSV, the OpenAPI document generated from
+// the routes, and the registry and token endpoints. Each other area
+// (ingest, runs, ledger, alerts, exports) adds its endpoints in its own files
+// of this package (api/ingest*.go, api/runs*.go, ...) without editing any
+// shared file.
+//
+// It does not own the data behind the endpoints: handlers call the areas'
+// stores (meters/postgres, settlement/postgres, ledger/postgres, ...).
+//
+// Invariants:
+//   - every error answer is application/problem+json, with the status chosen
+//     in one place (classify); an unclassified error is a 500 whose detail
+//     never carries the error text, SQL or a stack trace (they are logged
+//     with the request id instead);
+//   - every response carries X-Request-Id, and every log line of a request
+//     carries request_id;
+//   - every /api/v1 route declares its roles, and only a valid, unrevoked
+//     token (checked on every request) of one of those roles reaches it;
+//   - every POST/PUT/PATCH/DELETE under /api/ is recorded in api_audit,
+//     which the database keeps append-only;
+//   - the OpenAPI document at /api/v1/openapi.json is generated from the
+//     same Route values the router serves, and a test walks the router
+//     against it;
+//   - amounts are never floats: request numbers are read as text, output
+//     decimals are strings.
+//
+// # How to add an endpoint
+//
+// 1. In your own file (e.g. api/runs.go), define a type that implements
+// Routes and returns Route values. Paths are full OpenAPI paths with
+// {param} placeholders; every path parameter and every query parameter must
+// be declared in Params (undeclared query parameters are refused with a 400,
+// and the declared Required/Type/Format/Enum/Min/Max are checked before your
+// handler runs):
+//
+//	type RunRoutes struct{ Runs *settlementpg.Runs }
+//
+//	func (r RunRoutes) Routes() []Route {
+//		return []Route{{
+//			Method: http.MethodGet, Path: "/api/v1/runs", Roles: Readers,
+//			Summary:  "List runs",
+//			Params:   []Param{DayParam("operating_day", "only runs of this day")},
+//			Response: ListBody(Run{}), // {"items":[Run...],"next_cursor"}; also text/csv
+//			Handler:  r.list,
+//		}, {
+//			Method: http.MethodPost, Path: "/api/v1/runs", Roles: Operators,
+//			Summary: "Start a run", Request: JSONBody(RunRequest{}),
+//			Status: http.StatusCreated, Response: JSONBody(Run{}),
+//			Errors: []int{http.StatusConflict}, Handler: r.start,
+//		}}
+//	}
+//
+// 2. Write the handler with the helpers; return errors, never write error
+// bodies yourself:
+//
+//	func (r RunRoutes) list(c echo.Context) error {
+//		day, err := QueryDay(c, "operating_day") // *settlement.Day, nil if absent; 400 names it
+//		if err != nil {
+//			return err
+//		}
+//		limit, err := Limit(c) // default 100, max 1000
+//		if err != nil {
+//			return err
+//		}
+//		var after runKey // your keyset struct with json tags
+//		if _, err := Cursor(c, &after); err != nil {
+//			return err
+//		}
+//		runs, err := r.Runs.List(c.Request().Context(), day, after.ID, limit+1) // fetch limit+1
+//		if err != nil {
+//			return err // Postgres 23505/23P01 -> 409, 23503/23514 -> 400, else 500
+//		}
+//		return List(c, runs, limit, func(x Run) any { return runKey{x.RunID} })
+//	}
+//
+// Client errors: BadParam(name, format, args...) (400 naming the parameter),
+// BadRequest, BadRow(row, line, column, ...), NotFoundf, Conflictf,
+// Unavailablef, or E(kind, ...) for any Kind. Wrap store errors with %w; a
+// sentinel of your store becomes a client error where you check it
+// (errors.Is(err, ErrRunning) -> Conflictf(...)). Read JSON bodies with
+// DecodeJSON (unknown fields refused, numbers as json.Number). The caller is
+// CallerOf(c); log with Logger(c) (it carries request_id).
+//
+// 3. Output shapes: structs with json tags; decimals as strings with the
+// field's fixed scale; instants as time.Time (UTC). The same struct gives the
+// JSON, the CSV columns (nested structs flattened as parent.child) and the
+// OpenAPI schema. A body that is not JSON (a file, PEM) is described with
+// Body.Other, e.g. &Body{Other: map[string]Schema{"application/x-pem-file":
+// {"type": "string"}}}.
+//
+// 4. The platform passes your Routes value to New in cmd/gridsettle:
+//
+//	api.New(cfg, log, reg, pool, checks, api.RegistryRoutes{Store: ...}, api.RunRoutes{...}, ...)
+//
+// 5. Test it in your own test file with a real database. The framework's
+// test helpers (api/apitest_test.go) are yours to use: newTestServer(t,
+// checks, extra...) builds a server over a fresh pgtest database with
+// testAdminToken as --admin-token; s.do(req{method, path, token, body,
+// contentType, accept}) calls it through Handler(); s.token(role) makes a
+// stored token; problem(t, w, status) and ok(t, w, status, &v) decode
+// answers. Register your area for every test server from an init function
+// in your test file, and TestRoutesByRole (401/403/access for every route x
+// role) and TestOpenAPIMatchesRouter cover your routes automatically:
+//
+//	func init() {
+//		testAreas = append(testAreas, func(t *testing.T, pool *pgxpool.Pool) Routes {
+//			return RunRoutes{Runs: settlementpg.NewRuns(pool)}
+//		})
+//	}
+//
+// TestRoutesByRole calls each route with every path parameter set to
+// "nonexistent" and no body: your handler must answer that with a 4xx, never
+// a 5xx.
+package api

@@ -1,0 +1,402 @@
+package api
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
+	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+)
+
+// IngestRoutes are the endpoints of what ingest stores: current reads and
+// prices with their lineage, live positions, the quarantine and its replay,
+// and the service status.
+type IngestRoutes struct {
+	Pool    *pgxpool.Pool
+	Market  settlement.Market
+	Topics  kafka.Topics
+	Applier *ingest.Applier    // replays; it must carry the consumers' hooks
+	Kafka   *kadm.Client       // the input topics' last stable offsets, for the status
+	Runs    *settlementpg.Runs // the last runs, for the status; nil: none listed
+}
+
+// statusRuns is how many of the latest runs the status lists.
+const statusRuns = 10
+
+// decimalScale is the fixed scale of read values (kWh) and prices.
+const decimalScale = 6
+
+// Read is a current read (api.md "A read").
+type Read struct {
+	MeterID         string    `json:"meter_id"`
+	Channel         string    `json:"channel"`
+	Start           time.Time `json:"start"`
+	IntervalSeconds int       `json:"interval_seconds"`
+	Value           string    `json:"value"` // kWh, 6 decimals
+	Quality         string    `json:"quality"`
+	Version         int64     `json:"version"`
+	Source          string    `json:"source"`
+	Topic           string    `json:"topic"`
+	Partition       int32     `json:"partition"`
+	Offset          int64     `json:"offset"`
+}
+
+// Price is a current price with its lineage.
+type Price struct {
+	Market          string    `json:"market"`
+	SettlementPoint string    `json:"settlement_point"`
+	Start           time.Time `json:"start"`
+	IntervalSeconds int       `json:"interval_seconds"`
+	Price           string    `json:"price"` // per MWh, 6 decimals
+	Currency        string    `json:"currency"`
+	Version         int64     `json:"version"`
+	Topic           string    `json:"topic"`
+	Partition       int32     `json:"partition"`
+	Offset          int64     `json:"offset"`
+}
+
+// Position is the live (unsettled) position of a participant at a
+// settlement point in one settlement interval.
+type Position struct {
+	ParticipantID   string    `json:"participant_id"`
+	SettlementPoint string    `json:"settlement_point"`
+	IntervalStart   time.Time `json:"interval_start"`
+	EnergyMWh       string    `json:"energy_mwh"` // exact, unrounded
+	Price           *string   `json:"price"`      // settlement price, 6 decimals; null: unpriced
+	Amount          *string   `json:"amount"`     // energy × price, exact, unrounded; null: unpriced
+	Currency        string    `json:"currency"`
+}
+
+// QuarantineItem is a rejected input record (api.md "A quarantine item").
+type QuarantineItem struct {
+	ID            int64      `json:"id"`
+	Reason        string     `json:"reason"`
+	Detail        string     `json:"detail"`
+	Topic         string     `json:"topic"`
+	Partition     int32      `json:"partition"`
+	Offset        int64      `json:"offset"`
+	Key           *string    `json:"key"`                    // null: the record had no key
+	KeyEncoding   string     `json:"key_encoding,omitempty"` // "base64" when the key is not UTF-8
+	Value         string     `json:"value"`
+	ValueEncoding string     `json:"value_encoding,omitempty"` // "base64" when the value is not UTF-8
+	ReceivedAt    time.Time  `json:"received_at"`
+	ReplayedAt    *time.Time `json:"replayed_at"`
+}
+
+// ReplayRequest is the body of POST /api/v1/quarantine/replay.
+type ReplayRequest struct {
+	Reason string `json:"reason"` // unknown_meter or unknown_settlement_point
+}
+
+// Status is the service status (api.md "GET /api/v1/status").
+type Status struct {
+	Inputs []ingest.PartitionStatus `json:"inputs"`
+	Outbox OutboxStatus             `json:"outbox"`
+	Runs   []settlementpg.Run       `json:"runs"` // the latest runs, newest first
+}
+
+// OutboxStatus is the publishing backlog.
+type OutboxStatus struct {
+	Pending int64 `json:"pending"` // outbox rows not yet confirmed published
+}
+
+var replayable = []string{string(meters.UnknownMeter), string(meters.UnknownSettlementPoint)}
+
+func allReasons() []string {
+	return []string{
+		string(meters.MalformedJSON), string(meters.SchemaViolation), string(meters.UnsupportedInterval),
+		string(meters.MisalignedStart), string(meters.ValueOutOfRange), string(meters.TooManyDecimals),
+		string(meters.QualityLengthMismatch), string(meters.UnknownMeter), string(meters.UnknownSettlementPoint),
+		string(meters.CurrencyMismatch), string(meters.IntervalLengthMismatch), string(meters.ConflictingDuplicate),
+	}
+}
+
+// Routes implements Routes.
+func (g IngestRoutes) Routes() []Route {
+	rangeParams := []Param{
+		InstantParam("from", "interval starts at or after this instant (RFC 3339)"),
+		InstantParam("to", "interval starts before this instant (RFC 3339)"),
+	}
+	return []Route{{
+		Method: http.MethodGet, Path: "/api/v1/meters/{meter_id}/reads", Roles: Readers,
+		Summary:     "Current reads of a meter",
+		Description: "The current (highest version) read of each interval, with its quality, source and input offset, ordered by start then channel.",
+		Params: append([]Param{Path("meter_id", "the meter"),
+			EnumParam("channel", "only this channel", string(meters.Import), string(meters.Export))}, rangeParams...),
+		Response: ListBody(Read{}), Handler: g.reads,
+	}, {
+		Method: http.MethodGet, Path: "/api/v1/prices", Roles: Readers,
+		Summary:     "Current prices",
+		Description: "The current (highest version) price of each market, settlement point and interval, with its input offset.",
+		Params: append([]Param{Query("settlement_point", "only this settlement point"),
+			EnumParam("market", "only this market", string(meters.RealTime), string(meters.DayAhead))}, rangeParams...),
+		Response: ListBody(Price{}), Handler: g.prices,
+	}, {
+		Method: http.MethodGet, Path: "/api/v1/positions", Roles: Readers,
+		Summary: "Live positions of an operating day",
+		Description: "Unsettled energy per participant, settlement point and settlement interval from the current reads, " +
+			"with the settlement price from the current RT prices and the amount where priced. Energy and amount are exact " +
+			"(no rounding happens before a statement line).",
+		Params: []Param{DayParam("operating_day", "the operating day").Require(),
+			Query("participant_id", "only this participant"), Query("settlement_point", "only this settlement point")},
+		Response: ListBody(Position{}), Handler: g.positions,
+	}, {
+		Method: http.MethodGet, Path: "/api/v1/quarantine", Roles: Readers,
+		Summary:     "Quarantined input records",
+		Description: "Rejected records with reason, detail, source offset and the original bytes, in the order they were received.",
+		Params: []Param{EnumParam("reason", "only this reason", allReasons()...),
+			Query("topic", "only records of this input topic")},
+		Response: ListBody(QuarantineItem{}), Handler: g.quarantine,
+	}, {
+		Method: http.MethodPost, Path: "/api/v1/quarantine/replay", Roles: Operators,
+		Summary: "Replay quarantined records after a registry fix",
+		Description: "Re-validates every never-replayed item of the reason (unknown_meter or unknown_settlement_point) in one " +
+			"transaction: those that now pass are applied and marked replayed, exactly once; the others stay quarantined.",
+		Request: JSONBody(ReplayRequest{}), Response: JSONBody(ingest.ReplayResult{}), Handler: g.replay,
+	}, {
+		Method: http.MethodGet, Path: "/api/v1/status", Roles: Readers,
+		Summary: "Ingest positions, lag and watermarks, outbox backlog, latest runs",
+		Description: "One entry for every partition of the input topics, whichever instance consumes it: next_offset is the " +
+			"stored consumer position, end_offset the last stable offset now, lag their difference.",
+		Response: JSONBody(Status{}), Errors: []int{http.StatusServiceUnavailable}, Handler: g.status,
+	}}
+}
+
+func (g IngestRoutes) reads(c echo.Context) error {
+	meter, err := ParseID("meter_id", c.Param("meter_id"))
+	if err != nil {
+		return err
+	}
+	f := postgres.ReadFilter{MeterID: meter}
+	ch, err := QueryEnum(c, "channel", string(meters.Import), string(meters.Export))
+	if err != nil {
+		return err
+	}
+	f.Channel = meters.Channel(ch)
+	if f.From, f.To, err = timeRange(c); err != nil {
+		return err
+	}
+	limit, err := Limit(c)
+	if err != nil {
+		return err
+	}
+	var after postgres.ReadKey
+	if ok, err := Cursor(c, &after); err != nil {
+		return err
+	} else if ok {
+		f.After = &after
+	}
+	rs, err := postgres.CurrentReads(c.Request().Context(), g.Pool, f, limit+1)
+	if err != nil {
+		return err
+	}
+	items := make([]Read, len(rs))
+	for i, r := range rs {
+		items[i] = Read{
+			MeterID: r.MeterID, Channel: string(r.Channel), Start: r.Start, IntervalSeconds: r.IntervalSeconds,
+			Value: r.Value.StringFixedBank(decimalScale), Quality: string(r.Quality), Version: r.Version, Source: r.Source,
+			Topic: r.Origin.Topic, Partition: r.Origin.Partition, Offset: r.Origin.Offset,
+		}
+	}
+	return List(c, items, limit, func(r Read) any {
+		return postgres.ReadKey{Start: r.Start, Channel: meters.Channel(r.Channel)}
+	})
+}
+
+// timeRange is the [from, to) instant filter, zero when absent.
+func timeRange(c echo.Context) (from, to time.Time, err error) {
+	f, t, err := QueryRange(c)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	if f != nil {
+		from = *f
+	}
+	if t != nil {
+		to = *t
+	}
+	return from, to, nil
+}
+
+func (g IngestRoutes) prices(c echo.Context) error {
+	var f postgres.PriceFilter
+	var err error
+	if f.SettlementPoint, err = QueryID(c, "settlement_point"); err != nil {
+		return err
+	}
+	m, err := QueryEnum(c, "market", string(meters.RealTime), string(meters.DayAhead))
+	if err != nil {
+		return err
+	}
+	f.Market = meters.Market(m)
+	if f.From, f.To, err = timeRange(c); err != nil {
+		return err
+	}
+	limit, err := Limit(c)
+	if err != nil {
+		return err
+	}
+	var after postgres.PriceKey
+	if ok, err := Cursor(c, &after); err != nil {
+		return err
+	} else if ok {
+		f.After = &after
+	}
+	ps, err := postgres.CurrentPrices(c.Request().Context(), g.Pool, f, limit+1)
+	if err != nil {
+		return err
+	}
+	items := make([]Price, len(ps))
+	for i, p := range ps {
+		items[i] = Price{
+			Market: string(p.Market), SettlementPoint: p.SettlementPoint, Start: p.Start, IntervalSeconds: p.IntervalSeconds,
+			Price: p.Price.Price.StringFixedBank(decimalScale), Currency: p.Currency, Version: p.Version,
+			Topic: p.Origin.Topic, Partition: p.Origin.Partition, Offset: p.Origin.Offset,
+		}
+	}
+	return List(c, items, limit, func(p Price) any {
+		return postgres.PriceKey{Market: meters.Market(p.Market), SettlementPoint: p.SettlementPoint, Start: p.Start}
+	})
+}
+
+func (g IngestRoutes) positions(c echo.Context) error {
+	day, err := QueryDay(c, "operating_day")
+	if err != nil {
+		return err
+	}
+	if day == nil {
+		return BadParam("operating_day", "is required")
+	}
+	q := ingest.PositionQuery{Day: *day}
+	if q.ParticipantID, err = QueryID(c, "participant_id"); err != nil {
+		return err
+	}
+	if q.SettlementPoint, err = QueryID(c, "settlement_point"); err != nil {
+		return err
+	}
+	limit, err := Limit(c)
+	if err != nil {
+		return err
+	}
+	q.Limit = limit + 1
+	var after postgres.PositionKey
+	if ok, err := Cursor(c, &after); err != nil {
+		return err
+	} else if ok {
+		q.After = &after
+	}
+	ps, err := ingest.Positions(c.Request().Context(), g.Pool, g.Market, q)
+	if err != nil {
+		return err
+	}
+	items := make([]Position, len(ps))
+	for i, p := range ps {
+		items[i] = Position{
+			ParticipantID: p.ParticipantID, SettlementPoint: p.SettlementPoint, IntervalStart: p.IntervalStart,
+			EnergyMWh: p.EnergyMWh.String(), Currency: g.Market.Currency,
+		}
+		if p.Price.Valid {
+			price, amount := p.Price.Decimal.StringFixedBank(decimalScale), p.Amount.Decimal.String()
+			items[i].Price, items[i].Amount = &price, &amount
+		}
+	}
+	return List(c, items, limit, func(p Position) any {
+		return postgres.PositionKey{ParticipantID: p.ParticipantID, SettlementPoint: p.SettlementPoint, IntervalStart: p.IntervalStart}
+	})
+}
+
+type quarantineKey struct {
+	ID int64 `json:"id"`
+}
+
+func (g IngestRoutes) quarantine(c echo.Context) error {
+	reason, err := QueryEnum(c, "reason", allReasons()...)
+	if err != nil {
+		return err
+	}
+	f := postgres.QuarantineFilter{Reason: meters.Reason(reason), Topic: c.QueryParam("topic")}
+	limit, err := Limit(c)
+	if err != nil {
+		return err
+	}
+	var after quarantineKey
+	if _, err := Cursor(c, &after); err != nil {
+		return err
+	}
+	f.AfterID = after.ID
+	qs, err := postgres.QuarantineItems(c.Request().Context(), g.Pool, f, limit+1)
+	if err != nil {
+		return err
+	}
+	items := make([]QuarantineItem, len(qs))
+	for i, q := range qs {
+		items[i] = QuarantineItem{
+			ID: q.ID, Reason: string(q.Reason), Detail: q.Detail, Topic: q.Source.Topic, Partition: q.Source.Partition,
+			Offset: q.Source.Offset, ReceivedAt: q.ReceivedAt, ReplayedAt: q.ReplayedAt,
+		}
+		items[i].Value, items[i].ValueEncoding = bytesText(q.Source.Value)
+		if q.Source.Key != nil {
+			k, enc := bytesText(q.Source.Key)
+			items[i].Key, items[i].KeyEncoding = &k, enc
+		}
+	}
+	return List(c, items, limit, func(q QuarantineItem) any { return quarantineKey{q.ID} })
+}
+
+// bytesText is b as text when it is UTF-8, else base64 with the encoding
+// named.
+func bytesText(b []byte) (string, string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return base64.StdEncoding.EncodeToString(b), "base64"
+}
+
+func (g IngestRoutes) replay(c echo.Context) error {
+	var req ReplayRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	if _, err := ParseEnum("reason", req.Reason, replayable...); err != nil {
+		return err
+	}
+	res, err := g.Applier.Replay(c.Request().Context(), g.Pool, meters.Reason(req.Reason))
+	if err != nil {
+		if errors.Is(err, ingest.ErrNotReplayable) {
+			return BadParam("reason", "%s", err.Error())
+		}
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (g IngestRoutes) status(c echo.Context) error {
+	ctx := c.Request().Context()
+	st, err := ingest.ReadStatus(ctx, g.Pool, g.Kafka, g.Topics)
+	if err != nil {
+		return &Error{Kind: Unavailable, Detail: "cannot read the ingest status from Kafka and Postgres", Err: err}
+	}
+	out := Status{Inputs: st.Inputs, Outbox: OutboxStatus{Pending: st.OutboxPending}, Runs: []settlementpg.Run{}}
+	if out.Inputs == nil {
+		out.Inputs = []ingest.PartitionStatus{}
+	}
+	if g.Runs != nil {
+		runs, err := g.Runs.Latest(ctx, statusRuns)
+		if err != nil {
+			return err
+		}
+		out.Runs = append(out.Runs, runs...)
+	}
+	return c.JSON(http.StatusOK, out)
+}

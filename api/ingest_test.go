@@ -1,0 +1,235 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
+	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
+	"github.com/gridsettle/gridsettle/settlement/outbox"
+)
+
+func init() {
+	testAreas = append(testAreas, func(t *testing.T, pool *pgxpool.Pool) Routes {
+		return ingestRoutes(t, pool)
+	})
+}
+
+func ingestRoutes(t *testing.T, pool *pgxpool.Pool) IngestRoutes {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkatest.New(t)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	loc, err := time.LoadLocation("America/Chicago")
+	if err != nil {
+		t.Fatal(err)
+	}
+	market := settlement.Market{Location: loc, Currency: "USD", IntervalSeconds: 900, PriceSpikeThreshold: decimal.NewFromInt(1000)}
+	topics := kafka.DefaultTopics()
+	parts := map[string]int32{}
+	for _, tp := range topics.Outputs() {
+		parts[tp] = kafkatest.Partitions
+	}
+	return IngestRoutes{
+		Pool: pool, Market: market, Topics: topics, Kafka: kadm.NewClient(cl),
+		Applier: ingest.NewApplier(market, topics, outbox.NewWriter(parts)),
+	}
+}
+
+// ingestData applies reads and prices as the consumer would, partition 0.
+func ingestData(t *testing.T, pool *pgxpool.Pool, reads, prices []string) {
+	t.Helper()
+	var rr []postgres.ReadRecord
+	for i, v := range reads {
+		r := postgres.ReadRecord{Source: postgres.Source{Origin: postgres.Origin{Topic: "ami.interval-reads", Offset: int64(i)}, Value: []byte(v)}}
+		r.Block, r.Rejection = meters.DecodeReadBlock([]byte(v))
+		rr = append(rr, r)
+	}
+	var pr []postgres.PriceRecord
+	for i, v := range prices {
+		p := postgres.PriceRecord{Source: postgres.Source{Origin: postgres.Origin{Topic: "market.prices", Offset: int64(i)}, Key: []byte("HB_NORTH"), Value: []byte(v)}}
+		p.Price, p.Rejection = meters.DecodePrice([]byte(v), "USD")
+		pr = append(pr, p)
+	}
+	err := pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		if _, err := postgres.ApplyReads(t.Context(), tx, postgres.ReadOptions{SettlementSeconds: 900}, rr); err != nil {
+			return err
+		}
+		_, err := postgres.ApplyPrices(t.Context(), tx, "USD", pr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIngestEndpoints(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tok := s.token(Analyst)
+	op := s.token(Operator)
+	ok(t, s.do(req{method: http.MethodPost, path: "/api/v1/participants", token: op, body: `[{"participant_id":"RETAILER-A","name":"A"}]`}), 200, nil)
+	ok(t, s.do(req{method: http.MethodPost, path: "/api/v1/settlement-points", token: op, body: `[{"settlement_point":"HB_NORTH","name":"N","kind":"hub"}]`}), 200, nil)
+	ok(t, s.do(req{method: http.MethodPost, path: "/api/v1/accounts", token: op, body: `[{"account_id":"ACC-1","name":"one","price_alerts":false}]`}), 200, nil)
+	ok(t, s.do(req{method: http.MethodPost, path: "/api/v1/meters", token: op, body: `[{"meter_id":"M1","account_id":"ACC-1","participant_id":"RETAILER-A","settlement_point":"HB_NORTH","loss_factor":"1.5","effective_from":"2026-01-01T00:00:00Z"}]`}), 200, nil)
+	ingestData(t, s.pool,
+		[]string{
+			`{"meter_id":"M1","start":"2026-11-01T05:00:00Z","interval_seconds":900,"values":["1","2.5"],"quality":["A","E"],"source":"he"}`,
+			`{"meter_id":"M1","start":"2026-11-01T05:15:00Z","interval_seconds":900,"values":["3"],"version":2}`,
+			`{"meter_id":"M2","start":"2026-11-01T05:00:00Z","interval_seconds":900,"values":["4"]}`,
+			"\xff\xfe not utf-8",
+		},
+		[]string{
+			`{"market":"RT","settlement_point":"HB_NORTH","start":"2026-11-01T05:00:00Z","interval_seconds":900,"price":"-12.5"}`,
+			`{"market":"DA","settlement_point":"HB_NORTH","start":"2026-11-01T05:00:00Z","interval_seconds":3600,"price":"30"}`,
+		})
+
+	var reads Page[Read]
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/meters/M1/reads?limit=1", token: tok}), 200, &reads)
+	if len(reads.Items) != 1 || reads.NextCursor == "" {
+		t.Fatalf("first page %+v", reads)
+	}
+	if r := reads.Items[0]; r != (Read{MeterID: "M1", Channel: "import", Start: time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC),
+		IntervalSeconds: 900, Value: "1.000000", Quality: "A", Version: 1, Source: "he", Topic: "ami.interval-reads"}) {
+		t.Errorf("read %+v", r)
+	}
+	cursor := reads.NextCursor
+	reads = Page[Read]{}
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/meters/M1/reads?cursor=" + cursor, token: tok}), 200, &reads)
+	if len(reads.Items) != 1 || reads.Items[0].Value != "3.000000" || reads.Items[0].Version != 2 || reads.Items[0].Offset != 1 || reads.NextCursor != "" {
+		t.Errorf("second page %+v", reads)
+	}
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/meters/M1/reads?channel=export", token: tok}), 200, &reads)
+	if len(reads.Items) != 0 {
+		t.Errorf("export reads %+v", reads)
+	}
+	w := s.do(req{method: http.MethodGet, path: "/api/v1/meters/M1/reads?from=yesterday", token: tok})
+	if p := problem(t, w, http.StatusBadRequest); p.Parameter != "from" {
+		t.Errorf("bad from: %+v", p)
+	}
+
+	var prices Page[Price]
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/prices?settlement_point=HB_NORTH&market=RT", token: tok}), 200, &prices)
+	if len(prices.Items) != 1 || prices.Items[0].Price != "-12.500000" || prices.Items[0].Currency != "USD" {
+		t.Errorf("prices %+v", prices)
+	}
+
+	var pos Page[Position]
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/positions?operating_day=2026-11-01&settlement_point=HB_NORTH", token: tok}), 200, &pos)
+	got := []string{}
+	for _, p := range pos.Items {
+		price, amount := "null", "null"
+		if p.Price != nil {
+			price, amount = *p.Price, *p.Amount
+		}
+		got = append(got, fmt.Sprintf("%s %s %s %s", p.IntervalStart.Format("15:04"), p.EnergyMWh, price, amount))
+	}
+	if want := []string{"05:00 0.0015 -12.500000 -0.01875", "05:15 0.0045 null null"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("positions %v, want %v", got, want)
+	}
+	if p := problem(t, s.do(req{method: http.MethodGet, path: "/api/v1/positions", token: tok}), http.StatusBadRequest); p.Parameter != "operating_day" {
+		t.Errorf("positions without a day: %+v", p)
+	}
+
+	var q Page[QuarantineItem]
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/quarantine", token: tok}), 200, &q)
+	if len(q.Items) != 2 || q.Items[0].Reason != "unknown_meter" || q.Items[0].Value != `{"meter_id":"M2","start":"2026-11-01T05:00:00Z","interval_seconds":900,"values":["4"]}` ||
+		q.Items[0].ValueEncoding != "" || q.Items[0].Offset != 2 || q.Items[0].Key != nil || q.Items[0].ReplayedAt != nil {
+		t.Fatalf("quarantine %+v", q.Items)
+	}
+	if it := q.Items[1]; it.Reason != "malformed_json" || it.ValueEncoding != "base64" || it.Value != "//4gbm90IHV0Zi04" {
+		t.Errorf("non-UTF-8 item %+v", it)
+	}
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/quarantine?reason=malformed_json&topic=ami.interval-reads", token: tok}), 200, &q)
+	if len(q.Items) != 1 {
+		t.Errorf("filtered quarantine %+v", q.Items)
+	}
+
+	// Replay: refused for analysts and for other reasons; after the registry
+	// knows M2 it applies once.
+	problem(t, s.do(req{method: http.MethodPost, path: "/api/v1/quarantine/replay", token: tok, body: `{"reason":"unknown_meter"}`}), http.StatusForbidden)
+	if p := problem(t, s.do(req{method: http.MethodPost, path: "/api/v1/quarantine/replay", token: op, body: `{"reason":"malformed_json"}`}), http.StatusBadRequest); p.Parameter != "reason" {
+		t.Errorf("replay of malformed_json: %+v", p)
+	}
+	var res ingest.ReplayResult
+	ok(t, s.do(req{method: http.MethodPost, path: "/api/v1/quarantine/replay", token: op, body: `{"reason":"unknown_meter"}`}), 200, &res)
+	if res != (ingest.ReplayResult{StillQuarantined: 1}) {
+		t.Errorf("replay before the fix: %+v", res)
+	}
+	ok(t, s.do(req{method: http.MethodPost, path: "/api/v1/meters", token: op, body: `[{"meter_id":"M2","account_id":"ACC-1","participant_id":"RETAILER-A","settlement_point":"HB_NORTH","loss_factor":"1","effective_from":"2026-01-01T00:00:00Z"}]`}), 200, nil)
+	for i, want := range []int{1, 0} {
+		ok(t, s.do(req{method: http.MethodPost, path: "/api/v1/quarantine/replay", token: op, body: `{"reason":"unknown_meter"}`}), 200, &res)
+		if res.Replayed != want || res.StillQuarantined != 0 {
+			t.Errorf("replay %d after the fix: %+v", i+1, res)
+		}
+	}
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/quarantine?reason=unknown_meter", token: tok}), 200, &q)
+	if len(q.Items) != 1 || q.Items[0].ReplayedAt == nil {
+		t.Errorf("replayed item %+v", q.Items)
+	}
+
+	// CSV agrees with JSON.
+	w = s.do(req{method: http.MethodGet, path: "/api/v1/meters/M1/reads", token: tok, accept: "text/csv"})
+	mustStatus(t, w, 200)
+	if lines := strings.Split(strings.TrimSpace(w.Body.String()), "\n"); len(lines) != 3 ||
+		lines[0] != "meter_id,channel,start,interval_seconds,value,quality,version,source,topic,partition,offset" ||
+		!strings.HasPrefix(lines[2], "M1,import,2026-11-01T05:15:00Z,900,3.000000,A,2,") {
+		t.Errorf("csv %q", lines)
+	}
+}
+
+func TestIngestStatus(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tok := s.token(Analyst)
+	if _, err := s.pool.Exec(t.Context(), `
+		INSERT INTO ingest_offsets (topic, partition, next_offset, watermark) VALUES ('ami.interval-reads', 1, 0, '2026-11-01T06:00:00Z');
+		INSERT INTO outbox_streams VALUES ('gridsettle.dead-letter', 0, 2);
+		INSERT INTO outbox (topic, partition, seq, record_id, schema, value) VALUES ('gridsettle.dead-letter', 0, 1, 'x', 'y', '')`); err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Inputs []map[string]any `json:"inputs"`
+		Outbox map[string]any   `json:"outbox"`
+		Runs   []any            `json:"runs"`
+	}
+	w := s.do(req{method: http.MethodGet, path: "/api/v1/status", token: tok})
+	ok(t, w, 200, &st)
+	if len(st.Inputs) != 2*kafkatest.Partitions || st.Outbox["pending"] != 1.0 || st.Runs == nil {
+		t.Fatalf("status %s", w.Body)
+	}
+	var wm any
+	for _, in := range st.Inputs {
+		for _, k := range []string{"topic", "partition", "next_offset", "end_offset", "lag", "watermark"} {
+			if _, ok := in[k]; !ok {
+				t.Errorf("input %v lacks %s", in, k)
+			}
+		}
+		if in["topic"] == "ami.interval-reads" && in["partition"] == 1.0 {
+			wm = in["watermark"]
+		}
+	}
+	if wm != "2026-11-01T06:00:00Z" {
+		t.Errorf("watermark %v", wm)
+	}
+	// Declared parameters only.
+	if p := problem(t, s.do(req{method: http.MethodGet, path: "/api/v1/status?" + url.Values{"x": {"1"}}.Encode(), token: tok}), http.StatusBadRequest); p.Parameter != "x" {
+		t.Errorf("%+v", p)
+	}
+}

@@ -1,0 +1,130 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTokenLifecycle(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	admin := testAdminToken
+
+	var created NewToken
+	ok(t, s.do(req{method: "POST", path: "/api/v1/tokens", token: admin, body: `{"role":"operator","name":"ops bot"}`}), 201, &created)
+	if created.Role != Operator || created.Name != "ops bot" || !strings.HasPrefix(created.ID, "tok_") ||
+		!strings.HasPrefix(created.Token, "gs_") || len(created.Token) != len("gs_")+43 || created.CreatedAt.IsZero() {
+		t.Fatalf("created %+v", created)
+	}
+
+	// Only the hash is at rest.
+	var hash []byte
+	var n int
+	if err := s.pool.QueryRow(t.Context(), `SELECT hash, (SELECT count(*) FROM api_tokens t WHERE row_to_json(t)::text LIKE '%'||$2||'%')
+		FROM api_tokens WHERE id = $1`, created.ID, created.Token[3:]).Scan(&hash, &n); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(created.Token))
+	if !bytes.Equal(hash, sum[:]) || n != 0 {
+		t.Errorf("stored hash %x, want sha256 of the token; rows holding the secret: %d", hash, n)
+	}
+
+	// The new token works for its role...
+	mustStatus(t, s.do(req{method: "GET", path: "/api/v1/participants", token: created.Token}), 200)
+	problem(t, s.do(req{method: "GET", path: "/api/v1/tokens", token: created.Token}), 403)
+
+	// ...is listed without its secret...
+	w := s.do(req{method: "GET", path: "/api/v1/tokens", token: admin})
+	var list Page[Token]
+	ok(t, w, 200, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != created.ID || list.Items[0].RevokedAt != nil {
+		t.Fatalf("list %+v", list)
+	}
+	if strings.Contains(w.Body.String(), created.Token) || strings.Contains(w.Body.String(), `"token"`) {
+		t.Errorf("token list shows a secret: %s", w.Body)
+	}
+
+	// ...and stops working the moment it is revoked.
+	mustStatus(t, s.do(req{method: "DELETE", path: "/api/v1/tokens/" + created.ID, token: admin}), 204)
+	p := problem(t, s.do(req{method: "GET", path: "/api/v1/participants", token: created.Token}), 401)
+	if !strings.Contains(p.Detail, "revoked") {
+		t.Errorf("revoked detail %q", p.Detail)
+	}
+	mustStatus(t, s.do(req{method: "DELETE", path: "/api/v1/tokens/" + created.ID, token: admin}), 204)
+	problem(t, s.do(req{method: "DELETE", path: "/api/v1/tokens/tok_nothere", token: admin}), 404)
+	ok(t, s.do(req{method: "GET", path: "/api/v1/tokens", token: admin}), 200, &list)
+	if list.Items[0].RevokedAt == nil {
+		t.Errorf("revoked token listed without revoked_at")
+	}
+
+	for _, c := range []struct{ body, param string }{
+		{`{"role":"superuser","name":"x"}`, "role"},
+		{`{"role":"analyst","name":""}`, "name"},
+		{`{"role":"analyst"}`, "name"},
+	} {
+		p := problem(t, s.do(req{method: "POST", path: "/api/v1/tokens", token: admin, body: c.body}), 400)
+		if p.Parameter != c.param {
+			t.Errorf("%s: parameter %q, want %s", c.body, p.Parameter, c.param)
+		}
+	}
+	for _, h := range []string{"Basic " + admin, "Bearer", "Bearer " + admin + "x", admin} {
+		hr := httptestRequest(t, "GET", "/api/v1/participants")
+		hr.Header.Set("Authorization", h)
+		rec := &recorder{header: http.Header{}}
+		s.Handler().ServeHTTP(rec, hr)
+		if rec.code != 401 || !strings.Contains(rec.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("Authorization %q: %d %v", h, rec.code, rec.header)
+		}
+	}
+}
+
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	op, an := s.token(Operator), s.token(Analyst)
+	start := time.Now().UTC().Add(-time.Second)
+	mustStatus(t, s.do(req{method: "POST", path: "/api/v1/participants", token: op, body: `[{"participant_id":"P1","name":"One"}]`}), 200)
+	problem(t, s.do(req{method: "POST", path: "/api/v1/participants", token: an, body: `[{"participant_id":"P2","name":"Two"}]`}), 403)
+	problem(t, s.do(req{method: "POST", path: "/api/v1/participants", body: `[]`}), 401)
+	problem(t, s.do(req{method: "POST", path: "/api/v1/participants?x=1", token: op, body: `[]`}), 400)
+	mustStatus(t, s.do(req{method: "GET", path: "/api/v1/participants", token: an}), 200) // reads are not audited
+
+	var page Page[AuditEntry]
+	ok(t, s.do(req{method: "GET", path: "/api/v1/audit", token: testAdminToken}), 200, &page)
+	if len(page.Items) != 4 {
+		t.Fatalf("audit has %d entries, want 4: %+v", len(page.Items), page.Items)
+	}
+	e := page.Items[0]
+	if e.TokenName == nil || *e.TokenName != "test operator" || e.Role == nil || *e.Role != "operator" ||
+		e.Method != "POST" || e.Path != "/api/v1/participants" || e.Route != "/api/v1/participants" ||
+		e.Status != 200 || e.RequestID == "" || e.At.Before(start) {
+		t.Errorf("first entry %+v", e)
+	}
+	if page.Items[1].Status != 403 || page.Items[1].Detail == "" || *page.Items[1].Role != "analyst" {
+		t.Errorf("refused entry %+v", page.Items[1])
+	}
+	if page.Items[2].Status != 401 || page.Items[2].TokenID != nil {
+		t.Errorf("anonymous entry %+v", page.Items[2])
+	}
+
+	// Filters: actor by name or id, and a time range.
+	ok(t, s.do(req{method: "GET", path: "/api/v1/audit?actor=test+analyst", token: testAdminToken}), 200, &page)
+	if len(page.Items) != 1 || page.Items[0].Status != 403 {
+		t.Errorf("actor filter: %+v", page.Items)
+	}
+	ok(t, s.do(req{method: "GET", path: "/api/v1/audit?to=" + start.Format(time.RFC3339), token: testAdminToken}), 200, &page)
+	if len(page.Items) != 0 {
+		t.Errorf("to filter: %+v", page.Items)
+	}
+
+	// Append-only, enforced by the database.
+	for _, sql := range []string{`UPDATE api_audit SET status = 200`, `DELETE FROM api_audit`, `TRUNCATE api_audit`} {
+		if _, err := s.pool.Exec(t.Context(), sql); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: %v, want refused", sql, err)
+		}
+	}
+}

@@ -1,0 +1,441 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+	"github.com/spf13/pflag"
+
+	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
+)
+
+// Config is every setting of every command, parsed from flags and
+// GRIDSETTLE_* environment variables and validated before anything connects.
+// Each command binds only the flag groups it uses; fields of other groups keep
+// their zero value.
+type Config struct {
+	LogLevel slog.Level
+
+	DataDir     string // layout: kafka/, postgres/, exports/, keys/
+	DatabaseURL string // empty: the private cluster under DataDir/postgres
+
+	KafkaAddr  string       // the embedded broker's loopback listen address (broker, dev)
+	Kafka      kafka.Config // how components reach Kafka: --kafka-addr for dev, --kafka-brokers etc. for serve
+	Partitions int32        // partitions of each topic created when missing
+
+	HTTPAddr   string
+	AdminToken string // empty: the api generates one and prints it
+	TLSCert    string // both or neither
+	TLSKey     string
+
+	ExportDir  string // default DataDir/exports
+	SigningKey string // default DataDir/keys/export-signing.pem
+
+	Market  settlement.Market
+	RunLags []RunLag // in run order: initial, final, true-up (those configured)
+
+	Components []string // in start order; a subset of componentNames
+}
+
+// RunLag is when a scheduled run type becomes due: Days calendar days after
+// the local midnight that ends the operating day (settlement.md "Runs").
+type RunLag struct {
+	RunType string // initial, final or true-up
+	Days    int
+}
+
+// scheduledRunTypes are the run types --run-lags may name, in the order
+// their lags must increase.
+var scheduledRunTypes = []string{"initial", "final", "true-up"}
+
+// componentNames are the components of api.md in start order; shutdown runs
+// in reverse, so the API stops taking requests before anything behind it.
+var componentNames = []string{"ingest", "publish", "scheduler", "api"}
+
+// flagGroup selects the flags a command binds.
+type flagGroup uint
+
+const (
+	groupLog        flagGroup = 1 << iota // --log-level
+	groupDataDir                          // --data-dir
+	groupDatabase                         // --database-url
+	groupEmbedded                         // --kafka-addr
+	groupKafka                            // --kafka-brokers and Kafka security
+	groupTopics                           // --partitions
+	groupHTTP                             // --http-addr, --admin-token, API TLS
+	groupExports                          // --export-dir, --signing-key
+	groupSettlement                       // market and run lags
+	groupComponents                       // --components
+)
+
+// flagDef is one flag: its name is also its environment variable
+// (GRIDSETTLE_ + upper case, '-' → '_'), and set parses a value into c,
+// returning an error that does not repeat the flag name.
+type flagDef struct {
+	name   string
+	def    string
+	isBool bool
+	group  flagGroup
+	usage  string
+	set    func(c *Config, v string) error
+}
+
+var flagDefs = []flagDef{
+	{name: "log-level", def: "info", group: groupLog,
+		usage: "log `level`: debug, info, warn or error",
+		set: func(c *Config, v string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("%q is not debug, info, warn or error", v)
+			}
+			return nil
+		}},
+	{name: "data-dir", def: "./gridsettle-data", group: groupDataDir,
+		usage: "`dir` holding kafka/ (embedded broker), postgres/ (private cluster), exports/ and keys/",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return errors.New("must not be empty")
+			}
+			c.DataDir = v
+			return nil
+		}},
+	{name: "database-url", group: groupDatabase,
+		usage: "PostgreSQL `url` (default: a private cluster under <data-dir>/postgres, started with the machine's initdb/pg_ctl)",
+		set: func(c *Config, v string) error {
+			if v != "" {
+				if _, err := pgx.ParseConfig(v); err != nil {
+					return errors.New("not a PostgreSQL connection URL or DSN")
+				}
+			}
+			c.DatabaseURL = v
+			return nil
+		}},
+	{name: "kafka-addr", def: "127.0.0.1:9092", group: groupEmbedded,
+		usage: "loopback `host:port` the embedded Kafka broker listens on",
+		set: func(c *Config, v string) error {
+			if err := checkLoopback(v); err != nil {
+				return err
+			}
+			c.KafkaAddr = v
+			return nil
+		}},
+	{name: "kafka-brokers", group: groupKafka,
+		usage: "comma-separated `host:port` list of the Kafka cluster's bootstrap brokers",
+		set: func(c *Config, v string) error {
+			c.Kafka.Brokers = nil
+			for b := range strings.SplitSeq(v, ",") {
+				if b = strings.TrimSpace(b); b == "" {
+					continue
+				}
+				if _, _, err := net.SplitHostPort(b); err != nil {
+					return fmt.Errorf("%q is not host:port", b)
+				}
+				c.Kafka.Brokers = append(c.Kafka.Brokers, b)
+			}
+			return nil
+		}},
+	{name: "kafka-sasl-mechanism", group: groupKafka,
+		usage: "SASL `mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: no SASL)",
+		set:   func(c *Config, v string) error { c.Kafka.SASLMechanism = v; return nil }},
+	{name: "kafka-sasl-user", group: groupKafka,
+		usage: "SASL `user`",
+		set:   func(c *Config, v string) error { c.Kafka.SASLUser = v; return nil }},
+	{name: "kafka-sasl-password", group: groupKafka,
+		usage: "SASL `password`",
+		set:   func(c *Config, v string) error { c.Kafka.SASLPassword = v; return nil }},
+	{name: "kafka-tls", def: "false", isBool: true, group: groupKafka,
+		usage: "connect to Kafka with TLS",
+		set: func(c *Config, v string) (err error) {
+			c.Kafka.TLS, err = strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			return nil
+		}},
+	{name: "kafka-tls-ca", group: groupKafka,
+		usage: "PEM `file` of the CAs that sign the brokers' certificates (default: the system's)",
+		set:   func(c *Config, v string) error { c.Kafka.TLSCAFile = v; return checkReadable(v) }},
+	{name: "partitions", def: "8", group: groupTopics,
+		usage: "`number` of partitions of each topic created when missing",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil || n < 1 || n > 10000 {
+				return fmt.Errorf("%q is not a whole number from 1 to 10000", v)
+			}
+			c.Partitions = int32(n)
+			return nil
+		}},
+	{name: "http-addr", def: "127.0.0.1:8080", group: groupHTTP,
+		usage: "`host:port` the HTTP API listens on",
+		set: func(c *Config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not host:port", v)
+			}
+			c.HTTPAddr = v
+			return nil
+		}},
+	{name: "admin-token", group: groupHTTP,
+		usage: "`token` with the admin role (default: one is generated and printed)",
+		set:   func(c *Config, v string) error { c.AdminToken = v; return nil }},
+	{name: "tls-cert", group: groupHTTP,
+		usage: "PEM certificate `file` for the API (with --tls-key; default: plain HTTP)",
+		set:   func(c *Config, v string) error { c.TLSCert = v; return checkReadable(v) }},
+	{name: "tls-key", group: groupHTTP,
+		usage: "PEM private key `file` for the API (with --tls-cert)",
+		set:   func(c *Config, v string) error { c.TLSKey = v; return checkReadable(v) }},
+	{name: "export-dir", group: groupExports,
+		usage: "`dir` for regulatory exports, shared by every instance (default <data-dir>/exports)",
+		set:   func(c *Config, v string) error { c.ExportDir = v; return nil }},
+	{name: "signing-key", group: groupExports,
+		usage: "ed25519 PEM `file` that signs export manifests, shared by every instance (default <data-dir>/keys/export-signing.pem)",
+		set:   func(c *Config, v string) error { c.SigningKey = v; return nil }},
+	{name: "market-timezone", def: "America/Chicago", group: groupSettlement,
+		usage: "IANA time `zone` of the market's operating days",
+		set: func(c *Config, v string) error {
+			loc, err := time.LoadLocation(v)
+			if err != nil || v == "" || v == "Local" {
+				return fmt.Errorf("%q is not an IANA time zone such as America/Chicago", v)
+			}
+			c.Market.Location = loc
+			return nil
+		}},
+	{name: "market-currency", def: "USD", group: groupSettlement,
+		usage: "ISO 4217 `code` of the market's currency",
+		set: func(c *Config, v string) error {
+			if !currencyPattern.MatchString(v) {
+				return fmt.Errorf("%q is not an ISO 4217 code such as USD", v)
+			}
+			c.Market.Currency = v
+			return nil
+		}},
+	{name: "settlement-interval", def: "900", group: groupSettlement,
+		usage: "settlement interval length in `seconds`: 300, 900, 1800 or 3600",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || !slices.Contains([]int{300, 900, 1800, 3600}, n) {
+				return fmt.Errorf("%s is not one of 300, 900, 1800, 3600", v)
+			}
+			c.Market.IntervalSeconds = n
+			return nil
+		}},
+	{name: "price-spike-threshold", def: "1000", group: groupSettlement,
+		usage: "RT price per MWh (a `decimal`) at or above which price_spike alerts fire",
+		set: func(c *Config, v string) error {
+			if !decimalPattern.MatchString(v) {
+				return fmt.Errorf("%q is not a plain decimal such as 1000 or 999.5", v)
+			}
+			c.Market.PriceSpikeThreshold = decimal.RequireFromString(v)
+			return nil
+		}},
+	{name: "run-lags", def: "initial=P5D,final=P55D,true-up=P180D", group: groupSettlement,
+		usage: "when scheduled runs are due after the operating day ends: `type=PnD,...` (ISO-8601 days); a type left out is never scheduled",
+		set: func(c *Config, v string) (err error) {
+			c.RunLags, err = parseRunLags(v)
+			return err
+		}},
+	{name: "components", def: strings.Join(componentNames, ","), group: groupComponents,
+		usage: "comma-separated `list` of components to run: ingest, publish, scheduler, api",
+		set: func(c *Config, v string) (err error) {
+			c.Components, err = parseComponents(v)
+			return err
+		}},
+}
+
+var (
+	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+	decimalPattern  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	dayDuration     = regexp.MustCompile(`^P([0-9]{1,5})D$`)
+)
+
+// envName is the environment variable that also sets flag.
+func envName(flag string) string {
+	return "GRIDSETTLE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// bindFlags adds the flags of groups to fs.
+func bindFlags(fs *pflag.FlagSet, groups flagGroup) {
+	for _, d := range flagDefs {
+		if d.group&groups == 0 {
+			continue
+		}
+		usage := fmt.Sprintf("%s (env %s)", d.usage, envName(d.name))
+		if d.isBool {
+			fs.Bool(d.name, d.def == "true", usage)
+		} else {
+			fs.String(d.name, d.def, usage)
+		}
+	}
+}
+
+// flagError names the flag, and the environment variable when the value
+// came from there, so the user knows which setting to fix.
+func flagError(name, env string, err error) error {
+	if env != "" {
+		return fmt.Errorf("--%s (from %s): %w", name, env, err)
+	}
+	return fmt.Errorf("--%s: %w", name, err)
+}
+
+// loadConfig builds the Config of the flags bound in fs: a flag given on the
+// command line wins over its environment variable, which wins over the
+// default. lookupEnv is os.LookupEnv in production.
+func loadConfig(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, error) {
+	var c Config
+	var groups flagGroup
+	for _, d := range flagDefs {
+		f := fs.Lookup(d.name)
+		if f == nil {
+			continue
+		}
+		groups |= d.group
+		var fromEnv string
+		if !f.Changed {
+			if v, ok := lookupEnv(envName(d.name)); ok {
+				if err := fs.Set(d.name, v); err != nil {
+					return Config{}, flagError(d.name, envName(d.name), fmt.Errorf("%q: %w", v, err))
+				}
+				fromEnv = envName(d.name)
+			}
+		}
+		if err := d.set(&c, f.Value.String()); err != nil {
+			return Config{}, flagError(d.name, fromEnv, err)
+		}
+	}
+	if err := c.check(groups); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// check validates what single flags cannot, and fills defaults that
+// depend on other flags.
+func (c *Config) check(groups flagGroup) error {
+	if groups&groupEmbedded != 0 {
+		c.Kafka = kafka.Config{Brokers: []string{c.KafkaAddr}}
+	}
+	if groups&groupKafka != 0 && len(c.Kafka.Brokers) > 0 {
+		if err := c.Kafka.Validate(); err != nil {
+			return err
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key: give both or neither")
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("--tls-cert and --tls-key: %w", err)
+		}
+	}
+	if groups&groupExports != 0 {
+		if c.ExportDir == "" {
+			c.ExportDir = filepath.Join(c.DataDir, "exports")
+		}
+		if c.SigningKey == "" {
+			c.SigningKey = filepath.Join(c.DataDir, "keys", "export-signing.pem")
+		}
+	}
+	return nil
+}
+
+// errRequired is the error for a setting a command cannot do without.
+func errRequired(flag string) error {
+	return fmt.Errorf("--%s (or %s) is required", flag, envName(flag))
+}
+
+// hasComponent reports whether name is among the components to run.
+func (c *Config) hasComponent(name string) bool { return slices.Contains(c.Components, name) }
+
+func checkLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q needs a port from 1 to 65535 (clients and the child broker must know it)", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%s is not a loopback address: the embedded broker has no authentication, so it listens only on 127.0.0.1, ::1 or localhost", addr)
+	}
+	return nil
+}
+
+func checkReadable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
+	}
+	return f.Close()
+}
+
+func parseRunLags(v string) ([]RunLag, error) {
+	days := map[string]int{}
+	for item := range strings.SplitSeq(v, ",") {
+		k, d, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q is not type=PnD", item)
+		}
+		if !slices.Contains(scheduledRunTypes, k) {
+			return nil, fmt.Errorf("%q is not one of %s", k, strings.Join(scheduledRunTypes, ", "))
+		}
+		if _, dup := days[k]; dup {
+			return nil, fmt.Errorf("%s is given twice", k)
+		}
+		m := dayDuration.FindStringSubmatch(d)
+		if m == nil {
+			return nil, fmt.Errorf("%s=%q is not an ISO-8601 duration in days such as P5D", k, d)
+		}
+		days[k], _ = strconv.Atoi(m[1])
+	}
+	var lags []RunLag
+	for _, t := range scheduledRunTypes {
+		n, ok := days[t]
+		if !ok {
+			continue
+		}
+		if len(lags) > 0 && n <= lags[len(lags)-1].Days {
+			prev := lags[len(lags)-1]
+			return nil, fmt.Errorf("%s (P%dD) must come after %s (P%dD)", t, n, prev.RunType, prev.Days)
+		}
+		lags = append(lags, RunLag{RunType: t, Days: n})
+	}
+	return lags, nil
+}
+
+func parseComponents(v string) ([]string, error) {
+	seen := map[string]bool{}
+	for name := range strings.SplitSeq(v, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(componentNames, name) {
+			return nil, fmt.Errorf("%q is not one of %s", name, strings.Join(componentNames, ", "))
+		}
+		seen[name] = true
+	}
+	if len(seen) == 0 {
+		return nil, fmt.Errorf("name at least one of %s", strings.Join(componentNames, ", "))
+	}
+	var out []string
+	for _, n := range componentNames {
+		if seen[n] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// parse runs loadConfig over args and env as the given command would.
+func parse(t *testing.T, groups flagGroup, env map[string]string, args ...string) (Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	bindFlags(fs, groups)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	return loadConfig(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+}
+
+const devGroups = platformGroups | groupEmbedded
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := parse(t, devGroups, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./gridsettle-data" || c.HTTPAddr != "127.0.0.1:8080" || c.KafkaAddr != "127.0.0.1:9092" {
+		t.Errorf("addresses: %+v", c)
+	}
+	if got := c.Kafka.Brokers; len(got) != 1 || got[0] != "127.0.0.1:9092" {
+		t.Errorf("dev reaches Kafka at %v, want the embedded broker", got)
+	}
+	if c.Partitions != 8 {
+		t.Errorf("partitions %d", c.Partitions)
+	}
+	if c.ExportDir != filepath.Join("gridsettle-data", "exports") ||
+		c.SigningKey != filepath.Join("gridsettle-data", "keys", "export-signing.pem") {
+		t.Errorf("export paths %q %q", c.ExportDir, c.SigningKey)
+	}
+	m := c.Market
+	if m.Location.String() != "America/Chicago" || m.Currency != "USD" || m.IntervalSeconds != 900 ||
+		!m.PriceSpikeThreshold.Equal(decimal.NewFromInt(1000)) {
+		t.Errorf("market %+v", m)
+	}
+	want := []RunLag{{"initial", 5}, {"final", 55}, {"true-up", 180}}
+	if len(c.RunLags) != len(want) {
+		t.Fatalf("run lags %v", c.RunLags)
+	}
+	for i := range want {
+		if c.RunLags[i] != want[i] {
+			t.Errorf("run lag %d: %v, want %v", i, c.RunLags[i], want[i])
+		}
+	}
+	if strings.Join(c.Components, ",") != "ingest,publish,scheduler,api" {
+		t.Errorf("components %v", c.Components)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	env := map[string]string{
+		"GRIDSETTLE_SETTLEMENT_INTERVAL":   "300",
+		"GRIDSETTLE_MARKET_TIMEZONE":       "Australia/Brisbane",
+		"GRIDSETTLE_PRICE_SPIKE_THRESHOLD": "250.5",
+		"GRIDSETTLE_COMPONENTS":            "api,ingest",
+	}
+	c, err := parse(t, devGroups, env, "--settlement-interval", "3600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Market.IntervalSeconds != 3600 {
+		t.Errorf("flag must beat env: interval %d", c.Market.IntervalSeconds)
+	}
+	if c.Market.Location.String() != "Australia/Brisbane" {
+		t.Errorf("env must beat default: zone %v", c.Market.Location)
+	}
+	if !c.Market.PriceSpikeThreshold.Equal(decimal.RequireFromString("250.5")) {
+		t.Errorf("threshold %v", c.Market.PriceSpikeThreshold)
+	}
+	if strings.Join(c.Components, ",") != "ingest,api" {
+		t.Errorf("components must be in start order: %v", c.Components)
+	}
+
+	c, err = parse(t, platformGroups|groupKafka, map[string]string{"GRIDSETTLE_KAFKA_TLS": "true", "GRIDSETTLE_KAFKA_BROKERS": "a:9092, b:9093"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Kafka.TLS || strings.Join(c.Kafka.Brokers, ",") != "a:9092,b:9093" {
+		t.Errorf("kafka %+v", c.Kafka)
+	}
+	c, err = parse(t, platformGroups|groupKafka, map[string]string{"GRIDSETTLE_KAFKA_TLS": "true"}, "--kafka-tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.TLS {
+		t.Error("--kafka-tls=false must beat GRIDSETTLE_KAFKA_TLS=true")
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	tests := []struct {
+		groups flagGroup
+		env    map[string]string
+		args   []string
+		want   string // the whole message, or its start when it ends with "…"
+	}{
+		{devGroups, nil, []string{"--settlement-interval", "600"},
+			"--settlement-interval: 600 is not one of 300, 900, 1800, 3600"},
+		{devGroups, map[string]string{"GRIDSETTLE_SETTLEMENT_INTERVAL": "600"}, nil,
+			"--settlement-interval (from GRIDSETTLE_SETTLEMENT_INTERVAL): 600 is not one of 300, 900, 1800, 3600"},
+		{devGroups, nil, []string{"--partitions", "0"}, `--partitions: "0" is not a whole number from 1 to 10000`},
+		{devGroups, nil, []string{"--kafka-addr", "0.0.0.0:9092"}, "--kafka-addr: 0.0.0.0:9092 is not a loopback address…"},
+		{devGroups, nil, []string{"--kafka-addr", "kafka.example.com:9092"}, "--kafka-addr: kafka.example.com:9092 is not a loopback address…"},
+		{devGroups, nil, []string{"--kafka-addr", "127.0.0.1:0"}, `--kafka-addr: "127.0.0.1:0" needs a port…`},
+		{devGroups, nil, []string{"--http-addr", "8080"}, `--http-addr: "8080" is not host:port`},
+		{devGroups, nil, []string{"--market-timezone", "Mars/Olympus"}, `--market-timezone: "Mars/Olympus" is not an IANA time zone…`},
+		{devGroups, nil, []string{"--market-currency", "usd"}, `--market-currency: "usd" is not an ISO 4217 code…`},
+		{devGroups, nil, []string{"--price-spike-threshold", "1e3"}, `--price-spike-threshold: "1e3" is not a plain decimal…`},
+		{devGroups, nil, []string{"--run-lags", "initial=5"}, `--run-lags: initial="5" is not an ISO-8601 duration in days…`},
+		{devGroups, nil, []string{"--run-lags", "initial=P5D,final=P5D"}, "--run-lags: final (P5D) must come after initial (P5D)"},
+		{devGroups, nil, []string{"--run-lags", "resettlement=P1D"}, `--run-lags: "resettlement" is not one of initial, final, true-up`},
+		{devGroups, nil, []string{"--run-lags", "final=P1D,final=P2D"}, "--run-lags: final is given twice"},
+		{devGroups, nil, []string{"--components", "ingest,billing"}, `--components: "billing" is not one of ingest, publish, scheduler, api`},
+		{devGroups, nil, []string{"--components", ","}, "--components: name at least one…"},
+		{devGroups, nil, []string{"--log-level", "loud"}, `--log-level: "loud" is not debug, info, warn or error`},
+		{devGroups, nil, []string{"--tls-key", "config_test.go"}, "--tls-cert and --tls-key: give both or neither"},
+		{devGroups, nil, []string{"--tls-cert", "/nonexistent/cert.pem"}, "--tls-cert: cannot read /nonexistent/cert.pem…"},
+		{devGroups, nil, []string{"--database-url", "postgres://x:y@h:notaport/db"}, "--database-url: not a PostgreSQL connection URL or DSN"},
+		{platformGroups | groupKafka, nil, []string{"--kafka-brokers", "a:1", "--kafka-sasl-mechanism", "GSSAPI"},
+			`--kafka-sasl-mechanism: "GSSAPI" is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512`},
+		{platformGroups | groupKafka, map[string]string{"GRIDSETTLE_KAFKA_BROKERS": "nohostport"}, nil,
+			`--kafka-brokers (from GRIDSETTLE_KAFKA_BROKERS): "nohostport" is not host:port`},
+		{platformGroups | groupKafka, map[string]string{"GRIDSETTLE_KAFKA_TLS": "maybe"}, nil,
+			`--kafka-tls (from GRIDSETTLE_KAFKA_TLS): "maybe": …`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, err := parse(t, tt.groups, tt.env, tt.args...)
+			if err == nil {
+				t.Fatalf("accepted; want %q", tt.want)
+			}
+			if prefix, ok := strings.CutSuffix(tt.want, "…"); ok {
+				if !strings.HasPrefix(err.Error(), prefix) {
+					t.Errorf("got %q\nwant %q…", err, prefix)
+				}
+			} else if err.Error() != tt.want {
+				t.Errorf("got  %q\nwant %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunLagsSubset(t *testing.T) {
+	c, err := parse(t, devGroups, nil, "--run-lags", "true-up=P90D, initial=P1D")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RunLags) != 2 || c.RunLags[0] != (RunLag{"initial", 1}) || c.RunLags[1] != (RunLag{"true-up", 90}) {
+		t.Errorf("run lags %v", c.RunLags)
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, d := range flagDefs {
+		e := envName(d.name)
+		if seen[e] {
+			t.Errorf("two flags read %s", e)
+		}
+		seen[e] = true
+	}
+	if got := envName("price-spike-threshold"); got != "GRIDSETTLE_PRICE_SPIKE_THRESHOLD" {
+		t.Errorf("envName: %s", got)
+	}
+}
+
+// The market the config builds must give the contract's DST day.
+func TestConfigMarketDST(t *testing.T) {
+	c, err := parse(t, devGroups, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := c.Market.DayOf(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+	if n := len(c.Market.Intervals(day)); n != 100 {
+		t.Errorf("2026-11-01 in America/Chicago has %d intervals, want 100", n)
+	}
+}
+
+// The README's configuration table lists exactly the flags there are, each
+// with its variable, its default and the commands that have it.
+func TestREADMEConfigTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string][]string{}
+	for line := range strings.SplitSeq(string(readme), "\n") {
+		if !strings.HasPrefix(line, "| `--") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		name := strings.Trim(strings.TrimSpace(cells[1]), "`-")
+		rows[name] = cells
+	}
+	commands := commandsByFlag(t)
+	for _, d := range flagDefs {
+		cells, ok := rows[d.name]
+		if !ok {
+			t.Errorf("README: no row for --%s", d.name)
+			continue
+		}
+		delete(rows, d.name)
+		if env := strings.TrimSpace(cells[2]); env != "`"+envName(d.name)+"`" {
+			t.Errorf("README: --%s reads %s, want %s", d.name, env, envName(d.name))
+		}
+		if def := strings.TrimSpace(cells[3]); d.def != "" && def != "`"+d.def+"`" {
+			t.Errorf("README: --%s defaults to %s, want `%s`", d.name, def, d.def)
+		}
+		var documented []string
+		for c := range strings.SplitSeq(cells[4], ",") {
+			documented = append(documented, strings.TrimSuffix(strings.TrimSpace(c), " (required)"))
+		}
+		slices.Sort(documented)
+		if got := strings.Join(documented, ", "); got != commands[d.name] {
+			t.Errorf("README: --%s is for %s; the commands that have it are %s", d.name, got, commands[d.name])
+		}
+	}
+	for name := range rows {
+		t.Errorf("README documents --%s, which no command has", name)
+	}
+}
+
+// commandsByFlag maps each flag to the sorted top-level commands that have
+// it ("all" when every one does).
+func commandsByFlag(t *testing.T) map[string]string {
+	t.Helper()
+	root := (&Main{}).root()
+	sets := map[string]map[string]bool{}
+	var walk func(c *cobra.Command, top string)
+	walk = func(c *cobra.Command, top string) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if sets[f.Name] == nil {
+				sets[f.Name] = map[string]bool{}
+			}
+			sets[f.Name][top] = true
+		})
+		for _, sub := range c.Commands() {
+			walk(sub, top)
+		}
+	}
+	var tops []string
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			continue
+		}
+		tops = append(tops, c.Name())
+		walk(c, c.Name())
+	}
+	out := map[string]string{}
+	for name, set := range sets {
+		if len(set) == len(tops) {
+			out[name] = "all"
+			continue
+		}
+		out[name] = strings.Join(slices.Sorted(maps.Keys(set)), ", ")
+	}
+	return out
+}

@@ -1,0 +1,27 @@
+// Command gridsettle is the one binary of gridsettle: it parses the
+// configuration, starts the platform and wires the components together.
+//
+// It owns: the Config (flags, each also read from GRIDSETTLE_<NAME>; a flag
+// on the command line beats its environment variable, which beats the
+// default), validated before anything connects, with errors that name the
+// flag; the embedded broker (`gridsettle broker`, franz-go kfake persisted
+// under <data-dir>/kafka); the choice between --database-url and the private
+// cluster under <data-dir>/postgres, and migrations on start; creation of
+// missing topics; and the lifecycle of the components (ingest, publish,
+// scheduler, api), all started from componentBuilders and runComponents.
+//
+// It does not own any business rule, SQL or HTTP handler: those live in the
+// packages it wires. No other package reads flags or the environment.
+//
+// Invariants:
+//   - context.Background() appears only in main; SIGINT/SIGTERM cancel the
+//     root context and a graceful shutdown exits 0.
+//   - Shutdown is the reverse of start-up: components in reverse order
+//     (api first, ingest last), then the database, then the broker child.
+//   - dev runs the broker as a child process in its own process group and
+//     stops it with SIGTERM, never SIGKILL while it answers, because a hard
+//     kill of kfake with a transaction open corrupts read_committed reads of
+//     that transactional id (design/exactly-once.md).
+//   - A component that does not exist in this build is not started and
+//     says so; --components accepts only the names of api.md.
+package main

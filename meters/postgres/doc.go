@@ -1,0 +1,12 @@
+// Package postgres is the PostgreSQL storage for meters' data: the registry
+// (participants, settlement points, accounts and effective-dated meter
+// assignments) and what ingest persists about interval reads and prices.
+//
+// It owns SQL only; the rules live in package meters. Every function takes
+// a context and works on a pool or a transaction handed in by the caller.
+//
+// Invariants: registry batches are applied whole or not at all, meter
+// assignments never change in place (a change closes one and opens another)
+// and never overlap (enforced by the database's exclusion constraint), and
+// decimals travel as exact text or shopspring decimals, never floats.
+package postgres

@@ -1,0 +1,34 @@
+// Package reporting owns regulatory exports (spec/exports.md): for one
+// completed run, a folder {export_root}/{operating_day}/{run_type}-v{version}/
+// with statements.parquet, intervals.parquet and ledger.parquet, a manifest
+// (files with sha256, size and row count, control totals, lineage, the hash
+// of the day's previous manifest), its ed25519 signature and the signing
+// public key; and the offline verification of such a folder.
+//
+// It does not own where rows come from (reporting/postgres reads them from
+// the runs' tables and records exports in the database), the Parquet
+// encoding (reporting/parquet), or the HTTP and command-line surfaces (api,
+// cmd), which call Verify and VerifyCommand.
+//
+// Invariants:
+//   - Deterministic: a folder's bytes depend only on the run's rows, the
+//     run's metadata, the previous manifest's hash, the configuration
+//     (generator, market, codec) and the key: never on the wall clock, map
+//     order or the host. Regenerating an export yields identical bytes.
+//   - Control totals, row counts and the ledger lineage are computed from
+//     the rows as they are written, and Verify recomputes them by reading
+//     the files back; Build verifies every folder before publishing it.
+//   - Consistent: each statement line's energy, unpriced energy, amount and
+//     interval counts are those of its interval rows (rounded half-even
+//     where settlement.md rounds); every ledger entry balances. A run whose
+//     rows break this is not exported.
+//   - Atomic: a folder is written under a temporary name in the same parent,
+//     every file and the folder are fsynced, then it is renamed into place;
+//     an existing folder is never overwritten.
+//
+// A regulator can check a folder without gridsettle: sha256sum the files,
+// base64-decode manifest.json.sig and verify it over the exact bytes of
+// manifest.json with an ed25519 tool (for example `openssl pkeyutl -verify
+// -pubin -inkey KEY.pem -rawin -in manifest.json -sigfile SIG.bin`), and
+// sum the columns with DuckDB.
+package reporting

@@ -1,0 +1,403 @@
+package reporting_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/reporting"
+	"github.com/gridsettle/gridsettle/reporting/parquet"
+	"github.com/gridsettle/gridsettle/reporting/reportingtest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// testKey is a fixed signing key, so that signatures are reproducible.
+func testKey(seed string) ed25519.PrivateKey {
+	s := sha256.Sum256([]byte(seed))
+	return ed25519.NewKeyFromSeed(s[:])
+}
+
+// source serves a fixture day's rows, as reporting/postgres serves a run's.
+type source struct{ d reportingtest.Day }
+
+func each[R any](ctx context.Context, rows []R, fn func(R) error) error {
+	for _, r := range rows {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s source) Statements(ctx context.Context, fn func(parquet.Statement) error) error {
+	return each(ctx, s.d.Statements, fn)
+}
+
+func (s source) Intervals(ctx context.Context, fn func(parquet.Interval) error) error {
+	return each(ctx, s.d.Intervals, fn)
+}
+
+func (s source) Ledger(ctx context.Context, fn func(parquet.LedgerLine) error) error {
+	return each(ctx, s.d.Ledger, fn)
+}
+
+func runOf(d reportingtest.Day) reporting.Run {
+	return reporting.Run{
+		RunID: d.RunID, OperatingDay: d.Day, RunType: d.RunType, Version: int(d.Version), ComputedAt: d.ComputedAt,
+		Inputs: []reporting.Input{
+			{Topic: "market.prices", Partition: 0, OffsetThrough: 4411},
+			{Topic: "ami.interval-reads", Partition: 1, OffsetThrough: 98},
+			{Topic: "ami.interval-reads", Partition: 0, OffsetThrough: 123456},
+		},
+	}
+}
+
+func configOf(d reportingtest.Day) reporting.Config {
+	return reporting.Config{Generator: "gridsettle test", Market: d.Market, Codec: parquet.ZSTD, Key: testKey("gridsettle test key")}
+}
+
+var previous = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+// publish writes the fixture day's export under a fresh root and returns
+// the folder.
+func publish(t *testing.T, d reportingtest.Day) (string, reporting.Written) {
+	t.Helper()
+	root := t.TempDir()
+	w, err := reporting.Publish(t.Context(), root, runOf(d), &previous, source{d}, configOf(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "2026-11-01", "final-v2"), w
+}
+
+// TestGoldenExport: the folder of the fixture day is byte-identical on every
+// run and to the checked-in manifest, signature and key (the manifest holds
+// the Parquet files' hashes, so it pins their bytes too).
+func TestGoldenExport(t *testing.T) {
+	d := reportingtest.FallBackDay()
+	dir, w := publish(t, d)
+	again, _ := publish(t, d)
+	if differs, err := reporting.CompareFolders(t.Context(), dir, again); err != nil || differs != "" {
+		t.Fatalf("two exports of the same run differ in %q (%v)", differs, err)
+	}
+	m := w.Manifest
+	if m.ControlTotals.LedgerSum != "0.00" || m.Files[1].Rows != 300 || m.Lineage.Ledger.FirstEntryID == nil ||
+		m.Lineage.Inputs[0].Topic != "ami.interval-reads" || *m.PreviousManifestSHA256 != previous {
+		t.Errorf("manifest: %+v", m)
+	}
+	for _, name := range []string{reporting.ManifestFile, reporting.SignatureFile, reporting.PublicKeyFile} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden := filepath.Join("testdata", "final-v2", name)
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(golden, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run with -update to create it)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s; if the change is intended, run with -update:\n%s", name, golden, got)
+		}
+	}
+}
+
+func TestPublishNeverOverwrites(t *testing.T) {
+	d := reportingtest.FallBackDay()
+	dir, _ := publish(t, d)
+	root := filepath.Dir(filepath.Dir(dir))
+	before, _ := os.ReadFile(filepath.Join(dir, reporting.ManifestFile))
+	_, err := reporting.Publish(t.Context(), root, runOf(d), nil, source{d}, configOf(d))
+	if !errors.Is(err, reporting.ErrExists) {
+		t.Fatalf("second publish: %v, want ErrExists", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, reporting.ManifestFile))
+	if !bytes.Equal(before, after) {
+		t.Fatal("published manifest changed")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(dir))
+	if len(entries) != 1 {
+		t.Fatalf("scratch folders left behind: %v", entries)
+	}
+	// Regeneration compares without touching the folder: identical with the
+	// same inputs, and names the manifest when the chain link differs.
+	if differs, err := reporting.Regenerate(t.Context(), root, runOf(d), &previous, source{d}, configOf(d)); err != nil || differs != "" {
+		t.Fatalf("regeneration differs in %q (%v)", differs, err)
+	}
+	if differs, err := reporting.Regenerate(t.Context(), root, runOf(d), nil, source{d}, configOf(d)); err != nil || differs != reporting.ManifestFile {
+		t.Fatalf("regeneration with another previous manifest: differs in %q (%v)", differs, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(dir)); len(entries) != 1 {
+		t.Fatalf("scratch folders left behind: %v", entries)
+	}
+}
+
+func TestVerifyGenuine(t *testing.T) {
+	d := reportingtest.FallBackDay()
+	dir, w := publish(t, d)
+	pub := configOf(d).PublicKey()
+	r, err := reporting.Verify(t.Context(), dir, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Authenticated || r.ManifestSHA256 != w.ManifestSHA256 || r.KeyID != reporting.KeyID(pub) {
+		t.Fatalf("report %+v", r)
+	}
+	var out bytes.Buffer
+	if err := reporting.VerifyCommand(t.Context(), &out, dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "NOT authenticated") || !strings.Contains(out.String(), "control totals recomputed") {
+		t.Fatalf("output without --public-key:\n%s", out.String())
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, reporting.PublicKeyPEM(pub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := reporting.VerifyCommand(t.Context(), &out, dir, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "NOT authenticated") || !strings.Contains(out.String(), "signed by the trusted key") {
+		t.Fatalf("output with --public-key:\n%s", out.String())
+	}
+	other := filepath.Join(t.TempDir(), "other.pem")
+	if err := os.WriteFile(other, reporting.PublicKeyPEM(testKey("another key").Public().(ed25519.PublicKey)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = reporting.VerifyCommand(t.Context(), &out, dir, other)
+	if err == nil || !strings.Contains(err.Error(), "signature") || !strings.Contains(out.String(), "FAIL") {
+		t.Fatalf("verify with another key: %v\n%s", err, out.String())
+	}
+}
+
+// copyDir copies an export folder so that a test can damage the copy.
+func copyDir(t *testing.T, dir string) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, name := range reporting.FolderFiles {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestTamperedFolderFails: changing any byte of any file, truncating or
+// extending one, adding or removing a file makes Verify fail with a
+// discrepancy that names the damaged file (the manifest when its
+// signature no longer verifies).
+func TestTamperedFolderFails(t *testing.T) {
+	d := reportingtest.FallBackDay()
+	dir, _ := publish(t, d)
+	pub := configOf(d).PublicKey()
+	for _, name := range reporting.FolderFiles {
+		orig, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every byte of the signature and the key; for larger files the
+		// first and last 16 bytes and 48 places in between.
+		var positions []int
+		for i := range orig {
+			if len(orig) <= 256 || i < 16 || i >= len(orig)-16 || i%(len(orig)/48) == 0 {
+				positions = append(positions, i)
+			}
+		}
+		variants := map[string][]byte{"truncated": orig[:len(orig)-1], "extended": append(slices.Clone(orig), ' ')}
+		for _, i := range positions {
+			b := slices.Clone(orig)
+			b[i] ^= 0x01
+			variants[fmt.Sprintf("byte %d", i)] = b
+		}
+		copied := copyDir(t, dir)
+		for what, b := range variants {
+			if err := os.WriteFile(filepath.Join(copied, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, trusted := range []ed25519.PublicKey{pub, nil} {
+				_, err := reporting.Verify(t.Context(), copied, trusted)
+				var disc *reporting.Discrepancy
+				if !errors.As(err, &disc) {
+					t.Fatalf("%s %q (trusted key %t): %v, want a discrepancy", name, what, trusted != nil, err)
+				}
+				allowed := []string{name}
+				if name == reporting.SignatureFile || (name == reporting.PublicKeyFile && trusted == nil) {
+					allowed = append(allowed, reporting.ManifestFile) // the signature no longer verifies
+				}
+				if !slices.Contains(allowed, disc.File) || !strings.Contains(disc.Error(), disc.File) {
+					t.Fatalf("%s %q (trusted key %t): discrepancy in %q: %v", name, what, trusted != nil, disc.File, disc)
+				}
+			}
+		}
+		if _, err := reporting.Verify(t.Context(), copied, pub); err == nil {
+			t.Fatalf("%s: the last variant verified", name)
+		}
+	}
+	extra := copyDir(t, dir)
+	if err := os.WriteFile(filepath.Join(extra, "notes.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reporting.Verify(t.Context(), extra, pub); err == nil || !strings.Contains(err.Error(), "notes.txt") {
+		t.Fatalf("extra file: %v", err)
+	}
+	missing := copyDir(t, dir)
+	if err := os.Remove(filepath.Join(missing, parquet.LedgerFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reporting.Verify(t.Context(), missing, pub); err == nil || !strings.Contains(err.Error(), "ledger.parquet is missing") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// resign rewrites a folder's manifest with change applied and signs it
+// with key, as a forger holding their own key would.
+func resign(t *testing.T, dir string, key ed25519.PrivateKey, change func(*reporting.Manifest)) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, reporting.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := reporting.ParseManifest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(&m)
+	if b, err = m.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(key, b)) + "\n"
+	for name, content := range map[string][]byte{reporting.ManifestFile: b, reporting.SignatureFile: []byte(sig)} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestForgedButSelfSigned: a folder signed by a forger's own key, whose
+// hashes and signature agree but whose figures do not. Without a trusted
+// key the signature passes and the recomputation from the rows finds the
+// discrepancy; with the trusted key the signature fails first.
+func TestForgedButSelfSigned(t *testing.T) {
+	d := reportingtest.FallBackDay()
+	forger := configOf(d)
+	forger.Key = testKey("forger")
+	root := t.TempDir()
+	if _, err := reporting.Publish(t.Context(), root, runOf(d), nil, source{d}, forger); err != nil {
+		t.Fatal(err)
+	}
+	genuine := filepath.Join(root, "2026-11-01", "final-v2")
+	trusted := configOf(d).PublicKey()
+
+	totals := copyDir(t, genuine)
+	resign(t, totals, forger.Key, func(m *reporting.Manifest) { m.ControlTotals.Amount = "1.00" })
+	if _, err := reporting.Verify(t.Context(), totals, nil); err == nil || !strings.Contains(err.Error(), "control_totals") {
+		t.Fatalf("self-signed manifest with a wrong total: %v", err)
+	}
+	if _, err := reporting.Verify(t.Context(), totals, trusted); err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Fatalf("forged folder with the trusted key: %v", err)
+	}
+
+	// A statements file whose amount was raised, hashed and signed again.
+	rows := copyDir(t, genuine)
+	d.Statements[1].Amount = d.Statements[1].Amount.Add(decimal.NewFromInt(1000))
+	d.Statements[1].DeltaAmount = d.Statements[1].DeltaAmount.Add(decimal.NewFromInt(1000))
+	var b bytes.Buffer
+	w, err := parquet.NewStatementWriter(&b, parquet.ZSTD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range d.Statements {
+		if err := w.Write(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rows, parquet.StatementsFile), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b.Bytes())
+	resign(t, rows, forger.Key, func(m *reporting.Manifest) {
+		m.Files[0].SHA256, m.Files[0].Bytes = hex.EncodeToString(sum[:]), int64(b.Len())
+	})
+	_, err = reporting.Verify(t.Context(), rows, nil)
+	if err == nil || !strings.Contains(err.Error(), "interval rows in intervals.parquet round to") {
+		t.Fatalf("self-signed folder with a raised amount: %v", err)
+	}
+}
+
+// TestRefusesInconsistentRows: the checks Build makes as it writes.
+func TestRefusesInconsistentRows(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		damage     func(*reportingtest.Day)
+	}{
+		{"unbalanced entry", "summing to", func(d *reportingtest.Day) { d.Ledger[0].Amount = d.Ledger[0].Amount.Add(decimal.New(1, -2)) }},
+		{"interval of no line", "has no statement line", func(d *reportingtest.Day) { d.Statements = d.Statements[:2] }},
+		{"priced interval count", "priced", func(d *reportingtest.Day) { d.Statements[0].PricedIntervals++ }},
+		{"unpriced energy", "unpriced_energy_mwh", func(d *reportingtest.Day) {
+			d.Statements[0].UnpricedEnergyMWh = d.Statements[0].UnpricedEnergyMWh.Add(decimal.New(1, -6))
+		}},
+		{"delta", "delta_amount", func(d *reportingtest.Day) { d.Statements[2].DeltaAmount = decimal.Zero }},
+		{"price without amount", "both", func(d *reportingtest.Day) { d.Intervals[0].Amount = decimal.NullDecimal{} }},
+		{"another day", "is for", func(d *reportingtest.Day) { d.Statements[0].Version = 1 }},
+		{"value that does not fit", "column energy_mwh", func(d *reportingtest.Day) {
+			d.Intervals[3].EnergyMWh = d.Intervals[3].EnergyMWh.Add(decimal.New(1, -19))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := reportingtest.FallBackDay()
+			tc.damage(&d)
+			root := t.TempDir()
+			_, err := reporting.Publish(t.Context(), root, runOf(d), nil, source{d}, configOf(d))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNoLedgerEntries(t *testing.T) {
+	d := reportingtest.FallBackDay()
+	d.Ledger = nil
+	dir, w := publish(t, d)
+	l := w.Manifest.Lineage.Ledger
+	if l.FirstEntryID != nil || l.LastEntryID != nil || l.ChainHead != nil || w.Manifest.Files[2].Rows != 0 {
+		t.Fatalf("manifest of a run that posted nothing: %+v", w.Manifest)
+	}
+	if _, err := reporting.Verify(t.Context(), dir, configOf(d).PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+}

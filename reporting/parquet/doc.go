@@ -1,0 +1,21 @@
+// Package parquet writes and reads the three Parquet files of a regulatory
+// export (exports.md): statements.parquet, intervals.parquet and
+// ledger.parquet, with github.com/xitongsys/parquet-go.
+//
+// It owns the files' schemas (the struct tags that standard readers such as
+// DuckDB, Arrow and Spark understand, see design/parquet.md), the exact
+// conversion of decimals to Parquet DECIMAL unscaled integers, and streaming
+// writers and readers. It does not own where rows come from, manifests,
+// signatures or folders: package reporting does.
+//
+// Invariants:
+//   - A decimal is written only if it is exact at its column's scale and fits
+//     its precision; anything else is an error, never a rounding or a
+//     truncation. Timestamps are UTC instants in whole microseconds.
+//   - Rows are written, and must be read back, in strictly increasing
+//     natural-key order (statement_id; participant, settlement point,
+//     interval start; entry id, line number).
+//   - The bytes of a file depend only on its rows and the codec: one writer
+//     goroutine (np = 1), fixed page and row-group sizes, no wall clock, and
+//     the footer written exactly once (Close refuses a second call).
+package parquet

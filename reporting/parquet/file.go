@@ -1,0 +1,49 @@
+package parquet
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Codec is the compression of an export's Parquet files.
+type Codec string
+
+// The codecs exports.md allows.
+const (
+	ZSTD   Codec = "zstd"
+	Snappy Codec = "snappy"
+)
+
+// ParseCodec accepts "zstd" or "snappy" in any case.
+func ParseCodec(s string) (Codec, error) {
+	switch c := Codec(strings.ToLower(s)); c {
+	case ZSTD, Snappy:
+		return c, nil
+	}
+	return "", fmt.Errorf("compression %q: want zstd or snappy", s)
+}
+
+// spec describes one of the export's files: its name, the record that is its
+// schema, how rows convert to and from records, and their natural-key order.
+type spec[R, Rec any] struct {
+	name    string
+	encode  func(R) (Rec, error)
+	decode  func(*Rec) (R, error)
+	compare func(a, b R) int
+	// readTies allows equal keys between consecutive rows read back, for
+	// files whose key includes a field that is not a column (ledger lines).
+	readTies bool
+}
+
+var (
+	statementsSpec = spec[Statement, statementRecord]{
+		name: StatementsFile, encode: Statement.record, decode: (*statementRecord).row, compare: compareStatements,
+	}
+	intervalsSpec = spec[Interval, intervalRecord]{
+		name: IntervalsFile, encode: Interval.record, decode: (*intervalRecord).row, compare: compareIntervals,
+	}
+	ledgerSpec = spec[LedgerLine, ledgerRecord]{
+		name: LedgerFile, encode: LedgerLine.record, decode: (*ledgerRecord).row, compare: compareLedgerLines,
+		readTies: true,
+	}
+)

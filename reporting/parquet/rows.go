@@ -1,0 +1,298 @@
+package parquet
+
+import (
+	"cmp"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/settlement"
+)
+
+// File names of the three Parquet files of an export.
+const (
+	StatementsFile = "statements.parquet"
+	IntervalsFile  = "intervals.parquet"
+	LedgerFile     = "ledger.parquet"
+)
+
+// Statement is one row of statements.parquet: one statement line of the
+// run's version. Its natural key is StatementID.
+type Statement struct {
+	StatementID       string
+	ParticipantID     string
+	SettlementPoint   string
+	OperatingDay      settlement.Day
+	RunType           string
+	Version           int32
+	Currency          string
+	EnergyMWh         decimal.Decimal // DECIMAL(18,6)
+	UnpricedEnergyMWh decimal.Decimal // DECIMAL(18,6)
+	Amount            decimal.Decimal // DECIMAL(18,2)
+	PreviousAmount    decimal.Decimal // DECIMAL(18,2)
+	DeltaAmount       decimal.Decimal // DECIMAL(18,2)
+	Intervals         int32
+	PricedIntervals   int32
+}
+
+// Interval is one row of intervals.parquet: one participant × settlement
+// point × settlement interval, with exact (unrounded) figures. Price and
+// Amount are null when the interval is unpriced. Its natural key is
+// (ParticipantID, SettlementPoint, IntervalStart).
+type Interval struct {
+	ParticipantID   string
+	SettlementPoint string
+	IntervalStart   time.Time
+	EnergyMWh       decimal.Decimal     // DECIMAL(38,18)
+	Price           decimal.NullDecimal // DECIMAL(18,6)
+	Amount          decimal.NullDecimal // DECIMAL(38,24)
+	ActualReads     int32
+	EstimatedReads  int32
+}
+
+// LedgerLine is one row of ledger.parquet: one journal line posted by the
+// run. LineNo orders the lines of an entry and is not itself a column. Its
+// natural key is (EntryID, LineNo).
+type LedgerLine struct {
+	EntryID       int64
+	LineNo        int32
+	EntryKey      string
+	Account       string
+	Amount        decimal.Decimal // DECIMAL(18,2)
+	Currency      string
+	EffectiveDate settlement.Day
+	PostedAt      time.Time
+	EntryHash     string // hex SHA-256 of the journal entry
+}
+
+// The records below are the files' schemas. Tags follow design/parquet.md:
+// converted types (not logicaltype= alone), DECIMAL on INT64 up to 18
+// digits and on FIXED_LEN_BYTE_ARRAY(16) beyond, TIMESTAMP_MICROS adjusted
+// to UTC, DATE on INT32. Nullable columns omit statistics: the library
+// miscounts nulls in page statistics, and a wrong null_count lets readers
+// skip row groups that do hold nulls.
+
+type statementRecord struct {
+	StatementID       string `parquet:"name=statement_id, type=BYTE_ARRAY, convertedtype=UTF8"`
+	ParticipantID     string `parquet:"name=participant_id, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	SettlementPoint   string `parquet:"name=settlement_point, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	OperatingDay      int32  `parquet:"name=operating_day, type=INT32, convertedtype=DATE"`
+	RunType           string `parquet:"name=run_type, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	Version           int32  `parquet:"name=version, type=INT32"`
+	Currency          string `parquet:"name=currency, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	EnergyMWh         int64  `parquet:"name=energy_mwh, type=INT64, convertedtype=DECIMAL, precision=18, scale=6"`
+	UnpricedEnergyMWh int64  `parquet:"name=unpriced_energy_mwh, type=INT64, convertedtype=DECIMAL, precision=18, scale=6"`
+	Amount            int64  `parquet:"name=amount, type=INT64, convertedtype=DECIMAL, precision=18, scale=2"`
+	PreviousAmount    int64  `parquet:"name=previous_amount, type=INT64, convertedtype=DECIMAL, precision=18, scale=2"`
+	DeltaAmount       int64  `parquet:"name=delta_amount, type=INT64, convertedtype=DECIMAL, precision=18, scale=2"`
+	Intervals         int32  `parquet:"name=intervals, type=INT32"`
+	PricedIntervals   int32  `parquet:"name=priced_intervals, type=INT32"`
+}
+
+type intervalRecord struct {
+	ParticipantID   string  `parquet:"name=participant_id, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	SettlementPoint string  `parquet:"name=settlement_point, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	IntervalStart   int64   `parquet:"name=interval_start, type=INT64, convertedtype=TIMESTAMP_MICROS, isadjustedtoutc=true"`
+	EnergyMWh       string  `parquet:"name=energy_mwh, type=FIXED_LEN_BYTE_ARRAY, length=16, convertedtype=DECIMAL, precision=38, scale=18"`
+	Price           *int64  `parquet:"name=price, type=INT64, convertedtype=DECIMAL, precision=18, scale=6, repetitiontype=OPTIONAL, omitstats=true"`
+	Amount          *string `parquet:"name=amount, type=FIXED_LEN_BYTE_ARRAY, length=16, convertedtype=DECIMAL, precision=38, scale=24, repetitiontype=OPTIONAL, omitstats=true"`
+	ActualReads     int32   `parquet:"name=actual_reads, type=INT32"`
+	EstimatedReads  int32   `parquet:"name=estimated_reads, type=INT32"`
+}
+
+type ledgerRecord struct {
+	EntryID       int64  `parquet:"name=entry_id, type=INT64"`
+	EntryKey      string `parquet:"name=entry_key, type=BYTE_ARRAY, convertedtype=UTF8"`
+	Account       string `parquet:"name=account, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	Amount        int64  `parquet:"name=amount, type=INT64, convertedtype=DECIMAL, precision=18, scale=2"`
+	Currency      string `parquet:"name=currency, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	EffectiveDate int32  `parquet:"name=effective_date, type=INT32, convertedtype=DATE"`
+	PostedAt      int64  `parquet:"name=posted_at, type=INT64, convertedtype=TIMESTAMP_MICROS, isadjustedtoutc=true"`
+	EntryHash     string `parquet:"name=entry_hash, type=BYTE_ARRAY, convertedtype=UTF8"`
+}
+
+// columnError names the column a conversion failed on.
+func columnError(column string, err error) error { return fmt.Errorf("column %s: %w", column, err) }
+
+func checkText(column, s string) error {
+	if !utf8.ValidString(s) {
+		return columnError(column, fmt.Errorf("%q is not valid UTF-8", s))
+	}
+	return nil
+}
+
+func dateOf(d settlement.Day) int32 {
+	return int32(time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+func dayOf(days int32) settlement.Day {
+	t := time.Unix(int64(days)*86400, 0).UTC()
+	return settlement.Day{Year: t.Year(), Month: t.Month(), Day: t.Day()}
+}
+
+func microsOf(column string, t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, columnError(column, fmt.Errorf("timestamp is missing"))
+	}
+	if t.Nanosecond()%1000 != 0 {
+		return 0, columnError(column, fmt.Errorf("%s is not a whole microsecond", t.UTC().Format(time.RFC3339Nano)))
+	}
+	return t.UnixMicro(), nil
+}
+
+func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
+
+func (s Statement) record() (statementRecord, error) {
+	r := statementRecord{
+		StatementID: s.StatementID, ParticipantID: s.ParticipantID, SettlementPoint: s.SettlementPoint,
+		OperatingDay: dateOf(s.OperatingDay), RunType: s.RunType, Version: s.Version, Currency: s.Currency,
+		Intervals: s.Intervals, PricedIntervals: s.PricedIntervals,
+	}
+	for _, c := range []struct{ name, v string }{
+		{"statement_id", s.StatementID}, {"participant_id", s.ParticipantID},
+		{"settlement_point", s.SettlementPoint}, {"run_type", s.RunType}, {"currency", s.Currency},
+	} {
+		if err := checkText(c.name, c.v); err != nil {
+			return r, err
+		}
+	}
+	for _, c := range []struct {
+		name string
+		t    decimalType
+		v    decimal.Decimal
+		dst  *int64
+	}{
+		{"energy_mwh", decimal18x6, s.EnergyMWh, &r.EnergyMWh},
+		{"unpriced_energy_mwh", decimal18x6, s.UnpricedEnergyMWh, &r.UnpricedEnergyMWh},
+		{"amount", decimal18x2, s.Amount, &r.Amount},
+		{"previous_amount", decimal18x2, s.PreviousAmount, &r.PreviousAmount},
+		{"delta_amount", decimal18x2, s.DeltaAmount, &r.DeltaAmount},
+	} {
+		v, err := c.t.int64Of(c.v)
+		if err != nil {
+			return r, columnError(c.name, err)
+		}
+		*c.dst = v
+	}
+	return r, nil
+}
+
+func (r *statementRecord) row() (Statement, error) {
+	return Statement{
+		StatementID: r.StatementID, ParticipantID: r.ParticipantID, SettlementPoint: r.SettlementPoint,
+		OperatingDay: dayOf(r.OperatingDay), RunType: r.RunType, Version: r.Version, Currency: r.Currency,
+		EnergyMWh:         decimal18x6.fromInt64(r.EnergyMWh),
+		UnpricedEnergyMWh: decimal18x6.fromInt64(r.UnpricedEnergyMWh),
+		Amount:            decimal18x2.fromInt64(r.Amount),
+		PreviousAmount:    decimal18x2.fromInt64(r.PreviousAmount),
+		DeltaAmount:       decimal18x2.fromInt64(r.DeltaAmount),
+		Intervals:         r.Intervals, PricedIntervals: r.PricedIntervals,
+	}, nil
+}
+
+func compareStatements(a, b Statement) int { return strings.Compare(a.StatementID, b.StatementID) }
+
+func (i Interval) record() (intervalRecord, error) {
+	r := intervalRecord{
+		ParticipantID: i.ParticipantID, SettlementPoint: i.SettlementPoint,
+		ActualReads: i.ActualReads, EstimatedReads: i.EstimatedReads,
+	}
+	if err := checkText("participant_id", i.ParticipantID); err != nil {
+		return r, err
+	}
+	if err := checkText("settlement_point", i.SettlementPoint); err != nil {
+		return r, err
+	}
+	var err error
+	if r.IntervalStart, err = microsOf("interval_start", i.IntervalStart); err != nil {
+		return r, err
+	}
+	if r.EnergyMWh, err = decimal38x18.fixed16Of(i.EnergyMWh); err != nil {
+		return r, columnError("energy_mwh", err)
+	}
+	if i.Price.Valid {
+		p, err := decimal18x6.int64Of(i.Price.Decimal)
+		if err != nil {
+			return r, columnError("price", err)
+		}
+		r.Price = &p
+	}
+	if i.Amount.Valid {
+		a, err := decimal38x24.fixed16Of(i.Amount.Decimal)
+		if err != nil {
+			return r, columnError("amount", err)
+		}
+		r.Amount = &a
+	}
+	return r, nil
+}
+
+func (r *intervalRecord) row() (Interval, error) {
+	i := Interval{
+		ParticipantID: r.ParticipantID, SettlementPoint: r.SettlementPoint,
+		IntervalStart: timeOf(r.IntervalStart), ActualReads: r.ActualReads, EstimatedReads: r.EstimatedReads,
+	}
+	var err error
+	if i.EnergyMWh, err = decimal38x18.fromFixed16(r.EnergyMWh); err != nil {
+		return i, columnError("energy_mwh", err)
+	}
+	if r.Price != nil {
+		i.Price = decimal.NewNullDecimal(decimal18x6.fromInt64(*r.Price))
+	}
+	if r.Amount != nil {
+		a, err := decimal38x24.fromFixed16(*r.Amount)
+		if err != nil {
+			return i, columnError("amount", err)
+		}
+		i.Amount = decimal.NewNullDecimal(a)
+	}
+	return i, nil
+}
+
+func compareIntervals(a, b Interval) int {
+	return cmp.Or(
+		strings.Compare(a.ParticipantID, b.ParticipantID),
+		strings.Compare(a.SettlementPoint, b.SettlementPoint),
+		a.IntervalStart.Compare(b.IntervalStart),
+	)
+}
+
+func (l LedgerLine) record() (ledgerRecord, error) {
+	r := ledgerRecord{
+		EntryID: l.EntryID, EntryKey: l.EntryKey, Account: l.Account, Currency: l.Currency,
+		EffectiveDate: dateOf(l.EffectiveDate), EntryHash: l.EntryHash,
+	}
+	for _, c := range []struct{ name, v string }{
+		{"entry_key", l.EntryKey}, {"account", l.Account}, {"currency", l.Currency}, {"entry_hash", l.EntryHash},
+	} {
+		if err := checkText(c.name, c.v); err != nil {
+			return r, err
+		}
+	}
+	var err error
+	if r.Amount, err = decimal18x2.int64Of(l.Amount); err != nil {
+		return r, columnError("amount", err)
+	}
+	if r.PostedAt, err = microsOf("posted_at", l.PostedAt); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func (r *ledgerRecord) row() (LedgerLine, error) {
+	return LedgerLine{
+		EntryID: r.EntryID, EntryKey: r.EntryKey, Account: r.Account,
+		Amount: decimal18x2.fromInt64(r.Amount), Currency: r.Currency,
+		EffectiveDate: dayOf(r.EffectiveDate), PostedAt: timeOf(r.PostedAt), EntryHash: r.EntryHash,
+	}, nil
+}
+
+// compareLedgerLines orders by entry id, then line number. Lines read back
+// from a file carry no line number, so within an entry they compare equal;
+// readers accept that (see orderCheck).
+func compareLedgerLines(a, b LedgerLine) int {
+	return cmp.Or(cmp.Compare(a.EntryID, b.EntryID), cmp.Compare(a.LineNo, b.LineNo))
+}

@@ -1,0 +1,23 @@
+// Package postgres produces regulatory exports from the database: it reads
+// a completed run's rows (runs, statement_lines, run_intervals, and the
+// journal entries the run posted) and hands them to package reporting,
+// which writes, signs and verifies the folder; it keeps the exports
+// registry (table exports, migrations 004xx); and its Exporter is what the
+// rest of gridsettle calls: after each completed run, on a cron schedule,
+// and from the API (list, get, files, verify, produce).
+//
+// It does not own the runs' tables (settlement/postgres, ledger/postgres
+// write them) or the folder format (reporting).
+//
+// Invariants:
+//   - Exports of one operating day are produced one at a time across all
+//     instances (a transaction-scoped advisory lock per day), so the chain
+//     of previous_manifest_sha256 never forks and no export is written twice.
+//   - The previous manifest of an export is the manifest of the export of
+//     the same day registered just before it (registry order); regenerating
+//     an export uses the same one, so it is byte-identical.
+//   - A registered export is never overwritten: asking for it again
+//     regenerates it into a scratch folder and compares byte for byte.
+//   - Rows are read in natural-key order with byte-wise ("C") collation, so
+//     the files do not depend on the database's locale.
+package postgres

@@ -1,0 +1,368 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/migrations/pgtest"
+	"github.com/gridsettle/gridsettle/reporting"
+	"github.com/gridsettle/gridsettle/reporting/parquet"
+	"github.com/gridsettle/gridsettle/reporting/postgres"
+	"github.com/gridsettle/gridsettle/reporting/reportingtest"
+	"github.com/gridsettle/gridsettle/settlement"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// insertRun stores a fixture day as a completed run would have: the run,
+// its statement lines, interval rows and journal entries.
+func insertRun(t *testing.T, pool *pgxpool.Pool, d reportingtest.Day) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := tx.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	day := d.Day.String()
+	exec(`INSERT INTO runs (run_id, operating_day, run_type, version, status, started_at, finished_at, computed_at, lineage, currency)
+		VALUES ($1, $2, $3, $4, 'completed', $5, $5, $5, $6, 'USD')`, d.RunID, day, d.RunType, d.Version, d.ComputedAt,
+		`{"inputs": [{"topic": "ami.interval-reads", "partition": 1, "offset_through": 977}, {"topic": "ami.interval-reads", "partition": 0, "offset_through": 1200}]}`)
+	for _, s := range d.Statements {
+		exec(`INSERT INTO statement_lines (statement_id, run_id, participant_id, settlement_point, operating_day, run_type, version,
+			currency, energy_mwh, unpriced_energy_mwh, amount, previous_energy_mwh, previous_amount, delta_energy_mwh, delta_amount,
+			intervals, priced_intervals, reads_actual, reads_estimated, reads_substituted, computed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $9, $13, $14, $15, 0, 0, 0, $16)`,
+			s.StatementID, d.RunID, s.ParticipantID, s.SettlementPoint, day, s.RunType, s.Version, s.Currency,
+			s.EnergyMWh, s.UnpricedEnergyMWh, s.Amount, s.PreviousAmount, s.DeltaAmount, s.Intervals, s.PricedIntervals, d.ComputedAt)
+	}
+	rows := make([][]any, len(d.Intervals))
+	for n, i := range d.Intervals {
+		rows[n] = []any{d.RunID, i.ParticipantID, i.SettlementPoint, i.IntervalStart, i.EnergyMWh, i.Price, i.Amount, i.ActualReads, i.EstimatedReads}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"run_intervals"}, []string{"run_id", "participant_id", "settlement_point",
+		"interval_start", "energy_mwh", "price", "amount", "actual_reads", "estimated_reads"}, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	prev := ""
+	for _, l := range d.Ledger {
+		if l.LineNo == 1 {
+			exec(`INSERT INTO journal_entries (entry_id, entry_key, run_id, effective_date, posted_at, currency, prev_hash, hash)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, l.EntryID, l.EntryKey, d.RunID, day, l.PostedAt, l.Currency, prev, l.EntryHash)
+			prev = l.EntryHash
+		}
+		exec(`INSERT INTO journal_lines (entry_id, line_no, account, amount, settlement_point, operating_day) VALUES ($1, $2, $3, $4, NULL, $5)`,
+			l.EntryID, l.LineNo, l.Account, l.Amount, day)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testKey() ed25519.PrivateKey {
+	s := sha256.Sum256([]byte("gridsettle test key"))
+	return ed25519.NewKeyFromSeed(s[:])
+}
+
+func newExporter(t *testing.T, pool *pgxpool.Pool, root string, change func(*postgres.Config)) *postgres.Exporter {
+	t.Helper()
+	cfg := postgres.Config{
+		Root: root,
+		Export: reporting.Config{
+			Generator: "gridsettle test", Market: reportingtest.FallBackDay().Market, Codec: parquet.ZSTD, Key: testKey(),
+		},
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	e, err := postgres.NewExporter(pool, cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestEndToEnd: two runs of a day stored in the runs' tables are exported
+// after they complete; each folder verifies, holds exactly the database's
+// figures, and chains to the day's previous manifest; producing again
+// regenerates byte-identically and overwrites nothing.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := t.Context()
+	root := t.TempDir()
+	e := newExporter(t, pool, root, nil)
+	initial, final := reportingtest.FallBackInitial(), reportingtest.FallBackDay()
+	insertRun(t, pool, initial)
+	insertRun(t, pool, final)
+	for _, d := range []reportingtest.Day{initial, final} {
+		if err := e.RunCompleted(ctx, d.RunID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := e.List(ctx, &initial.Day, 0, 10)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list: %d exports, %v", len(list), err)
+	}
+	first, second := list[0], list[1]
+	if first.ExportID != "export-2026-11-01-initial-v1" || second.ExportID != "export-2026-11-01-final-v2" {
+		t.Fatalf("exports %s, %s", first.ExportID, second.ExportID)
+	}
+	if first.Manifest.PreviousManifestSHA256 != nil || second.Manifest.PreviousManifestSHA256 == nil ||
+		*second.Manifest.PreviousManifestSHA256 != first.ManifestSHA256 {
+		t.Fatalf("manifest chain: %v → %v (first %s)", first.Manifest.PreviousManifestSHA256, second.Manifest.PreviousManifestSHA256, first.ManifestSHA256)
+	}
+	if got := second.Manifest.Lineage.Inputs; len(got) != 2 || got[0].Partition != 0 || got[0].OffsetThrough != 1200 {
+		t.Fatalf("lineage inputs %+v", got)
+	}
+	for _, x := range list {
+		if _, err := e.Verify(ctx, x.ExportID); err != nil {
+			t.Fatalf("%s: %v", x.ExportID, err)
+		}
+	}
+
+	// The folder built from the database is the one built from the same rows
+	// in memory: nothing is lost or reordered on the way through SQL.
+	dir := filepath.Join(root, "2026-11-01", "final-v2")
+	memRoot := t.TempDir()
+	run := reporting.Run{RunID: final.RunID, OperatingDay: final.Day, RunType: final.RunType, Version: int(final.Version),
+		ComputedAt: final.ComputedAt, Inputs: second.Manifest.Lineage.Inputs}
+	if _, err := reporting.Publish(ctx, memRoot, run, second.Manifest.PreviousManifestSHA256, sliceSource{final}, reporting.Config{
+		Generator: "gridsettle test", Market: final.Market, Codec: parquet.ZSTD, Key: testKey(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if differs, err := reporting.CompareFolders(ctx, dir, filepath.Join(memRoot, "2026-11-01", "final-v2")); err != nil || differs != "" {
+		t.Fatalf("export from the database differs from the rows' own export in %q (%v)", differs, err)
+	}
+
+	// Statement amounts are the database's.
+	var dbTotal decimal.Decimal
+	if err := pool.QueryRow(ctx, `SELECT sum(amount) FROM statement_lines WHERE run_id = $1`, final.RunID).Scan(&dbTotal); err != nil {
+		t.Fatal(err)
+	}
+	if second.Manifest.ControlTotals.Amount != dbTotal.StringFixed(2) {
+		t.Fatalf("control total amount %s, database %s", second.Manifest.ControlTotals.Amount, dbTotal)
+	}
+
+	// Producing again regenerates and compares; the stored folder is untouched.
+	before, err := os.ReadFile(filepath.Join(dir, reporting.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.Produce(ctx, final.Day, "final", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Created || p.Identical == nil || !*p.Identical || p.Export.ExportID != second.ExportID {
+		t.Fatalf("produce again: %+v", p)
+	}
+	f, err := e.Open(ctx, second.ExportID, reporting.ManifestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, _ := io.ReadAll(f)
+	f.Close()
+	if !bytes.Equal(served, before) {
+		t.Fatal("manifest changed or served bytes differ")
+	}
+	if _, err := e.Open(ctx, second.ExportID, "../../etc/passwd"); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("open a file outside the folder: %v", err)
+	}
+
+	// A damaged folder: regeneration says so, verification names the file.
+	if err := os.WriteFile(filepath.Join(dir, parquet.LedgerFile), []byte("PAR1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = e.Produce(ctx, final.Day, "final", 2); err != nil || p.Identical == nil || *p.Identical || p.Differs != parquet.LedgerFile {
+		t.Fatalf("produce with a damaged folder: %+v, %v", p, err)
+	}
+	if _, err := e.Verify(ctx, second.ExportID); !reporting.IsDiscrepancy(err) {
+		t.Fatalf("verify a damaged folder: %v", err)
+	}
+}
+
+// sliceSource serves a fixture day's rows from memory.
+type sliceSource struct{ d reportingtest.Day }
+
+func each[R any](rows []R, fn func(R) error) error {
+	for _, r := range rows {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s sliceSource) Statements(_ context.Context, fn func(parquet.Statement) error) error {
+	return each(s.d.Statements, fn)
+}
+
+func (s sliceSource) Intervals(_ context.Context, fn func(parquet.Interval) error) error {
+	return each(s.d.Intervals, fn)
+}
+
+func (s sliceSource) Ledger(_ context.Context, fn func(parquet.LedgerLine) error) error {
+	return each(s.d.Ledger, fn)
+}
+
+func TestRunTypesAndSchedule(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := t.Context()
+	initial, final := reportingtest.FallBackInitial(), reportingtest.FallBackDay()
+	insertRun(t, pool, initial)
+	insertRun(t, pool, final)
+
+	onlyFinal := newExporter(t, pool, t.TempDir(), func(c *postgres.Config) { c.RunTypes = []settlement.RunType{settlement.Final} })
+	if err := onlyFinal.RunCompleted(ctx, initial.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := onlyFinal.List(ctx, nil, 0, 10); len(list) != 0 {
+		t.Fatalf("initial run exported although only final runs are: %d", len(list))
+	}
+
+	scheduled := newExporter(t, pool, t.TempDir(), func(c *postgres.Config) { c.Schedule = "0 6 * * *" })
+	if err := scheduled.RunCompleted(ctx, final.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := scheduled.List(ctx, nil, 0, 10); len(list) != 0 {
+		t.Fatal("run exported at completion although a schedule is set")
+	}
+	// What a firing of the schedule (and a start) does: export every
+	// completed run that has none, oldest first.
+	if err := scheduled.ExportPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, err := scheduled.List(ctx, nil, 0, 10)
+	if err != nil || len(list) != 2 || list[0].RunID != initial.RunID {
+		t.Fatalf("after the schedule fired: %+v, %v", list, err)
+	}
+	page, err := scheduled.List(ctx, nil, list[0].Seq, 1)
+	if err != nil || len(page) != 1 || page[0].ExportID != list[1].ExportID {
+		t.Fatalf("second page: %+v, %v", page, err)
+	}
+
+	if _, err := postgres.NewExporter(pool, postgres.Config{Root: "x", Schedule: "every day", Export: reporting.Config{}}, nil, slog.Default()); err == nil {
+		t.Fatal("bad schedule accepted")
+	}
+	if _, err := postgres.NewExporter(pool, postgres.Config{Root: "x", RunTypes: []settlement.RunType{"weekly"}}, nil, slog.Default()); err == nil {
+		t.Fatal("unknown run type accepted")
+	}
+}
+
+func TestRunStates(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := t.Context()
+	e := newExporter(t, pool, t.TempDir(), nil)
+	d := reportingtest.FallBackDay()
+	if _, err := e.Produce(ctx, d.Day, "final", 2); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("no run: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO runs (run_id, operating_day, run_type, version, status, started_at)
+		VALUES ('run-2026-11-01-final-2', '2026-11-01', 'final', 2, 'running', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Produce(ctx, d.Day, "final", 2); !errors.Is(err, postgres.ErrNotCompleted) {
+		t.Fatalf("running run: %v", err)
+	}
+	if _, err := e.Get(ctx, "export-2026-11-01-final-v2"); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("get a missing export: %v", err)
+	}
+}
+
+// TestCrashBeforeRegistering: a folder published but never registered (the
+// process died between the rename and the commit) is completed by the
+// next attempt when it is what a regeneration gives, and otherwise left
+// alone with an error.
+func TestCrashBeforeRegistering(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := t.Context()
+	root := t.TempDir()
+	e := newExporter(t, pool, root, nil)
+	d := reportingtest.FallBackDay()
+	insertRun(t, pool, d)
+	p, err := e.Produce(ctx, d.Day, "final", 2)
+	if err != nil || !p.Created {
+		t.Fatalf("%+v, %v", p, err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM exports`); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.Produce(ctx, d.Day, "final", 2)
+	if err != nil || !again.Created || again.Export.ManifestSHA256 != p.Export.ManifestSHA256 {
+		t.Fatalf("adopting the unregistered folder: %+v, %v", again, err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM exports`); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "2026-11-01", "final-v2")
+	if err := os.WriteFile(filepath.Join(dir, reporting.SignatureFile), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Produce(ctx, d.Day, "final", 2); err == nil {
+		t.Fatal("a damaged unregistered folder was registered")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, reporting.SignatureFile)); string(b) != "x\n" {
+		t.Fatal("the unregistered folder was overwritten")
+	}
+}
+
+// TestConcurrentProduce: instances asking for the same export at once
+// write it once; the others regenerate and find it identical.
+func TestConcurrentProduce(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := t.Context()
+	root := t.TempDir()
+	d := reportingtest.FallBackDay()
+	insertRun(t, pool, d)
+	var wg sync.WaitGroup
+	results := make([]postgres.Produced, 3)
+	errs := make([]error, 3)
+	for i := range results {
+		e := newExporter(t, pool, root, nil)
+		wg.Go(func() { results[i], errs[i] = e.Produce(ctx, d.Day, "final", 2) })
+	}
+	wg.Wait()
+	created := 0
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if r.Created {
+			created++
+		} else if r.Identical == nil || !*r.Identical {
+			t.Fatalf("instance %d: %+v", i, r)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d instances wrote the export", created)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "2026-11-01"))
+	if len(entries) != 1 {
+		t.Fatalf("day folder holds %v", entries)
+	}
+}

@@ -1,0 +1,86 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gridsettle/gridsettle/settlement"
+)
+
+// Run exports, at start, every completed run of an exported type that has
+// no export yet (runs that completed while exports were failing or the
+// process was down), and then, when a schedule is configured, again each
+// time it fires, until ctx ends. Without a schedule it returns after the
+// first pass. Failures are logged and retried at the next firing.
+func (e *Exporter) Run(ctx context.Context) error {
+	if err := e.ExportPending(ctx); err != nil && ctx.Err() == nil {
+		e.log.Error("export pending runs", "err", err)
+	}
+	if e.schedule == nil {
+		return nil
+	}
+	for {
+		next := e.schedule.Next(time.Now())
+		timer := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		if err := e.ExportPending(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("scheduled export", "err", err)
+		}
+	}
+}
+
+// ExportPending exports every completed run of an exported type that has
+// no export, oldest operating day and version first, and returns the
+// errors of those that failed.
+func (e *Exporter) ExportPending(ctx context.Context) error {
+	rows, err := e.pool.Query(ctx, `
+		SELECT r.run_id FROM runs r
+		WHERE r.status = 'completed' AND r.run_type = ANY($1)
+		  AND NOT EXISTS (SELECT 1 FROM exports x WHERE x.run_id = r.run_id)
+		ORDER BY r.operating_day, r.version`, runTypeNames(e.cfg.RunTypes))
+	if err != nil {
+		return fmt.Errorf("find runs to export: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("find runs to export: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find runs to export: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		run, err := loadRun(ctx, e.pool, id)
+		if err == nil {
+			_, err = e.produce(ctx, run, false)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func runTypeNames(types []settlement.RunType) []string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	return names
+}

@@ -1,0 +1,355 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
+	"github.com/gridsettle/gridsettle/settlement/outbox"
+)
+
+// DeadLetterSchema is the gridsettle-schema of dead letters.
+const DeadLetterSchema = "gridsettle.dead-letter/v1"
+
+// Dead-letter headers (messages.md "Validation and quarantine").
+const (
+	HeaderReason          = "gridsettle-reason"
+	HeaderSourceTopic     = "gridsettle-source-topic"
+	HeaderSourcePartition = "gridsettle-source-partition"
+	HeaderSourceOffset    = "gridsettle-source-offset"
+)
+
+// Hook runs inside every ingest transaction, after the batch's effects and
+// before the outbox rows are written (customer alerts are one). The messages
+// it returns are enqueued with the batch's dead letters, in the same
+// transaction; an error rolls the whole batch back, to be retried.
+type Hook interface {
+	AfterApply(ctx context.Context, tx pgx.Tx, a Applied) ([]outbox.Message, error)
+}
+
+// Applied describes what one transaction changed: the reads and prices whose
+// current value changed (new, or replaced by a higher version), in offset
+// order. A consumer batch covers one input partition; a quarantine replay
+// has Replay set and Partition -1.
+type Applied struct {
+	Topic     string
+	Partition int32
+	Replay    bool
+	// Watermark is the partition's event-time watermark after the batch (the
+	// latest interval end seen); zero before any, and for replays.
+	Watermark time.Time
+	Reads     []postgres.ReadChange
+	Prices    []postgres.PriceChange
+	// Ends are the block ends of the batch's decodable reads records (those
+	// the watermark counts, quarantined or not), in offset order, so that a
+	// hook can follow the watermark record by record whatever the batch
+	// boundaries; nil for prices and replays.
+	Ends []RecordEnd
+}
+
+// RecordEnd is the end of one reads record's last interval.
+type RecordEnd struct {
+	Offset int64
+	End    time.Time
+}
+
+// Applier applies input records to Postgres: decoding, validation,
+// versioning, positions, quarantine, hooks and dead letters. The consumer
+// uses it for each batch and the API for quarantine replays; both must be
+// given the same hooks.
+type Applier struct {
+	market settlement.Market
+	topics kafka.Topics
+	outbox *outbox.Writer
+	hooks  []Hook
+}
+
+// NewApplier returns an Applier for the market (its currency and
+// settlement interval) and topics, writing outputs through w.
+func NewApplier(market settlement.Market, topics kafka.Topics, w *outbox.Writer, hooks ...Hook) *Applier {
+	return &Applier{market: market, topics: topics, outbox: w, hooks: hooks}
+}
+
+// batch is one partition's records [from, to) as they go through a
+// transaction. Control records (transaction markers) take offsets but carry
+// nothing.
+type batch struct {
+	topic     string
+	partition int32
+	from, to  int64
+	reads     []postgres.ReadRecord
+	prices    []postgres.PriceRecord
+	watermark time.Time // latest interval end among the decodable records
+	ends      []RecordEnd
+}
+
+// input is one record of an input topic as the consumer hands it over.
+type input struct {
+	offset  int64
+	control bool
+	key     []byte
+	value   []byte
+}
+
+// decode turns inputs into a batch; dec is the caller's (one per goroutine).
+func (a *Applier) decode(dec *meters.Decoder, topic string, partition int32, from int64, in []input) (*batch, error) {
+	b := &batch{topic: topic, partition: partition, from: from, to: from}
+	if n := len(in); n > 0 {
+		b.to = in[n-1].offset + 1
+	}
+	for _, r := range in {
+		if r.control {
+			continue
+		}
+		src := postgres.Source{Origin: postgres.Origin{Topic: topic, Partition: partition, Offset: r.offset}, Key: r.key, Value: r.value}
+		switch topic {
+		case a.topics.Reads:
+			blk, rej := dec.ReadBlock(r.value)
+			b.reads = append(b.reads, postgres.ReadRecord{Source: src, Block: blk, Rejection: rej})
+			if rej == nil {
+				b.ends = append(b.ends, RecordEnd{Offset: r.offset, End: blk.End()})
+			}
+			if rej == nil && blk.End().After(b.watermark) {
+				b.watermark = blk.End()
+			}
+		case a.topics.Prices:
+			p, rej := dec.Price(r.value, a.market.Currency)
+			b.prices = append(b.prices, postgres.PriceRecord{Source: src, Price: p, Rejection: rej})
+			if end := p.Start.Add(time.Duration(p.IntervalSeconds) * time.Second); rej == nil && end.After(b.watermark) {
+				b.watermark = end
+			}
+		default:
+			return nil, fmt.Errorf("records of topic %s: not an input topic", topic)
+		}
+	}
+	return b, nil
+}
+
+// errOffsetMoved is a compare-and-set miss: the stored position is not where
+// this consumer believed, so another owner applied (part of) the range.
+var errOffsetMoved = errors.New("stored offset moved: another consumer owns this range")
+
+// outcome is what a transaction did.
+type outcome struct {
+	appliedReads  []int // indexes of the read records applied (not quarantined)
+	appliedPrices []int
+	changes       int // reads and prices whose current value changed
+	stale         int
+	duplicates    int
+	quarantined   []postgres.Quarantined
+	watermark     time.Time
+}
+
+func (o outcome) records() int { return len(o.appliedReads) + len(o.appliedPrices) }
+
+// apply runs one batch in one transaction: the compare-and-set on the stored
+// offset first, then the effects, the hooks, and the outbox rows last.
+func (a *Applier) apply(ctx context.Context, pool *pgxpool.Pool, b *batch) (outcome, error) {
+	var out outcome
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		out = outcome{}
+		ok, wm, err := postgres.AdvanceOffset(ctx, tx, b.topic, b.partition, b.from, b.to, b.watermark)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errOffsetMoved
+		}
+		applied := Applied{Topic: b.topic, Partition: b.partition, Watermark: wm, Ends: b.ends}
+		if err := a.effects(ctx, tx, b.reads, b.prices, b.partition, &applied, &out); err != nil {
+			return err
+		}
+		out.watermark = wm
+		msgs, err := a.runHooks(ctx, tx, applied)
+		if err != nil {
+			return err
+		}
+		for _, q := range out.quarantined {
+			msgs = append(msgs, a.deadLetter(q))
+		}
+		return a.outbox.Enqueue(ctx, tx, msgs...)
+	})
+	if err != nil {
+		return outcome{}, fmt.Errorf("apply %s/%d [%d, %d): %w", b.topic, b.partition, b.from, b.to, err)
+	}
+	return out, nil
+}
+
+// effects applies reads and prices and fills applied and out.
+func (a *Applier) effects(ctx context.Context, tx pgx.Tx, reads []postgres.ReadRecord, prices []postgres.PriceRecord,
+	slot int32, applied *Applied, out *outcome) error {
+	if len(reads) > 0 {
+		r, err := postgres.ApplyReads(ctx, tx, postgres.ReadOptions{SettlementSeconds: a.market.IntervalSeconds, Slot: slot}, reads)
+		if err != nil {
+			return err
+		}
+		applied.Reads = r.Changes
+		out.appliedReads = r.Applied
+		out.changes += len(r.Changes)
+		out.stale += r.Stale
+		out.duplicates += r.Duplicates
+		out.quarantined = append(out.quarantined, r.Quarantined...)
+	}
+	if len(prices) > 0 {
+		p, err := postgres.ApplyPrices(ctx, tx, a.market.Currency, prices)
+		if err != nil {
+			return err
+		}
+		applied.Prices = p.Changes
+		out.appliedPrices = p.Applied
+		out.changes += len(p.Changes)
+		out.stale += p.Stale
+		out.duplicates += p.Duplicates
+		out.quarantined = append(out.quarantined, p.Quarantined...)
+	}
+	return nil
+}
+
+func (a *Applier) runHooks(ctx context.Context, tx pgx.Tx, applied Applied) ([]outbox.Message, error) {
+	var msgs []outbox.Message
+	for _, h := range a.hooks {
+		m, err := h.AfterApply(ctx, tx, applied)
+		if err != nil {
+			return nil, fmt.Errorf("ingest hook: %w", err)
+		}
+		msgs = append(msgs, m...)
+	}
+	return msgs, nil
+}
+
+// deadLetter is the gridsettle.dead-letter record of a quarantined record:
+// its original key and value, the reason and source in headers.
+func (a *Applier) deadLetter(q postgres.Quarantined) outbox.Message {
+	value := q.Value
+	if value == nil {
+		value = []byte{}
+	}
+	return outbox.Message{
+		Topic:  a.topics.DeadLetter,
+		Key:    q.Key,
+		Value:  value,
+		ID:     DeadLetterID(q.Origin),
+		Schema: DeadLetterSchema,
+		Headers: []outbox.Header{
+			{Key: HeaderReason, Value: []byte(q.Reason)},
+			{Key: HeaderSourceTopic, Value: []byte(q.Topic)},
+			{Key: HeaderSourcePartition, Value: []byte(strconv.FormatInt(int64(q.Partition), 10))},
+			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(q.Offset, 10))},
+		},
+	}
+}
+
+// DeadLetterID is the gridsettle-id of a dead letter:
+// {source topic}/{partition}/{offset}.
+func DeadLetterID(o postgres.Origin) string {
+	return o.Topic + "/" + strconv.FormatInt(int64(o.Partition), 10) + "/" + strconv.FormatInt(o.Offset, 10)
+}
+
+// ErrNotReplayable is returned for a replay of a reason a registry fix
+// cannot cure.
+var ErrNotReplayable = errors.New("only unknown_meter and unknown_settlement_point can be replayed")
+
+// ReplayResult is what a replay did.
+type ReplayResult struct {
+	Replayed         int `json:"replayed"`          // items applied and marked replayed
+	StillQuarantined int `json:"still_quarantined"` // items that failed again (their reason updated)
+}
+
+// replayAttempts bounds retries of a replay that met a concurrent writer
+// (a consumer correcting the same reads) or a deadlock.
+const replayAttempts = 5
+
+// Replay re-validates and applies, in one transaction, every quarantine item
+// with reason that was never replayed: those that now pass are applied and
+// marked replayed, the others stay quarantined with their new reason. Items
+// are locked while this runs, so two concurrent replays apply each item once.
+// Replays write no dead letters (each record had its one when quarantined);
+// hooks run as for a consumer batch.
+func (a *Applier) Replay(ctx context.Context, pool *pgxpool.Pool, reason meters.Reason) (ReplayResult, error) {
+	if reason != meters.UnknownMeter && reason != meters.UnknownSettlementPoint {
+		return ReplayResult{}, fmt.Errorf("replay %q: %w", reason, ErrNotReplayable)
+	}
+	var res ReplayResult
+	var err error
+	for range replayAttempts {
+		res, err = a.replayOnce(ctx, pool, reason)
+		if !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return ReplayResult{}, fmt.Errorf("replay %s: %w", reason, err)
+	}
+	return res, nil
+}
+
+func retryable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.Is(err, postgres.ErrConcurrentWrite) ||
+		errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001") // deadlock, serialization failure
+}
+
+func (a *Applier) replayOnce(ctx context.Context, pool *pgxpool.Pool, reason meters.Reason) (ReplayResult, error) {
+	var res ReplayResult
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		res = ReplayResult{}
+		items, err := postgres.LockReplayable(ctx, tx, reason)
+		if err != nil {
+			return err
+		}
+		var dec meters.Decoder
+		var reads []postgres.ReadRecord
+		var prices []postgres.PriceRecord
+		var readIDs, priceIDs []int64
+		for _, it := range items {
+			switch it.Source.Topic {
+			case a.topics.Reads:
+				blk, rej := dec.ReadBlock(it.Source.Value)
+				reads = append(reads, postgres.ReadRecord{Source: it.Source, Block: blk, Rejection: rej})
+				readIDs = append(readIDs, it.ID)
+			case a.topics.Prices:
+				p, rej := dec.Price(it.Source.Value, a.market.Currency)
+				prices = append(prices, postgres.PriceRecord{Source: it.Source, Price: p, Rejection: rej})
+				priceIDs = append(priceIDs, it.ID)
+			}
+		}
+		applied := Applied{Topic: a.topics.Reads, Partition: -1, Replay: true}
+		if reason == meters.UnknownSettlementPoint {
+			applied.Topic = a.topics.Prices
+		}
+		var out outcome
+		if err := a.effects(ctx, tx, reads, prices, postgres.ReplaySlot, &applied, &out); err != nil {
+			return err
+		}
+		var ids []int64
+		for _, i := range out.appliedReads {
+			ids = append(ids, readIDs[i])
+		}
+		for _, i := range out.appliedPrices {
+			ids = append(ids, priceIDs[i])
+		}
+		if err := postgres.MarkReplayed(ctx, tx, ids); err != nil {
+			return err
+		}
+		res = ReplayResult{Replayed: len(ids), StillQuarantined: len(out.quarantined)}
+		if len(ids) == 0 {
+			return nil
+		}
+		msgs, err := a.runHooks(ctx, tx, applied)
+		if err != nil {
+			return err
+		}
+		return a.outbox.Enqueue(ctx, tx, msgs...)
+	})
+	return res, err
+}

@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement"
+)
+
+// Position is the live (unsettled) position of one participant at one
+// settlement point in one settlement interval: its exact energy, and where
+// the interval is priced its settlement price and exact amount.
+type Position struct {
+	ParticipantID   string
+	SettlementPoint string
+	IntervalStart   time.Time
+	EnergyMWh       decimal.Decimal     // exact, unrounded
+	Price           decimal.NullDecimal // settlement price (settlement.md "Prices"); invalid: unpriced
+	Amount          decimal.NullDecimal // EnergyMWh × Price, exact; invalid: unpriced
+}
+
+// PositionQuery selects positions of one operating day.
+type PositionQuery struct {
+	Day             settlement.Day
+	ParticipantID   string // "" = all
+	SettlementPoint string // "" = all
+	After           *postgres.PositionKey
+	Limit           int
+}
+
+// longestPrice is the longest price interval of the contract: a price that
+// covers a settlement interval of the day may start this much before it.
+const longestPrice = time.Hour
+
+// Positions lists live positions in (participant, point, interval) order,
+// priced with the settlement prices of settlement.Prices from the current
+// RT prices.
+func Positions(ctx context.Context, db postgres.Querier, market settlement.Market, q PositionQuery) ([]Position, error) {
+	from, to := market.Bounds(q.Day)
+	energies, err := postgres.PositionEnergies(ctx, db, postgres.PositionFilter{
+		From: from, To: to, ParticipantID: q.ParticipantID, SettlementPoint: q.SettlementPoint, After: q.After,
+	}, q.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(energies) == 0 {
+		return nil, nil
+	}
+	point := q.SettlementPoint
+	if energies[0].SettlementPoint == energies[len(energies)-1].SettlementPoint {
+		point = energies[0].SettlementPoint // a page of one point needs only its prices
+	}
+	rt, err := postgres.CurrentPrices(ctx, db, postgres.PriceFilter{
+		Market: meters.RealTime, SettlementPoint: point, From: from.Add(-longestPrice), To: to}, 0)
+	if err != nil {
+		return nil, err
+	}
+	series := map[string]*settlement.Prices{}
+	for _, p := range rt {
+		s := series[p.SettlementPoint]
+		if s == nil {
+			s = &settlement.Prices{}
+			series[p.SettlementPoint] = s
+		}
+		if err := s.Add(p.Start, p.IntervalSeconds, p.Price.Price); err != nil {
+			return nil, fmt.Errorf("prices of %s: %w", p.SettlementPoint, err)
+		}
+	}
+	out := make([]Position, len(energies))
+	for i, e := range energies {
+		price := series[e.SettlementPoint].At(market.IntervalSeconds, e.IntervalStart)
+		out[i] = Position{ParticipantID: e.ParticipantID, SettlementPoint: e.SettlementPoint, IntervalStart: e.IntervalStart,
+			EnergyMWh: e.EnergyMWh, Price: price}
+		if price.Valid {
+			out[i].Amount = decimal.NullDecimal{Decimal: e.EnergyMWh.Mul(price.Decimal), Valid: true}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,106 @@
+// Package oracle is an independent, deliberately plain implementation of
+// the product contract (shared/spec: messages.md, settlement.md, alerts.md)
+// used to check gridsettle from outside: given the registry CSV files and
+// the input records as a consumer sees them (topic, partition, offset,
+// bytes), it says what the quarantine, the current reads and prices, the
+// statement lines, account charges and interval figures of any sequence of
+// runs, and the alert identities must be.
+//
+// It shares no code with the streaming path: it imports only the standard
+// library and shopspring/decimal (a test enforces it), parses the registry
+// CSVs and the JSON records itself, and does its own half-even division and
+// rounding on big integers (cross-checked against shopspring's RoundBank by
+// a fuzz test). It favours being obviously right over being fast: each run
+// re-reads the log from the start.
+//
+// API: ReadRegistry, New, Oracle.Ingest (log + snapshot → State: Quarantine,
+// Reads, Prices, Counts, Alerts), State.Statement (one run),
+// Oracle.Runs (a sequence of runs with previous figures and deltas).
+//
+// # Readings of the contract
+//
+// Where the contract leaves room, the oracle takes the most literal reading
+// and says so here, so the implementation can align or the contract can be
+// made precise.
+//
+// Input records:
+//   - Member names are case-sensitive ("Meter_ID" is not meter_id, so the
+//     record lacks meter_id: schema_violation). A member given as JSON null
+//     counts as absent: default for an optional one, missing (schema_violation)
+//     for a required one. Duplicate member names: the last wins (encoding/json).
+//   - A JSON value other than an object (array, string, null, empty input) is
+//     malformed_json, as are NaN, Infinity and trailing garbage.
+//   - `market` is required (the table gives no default).
+//   - `interval_seconds` and `version` must be JSON integers: "900" (a
+//     string), 900.0 and 9e2 are schema_violation. An integer that is not an
+//     allowed length, negative ones included, is unsupported_interval.
+//   - Decimals may be strings or JSON numbers, in plain notation only; a
+//     value count outside 1–10,000 is schema_violation; so is a `source` over
+//     128 characters (counted as Unicode characters, not bytes) and a
+//     `currency` that is not three capital letters (a well-formed other code
+//     is currency_mismatch).
+//   - "At most 6 decimal places" counts the digits written: "1.0000000" is
+//     too_many_decimals although it equals 1. (The simulator never writes
+//     trailing zeros beyond 6 places, so either reading agrees on it.)
+//   - `start` is RFC 3339 (T and Z in either case, any offset, fractional
+//     seconds allowed); a non-zero fraction is misaligned_start.
+//   - unknown_meter: the start of every read of the record must be covered by
+//     an assignment of the meter.
+//   - "The first interval length seen" is that of the first record accepted
+//     for the (meter, channel) or (market, point); a quarantined record never
+//     sets it.
+//   - Equality for duplicates is by value (0.1 = 0.100) and, for reads, by
+//     quality (an omitted quality is A).
+//   - Counts: a read or price is applied, stale or a duplicate one by one; a
+//     record mixing new and duplicate reads is accepted.
+//   - Every record of one meter (or settlement point) is assumed to be in
+//     one partition, as keying by meter_id (settlement_point) does; partitions
+//     are then processed one after another.
+//
+// Settlement:
+//   - A read belongs wholly to the assignment covering its start, even when
+//     a longer read spans an assignment change; its pieces go to the
+//     settlement intervals (and so operating days) that contain them.
+//   - A line exists for every (participant, point) with a piece of a current
+//     read (either channel, zero values included) in the day, or a line in
+//     the previous version. `reads` counts each current read once per line it
+//     has a piece in; per interval, a read counts in every interval it has a
+//     piece in (5-minute reads: three per 15-minute interval), E and S both
+//     as estimated.
+//   - A line or charge that first appears in version n > 1 has
+//     previous_version n−1 (the previous run of the day) and zero previous
+//     figures; previous_version is null only in version 1.
+//   - net_kwh = the rounded import_kwh − the rounded export_kwh, as written.
+//   - A price interval longer than L applies to every settlement interval it
+//     contains (its start is the settlement interval's start rounded down to
+//     the price length); shorter ones are averaged only when all L/len are
+//     present.
+//
+// Alerts (see Alert for what "may" and "must" mean):
+//   - Event-time rules are evaluated after every accepted record; a figure
+//     "reaches" its level when it is ≥ it; thresholds and budgets compare the
+//     exact, unrounded figure.
+//   - daily_usage: the import kWh (after mapping, no loss factor) of the
+//     account's current reads whose pieces fall in the day, over the meters
+//     assigned to the account at each read's start.
+//   - monthly_budget: Σ amount(m,t) (net energy × loss factor × settlement
+//     price) over priced intervals of the local calendar month, all meters
+//     assigned to the account; identity month YYYY-MM of the interval.
+//   - price_spike / negative_price: an RT settlement price of an interval of
+//     the day ≥ threshold / < 0 at a point where an assignment of the account
+//     is in force at some instant of the day (reads are not needed).
+//   - missing_data: the watermark of a reads partition is the latest end of a
+//     decodable record on it: one that passes the checks that need only the
+//     record (through quality_length_mismatch), so an unknown_meter,
+//     interval_length_mismatch or conflicting_duplicate record moves it, as
+//     do stale and duplicate ones (the ingest status watermark does the
+//     same); a meter fires when an assignment covers the
+//     watermark instant and watermark − end of its last read ≥ 6 hours
+//     ("no read for the last 6 hours" read as inclusive); gap_start is that
+//     end, written RFC 3339 UTC with Z. A meter without any read on its
+//     partition never fires (its gap has no start). A late read that moves
+//     the last end while still ≥ 6 hours behind opens a new identity.
+//
+// Invariants: no float anywhere; output decimals have the fixed scale of
+// their field; results do not depend on map iteration order.
+package oracle

@@ -1,0 +1,34 @@
+// Package postgres runs settlement against PostgreSQL: a run of an
+// operating day reads one consistent snapshot of the current reads, real-time
+// prices, registry assignments and ingest offsets, settles every statement
+// line and account charge with the pure rules of package settlement, and
+// records the result, its ledger postings and its outbox messages in one
+// transaction. It also holds the scheduler that starts initial, final and
+// true-up runs when they fall due, and the queries the API serves runs,
+// statements and charges from.
+//
+// It does not consume Kafka (settlement/ingest fills reads and prices), does
+// not publish (settlement/publish relays the outbox) and does not write
+// exports (the Completed hook lets the exports area react to a run).
+//
+// Invariants:
+//   - runs of one operating day are serialised by a transaction-scoped
+//     advisory lock taken before the snapshot, so version n+1 always sees
+//     version n as its previous version and a later run never settles older
+//     data than an earlier one;
+//   - a run commits everything or nothing: runs row, statement lines, account
+//     charges, run intervals, journal entries, scheduled marker and outbox
+//     rows; a failure leaves only a failed runs row with its error;
+//   - each run emits the full statement of its day: every (participant,
+//     point) and (account, participant) with a current read in the day or a
+//     line in an earlier version; deltas are against the latest earlier
+//     completed version, so the deltas of a line sum to its latest figure;
+//   - amounts are summed exactly (numeric in SQL, decimal in Go) and rounded
+//     once, half-even, by settlement.LineFiguresOf / ChargeFiguresOf.
+//
+// SQL does the per-read work (assignment lookup, mapping onto settlement
+// intervals, exact sums): a day of 100,000 meters is millions of reads, and
+// streaming them into Go would cost more than the whole run may take. The
+// mapping's uneven split is the rule of meters.ToSettlementIntervals, and a
+// test holds the two to the same figures.
+package postgres

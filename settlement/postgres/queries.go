@@ -1,0 +1,246 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gridsettle/gridsettle/settlement"
+)
+
+// ErrNotFound is returned for a run id that does not exist.
+var ErrNotFound = errors.New("not found")
+
+const runColumns = `run_id, operating_day, run_type, version, status, coalesce(error, ''), started_at, finished_at,
+	computed_at, lineage`
+
+func scanRun(row pgx.Row) (Run, error) {
+	var r Run
+	var day time.Time
+	var computed *time.Time
+	err := row.Scan(&r.RunID, &day, &r.RunType, &r.Version, &r.Status, &r.Error, &r.StartedAt, &r.FinishedAt,
+		&computed, &r.Lineage)
+	if err != nil {
+		return Run{}, err
+	}
+	r.OperatingDay = dayOf(day).String()
+	r.StartedAt = r.StartedAt.UTC()
+	if r.FinishedAt != nil {
+		f := r.FinishedAt.UTC()
+		r.FinishedAt = &f
+	}
+	if computed != nil {
+		r.ComputedAt = computed.UTC()
+	}
+	if r.Lineage.Inputs == nil {
+		r.Lineage.Inputs = []LineageInput{}
+	}
+	return r, nil
+}
+
+// RunKey is the position of a run in the listing order (operating day,
+// version), for paging.
+type RunKey struct {
+	OperatingDay string `json:"operating_day"`
+	Version      int    `json:"version"`
+}
+
+// List returns runs ordered by operating day and version: those of day
+// (every day when nil), after the key (from the start when nil), at most
+// limit.
+func (r *Runs) List(ctx context.Context, day *settlement.Day, after *RunKey, limit int) ([]Run, error) {
+	var dayArg, afterDay any
+	afterVersion := 0
+	if day != nil {
+		dayArg = dayTime(*day)
+	}
+	if after != nil {
+		d, err := settlement.ParseDay(after.OperatingDay)
+		if err != nil {
+			return nil, fmt.Errorf("run cursor: %w", err)
+		}
+		afterDay, afterVersion = dayTime(d), after.Version
+	}
+	rows, err := r.pool.Query(ctx, `SELECT `+runColumns+` FROM runs
+		WHERE ($1::date IS NULL OR operating_day = $1)
+		  AND ($2::date IS NULL OR (operating_day, version) > ($2, $3))
+		ORDER BY operating_day, version LIMIT $4`, dayArg, afterDay, afterVersion, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// Latest returns the n most recently started runs, newest first (the
+// "runs" of GET /api/v1/status).
+func (r *Runs) Latest(ctx context.Context, n int) ([]Run, error) {
+	rows, err := r.pool.Query(ctx, `SELECT `+runColumns+` FROM runs ORDER BY started_at DESC, run_id DESC LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("list latest runs: %w", err)
+	}
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list latest runs: %w", err)
+	}
+	return runs, nil
+}
+
+// Get returns the run with id, or ErrNotFound.
+func (r *Runs) Get(ctx context.Context, id string) (Run, error) {
+	run, err := scanRun(r.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE run_id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Run{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("read run %s: %w", id, err)
+	}
+	return run, nil
+}
+
+// StatementQuery selects statement lines. Zero fields do not filter;
+// Version 0 means the latest completed version of each operating day.
+type StatementQuery struct {
+	Day             *settlement.Day
+	ParticipantID   string
+	SettlementPoint string
+	Version         int
+	After           *StatementKey // paging: lines after this one
+	Limit           int
+}
+
+// StatementKey is the position of a line in the listing order.
+type StatementKey struct {
+	OperatingDay    string `json:"operating_day"`
+	ParticipantID   string `json:"participant_id"`
+	SettlementPoint string `json:"settlement_point"`
+	Version         int    `json:"version"`
+}
+
+// Statements returns statement lines ordered by operating day, participant,
+// settlement point and version.
+func (r *Runs) Statements(ctx context.Context, q StatementQuery) ([]settlement.StatementLine, error) {
+	var dayArg any
+	if q.Day != nil {
+		dayArg = dayTime(*q.Day)
+	}
+	after := []any{nil, "", "", 0}
+	if q.After != nil {
+		d, err := settlement.ParseDay(q.After.OperatingDay)
+		if err != nil {
+			return nil, fmt.Errorf("statement cursor: %w", err)
+		}
+		after = []any{dayTime(d), q.After.ParticipantID, q.After.SettlementPoint, q.After.Version}
+	}
+	rows, err := r.pool.Query(ctx, `
+		SELECT statement_id, participant_id, settlement_point, operating_day, run_type, version, previous_version,
+		       currency, energy_mwh, unpriced_energy_mwh, amount, previous_energy_mwh, previous_amount,
+		       delta_energy_mwh, delta_amount, intervals, priced_intervals, reads_actual, reads_estimated,
+		       reads_substituted, run_id, computed_at
+		FROM statement_lines s
+		WHERE ($1::date IS NULL OR s.operating_day = $1)
+		  AND ($2 = '' OR s.participant_id = $2)
+		  AND ($3 = '' OR s.settlement_point = $3)
+		  AND CASE WHEN $4 > 0 THEN s.version = $4
+		      ELSE s.version = (SELECT max(version) FROM runs WHERE operating_day = s.operating_day AND status = 'completed') END
+		  AND ($5::date IS NULL OR (s.operating_day, s.participant_id, s.settlement_point, s.version) > ($5, $6, $7, $8))
+		ORDER BY s.operating_day, s.participant_id, s.settlement_point, s.version
+		LIMIT $9`, append(append([]any{dayArg, q.ParticipantID, q.SettlementPoint, q.Version}, after...), limitArg(q.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("read statements: %w", err)
+	}
+	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (settlement.StatementLine, error) {
+		var l settlement.StatementLine
+		var day time.Time
+		var t string
+		err := row.Scan(&l.StatementID, &l.ParticipantID, &l.SettlementPoint, &day, &t, &l.Run.Version,
+			&l.Run.PreviousVersion, &l.Run.Currency, &l.EnergyMWh, &l.UnpricedEnergyMWh, &l.Amount,
+			&l.PreviousEnergyMWh, &l.PreviousAmount, &l.DeltaEnergyMWh, &l.DeltaAmount, &l.Intervals,
+			&l.PricedIntervals, &l.Reads.Actual, &l.Reads.Estimated, &l.Reads.Substituted, &l.Run.RunID, &l.Run.ComputedAt)
+		l.Run.Day, l.Run.Type = dayOf(day), settlement.RunType(t)
+		l.Run.ComputedAt = l.Run.ComputedAt.UTC()
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read statements: %w", err)
+	}
+	return lines, nil
+}
+
+// ChargeQuery selects the account charges of one account. Zero fields do
+// not filter; Version 0 means the latest completed version of each day.
+type ChargeQuery struct {
+	AccountID string
+	From, To  *settlement.Day // inclusive operating days
+	Version   int
+	After     *ChargeKey
+	Limit     int
+}
+
+// ChargeKey is the position of a charge in the listing order.
+type ChargeKey struct {
+	OperatingDay  string `json:"operating_day"`
+	ParticipantID string `json:"participant_id"`
+	Version       int    `json:"version"`
+}
+
+// Charges returns an account's charges ordered by operating day,
+// participant and version.
+func (r *Runs) Charges(ctx context.Context, q ChargeQuery) ([]settlement.AccountCharge, error) {
+	var from, to any
+	if q.From != nil {
+		from = dayTime(*q.From)
+	}
+	if q.To != nil {
+		to = dayTime(*q.To)
+	}
+	after := []any{nil, "", 0}
+	if q.After != nil {
+		d, err := settlement.ParseDay(q.After.OperatingDay)
+		if err != nil {
+			return nil, fmt.Errorf("charge cursor: %w", err)
+		}
+		after = []any{dayTime(d), q.After.ParticipantID, q.After.Version}
+	}
+	rows, err := r.pool.Query(ctx, `
+		SELECT charge_id, account_id, participant_id, operating_day, run_type, version, import_kwh, export_kwh,
+		       net_kwh, energy_cost, previous_energy_cost, delta_energy_cost, currency, run_id
+		FROM account_charges c
+		WHERE c.account_id = $1
+		  AND ($2::date IS NULL OR c.operating_day >= $2)
+		  AND ($3::date IS NULL OR c.operating_day <= $3)
+		  AND CASE WHEN $4 > 0 THEN c.version = $4
+		      ELSE c.version = (SELECT max(version) FROM runs WHERE operating_day = c.operating_day AND status = 'completed') END
+		  AND ($5::date IS NULL OR (c.operating_day, c.participant_id, c.version) > ($5, $6, $7))
+		ORDER BY c.operating_day, c.participant_id, c.version
+		LIMIT $8`, append(append([]any{q.AccountID, from, to, q.Version}, after...), limitArg(q.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("read account charges: %w", err)
+	}
+	charges, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (settlement.AccountCharge, error) {
+		var c settlement.AccountCharge
+		var day time.Time
+		var t string
+		err := row.Scan(&c.ChargeID, &c.AccountID, &c.ParticipantID, &day, &t, &c.Run.Version, &c.ImportKWh,
+			&c.ExportKWh, &c.NetKWh, &c.EnergyCost, &c.PreviousEnergyCost, &c.DeltaEnergyCost, &c.Run.Currency, &c.Run.RunID)
+		c.Run.Day, c.Run.Type = dayOf(day), settlement.RunType(t)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read account charges: %w", err)
+	}
+	return charges, nil
+}
+
+func limitArg(n int) any {
+	if n <= 0 {
+		return nil
+	}
+	return n
+}

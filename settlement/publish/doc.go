@@ -1,0 +1,51 @@
+// Package publish is the outbox relay: it moves the rows of the
+// transactional outbox (settlement/outbox) to their Kafka topics inside Kafka
+// transactions, so a read_committed consumer sees every output record exactly
+// once (design/exactly-once.md, "Publish").
+//
+// It owns the relay loop, its leases, its metrics and the NOTIFY trigger of
+// migrations/00301. It does not own what is published: statement lines,
+// account charges, alerts and dead letters are enqueued by their own areas
+// with outbox.Writer, in the Postgres transaction that produced them.
+//
+// How one output stream (topic, partition) is relayed:
+//
+//  1. lease: a session-level advisory lock keyed by the stream, held on one
+//     dedicated connection per Relay (which also LISTENs for new rows); other
+//     instances stand by and retry, and take over when the holder's session
+//     ends;
+//  2. a new transactional client, id gridsettle-{env}-{topic}-{partition};
+//     ProducerID fences every older instance and aborts its open transaction;
+//  3. the committed tail of the partition is read (read_committed, backwards
+//     from the last stable offset in widening windows) to find the highest
+//     gridsettle-seq header: the last sequence the log confirms;
+//  4. rows at or below it are deleted; then, per batch of rows with higher
+//     sequences: BeginTransaction, produce, Flush, EndTransaction(TryCommit),
+//     delete the batch's rows;
+//  5. any Kafka error closes the client and goes back to 2: an outcome is
+//     never guessed, the log decides.
+//
+// Waking up: the outbox trigger (migrations/00301) notifies channel
+// gridsettle_outbox with "topic/partition" when rows commit, and the lease
+// connection LISTENs; a notification wakes only its stream's worker. There is
+// no polling of the outbox, so an idle relay costs one round trip per
+// LeaseRetry (lease liveness, standby attempts) and nothing per stream; rows
+// committed while nobody listened are found by the query every session
+// starts with.
+//
+// Invariants:
+//   - records of a stream appear in the log in sequence order, each once
+//     among committed records; every record carries gridsettle-schema,
+//     gridsettle-id and gridsettle-seq;
+//   - an outbox row is deleted only at or below a sequence confirmed in the
+//     log (our own committed EndTransaction, or found in the tail);
+//   - the log is never ahead of the outbox's sequence counter; if it is (the
+//     database was reset under a kept broker), the stream is refused rather
+//     than having new rows mistaken for published ones;
+//   - stopping (Run's context canceled) finishes the in-flight transaction
+//     (or aborts it if it cannot finish) before the lease is released.
+//
+// For fault injection, WithStepHook runs a function at each named Step of
+// the loop; an error it returns is treated like a crash at that point (the
+// client is closed without cleanup and the stream restarts from the log).
+package publish
