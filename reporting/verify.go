@@ -63,7 +63,9 @@ const maxSmallFile = 1 << 20
 func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report, error) {
 	r := Report{Dir: dir}
 	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, discrepancy("", "export folder %s does not exist", dir)
+	} else if err != nil {
 		return r, fmt.Errorf("list export folder: %w", err)
 	}
 	for _, e := range entries {

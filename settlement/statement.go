@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
-
-	"github.com/gridsettle/gridsettle/meters"
 )
 
 // Output scales of the contract: energies (MWh and kWh) have 6 places,
@@ -46,18 +44,6 @@ type ReadCounts struct {
 	Actual      int `json:"actual"`
 	Estimated   int `json:"estimated"`
 	Substituted int `json:"substituted"`
-}
-
-// Add counts n reads of quality q.
-func (c *ReadCounts) Add(q meters.Quality, n int) {
-	switch q {
-	case meters.Actual:
-		c.Actual += n
-	case meters.Estimated:
-		c.Estimated += n
-	case meters.Substituted:
-		c.Substituted += n
-	}
 }
 
 // LineFigures are the settled figures of one statement line.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/api"
 	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // newAPI is the api component: the HTTP server with every area's routes on
@@ -26,9 +27,19 @@ func newAPI(p *Platform) (Component, error) {
 	if err := cfg.Validate(); err != nil {
 		return Component{}, err
 	}
+	s, err := p.shared()
+	if err != nil {
+		return Component{}, err
+	}
 	kafkaCheck := api.Check{Name: "kafka", Check: func(ctx context.Context) error { return kafkaReady(ctx, p.Kafka) }}
 	srv := api.New(cfg, p.Log, p.Metrics, p.DB, []api.Check{kafkaCheck},
 		api.RegistryRoutes{Store: meterspg.NewRegistry(p.DB)},
+		api.LedgerRoutes{Pool: p.DB},
+		api.RunRoutes{Runs: s.runs},
+		api.ExportRoutes{Exports: s.exporter},
+		api.AlertRoutes{Pool: p.DB, Market: p.Config.Market},
+		api.IngestRoutes{Pool: p.DB, Market: p.Config.Market, Topics: p.Topics, Applier: s.applier,
+			Kafka: kadm.NewClient(p.Kafka), Runs: s.runs},
 	)
 	return Component{Name: "api", Run: func(ctx context.Context) error { return srv.Serve(ctx, p.HTTP) }}, nil
 }

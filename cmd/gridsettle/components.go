@@ -21,10 +21,12 @@ type Component struct {
 
 // componentBuilders holds, for each name of componentNames that exists in
 // this build, how to make it from the platform. This is the one place where
-// components are wired: a name without a builder is not started (ingest,
-// publish and scheduler join here as their packages land).
+// components are wired.
 var componentBuilders = map[string]func(p *Platform) (Component, error){
-	"api": newAPI,
+	"ingest":    newIngest,
+	"publish":   newPublish,
+	"scheduler": newScheduler,
+	"api":       newAPI,
 }
 
 // availableComponents are the selected components that this build has, in

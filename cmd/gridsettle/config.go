@@ -18,6 +18,7 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/spf13/pflag"
 
+	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
@@ -44,22 +45,12 @@ type Config struct {
 	ExportDir  string // default DataDir/exports
 	SigningKey string // default DataDir/keys/export-signing.pem
 
-	Market  settlement.Market
-	RunLags []RunLag // in run order: initial, final, true-up (those configured)
+	Market   settlement.Market
+	Schedule settlement.Schedule // --run-lags: when scheduled runs fall due
 
-	Components []string // in start order; a subset of componentNames
+	Components  []string // in start order; a subset of componentNames
+	Environment string   // names this deployment in Kafka transactional ids
 }
-
-// RunLag is when a scheduled run type becomes due: Days calendar days after
-// the local midnight that ends the operating day (settlement.md "Runs").
-type RunLag struct {
-	RunType string // initial, final or true-up
-	Days    int
-}
-
-// scheduledRunTypes are the run types --run-lags may name, in the order
-// their lags must increase.
-var scheduledRunTypes = []string{"initial", "final", "true-up"}
 
 // componentNames are the components of api.md in start order; shutdown runs
 // in reverse, so the API stops taking requests before anything behind it.
@@ -240,10 +231,19 @@ var flagDefs = []flagDef{
 			return nil
 		}},
 	{name: "run-lags", def: "initial=P5D,final=P55D,true-up=P180D", group: groupSettlement,
-		usage: "when scheduled runs are due after the operating day ends: `type=PnD,...` (ISO-8601 days); a type left out is never scheduled",
+		usage: "when scheduled runs fall due after the operating day ends: `type=duration,...` (ISO 8601, e.g. P5D); a type left out is never scheduled",
 		set: func(c *Config, v string) (err error) {
-			c.RunLags, err = parseRunLags(v)
+			c.Schedule, err = settlement.ParseSchedule(v)
 			return err
+		}},
+	{name: "environment", def: "dev", group: groupComponents,
+		usage: "`name` of this deployment, part of every Kafka transactional id (instances of one deployment share it; two deployments on one cluster must not)",
+		set: func(c *Config, v string) error {
+			if !meters.ValidIdentifier(v) {
+				return fmt.Errorf("%q is not 1-64 characters of A-Z a-z 0-9 . _ : -", v)
+			}
+			c.Environment = v
+			return nil
 		}},
 	{name: "components", def: strings.Join(componentNames, ","), group: groupComponents,
 		usage: "comma-separated `list` of components to run: ingest, publish, scheduler, api",
@@ -256,7 +256,6 @@ var flagDefs = []flagDef{
 var (
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 	decimalPattern  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
-	dayDuration     = regexp.MustCompile(`^P([0-9]{1,5})D$`)
 )
 
 // envName is the environment variable that also sets flag.
@@ -382,40 +381,6 @@ func checkReadable(path string) error {
 	return f.Close()
 }
 
-func parseRunLags(v string) ([]RunLag, error) {
-	days := map[string]int{}
-	for item := range strings.SplitSeq(v, ",") {
-		k, d, ok := strings.Cut(strings.TrimSpace(item), "=")
-		if !ok {
-			return nil, fmt.Errorf("%q is not type=PnD", item)
-		}
-		if !slices.Contains(scheduledRunTypes, k) {
-			return nil, fmt.Errorf("%q is not one of %s", k, strings.Join(scheduledRunTypes, ", "))
-		}
-		if _, dup := days[k]; dup {
-			return nil, fmt.Errorf("%s is given twice", k)
-		}
-		m := dayDuration.FindStringSubmatch(d)
-		if m == nil {
-			return nil, fmt.Errorf("%s=%q is not an ISO-8601 duration in days such as P5D", k, d)
-		}
-		days[k], _ = strconv.Atoi(m[1])
-	}
-	var lags []RunLag
-	for _, t := range scheduledRunTypes {
-		n, ok := days[t]
-		if !ok {
-			continue
-		}
-		if len(lags) > 0 && n <= lags[len(lags)-1].Days {
-			prev := lags[len(lags)-1]
-			return nil, fmt.Errorf("%s (P%dD) must come after %s (P%dD)", t, n, prev.RunType, prev.Days)
-		}
-		lags = append(lags, RunLag{RunType: t, Days: n})
-	}
-	return lags, nil
-}
-
 func parseComponents(v string) ([]string, error) {
 	seen := map[string]bool{}
 	for name := range strings.SplitSeq(v, ",") {
@@ -438,4 +403,21 @@ func parseComponents(v string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// applyEnv sets each of names not given on the command line from its
+// GRIDSETTLE_<NAME> variable, as loadConfig does for the platform's flags.
+func applyEnv(fs *pflag.FlagSet, lookupEnv func(string) (string, bool), names ...string) error {
+	for _, name := range names {
+		f := fs.Lookup(name)
+		if f == nil || f.Changed {
+			continue
+		}
+		if v, ok := lookupEnv(envName(name)); ok {
+			if err := fs.Set(name, v); err != nil {
+				return flagError(name, envName(name), fmt.Errorf("%q: %w", v, err))
+			}
+		}
+	}
+	return nil
 }

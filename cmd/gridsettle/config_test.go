@@ -12,6 +12,8 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/gridsettle/gridsettle/settlement"
 )
 
 // parse runs loadConfig over args and env as the given command would.
@@ -50,14 +52,8 @@ func TestConfigDefaults(t *testing.T) {
 		!m.PriceSpikeThreshold.Equal(decimal.NewFromInt(1000)) {
 		t.Errorf("market %+v", m)
 	}
-	want := []RunLag{{"initial", 5}, {"final", 55}, {"true-up", 180}}
-	if len(c.RunLags) != len(want) {
-		t.Fatalf("run lags %v", c.RunLags)
-	}
-	for i := range want {
-		if c.RunLags[i] != want[i] {
-			t.Errorf("run lag %d: %v, want %v", i, c.RunLags[i], want[i])
-		}
+	if !slices.Equal(c.Schedule, settlement.DefaultSchedule()) {
+		t.Errorf("run lags %v, want %v", c.Schedule, settlement.DefaultSchedule())
 	}
 	if strings.Join(c.Components, ",") != "ingest,publish,scheduler,api" {
 		t.Errorf("components %v", c.Components)
@@ -123,10 +119,9 @@ func TestConfigRejects(t *testing.T) {
 		{devGroups, nil, []string{"--market-timezone", "Mars/Olympus"}, `--market-timezone: "Mars/Olympus" is not an IANA time zone…`},
 		{devGroups, nil, []string{"--market-currency", "usd"}, `--market-currency: "usd" is not an ISO 4217 code…`},
 		{devGroups, nil, []string{"--price-spike-threshold", "1e3"}, `--price-spike-threshold: "1e3" is not a plain decimal…`},
-		{devGroups, nil, []string{"--run-lags", "initial=5"}, `--run-lags: initial="5" is not an ISO-8601 duration in days…`},
-		{devGroups, nil, []string{"--run-lags", "initial=P5D,final=P5D"}, "--run-lags: final (P5D) must come after initial (P5D)"},
-		{devGroups, nil, []string{"--run-lags", "resettlement=P1D"}, `--run-lags: "resettlement" is not one of initial, final, true-up`},
-		{devGroups, nil, []string{"--run-lags", "final=P1D,final=P2D"}, "--run-lags: final is given twice"},
+		{devGroups, nil, []string{"--run-lags", "initial=5"}, `--run-lags: run lag for initial: lag "5" is not an ISO 8601 duration…`},
+		{devGroups, nil, []string{"--run-lags", "resettlement=P1D"}, `--run-lags: run lag "resettlement=P1D": "resettlement" is not a scheduled run type…`},
+		{devGroups, nil, []string{"--run-lags", "final=P1D,final=P2D"}, "--run-lags: run lag for final given twice"},
 		{devGroups, nil, []string{"--components", "ingest,billing"}, `--components: "billing" is not one of ingest, publish, scheduler, api`},
 		{devGroups, nil, []string{"--components", ","}, "--components: name at least one…"},
 		{devGroups, nil, []string{"--log-level", "loud"}, `--log-level: "loud" is not debug, info, warn or error`},
@@ -158,12 +153,13 @@ func TestConfigRejects(t *testing.T) {
 }
 
 func TestRunLagsSubset(t *testing.T) {
-	c, err := parse(t, devGroups, nil, "--run-lags", "true-up=P90D, initial=P1D")
+	c, err := parse(t, devGroups, map[string]string{"GRIDSETTLE_RUN_LAGS": "initial=P1D"}, "--run-lags", "true-up=P90D, initial=PT36H")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.RunLags) != 2 || c.RunLags[0] != (RunLag{"initial", 1}) || c.RunLags[1] != (RunLag{"true-up", 90}) {
-		t.Errorf("run lags %v", c.RunLags)
+	want, _ := settlement.ParseSchedule("true-up=P90D,initial=PT36H")
+	if !slices.Equal(c.Schedule, want) {
+		t.Errorf("run lags %v, want %v", c.Schedule, want)
 	}
 }
 

@@ -24,4 +24,15 @@
 //     that transactional id (design/exactly-once.md).
 //   - A component that does not exist in this build is not started and
 //     says so; --components accepts only the names of api.md.
+//
+// # How to add a component
+//
+// Write a builder func(p *Platform) (Component, error) in its own file and
+// add it to componentBuilders under its api.md name. The Platform carries the
+// validated Config (Market, Schedule, Kafka, ExportDir, SigningKey, ...), the
+// migrated pool, a plain Kafka client, the topic names, the outbox writer
+// (partition counts read from the cluster), the metrics registry and, for
+// the api, the bound listener. The builder must not start work: Run does,
+// until its context is cancelled. Components start in componentNames order
+// and stop in reverse.
 package main

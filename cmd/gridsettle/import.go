@@ -93,7 +93,7 @@ func (m *Main) importFormatCmd(f importFormat) *cobra.Command {
 	fs.String("source", "", "lineage `text` of every read, at most 128 characters (default import:"+f.name+":<file name>; env GRIDSETTLE_SOURCE)")
 	f.flags(fs)
 	c.RunE = func(cmd *cobra.Command, files []string) error {
-		if err := applyImportEnv(fs, m.LookupEnv); err != nil {
+		if err := applyEnv(fs, m.LookupEnv, importFlags...); err != nil {
 			return err
 		}
 		cfg, err := loadConfig(fs, m.LookupEnv)
@@ -134,23 +134,6 @@ func (m *Main) importFormatCmd(f importFormat) *cobra.Command {
 		return nil
 	}
 	return c
-}
-
-// applyImportEnv sets each import flag not given on the command line from
-// its GRIDSETTLE_<NAME> variable, as loadConfig does for the platform's.
-func applyImportEnv(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) error {
-	for _, name := range importFlags {
-		f := fs.Lookup(name)
-		if f == nil || f.Changed {
-			continue
-		}
-		if v, ok := lookupEnv(envName(name)); ok {
-			if err := fs.Set(name, v); err != nil {
-				return flagError(name, envName(name), fmt.Errorf("%q: %w", v, err))
-			}
-		}
-	}
-	return nil
 }
 
 // importFile parses one file and produces it in one transaction, printing

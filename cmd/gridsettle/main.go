@@ -79,8 +79,13 @@ func (m *Main) root() *cobra.Command {
 			Use:   "migrate",
 			Short: "Apply the database migrations and exit",
 		}, groupLog|groupDataDir|groupDatabase, m.runMigrate),
+		newRegistryCmd(m),
+		newTokenCmd(m),
+		newLedgerCmd(m),
+		newExportCmd(m),
 		newImportCmd(m),
 		newSimulateCmd(m),
+		newDemoCmd(m),
 	)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,6 +46,13 @@ type Platform struct {
 	Metrics *prometheus.Registry // served at /metrics; collectors are named gridsettle_*
 	HTTP    net.Listener         // bound to --http-addr; nil unless the api component runs
 	Out     io.Writer            // where to print what the user must see (not logs), e.g. a generated token
+	// Embedded is true for dev and demo (broker child, private cluster,
+	// generated signing key), false for serve.
+	Embedded bool
+
+	// shared are the parts several components use, built once (see
+	// wire_services.go).
+	shared func() (*services, error)
 }
 
 func (m *Main) runDev(ctx context.Context, cfg Config, log *slog.Logger) error {
@@ -74,8 +82,11 @@ func (m *Main) runMigrate(ctx context.Context, cfg Config, log *slog.Logger) err
 // runPlatform starts, in order, the broker child (when embedded), Postgres
 // with migrations, the topics and the selected components, and tears them
 // down in the reverse order: components, database, broker last. A shutdown
-// asked for by cancelling ctx (SIGINT/SIGTERM) returns nil.
-func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, embedded bool) (err error) {
+// asked for by cancelling ctx (SIGINT/SIGTERM) returns nil. drivers are
+// built after the selected components and run after them (stopped first):
+// demo's driver is one.
+func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, embedded bool,
+	drivers ...func(*Platform) (Component, error)) (err error) {
 	defer func() {
 		if ctx.Err() != nil && err != nil {
 			if !errors.Is(err, context.Canceled) {
@@ -141,10 +152,18 @@ func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, em
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	p := &Platform{Config: cfg, Log: log, DB: db, Kafka: kcl, Topics: topics, Outbox: ob, Metrics: reg, HTTP: httpLn, Out: m.Stdout}
+	p := &Platform{Config: cfg, Log: log, DB: db, Kafka: kcl, Topics: topics, Outbox: ob, Metrics: reg, HTTP: httpLn, Out: m.Stdout, Embedded: embedded}
+	p.shared = sync.OnceValues(func() (*services, error) { return newServices(runCtx, p) })
 	comps, err := buildComponents(p, specs)
 	if err != nil {
 		return err
+	}
+	for _, build := range drivers {
+		c, err := build(p)
+		if err != nil {
+			return err
+		}
+		comps = append(comps, c)
 	}
 	log.Info("gridsettle ready", "http_addr", cfg.HTTPAddr, "kafka", cfg.Kafka.Brokers, "components", names(comps))
 	err = runComponents(runCtx, log, reg, comps)

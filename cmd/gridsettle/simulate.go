@@ -73,23 +73,6 @@ func newSimulateCmd(m *Main) *cobra.Command {
 	return c
 }
 
-// applyEnv sets each of names not given on the command line from its
-// GRIDSETTLE_<NAME> variable, as loadConfig does for the platform's flags.
-func applyEnv(fs *pflag.FlagSet, lookupEnv func(string) (string, bool), names ...string) error {
-	for _, name := range names {
-		f := fs.Lookup(name)
-		if f == nil || f.Changed {
-			continue
-		}
-		if v, ok := lookupEnv(envName(name)); ok {
-			if err := fs.Set(name, v); err != nil {
-				return flagError(name, envName(name), fmt.Errorf("%q: %w", v, err))
-			}
-		}
-	}
-	return nil
-}
-
 // simulateConfig is the generator's and the producer's configuration from
 // the command line, validated before anything connects.
 func simulateConfig(fs *pflag.FlagSet, cfg Config) (simulate.Config, simulate.ProduceOptions, error) {

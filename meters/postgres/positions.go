@@ -17,6 +17,13 @@ import (
 // owns (consumers use their input partition).
 const ReplaySlot = -1
 
+// Positions are maintained incrementally: a new read adds its energy, a
+// correction removes the previous read's and adds its own, both under the
+// assignment in force at the read's start when the batch is applied. A later
+// registry change (a retroactive retailer switch) does not move energy
+// already applied; settlement runs, which read the registry when they run,
+// are the settled truth.
+
 // positionDeltas accumulates how a batch moves live positions. Reads are
 // summed as signed kWh per (assignment, settlement interval) first, so the
 // loss factor is applied once per group rather than once per read; the

@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/big"
 
@@ -43,6 +44,9 @@ func (t decimalType) String() string { return fmt.Sprintf("DECIMAL(%d,%d)", t.pr
 // decimal places than the scale or more digits than the precision.
 func (t decimalType) unscaled(d decimal.Decimal) (*big.Int, error) {
 	v := d.Coefficient()
+	if v.Sign() == 0 {
+		return v, nil // whatever its exponent
+	}
 	shift := d.Exponent() + t.scale
 	switch {
 	case shift > 0:
@@ -68,8 +72,48 @@ func (t decimalType) unscaled(d decimal.Decimal) (*big.Int, error) {
 	return v, nil
 }
 
+// pow10s64[i] is 10^i as an int64.
+var pow10s64 = func() [19]int64 {
+	var p [19]int64
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// unscaled64 is unscaled without allocating, for the common case where the
+// coefficient and the result fit 18 digits; ok is false otherwise (and for
+// every value unscaled refuses), and then unscaled decides.
+func (t decimalType) unscaled64(d decimal.Decimal) (v int64, ok bool) {
+	n := d.NumDigits() // exact for coefficients that fit an int64, ≥ 19 otherwise
+	if n > 18 {
+		return 0, false
+	}
+	v = d.CoefficientInt64()
+	switch shift := d.Exponent() + t.scale; {
+	case shift > 0:
+		if n+int(shift) > 18 {
+			return 0, false
+		}
+		v *= pow10s64[shift]
+	case shift < 0:
+		if -shift > 18 || v%pow10s64[-shift] != 0 {
+			return 0, false
+		}
+		v /= pow10s64[-shift]
+	}
+	if t.precision < 18 && (v >= pow10s64[t.precision] || v <= -pow10s64[t.precision]) {
+		return 0, false
+	}
+	return v, true
+}
+
 // int64Of is the INT64 unscaled value of d (precision ≤ 18).
 func (t decimalType) int64Of(d decimal.Decimal) (int64, error) {
+	if v, ok := t.unscaled64(d); ok {
+		return v, nil
+	}
 	v, err := t.unscaled(d)
 	if err != nil {
 		return 0, err
@@ -80,11 +124,18 @@ func (t decimalType) int64Of(d decimal.Decimal) (int64, error) {
 // fixed16Of is the 16-byte big-endian two's-complement unscaled value of d
 // (FIXED_LEN_BYTE_ARRAY(16), precision ≤ 38).
 func (t decimalType) fixed16Of(d decimal.Decimal) (string, error) {
+	var b [16]byte
+	if v, ok := t.unscaled64(d); ok {
+		if v < 0 {
+			binary.BigEndian.PutUint64(b[:8], ^uint64(0)) // sign extension
+		}
+		binary.BigEndian.PutUint64(b[8:], uint64(v))
+		return string(b[:]), nil
+	}
 	v, err := t.unscaled(d)
 	if err != nil {
 		return "", err
 	}
-	var b [16]byte
 	if v.Sign() < 0 {
 		// 2^128 + v, whose 16 low bytes are v's two's complement.
 		v.Add(v, twoTo128)

@@ -40,3 +40,19 @@ func FuzzDecimalRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// TestFastPathAgrees: the allocation-free conversion gives the same
+// unscaled value as the exact one wherever it applies.
+func TestFastPathAgrees(t *testing.T) {
+	for _, s := range []string{"0", "-0.000001", "999999999999.999999", "-999999999999.999999", "1e-24", "12.5",
+		"123456789012345678", "-0.00422792", "1000000000000", "0.1234567", "-9.99e11", "5e17", "7E-30"} {
+		d := decimal.RequireFromString(s)
+		for _, typ := range []decimalType{decimal18x6, decimal18x2, decimal38x18, decimal38x24, {9, 3}} {
+			fast, ok := typ.unscaled64(d)
+			exact, err := typ.unscaled(d)
+			if ok && (err != nil || !exact.IsInt64() || exact.Int64() != fast) {
+				t.Errorf("%s as %s: fast %d, exact %v (%v)", s, typ, fast, exact, err)
+			}
+		}
+	}
+}

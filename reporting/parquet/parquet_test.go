@@ -3,6 +3,8 @@ package parquet_test
 import (
 	"bytes"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -286,4 +288,65 @@ func TestLibrariesMatchGoMod(t *testing.T) {
 			t.Errorf("go.mod does not pin %s: update parquet.Libraries (and the golden files)", lib)
 		}
 	}
+}
+
+// BenchmarkIntervalWriter measures intervals.parquet throughput (the
+// export benchmark's limit is in rows per second).
+func BenchmarkIntervalWriter(b *testing.B) {
+	base := reportingtest.FallBackDay().Intervals
+	for _, c := range []parquet.Codec{parquet.ZSTD, parquet.Snappy} {
+		b.Run(string(c), func(b *testing.B) {
+			rows := 0
+			for b.Loop() {
+				w, err := parquet.NewIntervalWriter(io.Discard, c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for p := range 1000 {
+					for _, iv := range base[:100] {
+						iv.ParticipantID = fmt.Sprintf("P%05d", p)
+						if err := w.Write(iv); err != nil {
+							b.Fatal(err)
+						}
+						rows++
+					}
+				}
+				if err := w.Close(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// BenchmarkIntervalReader measures reading intervals.parquet back, as
+// verification does.
+func BenchmarkIntervalReader(b *testing.B) {
+	base := reportingtest.FallBackDay().Intervals
+	var buf bytes.Buffer
+	w, err := parquet.NewIntervalWriter(&buf, parquet.ZSTD)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for p := range 1000 {
+		for _, iv := range base[:100] {
+			iv.ParticipantID = fmt.Sprintf("P%05d", p)
+			if err := w.Write(iv); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	rows := int64(0)
+	for b.Loop() {
+		n, err := parquet.ReadIntervals(b.Context(), bytes.NewReader(buf.Bytes()), int64(buf.Len()), func(parquet.Interval) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += n
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 }

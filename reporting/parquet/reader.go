@@ -16,7 +16,7 @@ import (
 
 // readBatch is how many rows are decoded at a time: reading streams, so a
 // file is never held in memory as rows.
-const readBatch = 4096
+const readBatch = 32768
 
 // ReadStatements reads statements.parquet from r (size bytes), checks its
 // schema and row order, and calls fn with every row. It returns the number

@@ -26,7 +26,7 @@ const (
 // Libraries are the modules the files' bytes depend on, with their versions
 // (go.mod pins them; a test keeps this list in step). Files and manifests
 // record them, since an upgrade can change the bytes.
-const Libraries = "github.com/xitongsys/parquet-go v1.6.2, github.com/klauspost/compress v1.20.3"
+const Libraries = "github.com/xitongsys/parquet-go v1.6.2, github.com/klauspost/compress v1.20.3, github.com/golang/snappy v0.0.3"
 
 // createdBy is every file's footer created_by.
 const createdBy = "gridsettle export (" + Libraries + ")"
@@ -75,6 +75,7 @@ func newWriter[R, Rec any](out io.Writer, c Codec, s spec[R, Rec]) (*Writer[R], 
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.name, err)
 	}
+	pw.MarshalFunc = marshalColumns
 	pw.CompressionType = codec
 	pw.PageSize = pageSize
 	pw.RowGroupSize = rowGroupSize

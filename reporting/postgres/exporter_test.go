@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -364,5 +365,45 @@ func TestConcurrentProduce(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(root, "2026-11-01"))
 	if len(entries) != 1 {
 		t.Fatalf("day folder holds %v", entries)
+	}
+}
+
+// TestScheduleFires: Run exports what is pending when it starts and again
+// each time the schedule fires, and stops when its context ends.
+func TestScheduleFires(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	initial, final := reportingtest.FallBackInitial(), reportingtest.FallBackDay()
+	insertRun(t, pool, initial)
+	e := newExporter(t, pool, t.TempDir(), func(c *postgres.Config) { c.Schedule = "@every 200ms" })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	waitExports := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			list, err := e.List(t.Context(), nil, 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d exports after a minute, want %d", len(list), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitExports(1) // pending at start
+	insertRun(t, pool, final)
+	if err := e.RunCompleted(t.Context(), final.RunID); err != nil {
+		t.Fatal(err)
+	}
+	waitExports(2) // the schedule fired
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -85,7 +85,7 @@ func fallBack(runType string, version int32, firstEntry int64, previous []string
 			if (k+n)%17 == 5 {
 				t.unpriced = t.unpriced.Add(mwh)
 			} else {
-				price := decimal.New(int64(k*123457+n*98765)%250000000-20000000, -6) // -20 … 230 $/MWh
+				price := decimal.New(int64(k*2345679+n*987654)%250000000-20000000, -6) // -20 … 230 $/MWh
 				iv.Price = decimal.NewNullDecimal(price)
 				amount := mwh.Mul(price)
 				iv.Amount = decimal.NewNullDecimal(amount)

@@ -208,10 +208,12 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 			return Run{}, errScheduledDone
 		}
 	}
+	t0 := time.Now()
 	snap, err := r.snapshot(ctx, conn, day)
 	if err != nil {
 		return Run{}, err
 	}
+	t1 := time.Now()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return Run{}, fmt.Errorf("begin run: %w", err)
@@ -231,6 +233,7 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 		return Run{}, err
 	}
 	res := settle(r.cfg.Market, ref, snap, prev)
+	t2 := time.Now()
 
 	run := Run{
 		RunID: ref.RunID, OperatingDay: day.String(), RunType: t, Version: version, Status: Running,
@@ -245,6 +248,7 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 	if err := writeResult(ctx, tx, res); err != nil {
 		return Run{}, fmt.Errorf("write run %s: %w", run.RunID, err)
 	}
+	t3 := time.Now()
 	finished := r.cfg.Now().UTC().Truncate(time.Microsecond)
 	if _, err := ledgerpg.Post(ctx, tx, finished, postings(res.lines)...); err != nil {
 		return Run{}, fmt.Errorf("post run %s to the ledger: %w", run.RunID, err)
@@ -258,6 +262,7 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 	if _, err := tx.Exec(ctx, `UPDATE runs SET status = 'completed', finished_at = $2 WHERE run_id = $1`, run.RunID, finished); err != nil {
 		return Run{}, fmt.Errorf("complete run %s: %w", run.RunID, err)
 	}
+	t4 := time.Now()
 	msgs, err := r.messages(res)
 	if err != nil {
 		return Run{}, err
@@ -265,9 +270,13 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 	if err := r.cfg.Outbox.Enqueue(ctx, tx, msgs...); err != nil {
 		return Run{}, fmt.Errorf("enqueue run %s: %w", run.RunID, err)
 	}
+	t5 := time.Now()
 	if err := tx.Commit(ctx); err != nil {
 		return Run{}, fmt.Errorf("commit run %s: %w", run.RunID, err)
 	}
+	r.log.Debug("settlement run phases", "run_id", run.RunID, "lines", len(res.lines), "charges", len(res.charges),
+		"snapshot", t1.Sub(t0), "settle", t2.Sub(t1), "write", t3.Sub(t2), "post", t4.Sub(t3),
+		"outbox", t5.Sub(t4), "commit", time.Since(t5))
 	run.Status, run.FinishedAt = Completed, &finished
 	return run, nil
 }

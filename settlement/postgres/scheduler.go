@@ -30,7 +30,10 @@ type SchedulerConfig struct {
 // first. Several schedulers (one per instance) may run at once: the runs of
 // a day are serialised and each scheduled run is recorded in the run's own
 // transaction, so a run is started once whoever gets there first, and a
-// run killed half-way is started again.
+// run killed half-way is started again. A run that fails is recorded as
+// failed and not retried on its own; an operator starts it again through
+// POST /api/v1/runs. Runs an operator starts are never the scheduled ones:
+// the scheduled run still happens when due.
 type Scheduler struct {
 	runs *Runs
 	cfg  SchedulerConfig

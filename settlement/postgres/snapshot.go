@@ -49,6 +49,14 @@ func (r *Runs) snapshot(ctx context.Context, conn *pgx.Conn, day settlement.Day)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only
 	s := &snapshot{lines: map[lineKey]*lineCells{}, charges: map[chargeKey]chargeSums{}}
+	// The per-read queries are large, simple scans and hash aggregates: JIT
+	// compilation costs more than it saves, and sorts must not spill.
+	if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+		return nil, fmt.Errorf("configure snapshot: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '128MB'`); err != nil {
+		return nil, fmt.Errorf("configure snapshot: %w", err)
+	}
 	if s.lineage, err = readLineage(ctx, tx); err != nil {
 		return nil, err
 	}
@@ -60,7 +68,7 @@ func (r *Runs) snapshot(ctx context.Context, conn *pgx.Conn, day settlement.Day)
 	if s.prices, err = readPrices(ctx, tx, m, day); err != nil {
 		return nil, err
 	}
-	if err := s.readEnergy(ctx, tx, m, day, starts); err != nil {
+	if err := s.readEnergy(ctx, tx, m, starts); err != nil {
 		return nil, err
 	}
 	return s, tx.Commit(ctx)
@@ -120,104 +128,99 @@ func readPrices(ctx context.Context, tx pgx.Tx, m settlement.Market, day settlem
 	return out, nil
 }
 
-// energySQL settles reads in SQL, set-based, in one pass:
+// piecesSQL maps current reads onto the settlement intervals of the day,
+// set-based, as a CTE "pieces" for the two queries below:
 //   - each current read joins the assignment in force at its start;
-//   - it maps onto settlement intervals of L ($4 seconds) as settlement.md
-//     step 2 says: a read no longer than L lands whole in the interval
-//     containing it; a longer one is split into n = len/L pieces, each
-//     value/n rounded half-even to 9 places, the last taking the remainder
-//     (meters.ToSettlementIntervals; reads are never negative, so the integer
-//     arithmetic below is that rounding);
-//   - pieces outside the day's intervals [$3, $2) are dropped;
-//   - sums are exact numeric: per (participant, point, interval) the
-//     settlement energy Σ net kWh × loss factor / 1000 and read counts, and
-//     per (account, participant) raw import and export kWh and the amount
-//     over priced intervals, with the settlement prices passed in ($5-$7).
+//   - a read no longer than L ($3 seconds) lands whole in the interval
+//     containing it; it is in the day when its start is in [$1, $2), the
+//     first interval's start to the last one's end (both multiples of L);
+//   - a longer read is split into n = len/L pieces, each value/n rounded
+//     half-even to 9 places and the last taking the remainder
+//     (settlement.md step 2, meters.ToSettlementIntervals; reads are never
+//     negative, so the integer arithmetic below is that rounding); pieces
+//     outside [$1, $2) are dropped, so a read may straddle days;
+//   - first marks the read's first piece in the day, where it is counted.
 //
-// A read counts once in its line's read counts (at its first piece in the
-// day) and once in every interval it contributes to.
-const energySQL = `
-WITH pr AS (
-	SELECT * FROM unnest($5::text[], $6::timestamptz[], $7::numeric[]) AS pr(settlement_point, t, price)
-), src AS (
-	SELECT a.account_id, a.participant_id, a.settlement_point, a.loss_factor,
-	       r.channel, r.quality, r.value, r.interval_start, r.interval_seconds
+// The two branches keep the common case (len <= L) free of a set-returning
+// call per read and give the planner plain ranges to estimate.
+const piecesSQL = `
+WITH pieces AS (
+	SELECT a.account_id, a.participant_id, a.settlement_point, a.loss_factor, r.channel, r.quality,
+	       date_bin($3::int * interval '1 second', r.interval_start, timestamptz '1970-01-01 00:00:00+00') AS t,
+	       r.value AS kwh, true AS first
 	FROM reads r
 	JOIN meter_assignments a ON a.meter_id = r.meter_id
-	 AND a.effective_from <= r.interval_start
-	 AND (a.effective_to IS NULL OR r.interval_start < a.effective_to)
-	WHERE r.interval_start >= $1 AND r.interval_start < $2
-), pieces AS (
-	SELECT account_id, participant_id, settlement_point, loss_factor, channel, quality,
-	       date_bin($4::int * interval '1 second', interval_start, timestamptz '1970-01-01 00:00:00+00') AS t,
-	       value AS kwh, true AS first
-	FROM src WHERE interval_seconds <= $4::int
+	 AND a.effective_from <= r.interval_start AND (a.effective_to IS NULL OR r.interval_start < a.effective_to)
+	WHERE r.interval_start >= $1 AND r.interval_start < $2 AND r.interval_seconds <= $3::int
 	UNION ALL
-	SELECT s.account_id, s.participant_id, s.settlement_point, s.loss_factor, s.channel, s.quality,
-	       s.interval_start + k * $4::int * interval '1 second',
-	       CASE WHEN k < d.n - 1 THEN p.piece ELSE s.value - (d.n - 1) * p.piece END,
-	       k = 0 OR s.interval_start + k * $4::int * interval '1 second' = $3
-	FROM src s
-	CROSS JOIN LATERAL (SELECT s.interval_seconds / $4::int AS n, s.value * 1000000000 AS v) d
-	CROSS JOIN LATERAL (SELECT div(d.v, d.n) AS q) q
-	CROSS JOIN LATERAL (SELECT (q.q + CASE WHEN 2 * (d.v - q.q * d.n) > d.n
-	                                       OR (2 * (d.v - q.q * d.n) = d.n AND mod(q.q, 2) = 1)
-	                                  THEN 1 ELSE 0 END) * 0.000000001 AS piece) p
-	CROSS JOIN LATERAL generate_series(0, d.n - 1) AS k
-	WHERE s.interval_seconds > $4::int
-), net AS (
-	SELECT pc.*, CASE WHEN pc.channel = 'import' THEN pc.kwh ELSE -pc.kwh END * pc.loss_factor AS lf_kwh, pr.price
-	FROM pieces pc LEFT JOIN pr ON pr.settlement_point = pc.settlement_point AND pr.t = pc.t
-	WHERE pc.t >= $3::timestamptz AND pc.t < $2::timestamptz
-)
-SELECT GROUPING(account_id) = 1 AS line_row,
-       participant_id, coalesce(settlement_point, ''), coalesce(t, $3), coalesce(account_id, ''),
-       sum(lf_kwh) * 0.001,
-       coalesce(sum(kwh) FILTER (WHERE channel = 'import'), 0),
-       coalesce(sum(kwh) FILTER (WHERE channel = 'export'), 0),
-       coalesce(sum(lf_kwh * price) FILTER (WHERE price IS NOT NULL), 0) * 0.001,
-       count(*) FILTER (WHERE quality = 'A'),
-       count(*) FILTER (WHERE quality <> 'A'),
-       count(*) FILTER (WHERE first AND quality = 'A'),
-       count(*) FILTER (WHERE first AND quality = 'E'),
-       count(*) FILTER (WHERE first AND quality = 'S')
-FROM net
-GROUP BY GROUPING SETS ((participant_id, settlement_point, t), (account_id, participant_id))`
+	SELECT * FROM (
+		SELECT a.account_id, a.participant_id, a.settlement_point, a.loss_factor, r.channel, r.quality,
+		       r.interval_start + k * $3::int * interval '1 second' AS t,
+		       CASE WHEN k < d.n - 1 THEN p.piece ELSE r.value - (d.n - 1) * p.piece END AS kwh,
+		       k = 0 OR r.interval_start + k * $3::int * interval '1 second' = $1 AS first
+		FROM reads r
+		JOIN meter_assignments a ON a.meter_id = r.meter_id
+		 AND a.effective_from <= r.interval_start AND (a.effective_to IS NULL OR r.interval_start < a.effective_to)
+		CROSS JOIN LATERAL (SELECT r.interval_seconds / $3::int AS n, r.value * 1000000000 AS v) d
+		CROSS JOIN LATERAL (SELECT div(d.v, d.n) AS q) q
+		CROSS JOIN LATERAL (SELECT (q.q + CASE WHEN 2 * (d.v - q.q * d.n) > d.n
+		                                       OR (2 * (d.v - q.q * d.n) = d.n AND mod(q.q, 2) = 1)
+		                                  THEN 1 ELSE 0 END) * 0.000000001 AS piece) p
+		CROSS JOIN LATERAL generate_series(0, d.n - 1) AS k
+		WHERE r.interval_start > $1 - $4::int * interval '1 second' AND r.interval_start < $2
+		  AND r.interval_seconds > $3::int
+	) long WHERE long.t >= $1 AND long.t < $2
+)`
 
-func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Market, day settlement.Day, starts []time.Time) error {
-	_, end := m.Bounds(day)
+// lineSQL sums the pieces per (participant, point, interval) and loss
+// factor and channel: kWh exactly, and reads by quality (each read once per
+// interval it reaches, and once per line at its first piece). Keeping the
+// loss factor out of the per-read work leaves one numeric sum per read; Go
+// applies the few distinct loss factors to the sums.
+const lineSQL = piecesSQL + `
+SELECT participant_id, settlement_point, t, loss_factor, channel = 'export', sum(kwh),
+       count(*) FILTER (WHERE quality = 'A'), count(*) FILTER (WHERE quality <> 'A'),
+       count(*) FILTER (WHERE first AND quality = 'A'), count(*) FILTER (WHERE first AND quality = 'E'),
+       count(*) FILTER (WHERE first AND quality = 'S')
+FROM pieces
+GROUP BY participant_id, settlement_point, t, loss_factor, channel`
+
+// chargeSQL sums the pieces per (account, participant) and loss factor:
+// raw import and export kWh, and Σ net kWh × settlement price over priced
+// intervals, with the settlement prices passed in ($5-$7).
+const chargeSQL = piecesSQL + `, pr AS (
+	SELECT * FROM unnest($5::text[], $6::timestamptz[], $7::numeric[]) AS pr(settlement_point, t, price)
+)
+SELECT pc.account_id, pc.participant_id, pc.loss_factor,
+       coalesce(sum(pc.kwh) FILTER (WHERE pc.channel = 'import'), 0),
+       coalesce(sum(pc.kwh) FILTER (WHERE pc.channel = 'export'), 0),
+       coalesce(sum(CASE WHEN pc.channel = 'import' THEN pc.kwh ELSE -pc.kwh END * pr.price), 0)
+FROM pieces pc LEFT JOIN pr ON pr.settlement_point = pc.settlement_point AND pr.t = pc.t
+GROUP BY pc.account_id, pc.participant_id, pc.loss_factor`
+
+// readEnergy runs lineSQL and chargeSQL and applies the loss factors:
+// settlement energy is settlement.MWh of the summed kWh, and the amount of
+// an account is settlement.MWh of its summed kWh × price, both exact.
+func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Market, starts []time.Time) error {
 	index := make(map[int64]int, len(starts))
 	for i, t := range starts {
 		index[t.Unix()] = i
 	}
-	var points []string
-	var at []time.Time
-	var prices []decimal.Decimal
-	for point, ps := range s.prices {
-		for i, p := range ps {
-			if p.Valid {
-				points, at, prices = append(points, point), append(at, starts[i]), append(prices, p.Decimal)
-			}
-		}
-	}
-	rows, err := tx.Query(ctx, energySQL, starts[0].Add(-maxReadSeconds*time.Second), end, starts[0],
-		m.IntervalSeconds, points, at, prices)
+	first, end := starts[0], starts[len(starts)-1].Add(m.Interval())
+	args := []any{first, end, m.IntervalSeconds, maxReadSeconds}
+
+	rows, err := tx.Query(ctx, lineSQL, args...)
 	if err != nil {
-		return fmt.Errorf("settle reads: %w", err)
+		return fmt.Errorf("settle reads per line: %w", err)
 	}
 	var (
-		lineRow                       bool
 		participant, point, account   string
 		t                             time.Time
-		mwh, imp, exp, amount         decimal.Decimal
+		lf, kwh, imp, exp, priced     decimal.Decimal
+		export                        bool
 		actual, estimated, rA, rE, rS int
 	)
-	_, err = pgx.ForEachRow(rows, []any{&lineRow, &participant, &point, &t, &account, &mwh, &imp, &exp, &amount,
-		&actual, &estimated, &rA, &rE, &rS}, func() error {
-		if !lineRow {
-			s.charges[chargeKey{account, participant}] = chargeSums{importKWh: imp, exportKWh: exp, pricedAmount: amount}
-			return nil
-		}
+	_, err = pgx.ForEachRow(rows, []any{&participant, &point, &t, &lf, &export, &kwh, &actual, &estimated, &rA, &rE, &rS}, func() error {
 		i, ok := index[t.Unix()]
 		if !ok {
 			return fmt.Errorf("energy at %s is not in an interval of the day", t.UTC().Format(time.RFC3339))
@@ -228,14 +231,48 @@ func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Marke
 			lc = &lineCells{cells: make([]cell, len(starts))}
 			s.lines[k] = lc
 		}
-		lc.cells[i] = cell{mwh: mwh, actual: actual, estimated: estimated}
+		if export {
+			kwh = kwh.Neg()
+		}
+		c := &lc.cells[i]
+		c.mwh = c.mwh.Add(settlement.MWh(kwh, lf))
+		c.actual += actual
+		c.estimated += estimated
 		lc.reads.Actual += rA
 		lc.reads.Estimated += rE
 		lc.reads.Substituted += rS
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("settle reads: %w", err)
+		return fmt.Errorf("settle reads per line: %w", err)
+	}
+
+	var points []string
+	var at []time.Time
+	var prices []decimal.Decimal
+	for point, ps := range s.prices {
+		for i, p := range ps {
+			if p.Valid {
+				points, at, prices = append(points, point), append(at, starts[i]), append(prices, p.Decimal)
+			}
+		}
+	}
+	rows, err = tx.Query(ctx, chargeSQL, append(args, points, at, prices)...)
+	if err != nil {
+		return fmt.Errorf("settle reads per account: %w", err)
+	}
+	_, err = pgx.ForEachRow(rows, []any{&account, &participant, &lf, &imp, &exp, &priced}, func() error {
+		k := chargeKey{account, participant}
+		c := s.charges[k]
+		s.charges[k] = chargeSums{
+			importKWh:    c.importKWh.Add(imp),
+			exportKWh:    c.exportKWh.Add(exp),
+			pricedAmount: c.pricedAmount.Add(settlement.MWh(priced, lf)),
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("settle reads per account: %w", err)
 	}
 	return nil
 }

@@ -1,1 +1,1 @@
-PGndc56d9PZSRM8SejfA0X+oTft56lqU/vj4s2LhXlYcfGOSW3Hp86mrDnHlBXIK+ba+kWbklfZxGX8DEi0jCA==
+pT0QuPtcGguNkkjleq53ohCdroBjQC5acZRCsMO8xLRwX5gdypzunhsNLcVDmEHEgycZ3ZWP3HebyNKiUdqaCQ==

@@ -39,11 +39,12 @@ func (b *dayBook) check(h *Hook) (alerts.Alert, bool) {
 // slots) and the month-to-date cost Σ energy × settlement price over priced
 // cells, kept current as energy and prices move record by record.
 type monthBook struct {
-	key    monthKey
-	budget decimal.Decimal
-	cells  map[cell]*energy
-	cost   decimal.Decimal
-	done   bool
+	key      monthKey
+	budget   decimal.Decimal
+	from, to time.Time // the month's bounds
+	cells    map[cell]*energy
+	cost     decimal.Decimal
+	done     bool
 }
 
 // cellPrices is the settlement price of cells from the current RT prices.
@@ -162,21 +163,29 @@ func (r rawPrices) prices(seconds int) (cellPrices, error) {
 // covers a settlement interval may start this much before it.
 const longestPrice = time.Hour
 
+// newMonthBook is an empty book of key with its month's bounds.
+func (h *Hook) newMonthBook(key monthKey, budget decimal.Decimal) (*monthBook, error) {
+	from, to, err := h.monthBounds(key.month)
+	if err != nil {
+		return nil, fmt.Errorf("month of %s: %w", key.account, err)
+	}
+	return &monthBook{key: key, budget: budget, from: from, to: to, cells: map[cell]*energy{}, cost: decimal.Zero}, nil
+}
+
 // queueBooks queues, after the accounts' locks, what month books need: the
 // energy of each account's months (summed over slots) and the RT prices of
 // every point the accounts have energy at in those months, plus points.
-func queueBooks(b *pgx.Batch, books map[monthKey]*monthBook, bounds map[string][2]time.Time, points []string, raw rawPrices) {
+func (h *Hook) queueBooks(b *pgx.Batch, books map[monthKey]*monthBook, points []string, raw rawPrices) {
 	var accts []string
 	var starts, ends []time.Time
-	lo, hi := time.Time{}, time.Time{}
-	for k := range books {
-		bd := bounds[k.month]
-		accts, starts, ends = append(accts, k.account), append(starts, bd[0]), append(ends, bd[1])
-		if lo.IsZero() || bd[0].Before(lo) {
-			lo = bd[0]
+	var lo, hi time.Time
+	for _, bk := range books {
+		accts, starts, ends = append(accts, bk.key.account), append(starts, bk.from), append(ends, bk.to)
+		if lo.IsZero() || bk.from.Before(lo) {
+			lo = bk.from
 		}
-		if bd[1].After(hi) {
-			hi = bd[1]
+		if bk.to.After(hi) {
+			hi = bk.to
 		}
 	}
 	if len(accts) == 0 {
@@ -193,11 +202,12 @@ func queueBooks(b *pgx.Batch, books map[monthKey]*monthBook, bounds map[string][
 		var e energy
 		_, err := pgx.ForEachRow(rows, []any{&acct, &point, &start, &e.mwh, &e.estimated}, func() error {
 			// An account may have two months under evaluation: the
-			// interval's own month is the book.
-			if bk := books[monthKey{acct, ""}]; bk != nil {
-				return fmt.Errorf("unreachable")
+			// interval's own month is its book.
+			if bk := books[monthKey{acct, h.monthOf(start)}]; bk != nil {
+				v := e
+				bk.cells[cell{point, start.Unix()}] = &v
 			}
-			return addCell(books, acct, point, start, e)
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("read month energy: %w", err)
@@ -213,4 +223,14 @@ func queueBooks(b *pgx.Batch, books map[monthKey]*monthBook, bounds map[string][
 		      UNION SELECT unnest($2::text[]))`,
 		accts, points, lo.Add(-longestPrice), hi, lo,
 	).Query(func(rows pgx.Rows) error { return raw.scan(rows) })
+}
+
+// priceAll computes the book's cost from its cells and prices.
+func (b *monthBook) priceAll(prices cellPrices) {
+	b.cost = decimal.Zero
+	for c, e := range b.cells {
+		if p := prices.at(c); p.Valid {
+			b.cost = b.cost.Add(e.mwh.Mul(p.Decimal))
+		}
+	}
 }

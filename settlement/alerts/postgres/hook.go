@@ -52,6 +52,9 @@ func New(cfg Config, reg prometheus.Registerer) (*Hook, error) {
 	if cfg.Market.Location == nil || cfg.Market.IntervalSeconds <= 0 || cfg.Market.Currency == "" {
 		return nil, fmt.Errorf("alerts: market needs a time zone, a currency and a settlement interval")
 	}
+	if cfg.Market.PriceSpikeThreshold.Sign() <= 0 {
+		return nil, fmt.Errorf("alerts: price spike threshold %s must be positive", cfg.Market.PriceSpikeThreshold)
+	}
 	if cfg.Topics.Reads == "" || cfg.Topics.Alerts == "" {
 		return nil, fmt.Errorf("alerts: the reads and alerts topics must be named")
 	}

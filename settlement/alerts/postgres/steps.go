@@ -132,7 +132,7 @@ func (h *Hook) stepOf(changes []meterspg.ReadChange) step {
 // import kWh to the account's operating day of the read's start, and
 // settlement energy (import positive, export negative, times the loss
 // factor) to each settlement interval the read maps onto.
-func (h *Hook) addRead(s *step, a meters.Assignment, r meters.Read, remove bool) {
+func (h *Hook) addRead(s *step, a *meters.Assignment, r meters.Read, remove bool) {
 	bad := 0
 	if r.Quality != meters.Actual {
 		bad = 1
@@ -173,7 +173,9 @@ func sortedKeys[K comparable, V any](m map[K]V, c func(a, b K) int) []K {
 	return out
 }
 
-func cmpDay(a, b dayKey) int { return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.day, b.day)) }
+func cmpDay(a, b dayKey) int {
+	return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.day, b.day))
+}
 
 func cmpMonth(a, b monthKey) int {
 	return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.month, b.month))

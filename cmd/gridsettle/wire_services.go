@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+
+	"github.com/gridsettle/gridsettle/reporting"
+	"github.com/gridsettle/gridsettle/reporting/parquet"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
+	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/publish"
+)
+
+// generator is the manifest's "generator": exports record which gridsettle
+// wrote them.
+const generator = "gridsettle v0.1.0"
+
+// services are the parts several components share, built once per process:
+// the Applier (its alert hook must be the same for the consumers and for
+// quarantine replays served by the API), the Runs (started by the scheduler
+// and the API) and the Exporter (fed by every completed run, whoever
+// started it, and served by the API).
+type services struct {
+	applier  *ingest.Applier
+	runs     *settlementpg.Runs
+	exporter *exportpg.Exporter
+}
+
+func newServices(ctx context.Context, p *Platform) (*services, error) {
+	hook, err := alertspg.New(alertspg.Config{Market: p.Config.Market, Topics: p.Topics}, p.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	// dev and demo make their signing key on first start; a production
+	// instance must be given the key every instance shares.
+	load := reporting.LoadSigningKey
+	if p.Embedded {
+		load = func(ctx context.Context, path string) (ed25519.PrivateKey, error) {
+			return reporting.LoadOrCreateSigningKey(ctx, path, p.Log)
+		}
+	}
+	key, err := load(ctx, p.Config.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("--signing-key: %w", err)
+	}
+	exporter, err := exportpg.NewExporter(p.DB, exportpg.Config{
+		Root: p.Config.ExportDir,
+		Export: reporting.Config{
+			Generator: generator, Market: p.Config.Market, Codec: parquet.ZSTD, Key: key,
+		},
+	}, p.Metrics, p.Log)
+	if err != nil {
+		return nil, fmt.Errorf("exports: %w", err)
+	}
+	runs := settlementpg.NewRuns(p.DB, settlementpg.Config{
+		Market:          p.Config.Market,
+		StatementsTopic: p.Topics.Statements,
+		ChargesTopic:    p.Topics.AccountCharges,
+		Outbox:          p.Outbox,
+		Completed: func(ctx context.Context, run settlementpg.Run) error {
+			return exporter.RunCompleted(ctx, run.RunID)
+		},
+	}, p.Log)
+	return &services{
+		applier:  ingest.NewApplier(p.Config.Market, p.Topics, p.Outbox, hook),
+		runs:     runs,
+		exporter: exporter,
+	}, nil
+}
+
+// newIngest is the ingest component: the exactly-once consumer group member.
+func newIngest(p *Platform) (Component, error) {
+	s, err := p.shared()
+	if err != nil {
+		return Component{}, err
+	}
+	c, err := ingest.New(ingest.Config{Kafka: p.Config.Kafka, Topics: p.Topics}, p.DB, s.applier, p.Metrics, p.Log)
+	if err != nil {
+		return Component{}, fmt.Errorf("ingest: %w", err)
+	}
+	return Component{Name: "ingest", Run: c.Run}, nil
+}
+
+// newPublish is the publish component: the outbox relay with Kafka
+// transactions.
+func newPublish(p *Platform) (Component, error) {
+	r, err := publish.New(p.DB, p.Config.Kafka, publish.Config{Env: p.Config.Environment, Topics: p.Topics.Outputs()},
+		p.Log, p.Metrics)
+	if err != nil {
+		return Component{}, fmt.Errorf("publish: %w", err)
+	}
+	return Component{Name: "publish", Run: r.Run}, nil
+}
+
+// newScheduler is the scheduler component: due runs, then pending and
+// scheduled exports.
+func newScheduler(p *Platform) (Component, error) {
+	s, err := p.shared()
+	if err != nil {
+		return Component{}, err
+	}
+	sched := settlementpg.NewScheduler(s.runs, settlementpg.SchedulerConfig{Schedule: p.Config.Schedule}, p.Log)
+	return Component{Name: "scheduler", Run: func(ctx context.Context) error {
+		// Without a cron schedule the exporter returns after one pass over
+		// runs that lack an export; the component lives on with the
+		// scheduler.
+		go func() {
+			if err := s.exporter.Run(ctx); err != nil {
+				p.Log.Error("exports", "err", err)
+			}
+		}()
+		return sched.Run(ctx)
+	}}, nil
+}

@@ -1,0 +1,83 @@
+// Package postgres evaluates the customer alerts of alerts.md inside the
+// ingest transaction (it implements ingest.Hook), stores each alert identity
+// once in the alerts table, and lists stored alerts for the API.
+//
+// It owns the tables of migrations/00302_alerts.sql: alerts, and the
+// aggregates alerts are evaluated from (alert_daily_usage, alert_energy,
+// alert_meters, alert_watermarks). It does not own the rules and messages
+// (package alerts), the settlement price function (settlement.Prices), the
+// reads, prices and registry (meters/postgres), or publishing (the outbox
+// relay): it returns messages that the ingest Applier enqueues.
+//
+// # Evaluation
+//
+// Everything is evaluated from event time, never the wall clock, one input
+// record at a time in offset order, whatever the batch boundaries:
+//   - daily_usage: per (account, operating day of the read's start) the raw
+//     import kWh of the current reads, the count of non-actual reads behind it
+//     and the latest interval end;
+//   - monthly_budget: per (account, settlement interval, settlement point) the
+//     settlement energy (import − export) × loss factor / 1000 of the current
+//     reads; the month-to-date cost is Σ energy × settlement price over priced
+//     intervals of the local month, computed when a budgeted account is
+//     evaluated: when a record moves its energy, or when a price record moves
+//     the settlement price of an interval it has energy in (a correction, or
+//     the missing 5-minute price arriving);
+//   - price_spike / negative_price: when a price record moves the RT
+//     settlement price of an interval, for each account with price_alerts
+//     that has a meter assigned at that point during that operating day (as
+//     the registry is when the price is applied: an account that gains
+//     price_alerts or an assignment later is not alerted for past prices);
+//   - missing_data: each reads partition's watermark is followed record by
+//     record (ingest.Applied.Ends); after each record, every meter of that
+//     partition whose last read ended at least the window before the
+//     watermark, with an assignment covering the watermark, fires once for
+//     that gap start. A late read that leaves the meter still silent for the
+//     window is a new gap start and fires again, as the identity rule says.
+//     Meters with no read yet have no gap start and never fire. Replays carry
+//     no watermark: they move meters' last reads, evaluated on the next
+//     record of the meter's partition.
+//
+// Aggregates are partial sums per slot (the reads partition, -1 for
+// replays), moved by the difference each changed read makes (value −
+// previous value; quality counters likewise), so consumers of different
+// partitions never contend on an aggregate row. They are kept for every
+// account (a threshold or budget may be set later); only accounts that have
+// a threshold or budget, and whose identity has not fired yet, are
+// evaluated, and only their books are loaded.
+//
+// # Exactly once
+//
+// An alert fires by INSERT ... ON CONFLICT (alert_id) DO NOTHING RETURNING:
+// only an identity inserted now becomes an outbox message, in the same
+// transaction as the ingest batch, so each identity is published once ever,
+// even when a correction moves the figure below and above again, and when the
+// input is replayed (re-consumed from offset 0, or quarantine replays).
+//
+// # Concurrency
+//
+// A figure summed over slots can be moved by two transactions at once
+// (meters of one account on two partitions, or a read and a price). So that
+// the transaction committing second always sees the first, an account is
+// evaluated only under a row lock on its accounts row (FOR NO KEY UPDATE,
+// taken in account order; registry foreign-key checks are not blocked), and
+// the price of a point is serialised with the energy of budgeted accounts
+// there: a price batch locks its points' settlement_points rows FOR NO KEY
+// UPDATE before looking for accounts with energy at the repriced intervals,
+// and a reads batch that evaluates a budget locks the points it adds that
+// energy at FOR SHARE. Locks are always taken points first, then accounts.
+// Only accounts under evaluation are locked, so accounts without a threshold
+// or budget, or already alerted, never wait.
+//
+// Invariants:
+//   - an alert's payload is exactly the published record, its identity is
+//     stored once, and a message exists only for the insert that stored it;
+//   - the alerts a partition fires depend only on the records and their
+//     order (and the registry), not on batch boundaries or the wall clock;
+//   - the sum over slots of every aggregate equals the figure recomputed from
+//     the current reads.
+//
+// Cost: a budget evaluation reads the account's month of energy and the
+// prices of its points; with many budgeted accounts per batch this dominates
+// the hook's time.
+package postgres

@@ -1,0 +1,224 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/meters"
+	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/alerts"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+)
+
+// pointDay is a settlement point on an operating day.
+type pointDay struct {
+	point, day string
+}
+
+// cellsOf are the settlement intervals whose settlement price a price of
+// the interval [start, start+seconds) takes part in, in time order.
+func (h *Hook) cellsOf(p meters.Price) []cell {
+	L := int64(h.market.IntervalSeconds)
+	s := p.Start.Unix()
+	if int64(p.IntervalSeconds) <= L {
+		return []cell{{p.SettlementPoint, s - ((s%L)+L)%L}}
+	}
+	var out []cell
+	for t := s; t < s+int64(p.IntervalSeconds); t += L {
+		out = append(out, cell{p.SettlementPoint, t})
+	}
+	return out
+}
+
+// prices handles a batch (or replay) of price changes: record by record, it
+// fires price_spike and negative_price for the watching accounts of each
+// settlement interval whose RT settlement price the record moved, and
+// monthly_budget for the budgeted accounts with energy there.
+func (h *Hook) prices(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alerts.Alert, error) {
+	var changes []meterspg.PriceChange
+	for _, c := range a.Prices {
+		if c.Price.Market == meters.RealTime {
+			changes = append(changes, c)
+		}
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	affected := map[cell]bool{}
+	for _, c := range changes {
+		for _, x := range h.cellsOf(c.Price) {
+			affected[x] = true
+		}
+	}
+	cells := sortedKeys(affected, func(a, b cell) int { return cmp.Or(cmp.Compare(a.point, b.point), cmp.Compare(a.start, b.start)) })
+	points := map[string]bool{}
+	days := map[pointDay]bool{}
+	cellPoints, cellStarts := make([]string, len(cells)), make([]time.Time, len(cells))
+	for i, c := range cells {
+		points[c.point] = true
+		cellPoints[i], cellStarts[i] = c.point, time.Unix(c.start, 0).UTC()
+		days[pointDay{c.point, h.market.DayOf(cellStarts[i]).String()}] = true
+	}
+
+	b := &pgx.Batch{}
+	// Reads committed concurrently at these points by accounts with a budget
+	// must either wait for this transaction or be seen by it (doc.go,
+	// "Concurrency").
+	b.Queue(`
+		SELECT settlement_point FROM settlement_points WHERE settlement_point = ANY($1::text[])
+		ORDER BY settlement_point FOR NO KEY UPDATE`, sortedKeys(points, cmp.Compare[string]))
+	raw := rawPrices{}
+	// Every price a settlement price of the affected cells can use.
+	b.Queue(`
+		SELECT p.settlement_point, p.interval_start, p.interval_seconds, p.price
+		FROM (SELECT point, min(t) AS lo, max(t) AS hi FROM unnest($1::text[], $2::timestamptz[]) AS k(point, t) GROUP BY point) k
+		JOIN prices p ON p.market = 'RT' AND p.settlement_point = k.point
+		 AND p.interval_start >= k.lo - $3::interval AND p.interval_start < k.hi + $4::interval`,
+		cellPoints, cellStarts, longestPrice, h.market.Interval(),
+	).Query(func(rows pgx.Rows) error { return raw.scan(rows) })
+	watchers := map[pointDay][]string{}
+	var dPoints, dDays []string
+	var dFrom, dTo []time.Time
+	for pd := range days {
+		d, err := settlement.ParseDay(pd.day)
+		if err != nil {
+			return nil, err
+		}
+		from, to := h.market.Bounds(d)
+		dPoints, dDays, dFrom, dTo = append(dPoints, pd.point), append(dDays, pd.day), append(dFrom, from), append(dTo, to)
+	}
+	b.Queue(`
+		SELECT DISTINCT k.point, k.day, m.account_id
+		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS k(point, day, s, e)
+		JOIN meter_assignments m ON m.settlement_point = k.point AND m.effective_from < k.e
+		 AND (m.effective_to IS NULL OR m.effective_to > k.s)
+		JOIN accounts a ON a.account_id = m.account_id AND a.price_alerts
+		ORDER BY 1, 2, 3`, dPoints, dDays, dFrom, dTo,
+	).Query(func(rows pgx.Rows) error {
+		var pd pointDay
+		var acct string
+		_, err := pgx.ForEachRow(rows, []any{&pd.point, &pd.day, &acct}, func() error {
+			watchers[pd] = append(watchers[pd], acct)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read accounts with price alerts: %w", err)
+		}
+		return nil
+	})
+	budgets := map[monthKey]decimal.Decimal{}
+	b.Queue(`
+		SELECT DISTINCT e.account_id, e.interval_start, a.monthly_budget
+		FROM unnest($1::text[], $2::timestamptz[]) AS k(point, t)
+		JOIN alert_energy e ON e.settlement_point = k.point AND e.interval_start = k.t
+		JOIN accounts a ON a.account_id = e.account_id AND a.monthly_budget IS NOT NULL`, cellPoints, cellStarts,
+	).Query(func(rows pgx.Rows) error {
+		var acct string
+		var start time.Time
+		var budget decimal.Decimal
+		_, err := pgx.ForEachRow(rows, []any{&acct, &start, &budget}, func() error {
+			budgets[monthKey{acct, h.monthOf(start)}] = budget
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read budgeted accounts with energy at repriced intervals: %w", err)
+		}
+		return nil
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("alerts: load prices and watching accounts: %w", err)
+	}
+
+	months := map[monthKey]*monthBook{}
+	for k, budget := range budgets {
+		bk, err := h.newMonthBook(k, budget)
+		if err != nil {
+			return nil, err
+		}
+		months[k] = bk
+	}
+	if err := h.openBooks(ctx, tx, nil, months, false, sortedKeys(points, cmp.Compare[string]), raw); err != nil {
+		return nil, err
+	}
+
+	// The prices as they were before the batch, then record by record.
+	for i := len(changes) - 1; i >= 0; i-- {
+		c := changes[i]
+		if c.Previous != nil {
+			raw.set(c.Price.SettlementPoint, c.Price.Start, c.Price.IntervalSeconds, c.Previous.Price)
+		} else if s := raw[c.Price.SettlementPoint]; s != nil {
+			delete(s.byStart, c.Price.Start.Unix())
+		}
+	}
+	prices, err := raw.prices(h.market.IntervalSeconds)
+	if err != nil {
+		return nil, err
+	}
+	byCell := map[cell][]*monthBook{}
+	for _, k := range sortedKeys(months, cmpMonth) {
+		bk := months[k]
+		bk.priceAll(prices)
+		for c := range bk.cells {
+			if affected[c] {
+				byCell[c] = append(byCell[c], bk)
+			}
+		}
+	}
+
+	var fired []alerts.Alert
+	done := map[string]bool{}
+	for _, c := range changes {
+		p := c.Price
+		xs := h.cellsOf(p)
+		before := make([]decimal.NullDecimal, len(xs))
+		for i, x := range xs {
+			before[i] = prices.at(x)
+		}
+		s := prices.series[p.SettlementPoint]
+		if s == nil {
+			s = &settlement.Prices{}
+			prices.series[p.SettlementPoint] = s
+		}
+		if err := s.Add(p.Start, p.IntervalSeconds, p.Price); err != nil {
+			return nil, fmt.Errorf("alerts: prices of %s: %w", p.SettlementPoint, err)
+		}
+		var now []alerts.Alert
+		touched := map[*monthBook]bool{}
+		for i, x := range xs {
+			after := prices.at(x)
+			for _, bk := range byCell[x] {
+				bk.reprice(x, before[i], after)
+				touched[bk] = true
+			}
+			if !after.Valid {
+				continue
+			}
+			start := time.Unix(x.start, 0).UTC()
+			day := h.market.DayOf(start).String()
+			for _, acct := range watchers[pointDay{x.point, day}] {
+				al, ok := alerts.CheckPrice(alerts.PriceEvent{AccountID: acct, OperatingDay: day, SettlementPoint: x.point,
+					IntervalStart: start, IntervalEnd: start.Add(h.market.Interval()), Price: after.Decimal},
+					h.market.PriceSpikeThreshold, h.locale)
+				if ok && !done[al.AlertID] {
+					done[al.AlertID] = true
+					now = append(now, al)
+				}
+			}
+		}
+		for bk := range touched {
+			if al, ok := bk.check(h, prices); ok {
+				now = append(now, al)
+			}
+		}
+		slices.SortFunc(now, func(x, y alerts.Alert) int { return cmp.Compare(x.AlertID, y.AlertID) })
+		fired = append(fired, now...)
+	}
+	return fired, nil
+}

@@ -1,0 +1,334 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/settlement/alerts"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+)
+
+// limits are an account's alert settings.
+type limits struct {
+	daily  decimal.NullDecimal // daily_kwh_threshold
+	budget decimal.NullDecimal // monthly_budget
+}
+
+// reads handles a batch (or replay) of read changes: it evaluates
+// daily_usage, monthly_budget and missing_data record by record, then adds
+// the batch's differences to its slot's aggregates.
+func (h *Hook) reads(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alerts.Alert, error) {
+	steps := h.readSteps(a)
+	total := step{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}, meters: map[string]meterTouch{}}
+	for _, s := range steps {
+		for k, v := range s.usage {
+			u := total.usage[k]
+			u.add(v)
+			total.usage[k] = u
+		}
+		for k, v := range s.energy {
+			e := total.energy[k]
+			e.add(v)
+			total.energy[k] = e
+		}
+		for id, t := range s.meters {
+			if was, ok := total.meters[id]; !ok || t.end.After(was.end) {
+				total.meters[id] = t
+			}
+		}
+	}
+	var ms *missing
+	if !a.Replay && a.Topic == h.topics.Reads && len(a.Ends) > 0 {
+		ms = h.newMissing(a, total.meters)
+	}
+
+	// What the accounts behind the batch watch for, and the silent meters.
+	accounts := map[string]bool{}
+	for k := range total.usage {
+		accounts[k.account] = true
+	}
+	for k := range total.energy {
+		accounts[k.account] = true
+	}
+	watching := map[string]limits{}
+	b := &pgx.Batch{}
+	if len(accounts) > 0 {
+		b.Queue(`
+			SELECT account_id, daily_kwh_threshold, monthly_budget FROM accounts
+			WHERE account_id = ANY($1::text[]) AND (daily_kwh_threshold IS NOT NULL OR monthly_budget IS NOT NULL)`,
+			sortedKeys(accounts, cmp.Compare[string]),
+		).Query(func(rows pgx.Rows) error { return scanLimits(rows, watching) })
+	}
+	if ms != nil {
+		ms.queueLoad(b)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("alerts: load account settings and meters: %w", err)
+	}
+
+	days := map[dayKey]*dayBook{}
+	for k := range total.usage {
+		if l, ok := watching[k.account]; ok && l.daily.Valid {
+			days[k] = &dayBook{key: k, threshold: l.daily.Decimal, usage: usage{kwh: decimal.Zero}}
+		}
+	}
+	months := map[monthKey]*monthBook{}
+	for k := range total.energy {
+		l, ok := watching[k.account]
+		mk := monthKey{k.account, h.monthOf(time.Unix(k.start, 0))}
+		if !ok || !l.budget.Valid || months[mk] != nil {
+			continue
+		}
+		bk, err := h.newMonthBook(mk, l.budget.Decimal)
+		if err != nil {
+			return nil, err
+		}
+		months[mk] = bk
+	}
+	// Month books need the prices of the points the batch moves their
+	// energy at, which they may have no energy at yet.
+	budgeted := map[string]bool{}
+	for k := range months {
+		budgeted[k.account] = true
+	}
+	points := map[string]bool{}
+	for k := range total.energy {
+		if budgeted[k.account] {
+			points[k.point] = true
+		}
+	}
+	raw := rawPrices{}
+	if err := h.openBooks(ctx, tx, days, months, true, sortedKeys(points, cmp.Compare[string]), raw); err != nil {
+		return nil, err
+	}
+	prices, err := raw.prices(h.market.IntervalSeconds)
+	if err != nil {
+		return nil, err
+	}
+	for _, bk := range months {
+		bk.priceAll(prices)
+	}
+
+	var fired []alerts.Alert
+	for _, s := range steps {
+		var now []alerts.Alert
+		for k, u := range s.usage {
+			if bk := days[k]; bk != nil {
+				bk.add(u)
+				if al, ok := bk.check(h); ok {
+					now = append(now, al)
+				}
+			}
+		}
+		touched := map[*monthBook]bool{}
+		for k, e := range s.energy {
+			if bk := months[monthKey{k.account, h.monthOf(time.Unix(k.start, 0))}]; bk != nil {
+				bk.addEnergy(k.cell, e, prices)
+				touched[bk] = true
+			}
+		}
+		for bk := range touched {
+			if al, ok := bk.check(h, prices); ok {
+				now = append(now, al)
+			}
+		}
+		if ms != nil {
+			for id, t := range s.meters {
+				ms.touch(id, t)
+			}
+			if s.hasEnd {
+				now = append(now, ms.advance(s.end)...)
+			}
+		}
+		slices.SortFunc(now, func(x, y alerts.Alert) int { return cmp.Compare(x.AlertID, y.AlertID) })
+		fired = append(fired, now...)
+	}
+
+	b = &pgx.Batch{}
+	queueUsage(b, total.usage, a.Partition)
+	queueEnergy(b, total.energy, a.Partition)
+	if ms != nil {
+		ms.queueWrites(b)
+	} else {
+		queueMeters(b, touchedMeters(total.meters))
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("alerts: write aggregates: %w", err)
+	}
+	return fired, nil
+}
+
+func scanLimits(rows pgx.Rows, into map[string]limits) error {
+	var id string
+	var l limits
+	_, err := pgx.ForEachRow(rows, []any{&id, &l.daily, &l.budget}, func() error {
+		into[id] = l
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read account alert settings: %w", err)
+	}
+	return nil
+}
+
+// openBooks prunes the books whose identity has fired already, then locks
+// the remaining accounts and loads their figures as committed, and into raw
+// the RT prices the month books need: at every point their accounts have
+// energy at in the month, and at points. With sharePoints, points are
+// locked FOR SHARE first (doc.go, "Concurrency").
+func (h *Hook) openBooks(ctx context.Context, tx pgx.Tx, days map[dayKey]*dayBook, months map[monthKey]*monthBook,
+	sharePoints bool, points []string, raw rawPrices) error {
+	if len(days)+len(months) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(days)+len(months))
+	for k := range days {
+		ids = append(ids, alerts.DailyUsageID(k.account, k.day))
+	}
+	for k := range months {
+		ids = append(ids, alerts.MonthlyBudgetID(k.account, k.month))
+	}
+	firedIDs, err := firedAmong(ctx, tx, ids)
+	if err != nil {
+		return err
+	}
+	maps.DeleteFunc(days, func(k dayKey, _ *dayBook) bool { return firedIDs[alerts.DailyUsageID(k.account, k.day)] })
+	maps.DeleteFunc(months, func(k monthKey, _ *monthBook) bool { return firedIDs[alerts.MonthlyBudgetID(k.account, k.month)] })
+	if len(days)+len(months) == 0 {
+		return nil
+	}
+	accts := map[string]bool{}
+	for k := range days {
+		accts[k.account] = true
+	}
+	for k := range months {
+		accts[k.account] = true
+	}
+	b := &pgx.Batch{}
+	if sharePoints && len(months) > 0 && len(points) > 0 {
+		b.Queue(`
+			SELECT settlement_point FROM settlement_points WHERE settlement_point = ANY($1::text[])
+			ORDER BY settlement_point FOR SHARE`, points)
+	}
+	locked := map[string]limits{}
+	b.Queue(`
+		SELECT account_id, daily_kwh_threshold, monthly_budget FROM accounts WHERE account_id = ANY($1::text[])
+		ORDER BY account_id FOR NO KEY UPDATE`, sortedKeys(accts, cmp.Compare[string]),
+	).Query(func(rows pgx.Rows) error { return scanLimits(rows, locked) })
+	if len(days) > 0 {
+		var dAccts, dDays []string
+		for k := range days {
+			dAccts, dDays = append(dAccts, k.account), append(dDays, k.day)
+		}
+		b.Queue(`
+			SELECT u.account_id, to_char(u.operating_day, 'YYYY-MM-DD'), sum(u.import_kwh), sum(u.estimated_reads)::int, max(u.last_end)
+			FROM unnest($1::text[], $2::text[]) AS k(account_id, operating_day)
+			JOIN alert_daily_usage u ON u.account_id = k.account_id AND u.operating_day = k.operating_day::date
+			GROUP BY 1, 2`, dAccts, dDays,
+		).Query(func(rows pgx.Rows) error {
+			var k dayKey
+			var u usage
+			_, err := pgx.ForEachRow(rows, []any{&k.account, &k.day, &u.kwh, &u.estimated, &u.lastEnd}, func() error {
+				if bk := days[k]; bk != nil {
+					bk.usage = usage{kwh: u.kwh, estimated: u.estimated, lastEnd: u.lastEnd.UTC()}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("read daily usage: %w", err)
+			}
+			return nil
+		})
+	}
+	h.queueBooks(b, months, points, raw)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("alerts: lock and load accounts: %w", err)
+	}
+	// Settings as of the lock.
+	for k, bk := range days {
+		if l := locked[k.account]; l.daily.Valid {
+			bk.threshold = l.daily.Decimal
+		} else {
+			delete(days, k)
+		}
+	}
+	for k, bk := range months {
+		if l := locked[k.account]; l.budget.Valid {
+			bk.budget = l.budget.Decimal
+		} else {
+			delete(months, k)
+		}
+	}
+	return nil
+}
+
+// firedAmong returns which of ids are stored alerts.
+func firedAmong(ctx context.Context, tx pgx.Tx, ids []string) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, `SELECT alert_id FROM alerts WHERE alert_id = ANY($1::text[])`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: read fired identities: %w", err)
+	}
+	out := map[string]bool{}
+	var id string
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+		out[id] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("alerts: read fired identities: %w", err)
+	}
+	return out, nil
+}
+
+// queueUsage adds the batch's daily import differences to slot's rows, in
+// key order (writers sharing a slot, only replays do, cannot deadlock).
+func queueUsage(b *pgx.Batch, m map[dayKey]usage, slot int32) {
+	if len(m) == 0 {
+		return
+	}
+	keys := sortedKeys(m, cmpDay)
+	n := len(keys)
+	accts, days, kwh, est, ends := make([]string, n), make([]string, n), make([]decimal.Decimal, n), make([]int32, n), make([]time.Time, n)
+	for i, k := range keys {
+		u := m[k]
+		accts[i], days[i], kwh[i], est[i], ends[i] = k.account, k.day, u.kwh, int32(u.estimated), u.lastEnd
+	}
+	b.Queue(`
+		INSERT INTO alert_daily_usage AS u (account_id, operating_day, slot, import_kwh, estimated_reads, last_end)
+		SELECT k.account_id, k.operating_day::date, $6, k.kwh, k.est, k.last_end
+		FROM unnest($1::text[], $2::text[], $3::numeric[], $4::int[], $5::timestamptz[]) AS k(account_id, operating_day, kwh, est, last_end)
+		ON CONFLICT (account_id, operating_day, slot) DO UPDATE SET
+			import_kwh = u.import_kwh + excluded.import_kwh,
+			estimated_reads = u.estimated_reads + excluded.estimated_reads,
+			last_end = GREATEST(u.last_end, excluded.last_end)`,
+		accts, days, kwh, est, ends, slot)
+}
+
+// queueEnergy adds the batch's settlement energy differences to slot's rows.
+func queueEnergy(b *pgx.Batch, m map[energyKey]energy, slot int32) {
+	if len(m) == 0 {
+		return
+	}
+	keys := sortedKeys(m, cmpEnergy)
+	n := len(keys)
+	accts, points, starts := make([]string, n), make([]string, n), make([]time.Time, n)
+	mwh, est := make([]decimal.Decimal, n), make([]int32, n)
+	for i, k := range keys {
+		e := m[k]
+		accts[i], points[i], starts[i], mwh[i], est[i] = k.account, k.point, time.Unix(k.start, 0).UTC(), e.mwh, int32(e.estimated)
+	}
+	b.Queue(`
+		INSERT INTO alert_energy AS e (account_id, interval_start, settlement_point, slot, energy_mwh, estimated_reads)
+		SELECT k.account_id, k.interval_start, k.settlement_point, $6, k.mwh, k.est
+		FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::numeric[], $5::int[]) AS k(account_id, interval_start, settlement_point, mwh, est)
+		ON CONFLICT (account_id, interval_start, settlement_point, slot) DO UPDATE SET
+			energy_mwh = e.energy_mwh + excluded.energy_mwh,
+			estimated_reads = e.estimated_reads + excluded.estimated_reads`,
+		accts, starts, points, mwh, est, slot)
+}

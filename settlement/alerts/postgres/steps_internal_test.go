@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/meters"
+	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
+)
+
+func testHook(t testing.TB) *Hook {
+	loc, err := time.LoadLocation("America/Chicago")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Market: settlement.Market{Location: loc, Currency: "USD", IntervalSeconds: 900,
+		PriceSpikeThreshold: decimal.NewFromInt(1000)}, Topics: kafka.DefaultTopics()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestCellsOf(t *testing.T) {
+	h := testHook(t)
+	for _, c := range []struct {
+		start   string
+		seconds int
+		want    []string
+	}{
+		{"2026-11-10T06:05:00Z", 300, []string{"06:00"}},
+		{"2026-11-10T06:15:00Z", 900, []string{"06:15"}},
+		{"2026-11-10T06:00:00Z", 3600, []string{"06:00", "06:15", "06:30", "06:45"}},
+	} {
+		var got []string
+		for _, x := range h.cellsOf(meters.Price{SettlementPoint: "P", Start: at(c.start), IntervalSeconds: c.seconds}) {
+			got = append(got, time.Unix(x.start, 0).UTC().Format("15:04"))
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s/%d: %v, want %v", c.start, c.seconds, got, c.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%s/%d: %v, want %v", c.start, c.seconds, got, c.want)
+			}
+		}
+	}
+}
+
+func TestMonths(t *testing.T) {
+	h := testHook(t)
+	for _, c := range []struct{ month, from, to string }{
+		{"2026-11", "2026-11-01T05:00:00Z", "2026-12-01T06:00:00Z"}, // CDT to CST
+		{"2026-03", "2026-03-01T06:00:00Z", "2026-04-01T05:00:00Z"},
+		{"2026-12", "2026-12-01T06:00:00Z", "2027-01-01T06:00:00Z"},
+	} {
+		from, to, err := h.monthBounds(c.month)
+		if err != nil || !from.Equal(at(c.from)) || !to.Equal(at(c.to)) {
+			t.Errorf("%s: [%s, %s) %v", c.month, from, to, err)
+		}
+		if m := h.monthOf(from); m != c.month {
+			t.Errorf("month of %s = %s", from, m)
+		}
+		if m := h.monthOf(from.Add(-time.Second)); m == c.month {
+			t.Errorf("month of %s = %s", from.Add(-time.Second), m)
+		}
+	}
+}
+
+// FuzzStepsSumToCurrentReads: whatever versions arrive in whatever order,
+// the differences the steps add up to are the figures recomputed from the
+// reads that end up current (the aggregates' invariant).
+func FuzzStepsSumToCurrentReads(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte{7, 7, 7, 200, 13, 99, 1, 0, 255, 31, 64})
+	h := testHook(f)
+	a := &meters.Assignment{MeterID: "M", AccountID: "A", SettlementPoint: "P", LossFactor: decimal.RequireFromString("1.031200")}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		type key struct {
+			ch    meters.Channel
+			start int64
+		}
+		current := map[key]meters.Read{}
+		var changes []meterspg.ReadChange
+		for i := 0; i+2 < len(data) && i < 300; i += 3 {
+			ch, seconds := meters.Import, 900
+			if data[i]&1 == 1 {
+				ch, seconds = meters.Export, 3600 // longer than L: split
+			}
+			// Starts around a local midnight, so reads fall on two days.
+			base := at("2026-11-11T04:00:00Z").Unix()
+			start := base + int64(data[i]>>1%6)*int64(seconds)
+			q := meters.Actual
+			if data[i+1]%3 == 1 {
+				q = meters.Estimated
+			}
+			r := meters.Read{MeterID: "M", Channel: ch, Start: time.Unix(start, 0).UTC(), IntervalSeconds: seconds,
+				Value: decimal.New(int64(data[i+2])*7919, -5), Quality: q, Version: int64(data[i+1] % 4)}
+			k := key{ch, start}
+			prev, ok := current[k]
+			if ok && r.Version <= prev.Version {
+				continue // stale or duplicate: no change
+			}
+			c := meterspg.ReadChange{Read: r, Assignment: a, Origin: meterspg.Origin{Offset: int64(i)}}
+			if ok {
+				c.Previous = &prev
+			}
+			current[k] = r
+			changes = append(changes, c)
+		}
+		var ends []ingest.RecordEnd
+		for _, c := range changes {
+			ends = append(ends, ingest.RecordEnd{Offset: c.Origin.Offset, End: c.Read.Start.Add(time.Hour)})
+		}
+		sumUsage := map[dayKey]usage{}
+		sumEnergy := map[energyKey]energy{}
+		for _, s := range h.readSteps(ingest.Applied{Reads: changes, Ends: ends}) {
+			for k, v := range s.usage {
+				u := sumUsage[k]
+				u.add(v)
+				sumUsage[k] = u
+			}
+			for k, v := range s.energy {
+				e := sumEnergy[k]
+				e.add(v)
+				sumEnergy[k] = e
+			}
+		}
+		wantUsage := map[dayKey]usage{}
+		wantEnergy := map[energyKey]energy{}
+		for _, r := range current {
+			bad := 0
+			if r.Quality != meters.Actual {
+				bad = 1
+			}
+			if r.Channel == meters.Import {
+				k := dayKey{"A", h.market.DayOf(r.Start).String()}
+				u := wantUsage[k]
+				u.add(usage{kwh: r.Value, estimated: bad})
+				wantUsage[k] = u
+			}
+			for _, sl := range meters.ToSettlementIntervals(r.Start, r.IntervalSeconds, r.Value, 900) {
+				kwh := sl.KWh
+				if r.Channel == meters.Export {
+					kwh = kwh.Neg()
+				}
+				k := energyKey{"A", cell{"P", sl.Start.Unix()}}
+				e := wantEnergy[k]
+				e.add(energy{mwh: kwh.Mul(a.LossFactor).Shift(-3), estimated: bad})
+				wantEnergy[k] = e
+			}
+		}
+		for k, u := range sumUsage {
+			w := wantUsage[k]
+			if !u.kwh.Equal(w.kwh) || u.estimated != w.estimated {
+				t.Errorf("usage %v: %s kWh, %d estimated; current reads %s, %d", k, u.kwh, u.estimated, w.kwh, w.estimated)
+			}
+		}
+		for k, w := range wantUsage {
+			if _, ok := sumUsage[k]; !ok {
+				t.Errorf("usage %v missing (want %s)", k, w.kwh)
+			}
+		}
+		for k, e := range sumEnergy {
+			w := wantEnergy[k]
+			if !e.mwh.Equal(w.mwh) || e.estimated != w.estimated {
+				t.Errorf("energy %v: %s MWh, %d estimated; current reads %s, %d", k, e.mwh, e.estimated, w.mwh, w.estimated)
+			}
+		}
+		for k, w := range wantEnergy {
+			if _, ok := sumEnergy[k]; !ok {
+				t.Errorf("energy %v missing (want %s)", k, w.mwh)
+			}
+		}
+	})
+}
