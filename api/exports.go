@@ -87,7 +87,7 @@ func (g ExportRoutes) Routes() []Route {
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/exports/public-key", Roles: ExportReaders,
-			Summary: "The public key that signs export manifests (PEM)",
+			Summary:  "The public key that signs export manifests (PEM)",
 			Response: &Body{Other: map[string]Schema{"application/x-pem-file": {"type": "string"}}},
 			Handler:  g.publicKey,
 		},

@@ -17,7 +17,8 @@
 //     order or the host. Regenerating an export yields identical bytes.
 //   - Control totals, row counts and the ledger lineage are computed from
 //     the rows as they are written, and Verify recomputes them by reading
-//     the files back; Build verifies every folder before publishing it.
+//     the files back; Publish verifies every folder before renaming it into
+//     place.
 //   - Consistent: each statement line's energy, unpriced energy, amount and
 //     interval counts are those of its interval rows (rounded half-even
 //     where settlement.md rounds); every ledger entry balances. A run whose

@@ -151,7 +151,7 @@ func newExportCmd(m *Main) *cobra.Command {
 		Short: "Print the public key (PEM) that signs export manifests, for regulators to verify with",
 		Args:  cobra.NoArgs,
 	}
-	c.AddCommand(m.commandArgs(pub, groupLog|groupDataDir|groupExports, nil, func(ctx context.Context, cfg Config, _ *slog.Logger, _ []string) error {
+	c.AddCommand(m.commandArgs(pub, groupLog|groupDataDir|groupSigning, nil, func(ctx context.Context, cfg Config, _ *slog.Logger, _ []string) error {
 		key, err := reporting.LoadSigningKey(ctx, cfg.SigningKey)
 		if err != nil {
 			return fmt.Errorf("--signing-key: %w", err)

@@ -12,7 +12,7 @@ import (
 
 // figure is one line of the bench's output: a measured figure, the limit
 // it is compared with (measured in the same run), and the target.
-type figure struct {
+type benchFigure struct {
 	name      string    // e.g. "ingest, exactly-once"
 	unit      string    // of values and limits
 	values    []float64 // one per repetition
@@ -40,7 +40,7 @@ func median(xs []float64) float64 {
 }
 
 // line renders f as the one line bench prints for it.
-func (f figure) line() string {
+func (f benchFigure) line() string {
 	v := median(f.values)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-34s %14s %-8s", f.name, human(v), f.unit)
@@ -99,7 +99,7 @@ func human(x float64) string {
 	return string(out)
 }
 
-func (b *bench) print(f figure) { fmt.Fprintln(b.out, f.line()) }
+func (b *bench) print(f benchFigure) { fmt.Fprintln(b.out, f.line()) }
 
 // sizeNote says when a figure was measured below the size its target is
 // stated at.

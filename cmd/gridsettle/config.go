@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/robfig/cron/v3"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/reporting/parquet"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
@@ -42,14 +44,20 @@ type Config struct {
 	TLSCert    string // both or neither
 	TLSKey     string
 
-	ExportDir  string // default DataDir/exports
-	SigningKey string // default DataDir/keys/export-signing.pem
+	ExportDir         string // default DataDir/exports
+	SigningKey        string // default DataDir/keys/export-signing.pem
+	ExportRunTypes    []settlement.RunType
+	ExportSchedule    string // cron; empty: export each run as it completes
+	ExportCompression parquet.Codec
 
 	Market   settlement.Market
 	Schedule settlement.Schedule // --run-lags: when scheduled runs fall due
 
 	Components  []string // in start order; a subset of componentNames
 	Environment string   // names this deployment in Kafka transactional ids
+	// IngestSessionTimeout is how long the ingest group waits for a silent
+	// member before giving its partitions to the others.
+	IngestSessionTimeout time.Duration
 }
 
 // componentNames are the components of api.md in start order; shutdown runs
@@ -67,7 +75,8 @@ const (
 	groupKafka                            // --kafka-brokers and Kafka security
 	groupTopics                           // --partitions
 	groupHTTP                             // --http-addr, --admin-token, API TLS
-	groupExports                          // --export-dir, --signing-key
+	groupExports                          // --export-dir and what is exported when
+	groupSigning                          // --signing-key
 	groupSettlement                       // market and run lags
 	groupComponents                       // --components
 )
@@ -189,9 +198,40 @@ var flagDefs = []flagDef{
 	{name: "export-dir", group: groupExports,
 		usage: "`dir` for regulatory exports, shared by every instance (default <data-dir>/exports)",
 		set:   func(c *Config, v string) error { c.ExportDir = v; return nil }},
-	{name: "signing-key", group: groupExports,
+	{name: "signing-key", group: groupSigning,
 		usage: "ed25519 PEM `file` that signs export manifests, shared by every instance (default <data-dir>/keys/export-signing.pem)",
 		set:   func(c *Config, v string) error { c.SigningKey = v; return nil }},
+	{name: "export-run-types", def: "initial,final,true-up,resettlement", group: groupExports,
+		usage: "comma-separated run `types` exported automatically when they complete (empty: none)",
+		set: func(c *Config, v string) error {
+			c.ExportRunTypes = []settlement.RunType{}
+			for _, t := range strings.Split(v, ",") {
+				if t = strings.TrimSpace(t); t == "" {
+					continue
+				}
+				rt, err := settlement.ParseRunType(t)
+				if err != nil {
+					return err
+				}
+				c.ExportRunTypes = append(c.ExportRunTypes, rt)
+			}
+			return nil
+		}},
+	{name: "export-schedule", group: groupExports,
+		usage: "cron `expression` (5 fields or @hourly, @every 1h…) that batches exports (default: each run's export is written as it completes)",
+		set: func(c *Config, v string) error {
+			if _, err := cron.ParseStandard(v); v != "" && err != nil {
+				return fmt.Errorf("%q is not a cron expression: %w", v, err)
+			}
+			c.ExportSchedule = v
+			return nil
+		}},
+	{name: "export-compression", def: "zstd", group: groupExports,
+		usage: "Parquet `codec` of exports: zstd or snappy",
+		set: func(c *Config, v string) (err error) {
+			c.ExportCompression, err = parquet.ParseCodec(v)
+			return err
+		}},
 	{name: "market-timezone", def: "America/Chicago", group: groupSettlement,
 		usage: "IANA time `zone` of the market's operating days",
 		set: func(c *Config, v string) error {
@@ -243,6 +283,16 @@ var flagDefs = []flagDef{
 				return fmt.Errorf("%q is not 1-64 characters of A-Z a-z 0-9 . _ : -", v)
 			}
 			c.Environment = v
+			return nil
+		}},
+	{name: "ingest-session-timeout", def: "45s", group: groupComponents,
+		usage: "`duration` after which the ingest group gives a silent (dead or frozen) instance's partitions to the others: 6s to 5m",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 6*time.Second || d > 5*time.Minute {
+				return fmt.Errorf("%q is not a duration from 6s to 5m", v)
+			}
+			c.IngestSessionTimeout = d
 			return nil
 		}},
 	{name: "components", def: strings.Join(componentNames, ","), group: groupComponents,
@@ -337,10 +387,10 @@ func (c *Config) check(groups flagGroup) error {
 			return fmt.Errorf("--tls-cert and --tls-key: %w", err)
 		}
 	}
-	if groups&groupExports != 0 {
-		if c.ExportDir == "" {
-			c.ExportDir = filepath.Join(c.DataDir, "exports")
-		}
+	if groups&groupExports != 0 && c.ExportDir == "" {
+		c.ExportDir = filepath.Join(c.DataDir, "exports")
+	}
+	if groups&groupSigning != 0 {
 		if c.SigningKey == "" {
 			c.SigningKey = filepath.Join(c.DataDir, "keys", "export-signing.pem")
 		}

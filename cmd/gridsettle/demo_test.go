@@ -69,4 +69,36 @@ func TestDemo(t *testing.T) {
 		}
 		ln.Close()
 	}
+
+	// A database of a newer gridsettle: one line that says what to do.
+	pool, newerURL := pgtest.New(t)
+	if _, err := pool.Exec(t.Context(), "INSERT INTO goose_db_version (version_id, is_applied) VALUES (999999, true)"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), bin, "demo", "--exit", "--data-dir", t.TempDir(), "--database-url", newerURL,
+		"--kafka-addr", freeAddr(t), "--http-addr", freeAddr(t))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("demo on a newer schema exited 0")
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if last := msg[strings.LastIndex(msg, "\n")+1:]; !strings.HasPrefix(last, "gridsettle: ") || !strings.Contains(last, "upgrade gridsettle") ||
+		strings.Contains(msg, "goroutine ") {
+		t.Errorf("newer schema: stderr\n%s", msg)
+	}
+}
+
+// A busy port is one line naming the flag, before anything starts.
+func TestDemoBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := ln.Addr().String()
+	err = run(t, "demo", "--exit", "--data-dir", t.TempDir(), "--http-addr", busy, "--kafka-addr", freeAddr(t))
+	if want := "--http-addr: " + busy + " is already in use"; err == nil || !strings.HasPrefix(describe(err), want) {
+		t.Errorf("got %v, want %q…", err, want)
+	}
 }

@@ -43,6 +43,9 @@ type Main struct {
 // Run executes the command named by m.Args until it finishes or ctx is
 // cancelled; a graceful shutdown after cancellation returns nil.
 func (m *Main) Run(ctx context.Context) error {
+	if err := enableFailpoints(m.LookupEnv, m.Stderr); err != nil {
+		return err
+	}
 	root := m.root()
 	root.SetArgs(m.Args)
 	root.SetOut(m.Stdout)
@@ -86,13 +89,15 @@ func (m *Main) root() *cobra.Command {
 		newImportCmd(m),
 		newSimulateCmd(m),
 		newDemoCmd(m),
+		newBenchCmd(m),
+		newChaosCmd(m),
 	)
 	return root
 }
 
 // platformGroups are the flags shared by the commands that run components.
 const platformGroups = groupLog | groupDataDir | groupDatabase | groupTopics | groupHTTP |
-	groupExports | groupSettlement | groupComponents
+	groupExports | groupSigning | groupSettlement | groupComponents
 
 // command binds the flags of groups to c and makes it run fn with the
 // validated Config and a logger at its level.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/gridsettle/gridsettle/reporting"
-	"github.com/gridsettle/gridsettle/reporting/parquet"
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
@@ -47,9 +47,11 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 		return nil, fmt.Errorf("--signing-key: %w", err)
 	}
 	exporter, err := exportpg.NewExporter(p.DB, exportpg.Config{
-		Root: p.Config.ExportDir,
+		Root:     p.Config.ExportDir,
+		RunTypes: p.Config.ExportRunTypes,
+		Schedule: p.Config.ExportSchedule,
 		Export: reporting.Config{
-			Generator: generator, Market: p.Config.Market, Codec: parquet.ZSTD, Key: key,
+			Generator: generator, Market: p.Config.Market, Codec: p.Config.ExportCompression, Key: key,
 		},
 	}, p.Metrics, p.Log)
 	if err != nil {
@@ -77,7 +79,8 @@ func newIngest(p *Platform) (Component, error) {
 	if err != nil {
 		return Component{}, err
 	}
-	c, err := ingest.New(ingest.Config{Kafka: p.Config.Kafka, Topics: p.Topics}, p.DB, s.applier, p.Metrics, p.Log)
+	c, err := ingest.New(ingest.Config{Kafka: p.Config.Kafka, Topics: p.Topics}, p.DB, s.applier, p.Metrics, p.Log,
+		ingestGroupOpts(p.Config.IngestSessionTimeout)...)
 	if err != nil {
 		return Component{}, fmt.Errorf("ingest: %w", err)
 	}
@@ -88,7 +91,7 @@ func newIngest(p *Platform) (Component, error) {
 // transactions.
 func newPublish(p *Platform) (Component, error) {
 	r, err := publish.New(p.DB, p.Config.Kafka, publish.Config{Env: p.Config.Environment, Topics: p.Topics.Outputs()},
-		p.Log, p.Metrics)
+		p.Log, p.Metrics, publish.WithStepHook(failpointStep))
 	if err != nil {
 		return Component{}, fmt.Errorf("publish: %w", err)
 	}
@@ -104,14 +107,9 @@ func newScheduler(p *Platform) (Component, error) {
 	}
 	sched := settlementpg.NewScheduler(s.runs, settlementpg.SchedulerConfig{Schedule: p.Config.Schedule}, p.Log)
 	return Component{Name: "scheduler", Run: func(ctx context.Context) error {
-		// Without a cron schedule the exporter returns after one pass over
-		// runs that lack an export; the component lives on with the
-		// scheduler.
-		go func() {
-			if err := s.exporter.Run(ctx); err != nil {
-				p.Log.Error("exports", "err", err)
-			}
-		}()
-		return sched.Run(ctx)
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return sched.Run(ctx) })
+		g.Go(func() error { return s.exporter.Run(ctx) })
+		return g.Wait()
 	}}, nil
 }

@@ -292,7 +292,7 @@ func (r *ledgerRecord) row() (LedgerLine, error) {
 
 // compareLedgerLines orders by entry id, then line number. Lines read back
 // from a file carry no line number, so within an entry they compare equal;
-// readers accept that (see orderCheck).
+// readers accept that (spec.readTies).
 func compareLedgerLines(a, b LedgerLine) int {
 	return cmp.Or(cmp.Compare(a.EntryID, b.EntryID), cmp.Compare(a.LineNo, b.LineNo))
 }

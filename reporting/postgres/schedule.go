@@ -6,23 +6,30 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
+// retryEvery is how often Run looks for runs left unexported when no
+// schedule is configured (their export at completion failed).
+const retryEvery = 15 * time.Minute
+
 // Run exports, at start, every completed run of an exported type that has
 // no export yet (runs that completed while exports were failing or the
-// process was down), and then, when a schedule is configured, again each
-// time it fires, until ctx ends. Without a schedule it returns after the
-// first pass. Failures are logged and retried at the next firing.
+// process was down), and then again each time the schedule fires, or,
+// without a schedule, every 15 minutes, until ctx ends. Failures are
+// logged and retried at the next pass.
 func (e *Exporter) Run(ctx context.Context) error {
 	if err := e.ExportPending(ctx); err != nil && ctx.Err() == nil {
 		e.log.Error("export pending runs", "err", err)
 	}
-	if e.schedule == nil {
-		return nil
+	schedule := e.schedule
+	if schedule == nil {
+		schedule = cron.Every(retryEvery)
 	}
 	for {
-		next := e.schedule.Next(time.Now())
+		next := schedule.Next(time.Now())
 		timer := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():

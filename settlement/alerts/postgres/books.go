@@ -18,7 +18,8 @@ type dayBook struct {
 	key       dayKey
 	threshold decimal.Decimal
 	usage
-	done bool // fired (or found fired) for this identity
+	done bool // fired for this identity
+	seen int  // the last step (1-based) that moved the book
 }
 
 // check fires the book's alert the first time its figure reaches the
@@ -45,6 +46,7 @@ type monthBook struct {
 	cells    map[cell]*energy
 	cost     decimal.Decimal
 	done     bool
+	seen     int
 }
 
 // cellPrices is the settlement price of cells from the current RT prices.
@@ -175,7 +177,7 @@ func (h *Hook) newMonthBook(key monthKey, budget decimal.Decimal) (*monthBook, e
 // queueBooks queues, after the accounts' locks, what month books need: the
 // energy of each account's months (summed over slots) and the RT prices of
 // every point the accounts have energy at in those months, plus points.
-func (h *Hook) queueBooks(b *pgx.Batch, books map[monthKey]*monthBook, points []string, raw rawPrices) {
+func (h *Hook) queueBooks(b *pgx.Batch, cal *calendar, books map[monthKey]*monthBook, points []string, raw rawPrices) {
 	var accts []string
 	var starts, ends []time.Time
 	var lo, hi time.Time
@@ -203,7 +205,7 @@ func (h *Hook) queueBooks(b *pgx.Batch, books map[monthKey]*monthBook, points []
 		_, err := pgx.ForEachRow(rows, []any{&acct, &point, &start, &e.mwh, &e.estimated}, func() error {
 			// An account may have two months under evaluation: the
 			// interval's own month is its book.
-			if bk := books[monthKey{acct, h.monthOf(start)}]; bk != nil {
+			if bk := books[monthKey{acct, cal.month(start)}]; bk != nil {
 				v := e
 				bk.cells[cell{point, start.Unix()}] = &v
 			}

@@ -81,20 +81,22 @@ func New(cfg Config, reg prometheus.Registerer) (*Hook, error) {
 	return h, nil
 }
 
-// AfterApply evaluates the alerts that what a consists of can fire, record
-// by record in offset order, stores the new identities and returns their
-// alerts.customer messages for the ingest transaction's outbox.
+// AfterApply evaluates the alerts the changes of a can fire, record by
+// record in offset order, moves the aggregates, stores the new identities
+// and returns their alerts.customer messages for the ingest transaction's
+// outbox.
 func (h *Hook) AfterApply(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]outbox.Message, error) {
 	var fired []alerts.Alert
+	cal := h.calendar()
 	if len(a.Reads) > 0 || len(a.Ends) > 0 {
-		f, err := h.reads(ctx, tx, a)
+		f, err := h.reads(ctx, tx, cal, a)
 		if err != nil {
 			return nil, err
 		}
 		fired = append(fired, f...)
 	}
 	if len(a.Prices) > 0 {
-		f, err := h.prices(ctx, tx, a)
+		f, err := h.prices(ctx, tx, cal, a)
 		if err != nil {
 			return nil, err
 		}

@@ -41,7 +41,7 @@ func (h *Hook) cellsOf(p meters.Price) []cell {
 // fires price_spike and negative_price for the watching accounts of each
 // settlement interval whose RT settlement price the record moved, and
 // monthly_budget for the budgeted accounts with energy there.
-func (h *Hook) prices(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alerts.Alert, error) {
+func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Applied) ([]alerts.Alert, error) {
 	var changes []meterspg.PriceChange
 	for _, c := range a.Prices {
 		if c.Price.Market == meters.RealTime {
@@ -64,7 +64,7 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alert
 	for i, c := range cells {
 		points[c.point] = true
 		cellPoints[i], cellStarts[i] = c.point, time.Unix(c.start, 0).UTC()
-		days[pointDay{c.point, h.market.DayOf(cellStarts[i]).String()}] = true
+		days[pointDay{c.point, cal.day(cellStarts[i])}] = true
 	}
 
 	b := &pgx.Batch{}
@@ -124,7 +124,7 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alert
 		var start time.Time
 		var budget decimal.Decimal
 		_, err := pgx.ForEachRow(rows, []any{&acct, &start, &budget}, func() error {
-			budgets[monthKey{acct, h.monthOf(start)}] = budget
+			budgets[monthKey{acct, cal.month(start)}] = budget
 			return nil
 		})
 		if err != nil {
@@ -144,7 +144,7 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alert
 		}
 		months[k] = bk
 	}
-	if err := h.openBooks(ctx, tx, nil, months, false, sortedKeys(points, cmp.Compare[string]), raw); err != nil {
+	if err := h.openBooks(ctx, tx, cal, nil, months, false, sortedKeys(points, cmp.Compare[string]), raw); err != nil {
 		return nil, err
 	}
 
@@ -201,7 +201,7 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alert
 				continue
 			}
 			start := time.Unix(x.start, 0).UTC()
-			day := h.market.DayOf(start).String()
+			day := cal.day(start)
 			for _, acct := range watchers[pointDay{x.point, day}] {
 				al, ok := alerts.CheckPrice(alerts.PriceEvent{AccountID: acct, OperatingDay: day, SettlementPoint: x.point,
 					IntervalStart: start, IntervalEnd: start.Add(h.market.Interval()), Price: after.Decimal},

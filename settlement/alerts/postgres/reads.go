@@ -15,6 +15,31 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/ingest"
 )
 
+// totals are a batch's differences, summed per aggregate row.
+type totals struct {
+	usage  map[dayKey]usage
+	energy map[energyKey]energy
+	meters map[string]meterTouch
+}
+
+func (t totals) add(s step) {
+	for _, d := range s.usage {
+		u := t.usage[d.key]
+		u.add(d.usage)
+		t.usage[d.key] = u
+	}
+	for _, d := range s.energy {
+		e := t.energy[d.key]
+		e.add(d.energy)
+		t.energy[d.key] = e
+	}
+	for _, d := range s.meters {
+		if was, ok := t.meters[d.id]; !ok || d.end.After(was.end) {
+			t.meters[d.id] = d.meterTouch
+		}
+	}
+}
+
 // limits are an account's alert settings.
 type limits struct {
 	daily  decimal.NullDecimal // daily_kwh_threshold
@@ -24,25 +49,11 @@ type limits struct {
 // reads handles a batch (or replay) of read changes: it evaluates
 // daily_usage, monthly_budget and missing_data record by record, then adds
 // the batch's differences to its slot's aggregates.
-func (h *Hook) reads(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alerts.Alert, error) {
-	steps := h.readSteps(a)
-	total := step{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}, meters: map[string]meterTouch{}}
+func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Applied) ([]alerts.Alert, error) {
+	steps := h.readSteps(a, cal)
+	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}, meters: map[string]meterTouch{}}
 	for _, s := range steps {
-		for k, v := range s.usage {
-			u := total.usage[k]
-			u.add(v)
-			total.usage[k] = u
-		}
-		for k, v := range s.energy {
-			e := total.energy[k]
-			e.add(v)
-			total.energy[k] = e
-		}
-		for id, t := range s.meters {
-			if was, ok := total.meters[id]; !ok || t.end.After(was.end) {
-				total.meters[id] = t
-			}
-		}
+		total.add(s)
 	}
 	var ms *missing
 	if !a.Replay && a.Topic == h.topics.Reads && len(a.Ends) > 0 {
@@ -82,7 +93,7 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alerts
 	months := map[monthKey]*monthBook{}
 	for k := range total.energy {
 		l, ok := watching[k.account]
-		mk := monthKey{k.account, h.monthOf(time.Unix(k.start, 0))}
+		mk := monthKey{k.account, cal.month(time.Unix(k.start, 0))}
 		if !ok || !l.budget.Valid || months[mk] != nil {
 			continue
 		}
@@ -105,7 +116,7 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alerts
 		}
 	}
 	raw := rawPrices{}
-	if err := h.openBooks(ctx, tx, days, months, true, sortedKeys(points, cmp.Compare[string]), raw); err != nil {
+	if err := h.openBooks(ctx, tx, cal, days, months, true, sortedKeys(points, cmp.Compare[string]), raw); err != nil {
 		return nil, err
 	}
 	prices, err := raw.prices(h.market.IntervalSeconds)
@@ -117,31 +128,43 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]alerts
 	}
 
 	var fired []alerts.Alert
-	for _, s := range steps {
+	for i, s := range steps {
+		// Books are checked once the whole record is in: a correction adds
+		// its value and takes the old one away, and only the sum is a figure.
 		var now []alerts.Alert
-		for k, u := range s.usage {
-			if bk := days[k]; bk != nil {
-				bk.add(u)
-				if al, ok := bk.check(h); ok {
-					now = append(now, al)
+		var dayBooks []*dayBook
+		for _, d := range s.usage {
+			if bk := days[d.key]; bk != nil {
+				bk.add(d.usage)
+				if bk.seen != i+1 {
+					bk.seen = i + 1
+					dayBooks = append(dayBooks, bk)
 				}
 			}
 		}
-		touched := map[*monthBook]bool{}
-		for k, e := range s.energy {
-			if bk := months[monthKey{k.account, h.monthOf(time.Unix(k.start, 0))}]; bk != nil {
-				bk.addEnergy(k.cell, e, prices)
-				touched[bk] = true
+		var monthBooks []*monthBook
+		for _, e := range s.energy {
+			if bk := months[monthKey{e.key.account, cal.month(time.Unix(e.key.start, 0))}]; bk != nil {
+				bk.addEnergy(e.key.cell, e.energy, prices)
+				if bk.seen != i+1 {
+					bk.seen = i + 1
+					monthBooks = append(monthBooks, bk)
+				}
 			}
 		}
-		for bk := range touched {
+		for _, bk := range dayBooks {
+			if al, ok := bk.check(h); ok {
+				now = append(now, al)
+			}
+		}
+		for _, bk := range monthBooks {
 			if al, ok := bk.check(h, prices); ok {
 				now = append(now, al)
 			}
 		}
 		if ms != nil {
-			for id, t := range s.meters {
-				ms.touch(id, t)
+			for _, m := range s.meters {
+				ms.touch(m.id, m.meterTouch)
 			}
 			if s.hasEnd {
 				now = append(now, ms.advance(s.end)...)
@@ -183,7 +206,7 @@ func scanLimits(rows pgx.Rows, into map[string]limits) error {
 // the RT prices the month books need: at every point their accounts have
 // energy at in the month, and at points. With sharePoints, points are
 // locked FOR SHARE first (doc.go, "Concurrency").
-func (h *Hook) openBooks(ctx context.Context, tx pgx.Tx, days map[dayKey]*dayBook, months map[monthKey]*monthBook,
+func (h *Hook) openBooks(ctx context.Context, tx pgx.Tx, cal *calendar, days map[dayKey]*dayBook, months map[monthKey]*monthBook,
 	sharePoints bool, points []string, raw rawPrices) error {
 	if len(days)+len(months) == 0 {
 		return nil
@@ -247,7 +270,7 @@ func (h *Hook) openBooks(ctx context.Context, tx pgx.Tx, days map[dayKey]*dayBoo
 			return nil
 		})
 	}
-	h.queueBooks(b, months, points, raw)
+	h.queueBooks(b, cal, months, points, raw)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("alerts: lock and load accounts: %w", err)
 	}

@@ -43,12 +43,12 @@ func workload() [][]*kgo.Record {
 	prices := []*kgo.Record{
 		priceRec(2, "HB_WEST", "2026-11-10T06:00:00Z", 300, 1, "3000"),
 		priceRec(2, "HB_WEST", "2026-11-10T06:05:00Z", 300, 1, "3000"),
-		priceRec(2, "HB_WEST", "2026-11-10T06:10:00Z", 300, 1, "3000"), // 3000: a spike; cost 30 ≥ 0.05
+		priceRec(2, "HB_WEST", "2026-11-10T06:10:00Z", 300, 1, "3000"),  // 3000: a spike; cost 30 ≥ 0.05
 		priceRec(2, "HB_WEST", "2026-11-10T06:10:00Z", 300, 2, "-9000"), // -1000 at once: negative; cost -10
 	}
 	corrections := []*kgo.Record{
 		readRec(0, "D1", "import", "2026-11-10T06:15:00Z", 900, 3, "0.9"), // 1.4: fired already
-		priceRec(2, "HB_WEST", "2026-11-10T06:10:00Z", 300, 3, "3000"),   // 3000 again: fired already
+		priceRec(2, "HB_WEST", "2026-11-10T06:10:00Z", 300, 3, "3000"),    // 3000 again: fired already
 	}
 	return [][]*kgo.Record{reads, prices, corrections}
 }

@@ -69,70 +69,131 @@ type meterTouch struct {
 	end  time.Time
 }
 
+type usageDelta struct {
+	key dayKey
+	usage
+}
+
+type energyDelta struct {
+	key energyKey
+	energy
+}
+
+type meterDelta struct {
+	id string
+	meterTouch
+}
+
 // step is one input record's effect on the alert aggregates: the unit of
 // evaluation, so that what fires depends on the records and their order,
-// never on how they were cut into batches.
+// never on how they were cut into batches. A key may appear more than once;
+// only the step's sum means something.
 type step struct {
-	usage  map[dayKey]usage
-	energy map[energyKey]energy
-	meters map[string]meterTouch
+	usage  []usageDelta
+	energy []energyDelta
+	meters []meterDelta
 	// end is the record's block end, by which the partition watermark
 	// advances; hasEnd is false for replayed records (no watermark).
 	end    time.Time
 	hasEnd bool
 }
 
+// calendar caches the operating day of instants, which the reads of a batch
+// share; one per AfterApply call.
+type calendar struct {
+	market settlement.Market
+	days   map[int64]string
+}
+
+func (h *Hook) calendar() *calendar {
+	return &calendar{market: h.market, days: map[int64]string{}}
+}
+
+// day is the operating day (YYYY-MM-DD) holding t.
+func (c *calendar) day(t time.Time) string {
+	k := t.Unix()
+	d, ok := c.days[k]
+	if !ok {
+		d = c.market.DayOf(t).String()
+		c.days[k] = d
+	}
+	return d
+}
+
+// month is the local calendar month (YYYY-MM) holding t.
+func (c *calendar) month(t time.Time) string { return c.day(t)[:7] }
+
 // readSteps cuts a's read changes into records: one step per decodable
 // record in offset order (Ends), with the changes it made; for replays (no
-// Ends) one step per consecutive run of changes of one input record.
-func (h *Hook) readSteps(a ingest.Applied) []step {
+// Ends) one step per consecutive run of changes of one input record. Each
+// changed read adds its value and takes away the one it replaced (under the
+// same assignment, as positions do).
+func (h *Hook) readSteps(a ingest.Applied, cal *calendar) []step {
+	var b stepBuilder
 	rs := a.Reads
-	take := func(match func(meterspg.Origin) bool) []meterspg.ReadChange {
-		n := 0
-		for n < len(rs) && match(rs[n].Origin) {
-			n++
+	take := func(match func(meterspg.Origin) bool) {
+		for len(rs) > 0 && match(rs[0].Origin) {
+			b.change(h, cal, rs[0])
+			rs = rs[1:]
 		}
-		out := rs[:n]
-		rs = rs[n:]
-		return out
 	}
-	steps := make([]step, 0, len(a.Ends))
 	for _, e := range a.Ends {
-		s := h.stepOf(take(func(o meterspg.Origin) bool { return o.Offset <= e.Offset }))
-		s.end, s.hasEnd = e.End, true
-		steps = append(steps, s)
+		take(func(o meterspg.Origin) bool { return o.Offset <= e.Offset })
+		b.cut(e.End, true)
 	}
 	for len(rs) > 0 {
 		o := rs[0].Origin
-		steps = append(steps, h.stepOf(take(func(x meterspg.Origin) bool { return x == o })))
+		take(func(x meterspg.Origin) bool { return x == o })
+		b.cut(time.Time{}, false)
 	}
-	return steps
+	return b.steps()
 }
 
-// stepOf is how changes move the aggregates: each changed read adds its
-// value and takes away the one it replaced (under the same assignment, as
-// positions do).
-func (h *Hook) stepOf(changes []meterspg.ReadChange) step {
-	s := step{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}, meters: map[string]meterTouch{}}
-	for _, c := range changes {
-		r := c.Read
-		end := r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)
-		if t, ok := s.meters[r.MeterID]; !ok || end.After(t.end) {
-			s.meters[r.MeterID] = meterTouch{slot: c.Origin.Partition, end: end}
-		}
-		h.addRead(&s, c.Assignment, r, false)
-		if c.Previous != nil {
-			h.addRead(&s, c.Assignment, *c.Previous, true)
-		}
-	}
-	return s
+// stepBuilder collects the deltas of every step in shared slices, each step
+// a window of them.
+type stepBuilder struct {
+	usage  []usageDelta
+	energy []energyDelta
+	meters []meterDelta
+	cuts   []stepCut
 }
 
-// addRead adds (or, with remove, takes away) read r under assignment a:
-// import kWh to the account's operating day of the read's start, and
-// settlement energy (import positive, export negative, times the loss
-// factor) to each settlement interval the read maps onto.
-func (h *Hook) addRead(s *step, a *meters.Assignment, r meters.Read, remove bool) {
+type stepCut struct {
+	usage, energy, meters int // ends in the shared slices
+	end                   time.Time
+	hasEnd                bool
+}
+
+func (b *stepBuilder) cut(end time.Time, hasEnd bool) {
+	b.cuts = append(b.cuts, stepCut{len(b.usage), len(b.energy), len(b.meters), end, hasEnd})
+}
+
+func (b *stepBuilder) steps() []step {
+	out := make([]step, len(b.cuts))
+	var from stepCut
+	for i, c := range b.cuts {
+		out[i] = step{usage: b.usage[from.usage:c.usage], energy: b.energy[from.energy:c.energy],
+			meters: b.meters[from.meters:c.meters], end: c.end, hasEnd: c.hasEnd}
+		from = c
+	}
+	return out
+}
+
+func (b *stepBuilder) change(h *Hook, cal *calendar, c meterspg.ReadChange) {
+	r := c.Read
+	b.meters = append(b.meters, meterDelta{r.MeterID, meterTouch{slot: c.Origin.Partition,
+		end: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
+	b.read(h, cal, c.Assignment, r, false)
+	if c.Previous != nil {
+		b.read(h, cal, c.Assignment, *c.Previous, true)
+	}
+}
+
+// read adds (or, with remove, takes away) read r under assignment a: import
+// kWh to the account's operating day of the read's start, and settlement
+// energy (import positive, export negative, times the loss factor) to each
+// settlement interval the read maps onto.
+func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meters.Read, remove bool) {
 	bad := 0
 	if r.Quality != meters.Actual {
 		bad = 1
@@ -141,14 +202,12 @@ func (h *Hook) addRead(s *step, a *meters.Assignment, r meters.Read, remove bool
 		bad = -bad
 	}
 	if r.Channel == meters.Import {
-		k := dayKey{a.AccountID, h.market.DayOf(r.Start).String()}
-		u := s.usage[k]
 		v := r.Value
 		if remove {
 			v = v.Neg()
 		}
-		u.add(usage{kwh: v, estimated: bad, lastEnd: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)})
-		s.usage[k] = u
+		b.usage = append(b.usage, usageDelta{dayKey{a.AccountID, cal.day(r.Start)},
+			usage{kwh: v, estimated: bad, lastEnd: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
 	}
 	neg := (r.Channel == meters.Export) != remove
 	for _, sl := range meters.ToSettlementIntervals(r.Start, r.IntervalSeconds, r.Value, h.market.IntervalSeconds) {
@@ -156,10 +215,8 @@ func (h *Hook) addRead(s *step, a *meters.Assignment, r meters.Read, remove bool
 		if neg {
 			kwh = kwh.Neg()
 		}
-		k := energyKey{a.AccountID, cell{a.SettlementPoint, sl.Start.Unix()}}
-		e := s.energy[k]
-		e.add(energy{mwh: settlement.MWh(kwh, a.LossFactor), estimated: bad})
-		s.energy[k] = e
+		b.energy = append(b.energy, energyDelta{energyKey{a.AccountID, cell{a.SettlementPoint, sl.Start.Unix()}},
+			energy{mwh: settlement.MWh(kwh, a.LossFactor), estimated: bad}})
 	}
 }
 
@@ -183,12 +240,6 @@ func cmpMonth(a, b monthKey) int {
 
 func cmpEnergy(a, b energyKey) int {
 	return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.start, b.start), cmp.Compare(a.point, b.point))
-}
-
-// monthOf is the local calendar month (YYYY-MM) holding the instant t.
-func (h *Hook) monthOf(t time.Time) string {
-	d := h.market.DayOf(t)
-	return d.String()[:7]
 }
 
 // monthBounds is the month's [start, end) as UTC instants: local midnight

@@ -72,10 +72,11 @@ func TestMonths(t *testing.T) {
 		if err != nil || !from.Equal(at(c.from)) || !to.Equal(at(c.to)) {
 			t.Errorf("%s: [%s, %s) %v", c.month, from, to, err)
 		}
-		if m := h.monthOf(from); m != c.month {
+		cal := h.calendar()
+		if m := cal.month(from); m != c.month {
 			t.Errorf("month of %s = %s", from, m)
 		}
-		if m := h.monthOf(from.Add(-time.Second)); m == c.month {
+		if m := cal.month(from.Add(-time.Second)); m == c.month {
 			t.Errorf("month of %s = %s", from.Add(-time.Second), m)
 		}
 	}
@@ -128,17 +129,9 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 		}
 		sumUsage := map[dayKey]usage{}
 		sumEnergy := map[energyKey]energy{}
-		for _, s := range h.readSteps(ingest.Applied{Reads: changes, Ends: ends}) {
-			for k, v := range s.usage {
-				u := sumUsage[k]
-				u.add(v)
-				sumUsage[k] = u
-			}
-			for k, v := range s.energy {
-				e := sumEnergy[k]
-				e.add(v)
-				sumEnergy[k] = e
-			}
+		sum := totals{usage: sumUsage, energy: sumEnergy, meters: map[string]meterTouch{}}
+		for _, s := range h.readSteps(ingest.Applied{Reads: changes, Ends: ends}, h.calendar()) {
+			sum.add(s)
 		}
 		wantUsage := map[dayKey]usage{}
 		wantEnergy := map[energyKey]energy{}

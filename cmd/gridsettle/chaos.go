@@ -1,0 +1,1053 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gridsettle/gridsettle/api"
+	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/migrations"
+	"github.com/gridsettle/gridsettle/reporting"
+	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/failpoint"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
+	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/simulate"
+)
+
+// chaosConfig is one run of the chaos suite (issue 8): separate OS
+// processes — one `gridsettle broker`, three `gridsettle serve --components
+// ingest,publish` workers in one consumer group and one `serve --components
+// api` — settle a seeded simulated stream while the harness kills, freezes
+// and disconnects them; afterwards everything they produced is checked
+// against the independent oracle.
+type chaosConfig struct {
+	Binary      string // the gridsettle executable every process runs
+	DatabaseURL string // a migrated database of our own: the suite terminates its connections
+	Dir         string // scratch: broker data, logs, registry, exports
+	Seed        int64  // the workload's and the faults' seed
+	Meters      int
+	Days        int
+	// Duration, when positive, is the long mode: random faults for this long
+	// over a paced stream and rounds of runs; zero is the short fixed plan.
+	Duration time.Duration
+	Out      io.Writer // progress, one line per step
+}
+
+const (
+	chaosWorkers    = 3
+	chaosPartitions = 4
+	// chaosSession is the ingest group session timeout the workers run
+	// with: kfake's minimum, so a dead or frozen member's partitions move
+	// within seconds.
+	chaosSession = 6 * time.Second
+	// chaosChunk is how many records one produce step sends, in
+	// transactions of chaosTxnRecords.
+	chaosChunk      = 40
+	chaosTxnRecords = 20
+	// chaosWait bounds every wait of the suite for something that must
+	// happen (a process up, a failpoint reached, quiescence).
+	chaosWait = 3 * time.Minute
+	// leaseRetry is the relay's default standby retry (publish.Config).
+	leaseRetry = 2 * time.Second
+)
+
+// chaos is the harness state of one run.
+type chaos struct {
+	cfg       chaosConfig
+	rng       *mrand.Rand
+	log       *slog.Logger // the harness's own log file
+	pool      *pgxpool.Pool
+	kcfg      kafka.Config
+	kafkaAddr string
+	httpAddr  string
+	token     string
+	regDir    string
+	logDir    string
+	sc        *simulate.Scenario
+	next      int // next record of sc.Records to produce
+	resend    int // next record sent again once the stream is exhausted
+	broker    *chaosLife
+	slots     map[string]*chaosLife // the current life of w1..w3 and api
+	lives     []*chaosLife          // every life of every slot but the broker
+	brokers   []*chaosLife
+	reader    *outputReader
+	began     time.Time
+	st        chaosStats
+}
+
+// chaosStats are the faults that fired and what the suite measured.
+type chaosStats struct {
+	Faults         int            // fault episodes
+	Kills          int            // SIGKILLs sent by the harness
+	FailpointKills map[string]int // lives that killed themselves at a failpoint
+	FailpointStops map[string]int // lives that stopped themselves at a failpoint
+	Zombies        int            // lives frozen past the session timeout, then continued
+	PGTerminations int            // backends terminated with pg_terminate_backend
+	BrokerRestarts int            // SIGTERM + start of the broker
+	Produced       int            // records of the scenario produced
+	Resent         int            // records produced again (upstream duplicates)
+	Runs           []string       // completed run ids, in start order
+	RunMidRetries  int            // runs killed at run-mid and started again
+	// From the workers' logs.
+	CASMisses     int // ingest: stored offset moved
+	Fenced        int // relay sessions that failed fenced (epoch or producer fenced)
+	RelayRestarts int // relay stream sessions that failed and restarted
+	BatchFailures int // ingest batches rolled back and retried
+	// From the log itself.
+	AbortedRecords int // output records of aborted transactions (read_uncommitted − read_committed)
+	// Durations.
+	Setup, Faulting, Settling, Quiescence, Checking, Total time.Duration
+}
+
+// runChaos runs the suite and returns what it measured; the error lists
+// every discrepancy with the oracle and every fault that did not fire.
+func runChaos(ctx context.Context, cfg chaosConfig) (*chaosStats, error) {
+	c := &chaos{cfg: cfg, rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x6368616f73)), slots: map[string]*chaosLife{},
+		began: time.Now(), st: chaosStats{FailpointKills: map[string]int{}, FailpointStops: map[string]int{}}}
+	defer c.shutdown()
+	if err := c.setup(ctx); err != nil {
+		return &c.st, err
+	}
+	c.st.Setup = time.Since(c.began)
+	phase := time.Now()
+	var err error
+	if cfg.Duration > 0 {
+		err = c.longPlan(ctx)
+	} else {
+		err = c.shortPlan(ctx)
+	}
+	if err != nil {
+		return &c.st, err
+	}
+	c.st.Faulting = time.Since(phase)
+	phase = time.Now()
+	if err := c.settle(ctx); err != nil {
+		return &c.st, err
+	}
+	c.st.Settling = time.Since(phase)
+	phase = time.Now()
+	if err := c.quiesce(ctx); err != nil {
+		return &c.st, err
+	}
+	if err := c.stopWorkers(); err != nil {
+		return &c.st, err
+	}
+	c.st.Quiescence = time.Since(phase)
+	phase = time.Now()
+	err = c.check(ctx)
+	c.st.Checking = time.Since(phase)
+	c.st.Total = time.Since(c.began)
+	return &c.st, err
+}
+
+func (c *chaos) progress(format string, args ...any) {
+	fmt.Fprintf(c.cfg.Out, "%7s  %s\n", time.Since(c.began).Round(100*time.Millisecond), fmt.Sprintf(format, args...))
+}
+
+// setup generates the scenario, loads its registry, and starts the broker,
+// the output reader, the API and the workers.
+func (c *chaos) setup(ctx context.Context) error {
+	c.regDir, c.logDir = filepath.Join(c.cfg.Dir, "registry"), filepath.Join(c.cfg.Dir, "logs")
+	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
+		return fmt.Errorf("create log dir: %w", err)
+	}
+	f, err := os.Create(filepath.Join(c.logDir, "harness.log"))
+	if err != nil {
+		return fmt.Errorf("create harness log: %w", err)
+	}
+	c.log = slog.New(slog.NewTextHandler(f, nil))
+	c.sc, err = simulate.Generate(simulate.Config{Seed: c.cfg.Seed, Meters: c.cfg.Meters, Days: c.cfg.Days})
+	if err != nil {
+		return err
+	}
+	if err := simulate.WriteRegistry(c.regDir, c.sc); err != nil {
+		return err
+	}
+	if c.pool, err = migrations.Connect(ctx, withAppName(c.cfg.DatabaseURL, "chaos-harness")); err != nil {
+		return err
+	}
+	if err := migrations.Apply(ctx, c.pool, c.log); err != nil {
+		return err
+	}
+	var files []string
+	for _, t := range []string{"participants", "settlement_points", "accounts", "meters"} {
+		files = append(files, filepath.Join(c.regDir, t+".csv"))
+	}
+	if _, err := meterspg.ImportFiles(ctx, c.pool, files...); err != nil {
+		return fmt.Errorf("import the registry: %w", err)
+	}
+	if _, err := reporting.LoadOrCreateSigningKey(ctx, c.keyPath(), c.log); err != nil {
+		return err
+	}
+	if c.kafkaAddr, err = freeLoopbackAddr(); err != nil {
+		return err
+	}
+	if c.httpAddr, err = freeLoopbackAddr(); err != nil {
+		return err
+	}
+	c.kcfg = kafka.Config{Brokers: []string{c.kafkaAddr}}
+	c.token = "gs_" + rand.Text()
+	c.progress("scenario seed %d: %d meters, %d days, %d records (+%d late); dir %s",
+		c.cfg.Seed, c.cfg.Meters, c.cfg.Days, len(c.sc.Records), len(c.sc.Late), c.cfg.Dir)
+	if err := c.startBroker(ctx); err != nil {
+		return err
+	}
+	if c.reader, err = startOutputReader(ctx, c.kcfg, c.log); err != nil {
+		return err
+	}
+	if err := c.startSlot("api", ""); err != nil {
+		return err
+	}
+	for _, w := range c.workers() {
+		if err := c.startSlot(w, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *chaos) keyPath() string { return filepath.Join(c.cfg.Dir, "keys", "export-signing.pem") }
+
+func (c *chaos) workers() []string {
+	out := make([]string, chaosWorkers)
+	for i := range out {
+		out[i] = "w" + strconv.Itoa(i+1)
+	}
+	return out
+}
+
+// withAppName sets application_name on a postgres URL or key=value DSN, so
+// the suite can find (and terminate) one process's connections.
+func withAppName(dbURL, name string) string {
+	if u, err := url.Parse(dbURL); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("application_name", name)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dbURL + " application_name=" + name
+}
+
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (c *chaos) startBroker(ctx context.Context) error {
+	l, err := startLife(c.cfg.Binary, c.logDir, "broker", len(c.brokers)+1, nil, syscall.SIGTERM,
+		"broker", "--data-dir", filepath.Join(c.cfg.Dir, "broker"), "--kafka-addr", c.kafkaAddr,
+		"--partitions", strconv.Itoa(chaosPartitions))
+	if err != nil {
+		return err
+	}
+	c.broker = l
+	c.brokers = append(c.brokers, l)
+	if err := l.waitLog(`msg="broker ready"`, chaosWait); err != nil {
+		return err
+	}
+	return waitKafkaReady(ctx, c.kcfg)
+}
+
+func waitKafkaReady(ctx context.Context, kc kafka.Config) error {
+	opts, err := kc.ClientOpts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return waitKafka(ctx, cl, kc.Brokers)
+}
+
+// startSlot starts a new life of slot (a worker or "api"), armed with the
+// failpoints of armed, and waits until it is ready.
+func (c *chaos) startSlot(slot, armed string) error {
+	args := []string{"serve", "--kafka-brokers", c.kafkaAddr,
+		"--database-url", withAppName(c.cfg.DatabaseURL, "chaos-"+slot),
+		"--partitions", strconv.Itoa(chaosPartitions), "--environment", "chaos",
+		"--export-dir", filepath.Join(c.cfg.Dir, "exports"), "--signing-key", c.keyPath(),
+		"--ingest-session-timeout", chaosSession.String()}
+	if slot == "api" {
+		args = append(args, "--components", "api", "--http-addr", c.httpAddr, "--admin-token", c.token)
+	} else {
+		args = append(args, "--components", "ingest,publish")
+	}
+	var env []string
+	if armed != "" {
+		env = append(env, failpointsEnv+"="+armed)
+	}
+	n := 1
+	if prev := c.slots[slot]; prev != nil {
+		n = prev.n + 1
+	}
+	l, err := startLife(c.cfg.Binary, c.logDir, slot, n, env, syscall.SIGKILL, args...)
+	if err != nil {
+		return err
+	}
+	c.slots[slot] = l
+	c.lives = append(c.lives, l)
+	if err := l.waitLog(`msg="gridsettle ready"`, chaosWait); err != nil {
+		return err
+	}
+	if armed != "" {
+		c.progress("start %s armed with %s", l, armed)
+	}
+	return nil
+}
+
+// kill sends SIGKILL to the slot's life and waits for it to die.
+func (c *chaos) kill(slot string) error {
+	l := c.slots[slot]
+	if l.exited() {
+		return nil
+	}
+	if err := l.signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	c.st.Kills++
+	return l.wait(chaosWait)
+}
+
+// restartDead starts again every slot whose life has ended, unarmed, and
+// records how the life ended.
+func (c *chaos) restartDead() error {
+	for _, slot := range append(c.workers(), "api") {
+		l := c.slots[slot]
+		if !l.exited() {
+			continue
+		}
+		c.noteExit(l)
+		if err := c.startSlot(slot, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noteExit counts how a life ended, once.
+func (c *chaos) noteExit(l *chaosLife) {
+	name, sig := l.firedFailpoint()
+	switch {
+	case name != "" && sig == failpoint.Kill.String() && l.signaled() == syscall.SIGKILL && !l.killedByUs:
+		c.st.FailpointKills[name]++
+		c.progress("%s killed itself at failpoint %s", l, name)
+	case l.killedByUs:
+		c.progress("%s killed (%v)", l, l.state)
+	default:
+		c.progress("%s exited on its own: %v; log tail:\n%s", l, l.state, tail(l.log(), 20))
+	}
+}
+
+// produce sends the next chunk of the stream; once the stream is
+// exhausted it sends earlier records again (upstream duplicates) so that
+// faults that wait for traffic still get it.
+func (c *chaos) produce(ctx context.Context) error {
+	var recs []simulate.Record
+	if c.next < len(c.sc.Records) {
+		hi := min(c.next+chaosChunk, len(c.sc.Records))
+		recs = c.sc.Records[c.next:hi]
+		c.next = hi
+		c.st.Produced += len(recs)
+	} else {
+		for range chaosChunk {
+			recs = append(recs, c.sc.Records[c.resend%len(c.sc.Records)])
+			c.resend++
+		}
+		c.st.Resent += len(recs)
+	}
+	return c.send(ctx, recs)
+}
+
+func (c *chaos) send(ctx context.Context, recs []simulate.Record) error {
+	_, err := simulate.Produce(ctx, c.kcfg, recs,
+		simulate.ProduceOptions{TransactionalID: "chaos-upstream", TransactionRecords: chaosTxnRecords}, c.log)
+	return err
+}
+
+// produceUntil produces a chunk at a time, pausing between chunks, until
+// done reports true; it fails after chaosWait.
+func (c *chaos) produceUntil(ctx context.Context, what string, done func() bool) error {
+	deadline := time.Now().Add(chaosWait)
+	for !done() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not reached within %v", what, chaosWait)
+		}
+		if err := c.produce(ctx); err != nil {
+			return err
+		}
+		if waitFor(ctx, 700*time.Millisecond, done) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// waitFor polls cond every 50ms for at most d and reports whether it held.
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ---- faults ----
+
+// faultKill kills a worker and starts it again, armed or not.
+func (c *chaos) faultKill(ctx context.Context, slot, armNext string) error {
+	c.st.Faults++
+	c.progress("fault %d: SIGKILL %s", c.st.Faults, c.slots[slot])
+	if err := c.kill(slot); err != nil {
+		return err
+	}
+	c.noteExit(c.slots[slot])
+	if err := c.produce(ctx); err != nil {
+		return err
+	}
+	return c.startSlot(slot, armNext)
+}
+
+// faultFailpoint restarts a worker armed with spec (a kill or a stop
+// failpoint) and produces until it fires. A publish failpoint fires only in
+// the relay that holds the leases, so for those the other workers are
+// killed until the armed one holds every lease.
+func (c *chaos) faultFailpoint(ctx context.Context, slot, spec string) (*chaosLife, error) {
+	c.st.Faults++
+	c.progress("fault %d: failpoint %s in %s", c.st.Faults, spec, slot)
+	if err := c.kill(slot); err != nil {
+		return nil, err
+	}
+	c.noteExit(c.slots[slot])
+	if err := c.startSlot(slot, spec); err != nil {
+		return nil, err
+	}
+	l := c.slots[slot]
+	if strings.HasPrefix(spec, "publish-") {
+		if err := c.steerLeases(ctx, slot); err != nil {
+			return nil, err
+		}
+	}
+	fired := func() bool { return l.exited() || l.stopped() }
+	if err := c.produceUntil(ctx, "failpoint "+spec+" of "+l.String(), fired); err != nil {
+		return nil, err
+	}
+	if l.stopped() {
+		name, _ := l.firedFailpoint()
+		c.st.FailpointStops[name]++
+		c.progress("%s stopped itself at failpoint %s", l, name)
+		return l, nil
+	}
+	c.noteExit(l)
+	return l, c.startSlot(slot, "")
+}
+
+// steerLeases kills the relays holding leases until slot's holds them all,
+// then starts the killed ones again.
+func (c *chaos) steerLeases(ctx context.Context, slot string) error {
+	var killed []string
+	deadline := time.Now().Add(chaosWait)
+	for {
+		holders, err := c.leaseHolders(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Equal(holders, []string{slot}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("steer leases to %s: held by %v after %v", slot, holders, chaosWait)
+		}
+		for _, h := range holders {
+			if h != slot && !slices.Contains(killed, h) {
+				c.progress("  steer leases: SIGKILL %s", c.slots[h])
+				if err := c.kill(h); err != nil {
+					return err
+				}
+				c.noteExit(c.slots[h])
+				killed = append(killed, h)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, h := range killed {
+		if err := c.startSlot(h, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leaseHolders are the worker slots whose relay holds an outbox lease (a
+// session advisory lock), sorted.
+func (c *chaos) leaseHolders(ctx context.Context) ([]string, error) {
+	rows, err := c.pool.Query(ctx, `
+		SELECT DISTINCT substr(a.application_name, 7) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+		  AND a.application_name LIKE 'chaos-w%' ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("read lease holders: %w", err)
+	}
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// faultIngestZombie freezes a worker inside a batch transaction (after its
+// outbox rows, before COMMIT) past the session timeout: the group gives its
+// partitions to another worker, whose compare-and-set waits on the frozen
+// transaction's row lock. Then it continues the zombie, which commits; the
+// new owner's compare-and-set misses and it reloads.
+func (c *chaos) faultIngestZombie(ctx context.Context, slot string) error {
+	l, err := c.faultFailpoint(ctx, slot, fmt.Sprintf("%s@%d:stop", failpoint.IngestAfterOutbox, 1+c.rng.IntN(3)))
+	if err != nil {
+		return err
+	}
+	c.st.Zombies++
+	if err := c.waitGroupWithout(ctx, slot); err != nil {
+		return err
+	}
+	others := slices.DeleteFunc(c.workers(), func(s string) bool { return s == slot })
+	if !waitFor(ctx, chaosWait, func() bool { return c.lockWaiter(ctx, others) }) {
+		c.progress("  no worker waited on %s's row lock within %v", l, chaosWait)
+	}
+	before := c.countLogs(`msg="ingest: stored offset moved, reloading"`)
+	c.progress("  SIGCONT %s", l)
+	if err := l.signal(syscall.SIGCONT); err != nil {
+		return err
+	}
+	if !waitFor(ctx, chaosWait, func() bool { return c.countLogs(`msg="ingest: stored offset moved, reloading"`) > before }) {
+		c.progress("  no compare-and-set miss followed the zombie's commit")
+	}
+	return nil
+}
+
+// faultPublishZombie freezes the relay holding every lease inside a Kafka
+// transaction whose records are flushed, terminates its database sessions
+// so another relay takes the leases (fencing the frozen producer and
+// aborting its transaction), waits until the other relay has published the
+// backlog, then continues the zombie: its EndTransaction must fail fenced.
+func (c *chaos) faultPublishZombie(ctx context.Context, slot string) error {
+	l, err := c.faultFailpoint(ctx, slot, failpoint.PublishAfterFlush+"@1:stop")
+	if err != nil {
+		return err
+	}
+	c.st.Zombies++
+	n, err := c.terminate(ctx, slot)
+	if err != nil {
+		return err
+	}
+	c.progress("  terminated %d database sessions of frozen %s", n, l)
+	if !waitFor(ctx, chaosWait, func() bool {
+		h, err := c.leaseHolders(ctx)
+		return err == nil && len(h) > 0 && !slices.Contains(h, slot) && c.outboxPending(ctx) == 0
+	}) {
+		return fmt.Errorf("publish zombie: no other relay published the backlog within %v", chaosWait)
+	}
+	before := c.countLogs(`stream session failed`)
+	c.progress("  SIGCONT %s", l)
+	if err := l.signal(syscall.SIGCONT); err != nil {
+		return err
+	}
+	if !waitFor(ctx, chaosWait, func() bool { return c.countLogs(`stream session failed`) > before }) {
+		c.progress("  the continued relay of %s did not report a failed session", l)
+	}
+	return nil
+}
+
+// faultStop freezes a worker with SIGSTOP at a moment of the harness's
+// choosing, past the session timeout, then continues it.
+func (c *chaos) faultStop(ctx context.Context, slot string) error {
+	c.st.Faults++
+	l := c.slots[slot]
+	c.progress("fault %d: SIGSTOP %s past the session timeout", c.st.Faults, l)
+	if err := l.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	c.st.Zombies++
+	if err := c.produce(ctx); err != nil {
+		return err
+	}
+	if err := c.waitGroupWithout(ctx, slot); err != nil {
+		return err
+	}
+	if err := c.produce(ctx); err != nil {
+		return err
+	}
+	c.progress("  SIGCONT %s", l)
+	return l.signal(syscall.SIGCONT)
+}
+
+// waitGroupWithout waits until the ingest group is stable with every live
+// worker but slot: the frozen one has been expelled.
+func (c *chaos) waitGroupWithout(ctx context.Context, slot string) error {
+	want := 0
+	for _, w := range c.workers() {
+		if w != slot && !c.slots[w].exited() && !c.slots[w].stopped() {
+			want++
+		}
+	}
+	opts, err := c.kcfg.ClientOpts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if !waitFor(ctx, chaosWait, func() bool {
+		gs, err := adm.DescribeGroups(ctx, ingest.DefaultGroup)
+		if err != nil {
+			return false
+		}
+		g := gs[ingest.DefaultGroup]
+		return g.Err == nil && g.State == "Stable" && len(g.Members) == want
+	}) {
+		return fmt.Errorf("ingest group: not stable with %d members without %s within %v", want, slot, chaosWait)
+	}
+	c.progress("  group %s stable without %s", ingest.DefaultGroup, slot)
+	return nil
+}
+
+// lockWaiter reports whether a backend of one of slots waits on a lock.
+func (c *chaos) lockWaiter(ctx context.Context, slots []string) bool {
+	names := make([]string, len(slots))
+	for i, s := range slots {
+		names[i] = "chaos-" + s
+	}
+	var n int
+	err := c.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		AND wait_event_type = 'Lock' AND application_name = ANY($1)`, names).Scan(&n)
+	return err == nil && n > 0
+}
+
+// faultTerminate terminates every database session of a worker.
+func (c *chaos) faultTerminate(ctx context.Context, slot string) error {
+	c.st.Faults++
+	n, err := c.terminate(ctx, slot)
+	if err != nil {
+		return err
+	}
+	c.progress("fault %d: pg_terminate_backend of %s: %d sessions", c.st.Faults, c.slots[slot], n)
+	return c.produce(ctx)
+}
+
+func (c *chaos) terminate(ctx context.Context, slot string) (int, error) {
+	var n int
+	err := c.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1`, "chaos-"+slot).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("terminate the sessions of %s: %w", slot, err)
+	}
+	c.st.PGTerminations += n
+	return n, nil
+}
+
+// faultBrokerRestart stops the broker with SIGTERM (never SIGKILL: kfake
+// loses the abort marker of a transaction open at a hard kill) and starts
+// it again on the same data dir and address.
+func (c *chaos) faultBrokerRestart(ctx context.Context) error {
+	c.st.Faults++
+	c.progress("fault %d: broker restart (SIGTERM)", c.st.Faults)
+	if err := c.broker.signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	if err := c.broker.wait(chaosWait); err != nil {
+		return err
+	}
+	if !c.broker.state.Success() {
+		return fmt.Errorf("broker exited with %v on SIGTERM; log tail:\n%s", c.broker.state, tail(c.broker.log(), 20))
+	}
+	if err := c.startBroker(ctx); err != nil {
+		return err
+	}
+	c.st.BrokerRestarts++
+	return c.produce(ctx)
+}
+
+// ---- plans ----
+
+// shortPlan is the fixed plan of the normal test run: every kind of fault
+// and every failpoint at least once while the stream is produced.
+func (c *chaos) shortPlan(ctx context.Context) error {
+	w := func() string { return c.workers()[c.rng.IntN(chaosWorkers)] }
+	steps := []func() error{
+		func() error { return c.produce(ctx) },
+		func() error { return c.faultKill(ctx, w(), "") },
+		func() error { return c.ingestFailpoint(ctx, w(), failpoint.IngestAfterCommit) },
+		func() error { return c.faultTerminate(ctx, w()) },
+		func() error { return c.publishFailpoint(ctx, w(), failpoint.PublishAfterFlush) },
+		func() error { return c.ingestFailpoint(ctx, w(), failpoint.IngestBeforeCommit) },
+		func() error { return c.faultIngestZombie(ctx, w()) },
+		func() error { return c.faultBrokerRestart(ctx) },
+		func() error { return c.publishFailpoint(ctx, w(), failpoint.PublishBeforeProduce) },
+		func() error { return c.ingestFailpoint(ctx, w(), failpoint.IngestAfterOutbox) },
+		func() error { return c.faultPublishZombie(ctx, w()) },
+		func() error { return c.publishFailpoint(ctx, w(), failpoint.PublishAfterCommit) },
+		func() error { return c.faultStop(ctx, w()) },
+		func() error {
+			return c.faultKill(ctx, w(), fmt.Sprintf("seed=%d,%s%%0.2", c.rng.Uint64(), failpoint.IngestAfterCommit))
+		},
+		func() error { return c.faultTerminate(ctx, w()) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+		if err := c.restartDead(); err != nil {
+			return err
+		}
+	}
+	return c.produceRest(ctx)
+}
+
+// longPlan draws faults at random until cfg.Duration has passed, with a
+// round of runs of every day now and then (every run is checked against
+// the oracle with the input its lineage says it read).
+func (c *chaos) longPlan(ctx context.Context) error {
+	end := time.Now().Add(c.cfg.Duration)
+	nextRuns := time.Now().Add(c.cfg.Duration / 6)
+	brokerRestarted := false
+	for time.Now().Before(end) {
+		w := c.workers()[c.rng.IntN(chaosWorkers)]
+		var err error
+		switch k := c.rng.IntN(100); {
+		case k < 25:
+			arm := ""
+			if c.rng.IntN(2) == 0 {
+				arm = fmt.Sprintf("seed=%d,%s%%0.1", c.rng.Uint64(), failpoint.Names[c.rng.IntN(3)])
+			}
+			err = c.faultKill(ctx, w, arm)
+		case k < 45:
+			err = c.ingestFailpoint(ctx, w, failpoint.Names[c.rng.IntN(3)])
+		case k < 60:
+			err = c.publishFailpoint(ctx, w, failpoint.Names[3+c.rng.IntN(3)])
+		case k < 70:
+			err = c.faultTerminate(ctx, w)
+		case k < 78:
+			err = c.faultStop(ctx, w)
+		case k < 86:
+			err = c.faultIngestZombie(ctx, w)
+		case k < 94:
+			err = c.faultPublishZombie(ctx, w)
+		case !brokerRestarted && time.Now().After(end.Add(-c.cfg.Duration/2)):
+			brokerRestarted = true
+			err = c.faultBrokerRestart(ctx)
+		default:
+			err = c.produce(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		if err := c.restartDead(); err != nil {
+			return err
+		}
+		if time.Now().After(nextRuns) && c.next >= len(c.sc.Records) {
+			nextRuns = time.Now().Add(c.cfg.Duration / 6)
+			if err := c.runDays(ctx, settlement.RunType("resettlement"), c.rng.IntN(3) == 0); err != nil {
+				return err
+			}
+		}
+	}
+	if !brokerRestarted {
+		if err := c.faultBrokerRestart(ctx); err != nil {
+			return err
+		}
+	}
+	return c.produceRest(ctx)
+}
+
+// ingestFailpoint arms a worker with an ingest kill failpoint at a small
+// random hit.
+func (c *chaos) ingestFailpoint(ctx context.Context, slot, name string) error {
+	_, err := c.faultFailpoint(ctx, slot, fmt.Sprintf("%s@%d", name, 1+c.rng.IntN(4)))
+	return err
+}
+
+// publishFailpoint arms a worker with a publish kill failpoint at its first
+// transaction and steers the leases to it.
+func (c *chaos) publishFailpoint(ctx context.Context, slot, name string) error {
+	_, err := c.faultFailpoint(ctx, slot, name+"@1")
+	return err
+}
+
+// produceRest produces what is left of the stream.
+func (c *chaos) produceRest(ctx context.Context) error {
+	for c.next < len(c.sc.Records) {
+		if err := c.produce(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle runs initial runs of every day (the first one killed at run-mid
+// and started again), kills the lease holder while their statements are
+// published, produces the late part with a worker killed meanwhile, and
+// runs final runs while a relay's sessions are terminated.
+func (c *chaos) settle(ctx context.Context) error {
+	if err := c.runDays(ctx, settlement.RunType("initial"), true); err != nil {
+		return err
+	}
+	if holders, err := c.leaseHolders(ctx); err == nil && len(holders) > 0 {
+		if err := c.faultKill(ctx, holders[0], ""); err != nil {
+			return err
+		}
+	}
+	c.progress("producing the late part: %d records", len(c.sc.Late))
+	if err := c.send(ctx, c.sc.Late); err != nil {
+		return err
+	}
+	if err := c.faultKill(ctx, c.workers()[c.rng.IntN(chaosWorkers)], ""); err != nil {
+		return err
+	}
+	// Runs settle what ingest has applied; the late part must be in.
+	if err := c.waitIngested(ctx); err != nil {
+		return err
+	}
+	if err := c.runDays(ctx, settlement.RunType("final"), false); err != nil {
+		return err
+	}
+	if holders, err := c.leaseHolders(ctx); err == nil && len(holders) > 0 {
+		return c.faultTerminate(ctx, holders[0])
+	}
+	return nil
+}
+
+// runDays starts a run of type t of every operating day through the API;
+// with runMid the first is started on an API instance armed with run-mid,
+// which dies inside the run's write transaction, and then again.
+func (c *chaos) runDays(ctx context.Context, t settlement.RunType, runMid bool) error {
+	for i := range c.cfg.Days {
+		day := c.sc.Config.StartDay.AddDays(i)
+		if runMid && i == 0 {
+			c.st.Faults++
+			c.progress("fault %d: run %s %s on an API armed with %s", c.st.Faults, day, t, failpoint.RunMid)
+			if err := c.kill("api"); err != nil {
+				return err
+			}
+			if err := c.startSlot("api", failpoint.RunMid); err != nil {
+				return err
+			}
+			l := c.slots["api"]
+			if _, err := c.startRun(ctx, day, t); err == nil {
+				return fmt.Errorf("run of %s answered although the API was armed with %s", day, failpoint.RunMid)
+			}
+			if err := l.wait(chaosWait); err != nil {
+				return err
+			}
+			c.noteExit(l)
+			c.st.RunMidRetries++
+			if err := c.startSlot("api", ""); err != nil {
+				return err
+			}
+		}
+		run, err := c.startRun(ctx, day, t)
+		if err != nil {
+			return err
+		}
+		if run.Status != settlementpg.Completed {
+			return fmt.Errorf("run %s: status %s: %s", run.RunID, run.Status, run.Error)
+		}
+		c.st.Runs = append(c.st.Runs, run.RunID)
+		c.progress("run %s completed", run.RunID)
+	}
+	return nil
+}
+
+func (c *chaos) startRun(ctx context.Context, day settlement.Day, t settlement.RunType) (settlementpg.Run, error) {
+	body, _ := json.Marshal(api.RunRequest{OperatingDay: day.String(), RunType: string(t)})
+	var run settlementpg.Run
+	err := c.call(ctx, http.MethodPost, "/api/v1/runs", body, http.StatusCreated, &run)
+	return run, err
+}
+
+// call sends an API request with the admin token and decodes the answer.
+func (c *chaos) call(ctx context.Context, method, path string, body []byte, want int, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, chaosWait)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.httpAddr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+// status is the service status, or an error if the API cannot answer.
+func (c *chaos) status(ctx context.Context) (api.Status, error) {
+	var st api.Status
+	err := c.call(ctx, http.MethodGet, "/api/v1/status", nil, http.StatusOK, &st)
+	return st, err
+}
+
+// waitIngested waits until every input partition has lag 0, restarting
+// dead slots and continuing frozen ones meanwhile.
+func (c *chaos) waitIngested(ctx context.Context) error {
+	return c.waitStatus(ctx, "ingest lag 0", func(st api.Status) bool {
+		return !slices.ContainsFunc(st.Inputs, func(p ingest.PartitionStatus) bool { return p.Lag != 0 })
+	})
+}
+
+// quiesce waits until ingest lag and the outbox backlog are 0 and the
+// output reader has read every committed output record.
+func (c *chaos) quiesce(ctx context.Context) error {
+	err := c.waitStatus(ctx, "quiescence", func(st api.Status) bool {
+		return st.Outbox.Pending == 0 && !slices.ContainsFunc(st.Inputs, func(p ingest.PartitionStatus) bool { return p.Lag != 0 })
+	})
+	if err != nil {
+		return err
+	}
+	if !waitFor(ctx, chaosWait, func() bool { return c.reader.caughtUp(ctx) }) {
+		return fmt.Errorf("the read_committed output reader did not reach the end of the output topics within %v", chaosWait)
+	}
+	c.progress("quiescent: lag 0, outbox empty, output read to the end")
+	return nil
+}
+
+func (c *chaos) waitStatus(ctx context.Context, what string, done func(api.Status) bool) error {
+	deadline := time.Now().Add(chaosWait)
+	var last error
+	for time.Now().Before(deadline) {
+		if err := c.restartDead(); err != nil {
+			return err
+		}
+		for _, l := range c.slots {
+			if l.stopped() {
+				_ = l.signal(syscall.SIGCONT)
+			}
+		}
+		st, err := c.status(ctx)
+		if err == nil && done(st) {
+			return nil
+		}
+		if err != nil {
+			last = err
+		} else {
+			last = fmt.Errorf("status %+v", st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not reached within %v: %v", what, chaosWait, last)
+}
+
+func (c *chaos) outboxPending(ctx context.Context) int64 {
+	var n int64
+	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// countLogs counts the lines of every worker life containing s.
+func (c *chaos) countLogs(s string) int {
+	n := 0
+	for _, l := range c.lives {
+		n += strings.Count(l.log(), s)
+	}
+	return n
+}
+
+// stopWorkers stops every worker and the API with SIGTERM: each must exit
+// 0 (a graceful shutdown after all that happened).
+func (c *chaos) stopWorkers() error {
+	var errs []error
+	for _, slot := range append(c.workers(), "api") {
+		l := c.slots[slot]
+		if l.exited() {
+			continue
+		}
+		if err := l.signal(syscall.SIGTERM); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := l.wait(chaosWait); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !l.state.Success() {
+			errs = append(errs, fmt.Errorf("%s exited with %v on SIGTERM; log tail:\n%s", l, l.state, tail(l.log(), 20)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// shutdown ends whatever still runs: workers killed (after SIGCONT, so a
+// frozen one dies too), the reader closed, the broker stopped with SIGTERM.
+func (c *chaos) shutdown() {
+	for _, l := range c.slots {
+		if !l.exited() {
+			_ = l.signal(syscall.SIGCONT)
+			_ = l.signal(syscall.SIGKILL)
+			_ = l.wait(chaosWait)
+		}
+	}
+	if c.reader != nil {
+		c.reader.close()
+	}
+	if c.broker != nil && !c.broker.exited() {
+		_ = c.broker.signal(syscall.SIGTERM)
+		if err := c.broker.wait(chaosWait); err != nil {
+			c.log.Error("broker did not stop", "err", err)
+		}
+	}
+	if c.pool != nil {
+		c.pool.Close()
+	}
+}

@@ -1,0 +1,930 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
+	"github.com/gridsettle/gridsettle/settlement/alerts"
+	"github.com/gridsettle/gridsettle/settlement/failpoint"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
+	"github.com/gridsettle/gridsettle/settlement/oracle"
+	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/publish"
+)
+
+// Output schemas (messages.md) the checks expect in gridsettle-schema.
+const (
+	statementSchema = "settlement.statement/v1"
+	chargeSchema    = "settlement.account-charge/v1"
+)
+
+type topicPart struct {
+	topic     string
+	partition int32
+}
+
+// outputReader is a read_committed consumer of every output topic that
+// runs for the whole suite, across the broker restart: what a billing
+// system reading our topics sees.
+type outputReader struct {
+	cl     *kgo.Client
+	adm    *kadm.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	recs []*kgo.Record       // data records in the order read
+	next map[topicPart]int64 // next offset to read, control records included
+}
+
+func startOutputReader(ctx context.Context, kc kafka.Config, log *slog.Logger) (*outputReader, error) {
+	opts, err := kc.ClientOpts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts,
+		kgo.ConsumeTopics(kafka.DefaultTopics().Outputs()...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("output reader: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &outputReader{cl: cl, adm: kadm.NewClient(cl), cancel: cancel, done: make(chan struct{}), next: map[topicPart]int64{}}
+	go func() {
+		defer close(r.done)
+		for {
+			fs := cl.PollFetches(rctx)
+			if rctx.Err() != nil {
+				return
+			}
+			fs.EachError(func(t string, p int32, err error) {
+				log.Warn("output reader: fetch error", "topic", t, "partition", p, "err", err)
+			})
+			r.mu.Lock()
+			fs.EachRecord(func(rec *kgo.Record) {
+				r.next[topicPart{rec.Topic, rec.Partition}] = rec.Offset + 1
+				if !rec.Attrs.IsControl() {
+					r.recs = append(r.recs, rec)
+				}
+			})
+			r.mu.Unlock()
+		}
+	}()
+	return r, nil
+}
+
+// caughtUp reports whether the reader has reached the last stable offset
+// of every output partition.
+func (r *outputReader) caughtUp(ctx context.Context) bool {
+	ends, err := r.adm.ListCommittedOffsets(ctx, kafka.DefaultTopics().Outputs()...)
+	if err != nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ok := true
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil || r.next[topicPart{o.Topic, o.Partition}] < o.Offset {
+			ok = false
+		}
+	})
+	return ok
+}
+
+func (r *outputReader) records() []*kgo.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.recs)
+}
+
+func (r *outputReader) close() {
+	r.cancel()
+	<-r.done
+	r.cl.Close()
+}
+
+// readTopics reads topics from the start to their end now: the last
+// stable offset read_committed, the high watermark otherwise. It returns
+// the data records, by topic, partition and offset.
+func readTopics(ctx context.Context, kc kafka.Config, committed bool, topics ...string) ([]*kgo.Record, error) {
+	opts, err := kc.ClientOpts()
+	if err != nil {
+		return nil, err
+	}
+	iso := kgo.ReadUncommitted()
+	if committed {
+		iso = kgo.ReadCommitted()
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords())...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	list := adm.ListEndOffsets
+	if committed {
+		list = adm.ListCommittedOffsets
+	}
+	ends, err := list(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %v: %w", topics, err)
+	}
+	left := map[topicPart]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[topicPart{o.Topic, o.Partition}] = o.Offset
+		}
+	})
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("list end offsets of %v: %w", topics, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, chaosWait)
+	defer cancel()
+	var out []*kgo.Record
+	for len(left) > 0 {
+		fs := cl.PollFetches(rctx)
+		if rctx.Err() != nil {
+			return nil, fmt.Errorf("read %v to the end: %d partitions not reached within %v: %v", topics, len(left), chaosWait, left)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			tp := topicPart{rec.Topic, rec.Partition}
+			if end, ok := left[tp]; ok && rec.Offset+1 >= end {
+				delete(left, tp)
+			}
+			if !rec.Attrs.IsControl() {
+				out = append(out, rec)
+			}
+		})
+	}
+	slices.SortFunc(out, func(a, b *kgo.Record) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
+	// Records past the end listed before reading are not ours to judge.
+	return slices.DeleteFunc(out, func(r *kgo.Record) bool {
+		o, _ := ends.Lookup(r.Topic, r.Partition)
+		return r.Offset >= o.Offset
+	}), nil
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// problems collects discrepancies, a bounded number per kind.
+type problems struct {
+	byKind map[string][]string
+	counts map[string]int
+}
+
+func (p *problems) add(kind, format string, args ...any) {
+	if p.byKind == nil {
+		p.byKind, p.counts = map[string][]string{}, map[string]int{}
+	}
+	p.counts[kind]++
+	if len(p.byKind[kind]) < 10 {
+		p.byKind[kind] = append(p.byKind[kind], fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *problems) err() error {
+	if len(p.counts) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(p.counts)) {
+		fmt.Fprintf(&b, "\n%s: %d problem(s)", k, p.counts[k])
+		for _, s := range p.byKind[k] {
+			fmt.Fprintf(&b, "\n  %s", s)
+		}
+	}
+	return fmt.Errorf("chaos check failed:%s", b.String())
+}
+
+// check compares everything gridsettle stored and published with the
+// oracle, and fails unless the faults really fired.
+func (c *chaos) check(ctx context.Context) error {
+	var p problems
+	topics := kafka.DefaultTopics()
+	inRecs, err := readTopics(ctx, c.kcfg, true, topics.Inputs()...)
+	if err != nil {
+		return err
+	}
+	var log []oracle.Input
+	for _, r := range inRecs {
+		log = append(log, oracle.Input{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
+	}
+	reg, err := oracle.ReadRegistry(os.DirFS(c.regDir))
+	if err != nil {
+		return err
+	}
+	m := c.sc.Config.Market
+	o, err := oracle.New(reg, oracle.Market{Location: m.Location, Currency: m.Currency, IntervalSeconds: int64(m.IntervalSeconds),
+		PriceSpikeThreshold: m.PriceSpikeThreshold}, oracle.Topics{Reads: topics.Reads, Prices: topics.Prices})
+	if err != nil {
+		return err
+	}
+	state, err := o.Ingest(log, nil)
+	if err != nil {
+		return err
+	}
+	out, err := readTopics(ctx, c.kcfg, true, topics.Outputs()...)
+	if err != nil {
+		return err
+	}
+	all, err := readTopics(ctx, c.kcfg, false, topics.Outputs()...)
+	if err != nil {
+		return err
+	}
+	c.st.AbortedRecords = len(all) - len(out)
+	c.checkOutputLog(&p, out, all, c.reader.records())
+	byTopic := map[string][]*kgo.Record{}
+	for _, r := range out {
+		byTopic[r.Topic] = append(byTopic[r.Topic], r)
+	}
+	inputAt := map[oracle.Position]oracle.Input{}
+	for _, in := range log {
+		inputAt[oracle.Position{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}] = in
+	}
+	if err := c.checkOffsets(ctx, &p, inRecs); err != nil {
+		return err
+	}
+	if err := c.checkQuarantine(ctx, &p, state, byTopic[topics.DeadLetter], inputAt); err != nil {
+		return err
+	}
+	if err := c.checkAlerts(ctx, &p, state, byTopic[topics.Alerts]); err != nil {
+		return err
+	}
+	if err := c.checkRuns(ctx, &p, o, log, byTopic[topics.Statements], byTopic[topics.AccountCharges]); err != nil {
+		return err
+	}
+	if err := c.checkLedger(ctx, &p); err != nil {
+		return err
+	}
+	c.checkFaults(&p)
+	return p.err()
+}
+
+// checkOutputLog: every committed output record carries the headers, each
+// gridsettle-id appears once per topic, each stream's gridsettle-seq runs
+// 1, 2, … in offset order, and the reader that ran throughout saw exactly
+// the records a reader from scratch sees now.
+func (c *chaos) checkOutputLog(p *problems, out, all, streamed []*kgo.Record) {
+	ids := map[string]map[string]int64{}
+	seqs := map[topicPart]int64{}
+	for _, r := range out {
+		id, schema := header(r, publish.HeaderID), header(r, publish.HeaderSchema)
+		if id == "" || schema == "" {
+			p.add("headers", "%s/%d@%d: gridsettle-id %q, gridsettle-schema %q", r.Topic, r.Partition, r.Offset, id, schema)
+		}
+		if ids[r.Topic] == nil {
+			ids[r.Topic] = map[string]int64{}
+		}
+		if first, dup := ids[r.Topic][id]; dup {
+			p.add("duplicates", "%s: gridsettle-id %s at offsets %d and %d of partition %d", r.Topic, id, first, r.Offset, r.Partition)
+		}
+		ids[r.Topic][id] = r.Offset
+		tp := topicPart{r.Topic, r.Partition}
+		seq, err := strconv.ParseInt(header(r, publish.HeaderSeq), 10, 64)
+		if err != nil || seq != seqs[tp]+1 {
+			p.add("sequence", "%s/%d@%d: gridsettle-seq %q after %d", r.Topic, r.Partition, r.Offset, header(r, publish.HeaderSeq), seqs[tp])
+		}
+		seqs[tp] = seq
+	}
+	committed := map[topicPart]map[int64]bool{}
+	for _, r := range out {
+		tp := topicPart{r.Topic, r.Partition}
+		if committed[tp] == nil {
+			committed[tp] = map[int64]bool{}
+		}
+		committed[tp][r.Offset] = true
+	}
+	for _, r := range all {
+		if committed[topicPart{r.Topic, r.Partition}][r.Offset] {
+			continue
+		}
+		// An aborted record must never be a committed record's twin that
+		// is missing: its id must be committed elsewhere (republished).
+		if _, ok := ids[r.Topic][header(r, publish.HeaderID)]; !ok {
+			p.add("missing", "%s: gridsettle-id %s only in an aborted transaction", r.Topic, header(r, publish.HeaderID))
+		}
+	}
+	seen := map[topicPart]map[int64]bool{}
+	for _, r := range streamed {
+		tp := topicPart{r.Topic, r.Partition}
+		if seen[tp] == nil {
+			seen[tp] = map[int64]bool{}
+		}
+		if seen[tp][r.Offset] {
+			p.add("streaming reader", "%s/%d@%d read twice", r.Topic, r.Partition, r.Offset)
+		}
+		seen[tp][r.Offset] = true
+		if !committed[tp][r.Offset] {
+			p.add("streaming reader", "%s/%d@%d (%s) read but not committed", r.Topic, r.Partition, r.Offset, header(r, publish.HeaderID))
+		}
+	}
+	for _, r := range out {
+		if !seen[topicPart{r.Topic, r.Partition}][r.Offset] {
+			p.add("streaming reader", "%s/%d@%d (%s) committed but never read", r.Topic, r.Partition, r.Offset, header(r, publish.HeaderID))
+		}
+	}
+}
+
+// checkOffsets: every input partition's stored offset is its end.
+func (c *chaos) checkOffsets(ctx context.Context, p *problems, in []*kgo.Record) error {
+	rows, err := c.pool.Query(ctx, `SELECT topic, partition, next_offset FROM ingest_offsets`)
+	if err != nil {
+		return fmt.Errorf("read ingest offsets: %w", err)
+	}
+	stored := map[topicPart]int64{}
+	for rows.Next() {
+		var tp topicPart
+		var n int64
+		if err := rows.Scan(&tp.topic, &tp.partition, &n); err != nil {
+			return err
+		}
+		stored[tp] = n
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	last := map[topicPart]int64{}
+	for _, r := range in {
+		last[topicPart{r.Topic, r.Partition}] = r.Offset
+	}
+	for tp, off := range last {
+		if stored[tp] <= off {
+			p.add("offsets", "%s/%d: stored next offset %d, but offset %d is committed", tp.topic, tp.partition, stored[tp], off)
+		}
+	}
+	return nil
+}
+
+// checkQuarantine: the quarantine is the oracle's (position → reason), and
+// gridsettle.dead-letter holds each quarantined record once, unchanged,
+// with its reason and source in headers.
+func (c *chaos) checkQuarantine(ctx context.Context, p *problems, s *oracle.State, dead []*kgo.Record, inputAt map[oracle.Position]oracle.Input) error {
+	rows, err := c.pool.Query(ctx, `SELECT topic, partition, "offset", reason FROM quarantine`)
+	if err != nil {
+		return fmt.Errorf("read quarantine: %w", err)
+	}
+	got := map[oracle.Position]string{}
+	for rows.Next() {
+		var pos oracle.Position
+		var reason string
+		if err := rows.Scan(&pos.Topic, &pos.Partition, &pos.Offset, &reason); err != nil {
+			return err
+		}
+		got[pos] = reason
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for pos, q := range s.Quarantine {
+		if r, ok := got[pos]; !ok || r != q.Reason {
+			p.add("quarantine", "%v: stored %q, oracle %q (%s)", pos, r, q.Reason, q.Detail)
+		}
+	}
+	for pos, r := range got {
+		if _, ok := s.Quarantine[pos]; !ok {
+			p.add("quarantine", "%v: stored %q, the oracle accepts the record", pos, r)
+		}
+	}
+	published := map[string]bool{}
+	for _, r := range dead {
+		id := header(r, publish.HeaderID)
+		published[id] = true
+		part, _ := strconv.ParseInt(header(r, ingest.HeaderSourcePartition), 10, 32)
+		off, _ := strconv.ParseInt(header(r, ingest.HeaderSourceOffset), 10, 64)
+		pos := oracle.Position{Topic: header(r, ingest.HeaderSourceTopic), Partition: int32(part), Offset: off}
+		q, ok := s.Quarantine[pos]
+		in := inputAt[pos]
+		switch {
+		case !ok:
+			p.add("dead letters", "%s: %v is not quarantined by the oracle", id, pos)
+		case id != pos.Topic+"/"+strconv.Itoa(int(pos.Partition))+"/"+strconv.FormatInt(pos.Offset, 10):
+			p.add("dead letters", "id %s for source %v", id, pos)
+		case header(r, ingest.HeaderReason) != q.Reason:
+			p.add("dead letters", "%s: reason %q, oracle %q", id, header(r, ingest.HeaderReason), q.Reason)
+		case !bytes.Equal(r.Value, in.Value) || !bytes.Equal(r.Key, in.Key):
+			p.add("dead letters", "%s: key or value differs from the input record", id)
+		case header(r, publish.HeaderSchema) != ingest.DeadLetterSchema:
+			p.add("dead letters", "%s: schema %q", id, header(r, publish.HeaderSchema))
+		}
+	}
+	for pos := range s.Quarantine {
+		id := pos.Topic + "/" + strconv.Itoa(int(pos.Partition)) + "/" + strconv.FormatInt(pos.Offset, 10)
+		if !published[id] {
+			p.add("dead letters", "%s: quarantined but never published", id)
+		}
+	}
+	return nil
+}
+
+// checkAlerts: must ⊆ published ⊆ may, and the alerts table holds exactly
+// what alerts.customer does, payload for payload.
+func (c *chaos) checkAlerts(ctx context.Context, p *problems, s *oracle.State, recs []*kgo.Record) error {
+	rows, err := c.pool.Query(ctx, `SELECT alert_id, payload FROM alerts`)
+	if err != nil {
+		return fmt.Errorf("read alerts: %w", err)
+	}
+	stored := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var payload []byte
+		if err := rows.Scan(&id, &payload); err != nil {
+			return err
+		}
+		stored[id] = payload
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	published := map[string]bool{}
+	for _, r := range recs {
+		id := header(r, publish.HeaderID)
+		published[id] = true
+		var a alerts.Alert
+		if err := json.Unmarshal(r.Value, &a); err != nil || a.AlertID != id || string(r.Key) != a.AccountID {
+			p.add("alerts", "%s: record key %q, value %s", id, r.Key, r.Value)
+		}
+		if header(r, publish.HeaderSchema) != alerts.Schema {
+			p.add("alerts", "%s: schema %q", id, header(r, publish.HeaderSchema))
+		}
+		if _, ok := s.Alerts[id]; !ok {
+			p.add("alerts", "%s published, but the oracle says it can never fire", id)
+		}
+		if payload, ok := stored[id]; !ok {
+			p.add("alerts", "%s published but not in the alerts table", id)
+		} else if !sameJSON(payload, r.Value) {
+			p.add("alerts", "%s: published %s, stored %s", id, r.Value, payload)
+		}
+	}
+	for id, a := range s.Alerts {
+		if a.Must && !published[id] {
+			p.add("alerts", "%s must fire (it holds in the final state) but was not published", id)
+		}
+	}
+	for id := range stored {
+		if !published[id] {
+			p.add("alerts", "%s stored but never published", id)
+		}
+	}
+	return nil
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	da, db := json.NewDecoder(bytes.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
+	da.UseNumber()
+	db.UseNumber()
+	return da.Decode(&x) == nil && db.Decode(&y) == nil && reflect.DeepEqual(x, y)
+}
+
+// runRow is a runs row.
+type runRow struct {
+	id, day, runType, status, errText string
+	version                           int
+	lineage                           settlementpg.Lineage
+	computedAt                        *time.Time
+}
+
+// checkRuns: every completed run's statement lines, account charges and
+// interval figures equal the oracle's for the input its lineage says it
+// read, with the previous completed run as previous version; the topics
+// hold every line and charge once, equal to the rows.
+func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, log []oracle.Input, stmts, charges []*kgo.Record) error {
+	rows, err := c.pool.Query(ctx, `SELECT run_id, operating_day::text, run_type, version, status, coalesce(error, ''), lineage, computed_at
+		FROM runs ORDER BY operating_day, version`)
+	if err != nil {
+		return fmt.Errorf("read runs: %w", err)
+	}
+	var runs []runRow
+	for rows.Next() {
+		var r runRow
+		if err := rows.Scan(&r.id, &r.day, &r.runType, &r.version, &r.status, &r.errText, &r.lineage, &r.computedAt); err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var completed []string
+	for _, r := range runs {
+		if r.status != settlementpg.Completed {
+			p.add("runs", "%s: status %s %s", r.id, r.status, r.errText)
+			continue
+		}
+		completed = append(completed, r.id)
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(completed)), slices.Sorted(slices.Values(c.st.Runs))) {
+		p.add("runs", "completed runs %v, but the API completed %v", completed, c.st.Runs)
+	}
+	lines, err := c.statementRows(ctx)
+	if err != nil {
+		return err
+	}
+	chargeRows, err := c.chargeRows(ctx)
+	if err != nil {
+		return err
+	}
+	intervals, err := c.intervalRows(ctx)
+	if err != nil {
+		return err
+	}
+	wantLines := map[string]oracle.Line{}
+	wantCharges := map[string]oracle.Charge{}
+	computed := map[string]time.Time{}
+	for _, day := range c.days() {
+		var seq []oracle.Run
+		var ids []string
+		for _, r := range runs {
+			if r.day != day || r.status != settlementpg.Completed {
+				continue
+			}
+			snap := oracle.Snapshot{}
+			for _, in := range r.lineage.Inputs {
+				snap[oracle.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.OffsetThrough + 1
+			}
+			seq = append(seq, oracle.Run{Type: r.runType, Version: r.version, Snapshot: snap})
+			ids = append(ids, r.id)
+			if r.computedAt != nil {
+				computed[r.id] = *r.computedAt
+			}
+		}
+		sts, err := o.Runs(log, day, seq)
+		if err != nil {
+			return err
+		}
+		for i, st := range sts {
+			if st.RunID != ids[i] {
+				p.add("runs", "oracle run id %s for %s", st.RunID, ids[i])
+			}
+			for _, l := range st.Lines {
+				wantLines[l.StatementID] = l
+			}
+			for _, ch := range st.Charges {
+				wantCharges[ch.ChargeID] = ch
+			}
+			c.compareIntervals(p, st, intervals[ids[i]])
+		}
+	}
+	compareRows(p, "statement lines", wantLines, lines)
+	compareRows(p, "account charges", wantCharges, chargeRows)
+	compareTopic(p, "settlement.statements", statementSchema, wantLines, stmts,
+		func(l oracle.Line) (string, *time.Time) {
+			t, ok := computed[l.RunID]
+			if !ok {
+				return l.ParticipantID, &time.Time{}
+			}
+			return l.ParticipantID, &t
+		})
+	compareTopic(p, "settlement.account-charges", chargeSchema, wantCharges, charges,
+		func(ch oracle.Charge) (string, *time.Time) { return ch.AccountID, nil })
+	return nil
+}
+
+func (c *chaos) days() []string {
+	out := make([]string, c.cfg.Days)
+	for i := range out {
+		out[i] = c.sc.Config.StartDay.AddDays(i).String()
+	}
+	return out
+}
+
+func compareRows[T any](p *problems, what string, want, got map[string]T) {
+	for id, w := range want {
+		g, ok := got[id]
+		if !ok {
+			p.add(what, "%s: in the oracle, not stored", id)
+		} else if !reflect.DeepEqual(w, g) {
+			p.add(what, "%s:\n    stored %+v\n    oracle %+v", id, g, w)
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			p.add(what, "%s: stored, not in the oracle", id)
+		}
+	}
+}
+
+// compareTopic: the topic holds each of want once (duplicates are found by
+// checkOutputLog), as its message: exactly the fields of the oracle's, plus
+// computed_at (the run's) when meta gives one; meta gives the record key.
+func compareTopic[T any](p *problems, topic, schema string, want map[string]T, recs []*kgo.Record,
+	meta func(T) (string, *time.Time)) {
+	seen := map[string]bool{}
+	for _, r := range recs {
+		id := header(r, publish.HeaderID)
+		seen[id] = true
+		w, ok := want[id]
+		if !ok {
+			p.add(topic, "%s published, not in the oracle", id)
+			continue
+		}
+		key, computedAt := meta(w)
+		if header(r, publish.HeaderSchema) != schema || string(r.Key) != key {
+			p.add(topic, "%s: schema %q, key %q; want %q, %q", id, header(r, publish.HeaderSchema), r.Key, schema, key)
+		}
+		b, err := json.Marshal(w)
+		if err != nil {
+			p.add(topic, "%s: %v", id, err)
+			continue
+		}
+		var wm, gm map[string]any
+		if err := json.Unmarshal(b, &wm); err != nil {
+			p.add(topic, "%s: %v", id, err)
+			continue
+		}
+		if err := json.Unmarshal(r.Value, &gm); err != nil {
+			p.add(topic, "%s: value %s: %v", id, r.Value, err)
+			continue
+		}
+		if computedAt != nil {
+			s, _ := gm["computed_at"].(string)
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil || !t.Equal(*computedAt) {
+				p.add(topic, "%s: computed_at %q, the run's is %v", id, s, *computedAt)
+			}
+			delete(gm, "computed_at")
+		}
+		if !reflect.DeepEqual(wm, gm) {
+			p.add(topic, "%s:\n    published %s\n    oracle    %s", id, r.Value, b)
+		}
+	}
+	for id := range want {
+		if !seen[id] {
+			p.add(topic, "%s: missing", id)
+		}
+	}
+}
+
+// statementRows are the stored statement lines in the oracle's shape.
+func (c *chaos) statementRows(ctx context.Context) (map[string]oracle.Line, error) {
+	rows, err := c.pool.Query(ctx, `SELECT statement_id, participant_id, settlement_point, operating_day::text, run_type,
+		version, previous_version, currency, energy_mwh, amount, unpriced_energy_mwh, previous_energy_mwh, previous_amount,
+		delta_energy_mwh, delta_amount, intervals, priced_intervals, reads_actual, reads_estimated, reads_substituted, run_id
+		FROM statement_lines`)
+	if err != nil {
+		return nil, fmt.Errorf("read statement lines: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]oracle.Line{}
+	for rows.Next() {
+		var l oracle.Line
+		var energy, amount, unpriced, prevEnergy, prevAmount, deltaEnergy, deltaAmount decimal.Decimal
+		if err := rows.Scan(&l.StatementID, &l.ParticipantID, &l.SettlementPoint, &l.OperatingDay, &l.RunType, &l.Version,
+			&l.PreviousVersion, &l.Currency, &energy, &amount, &unpriced, &prevEnergy, &prevAmount, &deltaEnergy, &deltaAmount,
+			&l.Intervals, &l.PricedIntervals, &l.Reads.Actual, &l.Reads.Estimated, &l.Reads.Substituted, &l.RunID); err != nil {
+			return nil, fmt.Errorf("read statement lines: %w", err)
+		}
+		l.EnergyMWh, l.Amount, l.UnpricedEnergyMWh = fixed(energy, 6), fixed(amount, 2), fixed(unpriced, 6)
+		l.PreviousEnergyMWh, l.PreviousAmount = fixed(prevEnergy, 6), fixed(prevAmount, 2)
+		l.DeltaEnergyMWh, l.DeltaAmount = fixed(deltaEnergy, 6), fixed(deltaAmount, 2)
+		out[l.StatementID] = l
+	}
+	return out, rows.Err()
+}
+
+// chargeRows are the stored account charges in the oracle's shape.
+func (c *chaos) chargeRows(ctx context.Context) (map[string]oracle.Charge, error) {
+	rows, err := c.pool.Query(ctx, `SELECT charge_id, account_id, participant_id, operating_day::text, run_type, version,
+		import_kwh, export_kwh, net_kwh, energy_cost, previous_energy_cost, delta_energy_cost, currency FROM account_charges`)
+	if err != nil {
+		return nil, fmt.Errorf("read account charges: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]oracle.Charge{}
+	for rows.Next() {
+		var ch oracle.Charge
+		var imp, exp, net, cost, prevCost, deltaCost decimal.Decimal
+		if err := rows.Scan(&ch.ChargeID, &ch.AccountID, &ch.ParticipantID, &ch.OperatingDay, &ch.RunType, &ch.Version,
+			&imp, &exp, &net, &cost, &prevCost, &deltaCost, &ch.Currency); err != nil {
+			return nil, fmt.Errorf("read account charges: %w", err)
+		}
+		ch.ImportKWh, ch.ExportKWh, ch.NetKWh = fixed(imp, 6), fixed(exp, 6), fixed(net, 6)
+		ch.EnergyCost, ch.PreviousEnergyCost, ch.DeltaEnergyCost = fixed(cost, 2), fixed(prevCost, 2), fixed(deltaCost, 2)
+		out[ch.ChargeID] = ch
+	}
+	return out, rows.Err()
+}
+
+type intervalKey struct {
+	participant, point string
+	start              int64
+}
+
+// intervalRows are the stored run intervals by run.
+func (c *chaos) intervalRows(ctx context.Context) (map[string]map[intervalKey]oracle.IntervalFigure, error) {
+	rows, err := c.pool.Query(ctx, `SELECT run_id, participant_id, settlement_point, interval_start, energy_mwh, price, amount,
+		actual_reads, estimated_reads FROM run_intervals`)
+	if err != nil {
+		return nil, fmt.Errorf("read run intervals: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[intervalKey]oracle.IntervalFigure{}
+	for rows.Next() {
+		var run string
+		var f oracle.IntervalFigure
+		var price, amount decimal.NullDecimal
+		if err := rows.Scan(&run, &f.ParticipantID, &f.SettlementPoint, &f.Start, &f.EnergyMWh, &price, &amount,
+			&f.ActualReads, &f.EstimatedReads); err != nil {
+			return nil, fmt.Errorf("read run intervals: %w", err)
+		}
+		if price.Valid {
+			f.Price = &price.Decimal
+		}
+		if amount.Valid {
+			f.Amount = &amount.Decimal
+		}
+		if out[run] == nil {
+			out[run] = map[intervalKey]oracle.IntervalFigure{}
+		}
+		out[run][intervalKey{f.ParticipantID, f.SettlementPoint, f.Start.Unix()}] = f
+	}
+	return out, rows.Err()
+}
+
+// compareIntervals: the run's interval figures equal the oracle's, exactly.
+func (c *chaos) compareIntervals(p *problems, st *oracle.Statement, got map[intervalKey]oracle.IntervalFigure) {
+	eqDec := func(a, b *decimal.Decimal) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
+	for _, w := range st.Intervals {
+		k := intervalKey{w.ParticipantID, w.SettlementPoint, w.Start.Unix()}
+		g, ok := got[k]
+		switch {
+		case !ok:
+			p.add("run intervals", "%s %v: in the oracle, not stored", st.RunID, k)
+		case !g.EnergyMWh.Equal(w.EnergyMWh) || !eqDec(g.Price, w.Price) || !eqDec(g.Amount, w.Amount) ||
+			g.ActualReads != w.ActualReads || g.EstimatedReads != w.EstimatedReads:
+			p.add("run intervals", "%s %v: stored %s, oracle %s", st.RunID, k, figure(g), figure(w))
+		}
+		delete(got, k)
+	}
+	for k := range got {
+		p.add("run intervals", "%s %v: stored, not in the oracle", st.RunID, k)
+	}
+}
+
+func figure(f oracle.IntervalFigure) string {
+	s := func(d *decimal.Decimal) string {
+		if d == nil {
+			return "null"
+		}
+		return d.String()
+	}
+	return fmt.Sprintf("energy %s price %s amount %s reads A%d E%d", f.EnergyMWh, s(f.Price), s(f.Amount), f.ActualReads, f.EstimatedReads)
+}
+
+// checkLedger: the hash chain verifies (every entry balanced, linked and
+// hashed), every line whose amount moved has one entry, and each
+// receivable (clearing) account holds the sum (negated sum) of its latest
+// statement amounts.
+func (c *chaos) checkLedger(ctx context.Context, p *problems) error {
+	rep, err := ledgerpg.Verify(ctx, c.pool)
+	if err != nil {
+		return err
+	}
+	if !rep.OK {
+		p.add("ledger", "verify fails at %+v after %d entries", rep.FirstBadEntry, rep.EntriesChecked)
+	}
+	var unbalanced, entries, moved int
+	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT entry_id FROM journal_lines GROUP BY entry_id HAVING sum(amount) <> 0) u`).
+		Scan(&unbalanced); err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	if unbalanced > 0 {
+		p.add("ledger", "%d journal entries do not balance", unbalanced)
+	}
+	if err := c.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM journal_entries),
+		(SELECT count(*) FROM statement_lines WHERE delta_amount <> 0)`).Scan(&entries, &moved); err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	if entries != moved {
+		p.add("ledger", "%d journal entries for %d statement lines with a delta amount", entries, moved)
+	}
+	want := map[string]decimal.Decimal{}
+	rows, err := c.pool.Query(ctx, `SELECT DISTINCT ON (operating_day, participant_id, settlement_point)
+			participant_id, settlement_point, amount
+		FROM statement_lines ORDER BY operating_day, participant_id, settlement_point, version DESC`)
+	if err != nil {
+		return fmt.Errorf("read latest statement lines: %w", err)
+	}
+	for rows.Next() {
+		var participant, point string
+		var amount decimal.Decimal
+		if err := rows.Scan(&participant, &point, &amount); err != nil {
+			return err
+		}
+		r, cl := settlementpg.ReceivableAccount(participant), settlementpg.ClearingAccount(point)
+		want[r], want[cl] = want[r].Add(amount), want[cl].Sub(amount)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	bals, err := ledgerpg.Balances(ctx, c.pool, ledgerpg.BalanceQuery{})
+	if err != nil {
+		return err
+	}
+	got := map[string]decimal.Decimal{}
+	for _, b := range bals {
+		got[b.Account] = got[b.Account].Add(b.Balance)
+	}
+	for _, acc := range slices.Sorted(maps.Keys(want)) {
+		if !got[acc].Equal(want[acc]) {
+			p.add("ledger", "%s: balance %s, latest statements sum to %s", acc, got[acc], want[acc])
+		}
+		delete(got, acc)
+	}
+	for acc, b := range got {
+		if !b.IsZero() {
+			p.add("ledger", "%s: balance %s without a statement line", acc, b)
+		}
+	}
+	return nil
+}
+
+// checkFaults fails the run unless the faults it was meant to inject
+// really fired, counted from exit statuses and the processes' own logs.
+func (c *chaos) checkFaults(p *problems) {
+	c.st.CASMisses = c.countLogs(`msg="ingest: stored offset moved, reloading"`)
+	c.st.BatchFailures = c.countLogs(`msg="ingest: batch failed, retrying from the stored offset"`)
+	c.st.RelayRestarts = c.countLogs(`msg="stream session failed; restarting from the log"`)
+	for _, l := range c.lives {
+		for line := range strings.SplitSeq(l.log(), "\n") {
+			if strings.Contains(line, "stream session failed") && fencedError(line) {
+				c.st.Fenced++
+			}
+		}
+		if l.killedByUs && l.exited() && l.signaled() != syscall.SIGKILL {
+			p.add("faults", "%s was sent SIGKILL but ended with %v", l, l.state)
+		}
+	}
+	for _, name := range failpoint.Names {
+		if c.st.FailpointKills[name]+c.st.FailpointStops[name] == 0 {
+			p.add("faults", "failpoint %s never fired", name)
+		}
+	}
+	checks := []struct {
+		what string
+		n    int
+	}{
+		{"harness SIGKILLs", c.st.Kills},
+		{"zombies (frozen past the session timeout)", c.st.Zombies},
+		{"compare-and-set misses of ingest", c.st.CASMisses},
+		{"fenced relay sessions", c.st.Fenced},
+		{"aborted output records", c.st.AbortedRecords},
+		{"terminated database sessions", c.st.PGTerminations},
+		{"broker restarts", c.st.BrokerRestarts},
+	}
+	for _, ch := range checks {
+		if ch.n == 0 {
+			p.add("faults", "no %s: the fault did not fire", ch.what)
+		}
+	}
+}
+
+// fencedError reports whether a logged error says the producer was fenced
+// (a newer instance took its transactional id).
+func fencedError(line string) bool {
+	l := strings.ToLower(line)
+	return strings.Contains(l, "fenced") || strings.Contains(l, "producer_epoch") || strings.Contains(l, "invalid_producer_epoch")
+}
+
+// fixed formats a stored decimal at its field's scale, marking a value with
+// more places than the contract allows so that it never compares equal.
+func fixed(d decimal.Decimal, scale int32) string {
+	if !d.Equal(d.Round(scale)) {
+		return d.String() + " (more than " + strconv.Itoa(int(scale)) + " places)"
+	}
+	return d.StringFixed(scale)
+}
