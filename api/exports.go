@@ -10,7 +10,6 @@ import (
 	"github.com/gridsettle/gridsettle/reporting"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
-	"github.com/gridsettle/gridsettle/settlement"
 )
 
 // ExportRoutes are the regulatory export endpoints (exports.md): list,
@@ -139,24 +138,14 @@ func (g ExportRoutes) produce(c echo.Context) error {
 	if err := DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	if req.OperatingDay == "" {
-		return BadParam("operating_day", "is required")
-	}
-	day, err := ParseDay("operating_day", req.OperatingDay)
-	if err != nil {
-		return err
-	}
-	if req.RunType == "" {
-		return BadParam("run_type", "is required")
-	}
-	t, err := ParseEnum("run_type", req.RunType, runTypeNames()...)
+	day, t, err := dayAndRunType(req.OperatingDay, req.RunType)
 	if err != nil {
 		return err
 	}
 	if req.Version < 1 {
 		return BadParam("version", "must be an integer ≥ 1")
 	}
-	p, err := g.Exports.Produce(c.Request().Context(), day, settlement.RunType(t), req.Version)
+	p, err := g.Exports.Produce(c.Request().Context(), day, t, req.Version)
 	switch {
 	case errors.Is(err, exportpg.ErrNotFound):
 		return NotFoundf("no run %s of %s version %d", t, day, req.Version)

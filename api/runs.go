@@ -129,29 +129,39 @@ func (g RunRoutes) get(c echo.Context) error {
 	return c.JSON(http.StatusOK, run)
 }
 
+// dayAndRunType checks the operating_day and run_type fields of a request
+// body, naming the first that is missing or bad.
+func dayAndRunType(operatingDay, runType string) (settlement.Day, settlement.RunType, error) {
+	if operatingDay == "" {
+		return settlement.Day{}, "", BadParam("operating_day", "is required")
+	}
+	day, err := ParseDay("operating_day", operatingDay)
+	if err != nil {
+		return settlement.Day{}, "", err
+	}
+	if runType == "" {
+		return settlement.Day{}, "", BadParam("run_type", "is required")
+	}
+	t, err := ParseEnum("run_type", runType, runTypeNames()...)
+	if err != nil {
+		return settlement.Day{}, "", err
+	}
+	return day, settlement.RunType(t), nil
+}
+
 func (g RunRoutes) start(c echo.Context) error {
 	var req RunRequest
 	if err := DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	if req.OperatingDay == "" {
-		return BadParam("operating_day", "is required")
-	}
-	day, err := ParseDay("operating_day", req.OperatingDay)
-	if err != nil {
-		return err
-	}
-	if req.RunType == "" {
-		return BadParam("run_type", "is required")
-	}
-	t, err := ParseEnum("run_type", req.RunType, runTypeNames()...)
+	day, t, err := dayAndRunType(req.OperatingDay, req.RunType)
 	if err != nil {
 		return err
 	}
 	// A started run completes even if the client goes away: it is one
 	// transaction either way, and the operator can look it up afterwards.
 	ctx := context.WithoutCancel(c.Request().Context())
-	run, err := g.Runs.Start(ctx, day, settlement.RunType(t))
+	run, err := g.Runs.Start(ctx, day, t)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 
-	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -35,7 +34,7 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
-		pgxdecimal.Register(c.TypeMap())
+		registerDecimals(c.TypeMap())
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -34,7 +34,7 @@ import (
 // default takes the size of the sub-benchmark that runs: the issue's size
 // for a single one, a few minutes' worth on 2 cores for `all`.
 var benchFlags = []string{"reads", "meters", "participants", "points", "records", "api-duration", "api-clients",
-	"repeat", "seed", "partitions", "cpuprofile", "keep"}
+	"repeat", "seed", "partitions", "cpuprofile", "keep", "ingest-without-alerts", "publish-batch"}
 
 // benchSizes are the input sizes of one invocation.
 type benchSizes struct {
@@ -87,6 +87,8 @@ func newBenchCmd(m *Main) *cobra.Command {
 	fs.Int64("seed", 1, "`seed` of the generated inputs (env GRIDSETTLE_SEED)")
 	fs.Int32("partitions", 8, "`number` of partitions of each topic (env GRIDSETTLE_PARTITIONS)")
 	fs.String("cpuprofile", "", "write a CPU profile of the bench process to `file` (env GRIDSETTLE_CPUPROFILE)")
+	fs.Bool("ingest-without-alerts", false, "diagnostic: ingest without the customer-alerts hook, to show its cost (env GRIDSETTLE_INGEST_WITHOUT_ALERTS)")
+	fs.Int("publish-batch", 0, "publish: records per Kafka transaction of the relay (default: the relay's own default) (env GRIDSETTLE_PUBLISH_BATCH)")
 	fs.Bool("keep", false, "keep the scratch database (and private cluster) for inspection (env GRIDSETTLE_KEEP)")
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := applyEnv(fs, m.LookupEnv, benchFlags...); err != nil {
@@ -119,6 +121,8 @@ type benchOptions struct {
 	partitions int32
 	cpuprofile string
 	keep       bool
+	noAlerts   bool
+	pubBatch   int
 }
 
 func benchOptionsOf(fs *pflag.FlagSet, which string) (benchOptions, error) {
@@ -157,6 +161,8 @@ func benchOptionsOf(fs *pflag.FlagSet, which string) (benchOptions, error) {
 	o.partitions, _ = fs.GetInt32("partitions")
 	o.cpuprofile, _ = fs.GetString("cpuprofile")
 	o.keep, _ = fs.GetBool("keep")
+	o.noAlerts, _ = fs.GetBool("ingest-without-alerts")
+	o.pubBatch, _ = fs.GetInt("publish-batch")
 	switch {
 	case o.repeat < 1:
 		return o, fmt.Errorf("--repeat: %d is below 1", o.repeat)
@@ -171,24 +177,30 @@ func benchOptionsOf(fs *pflag.FlagSet, which string) (benchOptions, error) {
 // bench is one invocation: the scratch database, the in-process broker,
 // and the figures printed so far.
 type bench struct {
-	m       *Main
-	cfg     Config
-	opts    benchOptions
-	log     *slog.Logger // the bench's own progress
-	quiet   *slog.Logger // handed to gridsettle's components: warnings only
-	out     io.Writer
-	dbURL   string
-	pool    *pgxpool.Pool
-	brokers []string
-	topics  kafka.Topics
-	tmp     string // scratch files (signing key, exports)
-	day     *benchDay
+	m         *Main
+	cfg       Config
+	opts      benchOptions
+	log       *slog.Logger // the bench's own progress
+	quiet     *slog.Logger // handed to gridsettle's components: warnings only
+	out       io.Writer
+	serverURL string // the PostgreSQL server the scratch databases are made on
+	dbURL     string // the current scratch database
+	pool      *pgxpool.Pool
+	brokers   []string
+	topics    kafka.Topics
+	tmp       string // scratch files (signing key, exports)
+	day       *benchDay
 }
 
 func (m *Main) runBench(ctx context.Context, cfg Config, opts benchOptions, which string, log *slog.Logger) (err error) {
 	b := &bench{m: m, cfg: cfg, opts: opts, log: log, out: m.Stdout, topics: kafka.DefaultTopics(),
 		quiet: slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if b.tmp, err = os.MkdirTemp("", "gridsettle-bench-"); err != nil {
+		return fmt.Errorf("bench scratch dir: %w", err)
+	}
+	// The private cluster runs as user postgres when we are root: it must
+	// be able to enter the scratch dir.
+	if err := os.Chmod(b.tmp, 0o755); err != nil {
 		return fmt.Errorf("bench scratch dir: %w", err)
 	}
 	defer func() {
@@ -203,24 +215,44 @@ func (m *Main) runBench(ctx context.Context, cfg Config, opts benchOptions, whic
 		}
 		defer stop()
 	}
-	closeDB, err := b.openDB(ctx)
+	stopServer, err := b.startServer(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeDB()
+	defer func() {
+		if !opts.keep {
+			stopServer()
+		}
+	}()
 	closeBroker, err := b.startBroker()
 	if err != nil {
 		return err
 	}
 	defer closeBroker()
-	b.header(ctx)
 	names := benchNames
 	if which != "all" {
 		names = []string{which}
 	}
-	for _, name := range names {
+	// Each group of sub-benchmarks has a scratch database of its own:
+	// export and api use the run that runs settled.
+	group := map[string]string{"ingest": "ingest", "publish": "publish", "runs": "day", "export": "day", "api": "day"}
+	closeDB, current := func() {}, ""
+	defer func() { closeDB() }()
+	for i, name := range names {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if group[name] != current {
+			closeDB()
+			b.day = nil
+			if closeDB, err = b.openDB(ctx); err != nil {
+				closeDB = func() {}
+				return err
+			}
+			current = group[name]
+		}
+		if i == 0 {
+			b.header(ctx)
 		}
 		var run func(context.Context) error
 		switch name {
@@ -242,38 +274,42 @@ func (m *Main) runBench(ctx context.Context, cfg Config, opts benchOptions, whic
 	return nil
 }
 
-// openDB creates the scratch database, on --database-url's server or on a
-// private cluster started for this run, and migrates it.
-func (b *bench) openDB(ctx context.Context) (func(), error) {
-	base := b.cfg.DatabaseURL
-	stopCluster := func() {}
-	if base == "" {
-		dir := filepath.Join(b.tmp, "postgres")
-		b.log.Info("starting a private PostgreSQL cluster", "dir", dir)
-		cluster, err := pgcluster.Start(ctx, dir, b.quiet)
-		if err != nil {
-			return nil, err
-		}
-		base = cluster.URL()
-		stopCluster = func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-			defer cancel()
-			if err := cluster.Stop(sctx); err != nil {
-				b.log.Error("stop private postgres", "err", err)
-			}
-		}
+// startServer resolves the PostgreSQL server: --database-url's, or a
+// private cluster started for this run (default settings, as dev runs it).
+func (b *bench) startServer(ctx context.Context) (func(), error) {
+	b.serverURL = b.cfg.DatabaseURL
+	if b.serverURL != "" {
+		return func() {}, nil
 	}
+	dir := filepath.Join(b.tmp, "postgres")
+	b.log.Info("starting a private PostgreSQL cluster", "dir", dir)
+	cluster, err := pgcluster.Start(ctx, dir, b.quiet)
+	if err != nil {
+		return nil, err
+	}
+	b.serverURL = cluster.URL()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		defer cancel()
+		if err := cluster.Stop(sctx); err != nil {
+			b.log.Error("stop private postgres", "err", err)
+		}
+	}, nil
+}
+
+// openDB creates a migrated scratch database on the server and makes it
+// b.pool; the returned func drops it (unless --keep).
+func (b *bench) openDB(ctx context.Context) (func(), error) {
+	base := b.serverURL
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	name := "gridsettle_bench_" + hex.EncodeToString(suffix[:])
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
-		stopCluster()
 		return nil, fmt.Errorf("connect to %s: %w", redactURL(base), err)
 	}
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		admin.Close(ctx)
-		stopCluster()
 		return nil, fmt.Errorf("create scratch database: %w", err)
 	}
 	drop := func() {
@@ -284,12 +320,9 @@ func (b *bench) openDB(ctx context.Context) (func(), error) {
 				b.log.Error("drop scratch database", "db", name, "err", err)
 			}
 		} else {
-			b.log.Info("scratch database kept", "url", redactURL(b.dbURL))
+			b.log.Info("scratch database kept", "db", name)
 		}
 		admin.Close(dctx)
-		if !b.opts.keep {
-			stopCluster()
-		}
 	}
 	u, err := databaseURL(base, name)
 	if err != nil {

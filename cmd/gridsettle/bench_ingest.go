@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/migrations"
+	"github.com/gridsettle/gridsettle/reporting/parquet"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
@@ -234,9 +238,13 @@ func (b *bench) ingest(ctx context.Context) error {
 			what[i] = "consumer"
 		}
 	}
-	b.print(benchFigure{name: "ingest, exactly-once (sustained)", unit: "reads/s", values: rates, limits: limits,
+	name := "ingest, exactly-once (sustained)"
+	if b.opts.noAlerts {
+		name = "ingest WITHOUT alerts (diagnostic)"
+	}
+	b.print(benchFigure{name: name, unit: "reads/s", values: rates, limits: limits,
 		limitWhat: fmt.Sprintf("lower of bare consumer %s and bare COPY %s reads/s", human(median(consumerLimits)), human(median(copyLimits))),
-		target: "≥ 200,000 reads/s over ≥ 2M reads", pass: atLeast(200_000),
+		target:    "≥ 200,000 reads/s over ≥ 2M reads", pass: atLeast(200_000),
 		note: sizeNote(n, 2_000_000, "reads")})
 	b.print(benchFigure{name: "ingest, peak RSS of the consumer", unit: "MiB", values: rss,
 		target: "< 512 MiB at 10M reads", pass: func(v, _ float64) bool { return v < 512 },
@@ -345,7 +353,10 @@ func (b *bench) ingestWorker(ctx context.Context, reads int, totalOffsets int64)
 		"--settlement-interval", strconv.Itoa(b.cfg.Market.IntervalSeconds),
 		"--price-spike-threshold", b.cfg.Market.PriceSpikeThreshold.String(), "--log-level", "warn"}
 	if b.opts.cpuprofile != "" {
-		args = append(args, "--cpuprofile", b.opts.cpuprofile+".ingest")
+		args = append(args, "--cpuprofile", b.opts.cpuprofile+".ingest", "--memprofile", b.opts.cpuprofile+".ingest.heap")
+	}
+	if b.opts.noAlerts {
+		args = append(args, "--alerts=false")
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = os.Stderr
@@ -358,7 +369,7 @@ func (b *bench) ingestWorker(ctx context.Context, reads int, totalOffsets int64)
 	}
 	var (
 		peak    int64 = -1
-		outDone = make(chan struct{})
+		outDone       = make(chan struct{})
 	)
 	go func() {
 		defer close(outDone)
@@ -369,14 +380,15 @@ func (b *bench) ingestWorker(ctx context.Context, reads int, totalOffsets int64)
 			}
 		}
 	}()
-	exited := make(chan error, 1)
-	var once sync.Once
-	wait := func() error {
-		once.Do(func() { <-outDone; exited <- cmd.Wait() })
-		return <-exited
-	}
+	// The child's exit status, once: wait can be called any number of times.
+	childExited := make(chan struct{})
+	var exitErr error
+	go func() { <-outDone; exitErr = cmd.Wait(); close(childExited) }()
+	wait := func() error { <-childExited; return exitErr }
 	defer func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-childExited:
+		default:
 			_ = cmd.Process.Kill()
 			_ = wait()
 		}
@@ -395,6 +407,8 @@ func (b *bench) ingestWorker(ctx context.Context, reads int, totalOffsets int64)
 		case <-ctx.Done():
 			return 0, 0, ctx.Err()
 		case <-tick.C:
+		case <-childExited:
+			return 0, 0, fmt.Errorf("ingest worker exited before lag 0: %v", wait())
 		}
 		var done int64
 		if err := b.pool.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets WHERE topic = $1`,
@@ -501,6 +515,8 @@ func newBenchWorkerCmd(m *Main) *cobra.Command {
 	fs := c.Flags()
 	bindFlags(fs, groupLog|groupDatabase|groupKafka|groupSettlement)
 	fs.String("cpuprofile", "", "write a CPU profile to `file`")
+	fs.String("memprofile", "", "write a heap profile to `file` at each new peak of the live heap")
+	fs.Bool("alerts", true, "run the customer-alerts hook inside every ingest transaction, as dev does")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := loadConfig(fs, m.LookupEnv)
 		if err != nil {
@@ -514,7 +530,11 @@ func newBenchWorkerCmd(m *Main) *cobra.Command {
 			}
 			defer stop()
 		}
-		if err := runIngestWorker(cmd.Context(), cfg, log); err != nil {
+		if p, _ := fs.GetString("memprofile"); p != "" {
+			go writeHeapPeaks(cmd.Context(), p)
+		}
+		alerts, _ := fs.GetBool("alerts")
+		if err := runIngestWorker(cmd.Context(), cfg, alerts, log); err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "vmhwm_bytes %d\n", peakRSS())
@@ -523,7 +543,7 @@ func newBenchWorkerCmd(m *Main) *cobra.Command {
 	return c
 }
 
-func runIngestWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
+func runIngestWorker(ctx context.Context, cfg Config, alerts bool, log *slog.Logger) error {
 	tmp, err := os.MkdirTemp("", "gridsettle-bench-worker-")
 	if err != nil {
 		return err
@@ -532,6 +552,7 @@ func runIngestWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 	cfg.SigningKey = filepath.Join(tmp, "keys", "export-signing.pem")
 	cfg.ExportDir = filepath.Join(tmp, "exports")
 	cfg.Environment = "bench"
+	cfg.ExportCompression = parquet.ZSTD // the flag's default; the worker exports nothing
 	db, err := migrations.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -554,9 +575,34 @@ func runIngestWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 	p := &Platform{Config: cfg, Log: log, DB: db, Kafka: kcl, Topics: topics, Outbox: ob, Metrics: benchRegistry(),
 		Out: io.Discard, Embedded: true}
 	p.shared = sync.OnceValues(func() (*services, error) { return newServices(ctx, p) })
+	if !alerts {
+		// A diagnostic: what the customer-alerts hook costs.
+		p.shared = func() (*services, error) {
+			return &services{applier: ingest.NewApplier(cfg.Market, topics, ob)}, nil
+		}
+	}
 	c, err := newIngest(p)
 	if err != nil {
 		return err
 	}
 	return c.Run(ctx)
+}
+
+// writeHeapPeaks writes a heap profile to path whenever the live heap
+// passes its previous peak by 10%, at most once a second: where the memory
+// of the worst moment goes.
+func writeHeapPeaks(ctx context.Context, path string) {
+	var peak uint64
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	for ctx.Err() == nil {
+		time.Sleep(time.Second)
+		metrics.Read(sample)
+		if live := sample[0].Value.Uint64(); live > peak+peak/10 {
+			peak = live
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+	}
 }

@@ -21,9 +21,9 @@ type benchFigure struct {
 	// lowerIsBetter: latencies and memory. The ratio is then limit/figure,
 	// so that for every line 1 means "as good as the limit".
 	lowerIsBetter bool
-	target        string                        // as the issue states it
+	target        string                          // as the issue states it
 	pass          func(value, ratio float64) bool // nil: no target
-	note          string                        // what the reader must know, e.g. a size below the target's
+	note          string                          // what the reader must know, e.g. a size below the target's
 }
 
 func median(xs []float64) float64 {

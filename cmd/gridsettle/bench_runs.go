@@ -174,7 +174,7 @@ func (b *bench) runs(ctx context.Context) error {
 	}
 	b.print(benchFigure{name: "run of one operating day", unit: "s", values: took, limits: limit, lowerIsBetter: true,
 		limitWhat: fmt.Sprintf("COPY of the day's %s reads out of Postgres", human(float64(d.readsInDay))),
-		target: "≤ 30 s at 100,000 meters", pass: atMost(30),
+		target:    "≤ 30 s at 100,000 meters", pass: atMost(30),
 		note: cmpJoin(sizeNote(d.meters, 100_000, "meters"), "incl. account charges, ledger and outbox rows")})
 	return nil
 }
@@ -261,7 +261,7 @@ func (b *bench) export(ctx context.Context) error {
 	}
 	b.print(benchFigure{name: "export (intervals.parquet rows)", unit: "rows/s", values: rates, limits: limits,
 		limitWhat: "COPY of the run's intervals rows out of Postgres",
-		target: "≥ 300,000 rows/s", pass: atLeast(300_000),
+		target:    "≥ 300,000 rows/s", pass: atLeast(300_000),
 		note: "whole export: 3 Parquet files, manifest, signature, read-back verification, over the intervals rows"})
 	return nil
 }

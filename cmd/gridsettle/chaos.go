@@ -36,6 +36,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/publish"
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
@@ -67,8 +68,8 @@ const (
 	chaosSession = 6 * time.Second
 	// chaosChunk is how many records one produce step sends, in
 	// transactions of chaosTxnRecords.
-	chaosChunk      = 40
-	chaosTxnRecords = 20
+	chaosChunk      = 25
+	chaosTxnRecords = 10
 	// chaosWait bounds every wait of the suite for something that must
 	// happen (a process up, a failpoint reached, quiescence).
 	chaosWait = 3 * time.Minute
@@ -107,6 +108,7 @@ type chaosStats struct {
 	FailpointKills map[string]int // lives that killed themselves at a failpoint
 	FailpointStops map[string]int // lives that stopped themselves at a failpoint
 	Zombies        int            // lives frozen past the session timeout, then continued
+	LockWaits      int            // workers seen waiting on a frozen worker's transaction
 	PGTerminations int            // backends terminated with pg_terminate_backend
 	BrokerRestarts int            // SIGTERM + start of the broker
 	Produced       int            // records of the scenario produced
@@ -120,8 +122,26 @@ type chaosStats struct {
 	BatchFailures int // ingest batches rolled back and retried
 	// From the log itself.
 	AbortedRecords int // output records of aborted transactions (read_uncommitted − read_committed)
+	// What the checks compared with the oracle.
+	Checked chaosChecked
 	// Durations.
 	Setup, Faulting, Settling, Quiescence, Checking, Total time.Duration
+}
+
+// chaosChecked counts what the checks compared, so that a pass is never
+// vacuous.
+type chaosChecked struct {
+	InputRecords    int // records of the input topics the oracle consumed
+	Quarantined     int // quarantine rows (= dead letters)
+	AlertsPublished int // of AlertsMay possible, AlertsMust required
+	AlertsMay       int
+	AlertsMust      int
+	Runs            int
+	StatementLines  int // stored, published and computed by the oracle
+	Charges         int
+	Intervals       int
+	OutputRecords   int // committed output records (each checked once)
+	JournalEntries  int
 }
 
 // runChaos runs the suite and returns what it measured; the error lists
@@ -396,17 +416,17 @@ func (c *chaos) send(ctx context.Context, recs []simulate.Record) error {
 }
 
 // produceUntil produces a chunk at a time, pausing between chunks, until
-// done reports true; it fails after chaosWait.
-func (c *chaos) produceUntil(ctx context.Context, what string, done func() bool) error {
-	deadline := time.Now().Add(chaosWait)
+// done reports true; it fails after limit.
+func (c *chaos) produceUntil(ctx context.Context, limit time.Duration, done func() bool) error {
+	deadline := time.Now().Add(limit)
 	for !done() {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not reached within %v", what, chaosWait)
+			return fmt.Errorf("not reached within %v", limit)
 		}
 		if err := c.produce(ctx); err != nil {
 			return err
 		}
-		if waitFor(ctx, 700*time.Millisecond, done) {
+		if waitFor(ctx, 1500*time.Millisecond, done) {
 			return nil
 		}
 	}
@@ -444,124 +464,163 @@ func (c *chaos) faultKill(ctx context.Context, slot, armNext string) error {
 }
 
 // faultFailpoint restarts a worker armed with spec (a kill or a stop
-// failpoint) and produces until it fires. A publish failpoint fires only in
-// the relay that holds the leases, so for those the other workers are
-// killed until the armed one holds every lease.
+// failpoint) and produces until it fires.
 func (c *chaos) faultFailpoint(ctx context.Context, slot, spec string) (*chaosLife, error) {
 	c.st.Faults++
 	c.progress("fault %d: failpoint %s in %s", c.st.Faults, spec, slot)
-	if err := c.kill(slot); err != nil {
-		return nil, err
+	// An armed worker may be given only partitions without traffic; then
+	// it is armed again, and gets another assignment.
+	for attempt := 1; ; attempt++ {
+		l, err := c.arm(ctx, slot, spec)
+		if err != nil {
+			return nil, err
+		}
+		fired := func() bool { return l.exited() || l.stopped() }
+		err = c.produceUntil(ctx, time.Minute, fired)
+		if err != nil && attempt < 3 {
+			c.progress("  %s did not reach %s within a minute; arming it again", l, spec)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failpoint %s of %s: not reached after %d attempts", spec, l, attempt)
+		}
+		if l.stopped() {
+			name, _ := l.firedFailpoint()
+			c.st.FailpointStops[name]++
+			c.progress("%s stopped itself at failpoint %s", l, name)
+			return l, nil
+		}
+		c.noteExit(l)
+		return l, c.startSlot(slot, "")
 	}
-	c.noteExit(c.slots[slot])
+}
+
+// arm kills slot's life and starts it again armed with spec. A publish
+// failpoint fires only in the relay that holds the leases, so for those
+// every worker is killed and the armed one is started first: once it holds
+// every lease the others start again, as standbys.
+func (c *chaos) arm(ctx context.Context, slot, spec string) (*chaosLife, error) {
+	publishing := strings.HasPrefix(spec, "publish-")
+	others := slices.DeleteFunc(c.workers(), func(s string) bool { return s == slot })
+	killed := []string{slot}
+	if publishing {
+		killed = append(killed, others...)
+	}
+	for _, w := range killed {
+		if err := c.kill(w); err != nil {
+			return nil, err
+		}
+		c.noteExit(c.slots[w])
+	}
 	if err := c.startSlot(slot, spec); err != nil {
 		return nil, err
 	}
 	l := c.slots[slot]
-	if strings.HasPrefix(spec, "publish-") {
-		if err := c.steerLeases(ctx, slot); err != nil {
-			return nil, err
+	if publishing {
+		streams := chaosPartitions * len(kafka.DefaultTopics().Outputs())
+		if !waitFor(ctx, chaosWait, func() bool { return l.exited() || l.stopped() || c.leasesHeld(ctx) == streams }) {
+			return nil, fmt.Errorf("%s did not take the %d outbox leases within %v", l, streams, chaosWait)
 		}
-	}
-	fired := func() bool { return l.exited() || l.stopped() }
-	if err := c.produceUntil(ctx, "failpoint "+spec+" of "+l.String(), fired); err != nil {
-		return nil, err
-	}
-	if l.stopped() {
-		name, _ := l.firedFailpoint()
-		c.st.FailpointStops[name]++
-		c.progress("%s stopped itself at failpoint %s", l, name)
-		return l, nil
-	}
-	c.noteExit(l)
-	return l, c.startSlot(slot, "")
-}
-
-// steerLeases kills the relays holding leases until slot's holds them all,
-// then starts the killed ones again.
-func (c *chaos) steerLeases(ctx context.Context, slot string) error {
-	var killed []string
-	deadline := time.Now().Add(chaosWait)
-	for {
-		holders, err := c.leaseHolders(ctx)
-		if err != nil {
-			return err
-		}
-		if slices.Equal(holders, []string{slot}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("steer leases to %s: held by %v after %v", slot, holders, chaosWait)
-		}
-		for _, h := range holders {
-			if h != slot && !slices.Contains(killed, h) {
-				c.progress("  steer leases: SIGKILL %s", c.slots[h])
-				if err := c.kill(h); err != nil {
-					return err
-				}
-				c.noteExit(c.slots[h])
-				killed = append(killed, h)
+		for _, w := range others {
+			if err := c.startSlot(w, ""); err != nil {
+				return nil, err
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	for _, h := range killed {
-		if err := c.startSlot(h, ""); err != nil {
-			return err
-		}
-	}
-	return nil
+	return l, nil
 }
 
-// leaseHolders are the worker slots whose relay holds an outbox lease (a
-// session advisory lock), sorted.
-func (c *chaos) leaseHolders(ctx context.Context) ([]string, error) {
-	rows, err := c.pool.Query(ctx, `
-		SELECT DISTINCT substr(a.application_name, 7) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
-		  AND a.application_name LIKE 'chaos-w%' ORDER BY 1`)
+// leasesHeld counts the outbox leases held: granted advisory locks of the
+// relays' lease sessions.
+func (c *chaos) leasesHeld(ctx context.Context) int {
+	var n int
+	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = $1`,
+		publish.LeaseApplicationName).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// terminateLeaseHolders terminates the lease sessions that hold leases:
+// their relays lose the leases, and a standby takes them over.
+func (c *chaos) terminateLeaseHolders(ctx context.Context) (int, error) {
+	var n int
+	err := c.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM (
+		SELECT DISTINCT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = $1) h`,
+		publish.LeaseApplicationName).Scan(&n)
 	if err != nil {
-		return nil, fmt.Errorf("read lease holders: %w", err)
+		return 0, fmt.Errorf("terminate the lease sessions: %w", err)
 	}
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	c.st.PGTerminations += n
+	return n, nil
 }
 
-// faultIngestZombie freezes a worker inside a batch transaction (after its
+// faultTxnZombie freezes a worker inside a batch transaction (after its
 // outbox rows, before COMMIT) past the session timeout: the group gives its
-// partitions to another worker, whose compare-and-set waits on the frozen
-// transaction's row lock. Then it continues the zombie, which commits; the
-// new owner's compare-and-set misses and it reloads.
-func (c *chaos) faultIngestZombie(ctx context.Context, slot string) error {
+// partitions to another worker, which must wait on the frozen transaction's
+// row (taking over a partition reads its stored offset, which the frozen
+// transaction has updated but not committed). Then it continues the zombie,
+// whose transaction commits: it still owned the range it compare-and-set.
+func (c *chaos) faultTxnZombie(ctx context.Context, slot string) error {
 	l, err := c.faultFailpoint(ctx, slot, fmt.Sprintf("%s@%d:stop", failpoint.IngestAfterOutbox, 1+c.rng.IntN(3)))
 	if err != nil {
 		return err
 	}
 	c.st.Zombies++
-	if err := c.waitGroupWithout(ctx, slot); err != nil {
+	if err := c.frozenPast(ctx, slot); err != nil {
 		return err
 	}
 	others := slices.DeleteFunc(c.workers(), func(s string) bool { return s == slot })
-	if !waitFor(ctx, chaosWait, func() bool { return c.lockWaiter(ctx, others) }) {
-		c.progress("  no worker waited on %s's row lock within %v", l, chaosWait)
+	if waitFor(ctx, time.Minute, func() bool { return c.lockWaiter(ctx, others) }) {
+		c.st.LockWaits++
+		c.progress("  another worker waits on the frozen transaction's row lock")
+	} else {
+		c.progress("  no worker waited on %s's row lock within a minute", l)
 	}
-	before := c.countLogs(`msg="ingest: stored offset moved, reloading"`)
+	c.progress("  SIGCONT %s", l)
+	return l.signal(syscall.SIGCONT)
+}
+
+// faultCASZombie freezes a worker between decoding a batch and beginning
+// its transaction, past the session timeout; terminates its database
+// sessions (rolling back whatever else it had in flight, as
+// idle_in_transaction_session_timeout would); waits until the new owners
+// have applied every input record; then continues the zombie. Its batch's
+// compare-and-set on the stored offset must miss: another owner moved it.
+func (c *chaos) faultCASZombie(ctx context.Context, slot string) error {
+	l, err := c.faultFailpoint(ctx, slot, fmt.Sprintf("%s@%d:stop", failpoint.IngestBeforeBegin, 1+c.rng.IntN(3)))
+	if err != nil {
+		return err
+	}
+	c.st.Zombies++
+	// Its other partitions' transactions may hold locks the new owners
+	// would wait for until it wakes up.
+	n, err := c.terminate(ctx, slot)
+	if err != nil {
+		return err
+	}
+	c.progress("  terminated %d database sessions of frozen %s", n, l)
+	if !waitFor(ctx, chaosWait, func() bool {
+		st, err := c.status(ctx)
+		return err == nil && !slices.ContainsFunc(st.Inputs, func(p ingest.PartitionStatus) bool { return p.Lag != 0 })
+	}) {
+		return fmt.Errorf("CAS zombie: the other workers did not apply every input record within %v", chaosWait)
+	}
 	c.progress("  SIGCONT %s", l)
 	if err := l.signal(syscall.SIGCONT); err != nil {
 		return err
 	}
-	if !waitFor(ctx, chaosWait, func() bool { return c.countLogs(`msg="ingest: stored offset moved, reloading"`) > before }) {
-		c.progress("  no compare-and-set miss followed the zombie's commit")
+	if !waitFor(ctx, chaosWait, func() bool { return strings.Contains(l.log(), casMissLog) }) {
+		return fmt.Errorf("CAS zombie: %s did not report a compare-and-set miss within %v; log tail:\n%s", l, chaosWait, tail(l.log(), 20))
 	}
+	c.progress("  %s: compare-and-set missed, reloaded its offsets", l)
 	return nil
 }
+
+// casMissLog is what ingest logs when a batch's compare-and-set misses.
+const casMissLog = `msg="ingest: stored offset moved, reloading"`
 
 // faultPublishZombie freezes the relay holding every lease inside a Kafka
 // transaction whose records are flushed, terminates its database sessions
@@ -574,25 +633,29 @@ func (c *chaos) faultPublishZombie(ctx context.Context, slot string) error {
 		return err
 	}
 	c.st.Zombies++
-	n, err := c.terminate(ctx, slot)
+	// The frozen relay is the only one holding leases (faultFailpoint).
+	n, err := c.terminateLeaseHolders(ctx)
 	if err != nil {
 		return err
 	}
-	c.progress("  terminated %d database sessions of frozen %s", n, l)
-	if !waitFor(ctx, chaosWait, func() bool {
-		h, err := c.leaseHolders(ctx)
-		return err == nil && len(h) > 0 && !slices.Contains(h, slot) && c.outboxPending(ctx) == 0
-	}) {
+	m, err := c.terminate(ctx, slot)
+	if err != nil {
+		return err
+	}
+	c.progress("  terminated %d database sessions of frozen %s", n+m, l)
+	streams := chaosPartitions * len(kafka.DefaultTopics().Outputs())
+	if !waitFor(ctx, chaosWait, func() bool { return c.leasesHeld(ctx) == streams && c.outboxPending(ctx) == 0 }) {
 		return fmt.Errorf("publish zombie: no other relay published the backlog within %v", chaosWait)
 	}
-	before := c.countLogs(`stream session failed`)
 	c.progress("  SIGCONT %s", l)
 	if err := l.signal(syscall.SIGCONT); err != nil {
 		return err
 	}
-	if !waitFor(ctx, chaosWait, func() bool { return c.countLogs(`stream session failed`) > before }) {
-		c.progress("  the continued relay of %s did not report a failed session", l)
+	if !waitFor(ctx, chaosWait, func() bool { return relayErrors(l.log()) > 0 }) {
+		return fmt.Errorf("publish zombie: the continued relay of %s did not report a failed session within %v; log tail:\n%s",
+			l, chaosWait, tail(l.log(), 20))
 	}
+	c.progress("  %s: relay session failed after the zombie woke up", l)
 	return nil
 }
 
@@ -609,7 +672,7 @@ func (c *chaos) faultStop(ctx context.Context, slot string) error {
 	if err := c.produce(ctx); err != nil {
 		return err
 	}
-	if err := c.waitGroupWithout(ctx, slot); err != nil {
+	if err := c.frozenPast(ctx, slot); err != nil {
 		return err
 	}
 	if err := c.produce(ctx); err != nil {
@@ -619,15 +682,12 @@ func (c *chaos) faultStop(ctx context.Context, slot string) error {
 	return l.signal(syscall.SIGCONT)
 }
 
-// waitGroupWithout waits until the ingest group is stable with every live
-// worker but slot: the frozen one has been expelled.
-func (c *chaos) waitGroupWithout(ctx context.Context, slot string) error {
-	want := 0
-	for _, w := range c.workers() {
-		if w != slot && !c.slots[w].exited() && !c.slots[w].stopped() {
-			want++
-		}
-	}
+// frozenPast waits until the ingest group is stable without slot (frozen):
+// every live worker but slot is a member, which happens once the frozen
+// one's session has expired. Members stuck behind the frozen worker's
+// locks may not rejoin in time, so the group need not settle: after four
+// session timeouts the frozen worker is past its session timeout anyway.
+func (c *chaos) frozenPast(ctx context.Context, slot string) error {
 	opts, err := c.kcfg.ClientOpts()
 	if err != nil {
 		return err
@@ -638,17 +698,26 @@ func (c *chaos) waitGroupWithout(ctx context.Context, slot string) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if !waitFor(ctx, chaosWait, func() bool {
+	began := time.Now()
+	stable := waitFor(ctx, 4*chaosSession, func() bool {
+		want := 0
+		for _, w := range c.workers() {
+			if w != slot && !c.slots[w].exited() && !c.slots[w].stopped() {
+				want++
+			}
+		}
 		gs, err := adm.DescribeGroups(ctx, ingest.DefaultGroup)
 		if err != nil {
 			return false
 		}
 		g := gs[ingest.DefaultGroup]
-		return g.Err == nil && g.State == "Stable" && len(g.Members) == want
-	}) {
-		return fmt.Errorf("ingest group: not stable with %d members without %s within %v", want, slot, chaosWait)
+		return g.Err == nil && g.State == "Stable" && len(g.Members) == want && time.Since(began) > chaosSession
+	})
+	if stable {
+		c.progress("  group %s stable without %s", ingest.DefaultGroup, slot)
+	} else {
+		c.progress("  group %s not stable without %s after %v", ingest.DefaultGroup, slot, 4*chaosSession)
 	}
-	c.progress("  group %s stable without %s", ingest.DefaultGroup, slot)
 	return nil
 }
 
@@ -664,14 +733,23 @@ func (c *chaos) lockWaiter(ctx context.Context, slots []string) bool {
 	return err == nil && n > 0
 }
 
-// faultTerminate terminates every database session of a worker.
-func (c *chaos) faultTerminate(ctx context.Context, slot string) error {
+// faultTerminate terminates the pooled database sessions of a worker and,
+// with leases, the lease sessions that hold the outbox leases (whichever
+// relay holds them loses them to a standby).
+func (c *chaos) faultTerminate(ctx context.Context, slot string, leases bool) error {
 	c.st.Faults++
 	n, err := c.terminate(ctx, slot)
 	if err != nil {
 		return err
 	}
 	c.progress("fault %d: pg_terminate_backend of %s: %d sessions", c.st.Faults, c.slots[slot], n)
+	if leases {
+		m, err := c.terminateLeaseHolders(ctx)
+		if err != nil {
+			return err
+		}
+		c.progress("  and of the relay lease sessions holding leases: %d sessions", m)
+	}
 	return c.produce(ctx)
 }
 
@@ -718,12 +796,13 @@ func (c *chaos) shortPlan(ctx context.Context) error {
 		func() error { return c.produce(ctx) },
 		func() error { return c.faultKill(ctx, w(), "") },
 		func() error { return c.ingestFailpoint(ctx, w(), failpoint.IngestAfterCommit) },
-		func() error { return c.faultTerminate(ctx, w()) },
+		func() error { return c.faultTerminate(ctx, w(), false) },
 		func() error { return c.publishFailpoint(ctx, w(), failpoint.PublishAfterFlush) },
 		func() error { return c.ingestFailpoint(ctx, w(), failpoint.IngestBeforeCommit) },
-		func() error { return c.faultIngestZombie(ctx, w()) },
+		func() error { return c.faultTxnZombie(ctx, w()) },
 		func() error { return c.faultBrokerRestart(ctx) },
 		func() error { return c.publishFailpoint(ctx, w(), failpoint.PublishBeforeProduce) },
+		func() error { return c.faultCASZombie(ctx, w()) },
 		func() error { return c.ingestFailpoint(ctx, w(), failpoint.IngestAfterOutbox) },
 		func() error { return c.faultPublishZombie(ctx, w()) },
 		func() error { return c.publishFailpoint(ctx, w(), failpoint.PublishAfterCommit) },
@@ -731,7 +810,7 @@ func (c *chaos) shortPlan(ctx context.Context) error {
 		func() error {
 			return c.faultKill(ctx, w(), fmt.Sprintf("seed=%d,%s%%0.2", c.rng.Uint64(), failpoint.IngestAfterCommit))
 		},
-		func() error { return c.faultTerminate(ctx, w()) },
+		func() error { return c.faultTerminate(ctx, w(), true) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -758,19 +837,21 @@ func (c *chaos) longPlan(ctx context.Context) error {
 		case k < 25:
 			arm := ""
 			if c.rng.IntN(2) == 0 {
-				arm = fmt.Sprintf("seed=%d,%s%%0.1", c.rng.Uint64(), failpoint.Names[c.rng.IntN(3)])
+				arm = fmt.Sprintf("seed=%d,%s%%0.1", c.rng.Uint64(), ingestPoints[c.rng.IntN(len(ingestPoints))])
 			}
 			err = c.faultKill(ctx, w, arm)
 		case k < 45:
-			err = c.ingestFailpoint(ctx, w, failpoint.Names[c.rng.IntN(3)])
+			err = c.ingestFailpoint(ctx, w, ingestPoints[c.rng.IntN(len(ingestPoints))])
 		case k < 60:
-			err = c.publishFailpoint(ctx, w, failpoint.Names[3+c.rng.IntN(3)])
+			err = c.publishFailpoint(ctx, w, publishPoints[c.rng.IntN(len(publishPoints))])
 		case k < 70:
-			err = c.faultTerminate(ctx, w)
+			err = c.faultTerminate(ctx, w, c.rng.IntN(2) == 0)
 		case k < 78:
 			err = c.faultStop(ctx, w)
+		case k < 82:
+			err = c.faultTxnZombie(ctx, w)
 		case k < 86:
-			err = c.faultIngestZombie(ctx, w)
+			err = c.faultCASZombie(ctx, w)
 		case k < 94:
 			err = c.faultPublishZombie(ctx, w)
 		case !brokerRestarted && time.Now().After(end.Add(-c.cfg.Duration/2)):
@@ -800,6 +881,11 @@ func (c *chaos) longPlan(ctx context.Context) error {
 	return c.produceRest(ctx)
 }
 
+var (
+	ingestPoints  = []string{failpoint.IngestBeforeBegin, failpoint.IngestBeforeCommit, failpoint.IngestAfterOutbox, failpoint.IngestAfterCommit}
+	publishPoints = []string{failpoint.PublishBeforeProduce, failpoint.PublishAfterFlush, failpoint.PublishAfterCommit}
+)
+
 // ingestFailpoint arms a worker with an ingest kill failpoint at a small
 // random hit.
 func (c *chaos) ingestFailpoint(ctx context.Context, slot, name string) error {
@@ -825,17 +911,18 @@ func (c *chaos) produceRest(ctx context.Context) error {
 }
 
 // settle runs initial runs of every day (the first one killed at run-mid
-// and started again), kills the lease holder while their statements are
-// published, produces the late part with a worker killed meanwhile, and
-// runs final runs while a relay's sessions are terminated.
+// and started again), takes the leases from the relay publishing their
+// statements, produces the late part with a worker killed meanwhile, and
+// runs final runs, killing a worker while they are published.
 func (c *chaos) settle(ctx context.Context) error {
+	if err := c.waitIngested(ctx); err != nil {
+		return err
+	}
 	if err := c.runDays(ctx, settlement.RunType("initial"), true); err != nil {
 		return err
 	}
-	if holders, err := c.leaseHolders(ctx); err == nil && len(holders) > 0 {
-		if err := c.faultKill(ctx, holders[0], ""); err != nil {
-			return err
-		}
+	if err := c.faultTerminate(ctx, c.workers()[c.rng.IntN(chaosWorkers)], true); err != nil {
+		return err
 	}
 	c.progress("producing the late part: %d records", len(c.sc.Late))
 	if err := c.send(ctx, c.sc.Late); err != nil {
@@ -851,10 +938,7 @@ func (c *chaos) settle(ctx context.Context) error {
 	if err := c.runDays(ctx, settlement.RunType("final"), false); err != nil {
 		return err
 	}
-	if holders, err := c.leaseHolders(ctx); err == nil && len(holders) > 0 {
-		return c.faultTerminate(ctx, holders[0])
-	}
-	return nil
+	return c.faultKill(ctx, c.workers()[c.rng.IntN(chaosWorkers)], "")
 }
 
 // runDays starts a run of type t of every operating day through the API;

@@ -257,6 +257,13 @@ func (c *chaos) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ck := &c.st.Checked
+	ck.InputRecords, ck.Quarantined, ck.AlertsMay = len(log), len(state.Quarantine), len(state.Alerts)
+	for _, a := range state.Alerts {
+		if a.Must {
+			ck.AlertsMust++
+		}
+	}
 	out, err := readTopics(ctx, c.kcfg, true, topics.Outputs()...)
 	if err != nil {
 		return err
@@ -266,6 +273,7 @@ func (c *chaos) check(ctx context.Context) error {
 		return err
 	}
 	c.st.AbortedRecords = len(all) - len(out)
+	ck.OutputRecords = len(out)
 	c.checkOutputLog(&p, out, all, c.reader.records())
 	byTopic := map[string][]*kgo.Record{}
 	for _, r := range out {
@@ -470,6 +478,7 @@ func (c *chaos) checkAlerts(ctx context.Context, p *problems, s *oracle.State, r
 		return err
 	}
 	published := map[string]bool{}
+	c.st.Checked.AlertsPublished = len(recs)
 	for _, r := range recs {
 		id := header(r, publish.HeaderID)
 		published[id] = true
@@ -596,9 +605,12 @@ func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, lo
 			for _, ch := range st.Charges {
 				wantCharges[ch.ChargeID] = ch
 			}
+			c.st.Checked.Intervals += len(st.Intervals)
 			c.compareIntervals(p, st, intervals[ids[i]])
 		}
 	}
+	ck := &c.st.Checked
+	ck.Runs, ck.StatementLines, ck.Charges = len(completed), len(wantLines), len(wantCharges)
 	compareRows(p, "statement lines", wantLines, lines)
 	compareRows(p, "account charges", wantCharges, chargeRows)
 	compareTopic(p, "settlement.statements", statementSchema, wantLines, stmts,
@@ -829,6 +841,7 @@ func (c *chaos) checkLedger(ctx context.Context, p *problems) error {
 		(SELECT count(*) FROM statement_lines WHERE delta_amount <> 0)`).Scan(&entries, &moved); err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
+	c.st.Checked.JournalEntries = entries
 	if entries != moved {
 		p.add("ledger", "%d journal entries for %d statement lines with a delta amount", entries, moved)
 	}
@@ -876,12 +889,12 @@ func (c *chaos) checkLedger(ctx context.Context, p *problems) error {
 // checkFaults fails the run unless the faults it was meant to inject
 // really fired, counted from exit statuses and the processes' own logs.
 func (c *chaos) checkFaults(p *problems) {
-	c.st.CASMisses = c.countLogs(`msg="ingest: stored offset moved, reloading"`)
+	c.st.CASMisses = c.countLogs(casMissLog)
 	c.st.BatchFailures = c.countLogs(`msg="ingest: batch failed, retrying from the stored offset"`)
-	c.st.RelayRestarts = c.countLogs(`msg="stream session failed; restarting from the log"`)
+	c.st.RelayRestarts = c.countLogs(relayFailedLog)
 	for _, l := range c.lives {
 		for line := range strings.SplitSeq(l.log(), "\n") {
-			if strings.Contains(line, "stream session failed") && fencedError(line) {
+			if relayErrors(line) > 0 && fencedError(line) {
 				c.st.Fenced++
 			}
 		}
@@ -911,6 +924,27 @@ func (c *chaos) checkFaults(p *problems) {
 			p.add("faults", "no %s: the fault did not fire", ch.what)
 		}
 	}
+	ck := c.st.Checked
+	for _, n := range []struct {
+		what string
+		n    int
+	}{{"quarantined records", ck.Quarantined}, {"published alerts", ck.AlertsPublished}, {"runs", ck.Runs},
+		{"statement lines", ck.StatementLines}, {"account charges", ck.Charges}, {"run intervals", ck.Intervals},
+		{"journal entries", ck.JournalEntries}} {
+		if n.n == 0 {
+			p.add("vacuous", "no %s were compared", n.what)
+		}
+	}
+}
+
+// relayFailedLog is what the relay logs when a stream session fails.
+const relayFailedLog = `msg="stream session failed; restarting from the log"`
+
+// relayErrors counts the lines of log where a relay stream session ended
+// with an error: failed and restarting, or failed while its lease session
+// was ending.
+func relayErrors(log string) int {
+	return strings.Count(log, relayFailedLog) + strings.Count(log, `msg="stream session ended with an error while stopping"`)
 }
 
 // fencedError reports whether a logged error says the producer was fenced

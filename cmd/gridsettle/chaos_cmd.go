@@ -67,6 +67,14 @@ func newChaosCmd(m *Main) *cobra.Command {
 				return fmt.Errorf("create a scratch dir: %w", err)
 			}
 		}
+		// Run as root, the private cluster runs as postgres, which must
+		// be able to enter the dir.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create the scratch dir: %w", err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return fmt.Errorf("open the scratch dir to the cluster's user: %w", err)
+		}
 		ctx := cmd.Context()
 		cluster, err := pgcluster.Start(ctx, filepath.Join(dir, "postgres"), log)
 		if err != nil {
@@ -100,11 +108,15 @@ func (st *chaosStats) summary() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("faults: %d episodes; %d SIGKILLs by the harness; failpoint kills %v; failpoint stops %v",
 		st.Faults, st.Kills, st.FailpointKills, st.FailpointStops)
-	w("        %d zombies frozen past the session timeout; %d database sessions terminated; %d broker restarts; %d runs killed at run-mid",
-		st.Zombies, st.PGTerminations, st.BrokerRestarts, st.RunMidRetries)
+	w("        %d zombies frozen past the session timeout (%d seen blocking a new owner on their transaction); %d database sessions terminated; %d broker restarts; %d runs killed at run-mid",
+		st.Zombies, st.LockWaits, st.PGTerminations, st.BrokerRestarts, st.RunMidRetries)
 	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d relay sessions restarted, %d of them fenced; %d output records in aborted transactions",
 		st.CASMisses, st.BatchFailures, st.RelayRestarts, st.Fenced, st.AbortedRecords)
 	w("load:   %d records produced, %d resent; runs %s", st.Produced, st.Resent, strings.Join(st.Runs, " "))
+	ck := st.Checked
+	w("checked against the oracle: %d input records; %d quarantined = dead letters; %d alerts published (%d must, %d may); %d runs: %d statement lines, %d account charges, %d run intervals; %d journal entries; %d output records each once",
+		ck.InputRecords, ck.Quarantined, ck.AlertsPublished, ck.AlertsMust, ck.AlertsMay, ck.Runs, ck.StatementLines, ck.Charges,
+		ck.Intervals, ck.JournalEntries, ck.OutputRecords)
 	w("time:   setup %v, faults %v, settling %v, quiescence %v, checks %v, total %v",
 		st.Setup.Round(time.Millisecond), st.Faulting.Round(time.Millisecond), st.Settling.Round(time.Millisecond),
 		st.Quiescence.Round(time.Millisecond), st.Checking.Round(time.Millisecond), st.Total.Round(time.Millisecond))

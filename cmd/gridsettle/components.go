@@ -29,24 +29,14 @@ var componentBuilders = map[string]func(p *Platform) (Component, error){
 	"api":       newAPI,
 }
 
-// availableComponents are the selected components that this build has, in
-// start order; each selected one it lacks is logged, not pretended.
-func availableComponents(cfg Config, log *slog.Logger) []string {
-	var out []string
-	for _, name := range cfg.Components {
-		if componentBuilders[name] == nil {
-			log.Warn("component not started: not in this build yet", "component", name)
-			continue
-		}
-		out = append(out, name)
-	}
-	return out
-}
-
 func buildComponents(p *Platform, names []string) ([]Component, error) {
 	comps := make([]Component, 0, len(names))
 	for _, name := range names {
-		c, err := componentBuilders[name](p)
+		build, ok := componentBuilders[name]
+		if !ok {
+			return nil, fmt.Errorf("component %s has no builder", name)
+		}
+		c, err := build(p)
 		if err != nil {
 			return nil, fmt.Errorf("set up component %s: %w", name, err)
 		}

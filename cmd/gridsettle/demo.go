@@ -75,8 +75,8 @@ func newDemoCmd(m *Main) *cobra.Command {
 	_ = fs.MarkHidden("components")
 	_ = fs.MarkHidden("run-lags")
 	fs.BoolVar(&opts.exit, "exit", false, "stop after the summary instead of serving (env GRIDSETTLE_EXIT)")
-	fs.IntVar(&opts.meters, "meters", 300, "`number` of meters of the sample registry (env GRIDSETTLE_METERS)")
-	fs.Int64Var(&opts.seed, "seed", 1, "`seed` of the sample data: the same seed gives the same stream (env GRIDSETTLE_SEED)")
+	fs.IntVar(&opts.meters, "meters", 300, "`number` of meters of the sample registry; keep it for every run on one data dir (env GRIDSETTLE_METERS)")
+	fs.Int64Var(&opts.seed, "seed", 1, "`seed` of the sample data: the same seed gives the same stream; keep it for every run on one data dir (env GRIDSETTLE_SEED)")
 	// The demo speaks for itself on stdout; the log is for when it fails.
 	level := fs.Lookup("log-level")
 	level.DefValue = "warn"
@@ -219,8 +219,12 @@ func (d *demo) drive(ctx context.Context) error {
 		return err
 	}
 	if n := len(s.reused); n > 0 {
-		d.say("this data dir already settled %s (versions 1-%d): sending the same stream again; identical records are ignored (exactly once), so the new runs restate the day with zero deltas",
-			day, s.reused[n-1].Version)
+		versions := fmt.Sprintf("versions 1-%d", s.reused[n-1].Version)
+		if s.reused[n-1].Version == 1 {
+			versions = "version 1"
+		}
+		d.say("this data dir already settled %s (%s): sending the same stream again; identical records are ignored (exactly once), so the new runs restate the day",
+			day, versions)
 	}
 	if s.quarantinedID, err = lastQuarantineID(ctx, p); err != nil {
 		return err

@@ -103,6 +103,7 @@ func statementTable(w io.Writer, s *story, initial, final []settlement.Statement
 		demoDay, currency, len(final), iv, fv, fv)
 	rows := [][]string{{"participant", "settlement point", "MWh", fmt.Sprintf("initial v%d", iv), fmt.Sprintf("final v%d", fv), "Δ amount", "Δ MWh"}}
 	var totInitial, totFinal, totDelta, totEnergy, totDeltaEnergy decimal.Decimal
+	unchanged := true
 	for _, l := range final {
 		init := "-"
 		if b, ok := before[key{l.ParticipantID, l.SettlementPoint}]; ok {
@@ -115,11 +116,12 @@ func statementTable(w io.Writer, s *story, initial, final []settlement.Statement
 		totDelta = totDelta.Add(l.DeltaAmount)
 		totEnergy = totEnergy.Add(l.EnergyMWh)
 		totDeltaEnergy = totDeltaEnergy.Add(l.DeltaEnergyMWh)
+		unchanged = unchanged && l.DeltaAmount.IsZero() && l.DeltaEnergyMWh.IsZero()
 	}
 	rows = append(rows, []string{"total", "", totEnergy.StringFixed(6), totInitial.StringFixed(2), totFinal.StringFixed(2),
 		signed(totDelta, 2), signed(totDeltaEnergy, 6)})
 	printTable(w, rows, []bool{false, false, true, true, true, true, true})
-	if len(s.reused) > 0 {
+	if len(s.reused) > 0 && unchanged {
 		fmt.Fprintf(w, "  (the day was already settled in this data dir; the same input gives the same figures, so every Δ is zero)\n")
 	}
 }

@@ -7,8 +7,13 @@
 // flag; the embedded broker (`gridsettle broker`, franz-go kfake persisted
 // under <data-dir>/kafka); the choice between --database-url and the private
 // cluster under <data-dir>/postgres, and migrations on start; creation of
-// missing topics; and the lifecycle of the components (ingest, publish,
-// scheduler, api), all started from componentBuilders and runComponents.
+// missing topics; the lifecycle of the components (ingest, publish,
+// scheduler, api), all started from componentBuilders and runComponents, and
+// the services several of them share (wire_services.go: one ingest Applier
+// with the alerts hook, one Runs whose completions feed one Exporter); and
+// the commands that drive those packages: demo, simulate, import, registry
+// import, token create, ledger verify, export verify / public-key, bench and
+// chaos.
 //
 // It does not own any business rule, SQL or HTTP handler: those live in the
 // packages it wires. No other package reads flags or the environment.
@@ -22,8 +27,7 @@
 //     stops it with SIGTERM, never SIGKILL while it answers, because a hard
 //     kill of kfake with a transaction open corrupts read_committed reads of
 //     that transactional id (design/exactly-once.md).
-//   - A component that does not exist in this build is not started and
-//     says so; --components accepts only the names of api.md.
+//   - --components accepts only the names of api.md.
 //
 // # How to add a component
 //

@@ -98,7 +98,7 @@ func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, em
 			log.Info("gridsettle stopped")
 		}
 	}()
-	specs := availableComponents(cfg, log)
+	specs := cfg.Components
 
 	// Bind before starting anything, so a busy port fails in a second.
 	var httpLn net.Listener

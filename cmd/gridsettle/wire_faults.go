@@ -44,12 +44,15 @@ func failpointStep(_ context.Context, _ publish.Stream, step publish.Step) error
 
 // ingestGroupOpts set how long the group waits for a silent member (a
 // killed or frozen instance) before it hands the member's partitions to the
-// others; heartbeats go at most every 3 s and at least three times per
-// session, so a live member is never taken for a dead one. Zero keeps
-// franz-go's defaults.
+// others: its session timeout, and the rebalance timeout too, since a
+// member that died while a rebalance starts is otherwise waited for until
+// the rebalance times out. Heartbeats go at most every 3 s and at least
+// three times per session, so a live member is never taken for a dead one.
+// Zero keeps franz-go's defaults.
 func ingestGroupOpts(session time.Duration) []kgo.Opt {
 	if session <= 0 {
 		return nil
 	}
-	return []kgo.Opt{kgo.SessionTimeout(session), kgo.HeartbeatInterval(min(3*time.Second, session/3))}
+	return []kgo.Opt{kgo.SessionTimeout(session), kgo.RebalanceTimeout(session),
+		kgo.HeartbeatInterval(min(3*time.Second, session/3))}
 }

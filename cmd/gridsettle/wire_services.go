@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"golang.org/x/sync/errgroup"
 
@@ -34,15 +33,9 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
-	// dev and demo make their signing key on first start; a production
-	// instance must be given the key every instance shares.
-	load := reporting.LoadSigningKey
-	if p.Embedded {
-		load = func(ctx context.Context, path string) (ed25519.PrivateKey, error) {
-			return reporting.LoadOrCreateSigningKey(ctx, path, p.Log)
-		}
-	}
-	key, err := load(ctx, p.Config.SigningKey)
+	// Generated on first start (exports.md); instances sharing the path
+	// agree on one key, since the file is published atomically.
+	key, err := reporting.LoadOrCreateSigningKey(ctx, p.Config.SigningKey, p.Log)
 	if err != nil {
 		return nil, fmt.Errorf("--signing-key: %w", err)
 	}
@@ -79,12 +72,17 @@ func newIngest(p *Platform) (Component, error) {
 	if err != nil {
 		return Component{}, err
 	}
-	c, err := ingest.New(ingest.Config{Kafka: p.Config.Kafka, Topics: p.Topics}, p.DB, s.applier, p.Metrics, p.Log,
-		ingestGroupOpts(p.Config.IngestSessionTimeout)...)
-	if err != nil {
-		return Component{}, fmt.Errorf("ingest: %w", err)
-	}
-	return Component{Name: "ingest", Run: c.Run}, nil
+	// The consumer joins its group as soon as it exists, so it is made when
+	// the component starts: a component failing its setup after this one
+	// then leaves no client behind.
+	return Component{Name: "ingest", Run: func(ctx context.Context) error {
+		c, err := ingest.New(ingest.Config{Kafka: p.Config.Kafka, Topics: p.Topics}, p.DB, s.applier, p.Metrics, p.Log,
+			ingestGroupOpts(p.Config.IngestSessionTimeout)...)
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		return c.Run(ctx)
+	}}, nil
 }
 
 // newPublish is the publish component: the outbox relay with Kafka

@@ -149,7 +149,7 @@ func CheckMonthlyBudget(s Spend, budget decimal.Decimal, loc Locale) (Alert, boo
 		Unit:        loc.Currency,
 		DataQuality: quality(s.AllActual),
 		EventTime:   s.EventTime.UTC(),
-		Message: fmt.Sprintf("Your estimated electricity cost for %s has reached %s, above your monthly budget of %s.%s",
+		Message: fmt.Sprintf("Your estimated electricity cost for %s has reached %s, which meets or exceeds your monthly budget of %s.%s",
 			m.Format("January 2006"), money(s.Amount, loc.Currency), money(budget, loc.Currency), estimatedNote(s.AllActual)),
 	}, true
 }

@@ -50,7 +50,7 @@ func TestMonthlyBudget(t *testing.T) {
 	if !ok || a.AlertID != "monthly_budget/A/2026-11" || a.Observed != "50.00" || a.Unit != "USD" {
 		t.Fatalf("ok=%v %+v", ok, a)
 	}
-	if want := "Your estimated electricity cost for November 2026 has reached $50.00, above your monthly budget of $50.00."; a.Message != want {
+	if want := "Your estimated electricity cost for November 2026 has reached $50.00, which meets or exceeds your monthly budget of $50.00."; a.Message != want {
 		t.Errorf("message %q\nwant    %q", a.Message, want)
 	}
 }

@@ -5,6 +5,9 @@
 //
 // A failpoint is a call Hit(name) at a place where dying is interesting:
 //
+//   - ingest-before-begin: a batch of one partition is decoded, its
+//     transaction has not begun (a consumer frozen here wakes up with a
+//     position another owner may have moved past);
 //   - ingest-before-commit: a batch's effects are written, its hooks and
 //     outbox rows are not, the transaction is open;
 //   - ingest-after-outbox: the batch's outbox rows are written, COMMIT is

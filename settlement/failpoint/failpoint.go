@@ -16,6 +16,7 @@ import (
 
 // The failpoints (see the package doc for where each one is).
 const (
+	IngestBeforeBegin    = "ingest-before-begin"
 	IngestBeforeCommit   = "ingest-before-commit"
 	IngestAfterOutbox    = "ingest-after-outbox"
 	IngestAfterCommit    = "ingest-after-commit"
@@ -26,7 +27,7 @@ const (
 )
 
 // Names are every failpoint, in the order of the package doc.
-var Names = []string{IngestBeforeCommit, IngestAfterOutbox, IngestAfterCommit,
+var Names = []string{IngestBeforeBegin, IngestBeforeCommit, IngestAfterOutbox, IngestAfterCommit,
 	PublishBeforeProduce, PublishAfterFlush, PublishAfterCommit, RunMid}
 
 // Action is what a firing point does to its own process.

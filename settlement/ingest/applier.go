@@ -14,6 +14,7 @@ import (
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/failpoint"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 )
@@ -170,6 +171,7 @@ func (a *Applier) apply(ctx context.Context, pool *pgxpool.Pool, b *batch) (outc
 			return err
 		}
 		out.watermark = wm
+		failpoint.Hit(failpoint.IngestBeforeCommit)
 		msgs, err := a.runHooks(ctx, tx, applied)
 		if err != nil {
 			return err
@@ -177,11 +179,13 @@ func (a *Applier) apply(ctx context.Context, pool *pgxpool.Pool, b *batch) (outc
 		for _, q := range out.quarantined {
 			msgs = append(msgs, a.deadLetter(q))
 		}
+		defer failpoint.Hit(failpoint.IngestAfterOutbox) // after Enqueue has written the rows, before COMMIT
 		return a.outbox.Enqueue(ctx, tx, msgs...)
 	})
 	if err != nil {
 		return outcome{}, fmt.Errorf("apply %s/%d [%d, %d): %w", b.topic, b.partition, b.from, b.to, err)
 	}
+	failpoint.Hit(failpoint.IngestAfterCommit)
 	return out, nil
 }
 

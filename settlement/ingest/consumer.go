@@ -14,6 +14,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement/failpoint"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
@@ -243,6 +244,7 @@ const batchTimeout = time.Minute
 // when ctx ends (shutdown), so that what a stopped consumer reports as
 // committed is exactly what committed.
 func (c *Consumer) applyBatch(ctx context.Context, b *batch) (outcome, error) {
+	failpoint.Hit(failpoint.IngestBeforeBegin)
 	if ctx.Err() != nil {
 		return outcome{}, ctx.Err()
 	}

@@ -44,11 +44,16 @@ type Message struct {
 // its partition count; it is read once at startup from the cluster.
 type Writer struct {
 	partitions map[string]int32
+	// keyed partitions keyed records: Kafka's murmur2 hash of the key, which
+	// keeps no state, so one partitioner serves every call, concurrently. Making one per
+	// call seeded a random source each time, which cost more than writing
+	// the row (issue 9).
+	keyed kgo.TopicPartitioner
 }
 
 // NewWriter returns a Writer for topics with the given partition counts.
 func NewWriter(partitions map[string]int32) *Writer {
-	return &Writer{partitions: partitions}
+	return &Writer{partitions: partitions, keyed: kgo.StickyKeyPartitioner(nil).ForTopic("")}
 }
 
 // Partition is the partition Kafka's default partitioner chooses for key.
@@ -57,7 +62,11 @@ func (w *Writer) Partition(topic string, key []byte) (int32, error) {
 	if !ok || n <= 0 {
 		return 0, fmt.Errorf("outbox: topic %q has no known partition count", topic)
 	}
-	return int32(kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Key: key}, int(n))), nil
+	if key == nil {
+		// Sticky: a random partition, as a fresh producer would pick.
+		return int32(kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{}, int(n))), nil
+	}
+	return int32(w.keyed.Partition(&kgo.Record{Key: key}, int(n))), nil
 }
 
 type stream struct {

@@ -23,12 +23,14 @@
 //     point) and (account, participant) with a current read in the day or a
 //     line in an earlier version; deltas are against the latest earlier
 //     completed version, so the deltas of a line sum to its latest figure;
-//   - amounts are summed exactly (numeric in SQL, decimal in Go) and rounded
+//   - amounts are summed exactly (128-bit integers and decimals) and rounded
 //     once, half-even, by settlement.LineFiguresOf / ChargeFiguresOf.
 //
-// SQL does the per-read work (assignment lookup, mapping onto settlement
-// intervals, exact sums): a day of 100,000 meters is millions of reads, and
-// streaming them into Go would cost more than the whole run may take. The
-// mapping's uneven split is the rule of meters.ToSettlementIntervals, and a
-// test holds the two to the same figures.
+// The per-read work (assignment lookup, mapping onto settlement intervals,
+// exact sums) streams the day's reads once, in binary form, and sums them
+// in Go with exact integer arithmetic (energy.go): a day of 100,000 meters
+// is ten million reads, and one plain scan of them is what the run's time is
+// bounded by, where hash-aggregating them twice in SQL cost ten times more.
+// The mapping's uneven split is the rule of meters.ToSettlementIntervals,
+// and a test holds the two to the same figures.
 package postgres

@@ -17,6 +17,7 @@ import (
 	"github.com/gridsettle/gridsettle/ledger"
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/failpoint"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 )
 
@@ -270,6 +271,7 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 	if err := r.cfg.Outbox.Enqueue(ctx, tx, msgs...); err != nil {
 		return Run{}, fmt.Errorf("enqueue run %s: %w", run.RunID, err)
 	}
+	failpoint.Hit(failpoint.RunMid)
 	t5 := time.Now()
 	if err := tx.Commit(ctx); err != nil {
 		return Run{}, fmt.Errorf("commit run %s: %w", run.RunID, err)

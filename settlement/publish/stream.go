@@ -117,12 +117,19 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 	if _, err := w.head(ctx, last); err != nil {
 		return false, err
 	}
-	if err := w.deleteThrough(ctx, last); err != nil {
+	if err := w.deleteThrough(ctx, 0, last); err != nil {
 		return false, err
 	}
 	w.log.Debug("resuming after the log's last sequence", "seq", last)
+	var next chan batch // the batch after the one being published, read meanwhile
 	for {
-		head, rows, err := w.pending(ctx, last)
+		var b batch
+		if next != nil {
+			b, next = <-next, nil
+		} else {
+			b.head, b.rows, b.err = w.pending(ctx, last)
+		}
+		head, rows, err := b.head, b.rows, b.err
 		if err != nil {
 			return committed, err
 		}
@@ -141,12 +148,34 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 			// published from here on.
 			w.log.Warn("outbox resumes past the log's last sequence", "log_seq", last, "outbox_seq", rows[0].seq)
 		}
+		if len(rows) == w.r.cfg.BatchSize {
+			// A full batch: more rows are likely waiting. Reading them while
+			// this batch is produced overlaps the two round trips that
+			// otherwise alternate (issue 9). The rows are committed and
+			// never change; if this batch fails, the session ends and they
+			// are dropped unread.
+			after := rows[len(rows)-1].seq
+			next = make(chan batch, 1)
+			go func() {
+				var nb batch
+				nb.head, nb.rows, nb.err = w.pending(ctx, after)
+				next <- nb
+			}()
+		}
 		if err := w.publish(ctx, cl, rows); err != nil {
 			return committed, err
 		}
 		committed = true
 		last = rows[len(rows)-1].seq
 	}
+}
+
+// batch is one read of the outbox: the stream's head and the rows after a
+// sequence.
+type batch struct {
+	head int64
+	rows []row
+	err  error
 }
 
 type row struct {
@@ -284,7 +313,10 @@ func (w *worker) publish(ctx context.Context, cl *kgo.Client, rows []row) (err e
 	if err := w.step(pctx, StepAfterCommit); err != nil {
 		return err
 	}
-	return w.deleteThrough(pctx, rows[len(rows)-1].seq)
+	// Rows below this batch were deleted by the batches before it (or the
+	// session's start): bounding the range keeps each delete from walking
+	// the index entries of every row deleted before (issue 9).
+	return w.deleteThrough(pctx, rows[0].seq, rows[len(rows)-1].seq)
 }
 
 // abandon returns err after, when the relay is stopping, aborting the open
@@ -316,10 +348,11 @@ func (w *worker) step(ctx context.Context, s Step) error {
 	return nil
 }
 
-// deleteThrough deletes the rows the log confirms: sequence seq and below.
-func (w *worker) deleteThrough(ctx context.Context, seq int64) error {
-	_, err := w.r.pool.Exec(ctx, `DELETE FROM outbox WHERE topic = $1 AND partition = $2 AND seq <= $3`,
-		w.s.Topic, w.s.Partition, seq)
+// deleteThrough deletes the rows the log confirms: sequence seq and below,
+// from sequence from on (0: all of them).
+func (w *worker) deleteThrough(ctx context.Context, from, seq int64) error {
+	_, err := w.r.pool.Exec(ctx, `DELETE FROM outbox WHERE topic = $1 AND partition = $2 AND seq >= $3 AND seq <= $4`,
+		w.s.Topic, w.s.Partition, from, seq)
 	if err != nil {
 		return fmt.Errorf("delete published rows of %s: %w", w.s, err)
 	}

@@ -120,7 +120,7 @@ func TestMonthlyBudget(t *testing.T) {
 	want := alerts.Alert{AlertID: "monthly_budget/ACC-B/2026-11", Type: alerts.MonthlyBudget, AccountID: "ACC-B",
 		Month: "2026-11", Observed: "0.06", Threshold: "0.05", Unit: "USD", DataQuality: "estimated",
 		EventTime: utc("2026-11-10T06:30:00Z"),
-		Message: "Your estimated electricity cost for November 2026 has reached $0.06, above your monthly budget of $0.05." +
+		Message: "Your estimated electricity cost for November 2026 has reached $0.06, which meets or exceeds your monthly budget of $0.05." +
 			" This figure includes estimated readings and may change when actual readings arrive."}
 	if a := got[want.AlertID]; !sameAlert(a, want) {
 		t.Errorf("got  %+v\nwant %+v", a, want)

@@ -1,0 +1,540 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/big"
+	"math/bits"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/settlement"
+)
+
+// The per-read work of a run — the assignment in force, the mapping onto
+// settlement intervals (settlement.md steps 1-3, meters.ToSettlementIntervals)
+// and the exact sums per line and per account — is done here, on the day's
+// reads streamed once in binary form, with integer arithmetic: a value is
+// held in nano-kWh (it has at most 6 decimal places, so this is exact), a
+// piece of a split read is rounded half-even to 9 places exactly as the
+// rule says, and sums are 128-bit, so nothing can overflow or round. The
+// loss factor is applied once per (line or account, loss factor) sum, which
+// is exact since multiplication distributes over the sum. Each sum keeps the
+// decimal scale of the values it adds (a numeric sum's scale), so the
+// figures carry the same digits as when Postgres summed them.
+
+// nanoScale is the fixed point of kWh sums: 9 decimal places.
+const nanoScale = 9
+
+// pgEpochMicros is 2000-01-01T00:00:00Z, Postgres's timestamp epoch, in
+// unix microseconds.
+const pgEpochMicros = 946_684_800_000_000
+
+// int128 is a two's complement 128-bit integer: the exact sums.
+type int128 struct {
+	hi int64
+	lo uint64
+}
+
+func (a *int128) add64(x int64) {
+	var c uint64
+	a.lo, c = bits.Add64(a.lo, uint64(x), 0)
+	a.hi += x>>63 + int64(c)
+}
+
+func (a *int128) add(x int128) {
+	var c uint64
+	a.lo, c = bits.Add64(a.lo, x.lo, 0)
+	a.hi += x.hi + int64(c)
+}
+
+// mul is the exact product of two int64s.
+func mul(x, y int64) int128 {
+	neg := (x < 0) != (y < 0)
+	ux, uy := uint64(x), uint64(y)
+	if x < 0 {
+		ux = uint64(-x)
+	}
+	if y < 0 {
+		uy = uint64(-y)
+	}
+	hi, lo := bits.Mul64(ux, uy)
+	p := int128{hi: int64(hi), lo: lo}
+	if neg {
+		p.lo, p.hi = ^p.lo+1, ^p.hi
+		if p.lo == 0 {
+			p.hi++
+		}
+	}
+	return p
+}
+
+// decimal is a × 10^-fixed as a decimal with scale decimals: a is a
+// multiple of 10^(fixed-scale) by construction.
+func (a int128) decimal(fixed, scale int) decimal.Decimal {
+	if a.hi == a.int64Sign() {
+		v := int64(a.lo)
+		for range fixed - scale {
+			v /= 10
+		}
+		return decimal.New(v, int32(-scale))
+	}
+	b := new(big.Int).SetInt64(a.hi)
+	b.Lsh(b, 64).Or(b, new(big.Int).SetUint64(a.lo))
+	b.Quo(b, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(fixed-scale)), nil))
+	return decimal.NewFromBigInt(b, int32(-scale))
+}
+
+// int64Sign is the hi word a fits an int64 with: 0 or -1.
+func (a int128) int64Sign() int64 { return int64(a.lo) >> 63 }
+
+// kwhSum is an exact sum of kWh pieces and the largest scale among them.
+type kwhSum struct {
+	sum   int128
+	scale int8
+	any   bool
+}
+
+func (s *kwhSum) add(nano int64, scale int8) {
+	s.sum.add64(nano)
+	s.scale = max(s.scale, scale)
+	s.any = true
+}
+
+// value is the sum as Postgres's coalesce(sum(...), 0) would give it.
+func (s *kwhSum) value(fixed int) decimal.Decimal {
+	if !s.any {
+		return decimal.Zero
+	}
+	return s.sum.decimal(fixed, int(s.scale))
+}
+
+// energyCell is one (line, loss factor) group's settlement interval.
+type energyCell struct {
+	net               kwhSum // import − export
+	actual, estimated int
+}
+
+// chargeAcc is one (account, participant, loss factor) group.
+type chargeAcc struct {
+	imp, exp kwhSum
+	priced   kwhSum // Σ net kWh × settlement price, at nanoScale + the prices' scale
+}
+
+type lineGroupKey struct {
+	participant, point, lf string
+}
+
+type chargeGroupKey struct {
+	account, participant, lf string
+}
+
+// assignment is a registry row as the read loop needs it.
+type assignment struct {
+	from, to   int64 // pg microseconds; to == noEnd when open
+	line, chg  int32 // group indexes
+	point      int32
+	lineOfLine int32 // index of the (participant, point) line
+}
+
+const noEnd = int64(^uint64(0) >> 1)
+
+// priceCell is the settlement price of one point and interval as an
+// integer at the day's common price scale.
+type priceCell struct {
+	coef  int64
+	scale int8
+	valid bool
+}
+
+// dayReads is the state of streaming one day's reads.
+type dayReads struct {
+	first, end int64 // pg microseconds of the first interval's start and the last one's end
+	lµ         int64 // L in microseconds
+	l          int64 // L in seconds
+	n          int   // intervals
+	meters     map[string][]assignment
+	lineKeys   []lineGroupKey
+	lineLF     []decimal.Decimal
+	lines      []lineKey // per (participant, point)
+	cells      []energyCell
+	reads      []settlement.ReadCounts // per (participant, point)
+	chgKeys    []chargeGroupKey
+	chgLF      []decimal.Decimal
+	charges    []chargeAcc
+	prices     [][]priceCell // per point index, per interval
+	priceScale int           // the common scale of priceCell.coef
+}
+
+// readEnergy settles the day's current reads into s.lines and s.charges.
+func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Market, starts []time.Time) error {
+	d := &dayReads{
+		first: toPG(starts[0]), end: toPG(starts[len(starts)-1].Add(m.Interval())),
+		lµ: int64(m.IntervalSeconds) * 1e6, l: int64(m.IntervalSeconds), n: len(starts),
+		meters: map[string][]assignment{},
+	}
+	for i, t := range starts {
+		if toPG(t) != d.first+int64(i)*d.lµ {
+			return fmt.Errorf("the intervals of the day are not contiguous at %s", t.UTC().Format(time.RFC3339))
+		}
+	}
+	points, err := d.loadAssignments(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := d.loadPrices(s.prices, points); err != nil {
+		return err
+	}
+	if err := d.stream(ctx, tx); err != nil {
+		return err
+	}
+	d.collect(s)
+	return nil
+}
+
+func toPG(t time.Time) int64 { return t.UnixMicro() - pgEpochMicros }
+
+func fromPG(us int64) time.Time { return time.UnixMicro(us + pgEpochMicros).UTC() }
+
+// loadAssignments reads the registry rows that can cover a read of the day
+// and numbers the line and charge groups. It returns the settlement points
+// by index.
+func (d *dayReads) loadAssignments(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from, effective_to
+		FROM meter_assignments
+		WHERE effective_from < $2 AND (effective_to IS NULL OR effective_to > $1)
+		ORDER BY meter_id, effective_from`,
+		fromPG(d.first).Add(-maxReadSeconds*time.Second), fromPG(d.end))
+	if err != nil {
+		return nil, fmt.Errorf("read assignments: %w", err)
+	}
+	lineIdx := map[lineGroupKey]int32{}
+	lineOf := map[lineKey]int32{}
+	chgIdx := map[chargeGroupKey]int32{}
+	pointIdx := map[string]int32{}
+	var points []string
+	var (
+		meter, account, participant, point string
+		lf                                 decimal.Decimal
+		from                               time.Time
+		to                                 *time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&meter, &account, &participant, &point, &lf, &from, &to}, func() error {
+		lfs := lf.String()
+		a := assignment{from: toPG(from), to: noEnd}
+		if to != nil {
+			a.to = toPG(*to)
+		}
+		p, ok := pointIdx[point]
+		if !ok {
+			p = int32(len(points))
+			pointIdx[point] = p
+			points = append(points, point)
+		}
+		a.point = p
+		lk := lineKey{participant, point}
+		if a.lineOfLine, ok = lineOf[lk]; !ok {
+			a.lineOfLine = int32(len(d.lines))
+			lineOf[lk] = a.lineOfLine
+			d.lines = append(d.lines, lk)
+		}
+		gk := lineGroupKey{participant, point, lfs}
+		if a.line, ok = lineIdx[gk]; !ok {
+			a.line = int32(len(d.lineKeys))
+			lineIdx[gk] = a.line
+			d.lineKeys, d.lineLF = append(d.lineKeys, gk), append(d.lineLF, lf)
+		}
+		ck := chargeGroupKey{account, participant, lfs}
+		if a.chg, ok = chgIdx[ck]; !ok {
+			a.chg = int32(len(d.chgKeys))
+			chgIdx[ck] = a.chg
+			d.chgKeys, d.chgLF = append(d.chgKeys, ck), append(d.chgLF, lf)
+		}
+		d.meters[meter] = append(d.meters[meter], a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read assignments: %w", err)
+	}
+	d.cells = make([]energyCell, len(d.lineKeys)*d.n)
+	d.reads = make([]settlement.ReadCounts, len(d.lines))
+	d.charges = make([]chargeAcc, len(d.chgKeys))
+	return points, nil
+}
+
+// loadPrices turns the settlement prices into integers at one common
+// scale, so that a priced piece costs one 128-bit multiply-add.
+func (d *dayReads) loadPrices(prices map[string][]decimal.NullDecimal, points []string) error {
+	for _, ps := range prices {
+		for _, p := range ps {
+			if p.Valid && p.Decimal.Exponent() < 0 {
+				d.priceScale = max(d.priceScale, int(-p.Decimal.Exponent()))
+			}
+		}
+	}
+	d.prices = make([][]priceCell, len(points))
+	for i, point := range points {
+		ps := prices[point]
+		if ps == nil {
+			continue
+		}
+		cells := make([]priceCell, d.n)
+		for j, p := range ps {
+			if !p.Valid {
+				continue
+			}
+			c := p.Decimal.Shift(int32(d.priceScale))
+			if !c.IsInteger() || !c.BigInt().IsInt64() || c.Abs().GreaterThan(decimal.New(1, 17)) {
+				return fmt.Errorf("settlement price %s of %s is out of range", p.Decimal, point)
+			}
+			cells[j] = priceCell{coef: c.IntPart(), scale: int8(max(0, -p.Decimal.Exponent())), valid: true}
+		}
+		d.prices[i] = cells
+	}
+	return nil
+}
+
+// stream reads the current reads that can reach into the day, once.
+func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
+	bin := pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode,
+		pgx.BinaryFormatCode, pgx.BinaryFormatCode}
+	rows, err := tx.Query(ctx, `
+		SELECT meter_id, channel, interval_start, interval_seconds, value, quality FROM reads
+		WHERE interval_start > $1 AND interval_start < $2`,
+		bin, fromPG(d.first).Add(-maxReadSeconds*time.Second), fromPG(d.end))
+	if err != nil {
+		return fmt.Errorf("read the day's reads: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		raw := rows.RawValues()
+		if err := d.read(raw); err != nil {
+			return fmt.Errorf("read of %s at %s: %w", raw[0], readStart(raw[2]), err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the day's reads: %w", err)
+	}
+	return nil
+}
+
+func readStart(b []byte) string {
+	if len(b) != 8 {
+		return "?"
+	}
+	return fromPG(int64(binary.BigEndian.Uint64(b))).Format(time.RFC3339)
+}
+
+// read maps one read onto the day's intervals and adds it to its line and
+// account, as the assignment covering its start says.
+func (d *dayReads) read(raw [][]byte) error {
+	if len(raw) != 6 || len(raw[2]) != 8 || len(raw[3]) != 4 || len(raw[5]) != 1 {
+		return fmt.Errorf("unexpected row shape")
+	}
+	as := d.meters[string(raw[0])]
+	if as == nil {
+		return nil // no assignment: not settled (as the registry join drops it)
+	}
+	start := int64(binary.BigEndian.Uint64(raw[2]))
+	var a *assignment
+	for i := range as {
+		if as[i].from <= start && start < as[i].to {
+			a = &as[i]
+			break
+		}
+	}
+	if a == nil {
+		return nil
+	}
+	secs := int64(int32(binary.BigEndian.Uint32(raw[3])))
+	nano, scale, err := numericNano(raw[4])
+	if err != nil {
+		return err
+	}
+	if nano < 0 {
+		return fmt.Errorf("negative value")
+	}
+	export := string(raw[1]) == "export"
+	quality := raw[5][0]
+	if secs <= d.l {
+		if start < d.first || start >= d.end {
+			return nil
+		}
+		t := start - floorMod(start+pgEpochMicros, d.lµ)
+		return d.piece(a, (t-d.first)/d.lµ, nano, scale, export, quality, true)
+	}
+	if secs%d.l != 0 {
+		return fmt.Errorf("a %d-second read does not split into %d-second intervals", secs, d.l)
+	}
+	n := secs / d.l
+	q, r := nano/n, nano%n
+	if 2*r > n || 2*r == n && q%2 == 1 {
+		q++
+	}
+	for k := range n {
+		t := start + k*d.lµ
+		if t < d.first || t >= d.end {
+			continue
+		}
+		p := q
+		if k == n-1 {
+			p = nano - (n-1)*q
+		}
+		if err := d.piece(a, (t-d.first)/d.lµ, p, max(scale, nanoScale), export, quality, k == 0 || t == d.first); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func floorMod(a, b int64) int64 { return ((a % b) + b) % b }
+
+// piece adds kWh landing in interval i (counted as a read of its line when
+// first).
+func (d *dayReads) piece(a *assignment, i int64, nano int64, scale int8, export bool, quality byte, first bool) error {
+	if i < 0 || i >= int64(d.n) {
+		return fmt.Errorf("energy at %s is not in an interval of the day", fromPG(d.first+i*d.lµ).Format(time.RFC3339))
+	}
+	signed := nano
+	if export {
+		signed = -nano
+	}
+	c := &d.cells[int(a.line)*d.n+int(i)]
+	c.net.add(signed, scale)
+	if quality == 'A' {
+		c.actual++
+	} else {
+		c.estimated++
+	}
+	if first {
+		rc := &d.reads[a.lineOfLine]
+		switch quality {
+		case 'A':
+			rc.Actual++
+		case 'E':
+			rc.Estimated++
+		case 'S':
+			rc.Substituted++
+		}
+	}
+	ch := &d.charges[a.chg]
+	if export {
+		ch.exp.add(nano, scale)
+	} else {
+		ch.imp.add(nano, scale)
+	}
+	if ps := d.prices[a.point]; ps != nil && ps[i].valid {
+		ch.priced.sum.add(mul(signed, ps[i].coef))
+		ch.priced.scale = max(ch.priced.scale, scale+ps[i].scale)
+		ch.priced.any = true
+	}
+	return nil
+}
+
+// collect turns the integer sums into the snapshot's exact decimals.
+func (d *dayReads) collect(s *snapshot) {
+	for g, gk := range d.lineKeys {
+		cells := d.cells[g*d.n : (g+1)*d.n]
+		k := lineKey{gk.participant, gk.point}
+		var lc *lineCells
+		for i := range cells {
+			c := &cells[i]
+			if !c.net.any {
+				continue
+			}
+			if lc == nil {
+				if lc = s.lines[k]; lc == nil {
+					lc = &lineCells{cells: make([]cell, d.n)}
+					s.lines[k] = lc
+				}
+			}
+			out := &lc.cells[i]
+			out.mwh = out.mwh.Add(settlement.MWh(c.net.value(nanoScale), d.lineLF[g]))
+			out.actual += c.actual
+			out.estimated += c.estimated
+		}
+	}
+	for i, k := range d.lines {
+		if lc := s.lines[k]; lc != nil {
+			lc.reads = d.reads[i]
+		}
+	}
+	for g, gk := range d.chgKeys {
+		a := &d.charges[g]
+		if !a.imp.any && !a.exp.any {
+			continue
+		}
+		k := chargeKey{gk.account, gk.participant}
+		c := s.charges[k]
+		s.charges[k] = chargeSums{
+			importKWh:    c.importKWh.Add(a.imp.value(nanoScale)),
+			exportKWh:    c.exportKWh.Add(a.exp.value(nanoScale)),
+			pricedAmount: c.pricedAmount.Add(settlement.MWh(a.priced.value(nanoScale+d.priceScale), d.chgLF[g])),
+		}
+	}
+}
+
+// pow10 are the powers of ten an int64 holds.
+var pow10 = func() (p [19]int64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// numericNano decodes a binary numeric into nano-units and its display
+// scale; more than 9 decimal places or more than 10^9 is refused (reads
+// have at most 6 places and at most 10^6 kWh).
+func numericNano(b []byte) (int64, int8, error) {
+	if len(b) < 8 {
+		return 0, 0, fmt.Errorf("malformed numeric")
+	}
+	ndigits := int(int16(binary.BigEndian.Uint16(b)))
+	weight := int(int16(binary.BigEndian.Uint16(b[2:])))
+	sign := binary.BigEndian.Uint16(b[4:])
+	dscale := int(binary.BigEndian.Uint16(b[6:]))
+	if sign != 0 && sign != 0x4000 || len(b) != 8+2*ndigits {
+		return 0, 0, fmt.Errorf("value is not a finite numeric")
+	}
+	if dscale > nanoScale {
+		return 0, 0, fmt.Errorf("value has %d decimal places, more than %d", dscale, nanoScale)
+	}
+	var v int64
+	for i := range ndigits {
+		dg := int64(binary.BigEndian.Uint16(b[8+2*i:]))
+		p := 4*(weight-i) + nanoScale // dg × 10^p nano
+		switch {
+		case p < -4:
+			if dg != 0 {
+				return 0, 0, fmt.Errorf("value has more than %d decimal places", nanoScale)
+			}
+		case p < 0:
+			if dg%pow10[-p] != 0 {
+				return 0, 0, fmt.Errorf("value has more than %d decimal places", nanoScale)
+			}
+			v += dg / pow10[-p]
+		case p > 18:
+			if dg != 0 {
+				return 0, 0, fmt.Errorf("value is too large")
+			}
+		default:
+			hi, lo := bits.Mul64(uint64(dg), uint64(pow10[p]))
+			if hi != 0 || lo > 1e18 {
+				return 0, 0, fmt.Errorf("value is too large")
+			}
+			v += int64(lo)
+		}
+		if v > 1e18 {
+			return 0, 0, fmt.Errorf("value is too large")
+		}
+	}
+	if sign == 0x4000 {
+		v = -v
+	}
+	return v, int8(dscale), nil
+}
