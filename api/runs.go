@@ -66,7 +66,7 @@ func (g RunRoutes) Routes() []Route {
 				Query("settlement_point", "only lines of this settlement point"),
 				version,
 			},
-			Response: ListBody(settlement.StatementMessage{}), Handler: g.statements,
+			Response: ListBody(settlement.StatementMessage{}), Handler: g.cached(g.statements),
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/accounts/{account_id}/charges", Roles: Readers,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"log/slog"
 	"net"
 	"os"
@@ -39,6 +40,9 @@ func (m *Main) runBroker(ctx context.Context, cfg Config, log *slog.Logger) erro
 			return ln, err
 		}),
 		kfake.DataDir(dir),
+		// Topics exist before the first client can connect; on a restart the
+		// persisted ones load instead and ensureTopics adds any missing.
+		kfake.SeedTopics(cfg.Partitions, kafka.DefaultTopics().All()...),
 		kfake.WithLogger(newKfakeLogger(ctx, log)),
 	)
 	if listenErr != nil {
