@@ -573,7 +573,7 @@ func runIngestWorker(ctx context.Context, cfg Config, alerts bool, log *slog.Log
 		return err
 	}
 	p := &Platform{Config: cfg, Log: log, DB: db, Kafka: kcl, Topics: topics, Outbox: ob, Metrics: benchRegistry(),
-		Out: io.Discard, Embedded: true}
+		Out: io.Discard}
 	p.shared = sync.OnceValues(func() (*services, error) { return newServices(ctx, p) })
 	if !alerts {
 		// A diagnostic: what the customer-alerts hook costs.

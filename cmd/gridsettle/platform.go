@@ -46,10 +46,6 @@ type Platform struct {
 	Metrics *prometheus.Registry // served at /metrics; collectors are named gridsettle_*
 	HTTP    net.Listener         // bound to --http-addr; nil unless the api component runs
 	Out     io.Writer            // where to print what the user must see (not logs), e.g. a generated token
-	// Embedded is true for dev and demo (broker child, private cluster,
-	// generated signing key), false for serve.
-	Embedded bool
-
 	// shared are the parts several components use, built once (see
 	// wire_services.go).
 	shared func() (*services, error)
@@ -152,7 +148,7 @@ func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, em
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	p := &Platform{Config: cfg, Log: log, DB: db, Kafka: kcl, Topics: topics, Outbox: ob, Metrics: reg, HTTP: httpLn, Out: m.Stdout, Embedded: embedded}
+	p := &Platform{Config: cfg, Log: log, DB: db, Kafka: kcl, Topics: topics, Outbox: ob, Metrics: reg, HTTP: httpLn, Out: m.Stdout}
 	p.shared = sync.OnceValues(func() (*services, error) { return newServices(runCtx, p) })
 	comps, err := buildComponents(p, specs)
 	if err != nil {
