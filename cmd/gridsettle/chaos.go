@@ -73,8 +73,6 @@ const (
 	// chaosWait bounds every wait of the suite for something that must
 	// happen (a process up, a failpoint reached, quiescence).
 	chaosWait = 3 * time.Minute
-	// leaseRetry is the relay's default standby retry (publish.Config).
-	leaseRetry = 2 * time.Second
 )
 
 // chaos is the harness state of one run.
