@@ -33,6 +33,14 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
+	// A process frozen inside a transaction (SIGSTOP, a paused VM) would
+	// otherwise hold its row locks until it wakes: the partition's new owner
+	// in ingest, or any writer of the same rows, would stall behind it. Every
+	// transaction gridsettle opens works without pause, so one idle for a
+	// minute belongs to a process that is gone or frozen; Postgres ends it.
+	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "60000"
+	}
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerDecimals(c.TypeMap())
 		return nil

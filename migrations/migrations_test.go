@@ -31,3 +31,16 @@ func TestOverlappingAssignmentsRejectedByDatabase(t *testing.T) {
 		t.Fatal("overlapping assignment accepted")
 	}
 }
+
+// A transaction left idle (its process frozen) is ended by the server, so its
+// locks cannot stall the next owner of the rows for longer than that.
+func TestIdleTransactionsAreBounded(t *testing.T) {
+	pool, _ := pgtest.New(t)
+	var v string
+	if err := pool.QueryRow(t.Context(), "SHOW idle_in_transaction_session_timeout").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != "1min" {
+		t.Fatalf("idle_in_transaction_session_timeout = %q, want 1min", v)
+	}
+}

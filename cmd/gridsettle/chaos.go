@@ -80,6 +80,7 @@ type chaos struct {
 	cfg       chaosConfig
 	rng       *mrand.Rand
 	log       *slog.Logger // the harness's own log file
+	logFile   *os.File
 	pool      *pgxpool.Pool
 	kcfg      kafka.Config
 	kafkaAddr string
@@ -111,12 +112,13 @@ type chaosStats struct {
 	BrokerRestarts int            // SIGTERM + start of the broker
 	Produced       int            // records of the scenario produced
 	Resent         int            // records produced again (upstream duplicates)
+	Poison         int            // records that are not JSON, added for the relays' sake
 	Runs           []string       // completed run ids, in start order
 	RunMidRetries  int            // runs killed at run-mid and started again
 	// From the workers' logs.
 	CASMisses     int // ingest: stored offset moved
 	Fenced        int // relay sessions that failed fenced (epoch or producer fenced)
-	RelayRestarts int // relay stream sessions that failed and restarted
+	RelayRestarts int // relay stream sessions that ended with an error
 	BatchFailures int // ingest batches rolled back and retried
 	// From the log itself.
 	AbortedRecords int // output records of aborted transactions (read_uncommitted − read_committed)
@@ -148,6 +150,7 @@ func runChaos(ctx context.Context, cfg chaosConfig) (*chaosStats, error) {
 	c := &chaos{cfg: cfg, rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x6368616f73)), slots: map[string]*chaosLife{},
 		began: time.Now(), st: chaosStats{FailpointKills: map[string]int{}, FailpointStops: map[string]int{}}}
 	defer c.shutdown()
+	defer func() { c.st.Total = time.Since(c.began) }()
 	if err := c.setup(ctx); err != nil {
 		return &c.st, err
 	}
@@ -179,7 +182,6 @@ func runChaos(ctx context.Context, cfg chaosConfig) (*chaosStats, error) {
 	phase = time.Now()
 	err = c.check(ctx)
 	c.st.Checking = time.Since(phase)
-	c.st.Total = time.Since(c.began)
 	return &c.st, err
 }
 
@@ -194,11 +196,11 @@ func (c *chaos) setup(ctx context.Context) error {
 	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
 		return fmt.Errorf("create log dir: %w", err)
 	}
-	f, err := os.Create(filepath.Join(c.logDir, "harness.log"))
-	if err != nil {
+	var err error
+	if c.logFile, err = os.Create(filepath.Join(c.logDir, "harness.log")); err != nil {
 		return fmt.Errorf("create harness log: %w", err)
 	}
-	c.log = slog.New(slog.NewTextHandler(f, nil))
+	c.log = slog.New(slog.NewTextHandler(c.logFile, nil))
 	c.sc, err = simulate.Generate(simulate.Config{Seed: c.cfg.Seed, Meters: c.cfg.Meters, Days: c.cfg.Days})
 	if err != nil {
 		return err
@@ -390,7 +392,13 @@ func (c *chaos) noteExit(l *chaosLife) {
 // produce sends the next chunk of the stream; once the stream is
 // exhausted it sends earlier records again (upstream duplicates) so that
 // faults that wait for traffic still get it.
-func (c *chaos) produce(ctx context.Context) error {
+func (c *chaos) produce(ctx context.Context) error { return c.produceChunk(ctx, false) }
+
+// produceChunk is produce; with poison it adds a record that is not JSON
+// (quarantined as malformed_json, so a dead letter goes through the outbox):
+// the relays get something to publish even where the stream has no bad
+// record and fires no alert.
+func (c *chaos) produceChunk(ctx context.Context, poison bool) error {
 	var recs []simulate.Record
 	if c.next < len(c.sc.Records) {
 		hi := min(c.next+chaosChunk, len(c.sc.Records))
@@ -404,6 +412,11 @@ func (c *chaos) produce(ctx context.Context) error {
 		}
 		c.st.Resent += len(recs)
 	}
+	if poison {
+		c.st.Poison++
+		recs = append(recs, simulate.Record{Topic: c.sc.Config.Topics.Reads, Key: []byte("chaos-poison"),
+			Value: []byte("chaos poison " + strconv.Itoa(c.st.Poison))})
+	}
 	return c.send(ctx, recs)
 }
 
@@ -413,15 +426,15 @@ func (c *chaos) send(ctx context.Context, recs []simulate.Record) error {
 	return err
 }
 
-// produceUntil produces a chunk at a time, pausing between chunks, until
-// done reports true; it fails after limit.
-func (c *chaos) produceUntil(ctx context.Context, limit time.Duration, done func() bool) error {
+// produceUntil produces a chunk at a time (with poison, see produceChunk),
+// pausing between chunks, until done reports true; it fails after limit.
+func (c *chaos) produceUntil(ctx context.Context, limit time.Duration, poison bool, done func() bool) error {
 	deadline := time.Now().Add(limit)
 	for !done() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not reached within %v", limit)
 		}
-		if err := c.produce(ctx); err != nil {
+		if err := c.produceChunk(ctx, poison); err != nil {
 			return err
 		}
 		if waitFor(ctx, 1500*time.Millisecond, done) {
@@ -466,21 +479,31 @@ func (c *chaos) faultKill(ctx context.Context, slot, armNext string) error {
 func (c *chaos) faultFailpoint(ctx context.Context, slot, spec string) (*chaosLife, error) {
 	c.st.Faults++
 	c.progress("fault %d: failpoint %s in %s", c.st.Faults, spec, slot)
-	// An armed worker may be given only partitions without traffic; then
-	// it is armed again, and gets another assignment.
+	// An armed worker may own only partitions without traffic (a restarted
+	// member gets back the partitions its previous life had); then the
+	// next worker is armed instead, the first one started again unarmed.
+	order := append([]string{slot}, slices.DeleteFunc(c.workers(), func(s string) bool { return s == slot })...)
 	for attempt := 1; ; attempt++ {
+		slot = order[(attempt-1)%len(order)]
 		l, err := c.arm(ctx, slot, spec)
 		if err != nil {
 			return nil, err
 		}
 		fired := func() bool { return l.exited() || l.stopped() }
-		err = c.produceUntil(ctx, time.Minute, fired)
-		if err != nil && attempt < 3 {
-			c.progress("  %s did not reach %s within a minute; arming it again", l, spec)
+		err = c.produceUntil(ctx, 40*time.Second, strings.HasPrefix(spec, "publish-"), fired)
+		if err != nil && attempt < 2*len(order) {
+			c.progress("  %s did not reach %s within 40s; arming another worker", l, spec)
+			if err := c.kill(slot); err != nil {
+				return nil, err
+			}
+			c.noteExit(l)
+			if err := c.startSlot(slot, ""); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("failpoint %s of %s: not reached after %d attempts", spec, l, attempt)
+			return nil, fmt.Errorf("failpoint %s: not reached in %d attempts", spec, attempt)
 		}
 		if l.stopped() {
 			name, _ := l.firedFailpoint()
@@ -566,6 +589,7 @@ func (c *chaos) faultTxnZombie(ctx context.Context, slot string) error {
 	if err != nil {
 		return err
 	}
+	slot = l.slot // faultFailpoint may have armed another worker
 	c.st.Zombies++
 	if err := c.frozenPast(ctx, slot); err != nil {
 		return err
@@ -592,6 +616,7 @@ func (c *chaos) faultCASZombie(ctx context.Context, slot string) error {
 	if err != nil {
 		return err
 	}
+	slot = l.slot // faultFailpoint may have armed another worker
 	c.st.Zombies++
 	// Its other partitions' transactions may hold locks the new owners
 	// would wait for until it wakes up.
@@ -630,6 +655,7 @@ func (c *chaos) faultPublishZombie(ctx context.Context, slot string) error {
 	if err != nil {
 		return err
 	}
+	slot = l.slot // faultFailpoint may have armed another worker
 	c.st.Zombies++
 	// The frozen relay is the only one holding leases (faultFailpoint).
 	n, err := c.terminateLeaseHolders(ctx)
@@ -832,6 +858,9 @@ func (c *chaos) longPlan(ctx context.Context) error {
 		w := c.workers()[c.rng.IntN(chaosWorkers)]
 		var err error
 		switch k := c.rng.IntN(100); {
+		case !brokerRestarted && time.Now().After(end.Add(-c.cfg.Duration/2)):
+			brokerRestarted = true
+			err = c.faultBrokerRestart(ctx)
 		case k < 25:
 			arm := ""
 			if c.rng.IntN(2) == 0 {
@@ -852,9 +881,6 @@ func (c *chaos) longPlan(ctx context.Context) error {
 			err = c.faultCASZombie(ctx, w)
 		case k < 94:
 			err = c.faultPublishZombie(ctx, w)
-		case !brokerRestarted && time.Now().After(end.Add(-c.cfg.Duration/2)):
-			brokerRestarted = true
-			err = c.faultBrokerRestart(ctx)
 		default:
 			err = c.produce(ctx)
 		}
@@ -1131,5 +1157,8 @@ func (c *chaos) shutdown() {
 	}
 	if c.pool != nil {
 		c.pool.Close()
+	}
+	if c.logFile != nil {
+		c.logFile.Close()
 	}
 }

@@ -891,8 +891,8 @@ func (c *chaos) checkLedger(ctx context.Context, p *problems) error {
 func (c *chaos) checkFaults(p *problems) {
 	c.st.CASMisses = c.countLogs(casMissLog)
 	c.st.BatchFailures = c.countLogs(`msg="ingest: batch failed, retrying from the stored offset"`)
-	c.st.RelayRestarts = c.countLogs(relayFailedLog)
 	for _, l := range c.lives {
+		c.st.RelayRestarts += relayErrors(l.log())
 		for line := range strings.SplitSeq(l.log(), "\n") {
 			if relayErrors(line) > 0 && fencedError(line) {
 				c.st.Fenced++

@@ -110,9 +110,9 @@ func (st *chaosStats) summary() string {
 		st.Faults, st.Kills, st.FailpointKills, st.FailpointStops)
 	w("        %d zombies frozen past the session timeout (%d seen blocking a new owner on their transaction); %d database sessions terminated; %d broker restarts; %d runs killed at run-mid",
 		st.Zombies, st.LockWaits, st.PGTerminations, st.BrokerRestarts, st.RunMidRetries)
-	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d relay sessions restarted, %d of them fenced; %d output records in aborted transactions",
+	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d relay sessions ended by an error, %d of them fenced; %d output records in aborted transactions",
 		st.CASMisses, st.BatchFailures, st.RelayRestarts, st.Fenced, st.AbortedRecords)
-	w("load:   %d records produced, %d resent; runs %s", st.Produced, st.Resent, strings.Join(st.Runs, " "))
+	w("load:   %d records produced, %d resent, %d not JSON; runs %s", st.Produced, st.Resent, st.Poison, strings.Join(st.Runs, " "))
 	ck := st.Checked
 	w("checked against the oracle: %d input records; %d quarantined = dead letters; %d alerts published (%d must, %d may); %d runs: %d statement lines, %d account charges, %d run intervals; %d journal entries; %d output records each once",
 		ck.InputRecords, ck.Quarantined, ck.AlertsPublished, ck.AlertsMust, ck.AlertsMay, ck.Runs, ck.StatementLines, ck.Charges,
