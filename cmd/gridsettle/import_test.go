@@ -8,27 +8,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 )
 
-// runImport runs `gridsettle import ARGS...` in-process with env as the
-// environment and returns its output.
-func runImport(t *testing.T, env map[string]string, args ...string) (string, error) {
+// runCommand runs the command made by newCmd in-process with ARGS and env as
+// the environment, and returns its output.
+func runCommand(t *testing.T, newCmd func(*Main) *cobra.Command, env map[string]string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	m := &Main{
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		Stdout:    &out, Stderr: &errOut,
 	}
-	c := newImportCmd(m)
+	c := newCmd(m)
 	c.SetArgs(args)
 	c.SetOut(&out)
 	c.SetErr(&errOut)
 	c.SilenceUsage = true
 	err := c.ExecuteContext(t.Context())
 	return out.String(), err
+}
+
+// runImport runs `gridsettle import ARGS...` in-process.
+func runImport(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	return runCommand(t, newImportCmd, env, args...)
 }
 
 // committed reads n records of the reads topic read_committed.

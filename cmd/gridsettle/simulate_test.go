@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -16,22 +15,10 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// runSimulateCmd runs `gridsettle simulate ARGS...` in-process with env as
-// the environment and returns its output.
+// runSimulateCmd runs `gridsettle simulate ARGS...` in-process.
 func runSimulateCmd(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	m := &Main{
-		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-		Stdout:    &out, Stderr: &errOut,
-	}
-	c := newSimulateCmd(m)
-	c.SetArgs(args)
-	c.SetOut(&out)
-	c.SetErr(&errOut)
-	c.SilenceUsage = true
-	err := c.ExecuteContext(t.Context())
-	return out.String(), err
+	return runCommand(t, newSimulateCmd, env, args...)
 }
 
 func TestSimulateCommand(t *testing.T) {
