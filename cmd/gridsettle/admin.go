@@ -26,16 +26,17 @@ import (
 const dbGroups = groupLog | groupDataDir | groupDatabase
 
 // dbCommand makes c run fn on a migrated database, with c's positional
-// arguments and its own flags (each also read from GRIDSETTLE_<NAME>).
-func (m *Main) dbCommand(c *cobra.Command, own []string,
-	fn func(ctx context.Context, db *pgxpool.Pool, fs *pflag.FlagSet, args []string) error) *cobra.Command {
-	return m.commandArgs(c, dbGroups, own, func(ctx context.Context, cfg Config, log *slog.Logger, args []string) error {
+// arguments and its own flags (each also read from GRIDSETTLE_<NAME>), and
+// the flags of groups besides dbGroups.
+func (m *Main) dbCommand(c *cobra.Command, groups flagGroup, own []string,
+	fn func(ctx context.Context, cfg Config, db *pgxpool.Pool, fs *pflag.FlagSet, args []string) error) *cobra.Command {
+	return m.commandArgs(c, dbGroups|groups, own, func(ctx context.Context, cfg Config, log *slog.Logger, args []string) error {
 		db, closeDB, err := openDatabase(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer closeDB()
-		return fn(ctx, db, c.Flags(), args)
+		return fn(ctx, cfg, db, c.Flags(), args)
 	})
 }
 
@@ -65,8 +66,14 @@ func newRegistryCmd(m *Main) *cobra.Command {
 		Short: "Load registry CSV files (participants.csv, settlement_points.csv, accounts.csv, meters.csv) in one transaction",
 		Args:  cobra.MinimumNArgs(1),
 	}
-	c.AddCommand(m.dbCommand(imp, nil, func(ctx context.Context, db *pgxpool.Pool, _ *pflag.FlagSet, files []string) error {
-		res, err := meterspg.ImportFiles(ctx, db, files...)
+	// The market's flags: accounts gaining a threshold or budget get their
+	// alert aggregates rebuilt in operating days and settlement intervals.
+	c.AddCommand(m.dbCommand(imp, groupMarket, nil, func(ctx context.Context, cfg Config, db *pgxpool.Pool, _ *pflag.FlagSet, files []string) error {
+		hook, err := newAlertHook(cfg.Market, nil)
+		if err != nil {
+			return err
+		}
+		res, err := meterspg.ImportFiles(ctx, db, hook.SettingsChanged, files...)
 		if err != nil {
 			var re *meterspg.RowError
 			if errors.As(err, &re) {
@@ -93,7 +100,7 @@ func newTokenCmd(m *Main) *cobra.Command {
 	}
 	create.Flags().String("role", "", "`role`: analyst, operator, regulator or admin (env GRIDSETTLE_ROLE)")
 	create.Flags().String("name", "", "`name` of the token's holder (env GRIDSETTLE_NAME)")
-	c.AddCommand(m.dbCommand(create, []string{"role", "name"}, func(ctx context.Context, db *pgxpool.Pool, fs *pflag.FlagSet, _ []string) error {
+	c.AddCommand(m.dbCommand(create, 0, []string{"role", "name"}, func(ctx context.Context, _ Config, db *pgxpool.Pool, fs *pflag.FlagSet, _ []string) error {
 		role, _ := fs.GetString("role")
 		name, _ := fs.GetString("name")
 		if !slices.Contains(api.AllRoles, api.Role(role)) {
@@ -119,7 +126,7 @@ func newLedgerCmd(m *Main) *cobra.Command {
 		Short: "Recompute the hash chain and balances of every journal entry; exit 1 naming the first bad entry",
 		Args:  cobra.NoArgs,
 	}
-	c.AddCommand(m.dbCommand(verify, nil, func(ctx context.Context, db *pgxpool.Pool, _ *pflag.FlagSet, _ []string) error {
+	c.AddCommand(m.dbCommand(verify, 0, nil, func(ctx context.Context, _ Config, db *pgxpool.Pool, _ *pflag.FlagSet, _ []string) error {
 		r, err := ledgerpg.Verify(ctx, db)
 		if err != nil {
 			return err

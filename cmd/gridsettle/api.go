@@ -33,7 +33,7 @@ func newAPI(p *Platform) (Component, error) {
 	}
 	kafkaCheck := api.Check{Name: "kafka", Check: func(ctx context.Context) error { return kafkaReady(ctx, p.Kafka) }}
 	srv := api.New(cfg, p.Log, p.Metrics, p.DB, []api.Check{kafkaCheck},
-		api.RegistryRoutes{Store: meterspg.NewRegistry(p.DB)},
+		api.RegistryRoutes{Store: meterspg.NewRegistry(p.DB, s.alerts.SettingsChanged)},
 		api.LedgerRoutes{Pool: p.DB},
 		api.RunRoutes{Runs: s.runs},
 		api.ExportRoutes{Exports: s.exporter},

@@ -139,14 +139,20 @@ func ingestInput(n int, seed int64) ([]ingestRecord, int32) {
 }
 
 // seedRegistry registers meters 1..meters, one account each, spread over
-// participants × points, with a few loss factors.
+// participants × points, with a few loss factors. As in the simulator's
+// registry, 35% of the accounts have a daily threshold (60 kWh: about half
+// of the generated meters' days reach it), 25% a monthly budget and 25%
+// price alerts, so ingest keeps and evaluates their alert aggregates.
 func (b *bench) seedRegistry(ctx context.Context, meters, participants, points int) error {
 	return b.execEach(ctx, []any{participants, points, meters},
 		`INSERT INTO participants SELECT 'RETAILER-' || lpad(i::text, 3, '0'), 'Retailer ' || i FROM generate_series(1, $1::int) i
 		 WHERE $2::int > 0 AND $3::int > 0`,
 		`INSERT INTO settlement_points SELECT 'SP-' || lpad(i::text, 3, '0'), 'Point ' || i, (ARRAY['hub', 'zone', 'node'])[1 + i % 3]
 		 FROM generate_series(1, $2::int) i WHERE $1::int > 0 AND $3::int > 0`,
-		`INSERT INTO accounts (account_id, name) SELECT 'ACC-' || lpad(i::text, 7, '0'), 'Account ' || i FROM generate_series(1, $3::int) i
+		`INSERT INTO accounts (account_id, name, daily_kwh_threshold, monthly_budget, price_alerts)
+		 SELECT 'ACC-' || lpad(i::text, 7, '0'), 'Account ' || i,
+		        CASE WHEN i % 20 < 7 THEN 60 END, CASE WHEN i % 4 = 1 THEN 250.00 END, i % 4 = 2
+		 FROM generate_series(1, $3::int) i
 		 WHERE $1::int > 0 AND $2::int > 0`,
 		`INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
 		 SELECT 'MTR-' || lpad(i::text, 7, '0'), 'ACC-' || lpad(i::text, 7, '0'),
@@ -513,7 +519,7 @@ var readColumns = []string{"meter_id", "channel", "interval_start", "interval_se
 func newBenchWorkerCmd(m *Main) *cobra.Command {
 	c := &cobra.Command{Use: "ingest-worker", Hidden: true, Args: cobra.NoArgs}
 	fs := c.Flags()
-	bindFlags(fs, groupLog|groupDatabase|groupKafka|groupSettlement)
+	bindFlags(fs, groupLog|groupDatabase|groupKafka|groupMarket|groupSettlement)
 	fs.String("cpuprofile", "", "write a CPU profile to `file`")
 	fs.String("memprofile", "", "write a heap profile to `file` at each new peak of the live heap")
 	fs.Bool("alerts", true, "run the customer-alerts hook inside every ingest transaction, as dev does")

@@ -218,7 +218,11 @@ func (c *chaos) setup(ctx context.Context) error {
 	for _, t := range []string{"participants", "settlement_points", "accounts", "meters"} {
 		files = append(files, filepath.Join(c.regDir, t+".csv"))
 	}
-	if _, err := meterspg.ImportFiles(ctx, c.pool, files...); err != nil {
+	hook, err := newAlertHook(c.sc.Config.Market, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := meterspg.ImportFiles(ctx, c.pool, hook.SettingsChanged, files...); err != nil {
 		return fmt.Errorf("import the registry: %w", err)
 	}
 	if _, err := reporting.LoadOrCreateSigningKey(ctx, c.keyPath(), c.log); err != nil {

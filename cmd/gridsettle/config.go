@@ -77,7 +77,8 @@ const (
 	groupHTTP                             // --http-addr, --admin-token, API TLS
 	groupExports                          // --export-dir and what is exported when
 	groupSigning                          // --signing-key
-	groupSettlement                       // market and run lags
+	groupMarket                           // the market: time zone, currency, interval, spike threshold
+	groupSettlement                       // run lags
 	groupComponents                       // --components
 )
 
@@ -232,7 +233,7 @@ var flagDefs = []flagDef{
 			c.ExportCompression, err = parquet.ParseCodec(v)
 			return err
 		}},
-	{name: "market-timezone", def: "America/Chicago", group: groupSettlement,
+	{name: "market-timezone", def: "America/Chicago", group: groupMarket,
 		usage: "IANA time `zone` of the market's operating days",
 		set: func(c *Config, v string) error {
 			loc, err := time.LoadLocation(v)
@@ -242,7 +243,7 @@ var flagDefs = []flagDef{
 			c.Market.Location = loc
 			return nil
 		}},
-	{name: "market-currency", def: "USD", group: groupSettlement,
+	{name: "market-currency", def: "USD", group: groupMarket,
 		usage: "ISO 4217 `code` of the market's currency",
 		set: func(c *Config, v string) error {
 			if !currencyPattern.MatchString(v) {
@@ -251,7 +252,7 @@ var flagDefs = []flagDef{
 			c.Market.Currency = v
 			return nil
 		}},
-	{name: "settlement-interval", def: "900", group: groupSettlement,
+	{name: "settlement-interval", def: "900", group: groupMarket,
 		usage: "settlement interval length in `seconds`: 300, 900, 1800 or 3600",
 		set: func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
@@ -261,7 +262,7 @@ var flagDefs = []flagDef{
 			c.Market.IntervalSeconds = n
 			return nil
 		}},
-	{name: "price-spike-threshold", def: "1000", group: groupSettlement,
+	{name: "price-spike-threshold", def: "1000", group: groupMarket,
 		usage: "RT price per MWh (a `decimal`) at or above which price_spike alerts fire",
 		set: func(c *Config, v string) error {
 			if !decimalPattern.MatchString(v) {

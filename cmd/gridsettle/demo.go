@@ -300,7 +300,11 @@ func (d *demo) loadRegistry(ctx context.Context) (*simulate.Scenario, error) {
 	for _, name := range []string{simulate.ParticipantsFile, simulate.SettlementPointsFile, simulate.AccountsFile, simulate.MetersFile} {
 		files = append(files, filepath.Join(dir, name))
 	}
-	if _, err := meterspg.ImportFiles(ctx, p.DB, files...); err != nil {
+	s, err := p.shared()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := meterspg.ImportFiles(ctx, p.DB, s.alerts.SettingsChanged, files...); err != nil {
 		return nil, fmt.Errorf("load the sample registry: %w", err)
 	}
 	prosumers, switches := registryFeatures(sc)

@@ -40,7 +40,7 @@ func newSimulateCmd(m *Main) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	fs := c.Flags()
-	bindFlags(fs, groupLog|groupKafka|groupTopics|groupSettlement)
+	bindFlags(fs, groupLog|groupKafka|groupTopics|groupMarket|groupSettlement)
 	_ = fs.MarkHidden("run-lags") // in the market group, meaningless here
 	brokers := fs.Lookup("kafka-brokers")
 	brokers.DefValue = defaultImportBroker

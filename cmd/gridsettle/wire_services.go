@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gridsettle/gridsettle/reporting"
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
+	"github.com/gridsettle/gridsettle/settlement"
 	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 	"github.com/gridsettle/gridsettle/settlement/publish"
 )
@@ -23,15 +27,16 @@ const generator = "gridsettle v0.1.0"
 // and the API) and the Exporter (fed by every completed run, whoever
 // started it, and served by the API).
 type services struct {
+	alerts   *alertspg.Hook
 	applier  *ingest.Applier
 	runs     *settlementpg.Runs
 	exporter *exportpg.Exporter
 }
 
 func newServices(ctx context.Context, p *Platform) (*services, error) {
-	hook, err := alertspg.New(alertspg.Config{Market: p.Config.Market, Topics: p.Topics}, p.Metrics)
+	hook, err := newAlertHook(p.Config.Market, p.Metrics)
 	if err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
+		return nil, err
 	}
 	// Generated on first start (exports.md); instances sharing the path
 	// agree on one key, since the file is published atomically.
@@ -60,10 +65,23 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 		},
 	}, p.Log)
 	return &services{
+		alerts:   hook,
 		applier:  ingest.NewApplier(p.Config.Market, p.Topics, p.Outbox, hook),
 		runs:     runs,
 		exporter: exporter,
 	}, nil
+}
+
+// newAlertHook is the customer-alert hook of the market. Ingest evaluates
+// alerts with it, and every registry writer must give its SettingsChanged to
+// the registry, which keeps the hook's aggregates whole when accounts gain
+// or lose a threshold or budget. reg may be nil (no metrics).
+func newAlertHook(market settlement.Market, reg prometheus.Registerer) (*alertspg.Hook, error) {
+	hook, err := alertspg.New(alertspg.Config{Market: market, Topics: kafka.DefaultTopics()}, reg)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	return hook, nil
 }
 
 // newIngest is the ingest component: the exactly-once consumer group member.

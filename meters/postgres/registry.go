@@ -17,12 +17,34 @@ import (
 
 // Registry reads and writes the registry tables (migrations/00001_registry.sql).
 type Registry struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	settings SettingsHook
+}
+
+// SettingsHook is told, inside a registry transaction and before its
+// accounts are written, of the stored accounts whose alert settings
+// (daily_kwh_threshold, monthly_budget) the batch sets where unset or unsets
+// where set, with the settings they will have. The customer-alert aggregates
+// are kept only for accounts with a setting, so they must be rebuilt (or
+// dropped) before the registry commits; an error rolls the whole batch back.
+// It runs before the accounts rows are locked by their update, so that it
+// may first wait for the ingest transactions in flight, which lock accounts
+// rows too.
+type SettingsHook func(ctx context.Context, tx pgx.Tx, changes []AlertSettings) error
+
+// AlertSettings are which alert settings an account has.
+type AlertSettings struct {
+	AccountID      string
+	DailyThreshold bool // daily_kwh_threshold is set
+	MonthlyBudget  bool // monthly_budget is set
 }
 
 // NewRegistry is a Registry on pool (opened with migrations.Connect, so
-// numeric columns scan into decimals).
-func NewRegistry(pool *pgxpool.Pool) *Registry { return &Registry{pool: pool} }
+// numeric columns scan into decimals). settings may be nil only where no
+// alert aggregates are kept (the registry's own tests).
+func NewRegistry(pool *pgxpool.Pool, settings SettingsHook) *Registry {
+	return &Registry{pool: pool, settings: settings}
+}
 
 // Counts is what a batch did to one table.
 type Counts struct {
@@ -53,7 +75,7 @@ func (r *Registry) Apply(ctx context.Context, b *Batch) (Result, error) {
 	var res Result
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		var err error
-		res, err = applyTx(ctx, tx, b)
+		res, err = applyTx(ctx, tx, b, r.settings)
 		return err
 	})
 	if err != nil {
@@ -62,7 +84,7 @@ func (r *Registry) Apply(ctx context.Context, b *Batch) (Result, error) {
 	return res, nil
 }
 
-func applyTx(ctx context.Context, tx pgx.Tx, b *Batch) (Result, error) {
+func applyTx(ctx context.Context, tx pgx.Tx, b *Batch, settings SettingsHook) (Result, error) {
 	if _, err := tx.Exec(ctx, registryLock); err != nil {
 		return nil, fmt.Errorf("lock registry: %w", err)
 	}
@@ -73,6 +95,17 @@ func applyTx(ctx context.Context, tx pgx.Tx, b *Batch) (Result, error) {
 	}
 	if res[SettlementPoints], err = upsertPoints(ctx, tx, b.SettlementPoints); err != nil {
 		return nil, err
+	}
+	if settings != nil {
+		toggled, err := toggledSettings(ctx, tx, b.Accounts)
+		if err != nil {
+			return nil, err
+		}
+		if len(toggled) > 0 {
+			if err := settings(ctx, tx, toggled); err != nil {
+				return nil, fmt.Errorf("alert settings of %d accounts: %w", len(toggled), err)
+			}
+		}
 	}
 	if res[Accounts], err = upsertAccounts(ctx, tx, b.Accounts); err != nil {
 		return nil, err
@@ -142,6 +175,40 @@ func decText(d *decimal.Decimal) *string {
 	}
 	s := d.String()
 	return &s
+}
+
+// toggledSettings returns the stored accounts of as whose daily threshold or
+// monthly budget the batch sets where unset or unsets where set, with their
+// new settings. New accounts have no reads yet: nothing to rebuild.
+func toggledSettings(ctx context.Context, tx pgx.Tx, as []meters.Account) ([]AlertSettings, error) {
+	if len(as) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(as))
+	for i, a := range as {
+		ids[i] = a.AccountID
+	}
+	rows, err := tx.Query(ctx, `SELECT account_id, daily_kwh_threshold IS NOT NULL, monthly_budget IS NOT NULL
+		FROM accounts WHERE account_id = ANY($1::text[])`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read accounts' alert settings: %w", err)
+	}
+	stored := map[string]AlertSettings{}
+	var s AlertSettings
+	if _, err := pgx.ForEachRow(rows, []any{&s.AccountID, &s.DailyThreshold, &s.MonthlyBudget}, func() error {
+		stored[s.AccountID] = s
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read accounts' alert settings: %w", err)
+	}
+	var out []AlertSettings
+	for _, a := range as {
+		now := AlertSettings{AccountID: a.AccountID, DailyThreshold: a.DailyKWhThreshold != nil, MonthlyBudget: a.MonthlyBudget != nil}
+		if was, ok := stored[a.AccountID]; ok && was != now {
+			out = append(out, now)
+		}
+	}
+	return out, nil
 }
 
 func upsertAccounts(ctx context.Context, tx pgx.Tx, as []meters.Account) (Counts, error) {
@@ -349,7 +416,7 @@ func scanAssignment(row pgx.CollectableRow) (meters.Assignment, error) {
 // name (participants.csv, settlement_points.csv, accounts.csv, meters.csv),
 // in one transaction and in dependency order whatever the order of paths.
 // This is `gridsettle registry import FILE...`.
-func ImportFiles(ctx context.Context, pool *pgxpool.Pool, paths ...string) (Result, error) {
+func ImportFiles(ctx context.Context, pool *pgxpool.Pool, settings SettingsHook, paths ...string) (Result, error) {
 	var b Batch
 	for _, path := range paths {
 		t, err := TableOfFile(path)
@@ -366,7 +433,7 @@ func ImportFiles(ctx context.Context, pool *pgxpool.Pool, paths ...string) (Resu
 			return nil, err
 		}
 	}
-	return NewRegistry(pool).Apply(ctx, &b)
+	return NewRegistry(pool, settings).Apply(ctx, &b)
 }
 
 // Participants lists participants ordered by id, after the id after ("" for

@@ -41,10 +41,15 @@
 // Aggregates are partial sums per slot (the reads partition, -1 for
 // replays), moved by the difference each changed read makes (value −
 // previous value; quality counters likewise), so consumers of different
-// partitions never contend on an aggregate row. They are kept for every
-// account (a threshold or budget may be set later); only accounts that have
-// a threshold or budget, and whose identity has not fired yet, are
-// evaluated, and only their books are loaded.
+// partitions never contend on an aggregate row. They are kept only for the
+// accounts a setting needs them for (alert_daily_usage: a daily threshold;
+// alert_energy: a monthly budget); the registry calls SettingsChanged when an
+// account gains or loses one, which rebuilds them from the current reads
+// under an exclusive advisory lock that every hook transaction holds shared
+// (scope.go), so the set of accounts kept never changes under an ingest
+// transaction. Only accounts that have a threshold or budget, and whose
+// identity has not fired yet, are evaluated, and only their books are
+// loaded.
 //
 // # Exactly once
 //
@@ -74,8 +79,9 @@
 //     stored once, and a message exists only for the insert that stored it;
 //   - the alerts a partition fires depend only on the records and their
 //     order (and the registry), not on batch boundaries or the wall clock;
-//   - the sum over slots of every aggregate equals the figure recomputed from
-//     the current reads.
+//   - for every account with a threshold (budget), the sum over slots of its
+//     daily usage (energy) aggregates equals the figure recomputed from the
+//     current reads; accounts without one have no such rows.
 //
 // Cost: a budget evaluation reads the account's month of energy and the
 // prices of its points; with many budgeted accounts per batch this dominates

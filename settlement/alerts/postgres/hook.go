@@ -88,6 +88,13 @@ func New(cfg Config, reg prometheus.Registerer) (*Hook, error) {
 func (h *Hook) AfterApply(ctx context.Context, tx pgx.Tx, a ingest.Applied) ([]outbox.Message, error) {
 	var fired []alerts.Alert
 	cal := h.calendar()
+	if len(a.Reads) > 0 || len(a.Ends) > 0 || len(a.Prices) > 0 {
+		// The accounts whose aggregates are kept stay put until commit
+		// (scope.go).
+		if _, err := tx.Exec(ctx, lockScopeShared); err != nil {
+			return nil, fmt.Errorf("alerts: lock the aggregate scope: %w", err)
+		}
+	}
 	if len(a.Reads) > 0 || len(a.Ends) > 0 {
 		f, err := h.reads(ctx, tx, cal, a)
 		if err != nil {

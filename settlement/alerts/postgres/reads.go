@@ -174,6 +174,7 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		fired = append(fired, now...)
 	}
 
+	total.keepWatched(watching)
 	b = &pgx.Batch{}
 	queueUsage(b, total.usage, a.Partition)
 	queueEnergy(b, total.energy, a.Partition)
