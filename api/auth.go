@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,10 +58,7 @@ type NewToken struct {
 // scan; the rest is 32 random bytes, base64url.
 const tokenPrefix = "gs_"
 
-func hashToken(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
-}
+func hashToken(secret string) [sha256.Size]byte { return sha256.Sum256([]byte(secret)) }
 
 // CreateToken makes a token with a random secret, stores only its SHA-256
 // and returns the secret once. Used by POST /api/v1/tokens and by
@@ -88,9 +84,10 @@ func CreateToken(ctx context.Context, pool *pgxpool.Pool, role Role, name string
 		Role:  role,
 		Token: tokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:]),
 	}
+	hash := hashToken(t.Token)
 	err := pool.QueryRow(ctx,
 		`INSERT INTO api_tokens (id, name, role, hash) VALUES ($1, $2, $3, $4) RETURNING created_at`,
-		t.ID, t.Name, string(t.Role), hashToken(t.Token)).Scan(&t.CreatedAt)
+		t.ID, t.Name, string(t.Role), hash[:]).Scan(&t.CreatedAt)
 	if err != nil {
 		return NewToken{}, fmt.Errorf("store token: %w", err)
 	}
@@ -113,11 +110,58 @@ func RevokeToken(ctx context.Context, pool *pgxpool.Pool, id string) error {
 }
 
 // authenticator checks bearer tokens: the configured admin token, or a
-// stored one, looked up by hash on every request so that a revocation takes
-// effect at once.
+// stored one, looked up by hash for every request by a query that starts
+// after the request arrived, so that a revocation takes effect at once.
+// Concurrent requests share that query (see batcher).
 type authenticator struct {
 	pool      *pgxpool.Pool
 	adminHash []byte // nil: no admin token configured
+	tokens    batcher[[sha256.Size]byte, storedToken]
+}
+
+// storedToken is a row of api_tokens.
+type storedToken struct {
+	who     Caller
+	hash    []byte
+	revoked bool
+}
+
+func newAuthenticator(pool *pgxpool.Pool, adminToken string) *authenticator {
+	a := &authenticator{pool: pool}
+	if adminToken != "" {
+		h := hashToken(adminToken)
+		a.adminHash = h[:]
+	}
+	a.tokens.fetch = a.lookup
+	return a
+}
+
+// lookup reads the tokens with these hashes.
+func (a *authenticator) lookup(ctx context.Context, hashes [][sha256.Size]byte) (map[[sha256.Size]byte]storedToken, error) {
+	arg := make([][]byte, len(hashes))
+	for i := range hashes {
+		arg[i] = hashes[i][:]
+	}
+	rows, err := a.pool.Query(ctx, `SELECT id, name, role, hash, revoked_at IS NOT NULL FROM api_tokens WHERE hash = ANY($1)`, arg)
+	if err != nil {
+		return nil, fmt.Errorf("look up tokens: %w", err)
+	}
+	found := make(map[[sha256.Size]byte]storedToken, len(hashes))
+	var t storedToken
+	var role string
+	_, err = pgx.ForEachRow(rows, []any{&t.who.TokenID, &t.who.Name, &role, &t.hash, &t.revoked}, func() error {
+		if len(t.hash) != sha256.Size {
+			return fmt.Errorf("token %s: stored hash of %d bytes", t.who.TokenID, len(t.hash))
+		}
+		t.who.Role = Role(role)
+		found[[sha256.Size]byte(t.hash)] = t
+		t.hash = nil // found keeps this row's slice: scan the next into a new one
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up tokens: %w", err)
+	}
+	return found, nil
 }
 
 var errNoToken = &Error{Kind: Unauthorized, Detail: "an Authorization: Bearer <token> header is required"}
@@ -131,33 +175,25 @@ func (a *authenticator) caller(ctx context.Context, header string) (Caller, erro
 		return Caller{}, E(Unauthorized, "the Authorization header must be Bearer <token>")
 	}
 	hash := hashToken(strings.TrimSpace(secret))
-	if a.adminHash != nil && subtle.ConstantTimeCompare(hash, a.adminHash) == 1 {
+	if a.adminHash != nil && subtle.ConstantTimeCompare(hash[:], a.adminHash) == 1 {
 		return Caller{TokenID: AdminTokenID, Name: "configured admin token", Role: Admin}, nil
 	}
-	var (
-		who     Caller
-		role    string
-		stored  []byte
-		revoked *time.Time
-	)
-	err := a.pool.QueryRow(ctx, `SELECT id, name, role, hash, revoked_at FROM api_tokens WHERE hash = $1`, hash).
-		Scan(&who.TokenID, &who.Name, &role, &stored, &revoked)
+	t, found, err := a.tokens.get(ctx, hash)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return Caller{}, E(Unauthorized, "unknown token")
 	case err != nil:
-		return Caller{}, fmt.Errorf("look up token: %w", err)
+		return Caller{}, err
+	case !found:
+		return Caller{}, E(Unauthorized, "unknown token")
 	}
 	// The index lookup already matched the hash; compare again in constant
 	// time so acceptance never hinges on a variable-time comparison.
-	if subtle.ConstantTimeCompare(hash, stored) != 1 {
+	if subtle.ConstantTimeCompare(hash[:], t.hash) != 1 {
 		return Caller{}, E(Unauthorized, "unknown token")
 	}
-	if revoked != nil {
+	if t.revoked {
 		return Caller{}, E(Unauthorized, "token revoked")
 	}
-	who.Role = Role(role)
-	return who, nil
+	return t.who, nil
 }
 
 // authorize is the per-route middleware: 401 without a valid token, 403 when

@@ -17,7 +17,11 @@
 //   - every response carries X-Request-Id, and every log line of a request
 //     carries request_id;
 //   - every /api/v1 route declares its roles, and only a valid, unrevoked
-//     token (checked on every request) of one of those roles reaches it;
+//     token of one of those roles reaches it, checked for every request by
+//     a look-up that started after the request arrived (concurrent requests
+//     share one, see batcher), so a revocation holds for the next request;
+//   - a cached answer (statement pages) is never older than its request:
+//     the cache's generation is read the same way;
 //   - every POST/PUT/PATCH/DELETE under /api/ is recorded in api_audit,
 //     which the database keeps append-only;
 //   - the OpenAPI document at /api/v1/openapi.json is generated from the

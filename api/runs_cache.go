@@ -2,7 +2,10 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -12,94 +15,199 @@ import (
 
 // Statement pages are cached as the bytes answered: lines of a completed run
 // never change, so a page is valid as long as no run completes (the runs'
-// CompletedGeneration). A hit costs one small query instead of reading,
+// CompletedGeneration). A hit costs a share of one small query (batched
+// with the concurrent requests', see batcher) instead of reading,
 // converting and encoding up to 1,000 lines (issue 9: 50 concurrent clients
 // of a day's statements on 2 cores). Only JSON answers are cached.
+//
+// The generation a request is answered for is read by a query that started
+// after the request arrived, and the page is read after it, so a page is
+// never older than the request: a run that completed before a request
+// arrived is in its answer.
 
 const (
 	maxCachedPages = 256
 	maxCachedBytes = 128 << 20
 )
 
-// pageCache holds the JSON pages of one Runs, for one generation.
+// pageCache holds the JSON pages of one Runs, for the latest generation
+// read.
 type pageCache struct {
-	mu    sync.Mutex
-	gen   string
-	pages map[string][]byte
-	bytes int
+	generation batcher[struct{}, string]
+
+	mu      sync.Mutex
+	gen     string
+	pages   map[string][]byte
+	filling map[string]chan struct{} // pages being rendered, closed when done
+	bytes   int
 }
 
 // pageCaches are the caches by Runs (a process has one; tests make many).
 var pageCaches sync.Map // *settlementpg.Runs → *pageCache
 
 func pagesOf(r *settlementpg.Runs) *pageCache {
-	c, _ := pageCaches.LoadOrStore(r, &pageCache{pages: map[string][]byte{}})
+	if c, ok := pageCaches.Load(r); ok {
+		return c.(*pageCache)
+	}
+	p := &pageCache{pages: map[string][]byte{}, filling: map[string]chan struct{}{}}
+	p.generation.fetch = func(ctx context.Context, _ []struct{}) (map[struct{}]string, error) {
+		gen, err := r.CompletedGeneration(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.moveTo(gen)
+		return map[struct{}]string{{}: gen}, nil
+	}
+	c, _ := pageCaches.LoadOrStore(r, p)
 	return c.(*pageCache)
 }
 
-func (p *pageCache) get(gen, key string) ([]byte, bool) {
+// moveTo makes gen the cache's generation. Batches are fetched one after
+// the other, so the last one read is the latest: a request still holding
+// an earlier one is answered without the cache rather than making it go
+// back.
+func (p *pageCache) moveTo(gen string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gen != gen {
-		return nil, false
+	if gen == p.gen {
+		return
 	}
-	b, ok := p.pages[key]
-	return b, ok
+	for _, ch := range p.filling {
+		close(ch) // their renderers' pages are of a past generation
+	}
+	p.gen, p.pages, p.filling, p.bytes = gen, map[string][]byte{}, map[string]chan struct{}{}, 0
 }
 
-func (p *pageCache) put(gen, key string, b []byte) {
+// lookup returns gen's page of key when cached. Otherwise either wait is
+// closed when another request has rendered it (then look again), or render
+// is true: the caller renders it and hands it to filled. With none of
+// them, gen is not the cache's generation: answer without the cache.
+func (p *pageCache) lookup(gen, key string) (page []byte, wait <-chan struct{}, render bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gen != gen || len(p.pages) >= maxCachedPages || p.bytes+len(b) > maxCachedBytes {
-		// A new generation, or full: start over rather than track ages.
-		p.gen, p.pages, p.bytes = gen, map[string][]byte{}, 0
+	if gen != p.gen {
+		return nil, nil, false
 	}
-	if len(b) <= maxCachedBytes {
-		p.pages[key], p.bytes = b, p.bytes+len(b)
+	if b, ok := p.pages[key]; ok {
+		return b, nil, false
 	}
+	if ch, ok := p.filling[key]; ok {
+		return nil, ch, false
+	}
+	p.filling[key] = make(chan struct{})
+	return nil, nil, true
+}
+
+// filled ends the rendering of key that lookup asked for: it keeps page (nil
+// when the answer was not a page to keep) and wakes the requests waiting.
+func (p *pageCache) filled(gen, key string, page []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if gen != p.gen {
+		return // moveTo woke them
+	}
+	if ch, ok := p.filling[key]; ok {
+		close(ch)
+		delete(p.filling, key)
+	}
+	if page == nil || len(page) > maxCachedBytes {
+		return
+	}
+	if len(p.pages) >= maxCachedPages || p.bytes+len(page) > maxCachedBytes {
+		// Full: start over rather than track ages.
+		p.pages, p.bytes = map[string][]byte{}, 0
+	}
+	p.pages[key], p.bytes = page, p.bytes+len(page)
 }
 
 // cached answers a GET of completed runs' data from the cache of g.Runs, or
-// runs next and keeps its 200 JSON answer.
+// renders it with next, keeps its 200 JSON answer and answers it the same
+// way. A page is rendered once per generation: concurrent requests for it
+// wait for the first (after a run completes, 50 clients would otherwise
+// each read and encode the same lines at once).
 func (g RunRoutes) cached(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if WantsCSV(c) {
 			return next(c)
 		}
-		gen, err := g.Runs.CompletedGeneration(c.Request().Context())
+		ctx := c.Request().Context()
+		cache := pagesOf(g.Runs)
+		gen, _, err := cache.generation.get(ctx, struct{}{})
 		if err != nil {
 			return err
 		}
-		cache, key := pagesOf(g.Runs), c.Path()+"?"+c.QueryString()
-		if b, ok := cache.get(gen, key); ok {
-			return c.JSONBlob(http.StatusOK, b)
+		key := c.Path() + "?" + c.QueryString()
+		for {
+			page, wait, render := cache.lookup(gen, key)
+			switch {
+			case page != nil:
+				return JSONBytes(c, http.StatusOK, page)
+			case wait != nil:
+				select {
+				case <-wait:
+					continue
+				case <-ctx.Done():
+					return fmt.Errorf("wait for a statements page: %w", ctx.Err())
+				}
+			case !render:
+				return next(c)
+			}
+			page, err := renderPage(c, next)
+			cache.filled(gen, key, page)
+			return err
 		}
-		res := c.Response()
-		rec := &pageRecorder{ResponseWriter: res.Writer}
-		res.Writer = rec
-		err = next(c)
-		res.Writer = rec.ResponseWriter
-		if err == nil && res.Status == http.StatusOK && !rec.over {
-			cache.put(gen, key, bytes.Clone(rec.buf.Bytes()))
-		}
-		return err
 	}
 }
 
-// pageRecorder keeps a copy of what is written, up to the cache's bound.
+// renderPage runs next with the response held back, then answers it: a
+// 200 JSON page as JSONBytes does (so a rendered and a cached answer are the
+// same bytes and headers), anything else as next wrote it. It returns the
+// page when there is one to keep.
+func renderPage(c echo.Context, next echo.HandlerFunc) ([]byte, error) {
+	res := c.Response()
+	rec := &pageRecorder{ResponseWriter: res.Writer}
+	res.Writer = rec
+	err := next(c)
+	res.Writer = rec.ResponseWriter
+	if rec.status == 0 {
+		return nil, err // nothing written: the error handler answers
+	}
+	var page []byte
+	if err == nil && rec.status == http.StatusOK {
+		page = bytes.Clone(rec.buf.Bytes())
+		res.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(page)))
+	}
+	// The handler already went through res (status, size, committed):
+	// write to the connection beneath it.
+	rec.ResponseWriter.WriteHeader(rec.status)
+	if _, werr := rec.ResponseWriter.Write(rec.buf.Bytes()); werr != nil && err == nil {
+		err = fmt.Errorf("write statements page: %w", werr)
+	}
+	return page, err
+}
+
+// pageRecorder holds back what a handler writes.
 type pageRecorder struct {
 	http.ResponseWriter
-	buf  bytes.Buffer
-	over bool
+	status int
+	buf    bytes.Buffer
+}
+
+func (r *pageRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
 }
 
 func (r *pageRecorder) Write(b []byte) (int, error) {
-	if !r.over {
-		if r.buf.Len()+len(b) > maxCachedBytes {
-			r.over, r.buf = true, bytes.Buffer{}
-		} else {
-			r.buf.Write(b)
-		}
-	}
-	return r.ResponseWriter.Write(b)
+	r.WriteHeader(http.StatusOK)
+	return r.buf.Write(b)
+}
+
+// JSONBytes answers b, a JSON document already encoded, with its
+// Content-Length: the client then reads a plain body instead of chunks, and
+// the server writes it in one piece (cached pages are answered this way).
+func JSONBytes(c echo.Context, status int, b []byte) error {
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	return c.JSONBlob(status, b)
 }

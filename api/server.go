@@ -112,10 +112,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, pool *pgxpool.P
 		checks:  append([]Check{{Name: "postgres", Check: pool.Ping}}, checks...),
 		paths:   map[string]string{},
 		metrics: newHTTPMetrics(reg),
-		auth:    &authenticator{pool: pool},
-	}
-	if cfg.AdminToken != "" {
-		s.auth.adminHash = hashToken(cfg.AdminToken)
+		auth:    newAuthenticator(pool, cfg.AdminToken),
 	}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
