@@ -134,23 +134,27 @@ var readColumnNames = []string{"meter_id", "channel", "interval_start", "interva
 // than INSERT). If another writer inserted one of those keys meanwhile, the
 // unique key refuses the COPY: a concurrent write.
 func (st *readState) copyNew(ctx context.Context, tx pgx.Tx) error {
-	var rows [][]any
+	fresh := make([]*currentRead, 0, len(st.written))
 	for _, k := range st.written {
-		c := st.reads[k]
-		if c.stored != nil {
-			continue
+		if c := st.reads[k]; c.stored == nil {
+			fresh = append(fresh, c)
 		}
-		if rows == nil {
-			rows = make([][]any, 0, len(st.written))
-		}
-		r := &c.read
-		rows = append(rows, []any{r.MeterID, string(r.Channel), r.Start, int32(r.IntervalSeconds), r.Value, string(r.Quality),
-			r.Version, r.Source, c.origin.Topic, c.origin.Partition, c.origin.Offset})
 	}
-	if len(rows) == 0 {
+	if len(fresh) == 0 {
 		return nil
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reads"}, readColumnNames, pgx.CopyFromRows(rows)); err != nil {
+	// One row buffer, filled as COPY asks for each row: building every row
+	// first kept a batch's reads alive twice over (issue 9's memory
+	// profile).
+	row := make([]any, len(readColumnNames))
+	src := pgx.CopyFromSlice(len(fresh), func(i int) ([]any, error) {
+		c := fresh[i]
+		r := &c.read
+		row[0], row[1], row[2], row[3], row[4], row[5] = r.MeterID, string(r.Channel), r.Start, int32(r.IntervalSeconds), r.Value, string(r.Quality)
+		row[6], row[7], row[8], row[9], row[10] = r.Version, r.Source, c.origin.Topic, c.origin.Partition, c.origin.Offset
+		return row, nil
+	})
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reads"}, readColumnNames, src); err != nil {
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) && pg.Code == uniqueViolation {
 			return fmt.Errorf("copy new reads: %w", ErrConcurrentWrite)

@@ -50,38 +50,39 @@ type limits struct {
 // daily_usage, monthly_budget and missing_data record by record, then adds
 // the batch's differences to its slot's aggregates.
 func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Applied) ([]alerts.Alert, error) {
-	steps := h.readSteps(a, cal)
+	// What the accounts behind the batch watch for: only those aggregates
+	// are kept and evaluated (scope.go).
+	accounts := map[string]bool{}
+	for _, c := range a.Reads {
+		accounts[c.Assignment.AccountID] = true
+	}
+	watching := map[string]limits{}
+	if len(accounts) > 0 {
+		rows, err := tx.Query(ctx, `
+			SELECT account_id, daily_kwh_threshold, monthly_budget FROM accounts
+			WHERE account_id = ANY($1::text[]) AND (daily_kwh_threshold IS NOT NULL OR monthly_budget IS NOT NULL)`,
+			sortedKeys(accounts, cmp.Compare[string]))
+		if err != nil {
+			return nil, fmt.Errorf("alerts: load account settings: %w", err)
+		}
+		if err := scanLimits(rows, watching); err != nil {
+			return nil, err
+		}
+	}
+	steps := h.readSteps(a, cal, watching)
 	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}, meters: map[string]meterTouch{}}
 	for _, s := range steps {
 		total.add(s)
 	}
 	var ms *missing
 	if !a.Replay && a.Topic == h.topics.Reads && len(a.Ends) > 0 {
+		// The silent meters.
 		ms = h.newMissing(a, total.meters)
-	}
-
-	// What the accounts behind the batch watch for, and the silent meters.
-	accounts := map[string]bool{}
-	for k := range total.usage {
-		accounts[k.account] = true
-	}
-	for k := range total.energy {
-		accounts[k.account] = true
-	}
-	watching := map[string]limits{}
-	b := &pgx.Batch{}
-	if len(accounts) > 0 {
-		b.Queue(`
-			SELECT account_id, daily_kwh_threshold, monthly_budget FROM accounts
-			WHERE account_id = ANY($1::text[]) AND (daily_kwh_threshold IS NOT NULL OR monthly_budget IS NOT NULL)`,
-			sortedKeys(accounts, cmp.Compare[string]),
-		).Query(func(rows pgx.Rows) error { return scanLimits(rows, watching) })
-	}
-	if ms != nil {
+		b := &pgx.Batch{}
 		ms.queueLoad(b)
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("alerts: load account settings and meters: %w", err)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return nil, fmt.Errorf("alerts: load meters: %w", err)
+		}
 	}
 
 	days := map[dayKey]*dayBook{}
@@ -174,8 +175,7 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		fired = append(fired, now...)
 	}
 
-	total.keepWatched(watching)
-	b = &pgx.Batch{}
+	b := &pgx.Batch{}
 	queueUsage(b, total.usage, a.Partition)
 	queueEnergy(b, total.energy, a.Partition)
 	if ms != nil {

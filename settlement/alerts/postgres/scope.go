@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
@@ -88,7 +87,7 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []meterspg.AlertS
 	}
 	cal := h.calendar()
 	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}}
-	var sb stepBuilder
+	sb := stepBuilder{watching: watching}
 	var a meters.Assignment
 	var r meters.Read
 	_, err = pgx.ForEachRow(rows, []any{&a.AccountID, &a.SettlementPoint, &a.LossFactor, &r.MeterID, &r.Channel, &r.Start,
@@ -103,17 +102,10 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []meterspg.AlertS
 		return fmt.Errorf("alerts: sum the current reads of %d accounts: %w", len(watching), err)
 	}
 	b := &pgx.Batch{}
-	total.keepWatched(watching)
 	queueUsage(b, total.usage, meterspg.ReplaySlot)
 	queueEnergy(b, total.energy, meterspg.ReplaySlot)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("alerts: write the rebuilt aggregates of %d accounts: %w", len(watching), err)
 	}
 	return nil
-}
-
-// keepWatched drops the aggregates no setting of watching needs.
-func (t totals) keepWatched(watching map[string]limits) {
-	maps.DeleteFunc(t.usage, func(k dayKey, _ usage) bool { return !watching[k.account].daily.Valid })
-	maps.DeleteFunc(t.energy, func(k energyKey, _ energy) bool { return !watching[k.account].budget.Valid })
 }

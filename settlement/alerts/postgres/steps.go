@@ -127,13 +127,15 @@ func (c *calendar) month(t time.Time) string { return c.day(t)[:7] }
 // record in offset order (Ends), with the changes it made; for replays (no
 // Ends) one step per consecutive run of changes of one input record. Each
 // changed read adds its value and takes away the one it replaced (under the
-// same assignment, as positions do).
-func (h *Hook) readSteps(a ingest.Applied, cal *calendar) []step {
+// same assignment, as positions do). Only the deltas a setting in watching
+// needs are made: daily usage for accounts with a threshold, energy for
+// accounts with a budget.
+func (h *Hook) readSteps(a ingest.Applied, cal *calendar, watching map[string]limits) []step {
 	// Sized for the common batch, one new read per change: growing these
 	// from empty copied them over and over (issue 9's ingest profile).
 	n := len(a.Reads)
 	b := stepBuilder{usage: make([]usageDelta, 0, n), energy: make([]energyDelta, 0, n), meters: make([]meterDelta, 0, n),
-		cuts: make([]stepCut, 0, len(a.Ends)+1)}
+		cuts: make([]stepCut, 0, len(a.Ends)+1), watching: watching}
 	rs := a.Reads
 	take := func(match func(meterspg.Origin) bool) {
 		for len(rs) > 0 && match(rs[0].Origin) {
@@ -156,10 +158,11 @@ func (h *Hook) readSteps(a ingest.Applied, cal *calendar) []step {
 // stepBuilder collects the deltas of every step in shared slices, each step
 // a window of them.
 type stepBuilder struct {
-	usage  []usageDelta
-	energy []energyDelta
-	meters []meterDelta
-	cuts   []stepCut
+	usage    []usageDelta
+	energy   []energyDelta
+	meters   []meterDelta
+	cuts     []stepCut
+	watching map[string]limits // the settings of the accounts deltas are made for
 }
 
 type stepCut struct {
@@ -194,10 +197,15 @@ func (b *stepBuilder) change(h *Hook, cal *calendar, c meterspg.ReadChange) {
 }
 
 // read adds (or, with remove, takes away) read r under assignment a: import
-// kWh to the account's operating day of the read's start, and settlement
-// energy (import positive, export negative, times the loss factor) to each
-// settlement interval the read maps onto.
+// kWh to the account's operating day of the read's start if it has a
+// threshold, and settlement energy (import positive, export negative, times
+// the loss factor) to each settlement interval the read maps onto if it has
+// a budget.
 func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meters.Read, remove bool) {
+	l := b.watching[a.AccountID]
+	if !l.daily.Valid && !l.budget.Valid {
+		return
+	}
 	bad := 0
 	if r.Quality != meters.Actual {
 		bad = 1
@@ -205,13 +213,16 @@ func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meter
 	if remove {
 		bad = -bad
 	}
-	if r.Channel == meters.Import {
+	if r.Channel == meters.Import && l.daily.Valid {
 		v := r.Value
 		if remove {
 			v = v.Neg()
 		}
 		b.usage = append(b.usage, usageDelta{dayKey{a.AccountID, cal.day(r.Start)},
 			usage{kwh: v, estimated: bad, lastEnd: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
+	}
+	if !l.budget.Valid {
+		return
 	}
 	neg := (r.Channel == meters.Export) != remove
 	for _, sl := range meters.ToSettlementIntervals(r.Start, r.IntervalSeconds, r.Value, h.market.IntervalSeconds) {

@@ -130,7 +130,8 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 		sumUsage := map[dayKey]usage{}
 		sumEnergy := map[energyKey]energy{}
 		sum := totals{usage: sumUsage, energy: sumEnergy, meters: map[string]meterTouch{}}
-		for _, s := range h.readSteps(ingest.Applied{Reads: changes, Ends: ends}, h.calendar()) {
+		watching := map[string]limits{"A": {daily: decimal.NullDecimal{Valid: true}, budget: decimal.NullDecimal{Valid: true}}}
+		for _, s := range h.readSteps(ingest.Applied{Reads: changes, Ends: ends}, h.calendar(), watching) {
 			sum.add(s)
 		}
 		wantUsage := map[dayKey]usage{}
