@@ -102,8 +102,12 @@ func Publish(ctx context.Context, root string, run Run, previous *string, src So
 	if err != nil {
 		return Written{}, err
 	}
+	t0 := time.Now()
 	if _, err := Verify(ctx, tmp, cfg.PublicKey()); err != nil {
 		return Written{}, fmt.Errorf("verify export before publishing it: %w", err)
+	}
+	if t := traceOf(ctx); t.Verified != nil {
+		t.Verified(time.Since(t0))
 	}
 	if _, err := os.Lstat(final); err == nil {
 		return Written{}, fmt.Errorf("%s: %w", final, ErrExists)
@@ -308,11 +312,13 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 }
 
 // writeParquet streams rows from stream through check into a new file
-// name in dir, hashing and counting the bytes as they are written.
+// name in dir, hashing and counting the bytes as they are written. Rows are
+// encoded on a goroutine of their own (see rowPipe).
 func writeParquet[R any](ctx context.Context, dir, name string, codec parquet.Codec,
 	open func(io.Writer, parquet.Codec) (*parquet.Writer[R], error),
 	stream func(context.Context, func(R) error) error, check func(R) error,
 ) (File, error) {
+	t0 := time.Now()
 	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return File{}, fmt.Errorf("create %s: %w", name, err)
@@ -324,12 +330,14 @@ func writeParquet[R any](ctx context.Context, dir, name string, codec parquet.Co
 	if err != nil {
 		return File{}, err
 	}
-	if err := stream(ctx, func(r R) error {
+	pipe := startPipe(w.Write)
+	err = stream(ctx, func(r R) error {
 		if err := check(r); err != nil {
 			return err
 		}
-		return w.Write(r)
-	}); err != nil {
+		return pipe.put(r)
+	})
+	if err := cmp.Or(pipe.close(), err); err != nil {
 		return File{}, fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := w.Close(ctx); err != nil {
@@ -344,7 +352,11 @@ func writeParquet[R any](ctx context.Context, dir, name string, codec parquet.Co
 	if err := f.Close(); err != nil {
 		return File{}, fmt.Errorf("close %s: %w", name, err)
 	}
-	return File{Name: name, SHA256: hex.EncodeToString(hw.h.Sum(nil)), Bytes: hw.n, Rows: w.Rows()}, nil
+	file := File{Name: name, SHA256: hex.EncodeToString(hw.h.Sum(nil)), Bytes: hw.n, Rows: w.Rows()}
+	if t := traceOf(ctx); t.FileWritten != nil {
+		t.FileWritten(file, time.Since(t0))
+	}
+	return file, nil
 }
 
 type hashingWriter struct {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/gridsettle/gridsettle/reporting/internal/fixed"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
 	"github.com/gridsettle/gridsettle/settlement"
 )
@@ -36,9 +37,39 @@ type lineKey struct{ participant, point string }
 // lineTally sums a statement line's interval rows.
 type lineTally struct {
 	statement                parquet.Statement
-	energy, unpriced, amount decimal.Decimal
+	energy, unpriced, amount exactSum
 	intervals, priced        int32
 }
+
+// The scales interval rows are summed at: those of their Parquet columns
+// (DECIMAL(38,18) energy, DECIMAL(38,24) amount), which every value written
+// is exact at.
+const (
+	energyScale = 18
+	amountScale = 24
+)
+
+// exactSum is an exact sum of decimals that does not allocate per addend:
+// addends exact at the sum's scale are added as 128-bit integers of
+// 10^-scale units; any other addend (more places, too many digits, or a
+// sum that would overflow) is added to rest as a decimal. 192,000 interval
+// rows summed as decimals cost more than writing them (issue 9).
+type exactSum struct {
+	units fixed.Int128
+	rest  decimal.Decimal
+}
+
+func (s *exactSum) add(d decimal.Decimal, scale int32) {
+	if u, ok := fixed.Unscaled(d, scale); ok {
+		if sum, ok := s.units.Add(u); ok {
+			s.units = sum
+			return
+		}
+	}
+	s.rest = s.rest.Add(d)
+}
+
+func (s *exactSum) value(scale int32) decimal.Decimal { return s.units.Decimal(scale).Add(s.rest) }
 
 func newTally(day settlement.Day, runType string, version int) *tally {
 	return &tally{day: day, runType: runType, version: version, lines: map[lineKey]*lineTally{}}
@@ -78,12 +109,12 @@ func (t *tally) interval(i parquet.Interval) error {
 		return fmt.Errorf("%s row %d: price and amount must both be null (unpriced) or both set", parquet.IntervalsFile, t.intervals)
 	}
 	l.intervals++
-	l.energy = l.energy.Add(i.EnergyMWh)
+	l.energy.add(i.EnergyMWh, energyScale)
 	if i.Amount.Valid {
 		l.priced++
-		l.amount = l.amount.Add(i.Amount.Decimal)
+		l.amount.add(i.Amount.Decimal, amountScale)
 	} else {
-		l.unpriced = l.unpriced.Add(i.EnergyMWh)
+		l.unpriced.add(i.EnergyMWh, energyScale)
 	}
 	return nil
 }
@@ -138,9 +169,9 @@ func (t *tally) finish() (ControlTotals, LedgerLineage, error) {
 			what      string
 			got, want decimal.Decimal
 		}{
-			{"energy_mwh", s.EnergyMWh, l.energy.RoundBank(6)},
-			{"unpriced_energy_mwh", s.UnpricedEnergyMWh, l.unpriced.RoundBank(6)},
-			{"amount", s.Amount, l.amount.RoundBank(2)},
+			{"energy_mwh", s.EnergyMWh, l.energy.value(energyScale).RoundBank(6)},
+			{"unpriced_energy_mwh", s.UnpricedEnergyMWh, l.unpriced.value(energyScale).RoundBank(6)},
+			{"amount", s.Amount, l.amount.value(amountScale).RoundBank(2)},
 		} {
 			if !c.got.Equal(c.want) {
 				return ControlTotals{}, LedgerLineage{}, fmt.Errorf("%s %s: %s %s, but its interval rows in %s round to %s",

@@ -4,13 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
-	"strconv"
 	"time"
 
-	"github.com/gridsettle/gridsettle/reporting"
-	"github.com/gridsettle/gridsettle/reporting/parquet"
-	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
@@ -207,61 +202,4 @@ func (b *bench) completedRun(ctx context.Context) (*benchDay, error) {
 		}
 	}
 	return d, nil
-}
-
-func (b *bench) export(ctx context.Context) error {
-	d, err := b.completedRun(ctx)
-	if err != nil {
-		return err
-	}
-	key, err := reporting.LoadOrCreateSigningKey(ctx, filepath.Join(b.tmp, "keys", "export-signing.pem"), b.quiet)
-	if err != nil {
-		return err
-	}
-	var rows int64
-	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM run_intervals WHERE run_id = $1`, d.run.RunID).Scan(&rows); err != nil {
-		return fmt.Errorf("count run intervals: %w", err)
-	}
-	copySQL := fmt.Sprintf(`COPY (SELECT participant_id, settlement_point, interval_start, energy_mwh, price, amount,
-		actual_reads, estimated_reads FROM run_intervals WHERE run_id = '%s'
-		ORDER BY participant_id COLLATE "C", settlement_point COLLATE "C", interval_start) TO STDOUT`, d.run.RunID)
-	var rates, limits []float64
-	for rep := range b.opts.repeat {
-		// Each repetition writes a new export: an empty root and registry.
-		if _, err := b.pool.Exec(ctx, `DELETE FROM exports`); err != nil {
-			return fmt.Errorf("reset exports: %w", err)
-		}
-		ex, err := exportpg.NewExporter(b.pool, exportpg.Config{
-			Root: filepath.Join(b.tmp, "exports-"+strconv.Itoa(rep)),
-			Export: reporting.Config{
-				Generator: generator, Market: b.cfg.Market, Codec: parquet.ZSTD, Key: key,
-			},
-		}, nil, b.quiet)
-		if err != nil {
-			return err
-		}
-		t0 := time.Now()
-		p, err := ex.Produce(ctx, d.day, d.run.RunType, d.run.Version)
-		took := time.Since(t0)
-		if err != nil {
-			return err
-		}
-		if !p.Created {
-			return fmt.Errorf("export %s was not written", p.Export.ExportID)
-		}
-		l, err := b.copyOut(ctx, copySQL)
-		if err != nil {
-			return err
-		}
-		rates, limits = append(rates, float64(rows)/took.Seconds()), append(limits, float64(rows)/l.Seconds())
-		if rep == 0 {
-			fmt.Fprintf(b.out, "export check: %s written and verified in %s (%s intervals rows)\n", p.Export.ExportID,
-				took.Round(time.Millisecond), human(float64(rows)))
-		}
-	}
-	b.print(benchFigure{name: "export (intervals.parquet rows)", unit: "rows/s", values: rates, limits: limits,
-		limitWhat: "COPY of the run's intervals rows out of Postgres",
-		target:    "≥ 300,000 rows/s", pass: atLeast(300_000),
-		note: "whole export: 3 Parquet files, manifest, signature, read-back verification, over the intervals rows"})
-	return nil
 }

@@ -1,11 +1,12 @@
 package parquet
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/big"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/reporting/internal/fixed"
 )
 
 // decimalType is a Parquet DECIMAL(precision, scale) column type.
@@ -72,47 +73,18 @@ func (t decimalType) unscaled(d decimal.Decimal) (*big.Int, error) {
 	return v, nil
 }
 
-// pow10s64[i] is 10^i as an int64.
-var pow10s64 = func() [19]int64 {
-	var p [19]int64
-	p[0] = 1
-	for i := 1; i < len(p); i++ {
-		p[i] = p[i-1] * 10
-	}
-	return p
-}()
-
-// unscaled64 is unscaled without allocating, for the common case where the
-// coefficient and the result fit 18 digits; ok is false otherwise (and for
-// every value unscaled refuses), and then unscaled decides.
-func (t decimalType) unscaled64(d decimal.Decimal) (v int64, ok bool) {
-	n := d.NumDigits() // exact for coefficients that fit an int64, ≥ 19 otherwise
-	if n > 18 {
-		return 0, false
-	}
-	v = d.CoefficientInt64()
-	switch shift := d.Exponent() + t.scale; {
-	case shift > 0:
-		if n+int(shift) > 18 {
-			return 0, false
-		}
-		v *= pow10s64[shift]
-	case shift < 0:
-		if -shift > 18 || v%pow10s64[-shift] != 0 {
-			return 0, false
-		}
-		v /= pow10s64[-shift]
-	}
-	if t.precision < 18 && (v >= pow10s64[t.precision] || v <= -pow10s64[t.precision]) {
-		return 0, false
-	}
-	return v, true
+// unscaled128 is unscaled without allocating, for every value whose
+// coefficient has at most 18 digits; ok is false otherwise (and for every
+// value unscaled refuses), and then unscaled decides.
+func (t decimalType) unscaled128(d decimal.Decimal) (fixed.Int128, bool) {
+	v, ok := fixed.Unscaled(d, t.scale)
+	return v, ok && v.AbsBelowPow10(t.precision)
 }
 
 // int64Of is the INT64 unscaled value of d (precision ≤ 18).
 func (t decimalType) int64Of(d decimal.Decimal) (int64, error) {
-	if v, ok := t.unscaled64(d); ok {
-		return v, nil
+	if v, ok := t.unscaled128(d); ok {
+		return v.Int64(), nil
 	}
 	v, err := t.unscaled(d)
 	if err != nil {
@@ -124,18 +96,15 @@ func (t decimalType) int64Of(d decimal.Decimal) (int64, error) {
 // fixed16Of is the 16-byte big-endian two's-complement unscaled value of d
 // (FIXED_LEN_BYTE_ARRAY(16), precision ≤ 38).
 func (t decimalType) fixed16Of(d decimal.Decimal) (string, error) {
-	var b [16]byte
-	if v, ok := t.unscaled64(d); ok {
-		if v < 0 {
-			binary.BigEndian.PutUint64(b[:8], ^uint64(0)) // sign extension
-		}
-		binary.BigEndian.PutUint64(b[8:], uint64(v))
+	if v, ok := t.unscaled128(d); ok {
+		b := v.Bytes()
 		return string(b[:]), nil
 	}
 	v, err := t.unscaled(d)
 	if err != nil {
 		return "", err
 	}
+	var b [16]byte
 	if v.Sign() < 0 {
 		// 2^128 + v, whose 16 low bytes are v's two's complement.
 		v.Add(v, twoTo128)
@@ -148,16 +117,13 @@ var twoTo128 = new(big.Int).Lsh(big.NewInt(1), 128)
 
 func (t decimalType) fromInt64(v int64) decimal.Decimal { return decimal.New(v, -t.scale) }
 
-func (t decimalType) fromFixed16(s string) (decimal.Decimal, error) {
-	if len(s) != 16 {
-		return decimal.Decimal{}, fmt.Errorf("%s value has %d bytes, want 16", t, len(s))
+func (t decimalType) fromFixed16(b []byte) (decimal.Decimal, error) {
+	v, ok := fixed.FromBytes(b)
+	if !ok {
+		return decimal.Decimal{}, fmt.Errorf("%s value has %d bytes, want 16", t, len(b))
 	}
-	v := new(big.Int).SetBytes([]byte(s))
-	if s[0]&0x80 != 0 {
-		v.Sub(v, twoTo128)
-	}
-	if limit, _ := pow10(t.precision); v.CmpAbs(limit) >= 0 {
+	if !v.AbsBelowPow10(t.precision) {
 		return decimal.Decimal{}, fmt.Errorf("unscaled value %s does not fit %s", v, t)
 	}
-	return decimal.NewFromBigInt(v, -t.scale), nil
+	return v.Decimal(t.scale), nil
 }

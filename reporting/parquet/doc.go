@@ -1,6 +1,10 @@
 // Package parquet writes and reads the three Parquet files of a regulatory
 // export (exports.md): statements.parquet, intervals.parquet and
-// ledger.parquet, with github.com/xitongsys/parquet-go.
+// ledger.parquet. It writes them with github.com/xitongsys/parquet-go (the
+// files' bytes depend on it, see Libraries) and reads them back with
+// github.com/parquet-go/parquet-go, an independent implementation that
+// decodes typed values without reflection, after checking the schema
+// against the writer's own.
 //
 // It owns the files' schemas (the struct tags that standard readers such as
 // DuckDB, Arrow and Spark understand, see design/parquet.md), the exact
@@ -15,6 +19,9 @@
 //   - Rows are written, and must be read back, in strictly increasing
 //     natural-key order (statement_id; participant, settlement point,
 //     interval start; entry id, line number).
+//   - Decimals are converted through exact 128-bit integers
+//     (reporting/internal/fixed), and through big.Int only for coefficients
+//     of more than 18 digits; both give the same unscaled values.
 //   - The bytes of a file depend only on its rows and the codec: one writer
 //     goroutine (np = 1), fixed page and row-group sizes, no wall clock, and
 //     the footer written exactly once (Close refuses a second call).

@@ -3,6 +3,8 @@ package parquet
 import (
 	"fmt"
 	"strings"
+
+	pgo "github.com/parquet-go/parquet-go"
 )
 
 // Codec is the compression of an export's Parquet files.
@@ -24,11 +26,12 @@ func ParseCodec(s string) (Codec, error) {
 }
 
 // spec describes one of the export's files: its name, the record that is its
-// schema, how rows convert to and from records, and their natural-key order.
+// schema, how rows convert to records (written) and from rows of values
+// (read back, given the previous row read), and their natural-key order.
 type spec[R, Rec any] struct {
 	name    string
 	encode  func(R) (Rec, error)
-	decode  func(*Rec) (R, error)
+	decode  func(v pgo.Row, prev *R) (R, error)
 	compare func(a, b R) int
 	// readTies allows equal keys between consecutive rows read back, for
 	// files whose key includes a field that is not a column (ledger lines).
@@ -37,13 +40,13 @@ type spec[R, Rec any] struct {
 
 var (
 	statementsSpec = spec[Statement, statementRecord]{
-		name: StatementsFile, encode: Statement.record, decode: (*statementRecord).row, compare: compareStatements,
+		name: StatementsFile, encode: Statement.record, decode: statementOf, compare: compareStatements,
 	}
 	intervalsSpec = spec[Interval, intervalRecord]{
-		name: IntervalsFile, encode: Interval.record, decode: (*intervalRecord).row, compare: compareIntervals,
+		name: IntervalsFile, encode: Interval.record, decode: intervalOf, compare: compareIntervals,
 	}
 	ledgerSpec = spec[LedgerLine, ledgerRecord]{
-		name: LedgerFile, encode: LedgerLine.record, decode: (*ledgerRecord).row, compare: compareLedgerLines,
+		name: LedgerFile, encode: LedgerLine.record, decode: ledgerLineOf, compare: compareLedgerLines,
 		readTies: true,
 	}
 )

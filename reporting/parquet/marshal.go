@@ -55,6 +55,20 @@ func required(t *layout.Table, v any) {
 	t.DefinitionLevels = append(t.DefinitionLevels, 0)
 }
 
+// requiredText appends a value of a REQUIRED text column, reusing the previous
+// row's interface value when the text is the same: rows in natural-key
+// order repeat their keys (participant and point over an interval row's
+// 96 or so intervals), and boxing a string allocates.
+func requiredText(t *layout.Table, v string) {
+	if n := len(t.Values); n > 0 {
+		if prev, ok := t.Values[n-1].(string); ok && prev == v {
+			required(t, t.Values[n-1])
+			return
+		}
+	}
+	required(t, v)
+}
+
 // optional appends a value of an OPTIONAL column: nil is a null.
 func optional[T any](t *layout.Table, v *T) {
 	if v == nil {
@@ -67,13 +81,13 @@ func optional[T any](t *layout.Table, v *T) {
 }
 
 func (r statementRecord) appendTo(c []*layout.Table) {
-	required(c[0], r.StatementID)
-	required(c[1], r.ParticipantID)
-	required(c[2], r.SettlementPoint)
+	requiredText(c[0], r.StatementID)
+	requiredText(c[1], r.ParticipantID)
+	requiredText(c[2], r.SettlementPoint)
 	required(c[3], r.OperatingDay)
-	required(c[4], r.RunType)
+	requiredText(c[4], r.RunType)
 	required(c[5], r.Version)
-	required(c[6], r.Currency)
+	requiredText(c[6], r.Currency)
 	required(c[7], r.EnergyMWh)
 	required(c[8], r.UnpricedEnergyMWh)
 	required(c[9], r.Amount)
@@ -84,8 +98,8 @@ func (r statementRecord) appendTo(c []*layout.Table) {
 }
 
 func (r intervalRecord) appendTo(c []*layout.Table) {
-	required(c[0], r.ParticipantID)
-	required(c[1], r.SettlementPoint)
+	requiredText(c[0], r.ParticipantID)
+	requiredText(c[1], r.SettlementPoint)
 	required(c[2], r.IntervalStart)
 	required(c[3], r.EnergyMWh)
 	optional(c[4], r.Price)
@@ -96,11 +110,11 @@ func (r intervalRecord) appendTo(c []*layout.Table) {
 
 func (r ledgerRecord) appendTo(c []*layout.Table) {
 	required(c[0], r.EntryID)
-	required(c[1], r.EntryKey)
-	required(c[2], r.Account)
+	requiredText(c[1], r.EntryKey)
+	requiredText(c[2], r.Account)
 	required(c[3], r.Amount)
-	required(c[4], r.Currency)
+	requiredText(c[4], r.Currency)
 	required(c[5], r.EffectiveDate)
 	required(c[6], r.PostedAt)
-	required(c[7], r.EntryHash)
+	requiredText(c[7], r.EntryHash)
 }

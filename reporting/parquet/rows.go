@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	pgo "github.com/parquet-go/parquet-go"
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/settlement"
@@ -145,6 +146,17 @@ func microsOf(column string, t time.Time) (int64, error) {
 
 func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
 
+// textOf is a BYTE_ARRAY value read back as a string, sharing prev's memory
+// when it is the same text: rows in natural-key order repeat their keys
+// (an interval row's participant and point, a ledger line's entry), and
+// this saves the copy.
+func textOf(v pgo.Value, prev string) string {
+	if b := v.ByteArray(); string(b) != prev {
+		return string(b)
+	}
+	return prev
+}
+
 func (s Statement) record() (statementRecord, error) {
 	r := statementRecord{
 		StatementID: s.StatementID, ParticipantID: s.ParticipantID, SettlementPoint: s.SettlementPoint,
@@ -180,16 +192,21 @@ func (s Statement) record() (statementRecord, error) {
 	return r, nil
 }
 
-func (r *statementRecord) row() (Statement, error) {
+func statementOf(v pgo.Row, prev *Statement) (Statement, error) {
 	return Statement{
-		StatementID: r.StatementID, ParticipantID: r.ParticipantID, SettlementPoint: r.SettlementPoint,
-		OperatingDay: dayOf(r.OperatingDay), RunType: r.RunType, Version: r.Version, Currency: r.Currency,
-		EnergyMWh:         decimal18x6.fromInt64(r.EnergyMWh),
-		UnpricedEnergyMWh: decimal18x6.fromInt64(r.UnpricedEnergyMWh),
-		Amount:            decimal18x2.fromInt64(r.Amount),
-		PreviousAmount:    decimal18x2.fromInt64(r.PreviousAmount),
-		DeltaAmount:       decimal18x2.fromInt64(r.DeltaAmount),
-		Intervals:         r.Intervals, PricedIntervals: r.PricedIntervals,
+		StatementID:       string(v[0].ByteArray()),
+		ParticipantID:     textOf(v[1], prev.ParticipantID),
+		SettlementPoint:   textOf(v[2], prev.SettlementPoint),
+		OperatingDay:      dayOf(v[3].Int32()),
+		RunType:           textOf(v[4], prev.RunType),
+		Version:           v[5].Int32(),
+		Currency:          textOf(v[6], prev.Currency),
+		EnergyMWh:         decimal18x6.fromInt64(v[7].Int64()),
+		UnpricedEnergyMWh: decimal18x6.fromInt64(v[8].Int64()),
+		Amount:            decimal18x2.fromInt64(v[9].Int64()),
+		PreviousAmount:    decimal18x2.fromInt64(v[10].Int64()),
+		DeltaAmount:       decimal18x2.fromInt64(v[11].Int64()),
+		Intervals:         v[12].Int32(), PricedIntervals: v[13].Int32(),
 	}, nil
 }
 
@@ -230,20 +247,20 @@ func (i Interval) record() (intervalRecord, error) {
 	return r, nil
 }
 
-func (r *intervalRecord) row() (Interval, error) {
+func intervalOf(v pgo.Row, prev *Interval) (Interval, error) {
 	i := Interval{
-		ParticipantID: r.ParticipantID, SettlementPoint: r.SettlementPoint,
-		IntervalStart: timeOf(r.IntervalStart), ActualReads: r.ActualReads, EstimatedReads: r.EstimatedReads,
+		ParticipantID: textOf(v[0], prev.ParticipantID), SettlementPoint: textOf(v[1], prev.SettlementPoint),
+		IntervalStart: timeOf(v[2].Int64()), ActualReads: v[6].Int32(), EstimatedReads: v[7].Int32(),
 	}
 	var err error
-	if i.EnergyMWh, err = decimal38x18.fromFixed16(r.EnergyMWh); err != nil {
+	if i.EnergyMWh, err = decimal38x18.fromFixed16(v[3].ByteArray()); err != nil {
 		return i, columnError("energy_mwh", err)
 	}
-	if r.Price != nil {
-		i.Price = decimal.NewNullDecimal(decimal18x6.fromInt64(*r.Price))
+	if !v[4].IsNull() {
+		i.Price = decimal.NewNullDecimal(decimal18x6.fromInt64(v[4].Int64()))
 	}
-	if r.Amount != nil {
-		a, err := decimal38x24.fromFixed16(*r.Amount)
+	if !v[5].IsNull() {
+		a, err := decimal38x24.fromFixed16(v[5].ByteArray())
 		if err != nil {
 			return i, columnError("amount", err)
 		}
@@ -282,11 +299,11 @@ func (l LedgerLine) record() (ledgerRecord, error) {
 	return r, nil
 }
 
-func (r *ledgerRecord) row() (LedgerLine, error) {
+func ledgerLineOf(v pgo.Row, prev *LedgerLine) (LedgerLine, error) {
 	return LedgerLine{
-		EntryID: r.EntryID, EntryKey: r.EntryKey, Account: r.Account,
-		Amount: decimal18x2.fromInt64(r.Amount), Currency: r.Currency,
-		EffectiveDate: dayOf(r.EffectiveDate), PostedAt: timeOf(r.PostedAt), EntryHash: r.EntryHash,
+		EntryID: v[0].Int64(), EntryKey: textOf(v[1], prev.EntryKey), Account: string(v[2].ByteArray()),
+		Amount: decimal18x2.fromInt64(v[3].Int64()), Currency: textOf(v[4], prev.Currency),
+		EffectiveDate: dayOf(v[5].Int32()), PostedAt: timeOf(v[6].Int64()), EntryHash: textOf(v[7], prev.EntryHash),
 	}, nil
 }
 
