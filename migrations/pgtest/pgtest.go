@@ -27,12 +27,13 @@ import (
 )
 
 var (
-	once       sync.Once
-	serverURL  string
-	template   string // a migrated database each test's database is copied from
-	serverErr  error
-	cluster    *pgcluster.Cluster
-	clusterDir string
+	once        sync.Once
+	serverURL   string
+	template    string // a migrated database each test's database is copied from
+	serverErr   error  // written once, inside once
+	templateErr error  // written once, inside templateOnce
+	cluster     *pgcluster.Cluster
+	clusterDir  string
 )
 
 // Main runs the package's tests and stops the private cluster, if one was
@@ -81,10 +82,13 @@ func server(ctx context.Context) (string, error) {
 			serverURL = cluster.URL()
 		}
 	})
-	if serverErr == nil {
-		templateOnce.Do(func() { template, serverErr = makeTemplate(ctx, serverURL) })
+	if serverErr != nil {
+		return "", serverErr
 	}
-	return serverURL, serverErr
+	// A separate error: tests calling in parallel read serverErr while the
+	// first one makes the template.
+	templateOnce.Do(func() { template, templateErr = makeTemplate(ctx, serverURL) })
+	return serverURL, templateErr
 }
 
 var (
