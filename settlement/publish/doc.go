@@ -20,8 +20,13 @@
 //     from the last stable offset in widening windows) to find the highest
 //     gridsettle-seq header: the last sequence the log confirms;
 //  4. rows at or below it are deleted; then, per batch of rows with higher
-//     sequences: BeginTransaction, produce, Flush, EndTransaction(TryCommit),
-//     delete the batch's rows;
+//     sequences: BeginTransaction, produce, Flush, EndTransaction(TryCommit).
+//     A committed batch's rows are deleted by the next read of the outbox,
+//     in the same round trip (one pipelined implicit transaction: delete,
+//     head, next rows), or before the stream goes idle or the session ends.
+//     The next batch is read while the current one is produced. Rows are
+//     decoded straight into the Kafka records, their bytes copied into a
+//     few chunks per batch;
 //  5. any Kafka error closes the client and goes back to 2: an outcome is
 //     never guessed, the log decides.
 //
@@ -38,7 +43,11 @@
 //     among committed records; every record carries gridsettle-schema,
 //     gridsettle-id and gridsettle-seq;
 //   - an outbox row is deleted only at or below a sequence confirmed in the
-//     log (our own committed EndTransaction, or found in the tail);
+//     log (our own committed EndTransaction, or found in the tail). Deletes
+//     commit asynchronously (synchronous_commit off for that transaction):
+//     one a crash loses leaves rows at or below the log's last sequence,
+//     which no read returns (reads start after it) and the next session
+//     deletes first;
 //   - the log is never ahead of the outbox's sequence counter; if it is (the
 //     database was reset under a kept broker), the stream is refused rather
 //     than having new rows mistaken for published ones;

@@ -200,6 +200,8 @@ type rec struct {
 	schema    string
 	extra     string
 	key       string
+	nullKey   bool
+	headers   int // how many headers
 	value     string
 }
 
@@ -252,7 +254,8 @@ func (e *env) readAll() []rec {
 				return
 			}
 			if !r.Attrs.IsControl() {
-				x := rec{partition: r.Partition, offset: r.Offset, key: string(r.Key), value: string(r.Value)}
+				x := rec{partition: r.Partition, offset: r.Offset, key: string(r.Key), nullKey: r.Key == nil,
+					headers: len(r.Headers), value: string(r.Value)}
 				for _, h := range r.Headers {
 					switch h.Key {
 					case publish.HeaderID:

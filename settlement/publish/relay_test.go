@@ -55,6 +55,35 @@ func TestRelayPublishesEachRecordOnce(t *testing.T) {
 	})
 }
 
+// A record without extra headers carries only the relay's three, and a null
+// key stays null while an empty one stays empty (Kafka tells them apart).
+func TestKeysAndHeadersAsWritten(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tx, err := e.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.w.Enqueue(t.Context(), tx,
+		outbox.Message{Topic: topic, Key: nil, Value: []byte("{}"), ID: "null-key", Schema: "test.record/v1"},
+		outbox.Message{Topic: topic, Key: []byte{}, Value: []byte("{}"), ID: "empty-key", Schema: "test.record/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.start(e.config())
+	e.waitDrained()
+	recs := e.readAll()
+	checkExactlyOnce(t, recs, []string{"null-key", "empty-key"})
+	for _, x := range recs {
+		if x.nullKey != (x.id == "null-key") || x.headers != 3 || x.schema != "test.record/v1" {
+			t.Errorf("record %+v: want a null key only for null-key, and 3 headers", x)
+		}
+	}
+}
+
 // The relay is killed at each step of a transaction and restarted, first as
 // a whole (a new Relay replaces the dead one) and then in place (its stream
 // session restarts): every record is seen once, in order, nothing missing.

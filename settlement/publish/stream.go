@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -117,24 +119,48 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 	if _, err := w.head(ctx, last); err != nil {
 		return false, err
 	}
-	if err := w.deleteThrough(ctx, 0, last); err != nil {
+	if err := w.delete(ctx, seqRange{0, last}); err != nil {
 		return false, err
 	}
 	w.log.Debug("resuming after the log's last sequence", "seq", last)
-	var next chan batch // the batch after the one being published, read meanwhile
+	var (
+		next chan batch // the batch after the one being published, read meanwhile
+		// done holds the rows our own commits confirmed and no read has
+		// been asked to delete yet; reading moves them to reading, which
+		// the read deletes in its round trip if it succeeds.
+		done, reading seqRange
+	)
+	defer func() {
+		// Stopping or failing: what the log confirmed need not wait for
+		// the next session's tail read to be deleted. A read still in
+		// flight may delete the same rows: deleting twice is harmless.
+		if left := reading.then(done); !left.empty() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.TransactionTimeout)
+			defer cancel()
+			if derr := w.delete(dctx, left); derr != nil {
+				w.log.Warn("published rows left for the next session to delete", "err", derr)
+			}
+		}
+	}()
 	for {
 		var b batch
 		if next != nil {
 			b, next = <-next, nil
 		} else {
-			b.head, b.rows, b.err = w.pending(ctx, last)
+			reading, done = reading.then(done), seqRange{}
+			b = w.fetch(ctx, last, reading)
 		}
-		head, rows, err := b.head, b.rows, b.err
-		if err != nil {
-			return committed, err
+		if b.err != nil {
+			return committed, b.err
 		}
-		setLag(float64(head - last))
-		if len(rows) == 0 {
+		reading = seqRange{}
+		setLag(float64(b.head - last))
+		if len(b.recs) == 0 {
+			if !done.empty() {
+				// Read ahead before the last batch committed: read again,
+				// which deletes that batch's rows, before going idle.
+				continue
+			}
 			select {
 			case <-ctx.Done():
 				return committed, ctx.Err()
@@ -142,129 +168,228 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 				continue
 			}
 		}
-		if rows[0].seq != last+1 {
+		if b.first != last+1 {
 			// Rows between were confirmed in a log that no longer holds
 			// them (the broker's data was reset); what is left is
 			// published from here on.
-			w.log.Warn("outbox resumes past the log's last sequence", "log_seq", last, "outbox_seq", rows[0].seq)
+			w.log.Warn("outbox resumes past the log's last sequence", "log_seq", last, "outbox_seq", b.first)
 		}
-		if len(rows) == w.r.cfg.BatchSize {
+		if len(b.recs) == w.r.cfg.BatchSize {
 			// A full batch: more rows are likely waiting. Reading them while
 			// this batch is produced overlaps the two round trips that
 			// otherwise alternate (issue 9). The rows are committed and
 			// never change; if this batch fails, the session ends and they
 			// are dropped unread.
-			after := rows[len(rows)-1].seq
+			after := b.last
+			reading, done = done, seqRange{}
+			gone := reading
 			next = make(chan batch, 1)
-			go func() {
-				var nb batch
-				nb.head, nb.rows, nb.err = w.pending(ctx, after)
-				next <- nb
-			}()
+			go func() { next <- w.fetch(ctx, after, gone) }()
 		}
-		if err := w.publish(ctx, cl, rows); err != nil {
+		if err := w.publish(ctx, cl, b); err != nil {
 			return committed, err
 		}
 		committed = true
-		last = rows[len(rows)-1].seq
+		last = b.last
+		done = done.then(seqRange{b.first, b.last})
 	}
 }
 
-// batch is one read of the outbox: the stream's head and the rows after a
-// sequence.
-type batch struct {
-	head int64
-	rows []row
-	err  error
+// seqRange is the sequences from..to of a stream; to == 0: none.
+type seqRange struct{ from, to int64 }
+
+func (r seqRange) empty() bool { return r.to == 0 }
+
+// then returns r extended by next, which follows it.
+func (r seqRange) then(next seqRange) seqRange {
+	switch {
+	case r.empty():
+		return next
+	case next.empty():
+		return r
+	}
+	return seqRange{r.from, next.to}
 }
 
-type row struct {
-	seq     int64
-	id      string
-	schema  string
-	key     []byte
-	value   []byte
-	headers []byte
+// batch is one read of the outbox: the stream's head and the records of the
+// rows after a sequence, first to last.
+type batch struct {
+	head        int64
+	first, last int64
+	recs        []*kgo.Record
+	err         error
 }
+
+// SQL of the outbox reads, deletes and head.
+const (
+	headSQL = `
+		SELECT coalesce((SELECT next_seq - 1 FROM outbox_streams WHERE topic = $1 AND partition = $2), 0)`
+	// headers is NULL when it holds no extra header, as nearly every row:
+	// nothing to decode.
+	pendingSQL = `
+		SELECT seq, record_id, schema, key, value, nullif(headers, '[]')::text FROM outbox
+		WHERE topic = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4`
+	// The lower bound keeps each delete from walking the index entries of
+	// every row deleted before it (issue 9).
+	deleteSQL = `DELETE FROM outbox WHERE topic = $1 AND partition = $2 AND seq >= $3 AND seq <= $4`
+	// A delete that a crash loses is repeated by the next session, which
+	// deletes every row the log confirms before it reads any: waiting for
+	// its WAL flush would only hold a connection.
+	asyncCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
+)
 
 // head returns the stream's highest handed-out sequence, refusing a log that
 // confirms more (last) than the outbox ever handed out.
 func (w *worker) head(ctx context.Context, last int64) (int64, error) {
 	var head int64
-	err := w.r.pool.QueryRow(ctx, `
-		SELECT coalesce((SELECT next_seq - 1 FROM outbox_streams WHERE topic = $1 AND partition = $2), 0)`,
-		w.s.Topic, w.s.Partition).Scan(&head)
-	if err != nil {
+	if err := w.r.pool.QueryRow(ctx, headSQL, w.s.Topic, w.s.Partition).Scan(&head); err != nil {
 		return 0, fmt.Errorf("read sequence of %s: %w", w.s, err)
 	}
+	return head, w.checkHead(head, last)
+}
+
+func (w *worker) checkHead(head, last int64) error {
 	if last > head {
-		return 0, fmt.Errorf("the log of %s is at sequence %d but the outbox has handed out only %d: "+
+		return fmt.Errorf("the log of %s is at sequence %d but the outbox has handed out only %d: "+
 			"the database was reset under a kept broker, or another deployment with env %q writes this topic; refusing to publish",
 			w.s, last, head, w.r.cfg.Env)
 	}
-	return head, nil
+	return nil
 }
 
-// pending returns the stream's highest handed-out sequence and the next batch
-// of rows after last.
-func (w *worker) pending(ctx context.Context, last int64) (int64, []row, error) {
-	head, err := w.head(ctx, last)
-	if err != nil {
-		return 0, nil, err
+// fetch deletes the rows of gone (confirmed in the log), then reads the
+// stream's head and the next batch of rows after last, all in one round trip.
+func (w *worker) fetch(ctx context.Context, last int64, gone seqRange) (b batch) {
+	var q pgx.Batch
+	if !gone.empty() {
+		q.Queue(asyncCommitSQL)
+		q.Queue(deleteSQL, w.s.Topic, w.s.Partition, gone.from, gone.to)
 	}
-	if last == head {
-		return head, nil, nil
-	}
-	rows, err := w.r.pool.Query(ctx, `
-		SELECT seq, record_id, schema, key, value, headers::text FROM outbox
-		WHERE topic = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
-		w.s.Topic, w.s.Partition, last, w.r.cfg.BatchSize)
-	if err != nil {
-		return 0, nil, fmt.Errorf("read outbox of %s: %w", w.s, err)
-	}
-	var out []row
-	var rw row
-	for rows.Next() {
-		if err := rows.Scan(&rw.seq, &rw.id, &rw.schema, &rw.key, &rw.value, &rw.headers); err != nil {
-			rows.Close()
-			return 0, nil, fmt.Errorf("read outbox of %s: %w", w.s, err)
+	q.Queue(headSQL, w.s.Topic, w.s.Partition)
+	q.Queue(pendingSQL, w.s.Topic, w.s.Partition, last, w.r.cfg.BatchSize)
+	br := w.r.pool.SendBatch(ctx, &q)
+	defer func() {
+		if err := br.Close(); err != nil && b.err == nil {
+			b = batch{err: fmt.Errorf("read outbox of %s: %w", w.s, err)}
 		}
-		out = append(out, rw)
-		rw = row{}
+	}()
+	if !gone.empty() {
+		if _, err := br.Exec(); err != nil {
+			return batch{err: fmt.Errorf("delete published rows of %s: %w", w.s, err)}
+		}
+		if _, err := br.Exec(); err != nil {
+			return batch{err: fmt.Errorf("delete published rows of %s: %w", w.s, err)}
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("read outbox of %s: %w", w.s, err)
+	if err := br.QueryRow().Scan(&b.head); err != nil {
+		return batch{err: fmt.Errorf("read sequence of %s: %w", w.s, err)}
 	}
-	return head, out, nil
+	if err := w.checkHead(b.head, last); err != nil {
+		return batch{err: err}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return batch{err: fmt.Errorf("read outbox of %s: %w", w.s, err)}
+	}
+	// Sequences are gapless: head - last rows are waiting, or a few more if
+	// some committed after the head was read.
+	if err := w.records(rows, int(min(b.head-last, int64(w.r.cfg.BatchSize))), &b); err != nil {
+		return batch{err: fmt.Errorf("read outbox of %s: %w", w.s, err)}
+	}
+	return b
 }
 
-func (w *worker) record(rw row) (*kgo.Record, error) {
-	var extra []outbox.Header
-	if err := json.Unmarshal(rw.headers, &extra); err != nil {
-		return nil, fmt.Errorf("decode headers of %s seq %d: %w", w.s, rw.seq, err)
-	}
-	hs := make([]kgo.RecordHeader, 0, 3+len(extra))
-	hs = append(hs,
-		kgo.RecordHeader{Key: HeaderSchema, Value: []byte(rw.schema)},
-		kgo.RecordHeader{Key: HeaderID, Value: []byte(rw.id)},
-		kgo.RecordHeader{Key: HeaderSeq, Value: strconv.AppendInt(nil, rw.seq, 10)},
+// records turns outbox rows into the records of b. A batch's bytes are
+// copied into a few large chunks and its records and headers into two
+// slices: allocating each field of each row cost more than reading it
+// (issue 9). size is the expected number of rows.
+func (w *worker) records(rows pgx.Rows, size int, b *batch) error {
+	defer rows.Close()
+	var (
+		recs  = make([]kgo.Record, 0, size)
+		hdrs  = make([]kgo.RecordHeader, 0, 3*size)
+		buf   arena
+		seq   int64
+		id    pgtype.DriverBytes
+		sch   pgtype.DriverBytes
+		key   pgtype.DriverBytes
+		value pgtype.DriverBytes
+		extra pgtype.DriverBytes
 	)
-	for _, h := range extra {
-		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-	}
-	return &kgo.Record{Topic: w.s.Topic, Partition: w.s.Partition, Key: rw.key, Value: rw.value, Headers: hs}, nil
-}
-
-// publish writes rows in one transaction and, once it committed, deletes
-// them. It runs to the end even if ctx is canceled meanwhile (bounded by the
-// transaction timeout): stopping finishes the in-flight transaction.
-func (w *worker) publish(ctx context.Context, cl *kgo.Client, rows []row) (err error) {
-	recs := make([]*kgo.Record, len(rows))
-	for i, rw := range rows {
-		if recs[i], err = w.record(rw); err != nil {
+	dst := []any{&seq, &id, &sch, &key, &value, &extra}
+	for rows.Next() {
+		if err := rows.Scan(dst...); err != nil {
 			return err
 		}
+		if len(recs) == 0 {
+			b.first = seq
+		}
+		b.last = seq
+		n := len(hdrs)
+		hdrs = append(hdrs,
+			kgo.RecordHeader{Key: HeaderSchema, Value: buf.copy(sch)},
+			kgo.RecordHeader{Key: HeaderID, Value: buf.copy(id)},
+			kgo.RecordHeader{Key: HeaderSeq, Value: buf.appendInt(seq)},
+		)
+		if extra != nil {
+			var hs []outbox.Header
+			if err := json.Unmarshal(extra, &hs); err != nil {
+				return fmt.Errorf("decode headers of seq %d: %w", seq, err)
+			}
+			for _, h := range hs {
+				hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+			}
+		}
+		recs = append(recs, kgo.Record{Topic: w.s.Topic, Partition: w.s.Partition,
+			Key: buf.copy(key), Value: buf.copy(value), Headers: hdrs[n:len(hdrs):len(hdrs)]})
 	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	b.recs = make([]*kgo.Record, len(recs))
+	for i := range recs {
+		b.recs[i] = &recs[i]
+	}
+	return nil
+}
+
+// arenaChunk is the size of the chunks an arena allocates.
+const arenaChunk = 64 << 10
+
+// arena hands out copies of byte slices from large chunks. A chunk stays
+// alive while any slice of it is referenced.
+type arena struct{ chunk []byte }
+
+func (a *arena) reserve(n int) {
+	if a.chunk == nil || cap(a.chunk)-len(a.chunk) < n {
+		a.chunk = make([]byte, 0, max(arenaChunk, n))
+	}
+}
+
+// copy returns a copy of b; nil stays nil (a NULL key is not an empty one).
+func (a *arena) copy(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	a.reserve(len(b))
+	n := len(a.chunk)
+	a.chunk = append(a.chunk, b...)
+	return a.chunk[n:len(a.chunk):len(a.chunk)]
+}
+
+// appendInt returns the decimal digits of v.
+func (a *arena) appendInt(v int64) []byte {
+	a.reserve(20)
+	n := len(a.chunk)
+	a.chunk = strconv.AppendInt(a.chunk, v, 10)
+	return a.chunk[n:len(a.chunk):len(a.chunk)]
+}
+
+// publish writes a batch in one transaction. It runs to the end even if ctx
+// is canceled meanwhile (bounded by the transaction timeout): stopping
+// finishes the in-flight transaction. The caller deletes the batch's rows
+// once it returned nil.
+func (w *worker) publish(ctx context.Context, cl *kgo.Client, b batch) (err error) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.TransactionTimeout)
 	defer cancel()
 	if err := cl.BeginTransaction(); err != nil {
@@ -283,7 +408,7 @@ func (w *worker) publish(ctx context.Context, cl *kgo.Client, rows []row) (err e
 		mu    sync.Mutex
 		first error
 	)
-	for _, rec := range recs {
+	for _, rec := range b.recs {
 		cl.Produce(pctx, rec, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
@@ -309,14 +434,8 @@ func (w *worker) publish(ctx context.Context, cl *kgo.Client, rows []row) (err e
 	}
 	committed = true
 	w.r.m.transactions.WithLabelValues("committed").Inc()
-	w.r.m.published.WithLabelValues(w.s.Topic).Add(float64(len(recs)))
-	if err := w.step(pctx, StepAfterCommit); err != nil {
-		return err
-	}
-	// Rows below this batch were deleted by the batches before it (or the
-	// session's start): bounding the range keeps each delete from walking
-	// the index entries of every row deleted before (issue 9).
-	return w.deleteThrough(pctx, rows[0].seq, rows[len(rows)-1].seq)
+	w.r.m.published.WithLabelValues(w.s.Topic).Add(float64(len(b.recs)))
+	return w.step(pctx, StepAfterCommit)
 }
 
 // abandon returns err after, when the relay is stopping, aborting the open
@@ -348,12 +467,9 @@ func (w *worker) step(ctx context.Context, s Step) error {
 	return nil
 }
 
-// deleteThrough deletes the rows the log confirms: sequence seq and below,
-// from sequence from on (0: all of them).
-func (w *worker) deleteThrough(ctx context.Context, from, seq int64) error {
-	_, err := w.r.pool.Exec(ctx, `DELETE FROM outbox WHERE topic = $1 AND partition = $2 AND seq >= $3 AND seq <= $4`,
-		w.s.Topic, w.s.Partition, from, seq)
-	if err != nil {
+// delete deletes the rows of r, which the log confirms.
+func (w *worker) delete(ctx context.Context, r seqRange) error {
+	if _, err := w.r.pool.Exec(ctx, deleteSQL, w.s.Topic, w.s.Partition, r.from, r.to); err != nil {
 		return fmt.Errorf("delete published rows of %s: %w", w.s, err)
 	}
 	return nil
