@@ -34,6 +34,10 @@ var PriceIntervals = []int{300, 900, 3600}
 // float. It keeps scratch space between calls, so one Decoder must not be
 // used by two goroutines at once; the zero value is ready to use.
 type Decoder struct {
+	// Bounds are the start_out_of_range bounds; the zero value is the
+	// contract's defaults against the wall clock.
+	Bounds Bounds
+
 	nums  []number // scratch: the values of the record being decoded
 	quals []Quality
 }

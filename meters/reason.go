@@ -11,6 +11,7 @@ const (
 	SchemaViolation        Reason = "schema_violation"
 	UnsupportedInterval    Reason = "unsupported_interval"
 	MisalignedStart        Reason = "misaligned_start"
+	StartOutOfRange        Reason = "start_out_of_range"
 	ValueOutOfRange        Reason = "value_out_of_range"
 	TooManyDecimals        Reason = "too_many_decimals"
 	QualityLengthMismatch  Reason = "quality_length_mismatch"
@@ -19,6 +20,11 @@ const (
 	CurrencyMismatch       Reason = "currency_mismatch"
 	IntervalLengthMismatch Reason = "interval_length_mismatch"
 	ConflictingDuplicate   Reason = "conflicting_duplicate"
+	// Unprocessable is a record that passed every check above but that the
+	// database or an output encoder refused: a data error of the record's own,
+	// quarantined so that it cannot stop its partition (messages.md "Nothing a
+	// producer sends can stop ingest").
+	Unprocessable Reason = "unprocessable"
 )
 
 // Rejection is why a record cannot be used: a Reason and a human detail that

@@ -52,6 +52,9 @@ type Config struct {
 
 	Market   settlement.Market
 	Schedule settlement.Schedule // --run-lags: when scheduled runs fall due
+	// IngestBounds are --ingest-max-future and --ingest-max-future-prices
+	// (start_out_of_range); Now is left nil: the wall clock.
+	IngestBounds meters.Bounds
 
 	Components  []string // in start order; a subset of componentNames
 	Environment string   // names this deployment in Kafka transactional ids
@@ -271,6 +274,18 @@ var flagDefs = []flagDef{
 			c.Market.PriceSpikeThreshold = decimal.RequireFromString(v)
 			return nil
 		}},
+	{name: "ingest-max-future", def: "PT15M", group: groupMarket,
+		usage: "ISO 8601 `duration` past now by which a read's last interval must have ended (start_out_of_range)",
+		set: func(c *Config, v string) (err error) {
+			c.IngestBounds.MaxFuture, err = parseBound(v)
+			return err
+		}},
+	{name: "ingest-max-future-prices", def: "P7D", group: groupMarket,
+		usage: "ISO 8601 `duration` past now before which a price must start (start_out_of_range)",
+		set: func(c *Config, v string) (err error) {
+			c.IngestBounds.MaxFuturePrices, err = parseBound(v)
+			return err
+		}},
 	{name: "run-lags", def: "initial=P5D,final=P55D,true-up=P180D", group: groupSettlement,
 		usage: "when scheduled runs fall due after the operating day ends: `type=duration,...` (ISO 8601, e.g. P5D); a type left out is never scheduled",
 		set: func(c *Config, v string) (err error) {
@@ -308,6 +323,18 @@ var (
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 	decimalPattern  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 )
+
+// parseBound parses an ingest bound: a positive ISO 8601 duration of at
+// most a year.
+func parseBound(v string) (time.Duration, error) {
+	l, err := settlement.ParseLag(v)
+	// Years and months have no fixed length; a bound must.
+	d := time.Duration(l.Days)*24*time.Hour + l.Clock
+	if err != nil || l.Years != 0 || l.Months != 0 || d <= 0 || d > 366*24*time.Hour {
+		return 0, fmt.Errorf("%q is not an ISO 8601 duration from PT1S to P366D (e.g. PT15M, P7D)", v)
+	}
+	return d, nil
+}
 
 // envName is the environment variable that also sets flag.
 func envName(flag string) string {
