@@ -23,16 +23,21 @@ import (
 // every record alike, so quarantining would set the whole stream aside; the
 // partition waits, retrying, until the deployment is fixed.
 func transient(err error) bool {
+	// A failed connection attempt may carry the server's refusal ("database
+	// does not allow connections", SQLSTATE 55000): never a record's.
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) {
+		return true
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		return transientState(pg.Code)
 	}
-	var connect *pgconn.ConnectError
 	var netErr net.Error
 	switch {
 	case errors.Is(err, postgres.ErrConcurrentWrite),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		pgconn.Timeout(err), pgconn.SafeToRetry(err), errors.As(err, &connect),
+		pgconn.Timeout(err), pgconn.SafeToRetry(err),
 		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.As(err, &netErr):
 		return true

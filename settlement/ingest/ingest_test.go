@@ -220,7 +220,8 @@ func assertPositions(t *testing.T, e *env, want map[string]string) {
 }
 
 // alertHook emits one message per changed read; its first call fails, which
-// must roll the batch back and apply it again, once.
+// must roll the batch back and apply its records again (in parts, looking
+// for a refused record that the retry does not find), each once.
 type alertHook struct {
 	mu      sync.Mutex
 	calls   int
