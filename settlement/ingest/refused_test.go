@@ -343,3 +343,62 @@ func TestTransient(t *testing.T) {
 		}
 	}
 }
+
+// A refused record whose dead letter is refused too keeps its quarantine
+// row; one whose quarantine row is refused as well is only skipped by the
+// offset. Either way its partition goes on.
+func TestRefusedRecordWithoutDeadLetter(t *testing.T) {
+	t.Parallel()
+	refuse := func(e *env, table, column, value string) {
+		e.exec(fmt.Sprintf(`
+			CREATE FUNCTION refuse_%[1]s() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF NEW.%[2]s::text = %[3]s THEN
+					RAISE EXCEPTION '%[1]s row refused';
+				END IF;
+				RETURN NEW;
+			END $$;
+			CREATE TRIGGER refuse_%[1]s BEFORE INSERT OR UPDATE ON %[1]s FOR EACH ROW EXECUTE FUNCTION refuse_%[1]s()`,
+			table, column, "'"+value+"'"))
+	}
+	for _, c := range []struct {
+		name       string
+		quarantine bool // the quarantine row is refused too
+	}{{"dead letter refused", false}, {"quarantine refused", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.registry()
+			refuse(e, "reads", "meter_id", "M2")
+			refuse(e, "outbox", "record_id", R+"/1/1")
+			if c.quarantine {
+				refuse(e, "quarantine", `"offset"`, "1")
+			}
+			e.produce(false,
+				rec(R, 1, "M1", read("M1", "import", "2026-11-01T05:00:00Z", 900, 1, "1")),
+				rec(R, 1, "M2", read("M2", "import", "2026-11-01T05:00:00Z", 900, 1, "1")),
+				rec(R, 1, "M1", read("M1", "import", "2026-11-01T05:15:00Z", 900, 1, "1")),
+			)
+			cons := e.start(Config{})
+			e.caughtUpWithin(30 * time.Second)
+			cons.stop()
+			if n := e.count(`SELECT count(*) FROM reads WHERE meter_id = 'M1'`); n != 2 {
+				t.Errorf("%d reads of M1, want 2", n)
+			}
+			if n := e.count(`SELECT count(*) FROM outbox`); n != 0 {
+				t.Errorf("%d outbox rows, want none", n)
+			}
+			qs := e.quarantine(R, 1)
+			if c.quarantine {
+				if len(qs) != 0 {
+					t.Errorf("quarantine %+v, want none", qs)
+				}
+				return
+			}
+			if len(qs) != 1 || qs[0].offset != 1 || qs[0].reason != string(meters.Unprocessable) ||
+				!strings.Contains(qs[0].detail, "reads row refused") || !strings.Contains(qs[0].detail, "outbox row refused") {
+				t.Errorf("quarantine %+v, want offset 1 unprocessable naming both refusals", qs)
+			}
+		})
+	}
+}
