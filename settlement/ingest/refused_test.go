@@ -330,6 +330,7 @@ func TestTransient(t *testing.T) {
 		{context.DeadlineExceeded, true},
 		{fmt.Errorf("write: %w", postgres.ErrConcurrentWrite), true},
 		{fmt.Errorf("query: %w", pgconn.ErrConnClosed), true},
+		{fmt.Errorf("commit: %w", pgx.ErrTxClosed), true},
 		{&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, true},
 		{&pgconn.PgError{Code: "22021"}, false},
 		{&pgconn.PgError{Code: "22003"}, false},
