@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -17,10 +19,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
+	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
 // quarantineItem is one quarantine row of the test database.
@@ -289,6 +294,49 @@ func TestDeadLetterTruncated(t *testing.T) {
 	e.caughtUpWithin(30 * time.Second)
 	c.stop()
 	checkCut(t, e, DeadLetterID(postgres.Origin{Topic: R, Partition: 3, Offset: big.Offset}), big.Value, limit)
+
+	// The relay, with its own headers and framing, produces both.
+	relay, err := publish.New(e.pool, kafka.Config{Brokers: e.addrs}, publish.Config{Env: "test", Topics: []string{topics.DeadLetter}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(rctx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.addrs...), kgo.ConsumeTopics(topics.DeadLetter),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxBytes(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ids := []string{DeadLetterID(postgres.Origin{Topic: R, Partition: 0, Offset: 0}),
+		DeadLetterID(postgres.Origin{Topic: R, Partition: 3, Offset: big.Offset})}
+	got := map[string]int{}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(got) < len(ids) {
+		fs := cl.PollFetches(pctx)
+		if err := pctx.Err(); err != nil {
+			t.Fatalf("dead letters published: %v, want %v (%v)", got, ids, fs.Errors())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == publish.HeaderID {
+					got[string(h.Value)] = len(r.Value)
+				}
+			}
+		})
+	}
+	for _, id := range ids {
+		if _, value, _ := e.deadLetter(id); got[id] != len(value) {
+			t.Errorf("dead letter %s published with %d bytes, want %d", id, got[id], len(value))
+		}
+	}
 }
 
 // checkCut checks that dead letter id holds the first bytes of value, as many
