@@ -68,7 +68,7 @@ func newTestServer(t *testing.T, checks []Check, extra ...Routes) *testServer {
 	t.Helper()
 	pool, _ := pgtest.New(t)
 	ts := &testServer{t: t, pool: pool, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	areas := []Routes{RegistryRoutes{Store: postgres.NewRegistry(pool, nil)}}
+	areas := []Routes{RegistryRoutes{Store: postgres.NewRegistry(pool, nil), Pool: pool}}
 	for _, f := range testAreas {
 		areas = append(areas, f(t, pool))
 	}
