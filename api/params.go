@@ -7,14 +7,18 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
@@ -308,7 +312,7 @@ func checkParams(r *Route, params []Param) echo.MiddlewareFunc {
 			for _, name := range names {
 				p, ok := byName[name]
 				if !ok || p.in() != "query" {
-					return BadParam(name, "unknown parameter for %s %s", r.Method, r.Path)
+					return BadParam(meters.SafeDetail(name), "unknown parameter for %s %s", r.Method, r.Path)
 				}
 				if len(q[name]) > 1 {
 					return BadParam(name, "given more than once")
@@ -318,6 +322,12 @@ func checkParams(r *Route, params []Param) echo.MiddlewareFunc {
 				v := c.QueryParam(p.Name)
 				if p.in() == "path" {
 					v = c.Param(p.Name)
+					if u, err := url.PathUnescape(v); err == nil {
+						v = u // routed on the raw path: check what the handler may decode too
+					}
+				}
+				if err := plainText(p.Name, v); err != nil {
+					return err
 				}
 				if v == "" {
 					if p.Required {
@@ -332,6 +342,28 @@ func checkParams(r *Route, params []Param) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// MaxParamBytes bounds every query and path parameter value: room for any
+// identifier, instant or cursor of the API, far less than a value that
+// would cost the server to carry through logs and queries.
+const MaxParamBytes = 4096
+
+// plainText refuses, naming the parameter, a value that no parameter of the
+// API can hold: longer than MaxParamBytes, not UTF-8, or holding a control
+// character (U+0000 included). Checked before any typed check or query, so
+// such bytes are a 400 whatever the handler does with the value, never a
+// database error.
+func plainText(name, v string) error {
+	switch {
+	case len(v) > MaxParamBytes:
+		return BadParam(name, "is longer than %d bytes", MaxParamBytes)
+	case !utf8.ValidString(v):
+		return BadParam(name, "is not valid UTF-8")
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return BadParam(name, "holds a control character")
+	}
+	return nil
 }
 
 // check validates one value against the declaration.
