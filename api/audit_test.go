@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
 )
 
 // auditEntries is the whole audit log, oldest first.
@@ -177,4 +180,25 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestStatementTimeoutIs503: a query cut by the API pool's statement
+// timeout is the server being busy, not the client's fault nor a defect.
+func TestStatementTimeoutIs503(t *testing.T) {
+	t.Parallel()
+	var s *testServer
+	s = newTestServer(t, nil, RouteList{{Method: "GET", Path: "/api/v1/test/slow", Roles: Everyone, Summary: "slow",
+		Response: JSONBody(Health{}), Handler: func(c echo.Context) error {
+			return pgx.BeginFunc(c.Request().Context(), s.pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(c.Request().Context(), `SET LOCAL statement_timeout = 50`); err != nil {
+					return err
+				}
+				_, err := tx.Exec(c.Request().Context(), `SELECT pg_sleep(2)`)
+				return fmt.Errorf("slow query: %w", err)
+			})
+		}}})
+	p := problem(t, s.do(req{method: "GET", path: "/api/v1/test/slow", token: testAdminToken}), http.StatusServiceUnavailable)
+	if !strings.Contains(p.Detail, "statement timeout") {
+		t.Errorf("detail %q", p.Detail)
+	}
 }
