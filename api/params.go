@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -207,7 +208,9 @@ func Cursor(c echo.Context, key any) (bool, error) {
 		return false, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
+	// A crafted cursor may carry text no key holds (U+0000 reaches Postgres
+	// as an error): refuse it here, naming the parameter.
+	if err != nil || !utf8.Valid(b) || bytes.Contains(bytes.ToLower(b), []byte(`\u0000`)) {
 		return false, BadParam("cursor", "is not a cursor returned by this endpoint")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -65,6 +66,22 @@ func TestHostileParametersAre400(t *testing.T) {
 					t.Errorf("unsafe parameter name in the problem: %q", pr.Parameter[:min(len(pr.Parameter), 100)])
 				}
 			})
+		}
+	}
+}
+
+// TestCraftedCursorsAre400: a cursor that decodes to a key holding U+0000
+// is a 400 naming the cursor, not a database error.
+func TestCraftedCursorsAre400(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	for _, path := range []string{"/api/v1/tokens", "/api/v1/audit", "/api/v1/participants", "/api/v1/quarantine"} {
+		for _, key := range []string{`{"id":"\u0000"}`, `{"id":"a\U0000"}`, "{\"id\":\"\xff\"}"} {
+			cursor := base64.RawURLEncoding.EncodeToString([]byte(key))
+			pr := problem(t, s.do(req{method: "GET", path: path + "?cursor=" + cursor, token: testAdminToken}), http.StatusBadRequest)
+			if pr.Parameter != "cursor" {
+				t.Errorf("%s with cursor %q: parameter %q", path, key, pr.Parameter)
+			}
 		}
 	}
 }
