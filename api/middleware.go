@@ -206,7 +206,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		Title:     k.title,
 		Status:    k.status,
 		Detail:    e.Detail,
-		Instance:  c.Request().URL.Path,
+		Instance:  safeText(c.Request().URL.Path, maxAuditPath),
 		RequestID: RequestID(c.Request().Context()),
 		Parameter: e.Parameter,
 		Row:       e.Row,
