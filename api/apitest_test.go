@@ -68,7 +68,7 @@ func newTestServer(t *testing.T, checks []Check, extra ...Routes) *testServer {
 	t.Helper()
 	pool, _ := pgtest.New(t)
 	ts := &testServer{t: t, pool: pool, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	areas := []Routes{RegistryRoutes{Store: postgres.NewRegistry(pool, nil)}}
+	areas := []Routes{RegistryRoutes{Store: postgres.NewRegistry(pool, nil), Pool: pool}}
 	for _, f := range testAreas {
 		areas = append(areas, f(t, pool))
 	}
@@ -76,6 +76,13 @@ func newTestServer(t *testing.T, checks []Check, extra ...Routes) *testServer {
 	log := slog.New(slog.NewJSONHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts.Server = New(Config{Addr: "127.0.0.1:0", AdminToken: testAdminToken, MaxBodyBytes: 1 << 20},
 		log, ts.reg, pool, checks, areas...)
+	// Every successful state-changing call of every test must have been
+	// audited in its own transaction.
+	t.Cleanup(func() {
+		if strings.Contains(ts.logs.String(), "answered without an audit row") {
+			t.Errorf("a state-changing call succeeded without its audit row:\n%s", ts.logs)
+		}
+	})
 	return ts
 }
 

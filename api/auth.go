@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,7 +64,7 @@ func hashToken(secret string) [sha256.Size]byte { return sha256.Sum256([]byte(se
 // CreateToken makes a token with a random secret, stores only its SHA-256
 // and returns the secret once. Used by POST /api/v1/tokens and by
 // `gridsettle token create`.
-func CreateToken(ctx context.Context, pool *pgxpool.Pool, role Role, name string) (NewToken, error) {
+func CreateToken(ctx context.Context, db Querier, role Role, name string) (NewToken, error) {
 	if !slices.Contains(AllRoles, role) {
 		return NewToken{}, BadParam("role", "%q is not one of analyst, operator, regulator, admin", role)
 	}
@@ -85,7 +86,7 @@ func CreateToken(ctx context.Context, pool *pgxpool.Pool, role Role, name string
 		Token: tokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:]),
 	}
 	hash := hashToken(t.Token)
-	err := pool.QueryRow(ctx,
+	err := db.QueryRow(ctx,
 		`INSERT INTO api_tokens (id, name, role, hash) VALUES ($1, $2, $3, $4) RETURNING created_at`,
 		t.ID, t.Name, string(t.Role), hash[:]).Scan(&t.CreatedAt)
 	if err != nil {
@@ -95,18 +96,25 @@ func CreateToken(ctx context.Context, pool *pgxpool.Pool, role Role, name string
 	return t, nil
 }
 
-// RevokeToken revokes the token id from now on; revoking a revoked token is a
-// no-op. A NotFound error when there is no such token.
-func RevokeToken(ctx context.Context, pool *pgxpool.Pool, id string) error {
-	tag, err := pool.Exec(ctx,
-		`UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("revoke token: %w", err)
+// Querier is a pool or a transaction: CreateToken and RevokeToken run in
+// the audit's transaction when the API calls them.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// RevokeToken revokes the token id from now on and returns its role;
+// revoking a revoked token is a no-op. A NotFound error when there is no
+// such token.
+func RevokeToken(ctx context.Context, db Querier, id string) (Role, error) {
+	var role string
+	err := db.QueryRow(ctx,
+		`UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING role`, id).Scan(&role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", NotFoundf("token %q not found", id)
+	} else if err != nil {
+		return "", fmt.Errorf("revoke token: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return NotFoundf("token %q not found", id)
-	}
-	return nil
+	return Role(role), nil
 }
 
 // authenticator checks bearer tokens: the configured admin token, or a

@@ -14,16 +14,29 @@
 //     in one place (classify); an unclassified error is a 500 whose detail
 //     never carries the error text, SQL or a stack trace (they are logged
 //     with the request id instead);
-//   - every response carries X-Request-Id, and every log line of a request
-//     carries request_id;
+//   - every response carries X-Request-Id, the server's own id, and every
+//     log line of a request carries it as request_id (a client's
+//     X-Request-Id is logged and audited beside it, never instead);
+//   - nothing a client sends grows server state without bound: metric labels
+//     come from fixed sets (route template or "unmatched", a standard method
+//     or "OTHER", the status), and an audit row keeps at most 2,048 bytes of
+//     path and 1,024 of detail;
+//   - every query and path parameter is plain text (valid UTF-8, no control
+//     characters, at most MaxParamBytes) before any handler or query sees
+//     it, so bad bytes are a 400 naming the parameter, never a 500;
+//   - CSV cells that a spreadsheet would run as formulas are neutralised;
 //   - every /api/v1 route declares its roles, and only a valid, unrevoked
 //     token of one of those roles reaches it, checked for every request by
 //     a look-up that started after the request arrived (concurrent requests
 //     share one, see batcher), so a revocation holds for the next request;
 //   - a cached answer (statement pages) is never older than its request:
 //     the cache's generation is read the same way;
-//   - every POST/PUT/PATCH/DELETE under /api/ is recorded in api_audit,
-//     which the database keeps append-only;
+//   - every POST/PUT/PATCH/DELETE of a route by a valid token is recorded in
+//     api_audit, which the database keeps append-only: one that succeeds in
+//     the same transaction as its change, with an action naming what
+//     changed (Audited, Audit; no row, no change), one refused with
+//     400/409/5xx after its answer; unauthenticated calls, calls matching no
+//     route and 401/403/404 leave no row;
 //   - the OpenAPI document at /api/v1/openapi.json is generated from the
 //     same Route values the router serves, and a test walks the router
 //     against it;
@@ -78,6 +91,14 @@
 //		}
 //		return List(c, runs, limit, func(x Run) any { return runKey{x.RunID} })
 //	}
+//
+// A state-changing handler (POST, PUT, PATCH, DELETE) writes its change and
+// the call's audit row in one transaction: Audited(c, pool, func(ctx, tx)
+// (result, status, action, error)) when the change can run in a transaction
+// it is given, or else the store's hook calling Audit(ctx, tx, c, status,
+// action) before it commits (settlementpg.Runs.StartWithHook,
+// exportpg.Exporter.ProduceWithHook). A successful call without its row is
+// logged as a defect, and fails every test that makes one.
 //
 // Client errors: BadParam(name, format, args...) (400 naming the parameter),
 // BadRequest, BadRow(row, line, column, ...), NotFoundf, Conflictf,

@@ -212,6 +212,10 @@ func fromPostgres(pg *pgconn.PgError) *Error {
 		return E(Invalid, "a value is out of range or missing (%s)", pg.ConstraintName)
 	case "22001", "22003", "22007", "22008", "22P02": // too long, out of range, bad datetime/text
 		return E(Invalid, "a value is malformed or out of range")
+	case "57014": // query_canceled: the API pool's statement_timeout
+		return E(Unavailable, "the request took longer than the API's statement timeout")
+	case "22021", "22P05": // invalid UTF-8 or U+0000 in text, untranslatable character
+		return E(Invalid, "a value is not valid text (invalid UTF-8 or U+0000)")
 	}
 	return nil
 }

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/gridsettle/gridsettle/reporting"
@@ -145,7 +147,13 @@ func (g ExportRoutes) produce(c echo.Context) error {
 	if req.Version < 1 {
 		return BadParam("version", "must be an integer ≥ 1")
 	}
-	p, err := g.Exports.Produce(c.Request().Context(), day, t, req.Version)
+	p, err := g.Exports.ProduceWithHook(c.Request().Context(), day, t, req.Version,
+		func(ctx context.Context, tx pgx.Tx, p exportpg.Produced) error {
+			if p.Created {
+				return Audit(ctx, tx, c, http.StatusCreated, "wrote export "+p.Export.ExportID)
+			}
+			return Audit(ctx, tx, c, http.StatusOK, fmt.Sprintf("regenerated export %s to compare: identical %t", p.Export.ExportID, *p.Identical))
+		})
 	switch {
 	case errors.Is(err, exportpg.ErrNotFound):
 		return NotFoundf("no run %s of %s version %d", t, day, req.Version)

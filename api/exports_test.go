@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -226,5 +228,32 @@ func TestExportsAPI(t *testing.T) {
 		if p.Parameter != c.param {
 			t.Errorf("%s %s: parameter %q, want %q (%s)", c.method, c.path, p.Parameter, c.param, p.Detail)
 		}
+	}
+
+	// Each run and export call says in the audit log what it did.
+	var actions []string
+	for _, e := range s.auditEntries() {
+		if e.Status < 400 {
+			actions = append(actions, e.Action)
+		}
+	}
+	want := []string{
+		"started run " + r1.RunID + " (initial of 2026-11-01, version 1): completed",
+		"wrote export export-2026-11-01-initial-v1",
+		"started run " + r2.RunID + " (final of 2026-11-01, version 2): completed",
+		"regenerated export export-2026-11-01-final-v2 to compare: identical true",
+	}
+	if !slices.Equal(actions, want) {
+		t.Errorf("audit actions\n got %q\nwant %q", actions, want)
+	}
+
+	// An export whose audit row cannot be written is not registered.
+	var r3 settlementpg.Run
+	ok(t, s.do(req{method: "POST", path: "/api/v1/runs", token: toks[Operator], body: `{"operating_day":"2026-11-01","run_type":"true-up"}`}), http.StatusCreated, &r3)
+	breakAudit(t, s)
+	problem(t, s.do(req{method: "POST", path: "/api/v1/exports", token: toks[Operator],
+		body: fmt.Sprintf(`{"operating_day":"2026-11-01","run_type":"true-up","version":%d}`, r3.Version)}), http.StatusInternalServerError)
+	if _, err := exporter.Get(ctx, exportpg.ExportID(settlement.Day{Year: 2026, Month: 11, Day: 1}, "true-up", r3.Version)); !errors.Is(err, exportpg.ErrNotFound) {
+		t.Errorf("export registered without its audit row: %v", err)
 	}
 }

@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -87,9 +91,9 @@ type QuarantineItem struct {
 	Partition     int32      `json:"partition"`
 	Offset        int64      `json:"offset"`
 	Key           *string    `json:"key"`                    // null: the record had no key
-	KeyEncoding   string     `json:"key_encoding,omitempty"` // "base64" when the key is not UTF-8
+	KeyEncoding   string     `json:"key_encoding,omitempty"` // "base64" when the key is not UTF-8 or holds U+0000
 	Value         string     `json:"value"`
-	ValueEncoding string     `json:"value_encoding,omitempty"` // "base64" when the value is not UTF-8
+	ValueEncoding string     `json:"value_encoding,omitempty"` // "base64" when the value is not UTF-8 or holds U+0000
 	ReceivedAt    time.Time  `json:"received_at"`
 	ReplayedAt    *time.Time `json:"replayed_at"`
 }
@@ -354,10 +358,11 @@ func (g IngestRoutes) quarantine(c echo.Context) error {
 	return List(c, items, limit, func(q QuarantineItem) any { return quarantineKey{q.ID} })
 }
 
-// bytesText is b as text when it is UTF-8, else base64 with the encoding
-// named.
+// bytesText is b as text when it is UTF-8 without U+0000, else base64 with
+// the encoding named: a NUL passes JSON but not every client's string type
+// (nor a spreadsheet's, nor Postgres text).
 func bytesText(b []byte) (string, string) {
-	if utf8.Valid(b) {
+	if utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 {
 		return string(b), ""
 	}
 	return base64.StdEncoding.EncodeToString(b), "base64"
@@ -371,7 +376,11 @@ func (g IngestRoutes) replay(c echo.Context) error {
 	if _, err := ParseEnum("reason", req.Reason, replayable...); err != nil {
 		return err
 	}
-	res, err := g.Applier.Replay(c.Request().Context(), g.Pool, meters.Reason(req.Reason))
+	res, err := Audited(c, g.Pool, func(ctx context.Context, tx pgx.Tx) (ingest.ReplayResult, int, string, error) {
+		res, err := g.Applier.Replay(ctx, tx, meters.Reason(req.Reason))
+		return res, http.StatusOK, fmt.Sprintf("replayed %s: %d items applied, %d still quarantined",
+			req.Reason, res.Replayed, res.StillQuarantined), err
+	})
 	if err != nil {
 		if errors.Is(err, ingest.ErrNotReplayable) {
 			return BadParam("reason", "%s", err.Error())

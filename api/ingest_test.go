@@ -1,9 +1,12 @@
 package api
 
 import (
+	"encoding/base64"
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,5 +234,53 @@ func TestIngestStatus(t *testing.T) {
 	// Declared parameters only.
 	if p := problem(t, s.do(req{method: http.MethodGet, path: "/api/v1/status?" + url.Values{"x": {"1"}}.Encode(), token: tok}), http.StatusBadRequest); p.Parameter != "x" {
 		t.Errorf("%+v", p)
+	}
+}
+
+// TestQuarantineValuesAreSafe: a quarantined value is shown as text only
+// when it is UTF-8 without U+0000, and never as a live formula in CSV.
+func TestQuarantineValuesAreSafe(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tok := s.token(Analyst)
+	formula := `=HYPERLINK("http://evil.example","click")`
+	withNUL := "{\"meter_id\":\"M\x00\"}"
+	ingestData(t, s.pool, []string{formula, withNUL, "plain text"}, nil)
+
+	var q Page[QuarantineItem]
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/quarantine", token: tok}), 200, &q)
+	if len(q.Items) != 3 {
+		t.Fatalf("quarantine %+v", q.Items)
+	}
+	byOffset := map[int64]QuarantineItem{}
+	for _, it := range q.Items {
+		byOffset[it.Offset] = it
+	}
+	if it := byOffset[0]; it.Value != formula || it.ValueEncoding != "" {
+		t.Errorf("formula item %+v", it)
+	}
+	if it := byOffset[1]; it.ValueEncoding != "base64" || it.Value != base64.StdEncoding.EncodeToString([]byte(withNUL)) {
+		t.Errorf("item with U+0000 %+v", it)
+	}
+	if it := byOffset[2]; it.Value != "plain text" || it.ValueEncoding != "" {
+		t.Errorf("text item %+v", it)
+	}
+
+	w := s.do(req{method: http.MethodGet, path: "/api/v1/quarantine", token: tok, accept: "text/csv"})
+	mustStatus(t, w, 200)
+	rows, err := csv.NewReader(strings.NewReader(w.Body.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(rows[0], "value")
+	found := false
+	for _, r := range rows[1:] {
+		if strings.HasPrefix(r[col], "=") {
+			t.Errorf("live formula in CSV: %q", r[col])
+		}
+		found = found || r[col] == "'"+formula
+	}
+	if !found {
+		t.Errorf("neutralised formula not in CSV:\n%s", w.Body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -68,7 +69,8 @@ func WantsCSV(c echo.Context) bool {
 // T's json tags (nested objects flattened as parent.child), then one row per
 // item with the values of its JSON encoding, so CSV and JSON always agree
 // (decimals keep their fixed-scale strings, instants their RFC 3339 text,
-// null is an empty cell, arrays and free-form objects are JSON text).
+// null is an empty cell, arrays and free-form objects are JSON text), but
+// for cells that would be formulas, which are neutralised.
 func WriteCSV[T any](c echo.Context, status int, items []T) error {
 	cols := csvColumns(reflect.TypeFor[T]())
 	var buf bytes.Buffer
@@ -96,6 +98,7 @@ func WriteCSV[T any](c echo.Context, status int, items []T) error {
 			if row[i], err = csvCell(obj, col); err != nil {
 				return err
 			}
+			row[i] = neutralise(row[i])
 		}
 		if err := w.Write(row); err != nil {
 			return fmt.Errorf("write csv row: %w", err)
@@ -106,6 +109,21 @@ func WriteCSV[T any](c echo.Context, status int, items []T) error {
 		return fmt.Errorf("write csv: %w", err)
 	}
 	return c.Blob(status, MIMETextCSV+"; charset=utf-8", buf.Bytes())
+}
+
+// csvNumber is a plain decimal number, which a spreadsheet reads as a
+// number whatever its sign.
+var csvNumber = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
+// neutralise defuses formula injection (OWASP "CSV injection"): a cell a
+// spreadsheet would evaluate as a formula (starting with =, +, -, @, tab
+// or carriage return) gets a leading ' unless it is a number, so a
+// quarantined value such as =HYPERLINK(...) is shown, never run.
+func neutralise(cell string) string {
+	if cell == "" || !strings.ContainsRune("=+-@\t\r", rune(cell[0])) || csvNumber.MatchString(cell) {
+		return cell
+	}
+	return "'" + cell
 }
 
 func csvCell(obj map[string]any, path []string) (string, error) {

@@ -65,6 +65,44 @@ func TestWriteCSVFlattensLikeJSON(t *testing.T) {
 	}
 }
 
+func TestCSVNeutralisesFormulas(t *testing.T) {
+	type cell struct {
+		V string `json:"v"`
+	}
+	cases := map[string]string{
+		`=HYPERLINK("http://evil.example","x")`: `'=HYPERLINK("http://evil.example","x")`,
+		"+SUM(A1:A2)":                           "'+SUM(A1:A2)",
+		"-2+3":                                  "'-2+3",
+		"@cmd":                                  "'@cmd",
+		"\t=1":                                  "'\t=1",
+		"\r=1":                                  "'\r=1",
+		"-12.5":                                 "-12.5",
+		"+3":                                    "+3",
+		"-0.000100":                             "-0.000100",
+		"-1e5":                                  "-1e5",
+		"a=b":                                   "a=b",
+	}
+	var items []cell
+	var want [][]string
+	want = append(want, []string{"v"})
+	for in, out := range cases {
+		items = append(items, cell{in})
+		want = append(want, []string{out})
+	}
+	w := httptest.NewRecorder()
+	c := echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/", nil), w)
+	if err := WriteCSV(c, http.StatusOK, items); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(w.Body.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("csv\n got %q\nwant %q", rows, want)
+	}
+}
+
 func TestWantsCSV(t *testing.T) {
 	for accept, want := range map[string]bool{
 		"":                                 false,

@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -73,22 +72,28 @@ func (c ctxHandler) WithGroup(name string) slog.Handler {
 	return ctxHandler{h: c.h.WithGroup(name), has: c.has}
 }
 
-// A client may bring its own request id (e.g. a gateway's); anything else
-// is replaced, so ids are safe to log and to echo back.
+// A client's own request id (e.g. a gateway's) is kept beside the server's
+// when it is of this safe form, and dropped otherwise, so it is safe to log.
 var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
 
+const clientRequestIDKey = "gridsettle.client_request_id"
+
+// requestID gives every request the server's own id: a client cannot choose
+// the id that the logs and the audit log file its request under.
 func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id := c.Request().Header.Get(HeaderRequestID)
-		if !clientRequestID.MatchString(id) {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
 		c.Response().Header().Set(HeaderRequestID, id)
 		req := c.Request()
 		c.SetRequest(req.WithContext(context.WithValue(req.Context(), requestIDKey{}, id)))
-		c.Set(loggerKey, s.log.With("request_id", id))
+		log := s.log.With("request_id", id)
+		if cid := req.Header.Get(HeaderRequestID); clientRequestID.MatchString(cid) {
+			c.Set(clientRequestIDKey, cid)
+			log = log.With("client_request_id", cid)
+		}
+		c.Set(loggerKey, log)
 		return next(c)
 	}
 }
@@ -140,24 +145,36 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if label == "" {
 			label = "unmatched"
 		}
+		method := methodLabel(req.Method)
 		code := strconv.Itoa(res.Status)
-		s.metrics.requests.WithLabelValues(req.Method, label, code).Inc()
-		s.metrics.duration.WithLabelValues(req.Method, label).Observe(time.Since(start).Seconds())
+		s.metrics.requests.WithLabelValues(method, label, code).Inc()
+		s.metrics.duration.WithLabelValues(method, label).Observe(time.Since(start).Seconds())
 
-		who, _ := CallerOf(c)
+		who, authenticated := CallerOf(c)
 		level := slog.LevelInfo
 		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 			level = slog.LevelDebug
 		}
 		Logger(c).Log(req.Context(), level, "http request",
-			"method", req.Method, "path", req.URL.Path, "route", route, "status", res.Status,
+			"method", method, "path", safeText(req.URL.Path, maxAuditPath), "route", route, "status", res.Status,
 			"bytes", res.Size, "duration", time.Since(start), "token_id", who.TokenID)
 
-		if isStateChanging(req.Method) && strings.HasPrefix(req.URL.Path, "/api/") {
-			s.audit(c, route, who)
+		if isStateChanging(req.Method) && route != "" && authenticated {
+			s.auditAfter(c, who)
 		}
 		return nil
 	}
+}
+
+// methodLabel is the method as a metric label: one of the standard methods
+// or OTHER, since a client may send any token as its method.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 func isStateChanging(method string) bool {
@@ -189,7 +206,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		Title:     k.title,
 		Status:    k.status,
 		Detail:    e.Detail,
-		Instance:  c.Request().URL.Path,
+		Instance:  safeText(c.Request().URL.Path, maxAuditPath),
 		RequestID: RequestID(c.Request().Context()),
 		Parameter: e.Parameter,
 		Row:       e.Row,
@@ -225,34 +242,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 // MIMEProblemJSON is the media type of every error answer (RFC 9457).
 const MIMEProblemJSON = "application/problem+json"
 
-// audit appends the call to api_audit. It runs after the answer is written,
-// so a failure to audit is logged and counted, not turned into an error the
-// client would misread as the call's outcome.
-func (s *Server) audit(c echo.Context, route string, who Caller) {
-	req := c.Request()
-	detail := ""
-	if p, ok := c.Get(problemKey).(Problem); ok {
-		detail = p.Detail
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), 5*time.Second)
-	defer cancel()
-	nullable := func(s string) *string {
-		if s == "" {
-			return nil
-		}
-		return &s
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_audit
-		(request_id, token_id, token_name, role, method, path, route, status, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		RequestID(req.Context()), nullable(who.TokenID), nullable(who.Name), nullable(string(who.Role)),
-		req.Method, req.URL.RequestURI(), route, c.Response().Status, detail)
-	if err != nil {
-		s.metrics.auditFailures.Inc()
-		Logger(c).Error("write audit row", "err", err, "method", req.Method, "path", req.URL.Path, "token_id", who.TokenID)
-	}
-}
-
 type httpMetrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
@@ -272,7 +261,7 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 		}, []string{"method", "route"}),
 		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gridsettle_api_audit_failures_total",
-			Help: "State-changing calls whose audit row could not be written.",
+			Help: "Audit rows of refused calls that could not be written, and successful state-changing calls that wrote none (a defect).",
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.auditFailures)

@@ -1,20 +1,25 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
@@ -203,7 +208,9 @@ func Cursor(c echo.Context, key any) (bool, error) {
 		return false, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
+	// A crafted cursor may carry text no key holds (U+0000 reaches Postgres
+	// as an error): refuse it here, naming the parameter.
+	if err != nil || !utf8.Valid(b) || bytes.Contains(bytes.ToLower(b), []byte(`\u0000`)) {
 		return false, BadParam("cursor", "is not a cursor returned by this endpoint")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
@@ -308,7 +315,7 @@ func checkParams(r *Route, params []Param) echo.MiddlewareFunc {
 			for _, name := range names {
 				p, ok := byName[name]
 				if !ok || p.in() != "query" {
-					return BadParam(name, "unknown parameter for %s %s", r.Method, r.Path)
+					return BadParam(meters.SafeDetail(name), "unknown parameter for %s %s", r.Method, r.Path)
 				}
 				if len(q[name]) > 1 {
 					return BadParam(name, "given more than once")
@@ -318,6 +325,12 @@ func checkParams(r *Route, params []Param) echo.MiddlewareFunc {
 				v := c.QueryParam(p.Name)
 				if p.in() == "path" {
 					v = c.Param(p.Name)
+					if u, err := url.PathUnescape(v); err == nil {
+						v = u // routed on the raw path: check what the handler may decode too
+					}
+				}
+				if err := plainText(p.Name, v); err != nil {
+					return err
 				}
 				if v == "" {
 					if p.Required {
@@ -332,6 +345,28 @@ func checkParams(r *Route, params []Param) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// MaxParamBytes bounds every query and path parameter value: room for any
+// identifier, instant or cursor of the API, far less than a value that
+// would cost the server to carry through logs and queries.
+const MaxParamBytes = 4096
+
+// plainText refuses, naming the parameter, a value that no parameter of the
+// API can hold: longer than MaxParamBytes, not UTF-8, or holding a control
+// character (U+0000 included). Checked before any typed check or query, so
+// such bytes are a 400 whatever the handler does with the value, never a
+// database error.
+func plainText(name, v string) error {
+	switch {
+	case len(v) > MaxParamBytes:
+		return BadParam(name, "is longer than %d bytes", MaxParamBytes)
+	case !utf8.ValidString(v):
+		return BadParam(name, "is not valid UTF-8")
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return BadParam(name, "holds a control character")
+	}
+	return nil
 }
 
 // check validates one value against the declaration.

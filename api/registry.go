@@ -1,10 +1,14 @@
 package api
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 
 	"github.com/gridsettle/gridsettle/meters"
@@ -15,6 +19,7 @@ import (
 // (operators) on participants, settlement-points, accounts and meters.
 type RegistryRoutes struct {
 	Store *postgres.Registry
+	Pool  *pgxpool.Pool // where a POST's batch and its audit row are written, in one transaction
 }
 
 // MeterAssignment is a meter row of the registry as the API shows it.
@@ -87,11 +92,16 @@ func (g RegistryRoutes) post(t postgres.Table) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		res, err := g.Store.Apply(c.Request().Context(), &b)
+		res, err := Audited(c, g.Pool, func(ctx context.Context, tx pgx.Tx) (postgres.Counts, int, string, error) {
+			res, err := g.Store.ApplyTx(ctx, tx, &b)
+			n := res[t]
+			return n, http.StatusOK, fmt.Sprintf("wrote %s: %d rows (%d inserted, %d updated, %d unchanged)",
+				t, n.Rows, n.Inserted, n.Updated, n.Unchanged), err
+		})
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, RegistryResult{Table: string(t), Counts: res[t]})
+		return c.JSON(http.StatusOK, RegistryResult{Table: string(t), Counts: res})
 	}
 }
 

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/gridsettle/gridsettle/settlement"
@@ -14,7 +16,13 @@ import (
 // RunRoutes are the settlement run endpoints: runs (list, one, start),
 // statement lines and account charges.
 type RunRoutes struct {
-	Runs *settlementpg.Runs
+	Runs *settlementpg.Runs // reads
+	// Starter starts the runs of POST /api/v1/runs; nil: Runs. cmd gives
+	// it the pipeline's pool, without the API's statement timeout: a run
+	// is settlement work that may rightly take longer than any API query,
+	// and runs of one day queue on the day's lock, so operators starting
+	// runs cannot take more than a connection per day from the pipeline.
+	Starter *settlementpg.Runs
 }
 
 // RunRequest is the body of POST /api/v1/runs.
@@ -161,7 +169,14 @@ func (g RunRoutes) start(c echo.Context) error {
 	// A started run completes even if the client goes away: it is one
 	// transaction either way, and the operator can look it up afterwards.
 	ctx := context.WithoutCancel(c.Request().Context())
-	run, err := g.Runs.Start(ctx, day, t)
+	starter := g.Starter
+	if starter == nil {
+		starter = g.Runs
+	}
+	run, err := starter.StartWithHook(ctx, day, t, func(ctx context.Context, tx pgx.Tx, run settlementpg.Run) error {
+		return Audit(ctx, tx, c, http.StatusCreated, fmt.Sprintf("started run %s (%s of %s, version %d): %s",
+			run.RunID, run.RunType, run.OperatingDay, run.Version, run.Status))
+	})
 	if err != nil {
 		return err
 	}

@@ -159,7 +159,13 @@ func (s *Server) add(r Route) {
 			panic(fmt.Sprintf("api: route %s %s registered twice", r.Method, r.Path))
 		}
 	}
-	var mw []echo.MiddlewareFunc
+	path := r.Path
+	mw := []echo.MiddlewareFunc{func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Set(routeKey, path)
+			return next(c)
+		}
+	}}
 	if !r.public {
 		mw = append(mw, s.auth.authorize(&r))
 	}

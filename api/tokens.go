@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -46,7 +47,10 @@ func (t tokenRoutes) create(c echo.Context) error {
 	if err := DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	tok, err := CreateToken(c.Request().Context(), t.pool, req.Role, req.Name)
+	tok, err := Audited(c, t.pool, func(ctx context.Context, tx pgx.Tx) (NewToken, int, string, error) {
+		tok, err := CreateToken(ctx, tx, req.Role, req.Name)
+		return tok, http.StatusCreated, fmt.Sprintf("created token %s (role %s)", tok.ID, tok.Role), err
+	})
 	if err != nil {
 		return err
 	}
@@ -54,7 +58,12 @@ func (t tokenRoutes) create(c echo.Context) error {
 }
 
 func (t tokenRoutes) revoke(c echo.Context) error {
-	if err := RevokeToken(c.Request().Context(), t.pool, c.Param("id")); err != nil {
+	id := c.Param("id") // any text: checkParams bounds it, the look-up answers 404
+	_, err := Audited(c, t.pool, func(ctx context.Context, tx pgx.Tx) (Role, int, string, error) {
+		role, err := RevokeToken(ctx, tx, id)
+		return role, http.StatusNoContent, fmt.Sprintf("revoked token %s (role %s)", id, role), err
+	})
+	if err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -235,7 +235,7 @@ func (c *chaos) setup(ctx context.Context) error {
 		return err
 	}
 	c.kcfg = kafka.Config{Brokers: []string{c.kafkaAddr}}
-	c.token = "gs_" + rand.Text()
+	c.token = "gs_" + rand.Text() + rand.Text() // serve takes no admin token shorter than 32 characters
 	c.progress("scenario seed %d: %d meters, %d days, %d records (+%d late); dir %s",
 		c.cfg.Seed, c.cfg.Meters, c.cfg.Days, len(c.sc.Records), len(c.sc.Late), c.cfg.Dir)
 	if err := c.startBroker(ctx); err != nil {

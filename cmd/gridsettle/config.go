@@ -40,9 +40,11 @@ type Config struct {
 	Partitions int32        // partitions of each topic created when missing
 
 	HTTPAddr   string
-	AdminToken string // empty: the api generates one and prints it
+	AdminToken string // --admin-token or the content of --admin-token-file; empty: dev and demo generate one, serve has none
 	TLSCert    string // both or neither
 	TLSKey     string
+	// APIStatementTimeout bounds every statement of the API's own pool.
+	APIStatementTimeout time.Duration
 
 	ExportDir         string // default DataDir/exports
 	SigningKey        string // default DataDir/keys/export-signing.pem
@@ -191,8 +193,37 @@ var flagDefs = []flagDef{
 			return nil
 		}},
 	{name: "admin-token", group: groupHTTP,
-		usage: "`token` with the admin role (default: one is generated and printed)",
+		usage: "`token` with the admin role, at least 32 characters in serve (default: dev and demo generate and print one; serve has none, use stored tokens from `gridsettle token create`)",
 		set:   func(c *Config, v string) error { c.AdminToken = v; return nil }},
+	{name: "admin-token-file", group: groupHTTP,
+		usage: "`file` holding the admin token, instead of --admin-token (a trailing newline is ignored)",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			if c.AdminToken != "" {
+				return errors.New("give --admin-token or --admin-token-file, not both")
+			}
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return fmt.Errorf("read the admin token: %w", err)
+			}
+			c.AdminToken = strings.TrimRight(string(b), "\r\n")
+			if c.AdminToken == "" {
+				return fmt.Errorf("%s is empty", v)
+			}
+			return nil
+		}},
+	{name: "api-statement-timeout", def: "30s", group: groupHTTP,
+		usage: "longest a `duration` any database statement of an API request may run (the API has its own connection pool)",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second {
+				return fmt.Errorf("%q is not a duration of at least 1s (e.g. 30s, 2m)", v)
+			}
+			c.APIStatementTimeout = d
+			return nil
+		}},
 	{name: "tls-cert", group: groupHTTP,
 		usage: "PEM certificate `file` for the API (with --tls-key; default: plain HTTP)",
 		set:   func(c *Config, v string) error { c.TLSCert = v; return checkReadable(v) }},

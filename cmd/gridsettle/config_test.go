@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -134,6 +136,12 @@ func TestConfigRejects(t *testing.T) {
 			`--kafka-brokers (from GRIDSETTLE_KAFKA_BROKERS): "nohostport" is not host:port`},
 		{platformGroups | groupKafka, map[string]string{"GRIDSETTLE_KAFKA_TLS": "maybe"}, nil,
 			`--kafka-tls (from GRIDSETTLE_KAFKA_TLS): "maybe": …`},
+		{devGroups, nil, []string{"--api-statement-timeout", "500ms"}, `--api-statement-timeout: "500ms" is not a duration of at least 1s (e.g. 30s, 2m)`},
+		{devGroups, map[string]string{"GRIDSETTLE_API_STATEMENT_TIMEOUT": "soon"}, nil,
+			`--api-statement-timeout (from GRIDSETTLE_API_STATEMENT_TIMEOUT): "soon" is not a duration…`},
+		{devGroups, nil, []string{"--admin-token", strings.Repeat("a", 40), "--admin-token-file", "config_test.go"},
+			"--admin-token-file: give --admin-token or --admin-token-file, not both"},
+		{devGroups, nil, []string{"--admin-token-file", "/nonexistent/token"}, "--admin-token-file: read the admin token: …"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -268,4 +276,53 @@ func commandsByFlag(t *testing.T) map[string]string {
 		out[name] = strings.Join(slices.Sorted(maps.Keys(set)), ", ")
 	}
 	return out
+}
+
+func TestConfigAPIStatementTimeoutAndTokenFile(t *testing.T) {
+	c, err := parse(t, devGroups, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIStatementTimeout != 30*time.Second || c.AdminToken != "" {
+		t.Errorf("defaults: statement timeout %v, admin token %q", c.APIStatementTimeout, c.AdminToken)
+	}
+	c, err = parse(t, devGroups, map[string]string{"GRIDSETTLE_API_STATEMENT_TIMEOUT": "2m"})
+	if err != nil || c.APIStatementTimeout != 2*time.Minute {
+		t.Errorf("from env: %v %v", c.APIStatementTimeout, err)
+	}
+	file := filepath.Join(t.TempDir(), "token")
+	secret := strings.Repeat("s3cr3t-", 6)
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = parse(t, devGroups, nil, "--admin-token-file", file)
+	if err != nil || c.AdminToken != secret {
+		t.Errorf("admin token from file: %q %v", c.AdminToken, err)
+	}
+}
+
+// serve takes an admin token of at least 32 characters, or none; it never
+// makes one up.
+func TestServeAdminTokenRule(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	serve := func(token string) Config {
+		return Config{AdminToken: token, Components: []string{"api"}}
+	}
+	err := checkServeAdminToken(serve(strings.Repeat("x", 31)), log)
+	if err == nil || !strings.Contains(err.Error(), "--admin-token") || !strings.Contains(err.Error(), "32") {
+		t.Errorf("31 characters: %v", err)
+	}
+	if strings.Contains(fmt.Sprint(err), strings.Repeat("x", 31)) {
+		t.Errorf("the error shows the secret: %v", err)
+	}
+	if err := checkServeAdminToken(serve(strings.Repeat("x", 32)), log); err != nil {
+		t.Errorf("32 characters: %v", err)
+	}
+	if err := checkServeAdminToken(serve(""), log); err != nil || !strings.Contains(logs.String(), "stored tokens only") {
+		t.Errorf("no token: %v; log %s", err, logs.String())
+	}
+	if got := newAdminToken(); len(got) < minServeAdminToken {
+		t.Errorf("generated admin token %q is shorter than serve accepts", got)
+	}
 }

@@ -28,6 +28,13 @@
 //     kill of kfake with a transaction open corrupts read_committed reads of
 //     that transactional id (design/exactly-once.md).
 //   - --components accepts only the names of api.md.
+//   - The api component has its own database pool, whose connections run
+//     under --api-statement-timeout; ingest, publish, the scheduler, runs
+//     started through the API and exports use the pipeline's pool, so API
+//     traffic cannot starve settlement.
+//   - serve never generates, prints or logs a secret: its admin token is
+//     given (at least 32 characters) or absent; only dev and demo generate
+//     and print one.
 //
 // # How to add a component
 //

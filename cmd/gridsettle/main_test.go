@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -171,8 +172,52 @@ func TestServe(t *testing.T) {
 	if runErr != nil {
 		t.Fatalf("serve after cancel: %v\n%s", runErr, out.String())
 	}
-	if !strings.Contains(out.String(), "admin token (generated") {
-		t.Errorf("no generated admin token printed:\n%s", out.String())
+	// serve never makes up a secret, so it never prints or logs one.
+	if strings.Contains(out.String(), "admin token (generated") || strings.Contains(out.String(), "gs_") {
+		t.Errorf("serve printed a generated token:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "stored tokens only") {
+		t.Errorf("serve without --admin-token did not say how admins get in:\n%s", out.String())
+	}
+
+	// A short admin token is refused before anything starts.
+	short := &Main{Args: append(slices.Clone(m.Args), "--admin-token", "too-short"), LookupEnv: m.LookupEnv, Stdout: &out, Stderr: &out}
+	if err := short.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "at least 32 characters") ||
+		strings.Contains(err.Error(), "too-short") {
+		t.Errorf("serve with a short admin token: %v", err)
+	}
+}
+
+// TestServeAPIPoolHasStatementTimeout: the API's pool is its own, on the
+// same database, with --api-statement-timeout on every connection; the
+// pipeline's pool has none.
+func TestServeAPIPoolHasStatementTimeout(t *testing.T) {
+	pipeline, _ := pgtest.New(t)
+	apiPool, err := newAPIPool(t.Context(), pipeline, 1500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer apiPool.Close()
+	var apiTimeout, pipelineTimeout string
+	if err := apiPool.QueryRow(t.Context(), `SHOW statement_timeout`).Scan(&apiTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.QueryRow(t.Context(), `SHOW statement_timeout`).Scan(&pipelineTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if apiTimeout != "1500ms" || pipelineTimeout != "0" {
+		t.Errorf("statement_timeout: api %q, pipeline %q", apiTimeout, pipelineTimeout)
+	}
+	if _, err := apiPool.Exec(t.Context(), `SELECT pg_sleep(3)`); err == nil || !strings.Contains(err.Error(), "57014") {
+		t.Errorf("a 3 s statement on the api pool: %v, want canceled by the statement timeout", err)
+	}
+	// Decimals are registered as on the pipeline's connections.
+	var d decimal.Decimal
+	if err := apiPool.QueryRow(t.Context(), `SELECT 1.25::numeric`).Scan(&d); err != nil || d.String() != "1.25" {
+		t.Errorf("numeric on the api pool: %v %v", d, err)
+	}
+	if apiPool == pipeline || apiPool.Config().MaxConns < 1 {
+		t.Errorf("the api pool is not its own")
 	}
 }
 

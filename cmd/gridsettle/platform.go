@@ -52,6 +52,10 @@ type Platform struct {
 }
 
 func (m *Main) runDev(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.AdminToken == "" && cfg.hasComponent("api") {
+		cfg.AdminToken = newAdminToken()
+		fmt.Fprintf(m.Stdout, "admin token (generated; set --admin-token to choose one): %s\n", cfg.AdminToken)
+	}
 	return m.runPlatform(ctx, cfg, log, true)
 }
 
@@ -61,6 +65,9 @@ func (m *Main) runServe(ctx context.Context, cfg Config, log *slog.Logger) error
 	}
 	if len(cfg.Kafka.Brokers) == 0 {
 		return errRequired("kafka-brokers")
+	}
+	if err := checkServeAdminToken(cfg, log); err != nil {
+		return err
 	}
 	return m.runPlatform(ctx, cfg, log, false)
 }

@@ -69,19 +69,25 @@ const registryLock = `SELECT pg_advisory_xact_lock(hashtext('gridsettle.registry
 // assignment is new and must not overlap another of its meter. Errors that
 // concern a row are *RowError naming it.
 func (r *Registry) Apply(ctx context.Context, b *Batch) (Result, error) {
-	if err := b.check(); err != nil {
-		return nil, err
-	}
 	var res Result
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		var err error
-		res, err = applyTx(ctx, tx, b, r.settings)
+		res, err = r.ApplyTx(ctx, tx, b)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// ApplyTx is Apply in the caller's transaction tx, for a caller that must
+// commit something else with the batch (the API's audit row).
+func (r *Registry) ApplyTx(ctx context.Context, tx pgx.Tx, b *Batch) (Result, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	return applyTx(ctx, tx, b, r.settings)
 }
 
 func applyTx(ctx context.Context, tx pgx.Tx, b *Batch, settings SettingsHook) (Result, error) {

@@ -166,6 +166,18 @@ func (e *Exporter) RunCompleted(ctx context.Context, runID string) error {
 // it has none, or else regenerates it into a scratch folder and compares it
 // byte for byte with the stored one, never overwriting it.
 func (e *Exporter) Produce(ctx context.Context, day settlement.Day, runType settlement.RunType, version int) (Produced, error) {
+	return e.ProduceWithHook(ctx, day, runType, version, nil)
+}
+
+// ExportHook runs in the transaction that registers an export (or, when
+// it existed, that read it to compare), just before it commits, with what
+// the call produced: a caller that must commit something with the export
+// (the API's audit row) writes it in tx. When the hook fails, the export
+// is not registered.
+type ExportHook func(ctx context.Context, tx pgx.Tx, p Produced) error
+
+// ProduceWithHook is Produce with hook run in the registering transaction.
+func (e *Exporter) ProduceWithHook(ctx context.Context, day settlement.Day, runType settlement.RunType, version int, hook ExportHook) (Produced, error) {
 	var runID string
 	err := e.pool.QueryRow(ctx, `SELECT run_id FROM runs WHERE operating_day = $1 AND run_type = $2 AND version = $3`,
 		dayTime(day), string(runType), version).Scan(&runID)
@@ -178,7 +190,7 @@ func (e *Exporter) Produce(ctx context.Context, day settlement.Day, runType sett
 	if err != nil {
 		return Produced{}, err
 	}
-	return e.produce(ctx, run, true)
+	return e.produceWith(ctx, run, true, hook)
 }
 
 // runRow is a completed run as exports need it.
@@ -222,7 +234,11 @@ const exportLock = 4004
 
 // produce writes or regenerates the export of run under the day's lock.
 // With regenerate false an existing export is returned as is.
-func (e *Exporter) produce(ctx context.Context, run runRow, regenerate bool) (p Produced, err error) {
+func (e *Exporter) produce(ctx context.Context, run runRow, regenerate bool) (Produced, error) {
+	return e.produceWith(ctx, run, regenerate, nil)
+}
+
+func (e *Exporter) produceWith(ctx context.Context, run runRow, regenerate bool, hook ExportHook) (p Produced, err error) {
 	defer func() {
 		if err != nil {
 			e.metrics.failed.Inc()
@@ -256,7 +272,16 @@ func (e *Exporter) produce(ctx context.Context, run runRow, regenerate bool) (p 
 		if !identical {
 			e.log.Error("regenerated export differs from the stored one", "export_id", existing.ExportID, "file", differs)
 		}
-		return Produced{Export: existing, Identical: &identical, Differs: differs}, nil
+		p = Produced{Export: existing, Identical: &identical, Differs: differs}
+		if hook != nil {
+			if err := hook(ctx, tx, p); err != nil {
+				return Produced{}, err
+			}
+			if err := tx.Commit(ctx); err != nil {
+				return Produced{}, fmt.Errorf("compare export %s: %w", existing.ExportID, err)
+			}
+		}
+		return p, nil
 	case !errors.Is(err, ErrNotFound):
 		return p, err
 	}
@@ -274,6 +299,11 @@ func (e *Exporter) produce(ctx context.Context, run runRow, regenerate bool) (p 
 	ex, err := e.register(ctx, tx, run, written)
 	if err != nil {
 		return p, err
+	}
+	if hook != nil {
+		if err := hook(ctx, tx, Produced{Export: ex, Created: true}); err != nil {
+			return p, err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return p, fmt.Errorf("register export %s: %w", ex.ExportID, err)

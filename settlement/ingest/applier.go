@@ -394,15 +394,17 @@ const replayAttempts = 5
 // marked replayed, the others stay quarantined with their new reason. Items
 // are locked while this runs, so two concurrent replays apply each item once.
 // Replays write no dead letters (each record had its one when quarantined);
-// hooks run as for a consumer batch.
-func (a *Applier) Replay(ctx context.Context, pool *pgxpool.Pool, reason meters.Reason) (ReplayResult, error) {
+// hooks run as for a consumer batch. db is a pool, or the caller's
+// transaction (the API's, which commits its audit row with the replay):
+// each attempt is then a savepoint.
+func (a *Applier) Replay(ctx context.Context, db Beginner, reason meters.Reason) (ReplayResult, error) {
 	if reason != meters.UnknownMeter && reason != meters.UnknownSettlementPoint {
 		return ReplayResult{}, fmt.Errorf("replay %q: %w", reason, ErrNotReplayable)
 	}
 	var res ReplayResult
 	var err error
 	for range replayAttempts {
-		res, err = a.replayOnce(ctx, pool, reason)
+		res, err = a.replayOnce(ctx, db, reason)
 		if !retryable(err) {
 			break
 		}
@@ -419,9 +421,14 @@ func retryable(err error) bool {
 		errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001") // deadlock, serialization failure
 }
 
-func (a *Applier) replayOnce(ctx context.Context, pool *pgxpool.Pool, reason meters.Reason) (ReplayResult, error) {
+// Beginner opens a transaction: a pool, or a transaction (a savepoint).
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Reason) (ReplayResult, error) {
 	var res ReplayResult
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		res = ReplayResult{}
 		items, err := postgres.LockReplayable(ctx, tx, reason)
 		if err != nil {

@@ -101,14 +101,29 @@ var errScheduledDone = errors.New("scheduled run already recorded")
 // is non-nil only when nothing could be recorded (the database is away or
 // ctx ended), and then no run exists.
 func (r *Runs) Start(ctx context.Context, day settlement.Day, t settlement.RunType) (Run, error) {
-	return r.start(ctx, day, t, false)
+	return r.startWith(ctx, day, t, false, nil)
+}
+
+// RunHook runs in the transaction that records a run (completed, or
+// failed), just before it commits, with the run as recorded: a caller that
+// must commit something with the run (the API's audit row) writes it in tx.
+// When the hook fails, nothing of that transaction is kept.
+type RunHook func(ctx context.Context, tx pgx.Tx, run Run) error
+
+// StartWithHook is Start with hook run in the run's recording transaction.
+func (r *Runs) StartWithHook(ctx context.Context, day settlement.Day, t settlement.RunType, hook RunHook) (Run, error) {
+	return r.startWith(ctx, day, t, false, hook)
 }
 
 func (r *Runs) start(ctx context.Context, day settlement.Day, t settlement.RunType, scheduled bool) (Run, error) {
+	return r.startWith(ctx, day, t, scheduled, nil)
+}
+
+func (r *Runs) startWith(ctx context.Context, day settlement.Day, t settlement.RunType, scheduled bool, hook RunHook) (Run, error) {
 	if _, err := settlement.ParseRunType(string(t)); err != nil {
 		return Run{}, err
 	}
-	run, err := r.locked(ctx, day, t, scheduled)
+	run, err := r.locked(ctx, day, t, scheduled, hook)
 	if err != nil {
 		return Run{}, err
 	}
@@ -129,7 +144,7 @@ func (r *Runs) start(ctx context.Context, day settlement.Day, t settlement.RunTy
 
 // locked runs the settlement holding the day's lock on one connection, and
 // records a failure on that connection too.
-func (r *Runs) locked(ctx context.Context, day settlement.Day, t settlement.RunType, scheduled bool) (Run, error) {
+func (r *Runs) locked(ctx context.Context, day settlement.Day, t settlement.RunType, scheduled bool, hook RunHook) (Run, error) {
 	startedAt := r.cfg.Now().UTC().Truncate(time.Microsecond)
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
@@ -142,11 +157,11 @@ func (r *Runs) locked(ctx context.Context, day settlement.Day, t settlement.RunT
 	}
 	defer unlock()
 
-	run, err := r.execute(ctx, conn.Conn(), day, t, scheduled, startedAt)
+	run, err := r.execute(ctx, conn.Conn(), day, t, scheduled, startedAt, hook)
 	if err == nil || errors.Is(err, errScheduledDone) || ctx.Err() != nil {
 		return run, err
 	}
-	failed, ferr := r.recordFailure(ctx, conn.Conn(), day, t, scheduled, startedAt, err)
+	failed, ferr := r.recordFailure(ctx, conn.Conn(), day, t, scheduled, startedAt, err, hook)
 	if ferr != nil {
 		return Run{}, fmt.Errorf("settlement run of %s (%s) failed (%v) and could not be recorded: %w", day, t, err, ferr)
 	}
@@ -198,7 +213,7 @@ func nextVersion(ctx context.Context, tx pgx.Tx, day settlement.Day) (int, *int,
 // snapshot in one read-only REPEATABLE READ transaction, then every write
 // in one READ COMMITTED transaction (the ledger head and the outbox
 // sequences must be read as committed now, not as of the snapshot).
-func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, t settlement.RunType, scheduled bool, startedAt time.Time) (Run, error) {
+func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, t settlement.RunType, scheduled bool, startedAt time.Time, hook RunHook) (Run, error) {
 	if scheduled {
 		var done bool
 		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM scheduled_runs WHERE operating_day = $1 AND run_type = $2)`,
@@ -272,6 +287,12 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 		return Run{}, fmt.Errorf("enqueue run %s: %w", run.RunID, err)
 	}
 	failpoint.Hit(failpoint.RunMid)
+	run.Status, run.FinishedAt = Completed, &finished
+	if hook != nil {
+		if err := hook(ctx, tx, run); err != nil {
+			return Run{}, fmt.Errorf("run %s: %w", run.RunID, err)
+		}
+	}
 	t5 := time.Now()
 	if err := tx.Commit(ctx); err != nil {
 		return Run{}, fmt.Errorf("commit run %s: %w", run.RunID, err)
@@ -279,14 +300,13 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 	r.log.Debug("settlement run phases", "run_id", run.RunID, "lines", len(res.lines), "charges", len(res.charges),
 		"snapshot", t1.Sub(t0), "settle", t2.Sub(t1), "write", t3.Sub(t2), "post", t4.Sub(t3),
 		"outbox", t5.Sub(t4), "commit", time.Since(t5))
-	run.Status, run.FinishedAt = Completed, &finished
 	return run, nil
 }
 
 // recordFailure writes a failed run of day with the error that stopped it,
 // on conn, which still holds the day's lock. It takes a version like any
 // run, so the record is never lost or reused.
-func (r *Runs) recordFailure(ctx context.Context, conn *pgx.Conn, day settlement.Day, t settlement.RunType, scheduled bool, startedAt time.Time, cause error) (Run, error) {
+func (r *Runs) recordFailure(ctx context.Context, conn *pgx.Conn, day settlement.Day, t settlement.RunType, scheduled bool, startedAt time.Time, cause error, hook RunHook) (Run, error) {
 	var run Run
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		version, _, err := nextVersion(ctx, tx, day)
@@ -310,6 +330,9 @@ func (r *Runs) recordFailure(ctx context.Context, conn *pgx.Conn, day settlement
 				ON CONFLICT DO NOTHING`, dayTime(day), t, run.RunID); err != nil {
 				return fmt.Errorf("mark scheduled run: %w", err)
 			}
+		}
+		if hook != nil {
+			return hook(ctx, tx, run)
 		}
 		return nil
 	})
