@@ -74,7 +74,7 @@ func newBenchCmd(m *Main) *cobra.Command {
 		ValidArgs: append(slices.Clone(benchNames), "all"),
 	}
 	fs := c.Flags()
-	bindFlags(fs, groupLog|groupDatabase|groupMarket|groupSettlement)
+	bindFlags(fs, groupLog|groupDatabase|groupMarket|groupSettlement|groupIngest)
 	_ = fs.MarkHidden("run-lags")
 	fs.Int("reads", issueSizes.Reads, "ingest: `number` of reads produced, 16 per record (env GRIDSETTLE_READS)")
 	fs.Int("meters", issueSizes.Meters, "runs/export/api: `number` of meters (one account each) with a day of reads (env GRIDSETTLE_METERS)")

@@ -519,7 +519,7 @@ var readColumns = []string{"meter_id", "channel", "interval_start", "interval_se
 func newBenchWorkerCmd(m *Main) *cobra.Command {
 	c := &cobra.Command{Use: "ingest-worker", Hidden: true, Args: cobra.NoArgs}
 	fs := c.Flags()
-	bindFlags(fs, groupLog|groupDatabase|groupKafka|groupMarket|groupSettlement)
+	bindFlags(fs, groupLog|groupDatabase|groupKafka|groupMarket|groupSettlement|groupIngest)
 	fs.String("cpuprofile", "", "write a CPU profile to `file`")
 	fs.String("memprofile", "", "write a heap profile to `file` at each new peak of the live heap")
 	fs.Bool("alerts", true, "run the customer-alerts hook inside every ingest transaction, as dev does")

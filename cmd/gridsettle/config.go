@@ -84,6 +84,7 @@ const (
 	groupSigning                          // --signing-key
 	groupMarket                           // the market: time zone, currency, interval, spike threshold
 	groupSettlement                       // run lags
+	groupIngest                           // ingest bounds: --ingest-max-future, --ingest-max-future-prices
 	groupComponents                       // --components
 )
 
@@ -305,13 +306,13 @@ var flagDefs = []flagDef{
 			c.Market.PriceSpikeThreshold = decimal.RequireFromString(v)
 			return nil
 		}},
-	{name: "ingest-max-future", def: "PT15M", group: groupMarket,
+	{name: "ingest-max-future", def: "PT15M", group: groupIngest,
 		usage: "ISO 8601 `duration` past now by which a read's last interval must have ended (start_out_of_range)",
 		set: func(c *Config, v string) (err error) {
 			c.IngestBounds.MaxFuture, err = parseBound(v)
 			return err
 		}},
-	{name: "ingest-max-future-prices", def: "P7D", group: groupMarket,
+	{name: "ingest-max-future-prices", def: "P7D", group: groupIngest,
 		usage: "ISO 8601 `duration` past now before which a price must start (start_out_of_range)",
 		set: func(c *Config, v string) (err error) {
 			c.IngestBounds.MaxFuturePrices, err = parseBound(v)

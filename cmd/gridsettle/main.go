@@ -97,7 +97,7 @@ func (m *Main) root() *cobra.Command {
 
 // platformGroups are the flags shared by the commands that run components.
 const platformGroups = groupLog | groupDataDir | groupDatabase | groupTopics | groupHTTP |
-	groupExports | groupSigning | groupMarket | groupSettlement | groupComponents
+	groupExports | groupSigning | groupMarket | groupSettlement | groupIngest | groupComponents
 
 // command binds the flags of groups to c and makes it run fn with the
 // validated Config and a logger at its level.
