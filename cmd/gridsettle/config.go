@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/robfig/cron/v3"
 	"log/slog"
 	"net"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
@@ -47,7 +47,7 @@ type Config struct {
 	ExportDir         string // default DataDir/exports
 	SigningKey        string // default DataDir/keys/export-signing.pem
 	ExportRunTypes    []settlement.RunType
-	ExportSchedule    string // cron; empty: export each run as it completes
+	ExportSchedule    string // cron in the market's zone unless it names CRON_TZ; empty: export each run as it completes
 	ExportCompression parquet.Codec
 
 	Market   settlement.Market
@@ -222,10 +222,11 @@ var flagDefs = []flagDef{
 			return nil
 		}},
 	{name: "export-schedule", group: groupExports,
-		usage: "cron `expression` (5 fields or @hourly, @every 1h…) that batches exports (default: each run's export is written as it completes)",
+		usage: "cron `expression` (5 fields or @hourly, @every 1h…) that batches exports, in the market time zone unless it starts with CRON_TZ=ZONE (default: each run's export is written as it completes)",
 		set: func(c *Config, v string) error {
-			if _, err := cron.ParseStandard(v); v != "" && err != nil {
-				return fmt.Errorf("%q is not a cron expression: %w", v, err)
+			// Only the syntax: the zone it fires in does not change it.
+			if _, err := exportpg.ParseSchedule(v, time.UTC); v != "" && err != nil {
+				return fmt.Errorf("%q: %w", v, err)
 			}
 			c.ExportSchedule = v
 			return nil

@@ -27,8 +27,9 @@ type Config struct {
 	// RunTypes are the run types exported automatically once they
 	// complete; nil means every run type, empty means none.
 	RunTypes []settlement.RunType
-	// Schedule, when set, is a cron expression (5 fields, or a descriptor
-	// such as @hourly): completed runs are then exported in batches when it
+	// Schedule, when set, is a cron expression (see ParseSchedule) that
+	// fires in the market's time zone (Export.Market.Location) unless it
+	// names its own: completed runs are then exported in batches when it
 	// fires, instead of as each completes. Run drives it.
 	Schedule string
 	// Export is how folders are written and signed.
@@ -45,12 +46,15 @@ func (c Config) Validate() error {
 			return fmt.Errorf("export run types: %w", err)
 		}
 	}
+	if err := c.Export.Validate(); err != nil {
+		return err
+	}
 	if c.Schedule != "" {
-		if _, err := cron.ParseStandard(c.Schedule); err != nil {
+		if _, err := ParseSchedule(c.Schedule, c.Export.Market.Location); err != nil {
 			return fmt.Errorf("export schedule %q: %w", c.Schedule, err)
 		}
 	}
-	return c.Export.Validate()
+	return nil
 }
 
 // Errors the API maps to client errors.
@@ -115,7 +119,7 @@ func NewExporter(pool *pgxpool.Pool, cfg Config, reg *prometheus.Registry, log *
 	}
 	e := &Exporter{pool: pool, cfg: cfg, log: log}
 	if cfg.Schedule != "" {
-		e.schedule, _ = cron.ParseStandard(cfg.Schedule) // validated above
+		e.schedule, _ = ParseSchedule(cfg.Schedule, cfg.Export.Market.Location) // validated above
 	}
 	e.metrics = metrics{
 		written: prometheus.NewCounter(prometheus.CounterOpts{
