@@ -34,6 +34,7 @@ type Config struct {
 
 	DataDir     string // layout: kafka/, postgres/, exports/, keys/
 	DatabaseURL string // empty: the private cluster under DataDir/postgres
+	RuntimeRole string // migrate: the role granted what the components need (least privilege)
 
 	KafkaAddr  string       // the embedded broker's loopback listen address (broker, dev)
 	Kafka      kafka.Config // how components reach Kafka: --kafka-addr for dev, --kafka-brokers etc. for serve
@@ -74,6 +75,7 @@ const (
 	groupLog        flagGroup = 1 << iota // --log-level
 	groupDataDir                          // --data-dir
 	groupDatabase                         // --database-url
+	groupRoles                            // --runtime-role (migrate)
 	groupEmbedded                         // --kafka-addr
 	groupKafka                            // --kafka-brokers and Kafka security
 	groupTopics                           // --partitions
@@ -124,6 +126,15 @@ var flagDefs = []flagDef{
 				}
 			}
 			c.DatabaseURL = v
+			return nil
+		}},
+	{name: "runtime-role", group: groupRoles,
+		usage: "existing PostgreSQL `role` the components connect as: granted reads and writes but only inserts into the journal and audit log (default: no grants)",
+		set: func(c *Config, v string) error {
+			if v != "" && !rolePattern.MatchString(v) {
+				return fmt.Errorf("%q is not a role name of 1-63 characters of a-z A-Z 0-9 _ -", v)
+			}
+			c.RuntimeRole = v
 			return nil
 		}},
 	{name: "kafka-addr", def: "127.0.0.1:9092", group: groupEmbedded,
@@ -322,6 +333,7 @@ var flagDefs = []flagDef{
 
 var (
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+	rolePattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,62}$`)
 	decimalPattern  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 )
 

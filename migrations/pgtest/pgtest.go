@@ -168,6 +168,66 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, dbURL
 }
 
+// RuntimeRole creates a login role of its own (roles are cluster-wide, so
+// its name is unique), grants it on the database at dbURL what
+// migrations.GrantRuntime grants, as the role of dbURL (its owner), and
+// returns dbURL connecting as that role. The role is dropped when t ends,
+// before the database is (call New first).
+func RuntimeRole(t testing.TB, dbURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	role := "gs_rt_" + randomSuffix()
+	owner, err := migrations.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer owner.Close()
+	if _, err := owner.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatalf("pgtest: create role: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			t.Errorf("pgtest: drop role %s: %v", role, err)
+			return
+		}
+		defer c.Close(ctx)
+		for _, q := range []string{
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + role + "'",
+			"DROP OWNED BY " + role,
+			"DROP ROLE " + role,
+		} {
+			if _, err := c.Exec(ctx, q); err != nil {
+				t.Errorf("pgtest: %s: %v", q, err)
+			}
+		}
+	})
+	if err := migrations.GrantRuntime(ctx, owner, role); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	u, err := withUser(dbURL, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// withUser swaps the user in a postgres URL or key=value DSN.
+func withUser(base, user string) (string, error) {
+	if !strings.Contains(base, "://") {
+		return base + " user=" + user, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: parse %s: %w", base, err)
+	}
+	u.User = url.User(user)
+	return u.String(), nil
+}
+
 // withDatabase swaps the database name in a postgres URL or key=value DSN.
 func withDatabase(base, name string) (string, error) {
 	if !strings.Contains(base, "://") {
