@@ -66,14 +66,14 @@ var (
 // Export is a registered export (api.md "An export"), with its parsed
 // manifest.
 type Export struct {
-	ExportID       string             `json:"export_id"`
-	OperatingDay   string             `json:"operating_day"`
-	RunType        string             `json:"run_type"`
-	Version        int                `json:"version"`
-	ManifestSHA256 string             `json:"manifest_sha256"`
-	Files          []reporting.File   `json:"files"`
-	CreatedAt      time.Time          `json:"created_at"`
-	Manifest       reporting.Manifest `json:"manifest"`
+	ExportID       string                 `json:"export_id"`
+	OperatingDay   string                 `json:"operating_day"`
+	RunType        string                 `json:"run_type"`
+	Version        int                    `json:"version"`
+	ManifestSHA256 string                 `json:"manifest_sha256"`
+	Files          []reporting.FolderFile `json:"files"` // every file of the folder
+	CreatedAt      time.Time              `json:"created_at"`
+	Manifest       reporting.Manifest     `json:"manifest"`
 	// RunID is the exported run; Dir is its folder relative to the export
 	// root; Seq orders the registry (list cursor).
 	RunID string `json:"-"`
@@ -328,7 +328,12 @@ func ExportID(day settlement.Day, runType string, version int) string {
 }
 
 func (e *Exporter) register(ctx context.Context, tx pgx.Tx, run runRow, w reporting.Written) (Export, error) {
-	files, err := json.Marshal(w.Manifest.Files)
+	dir := reporting.Dir(run.OperatingDay, run.RunType, run.Version)
+	listed, err := reporting.ListFolder(ctx, filepath.Join(e.cfg.Root, filepath.FromSlash(dir)), w.Manifest)
+	if err != nil {
+		return Export{}, err
+	}
+	files, err := json.Marshal(listed)
 	if err != nil {
 		return Export{}, fmt.Errorf("encode export files: %w", err)
 	}
@@ -340,7 +345,7 @@ func (e *Exporter) register(ctx context.Context, tx pgx.Tx, run runRow, w report
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO exports (export_id, operating_day, run_type, version, run_id, dir, manifest_sha256, previous_manifest_sha256, files, manifest)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		id, dayTime(run.OperatingDay), run.RunType, run.Version, run.RunID, reporting.Dir(run.OperatingDay, run.RunType, run.Version),
+		id, dayTime(run.OperatingDay), run.RunType, run.Version, run.RunID, dir,
 		w.ManifestSHA256, w.Manifest.PreviousManifestSHA256, files, manifest); err != nil {
 		return Export{}, fmt.Errorf("register export %s: %w", id, err)
 	}
@@ -373,7 +378,21 @@ func (e *Exporter) get(ctx context.Context, q querier, where string, args ...any
 	} else if err != nil {
 		return x, fmt.Errorf("read export: %w", err)
 	}
-	return x, nil
+	return x, e.completeFiles(ctx, &x)
+}
+
+// completeFiles lists the whole folder of an export registered when the
+// registry held only the manifest's Parquet files.
+func (e *Exporter) completeFiles(ctx context.Context, x *Export) error {
+	if len(x.Files) == len(reporting.FolderFiles) {
+		return nil
+	}
+	files, err := reporting.ListFolder(ctx, filepath.Join(e.cfg.Root, filepath.FromSlash(x.Dir)), x.Manifest)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", x.ExportID, err)
+	}
+	x.Files = files
+	return nil
 }
 
 // Get is one export by id.
@@ -399,6 +418,9 @@ func (e *Exporter) List(ctx context.Context, day *settlement.Day, afterSeq int64
 	for rows.Next() {
 		x, err := scanExport(rows)
 		if err != nil {
+			return nil, fmt.Errorf("list exports: %w", err)
+		}
+		if err := e.completeFiles(ctx, &x); err != nil {
 			return nil, fmt.Errorf("list exports: %w", err)
 		}
 		out = append(out, x)
