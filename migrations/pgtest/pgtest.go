@@ -168,22 +168,40 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, dbURL
 }
 
-// RuntimeRole creates a login role of its own (roles are cluster-wide, so
-// its name is unique), grants it on the database at dbURL what
-// migrations.GrantRuntime grants, as the role of dbURL (its owner), and
-// returns dbURL connecting as that role. The role is dropped when t ends,
-// before the database is (call New first).
+// RuntimeRole creates a login role of its own (see Role) and grants it on
+// the database at dbURL what migrations.GrantRuntime grants, as the role of
+// dbURL (its owner). It returns dbURL connecting as that role.
 func RuntimeRole(t testing.TB, dbURL string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	role := "gs_rt_" + randomSuffix()
+	role, roleURL := Role(t, dbURL)
 	owner, err := migrations.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	defer owner.Close()
-	if _, err := owner.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+	if err := migrations.GrantRuntime(ctx, owner, role); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return roleURL
+}
+
+// Role creates a login role without privileges, named uniquely (roles are
+// cluster-wide), and returns its name and dbURL connecting as it. The role
+// is dropped with its privileges on that database when t ends, before the
+// database is (call New first).
+func Role(t testing.TB, dbURL string) (role, roleURL string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	role = "gs_rt_" + randomSuffix()
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: connect to %s: %v", dbURL, err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
 		t.Fatalf("pgtest: create role: %v", err)
 	}
 	t.Cleanup(func() {
@@ -205,14 +223,11 @@ func RuntimeRole(t testing.TB, dbURL string) string {
 			}
 		}
 	})
-	if err := migrations.GrantRuntime(ctx, owner, role); err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-	u, err := withUser(dbURL, role)
+	roleURL, err = withUser(dbURL, role)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return u
+	return role, roleURL
 }
 
 // withUser swaps the user in a postgres URL or key=value DSN.
