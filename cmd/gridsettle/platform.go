@@ -174,7 +174,7 @@ func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, em
 	}
 
 	if embedded && cfg.DatabaseURL != "" {
-		log.Info("least privilege is off: --database-url is used as given and no database roles are created")
+		log.Info("--database-url is used as given: no database roles are created (least privilege needs a runtime role from gridsettle migrate --runtime-role)")
 	}
 	db, closeDB, err := openDatabase(runCtx, cfg, log)
 	if err != nil {
@@ -243,7 +243,7 @@ func openDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.P
 		return nil, nil, err
 	}
 	if st.OwnsJournal {
-		log.Warn("this role owns the journal tables, so their append-only rule rests on triggers alone; "+
+		log.Warn("least privilege is off: this role owns the journal tables, so their append-only rule rests on triggers alone; "+
 			"connect as a runtime role granted by `gridsettle migrate --runtime-role`", "role", st.Role)
 	}
 	return pool, func() { pool.Close(); stop() }, nil
