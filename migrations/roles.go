@@ -147,14 +147,20 @@ func GrantRuntime(ctx context.Context, pool *pgxpool.Pool, role string) error {
 	if super {
 		return fmt.Errorf("runtime role %q is a superuser, which no privilege binds: use a role without SUPERUSER", role)
 	}
+	// The schema's owner may drop any table in it; a table's owner may
+	// disable its triggers.
 	var owned string
 	err = pool.QueryRow(ctx, `
-		SELECT c.relname FROM pg_class c
-		WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
-		  AND pg_has_role($1, c.relowner, 'USAGE')
-		ORDER BY c.relname LIMIT 1`, role).Scan(&owned)
+		SELECT 'schema ' || n.nspname FROM pg_namespace n
+		WHERE n.oid = current_schema()::regnamespace AND pg_has_role($1, n.nspowner, 'USAGE')
+		UNION ALL
+		(SELECT 'table ' || c.relname FROM pg_class c
+		 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+		   AND pg_has_role($1, c.relowner, 'USAGE')
+		 ORDER BY c.relname)
+		LIMIT 1`, role).Scan(&owned)
 	if err == nil {
-		return fmt.Errorf("runtime role %q has the privileges of the owner of table %s, so it could disable the journal's triggers: "+
+		return fmt.Errorf("runtime role %q has the privileges of the owner of %s, so it could drop the journal or disable its triggers: "+
 			"use a role that neither owns the schema nor is a member of its owner", role, owned)
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("check what runtime role %q owns: %w", role, err)

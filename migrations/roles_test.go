@@ -145,8 +145,9 @@ func TestGrantRuntimeIsIdempotentAndCoversNewTables(t *testing.T) {
 	}
 }
 
-// A role that could undo the rule is refused: a superuser, the owner, a
-// member of the owner; so is a role that does not exist.
+// A role that could undo the rule is refused: a superuser, a member of the
+// tables' owner, the schema's owner (who may drop any table in it); so is a
+// role that does not exist.
 func TestGrantRuntimeRefusesOwners(t *testing.T) {
 	_, ownerURL := pgtest.New(t)
 	owner := connect(t, ownerURL)
@@ -160,9 +161,15 @@ func TestGrantRuntimeRefusesOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = owner.Exec(context.Background(), `DROP ROLE `+member) })
+	schemaOwner, _ := pgtest.Role(t, ownerURL)
+	if _, err := owner.Exec(ctx, `ALTER SCHEMA public OWNER TO `+schemaOwner); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = owner.Exec(context.Background(), `ALTER SCHEMA public OWNER TO pg_database_owner`) })
 	for role, want := range map[string]string{
 		me:                  "superuser",
-		member:              "privileges of the owner",
+		member:              "privileges of the owner of table",
+		schemaOwner:         "privileges of the owner of schema public",
 		"gs_no_such_role_x": "does not exist",
 	} {
 		if err := migrations.GrantRuntime(ctx, owner, role); err == nil || !strings.Contains(err.Error(), want) {
