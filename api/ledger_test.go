@@ -1,58 +1,13 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/gridsettle/gridsettle/ledger/ledgertest"
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 )
-
-// deleteLastEntry removes the journal's last entry as its owner can: with
-// the append-only triggers disabled for the transaction. The chain that is
-// left verifies on its own; only the chain heads exports recorded can tell.
-func deleteLastEntry(ctx context.Context, t *testing.T, owner *pgxpool.Pool) int64 {
-	t.Helper()
-	var id int64
-	err := pgx.BeginFunc(ctx, owner, func(tx pgx.Tx) error {
-		for _, q := range []string{
-			`ALTER TABLE journal_lines DISABLE TRIGGER journal_lines_append_only`,
-			`ALTER TABLE journal_entries DISABLE TRIGGER journal_entries_append_only`,
-		} {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return err
-			}
-		}
-		if err := tx.QueryRow(ctx, `SELECT max(entry_id) FROM journal_entries`).Scan(&id); err != nil {
-			return err
-		}
-		for _, q := range []string{
-			`DELETE FROM journal_lines WHERE entry_id = $1`,
-			`DELETE FROM journal_entries WHERE entry_id = $1`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return err
-			}
-		}
-		for _, q := range []string{
-			`ALTER TABLE journal_lines ENABLE TRIGGER journal_lines_append_only`,
-			`ALTER TABLE journal_entries ENABLE TRIGGER journal_entries_append_only`,
-		} {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("delete the last journal entry as owner: %v", err)
-	}
-	return id
-}
 
 // TestLedgerVerifyAnchoredToExports: the chain head an export recorded is
 // checked too, so cutting the journal's tail after the export fails
@@ -78,7 +33,7 @@ func TestLedgerVerifyAnchoredToExports(t *testing.T) {
 		t.Fatalf("verify before: %+v", rep)
 	}
 
-	if id := deleteLastEntry(t.Context(), t, s.pool); id != *head.LastEntryID {
+	if id := ledgertest.CutTail(t, s.pool); id != *head.LastEntryID {
 		t.Fatalf("deleted entry %d, the export's last entry is %d", id, *head.LastEntryID)
 	}
 	var bad ledgerpg.Report

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/gridsettle/gridsettle/ledger/ledgertest"
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 	"github.com/gridsettle/gridsettle/migrations"
 	"github.com/gridsettle/gridsettle/migrations/pgcluster"
@@ -216,36 +216,6 @@ func TestPrivateClusterRoles(t *testing.T) {
 	}
 }
 
-// deleteLastEntry removes the journal's last entry as its owner can, with
-// the append-only triggers disabled for the transaction, and returns its id.
-func deleteLastEntry(t *testing.T, owner *pgxpool.Pool) int64 {
-	t.Helper()
-	ctx := t.Context()
-	var id int64
-	err := pgx.BeginFunc(ctx, owner, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT max(entry_id) FROM journal_entries`).Scan(&id); err != nil {
-			return err
-		}
-		for _, q := range []string{
-			`ALTER TABLE journal_lines DISABLE TRIGGER journal_lines_append_only`,
-			`ALTER TABLE journal_entries DISABLE TRIGGER journal_entries_append_only`,
-			fmt.Sprintf(`DELETE FROM journal_lines WHERE entry_id = %d`, id),
-			fmt.Sprintf(`DELETE FROM journal_entries WHERE entry_id = %d`, id),
-			`ALTER TABLE journal_lines ENABLE TRIGGER journal_lines_append_only`,
-			`ALTER TABLE journal_entries ENABLE TRIGGER journal_entries_append_only`,
-		} {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("delete the last journal entry as owner: %v", err)
-	}
-	return id
-}
-
 // TestPipelineAsRuntimeRole: the whole platform runs as the runtime role
 // that migrate granted (demo: ingest, runs with their ledger postings,
 // exports, alerts, the API and its audit log). A regulator downloads an
@@ -329,7 +299,7 @@ func TestPipelineAsRuntimeRole(t *testing.T) {
 		!rep.OK || rep.EntriesChecked == 0 || rep.ExportsChecked == 0 {
 		t.Fatalf("ledger verify: %+v, %v", rep, err)
 	}
-	cut := deleteLastEntry(t, owner)
+	cut := ledgertest.CutTail(t, owner)
 	var anchored string // the export whose chain head was the entry cut
 	for _, e := range list.Items {
 		if l := e.Manifest.Lineage.Ledger.LastEntryID; l != nil && *l == cut {
