@@ -9,10 +9,11 @@ import (
 
 	"github.com/gridsettle/gridsettle/ledger"
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 )
 
 // LedgerRoutes are the ledger endpoints: balances, entries and chain
-// verification.
+// verification, anchored to the chain heads that exports recorded.
 type LedgerRoutes struct {
 	Pool *pgxpool.Pool
 }
@@ -75,7 +76,9 @@ func (g LedgerRoutes) Routes() []Route {
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/ledger/verify", Roles: Readers,
-			Summary:  "Recompute the hash chain and name the first entry that fails",
+			Summary: "Recompute the hash chain and name the first entry that fails",
+			Description: "Also checks every chain head recorded in an export manifest (lineage.ledger): an entry " +
+				"removed or changed at the tail of the chain after an export fails, naming the export (export_id).",
 			Response: JSONBody(ledgerpg.Report{}), Handler: g.verify,
 		},
 	}
@@ -193,7 +196,7 @@ func ledgerEntry(e ledger.Entry) LedgerEntry {
 }
 
 func (g LedgerRoutes) verify(c echo.Context) error {
-	rep, err := ledgerpg.Verify(c.Request().Context(), g.Pool)
+	rep, err := exportpg.VerifyLedger(c.Request().Context(), g.Pool)
 	if err != nil {
 		return err
 	}

@@ -12,5 +12,9 @@
 //   - entries form one chain ordered by entry id: each entry's PrevHash is
 //     the Hash of the entry before it (Genesis for the first), and its Hash
 //     is the SHA-256 of its canonical bytes, which include PrevHash; changing
-//     any stored field of any entry or line breaks the chain at that entry.
+//     any stored field of any entry or line breaks the chain at that entry;
+//   - a chain head recorded outside the journal (an Anchor: an export's
+//     manifest records the id and hash of its run's last entry) must still be
+//     in the chain with that hash, so a tail removed or rewritten after an
+//     export fails verification although the shorter chain is consistent.
 package ledger

@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,30 +135,59 @@ func (e *Entry) Seal(prevHash string) {
 	e.Hash = e.ComputeHash()
 }
 
-// Failure names the first entry of a chain that does not verify and why.
+// Failure names the first entry of a chain that does not verify and why;
+// ExportID names the export whose recorded chain head the journal no longer
+// holds, when that is the failure.
 type Failure struct {
 	EntryID  int64  `json:"entry_id"`
 	EntryKey string `json:"entry_key"`
 	Reason   string `json:"reason"`
+	ExportID string `json:"export_id,omitempty"`
 }
 
 func (f *Failure) Error() string {
+	if f.EntryKey == "" {
+		return fmt.Sprintf("journal entry %d: %s", f.EntryID, f.Reason)
+	}
 	return fmt.Sprintf("journal entry %d (%s): %s", f.EntryID, f.EntryKey, f.Reason)
 }
 
-// Verifier checks a chain one entry at a time, in entry id order.
+// Anchor is a chain head recorded outside the journal: an export's manifest
+// records the id and hash of the last entry its run posted. A chain that
+// verifies on its own can still have lost or rewritten its tail since; the
+// anchor catches that, since the journal must still hold that entry with
+// that hash.
+type Anchor struct {
+	EntryID  int64
+	Hash     string
+	ExportID string
+}
+
+// Verifier checks a chain one entry at a time, in entry id order, and the
+// anchors against it.
 type Verifier struct {
 	prev    string
 	checked int
+	anchors []Anchor // by entry id; those not yet reached
+	matched int
 }
 
-// NewVerifier starts checking a chain from its first entry.
-func NewVerifier() *Verifier { return &Verifier{prev: Genesis} }
+// NewVerifier starts checking a chain from its first entry, with the chain
+// heads that exports recorded.
+func NewVerifier(anchors ...Anchor) *Verifier {
+	a := slices.Clone(anchors)
+	slices.SortStableFunc(a, func(x, y Anchor) int { return cmp.Compare(x.EntryID, y.EntryID) })
+	return &Verifier{prev: Genesis, anchors: a}
+}
 
-// Check verifies the next entry of the chain: its balance, its link to the
-// entry before and its hash. The first failure is final; keep no checking
-// after it.
+// Check verifies the next entry of the chain: that no anchored entry before
+// it is missing, its balance, its link to the entry before, its hash, and
+// the hash every anchor records for it. The first failure is final; keep
+// no checking after it.
 func (v *Verifier) Check(e Entry) *Failure {
+	if len(v.anchors) > 0 && v.anchors[0].EntryID < e.ID {
+		return v.missing(v.anchors[0])
+	}
 	fail := func(reason string) *Failure { return &Failure{EntryID: e.ID, EntryKey: e.Key, Reason: reason} }
 	if err := e.Validate(); err != nil {
 		return fail(err.Error())
@@ -167,13 +198,40 @@ func (v *Verifier) Check(e Entry) *Failure {
 	if h := e.ComputeHash(); h != e.Hash {
 		return fail(fmt.Sprintf("stored hash %s does not match the recomputed %s", e.Hash, h))
 	}
+	for len(v.anchors) > 0 && v.anchors[0].EntryID == e.ID {
+		a := v.anchors[0]
+		if a.Hash != e.Hash {
+			f := fail(fmt.Sprintf("hash %s is not the chain head %s that export %s recorded: the entry was changed after the export", e.Hash, a.Hash, a.ExportID))
+			f.ExportID = a.ExportID
+			return f
+		}
+		v.anchors = v.anchors[1:]
+		v.matched++
+	}
 	v.prev = e.Hash
 	v.checked++
 	return nil
 }
 
+// Finish is called after the last entry: an anchor left unreached names an
+// entry the journal no longer holds, its tail cut after the export.
+func (v *Verifier) Finish() *Failure {
+	if len(v.anchors) > 0 {
+		return v.missing(v.anchors[0])
+	}
+	return nil
+}
+
+func (v *Verifier) missing(a Anchor) *Failure {
+	return &Failure{EntryID: a.EntryID, ExportID: a.ExportID,
+		Reason: fmt.Sprintf("the journal no longer holds this entry, the chain head %s that export %s recorded: entries were removed after the export", a.Hash, a.ExportID)}
+}
+
 // Checked is the number of entries verified so far.
 func (v *Verifier) Checked() int { return v.checked }
+
+// Anchored is the number of anchors verified so far.
+func (v *Verifier) Anchored() int { return v.matched }
 
 // Head is the hash of the last verified entry (Genesis before any).
 func (v *Verifier) Head() string { return v.prev }

@@ -177,3 +177,59 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func verifyAnchored(entries []Entry, anchors ...Anchor) (int, *Failure) {
+	v := NewVerifier(anchors...)
+	for _, e := range entries {
+		if f := v.Check(e); f != nil {
+			return v.Checked(), f
+		}
+	}
+	return v.Checked(), v.Finish()
+}
+
+// TestAnchorsCatchTheTail: a chain cut or rewritten after an export is
+// consistent on its own; the chain head the export recorded names it.
+func TestAnchorsCatchTheTail(t *testing.T) {
+	entries := chain(5)
+	anchors := []Anchor{
+		{EntryID: 5, Hash: entries[4].Hash, ExportID: "export-b"},
+		{EntryID: 3, Hash: entries[2].Hash, ExportID: "export-a"},
+	}
+	v := NewVerifier(anchors...)
+	for _, e := range entries {
+		if f := v.Check(e); f != nil {
+			t.Fatalf("intact chain: %v", f)
+		}
+	}
+	if f := v.Finish(); f != nil || v.Anchored() != 2 || v.Checked() != 5 {
+		t.Fatalf("intact chain: %v, %d anchors, %d entries", f, v.Anchored(), v.Checked())
+	}
+
+	// The last entry removed.
+	if n, f := verifyAnchored(entries[:4], anchors...); f == nil || f.ExportID != "export-b" || f.EntryID != 5 || n != 4 ||
+		!strings.Contains(f.Error(), "export-b") {
+		t.Fatalf("tail cut: %d, %v", n, f)
+	}
+	// The last two removed: the first anchor missing is named.
+	if _, f := verifyAnchored(entries[:3], anchors...); f == nil || f.ExportID != "export-b" {
+		t.Fatalf("two cut: %v", f)
+	}
+	// The last entry rewritten and resealed: the chain holds, the anchor does not.
+	forged := append([]Entry{}, entries...)
+	forged[4].Lines = []Line{{LineNo: 1, Account: "acct:a", Amount: dec("99.00")}, {LineNo: 2, Account: "acct:b", Amount: dec("-99.00")}}
+	forged[4].Seal(forged[3].Hash)
+	if _, f := verifyAnchored(forged); f != nil {
+		t.Fatalf("the forged chain must verify on its own: %v", f)
+	}
+	if n, f := verifyAnchored(forged, anchors...); f == nil || f.ExportID != "export-b" || f.EntryID != 5 || n != 4 {
+		t.Fatalf("rewritten tail: %d, %v", n, f)
+	}
+	// An anchored entry missing from the middle, its successor relinked.
+	relinked := append(append([]Entry{}, entries[:2]...), entries[3:]...)
+	relinked[2].Seal(relinked[1].Hash)
+	relinked[3].Seal(relinked[2].Hash)
+	if _, f := verifyAnchored(relinked, anchors[1]); f == nil || f.ExportID != "export-a" || f.EntryID != 3 {
+		t.Fatalf("anchored entry gone from the middle: %v", f)
+	}
+}

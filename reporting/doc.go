@@ -23,6 +23,9 @@
 //     interval counts are those of its interval rows (rounded half-even
 //     where settlement.md rounds); every ledger entry balances. A run whose
 //     rows break this is not exported.
+//   - The signed files are the export: Verify with a trusted key needs no
+//     signing-key.pub.pem (a convenience copy, checked when present); without
+//     one it uses that file and reports the signer as not authenticated.
 //   - Atomic: a folder is written under a temporary name in the same parent,
 //     every file and the folder are fsynced, then it is renamed into place;
 //     an existing folder is never overwritten.

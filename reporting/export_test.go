@@ -284,6 +284,44 @@ func TestTamperedFolderFails(t *testing.T) {
 	}
 }
 
+// TestVerifyWithoutTheFolderKey: the signed files are the export. With a
+// trusted key a folder without signing-key.pub.pem verifies (a regulator's
+// download); without one the folder's key is needed, and the command says
+// so.
+func TestVerifyWithoutTheFolderKey(t *testing.T) {
+	d := reportingtest.FallBackDay()
+	dir, _ := publish(t, d)
+	pub := configOf(d).PublicKey()
+	signed := copyDir(t, dir)
+	if err := os.Remove(filepath.Join(signed, reporting.PublicKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, reporting.PublicKeyPEM(pub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := reporting.VerifyCommand(t.Context(), &out, signed, keyFile); err != nil {
+		t.Fatalf("signed files with --public-key: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "signed by the trusted key") || !strings.Contains(out.String(), "no signing-key.pub.pem") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	out.Reset()
+	err := reporting.VerifyCommand(t.Context(), &out, signed, "")
+	if err == nil || !strings.Contains(err.Error(), "signing-key.pub.pem is missing: pass --public-key") {
+		t.Fatalf("without any key: %v\n%s", err, out.String())
+	}
+	// Another key still fails on the signature.
+	other := filepath.Join(t.TempDir(), "other.pem")
+	if err := os.WriteFile(other, reporting.PublicKeyPEM(testKey("another key").Public().(ed25519.PublicKey)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := reporting.VerifyCommand(t.Context(), &out, signed, other); err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Fatalf("another key: %v", err)
+	}
+}
+
 // resign rewrites a folder's manifest with change applied and signs it
 // with key, as a forger holding their own key would.
 func resign(t *testing.T, dir string, key ed25519.PrivateKey, change func(*reporting.Manifest)) {

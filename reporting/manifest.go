@@ -61,6 +61,16 @@ type File struct {
 	Rows   int64  `json:"rows"`
 }
 
+// FolderFile is one file of an export folder as the export registry lists
+// it (api.md "An export"): every file of the folder, so that downloading
+// each gives the whole folder; Rows only for the Parquet files.
+type FolderFile struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+	Rows   *int64 `json:"rows,omitempty"`
+}
+
 // ControlTotals are sums over the files' rows: energy_mwh, amount and
 // delta_amount over statements.parquet, ledger_sum over ledger.parquet
 // (zero, since every entry balances).

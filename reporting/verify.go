@@ -52,10 +52,11 @@ type Report struct {
 const maxSmallFile = 1 << 20
 
 // Verify checks an export folder offline and returns the first discrepancy
-// as a *Discrepancy: exactly the expected files; the signature of the exact
-// bytes of manifest.json, by trusted when it is given, else by the folder's
-// own signing-key.pub.pem (the report then says the signer is not
-// authenticated); the manifest's canonical form and key id; every Parquet
+// as a *Discrepancy: exactly the expected files (signing-key.pub.pem may be
+// absent when trusted is given: the signed files are the export); the
+// signature of the exact bytes of manifest.json, by trusted when it is
+// given, else by the folder's own signing-key.pub.pem (the report then says
+// the signer is not authenticated); the manifest's canonical form and key id; every Parquet
 // file's size and SHA-256; and, by reading the Parquet files, their schemas,
 // row order, row counts, control totals, ledger lineage and the statement
 // lines' agreement with their interval rows. Parquet files are parsed only
@@ -76,17 +77,33 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 			return r, discrepancy(e.Name(), "%s: not a regular file", e.Name())
 		}
 	}
-	if len(entries) != len(FolderFiles) {
-		for _, name := range FolderFiles {
-			if !slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == name }) {
-				return r, discrepancy(name, "%s is missing", name)
-			}
+	has := func(name string) bool {
+		return slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == name })
+	}
+	// The folder's public key is a convenience: with a trusted key the
+	// signed files are the whole export.
+	hasKey := has(PublicKeyFile)
+	for _, name := range FolderFiles {
+		if has(name) {
+			continue
+		}
+		if name == PublicKeyFile && trusted == nil {
+			return r, discrepancy(name, "%s is missing: pass --public-key FILE with the key obtained from the operator", name)
+		} else if name != PublicKeyFile {
+			return r, discrepancy(name, "%s is missing", name)
 		}
 	}
-	r.Checks = append(r.Checks, fmt.Sprintf("folder: the %d files of an export and nothing else", len(FolderFiles)))
+	if hasKey {
+		r.Checks = append(r.Checks, fmt.Sprintf("folder: the %d files of an export and nothing else", len(FolderFiles)))
+	} else {
+		r.Checks = append(r.Checks, fmt.Sprintf("folder: the %d signed files of an export and nothing else (no %s; the trusted key is given)", len(FolderFiles)-1, PublicKeyFile))
+	}
 
 	small := map[string][]byte{}
 	for _, name := range []string{ManifestFile, SignatureFile, PublicKeyFile} {
+		if name == PublicKeyFile && !hasKey {
+			continue
+		}
 		if small[name], err = readSmall(filepath.Join(dir, name)); err != nil {
 			return r, err
 		}
@@ -106,7 +123,7 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 	}
 	if trusted != nil {
 		r.Authenticated = true
-		if !bytes.Equal(small[PublicKeyFile], PublicKeyPEM(trusted)) {
+		if hasKey && !bytes.Equal(small[PublicKeyFile], PublicKeyPEM(trusted)) {
 			return r, discrepancy(PublicKeyFile, "%s is not the trusted public key that signed the manifest", PublicKeyFile)
 		}
 		r.Checks = append(r.Checks, fmt.Sprintf("signature: manifest.json is signed by the trusted key %s (ed25519)", r.KeyID))
@@ -147,6 +164,29 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 	}
 	r.Checks = append(r.Checks, checks...)
 	return r, nil
+}
+
+// ListFolder lists every file of the export folder dir, whose manifest is
+// m, in FolderFiles order: the manifest's entries for the Parquet files,
+// then manifest.json, its signature and the public key, hashed as they are
+// in the folder.
+func ListFolder(ctx context.Context, dir string, m Manifest) ([]FolderFile, error) {
+	out := make([]FolderFile, 0, len(FolderFiles))
+	for _, f := range m.Files {
+		out = append(out, FolderFile{Name: f.Name, SHA256: f.SHA256, Bytes: f.Bytes, Rows: &f.Rows})
+	}
+	for _, name := range []string{ManifestFile, SignatureFile, PublicKeyFile} {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := readSmall(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("list export folder %s: %w", dir, err)
+		}
+		sum := sha256.Sum256(b)
+		out = append(out, FolderFile{Name: name, SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(b))})
+	}
+	return out, nil
 }
 
 func fileNames(files []File) []string {

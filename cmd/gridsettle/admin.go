@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gridsettle/gridsettle/api"
-	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/reporting"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 )
 
 // The operator commands that work on the database alone (registry import,
@@ -123,11 +123,11 @@ func newLedgerCmd(m *Main) *cobra.Command {
 	c := &cobra.Command{Use: "ledger", Short: "Inspect the double-entry ledger"}
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Recompute the hash chain and balances of every journal entry; exit 1 naming the first bad entry",
+		Short: "Recompute the hash chain and balances of every journal entry and check the chain heads exports recorded; exit 1 naming the first bad entry",
 		Args:  cobra.NoArgs,
 	}
 	c.AddCommand(m.dbCommand(verify, 0, nil, func(ctx context.Context, _ Config, db *pgxpool.Pool, _ *pflag.FlagSet, _ []string) error {
-		r, err := ledgerpg.Verify(ctx, db)
+		r, err := exportpg.VerifyLedger(ctx, db)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/robfig/cron/v3"
 	"log/slog"
 	"net"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
@@ -34,6 +34,7 @@ type Config struct {
 
 	DataDir     string // layout: kafka/, postgres/, exports/, keys/
 	DatabaseURL string // empty: the private cluster under DataDir/postgres
+	RuntimeRole string // migrate: the role granted what the components need (least privilege)
 
 	KafkaAddr  string       // the embedded broker's loopback listen address (broker, dev)
 	Kafka      kafka.Config // how components reach Kafka: --kafka-addr for dev, --kafka-brokers etc. for serve
@@ -49,7 +50,7 @@ type Config struct {
 	ExportDir         string // default DataDir/exports
 	SigningKey        string // default DataDir/keys/export-signing.pem
 	ExportRunTypes    []settlement.RunType
-	ExportSchedule    string // cron; empty: export each run as it completes
+	ExportSchedule    string // cron in the market's zone unless it names CRON_TZ; empty: export each run as it completes
 	ExportCompression parquet.Codec
 
 	Market   settlement.Market
@@ -76,6 +77,7 @@ const (
 	groupLog        flagGroup = 1 << iota // --log-level
 	groupDataDir                          // --data-dir
 	groupDatabase                         // --database-url
+	groupRoles                            // --runtime-role (migrate)
 	groupEmbedded                         // --kafka-addr
 	groupKafka                            // --kafka-brokers and Kafka security
 	groupTopics                           // --partitions
@@ -127,6 +129,15 @@ var flagDefs = []flagDef{
 				}
 			}
 			c.DatabaseURL = v
+			return nil
+		}},
+	{name: "runtime-role", group: groupRoles,
+		usage: "existing PostgreSQL `role` the components connect as: granted reads and writes but only inserts into the journal and audit log (default: no grants)",
+		set: func(c *Config, v string) error {
+			if v != "" && !rolePattern.MatchString(v) {
+				return fmt.Errorf("%q is not a role name of 1-63 characters of a-z A-Z 0-9 _ -", v)
+			}
+			c.RuntimeRole = v
 			return nil
 		}},
 	{name: "kafka-addr", def: "127.0.0.1:9092", group: groupEmbedded,
@@ -254,10 +265,11 @@ var flagDefs = []flagDef{
 			return nil
 		}},
 	{name: "export-schedule", group: groupExports,
-		usage: "cron `expression` (5 fields or @hourly, @every 1h…) that batches exports (default: each run's export is written as it completes)",
+		usage: "cron `expression` (5 fields or @hourly, @every 1h…) that batches exports, in the market time zone unless it starts with CRON_TZ=ZONE (default: each run's export is written as it completes)",
 		set: func(c *Config, v string) error {
-			if _, err := cron.ParseStandard(v); v != "" && err != nil {
-				return fmt.Errorf("%q is not a cron expression: %w", v, err)
+			// Only the syntax: the zone it fires in does not change it.
+			if _, err := exportpg.ParseSchedule(v, time.UTC); v != "" && err != nil {
+				return fmt.Errorf("%q: %w", v, err)
 			}
 			c.ExportSchedule = v
 			return nil
@@ -353,6 +365,7 @@ var flagDefs = []flagDef{
 
 var (
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+	rolePattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,62}$`)
 	decimalPattern  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 )
 

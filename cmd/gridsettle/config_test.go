@@ -126,6 +126,13 @@ func TestConfigRejects(t *testing.T) {
 		{devGroups, nil, []string{"--run-lags", "final=P1D,final=P2D"}, "--run-lags: run lag for final given twice"},
 		{devGroups, nil, []string{"--components", "ingest,billing"}, `--components: "billing" is not one of ingest, publish, scheduler, api`},
 		{devGroups, nil, []string{"--components", ","}, "--components: name at least one…"},
+		{devGroups, nil, []string{"--export-schedule", "CRON_TZ=America/Chicago"},
+			`--export-schedule: "CRON_TZ=America/Chicago": CRON_TZ=America/Chicago names a time zone but no schedule…`},
+		{devGroups, nil, []string{"--export-schedule", "CRON_TZ= 0 6 * * *"},
+			`--export-schedule: "CRON_TZ= 0 6 * * *": CRON_TZ=: name an IANA time zone…`},
+		{devGroups, nil, []string{"--export-schedule", "TZ=Mars/Olympus 0 6 * * *"},
+			`--export-schedule: "TZ=Mars/Olympus 0 6 * * *": TZ=Mars/Olympus: "Mars/Olympus" is not an IANA time zone…`},
+		{devGroups, nil, []string{"--export-schedule", "every day"}, `--export-schedule: "every day": not a cron expression…`},
 		{devGroups, nil, []string{"--log-level", "loud"}, `--log-level: "loud" is not debug, info, warn or error`},
 		{devGroups, nil, []string{"--tls-key", "config_test.go"}, "--tls-cert and --tls-key: give both or neither"},
 		{devGroups, nil, []string{"--tls-cert", "/nonexistent/cert.pem"}, "--tls-cert: cannot read /nonexistent/cert.pem…"},
@@ -324,5 +331,15 @@ func TestServeAdminTokenRule(t *testing.T) {
 	}
 	if got := newAdminToken(); len(got) < minServeAdminToken {
 		t.Errorf("generated admin token %q is shorter than serve accepts", got)
+	}
+}
+
+// A schedule naming its zone is accepted (it used to panic at start).
+func TestExportScheduleWithZone(t *testing.T) {
+	for _, v := range []string{"CRON_TZ=America/Chicago 0 6 * * *", "TZ=UTC @hourly", "@every 1h", "0 6 * * *"} {
+		c, err := parse(t, devGroups, nil, "--export-schedule", v)
+		if err != nil || c.ExportSchedule != v {
+			t.Errorf("%q: %v, schedule %q", v, err, c.ExportSchedule)
+		}
 	}
 }

@@ -80,8 +80,8 @@ func (m *Main) root() *cobra.Command {
 		}, platformGroups|groupKafka, m.runServe),
 		m.command(&cobra.Command{
 			Use:   "migrate",
-			Short: "Apply the database migrations and exit",
-		}, groupLog|groupDataDir|groupDatabase, m.runMigrate),
+			Short: "Apply the database migrations as the schema's owner, grant --runtime-role what the components need, and exit",
+		}, groupLog|groupDataDir|groupDatabase|groupRoles, m.runMigrate),
 		newRegistryCmd(m),
 		newTokenCmd(m),
 		newLedgerCmd(m),

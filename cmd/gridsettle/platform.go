@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -72,13 +73,45 @@ func (m *Main) runServe(ctx context.Context, cfg Config, log *slog.Logger) error
 	return m.runPlatform(ctx, cfg, log, false)
 }
 
+// runMigrate applies the migrations as the schema's owner (--database-url,
+// or the private cluster's owner role) and grants --runtime-role what the
+// components need; grants are recomputed every time, so running it after an
+// upgrade covers the new tables.
 func (m *Main) runMigrate(ctx context.Context, cfg Config, log *slog.Logger) error {
-	_, closeDB, err := openDatabase(ctx, cfg, log)
+	if cfg.DatabaseURL == "" {
+		runtimes := []string{privateRuntime}
+		if cfg.RuntimeRole != "" {
+			runtimes = append(runtimes, cfg.RuntimeRole)
+		}
+		_, stop, err := startPrivate(ctx, cfg, log, runtimes...)
+		if err != nil {
+			return err
+		}
+		stop()
+		log.Info("database schema is up to date", "owner", privateOwner, "runtime_roles", runtimes)
+		return nil
+	}
+	pool, err := migrations.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
-	closeDB()
-	log.Info("database schema is up to date")
+	defer pool.Close()
+	st, err := migrations.Prepare(ctx, pool, log)
+	if errors.Is(err, migrations.ErrPendingMigrations) {
+		return fmt.Errorf("%w: give gridsettle migrate the --database-url of the schema's owner", err)
+	} else if err != nil {
+		return err
+	}
+	if cfg.RuntimeRole != "" {
+		if !st.OwnsSchema {
+			return fmt.Errorf("--runtime-role: role %s does not own the database schema, so it cannot grant: give the --database-url of the schema's owner", st.Role)
+		}
+		if err := migrations.GrantRuntime(ctx, pool, cfg.RuntimeRole); err != nil {
+			return fmt.Errorf("--runtime-role: %w", err)
+		}
+		log.Info("runtime role granted: reads and writes, but only inserts into the journal and audit log", "role", cfg.RuntimeRole)
+	}
+	log.Info("database schema is up to date", "role", st.Role)
 	return nil
 }
 
@@ -147,6 +180,9 @@ func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, em
 		return err
 	}
 
+	if embedded && cfg.DatabaseURL != "" {
+		log.Info("--database-url is used as given: no database roles are created (least privilege needs a runtime role from gridsettle migrate --runtime-role)")
+	}
 	db, closeDB, err := openDatabase(runCtx, cfg, log)
 	if err != nil {
 		return err
@@ -176,24 +212,26 @@ func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, em
 	return err
 }
 
-// openDatabase connects to --database-url, or else starts the private
-// cluster under <data-dir>/postgres, and applies the migrations. The
-// returned func closes the pool and stops the private cluster.
+// The roles dev and demo create in their private cluster: the owner applies
+// the migrations, the components connect as the runtime role.
+const (
+	privateOwner   = "gridsettle_owner"
+	privateRuntime = "gridsettle"
+)
+
+// openDatabase opens the components' pool. With --database-url it connects
+// as given and applies pending migrations only when that role owns the
+// schema; a runtime role facing pending migrations is an error naming
+// gridsettle migrate. Without, it starts the private cluster under
+// <data-dir>/postgres, migrates it as the owner role and connects as the
+// runtime role. The returned func closes the pool and stops the private
+// cluster.
 func openDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.Pool, func(), error) {
-	url := cfg.DatabaseURL
-	stop := func() {}
+	url, stop := cfg.DatabaseURL, func() {}
 	if url == "" {
-		cluster, err := pgcluster.Start(ctx, filepath.Join(cfg.DataDir, "postgres"), log)
-		if err != nil {
+		var err error
+		if url, stop, err = startPrivate(ctx, cfg, log, privateRuntime); err != nil {
 			return nil, nil, err
-		}
-		url = cluster.URL()
-		stop = func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-			defer cancel()
-			if err := cluster.Stop(sctx); err != nil {
-				log.Error("stop private postgres", "err", err)
-			}
 		}
 	}
 	pool, err := migrations.Connect(ctx, url)
@@ -202,12 +240,68 @@ func openDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.P
 		return nil, nil, err
 	}
 	// Not wrapped: ErrSchemaTooNew already says what to do, in one line.
-	if err := migrations.Apply(ctx, pool, log); err != nil {
+	st, err := migrations.Prepare(ctx, pool, log)
+	if err != nil {
 		pool.Close()
 		stop()
+		if errors.Is(err, migrations.ErrPendingMigrations) {
+			return nil, nil, fmt.Errorf("%w: run `gridsettle migrate --database-url OWNER_URL --runtime-role %s` first", err, st.Role)
+		}
 		return nil, nil, err
 	}
+	if st.OwnsJournal {
+		log.Warn("least privilege is off: this role owns the journal tables, so their append-only rule rests on triggers alone; "+
+			"connect as a runtime role granted by `gridsettle migrate --runtime-role`", "role", st.Role)
+	}
 	return pool, func() { pool.Close(); stop() }, nil
+}
+
+// startPrivate starts the private cluster under <data-dir>/postgres, creates
+// its owner and runtime roles when missing, applies the migrations as the
+// owner and grants each of runtimes. It returns the URL of the runtime role
+// and a func that stops the cluster.
+func startPrivate(ctx context.Context, cfg Config, log *slog.Logger, runtimes ...string) (string, func(), error) {
+	cluster, err := pgcluster.Start(ctx, filepath.Join(cfg.DataDir, "postgres"), log)
+	if err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		defer cancel()
+		if err := cluster.Stop(sctx); err != nil {
+			log.Error("stop private postgres", "err", err)
+		}
+	}
+	if err := migratePrivate(ctx, cluster, log, runtimes); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return cluster.URLAs(privateRuntime), stop, nil
+}
+
+func migratePrivate(ctx context.Context, cluster *pgcluster.Cluster, log *slog.Logger, runtimes []string) error {
+	su, err := pgx.Connect(ctx, cluster.URL())
+	if err != nil {
+		return fmt.Errorf("connect to private postgres: %w", err)
+	}
+	defer su.Close(context.WithoutCancel(ctx))
+	if err := migrations.CreateRoles(ctx, su, privateOwner, privateRuntime); err != nil {
+		return fmt.Errorf("private postgres: %w", err)
+	}
+	owner, err := migrations.Connect(ctx, cluster.URLAs(privateOwner))
+	if err != nil {
+		return err
+	}
+	defer owner.Close()
+	if err := migrations.Apply(ctx, owner, log); err != nil {
+		return err
+	}
+	for _, r := range runtimes {
+		if err := migrations.GrantRuntime(ctx, owner, r); err != nil {
+			return fmt.Errorf("private postgres: %w", err)
+		}
+	}
+	return nil
 }
 
 // ensureTopics creates the contract's topics that are missing on the

@@ -8,7 +8,9 @@
 //
 // Invariants:
 //   - the database rejects an unbalanced entry at commit and any UPDATE,
-//     DELETE or TRUNCATE of journal rows (triggers), whatever the client;
+//     DELETE or TRUNCATE of journal rows (triggers), whatever the client; the
+//     runtime role (migrations.GrantRuntime) also lacks those privileges and,
+//     not owning the tables, cannot disable the triggers;
 //   - posting takes one transaction-scoped advisory lock for the whole
 //     journal before reading the chain head, so concurrent posters append
 //     one after another and never fork the chain; entry ids are drawn under

@@ -213,19 +213,23 @@ func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]l
 }
 
 // Report is the outcome of verifying the whole chain: {"ok": true,
-// "entries_checked": N}, or ok false with the first entry that fails.
+// "entries_checked": N, "exports_checked": M}, or ok false with the first
+// entry that fails.
 type Report struct {
 	OK             bool            `json:"ok"`
 	EntriesChecked int             `json:"entries_checked"`
+	ExportsChecked int             `json:"exports_checked,omitempty"` // anchors: chain heads recorded by exports
 	FirstBadEntry  *ledger.Failure `json:"first_bad_entry,omitempty"`
 	Head           string          `json:"-"` // hash of the last entry that verified
 }
 
 // Verify recomputes the chain from the database, entry by entry in id
 // order, and reports the first entry whose balance, link or hash does not
-// match. It is what `gridsettle ledger verify` and GET /api/v1/ledger/verify run.
-func Verify(ctx context.Context, db *pgxpool.Pool) (Report, error) {
-	v := ledger.NewVerifier()
+// match, or the first anchor (a chain head an export recorded) that the
+// journal no longer holds. Read the anchors before calling: every entry
+// they name was committed before them, so this read sees it.
+func Verify(ctx context.Context, db *pgxpool.Pool, anchors ...ledger.Anchor) (Report, error) {
+	v := ledger.NewVerifier(anchors...)
 	var bad *ledger.Failure
 	err := eachEntry(ctx, db, "", func(e ledger.Entry) bool {
 		bad = v.Check(e)
@@ -234,7 +238,10 @@ func Verify(ctx context.Context, db *pgxpool.Pool) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("verify journal: %w", err)
 	}
-	return Report{OK: bad == nil, EntriesChecked: v.Checked(), FirstBadEntry: bad, Head: v.Head()}, nil
+	if bad == nil {
+		bad = v.Finish()
+	}
+	return Report{OK: bad == nil, EntriesChecked: v.Checked(), ExportsChecked: v.Anchored(), FirstBadEntry: bad, Head: v.Head()}, nil
 }
 
 // Balance is the balance of one ledger account in one currency.

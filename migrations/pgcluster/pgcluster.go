@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -33,6 +35,9 @@ type Cluster struct {
 	asUser string // non-empty when commands run as another user (we are root)
 	log    *slog.Logger
 }
+
+// superuser is the role initdb creates, which URL connects as.
+const superuser = "postgres"
 
 // maxSocketPath leaves room for the ".s.PGSQL.NNNNN" suffix within the
 // 107-byte sun_path limit.
@@ -67,7 +72,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger, settings ...string
 	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		log.Info("initialising private PostgreSQL cluster", "dir", dir)
-		if out, err := c.run(ctx, "initdb", "-D", dir, "--auth=trust", "--username=postgres",
+		if out, err := c.run(ctx, "initdb", "-D", dir, "--auth=trust", "--username="+superuser,
 			"--encoding=UTF8", "--locale=C", "--no-instructions"); err != nil {
 			return nil, fmt.Errorf("initdb %s: %w: %s", dir, err, out)
 		}
@@ -90,6 +95,11 @@ func Start(ctx context.Context, dir string, log *slog.Logger, settings ...string
 // URL is a connection string for the cluster's "postgres" database.
 func (c *Cluster) URL() string { return c.url }
 
+// URLAs is URL connecting as the role user instead of the superuser.
+func (c *Cluster) URLAs(user string) string {
+	return strings.Replace(c.url, "postgres://"+superuser+"@", "postgres://"+url.User(user).String()+"@", 1)
+}
+
 // Stop shuts the server down (fast mode: open sessions are rolled back).
 func (c *Cluster) Stop(ctx context.Context) error {
 	if out, err := c.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", c.dir); err != nil {
@@ -108,14 +118,14 @@ func (c *Cluster) listenOptions() (string, error) {
 		if err := c.chown(sock); err != nil {
 			return "", err
 		}
-		c.url = "postgres://postgres@/postgres?host=" + sock + "&sslmode=disable"
+		c.url = "postgres://" + superuser + "@/postgres?host=" + sock + "&sslmode=disable"
 		return "-c listen_addresses='' -k " + sock, nil
 	}
 	port, err := freePort()
 	if err != nil {
 		return "", err
 	}
-	c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	c.url = fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", superuser, port)
 	return fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k ''", port), nil
 }
 

@@ -168,6 +168,81 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, dbURL
 }
 
+// RuntimeRole creates a login role of its own (see Role) and grants it on
+// the database at dbURL what migrations.GrantRuntime grants, as the role of
+// dbURL (its owner). It returns dbURL connecting as that role.
+func RuntimeRole(t testing.TB, dbURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	role, roleURL := Role(t, dbURL)
+	owner, err := migrations.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer owner.Close()
+	if err := migrations.GrantRuntime(ctx, owner, role); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return roleURL
+}
+
+// Role creates a login role without privileges, named uniquely (roles are
+// cluster-wide), and returns its name and dbURL connecting as it. The role
+// is dropped with its privileges on that database when t ends, before the
+// database is (call New first).
+func Role(t testing.TB, dbURL string) (role, roleURL string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	role = "gs_rt_" + randomSuffix()
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: connect to %s: %v", dbURL, err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatalf("pgtest: create role: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			t.Errorf("pgtest: drop role %s: %v", role, err)
+			return
+		}
+		defer c.Close(ctx)
+		for _, q := range []string{
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + role + "'",
+			"DROP OWNED BY " + role,
+			"DROP ROLE " + role,
+		} {
+			if _, err := c.Exec(ctx, q); err != nil {
+				t.Errorf("pgtest: %s: %v", q, err)
+			}
+		}
+	})
+	roleURL, err = withUser(dbURL, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return role, roleURL
+}
+
+// withUser swaps the user in a postgres URL or key=value DSN.
+func withUser(base, user string) (string, error) {
+	if !strings.Contains(base, "://") {
+		return base + " user=" + user, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: parse %s: %w", base, err)
+	}
+	u.User = url.User(user)
+	return u.String(), nil
+}
+
 // withDatabase swaps the database name in a postgres URL or key=value DSN.
 func withDatabase(base, name string) (string, error) {
 	if !strings.Contains(base, "://") {

@@ -18,6 +18,15 @@
 //     an export uses the same one, so it is byte-identical.
 //   - A registered export is never overwritten: asking for it again
 //     regenerates it into a scratch folder and compares byte for byte.
+//   - An export's Files name every file of its folder (the Parquet files
+//     with their manifest entries, manifest.json, its signature and the
+//     public key, hashed), so downloading each gives the whole folder;
+//     exports registered when only the Parquet files were listed are
+//     completed from their folder when read.
+//   - The chain heads exports recorded (lineage.ledger) anchor ledger
+//     verification (VerifyLedger): the journal must still hold them.
+//   - Export schedules fire in the market's time zone unless they name
+//     CRON_TZ (ParseSchedule); a malformed one is an error, never a panic.
 //   - Rows are read in natural-key order with byte-wise ("C") collation, so
 //     the files do not depend on the database's locale.
 //   - A run's interval rows are decoded from Postgres's binary forms by this

@@ -27,8 +27,9 @@ type Config struct {
 	// RunTypes are the run types exported automatically once they
 	// complete; nil means every run type, empty means none.
 	RunTypes []settlement.RunType
-	// Schedule, when set, is a cron expression (5 fields, or a descriptor
-	// such as @hourly): completed runs are then exported in batches when it
+	// Schedule, when set, is a cron expression (see ParseSchedule) that
+	// fires in the market's time zone (Export.Market.Location) unless it
+	// names its own: completed runs are then exported in batches when it
 	// fires, instead of as each completes. Run drives it.
 	Schedule string
 	// Export is how folders are written and signed.
@@ -45,12 +46,15 @@ func (c Config) Validate() error {
 			return fmt.Errorf("export run types: %w", err)
 		}
 	}
+	if err := c.Export.Validate(); err != nil {
+		return err
+	}
 	if c.Schedule != "" {
-		if _, err := cron.ParseStandard(c.Schedule); err != nil {
+		if _, err := ParseSchedule(c.Schedule, c.Export.Market.Location); err != nil {
 			return fmt.Errorf("export schedule %q: %w", c.Schedule, err)
 		}
 	}
-	return c.Export.Validate()
+	return nil
 }
 
 // Errors the API maps to client errors.
@@ -62,14 +66,14 @@ var (
 // Export is a registered export (api.md "An export"), with its parsed
 // manifest.
 type Export struct {
-	ExportID       string             `json:"export_id"`
-	OperatingDay   string             `json:"operating_day"`
-	RunType        string             `json:"run_type"`
-	Version        int                `json:"version"`
-	ManifestSHA256 string             `json:"manifest_sha256"`
-	Files          []reporting.File   `json:"files"`
-	CreatedAt      time.Time          `json:"created_at"`
-	Manifest       reporting.Manifest `json:"manifest"`
+	ExportID       string                 `json:"export_id"`
+	OperatingDay   string                 `json:"operating_day"`
+	RunType        string                 `json:"run_type"`
+	Version        int                    `json:"version"`
+	ManifestSHA256 string                 `json:"manifest_sha256"`
+	Files          []reporting.FolderFile `json:"files"` // every file of the folder
+	CreatedAt      time.Time              `json:"created_at"`
+	Manifest       reporting.Manifest     `json:"manifest"`
 	// RunID is the exported run; Dir is its folder relative to the export
 	// root; Seq orders the registry (list cursor).
 	RunID string `json:"-"`
@@ -115,7 +119,7 @@ func NewExporter(pool *pgxpool.Pool, cfg Config, reg *prometheus.Registry, log *
 	}
 	e := &Exporter{pool: pool, cfg: cfg, log: log}
 	if cfg.Schedule != "" {
-		e.schedule, _ = cron.ParseStandard(cfg.Schedule) // validated above
+		e.schedule, _ = ParseSchedule(cfg.Schedule, cfg.Export.Market.Location) // validated above
 	}
 	e.metrics = metrics{
 		written: prometheus.NewCounter(prometheus.CounterOpts{
@@ -354,7 +358,12 @@ func ExportID(day settlement.Day, runType string, version int) string {
 }
 
 func (e *Exporter) register(ctx context.Context, tx pgx.Tx, run runRow, w reporting.Written) (Export, error) {
-	files, err := json.Marshal(w.Manifest.Files)
+	dir := reporting.Dir(run.OperatingDay, run.RunType, run.Version)
+	listed, err := reporting.ListFolder(ctx, filepath.Join(e.cfg.Root, filepath.FromSlash(dir)), w.Manifest)
+	if err != nil {
+		return Export{}, err
+	}
+	files, err := json.Marshal(listed)
 	if err != nil {
 		return Export{}, fmt.Errorf("encode export files: %w", err)
 	}
@@ -366,7 +375,7 @@ func (e *Exporter) register(ctx context.Context, tx pgx.Tx, run runRow, w report
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO exports (export_id, operating_day, run_type, version, run_id, dir, manifest_sha256, previous_manifest_sha256, files, manifest)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		id, dayTime(run.OperatingDay), run.RunType, run.Version, run.RunID, reporting.Dir(run.OperatingDay, run.RunType, run.Version),
+		id, dayTime(run.OperatingDay), run.RunType, run.Version, run.RunID, dir,
 		w.ManifestSHA256, w.Manifest.PreviousManifestSHA256, files, manifest); err != nil {
 		return Export{}, fmt.Errorf("register export %s: %w", id, err)
 	}
@@ -399,7 +408,21 @@ func (e *Exporter) get(ctx context.Context, q querier, where string, args ...any
 	} else if err != nil {
 		return x, fmt.Errorf("read export: %w", err)
 	}
-	return x, nil
+	return x, e.completeFiles(ctx, &x)
+}
+
+// completeFiles lists the whole folder of an export registered when the
+// registry held only the manifest's Parquet files.
+func (e *Exporter) completeFiles(ctx context.Context, x *Export) error {
+	if len(x.Files) == len(reporting.FolderFiles) {
+		return nil
+	}
+	files, err := reporting.ListFolder(ctx, filepath.Join(e.cfg.Root, filepath.FromSlash(x.Dir)), x.Manifest)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", x.ExportID, err)
+	}
+	x.Files = files
+	return nil
 }
 
 // Get is one export by id.
@@ -425,6 +448,9 @@ func (e *Exporter) List(ctx context.Context, day *settlement.Day, afterSeq int64
 	for rows.Next() {
 		x, err := scanExport(rows)
 		if err != nil {
+			return nil, fmt.Errorf("list exports: %w", err)
+		}
+		if err := e.completeFiles(ctx, &x); err != nil {
 			return nil, fmt.Errorf("list exports: %w", err)
 		}
 		out = append(out, x)

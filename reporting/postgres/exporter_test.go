@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -406,4 +409,81 @@ func TestScheduleFires(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestFilesNameTheWholeFolder: an export's files name every file of its
+// folder with its hash and size, so a regulator who downloads each (here
+// through Open, what GET .../files/{name} serves) but the convenience key
+// has the signed export, which verifies with the key obtained separately.
+// Exports registered when only the Parquet files were listed are listed
+// whole too.
+func TestFilesNameTheWholeFolder(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := t.Context()
+	e := newExporter(t, pool, t.TempDir(), nil)
+	d := reportingtest.FallBackDay()
+	insertRun(t, pool, d)
+	if err := e.RunCompleted(ctx, d.RunID); err != nil {
+		t.Fatal(err)
+	}
+	id := postgres.ExportID(d.Day, d.RunType, int(d.Version))
+	check := func(x postgres.Export) string {
+		t.Helper()
+		var names []string
+		for _, f := range x.Files {
+			names = append(names, f.Name)
+			if len(f.SHA256) != 64 || f.Bytes <= 0 || (f.Rows != nil) != slices.Contains(reporting.DataFiles, f.Name) {
+				t.Fatalf("file %+v", f)
+			}
+		}
+		if !slices.Equal(names, reporting.FolderFiles) || x.Files[3].SHA256 != x.ManifestSHA256 {
+			t.Fatalf("files %+v, manifest_sha256 %s", x.Files, x.ManifestSHA256)
+		}
+		download := t.TempDir()
+		for _, f := range x.Files {
+			if f.Name == reporting.PublicKeyFile {
+				continue
+			}
+			src, err := e.Open(ctx, x.ExportID, f.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(src)
+			src.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != f.SHA256 || int64(len(b)) != f.Bytes {
+				t.Fatalf("%s: served bytes are not the listed ones", f.Name)
+			}
+			if err := os.WriteFile(filepath.Join(download, f.Name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		keyFile := filepath.Join(t.TempDir(), "key.pem")
+		if err := os.WriteFile(keyFile, e.PublicKeyPEM(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := reporting.VerifyCommand(ctx, &out, download, keyFile); err != nil {
+			t.Fatalf("downloaded folder: %v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	x, err := e.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := check(x); !strings.Contains(out, "signed by the trusted key") {
+		t.Fatalf("verify output:\n%s", out)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE exports SET files = manifest->'files' WHERE export_id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.List(ctx, nil, 0, 10)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list: %+v, %v", list, err)
+	}
+	check(list[0])
 }

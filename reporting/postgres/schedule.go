@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -14,6 +15,53 @@ import (
 // retryEvery is how often Run looks for runs left unexported when no
 // schedule is configured (their export at completion failed).
 const retryEvery = 15 * time.Minute
+
+// ParseSchedule parses an export schedule: a standard cron expression (5
+// fields, or a descriptor such as @hourly or @every 1h) that fires in loc,
+// the market's time zone, unless it starts with CRON_TZ=ZONE (or TZ=ZONE)
+// and a space. The zone prefix is checked here because the cron library
+// slices it unchecked: "CRON_TZ=America/Chicago" alone makes it panic, and an
+// empty zone silently means UTC.
+func ParseSchedule(spec string, loc *time.Location) (cron.Schedule, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, errors.New("empty cron expression")
+	}
+	if name, ok := zonePrefix(spec); ok {
+		zone, rest, _ := strings.Cut(spec, " ")
+		if zone == spec || strings.TrimSpace(rest) == "" {
+			return nil, fmt.Errorf("%s names a time zone but no schedule: write %s followed by a space and 5 fields (or @hourly, @every 1h…)", zone, zone)
+		}
+		if name == "" || name == "Local" {
+			return nil, fmt.Errorf("%s: name an IANA time zone such as CRON_TZ=America/Chicago", zone)
+		}
+		if _, err := time.LoadLocation(name); err != nil {
+			return nil, fmt.Errorf("%s: %q is not an IANA time zone such as America/Chicago", zone, name)
+		}
+	} else {
+		if loc == nil {
+			return nil, errors.New("no time zone for the export schedule")
+		}
+		spec = "CRON_TZ=" + loc.String() + " " + spec
+	}
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("not a cron expression (5 fields, or @hourly, @every 1h…): %w", err)
+	}
+	return s, nil
+}
+
+// zonePrefix reports whether spec starts with CRON_TZ= or TZ=, and the zone
+// name that follows (up to the first space).
+func zonePrefix(spec string) (string, bool) {
+	for _, p := range []string{"CRON_TZ=", "TZ="} {
+		if rest, ok := strings.CutPrefix(spec, p); ok {
+			name, _, _ := strings.Cut(rest, " ")
+			return name, true
+		}
+	}
+	return "", false
+}
 
 // Run exports, at start, every completed run of an exported type that has
 // no export yet (runs that completed while exports were failing or the
