@@ -11,7 +11,9 @@
 // CSVs and the JSON records itself, and does its own half-even division and
 // rounding on big integers (cross-checked against shopspring's RoundBank by
 // a fuzz test). It favours being obviously right over being fast: each run
-// re-reads the log from the start.
+// re-reads the log from the start. Only its tests meet the streaming path,
+// to compare with it: the decoder's verdicts (a differential fuzz test),
+// and the quarantine and alerts of a simulated scenario consumed by ingest.
 //
 // API: ReadRegistry, New (Market.Now required), Oracle.Ingest (log +
 // snapshot → State: Quarantine, Reads, Prices, Counts, Alerts),
