@@ -109,7 +109,9 @@ func (r *ingestRecord) quality(i int) string {
 func ingestInput(n int, seed int64) ([]ingestRecord, int32) {
 	records := (n + readsPerRecord - 1) / readsPerRecord
 	// About a day (6 blocks) per meter: the shape of a catch-up after an
-	// outage.
+	// outage. The meter count grows with n, not the days, so whatever n the
+	// input ends by 2026-10-06T09:00Z (7 blocks at most), in the past: no
+	// read is start_out_of_range.
 	meters := int32(max(100, records*10/66))
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x1ee7))
 	day0 := time.Date(2026, 10, 5, 5, 0, 0, 0, time.UTC).Unix()

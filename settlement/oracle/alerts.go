@@ -62,7 +62,7 @@ type priceSpan struct {
 }
 
 type partTrack struct {
-	w       int64 // watermark: latest end of a decodable record of the partition
+	w       int64 // watermark: latest end of an accepted record of the partition
 	lastEnd map[string]int64
 }
 
@@ -138,9 +138,10 @@ func (k *tracker) readRecordDone(tp TopicPartition, meter string, end int64) {
 	}
 }
 
-// seen moves the partition's watermark to the end of a decodable reads
-// record (accepted or not) and, when it moved, evaluates missing_data for
-// every meter of the partition; it reports whether it moved.
+// seen moves the partition's watermark to the end of an accepted reads
+// record (a quarantined one never moves it) and, when it moved, evaluates
+// missing_data for every meter of the partition; it reports whether it
+// moved.
 func (k *tracker) seen(tp TopicPartition, end int64) bool {
 	p := k.part(tp)
 	if end <= p.w {

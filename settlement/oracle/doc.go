@@ -11,7 +11,9 @@
 // CSVs and the JSON records itself, and does its own half-even division and
 // rounding on big integers (cross-checked against shopspring's RoundBank by
 // a fuzz test). It favours being obviously right over being fast: each run
-// re-reads the log from the start.
+// re-reads the log from the start. Only its tests meet the streaming path,
+// to compare with it: the decoder's verdicts (a differential fuzz test),
+// and the quarantine and alerts of a simulated scenario consumed by ingest.
 //
 // API: ReadRegistry, New (Market.Now required), Oracle.Ingest (log +
 // snapshot → State: Quarantine, Reads, Prices, Counts, Alerts),
@@ -97,12 +99,14 @@
 //   - price_spike / negative_price: an RT settlement price of an interval of
 //     the day ≥ threshold / < 0 at a point where an assignment of the account
 //     is in force at some instant of the day (reads are not needed).
-//   - missing_data: the watermark of a reads partition is the latest end of a
-//     decodable record on it: one that passes the checks that need only the
-//     record (through quality_length_mismatch), so an unknown_meter,
-//     interval_length_mismatch or conflicting_duplicate record moves it, as
-//     do stale and duplicate ones (the ingest status watermark does the
-//     same); a meter fires when an assignment covers the
+//   - missing_data: the watermark of a reads partition is the latest end of
+//     an accepted record on it (messages.md: only applied records move it; a
+//     quarantined record, whatever its reason, never does). A record whose
+//     reads are all stale or duplicates is accepted, not quarantined, so it
+//     counts: the contract calls such reads "ignored (counted, not
+//     quarantined)" without saying whether their record is "applied"; the
+//     streaming ingest counts every record it does not quarantine, and so
+//     does the oracle. A meter fires when an assignment covers the
 //     watermark instant and watermark − end of its last read ≥ 6 hours
 //     ("no read for the last 6 hours" read as inclusive); gap_start is that
 //     end, written RFC 3339 UTC with Z. A meter without any read on its

@@ -237,7 +237,6 @@ func (s *State) read(tp TopicPartition, pos Position, raw []byte) {
 	}
 	if q := s.checkRead(r); q != nil {
 		s.Quarantine[pos] = *q
-		s.track.seen(tp, r.end())
 		return
 	}
 	key := [2]string{r.meter, r.channel}
