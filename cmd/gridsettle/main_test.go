@@ -36,7 +36,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // promise for dev is 60 s.
 const startTimeout = 60 * time.Second
 
-const devAdminToken = "test-admin-token"
+const devAdminToken = "test-admin-token-of-32-characters" // serve takes only tokens of 32 or more
 
 // TestBinary builds gridsettle once and runs its commands as separate
 // processes, the way an operator (and dev itself) does.
