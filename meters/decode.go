@@ -2,9 +2,11 @@ package meters
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -22,6 +24,8 @@ const (
 	defaultQuality  = Actual
 	readsNotObject  = "not a JSON object"
 	invalidJSONText = "not valid JSON"
+	invalidUTF8Text = "not valid UTF-8"
+	excerptChars    = 40 // characters of an input value a detail quotes
 )
 
 // ReadIntervals are the interval lengths a read block may have.
@@ -134,6 +138,9 @@ func (d *Decoder) ReadBlock(data []byte) (ReadBlock, *Rejection) {
 	if rej = checkAligned(b.Start, interval); rej != nil {
 		return ReadBlock{}, rej
 	}
+	if rej = d.Bounds.checkReads(b.Start, interval, len(d.nums)); rej != nil {
+		return ReadBlock{}, rej
+	}
 	for i := range d.nums {
 		if d.nums[i].neg && !d.nums[i].zero() || d.nums[i].exceeds() {
 			return ReadBlock{}, reject(ValueOutOfRange, "values[%d]: %s is not between 0 and %s kWh", i, d.nums[i].text(data), maxMagnitude)
@@ -235,6 +242,9 @@ func (d *Decoder) Price(data []byte, marketCurrency string) (Price, *Rejection) 
 	if rej = checkAligned(p.Start, interval); rej != nil {
 		return Price{}, rej
 	}
+	if rej = d.Bounds.checkPrice(p.Start); rej != nil {
+		return Price{}, rej
+	}
 	if n.exceeds() {
 		return Price{}, reject(ValueOutOfRange, "price: |%s| is more than %s", n.text(data), maxMagnitude)
 	}
@@ -245,8 +255,31 @@ func (d *Decoder) Price(data []byte, marketCurrency string) (Price, *Rejection) 
 	return p, nil
 }
 
+// reject builds a Rejection. SafeDetail is the last guard of the detail:
+// whatever the record held, the detail can be stored and shown.
 func reject(r Reason, format string, args ...any) *Rejection {
-	return &Rejection{Reason: r, Detail: fmt.Sprintf(format, args...)}
+	return &Rejection{Reason: r, Detail: SafeDetail(fmt.Sprintf(format, args...))}
+}
+
+// excerpt is s cut to its first excerptChars characters, "…" marking a
+// cut. It cuts at a character boundary: a cut inside a character would make
+// the detail invalid UTF-8, which Postgres refuses.
+func excerpt(s string) string {
+	n := 0
+	for i := range s {
+		if n == excerptChars {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
+}
+
+// excerptOf is excerpt of b without converting all of b, which may be
+// megabytes: excerptChars characters take at most utf8.UTFMax bytes each, so
+// one byte more shows whether there is more.
+func excerptOf(b []byte) string {
+	return excerpt(string(b[:min(len(b), utf8.UTFMax*excerptChars+1)]))
 }
 
 // value is the span of one JSON value inside a record. kind is its first
@@ -259,20 +292,17 @@ type value struct {
 
 func (v value) present() bool { return v.kind != 0 && v.kind != 'n' }
 
-func (v value) raw(data []byte) string {
-	const most = 40 // details quote at most this much of a bad value
-	r := data[v.start:v.end]
-	if len(r) > most {
-		return string(r[:most]) + "…"
-	}
-	return string(r)
-}
+// raw is the value's JSON text as a detail quotes it.
+func (v value) raw(data []byte) string { return excerptOf(data[v.start:v.end]) }
 
 // scanObject checks that data is one JSON object and records the span of
 // each field that index knows (the last occurrence wins, as in most
 // parsers). Unknown fields are ignored.
 func scanObject(data []byte, fields []value, index func(key []byte) int) *Rejection {
-	if !utf8.Valid(data) || !json.Valid(data) {
+	if !utf8.Valid(data) {
+		return reject(MalformedJSON, invalidUTF8Text)
+	}
+	if !json.Valid(data) {
 		return reject(MalformedJSON, invalidJSONText)
 	}
 	i := skipSpace(data, 0)
@@ -390,7 +420,7 @@ func identifierField(data []byte, v value, name string) (string, *Rejection) {
 	}
 	s := stringValue(data, v)
 	if !ValidIdentifier(s) {
-		return "", reject(SchemaViolation, "%s: %q is not 1-64 characters of A-Z a-z 0-9 . _ : -", name, s)
+		return "", reject(SchemaViolation, "%s: %q is not 1-64 characters of A-Z a-z 0-9 . _ : -", name, excerpt(s))
 	}
 	return s, nil
 }
@@ -562,6 +592,81 @@ func checkAligned(start time.Time, interval int64) *Rejection {
 	return nil
 }
 
+// checkReads is start_out_of_range for a block of n reads: its first
+// interval starts at or after Earliest and its last ends at or before
+// now + MaxFuture (a read exists only once its interval has ended). Times
+// are compared as time.Time, which holds year 9999 plus 10,000 hours.
+func (b Bounds) checkReads(start time.Time, interval int64, n int) *Rejection {
+	if start.Before(Earliest) {
+		return reject(StartOutOfRange, "start: %s is before %s", formatTime(start), formatTime(Earliest))
+	}
+	future := cmp.Or(b.MaxFuture, DefaultMaxFuture)
+	now := b.now()
+	end := start.Add(time.Duration(int64(n)*interval) * time.Second)
+	if limit := now.Add(future); end.After(limit) {
+		return reject(StartOutOfRange, "start: %s: the last interval ends %s, after now + %s (%s)",
+			formatTime(start), formatTime(end), isoDuration(future), formatTime(limit))
+	}
+	return nil
+}
+
+// checkPrice is start_out_of_range for a price: it starts at or after
+// Earliest and before now + MaxFuturePrices (day-ahead prices are published
+// ahead, but not indefinitely).
+func (b Bounds) checkPrice(start time.Time) *Rejection {
+	if start.Before(Earliest) {
+		return reject(StartOutOfRange, "start: %s is before %s", formatTime(start), formatTime(Earliest))
+	}
+	future := cmp.Or(b.MaxFuturePrices, DefaultMaxFuturePrices)
+	if limit := b.now().Add(future); !start.Before(limit) {
+		return reject(StartOutOfRange, "start: %s is not before now + %s (%s)", formatTime(start), isoDuration(future), formatTime(limit))
+	}
+	return nil
+}
+
+func (b Bounds) now() time.Time {
+	if b.Now == nil {
+		return time.Now()
+	}
+	return b.Now()
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// isoDuration writes d as an ISO 8601 duration (PT15M, P7D), as the
+// --ingest-max-future flags take it.
+func isoDuration(d time.Duration) string {
+	if d <= 0 {
+		return "PT0S"
+	}
+	var b strings.Builder
+	b.WriteString("P")
+	if days := d / (24 * time.Hour); days > 0 {
+		fmt.Fprintf(&b, "%dD", days)
+		d -= days * 24 * time.Hour
+	}
+	if d == 0 {
+		return b.String()
+	}
+	b.WriteString("T")
+	if h := d / time.Hour; h > 0 {
+		fmt.Fprintf(&b, "%dH", h)
+		d -= h * time.Hour
+	}
+	if m := d / time.Minute; m > 0 {
+		fmt.Fprintf(&b, "%dM", m)
+		d -= m * time.Minute
+	}
+	if d > 0 {
+		s := strconv.FormatInt(int64(d/time.Second), 10)
+		if frac := d % time.Second; frac != 0 {
+			s += strings.TrimRight(fmt.Sprintf(".%09d", frac), "0")
+		}
+		b.WriteString(s + "S")
+	}
+	return b.String()
+}
+
 func (d *Decoder) valuesField(data []byte, v value) *Rejection {
 	d.nums = d.nums[:0]
 	if !v.present() {
@@ -650,7 +755,8 @@ type number struct {
 	intg, frac []byte // digits before and after the point (frac may be empty)
 }
 
-func (n number) text(data []byte) string { return string(data[n.start:n.end]) }
+// text is the number as written, as a detail quotes it.
+func (n number) text(data []byte) string { return excerptOf(data[n.start:n.end]) }
 
 // parseNumber reads a decimal given as a JSON string or a JSON number.
 // Anything but plain notation (an exponent, a sign other than a leading

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
@@ -104,7 +105,8 @@ func TestDecodeReadBlockRejects(t *testing.T) {
 		{"string", `"x"`, MalformedJSON, "object"},
 		{"NaN", `{"values":[NaN]}`, MalformedJSON, ""},
 		{"empty", ``, MalformedJSON, ""},
-		{"invalid utf8", "{\"meter_id\":\"M\xff\"}", MalformedJSON, ""},
+		{"invalid utf8", "{\"meter_id\":\"M\xff\"}", MalformedJSON, "UTF-8"},
+		{"invalid utf8 in an ignored field", readWith("extra", "\"\xc3\""), MalformedJSON, "UTF-8"},
 		{"missing meter", readWith("meter_id", ""), SchemaViolation, "meter_id"},
 		{"null meter", readWith("meter_id", `null`), SchemaViolation, "meter_id"},
 		{"bad identifier", readWith("meter_id", `"MTR 1"`), SchemaViolation, "meter_id"},
@@ -167,7 +169,163 @@ func TestDecodeReadBlockRejects(t *testing.T) {
 			if rej.Reason != tt.reason || !strings.Contains(rej.Detail, tt.detail) {
 				t.Errorf("got %s %q, want %s naming %q", rej.Reason, rej.Detail, tt.reason, tt.detail)
 			}
+			checkRejection(t, []byte(tt.in), rej)
 		})
+	}
+}
+
+// now is the wall clock of the start_out_of_range tests.
+var now = time.Date(2026, 12, 6, 7, 30, 0, 0, time.UTC)
+
+var fixedNow = Bounds{Now: func() time.Time { return now }}
+
+func TestStartOutOfRange(t *testing.T) {
+	at := func(d time.Duration) Bounds { return Bounds{Now: func() time.Time { return now.Add(d) }} }
+	block := func(start string, interval, n int) string {
+		return fmt.Sprintf(`{"meter_id":"M1","start":%q,"interval_seconds":%d,"values":[%s"1"]}`,
+			start, interval, strings.Repeat(`"1",`, n-1))
+	}
+	price := func(start string) string { return priceWith("start", `"`+start+`"`) }
+	for _, tc := range []struct {
+		name   string
+		bounds Bounds
+		read   string // or
+		price  string
+		detail string // "" = accepted, else a substring of the detail
+	}{
+		{name: "read ends at now + 15m", bounds: fixedNow, read: block("2026-12-06T07:30:00Z", 900, 1)},
+		{name: "read ends 1 s past now + 15m", bounds: at(-time.Second), read: block("2026-12-06T07:30:00Z", 900, 1),
+			detail: "start: 2026-12-06T07:30:00Z: the last interval ends 2026-12-06T07:45:00Z, after now + PT15M (2026-12-06T07:44:59Z)"},
+		{name: "the last interval counts, not the first", bounds: fixedNow, read: block("2026-12-06T07:00:00Z", 300, 10),
+			detail: "ends 2026-12-06T07:50:00Z, after now + PT15M"},
+		{name: "configured bound", bounds: Bounds{MaxFuture: time.Hour, Now: fixedNow.Now}, read: block("2026-12-06T07:00:00Z", 300, 10)},
+		{name: "configured bound exceeded", bounds: Bounds{MaxFuture: 90 * time.Minute, Now: fixedNow.Now}, read: block("2026-12-06T09:00:00Z", 3600, 1),
+			detail: "after now + PT1H30M (2026-12-06T09:00:00Z)"},
+		{name: "read at 2000", bounds: fixedNow, read: block("2000-01-01T00:00:00Z", 900, 1)},
+		{name: "read ending at 2000", bounds: fixedNow, read: block("1999-12-31T23:45:00Z", 900, 1),
+			detail: "start: 1999-12-31T23:45:00Z is before 2000-01-01T00:00:00Z"},
+		{name: "year 0", bounds: fixedNow, read: block("0000-01-01T00:00:00+01:00", 3600, 1), detail: "is before 2000"},
+		{name: "9999", bounds: fixedNow, read: strings.Replace(block("9999-12-31T20:00:00Z", 900, 16), "M1", "UNKNOWN-9", 1),
+			detail: "start: 9999-12-31T20:00:00Z: the last interval ends 10000-01-01T00:00:00Z, after now + PT15M (2026-12-06T07:45:00Z)"},
+		{name: "9999, 10,000 hours", bounds: fixedNow, read: block("9999-12-31T00:00:00Z", 3600, MaxBlockValues), detail: "ends 10001-02-19T16:00:00Z"},
+		{name: "10,000 values up to now", bounds: fixedNow, read: block(now.Add(-MaxBlockValues*300*time.Second).Format(time.RFC3339), 300, MaxBlockValues)},
+		{name: "misaligned first", bounds: fixedNow, read: block("9999-12-31T20:05:00Z", 900, 1), detail: "multiple of 900"},
+		{name: "before value_out_of_range", bounds: fixedNow, read: `{"meter_id":"M1","start":"2030-01-01T00:00:00Z","interval_seconds":900,"values":["-1"]}`, detail: "2030"},
+
+		{name: "price at now + 7d - 1s", bounds: at(time.Second), price: price("2026-12-13T07:30:00Z")},
+		{name: "price at now + 7d", bounds: fixedNow, price: price("2026-12-13T07:30:00Z"),
+			detail: "start: 2026-12-13T07:30:00Z is not before now + P7D (2026-12-13T07:30:00Z)"},
+		{name: "configured price bound", bounds: Bounds{MaxFuturePrices: 36 * time.Hour, Now: fixedNow.Now}, price: price("2026-12-07T19:30:00Z"),
+			detail: "now + P1DT12H"},
+		{name: "price at 2000", bounds: fixedNow, price: price("2000-01-01T00:00:00Z")},
+		{name: "price before 2000", bounds: fixedNow, price: price("1999-12-31T23:55:00Z"), detail: "is before 2000-01-01T00:00:00Z"},
+		{name: "price in 9999", bounds: fixedNow, price: price("9999-12-31T23:55:00Z"), detail: "9999-12-31T23:55:00Z is not before"},
+		{name: "price before value_out_of_range", bounds: fixedNow, price: strings.Replace(price("2099-01-01T00:00:00Z"), `"-12.5"`, `"-1000000.5"`, 1), detail: "2099"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decoder{Bounds: tc.bounds}
+			in := tc.read
+			var rej *Rejection
+			if in != "" {
+				_, rej = d.ReadBlock([]byte(in))
+			} else {
+				in = tc.price
+				_, rej = d.Price([]byte(in), "USD")
+			}
+			switch {
+			case tc.detail == "" && rej != nil:
+				t.Errorf("rejected %s: %v", in, rej)
+			case tc.detail == "":
+			case rej == nil:
+				t.Errorf("accepted %s", in)
+			case rej.Reason != StartOutOfRange && !strings.Contains(tc.detail, "multiple"):
+				t.Errorf("got %v, want %s", rej, StartOutOfRange)
+			case !strings.Contains(rej.Detail, tc.detail):
+				t.Errorf("detail %q, want it to hold %q", rej.Detail, tc.detail)
+			}
+			if rej != nil {
+				checkRejection(t, []byte(in), rej)
+			}
+		})
+	}
+}
+
+// TestDetailsAreSafe: however long or strange the value a detail quotes,
+// the detail is valid UTF-8 of at most 200 characters with control
+// characters escaped, and still names its field.
+func TestDetailsAreSafe(t *testing.T) {
+	e20 := `"` + strings.Repeat("é", 20) + `"`
+	long := strings.Repeat("😀", 5000)
+	for _, tc := range []struct {
+		name, in, detail string
+	}{
+		// A channel of 20 × é once cut a detail inside a character: its
+		// quarantine insert failed and stopped the partition.
+		{"channel of 20 é", readWith("channel", e20), "channel: " + e20},
+		{"channel of 21 é", readWith("channel", `"`+strings.Repeat("é", 21)+`"`), "channel: "},
+		{"long channel", readWith("channel", `"`+long+`"`), "channel: \"" + strings.Repeat("😀", excerptChars-1) + "…"},
+		{"market of 20 é", priceWith("market", e20), "market: " + e20},
+		{"long identifier", readWith("meter_id", `"`+long+`"`), "meter_id: \"" + strings.Repeat("😀", excerptChars) + "…\""},
+		{"control characters", readWith("values", "[\n\t1,\n\"x\"]"), `values[1]: "x"`},
+		{"newlines", strings.Replace(goodRead, `"quality":["A","A","E"]`, "\"quality\":\n\"A\"\n", 1), `quality: "A"`},
+		{"newlines inside", strings.Replace(goodRead, `"quality":["A","A","E"]`, "\"quality\":{\n\t\"A\":1}", 1), `quality: {\u000A\u0009"A":1}`},
+		{"long number", readWith("values", `["1`+strings.Repeat("0", 100000)+`"]`), "values[0]: 1" + strings.Repeat("0", excerptChars-1) + "…"},
+		{"long fraction", priceWith("price", `"0.`+strings.Repeat("1", 100000)+`"`), "price: 0.1"},
+		{"escaped value", readWith("channel", `"\u0000\u00e9"`), `channel: "\u0000\u00e9"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rej *Rejection
+			if strings.Contains(tc.in, `"market"`) {
+				_, rej = DecodePrice([]byte(tc.in), "USD")
+			} else {
+				_, rej = DecodeReadBlock([]byte(tc.in))
+			}
+			if rej == nil {
+				t.Fatalf("accepted %.100s", tc.in)
+			}
+			checkRejection(t, []byte(tc.in), rej)
+			if !strings.Contains(rej.Detail, tc.detail) {
+				t.Errorf("detail %q, want it to hold %q", rej.Detail, tc.detail)
+			}
+		})
+	}
+}
+
+// TestDecimalsByValue: trailing zeros do not count as decimal places, for
+// reads and prices, as strings and as JSON numbers.
+func TestDecimalsByValue(t *testing.T) {
+	for _, v := range []string{`"1.0000000"`, `1.0000000`, `"0.1234560000"`, `0.000001000`} {
+		b, rej := DecodeReadBlock([]byte(readWith("values", `[`+v+`,1,1]`)))
+		if rej != nil {
+			t.Errorf("read %s rejected: %v", v, rej)
+		} else if want := strings.Trim(v, `"`); !b.Values[0].Equal(decimal.RequireFromString(want)) {
+			t.Errorf("read %s decoded as %s", v, b.Values[0])
+		}
+		p, rej := DecodePrice([]byte(priceWith("price", v)), "USD")
+		if rej != nil {
+			t.Errorf("price %s rejected: %v", v, rej)
+		} else if want := strings.Trim(v, `"`); !p.Price.Equal(decimal.RequireFromString(want)) {
+			t.Errorf("price %s decoded as %s", v, p.Price)
+		}
+	}
+	for _, v := range []string{`"1.0000001"`, `1.0000001`, `"0.0000000010"`} {
+		if _, rej := DecodeReadBlock([]byte(readWith("values", `[`+v+`,1,1]`))); rej == nil || rej.Reason != TooManyDecimals {
+			t.Errorf("read %s: %v, want %s", v, rej, TooManyDecimals)
+		}
+		if _, rej := DecodePrice([]byte(priceWith("price", v)), "USD"); rej == nil || rej.Reason != TooManyDecimals {
+			t.Errorf("price %s: %v, want %s", v, rej, TooManyDecimals)
+		}
+	}
+}
+
+func TestISODuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		15 * time.Minute: "PT15M", 7 * 24 * time.Hour: "P7D", 36 * time.Hour: "P1DT12H",
+		time.Second: "PT1S", 1500 * time.Millisecond: "PT1.5S", 0: "PT0S", 366*24*time.Hour + time.Hour + 2*time.Minute + 3*time.Second: "P366DT1H2M3S",
+	} {
+		if got := isoDuration(d); got != want {
+			t.Errorf("isoDuration(%s) = %s, want %s", d, got, want)
+		}
 	}
 }
 
@@ -250,6 +408,7 @@ func TestDecodePriceRejects(t *testing.T) {
 			if rej.Reason != tt.reason || !strings.Contains(rej.Detail, tt.detail) {
 				t.Errorf("got %s %q, want %s naming %q", rej.Reason, rej.Detail, tt.reason, tt.detail)
 			}
+			checkRejection(t, []byte(tt.in), rej)
 		})
 	}
 }
@@ -265,13 +424,14 @@ func FuzzDecodeReadBlock(f *testing.F) {
 	f.Add([]byte(readWith("values", `["1e3"]`)))
 	f.Add([]byte(`{"meter_id":"a","start":"1970-01-01T00:00:00Z","interval_seconds":300,"values":[0.000001,"1000000"]}`))
 	f.Add([]byte(`{"values":[[],{}],"meter_id":"\u0041"}`))
-	var d Decoder
+	f.Add([]byte(readWith("channel", `"`+strings.Repeat("é", 20)+`"`)))
+	f.Add([]byte(readWith("start", `"9999-12-31T20:00:00Z"`)))
+	f.Add([]byte(readWith("source", "\"\xe9\"")))
+	d := Decoder{Bounds: fixedNow}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, rej := d.ReadBlock(data)
 		if rej != nil {
-			if rej.Reason == "" || rej.Detail == "" {
-				t.Fatalf("rejection without reason or detail: %+v", rej)
-			}
+			checkRejection(t, data, rej)
 			return
 		}
 		checkAccepted(t, b)
@@ -297,6 +457,7 @@ func FuzzDecodeValue(f *testing.F) {
 		f.Add(s, true)
 		f.Add(s, false)
 	}
+	d := Decoder{Bounds: fixedNow}
 	f.Fuzz(func(t *testing.T, s string, quoted bool) {
 		lit := s
 		if quoted {
@@ -304,8 +465,9 @@ func FuzzDecodeValue(f *testing.F) {
 			lit = string(q)
 		}
 		in := `{"meter_id":"M","start":"2026-01-01T00:00:00Z","interval_seconds":900,"values":[` + lit + `]}`
-		b, rej := DecodeReadBlock([]byte(in))
+		b, rej := d.ReadBlock([]byte(in))
 		if rej != nil {
+			checkRejection(t, []byte(in), rej)
 			return
 		}
 		checkAccepted(t, b)
@@ -331,24 +493,53 @@ func FuzzDecodeValue(f *testing.F) {
 func FuzzDecodePrice(f *testing.F) {
 	f.Add([]byte(goodPrice))
 	f.Add([]byte(priceWith("price", `-0.000001`)))
+	f.Add([]byte(priceWith("price", `1.0000000`)))
+	f.Add([]byte(priceWith("market", `"`+strings.Repeat("é", 20)+`"`)))
+	f.Add([]byte(priceWith("start", `"2026-12-13T07:30:00Z"`)))
+	f.Add([]byte(priceWith("start", `"1999-12-31T23:55:00Z"`)))
+	d := Decoder{Bounds: fixedNow}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, rej := DecodePrice(data, "USD")
+		p, rej := d.Price(data, "USD")
 		if rej != nil {
+			checkRejection(t, data, rej)
 			return
 		}
 		if !ValidIdentifier(p.SettlementPoint) || (p.Market != RealTime && p.Market != DayAhead) || p.Version < 1 ||
 			p.Price.Abs().GreaterThan(decimal.NewFromInt(1000000)) || p.Price.Exponent() < -MaxDecimals ||
-			p.Start.Unix()%int64(p.IntervalSeconds) != 0 || p.Start.Location() != time.UTC || len(p.Currency) != 3 {
+			p.Start.Unix()%int64(p.IntervalSeconds) != 0 || p.Start.Location() != time.UTC || len(p.Currency) != 3 ||
+			p.Start.Before(Earliest) || !p.Start.Before(fixedNow.Now().Add(DefaultMaxFuturePrices)) {
 			t.Fatalf("accepted an invalid price: %+v", p)
 		}
 	})
 }
 
+// checkRejection checks what every rejection must be, whatever the input:
+// a reason of the contract, malformed_json for invalid UTF-8, and a detail
+// that is valid UTF-8 of at most MaxDetailChars characters without a raw
+// control character.
+func checkRejection(t *testing.T, data []byte, rej *Rejection) {
+	t.Helper()
+	if rej.Reason == "" || rej.Detail == "" {
+		t.Fatalf("rejection without reason or detail: %+v", rej)
+	}
+	if !utf8.Valid(data) && rej.Reason != MalformedJSON {
+		t.Fatalf("invalid UTF-8 rejected as %s, want %s", rej.Reason, MalformedJSON)
+	}
+	if !utf8.ValidString(rej.Detail) || utf8.RuneCountInString(rej.Detail) > MaxDetailChars {
+		t.Fatalf("detail %q: not valid UTF-8 of at most %d characters", rej.Detail, MaxDetailChars)
+	}
+	if i := strings.IndexFunc(rej.Detail, func(r rune) bool { return r < 0x20 }); i >= 0 {
+		t.Fatalf("detail %q holds a raw control character", rej.Detail)
+	}
+}
+
 func checkAccepted(t *testing.T, b ReadBlock) {
 	t.Helper()
+	end := b.Start.Add(time.Duration(len(b.Values)*b.IntervalSeconds) * time.Second)
 	if !ValidIdentifier(b.MeterID) || (b.Channel != Import && b.Channel != Export) || b.Version < 1 ||
 		b.Start.Location() != time.UTC || b.Start.Nanosecond() != 0 || floorMod(b.Start.Unix(), int64(b.IntervalSeconds)) != 0 ||
-		len(b.Values) == 0 || len(b.Values) > MaxBlockValues || len(b.Quality) != len(b.Values) {
+		len(b.Values) == 0 || len(b.Values) > MaxBlockValues || len(b.Quality) != len(b.Values) ||
+		b.Start.Before(Earliest) || end.After(fixedNow.Now().Add(DefaultMaxFuture)) {
 		t.Fatalf("accepted an invalid block: %+v", b)
 	}
 	for i, v := range b.Values {

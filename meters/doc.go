@@ -12,5 +12,12 @@
 //   - no amount or energy ever passes through a float;
 //   - a decoded record is either wholly valid or carries exactly one Reason,
 //     the first that fails in the contract's order;
-//   - identifiers match [A-Za-z0-9._:-]{1,64}.
+//   - identifiers match [A-Za-z0-9._:-]{1,64};
+//   - a Rejection's detail is valid UTF-8 of at most MaxDetailChars
+//     characters with no raw control character, whatever bytes the record
+//     held (SafeDetail), so it can always be stored and shown;
+//   - a record that is not valid UTF-8 is malformed_json;
+//   - start_out_of_range is checked against Decoder.Bounds: the wall clock
+//     unless Bounds.Now is set, so a decoder's verdict on a record near the
+//     future bound depends on when it decodes it.
 package meters
