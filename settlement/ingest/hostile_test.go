@@ -139,21 +139,21 @@ func origin(r *kgo.Record) postgres.Origin {
 	return postgres.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 }
 
-type quarantineItem struct {
+type storedQuarantine struct {
 	reason, detail string
 	value          []byte
 }
 
 // quarantined reads the quarantine by source.
-func quarantined(t *testing.T, e *env) map[postgres.Origin]quarantineItem {
+func quarantined(t *testing.T, e *env) map[postgres.Origin]storedQuarantine {
 	t.Helper()
 	rows, err := e.pool.Query(t.Context(), `SELECT topic, partition, "offset", reason, detail, value FROM quarantine`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[postgres.Origin]quarantineItem{}
+	out := map[postgres.Origin]storedQuarantine{}
 	var o postgres.Origin
-	var it quarantineItem
+	var it storedQuarantine
 	if _, err := pgx.ForEachRow(rows, []any{&o.Topic, &o.Partition, &o.Offset, &it.reason, &it.detail, &it.value}, func() error {
 		out[o] = it
 		return nil
