@@ -91,6 +91,7 @@ func TestHostileDev(t *testing.T) {
 	// limit that lets records over 1 MB through (compressed for the broker).
 	prod := client(t, kafkaAddr, kgo.TransactionalID("hostile-headend"),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(8<<20))
+	t.Logf("%s", ingesttest.Summary(suite.Cases))
 	produceTxn(t, prod, ingesttest.Records(suite.Cases))
 	st, ok := waitDrained(t, base)
 	if ok {

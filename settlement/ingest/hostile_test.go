@@ -42,6 +42,7 @@ func TestHostileInput(t *testing.T) {
 	t.Cleanup(prod.Close)
 
 	c := e.start(Config{})
+	t.Logf("%s", ingesttest.Summary(suite.Cases))
 	produceCommitted(t, prod, ingesttest.Records(suite.Cases))
 	st, ok := e.catchUp(catchUpBound)
 	c.requireRunning(t)

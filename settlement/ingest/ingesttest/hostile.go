@@ -252,6 +252,22 @@ func (s *Suite) Tail() []Case {
 	return s.b.cases[n:]
 }
 
+// Summary counts cases: records and bytes, quarantined, applied, ignored.
+func Summary(cases []Case) string {
+	var bytes, quarantined, applied int
+	for _, c := range cases {
+		bytes += len(c.Record.Value)
+		switch {
+		case c.Quarantined():
+			quarantined++
+		case c.Applied():
+			applied++
+		}
+	}
+	return fmt.Sprintf("%d records (%d bytes): %d to quarantine, %d to apply, %d to ignore",
+		len(cases), bytes, quarantined, applied, len(cases)-quarantined-applied)
+}
+
 // Records are the Kafka records of cases, in order.
 func Records(cases []Case) []*kgo.Record {
 	out := make([]*kgo.Record, len(cases))
