@@ -111,7 +111,8 @@ func (d *Decoder) ReadBlock(data []byte) (ReadBlock, *Rejection) {
 	if b.Channel, rej = channelField(data, f[rbChannel]); rej != nil {
 		return ReadBlock{}, rej
 	}
-	if b.Start, rej = timeField(data, f[rbStart], "start"); rej != nil {
+	var subNano bool
+	if b.Start, subNano, rej = timeField(data, f[rbStart], "start"); rej != nil {
 		return ReadBlock{}, rej
 	}
 	interval, rej := intervalField(data, f[rbInterval])
@@ -135,7 +136,7 @@ func (d *Decoder) ReadBlock(data []byte) (ReadBlock, *Rejection) {
 		return ReadBlock{}, rej
 	}
 	b.IntervalSeconds = int(interval)
-	if rej = checkAligned(b.Start, interval); rej != nil {
+	if rej = checkAligned(b.Start, subNano, interval); rej != nil {
 		return ReadBlock{}, rej
 	}
 	if rej = d.Bounds.checkReads(b.Start, interval, len(d.nums)); rej != nil {
@@ -215,7 +216,8 @@ func (d *Decoder) Price(data []byte, marketCurrency string) (Price, *Rejection) 
 	if p.SettlementPoint, rej = identifierField(data, f[prPoint], "settlement_point"); rej != nil {
 		return Price{}, rej
 	}
-	if p.Start, rej = timeField(data, f[prStart], "start"); rej != nil {
+	var subNano bool
+	if p.Start, subNano, rej = timeField(data, f[prStart], "start"); rej != nil {
 		return Price{}, rej
 	}
 	interval, rej := intervalField(data, f[prInterval])
@@ -239,7 +241,7 @@ func (d *Decoder) Price(data []byte, marketCurrency string) (Price, *Rejection) 
 		return Price{}, rej
 	}
 	p.IntervalSeconds = int(interval)
-	if rej = checkAligned(p.Start, interval); rej != nil {
+	if rej = checkAligned(p.Start, subNano, interval); rej != nil {
 		return Price{}, rej
 	}
 	if rej = d.Bounds.checkPrice(p.Start); rej != nil {
@@ -466,29 +468,88 @@ func marketField(data []byte, v value) (Market, *Rejection) {
 	return "", reject(SchemaViolation, "market: %s is not \"RT\" or \"DA\"", v.raw(data))
 }
 
-func timeField(data []byte, v value, name string) (time.Time, *Rejection) {
+// timeField reads an RFC 3339 timestamp. subNano reports a fraction finer
+// than time.Time holds that is not zero: the instant is then not aligned,
+// although the parsed time (cut to nanoseconds) may look so.
+func timeField(data []byte, v value, name string) (t time.Time, subNano bool, rej *Rejection) {
 	if !v.present() {
-		return time.Time{}, reject(SchemaViolation, "%s: required", name)
+		return time.Time{}, false, reject(SchemaViolation, "%s: required", name)
 	}
 	if v.kind == '"' {
 		s := stringValue(data, v)
-		// RFC 3339 allows a lower-case T and Z; Go's parser does not.
-		if len(s) > 10 && (s[10] == 't' || s[len(s)-1] == 'z') {
+		if rfc3339Shape(s) {
+			// RFC 3339 allows a lower-case T and Z; Go's parser does not.
 			b := []byte(s)
-			if b[10] == 't' {
-				b[10] = 'T'
-			}
+			b[10] = 'T'
 			if b[len(b)-1] == 'z' {
 				b[len(b)-1] = 'Z'
 			}
-			s = string(b)
-		}
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t.UTC(), nil
+			if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil {
+				return t.UTC(), finerThanNanoseconds(s), nil
+			}
 		}
 	}
-	return time.Time{}, reject(SchemaViolation, "%s: %s is not an RFC 3339 timestamp", name, v.raw(data))
+	return time.Time{}, false, reject(SchemaViolation, "%s: %s is not an RFC 3339 timestamp", name, v.raw(data))
 }
+
+// rfc3339Shape reports whether s is shaped as an RFC 3339 date-time
+// (section 5.6). time.Parse alone is laxer: it takes a one-digit hour and a
+// comma before the fraction.
+func rfc3339Shape(s string) bool {
+	const layout = "dddd-dd-ddTdd:dd:dd"
+	if len(s) <= len(layout) {
+		return false
+	}
+	for i := range len(layout) {
+		switch c := s[i]; layout[i] {
+		case 'd':
+			if !isDigit(c) {
+				return false
+			}
+		case 'T':
+			if c != 'T' && c != 't' {
+				return false
+			}
+		default:
+			if c != layout[i] {
+				return false
+			}
+		}
+	}
+	rest := s[len(layout):]
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && isDigit(rest[n]) {
+			n++
+		}
+		if n == 1 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	if rest == "Z" || rest == "z" {
+		return true
+	}
+	return len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && isDigit(rest[1]) && isDigit(rest[2]) &&
+		rest[3] == ':' && isDigit(rest[4]) && isDigit(rest[5])
+}
+
+// finerThanNanoseconds reports a non-zero digit past the ninth of the
+// fraction of a well-shaped timestamp.
+func finerThanNanoseconds(s string) bool {
+	const fraction = len("2006-01-02T15:04:05.")
+	if len(s) <= fraction || s[fraction-1] != '.' {
+		return false
+	}
+	for i := fraction + 9; i < len(s) && isDigit(s[i]); i++ {
+		if s[i] != '0' {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // integer parses a JSON integer literal. big is true when it does not fit
 // an int64 (it is still an integer).
@@ -585,7 +646,10 @@ func checkInterval(n int64, allowed []int) *Rejection {
 	return reject(UnsupportedInterval, "interval_seconds: %d is not one of %v", n, allowed)
 }
 
-func checkAligned(start time.Time, interval int64) *Rejection {
+func checkAligned(start time.Time, subNano bool, interval int64) *Rejection {
+	if subNano {
+		return reject(MisalignedStart, "start: %s and a fraction of a nanosecond is not a multiple of %d s since the epoch", start.Format(time.RFC3339Nano), interval)
+	}
 	if start.Nanosecond() != 0 || floorMod(start.Unix(), interval) != 0 {
 		return reject(MisalignedStart, "start: %s is not a multiple of %d s since the epoch", start.Format(time.RFC3339Nano), interval)
 	}

@@ -116,6 +116,11 @@ func TestDecodeReadBlockRejects(t *testing.T) {
 		{"missing start", readWith("start", ""), SchemaViolation, "start"},
 		{"bad start", readWith("start", `"2026-11-01 05:00:00"`), SchemaViolation, "start"},
 		{"start without zone", readWith("start", `"2026-11-01T05:00:00"`), SchemaViolation, "start"},
+		{"one-digit hour", readWith("start", `"2026-11-01T5:00:00Z"`), SchemaViolation, "start"},
+		{"comma before the fraction", readWith("start", `"2026-11-01T05:00:00,0Z"`), SchemaViolation, "start"},
+		{"empty fraction", readWith("start", `"2026-11-01T05:00:00.Z"`), SchemaViolation, "start"},
+		{"one-digit offset", readWith("start", `"2026-11-01T05:00:00+1:00"`), SchemaViolation, "start"},
+		{"offset without colon", readWith("start", `"2026-11-01T05:00:00+0100"`), SchemaViolation, "start"},
 		{"missing interval", readWith("interval_seconds", ""), SchemaViolation, "interval_seconds"},
 		{"string interval", readWith("interval_seconds", `"900"`), SchemaViolation, "interval_seconds"},
 		{"fractional interval", readWith("interval_seconds", `900.5`), SchemaViolation, "interval_seconds"},
@@ -147,6 +152,7 @@ func TestDecodeReadBlockRejects(t *testing.T) {
 		{"huge interval", readWith("interval_seconds", `99999999999999999999`), UnsupportedInterval, ""},
 		{"misaligned", readWith("start", `"2026-11-01T05:05:00Z"`), MisalignedStart, "start"},
 		{"fractional second", readWith("start", `"2026-11-01T05:00:00.5Z"`), MisalignedStart, "start"},
+		{"a fraction finer than a nanosecond", readWith("start", `"2026-11-01T05:00:00.0000000001Z"`), MisalignedStart, "fraction of a nanosecond"},
 		{"negative", readWith("values", `["1","-0.1","1"]`), ValueOutOfRange, "values[1]"},
 		{"too large", readWith("values", `["1","1","1000000.000001"]`), ValueOutOfRange, "values[2]"},
 		{"too many decimals", readWith("values", `["1","0.1234567","1"]`), TooManyDecimals, "values[1]"},
@@ -330,6 +336,11 @@ func TestISODuration(t *testing.T) {
 }
 
 func TestDecodeReadBlockBounds(t *testing.T) {
+	for _, start := range []string{`"2026-11-01T05:00:00.000000000000Z"`, `"2026-11-01t06:00:00+01:00"`, `"2026-11-01T00:00:00.0-05:00"`} {
+		if b, rej := DecodeReadBlock([]byte(readWith("start", start))); rej != nil || !b.Start.Equal(time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)) {
+			t.Errorf("start %s: %v %v", start, b.Start, rej)
+		}
+	}
 	for _, v := range []string{`"0.1000000"`, `0.123456000`, `"0"`, `"-0"`, `"1000000"`, `"1000000.000000"`, `"0001000000"`, `"0.000001"`, `999999.999999`, `0`} {
 		if _, rej := DecodeReadBlock([]byte(readWith("values", `[`+v+`,1,1]`))); rej != nil {
 			t.Errorf("%s rejected: %v", v, rej)

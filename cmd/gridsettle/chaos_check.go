@@ -248,8 +248,10 @@ func (c *chaos) check(ctx context.Context) error {
 		return err
 	}
 	m := c.sc.Config.Market
+	// The instances consumed with the wall clock and the default future
+	// bounds; the scenario's records do not depend on when (simulate's doc).
 	o, err := oracle.New(reg, oracle.Market{Location: m.Location, Currency: m.Currency, IntervalSeconds: int64(m.IntervalSeconds),
-		PriceSpikeThreshold: m.PriceSpikeThreshold}, oracle.Topics{Reads: topics.Reads, Prices: topics.Prices})
+		PriceSpikeThreshold: m.PriceSpikeThreshold, Now: time.Now()}, oracle.Topics{Reads: topics.Reads, Prices: topics.Prices})
 	if err != nil {
 		return err
 	}

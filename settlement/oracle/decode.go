@@ -19,6 +19,7 @@ const (
 	SchemaViolation        = "schema_violation"
 	UnsupportedInterval    = "unsupported_interval"
 	MisalignedStart        = "misaligned_start"
+	StartOutOfRange        = "start_out_of_range"
 	ValueOutOfRange        = "value_out_of_range"
 	TooManyDecimals        = "too_many_decimals"
 	QualityLengthMismatch  = "quality_length_mismatch"
@@ -31,7 +32,7 @@ const (
 
 // Reasons lists the quarantine reasons in the contract's check order.
 var Reasons = []string{MalformedJSON, SchemaViolation, UnsupportedInterval, MisalignedStart,
-	ValueOutOfRange, TooManyDecimals, QualityLengthMismatch, UnknownMeter, UnknownSettlementPoint,
+	StartOutOfRange, ValueOutOfRange, TooManyDecimals, QualityLengthMismatch, UnknownMeter, UnknownSettlementPoint,
 	CurrencyMismatch, IntervalLengthMismatch, ConflictingDuplicate}
 
 // Quarantined is why one input record was rejected.
@@ -59,8 +60,12 @@ var (
 type fields map[string]json.RawMessage
 
 // object parses raw as one JSON object, or reports false (malformed_json):
-// invalid JSON (NaN and Infinity included) and any other JSON value.
+// bytes that are not UTF-8 (which encoding/json would quietly turn into
+// U+FFFD), invalid JSON (NaN and Infinity included) and any other JSON value.
 func object(raw []byte) (fields, bool) {
+	if !utf8.Valid(raw) {
+		return nil, false
+	}
 	t := bytes.Trim(raw, " \t\r\n")
 	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
 		return nil, false
@@ -137,30 +142,35 @@ func number(name string, v json.RawMessage) (decimal.Decimal, string, error) {
 	return d, text, nil
 }
 
+// places counts the decimal places of text's value: zeros that end the
+// fraction do not count ("1.0000000" has none).
 func places(text string) int {
 	_, frac, ok := strings.Cut(text, ".")
 	if !ok {
 		return 0
 	}
-	return len(frac)
+	return len(strings.TrimRight(frac, "0"))
 }
 
-func (f fields) start() (time.Time, error) {
+// start reads the start timestamp. Its fraction of a second is judged from
+// the text: time.Time keeps nanoseconds, a fraction may be finer.
+func (f fields) start() (t time.Time, fraction bool, err error) {
 	if !f.present("start") {
-		return time.Time{}, schemaError("start: missing")
+		return time.Time{}, false, schemaError("start: missing")
 	}
 	s, err := f.str("start")
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
-	if !rfc3339RE.MatchString(s) {
-		return time.Time{}, schemaError(fmt.Sprintf("start: %q is not an RFC 3339 timestamp", s))
+	m := rfc3339RE.FindStringSubmatch(s)
+	if m == nil {
+		return time.Time{}, false, schemaError(fmt.Sprintf("start: %q is not an RFC 3339 timestamp", s))
 	}
-	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(s))
+	t, err = time.Parse(time.RFC3339Nano, strings.ToUpper(s))
 	if err != nil {
-		return time.Time{}, schemaError(fmt.Sprintf("start: %q is not an RFC 3339 timestamp", s))
+		return time.Time{}, false, schemaError(fmt.Sprintf("start: %q is not an RFC 3339 timestamp", s))
 	}
-	return t, nil
+	return t, strings.Trim(m[1], ".0") != "", nil
 }
 
 func (f fields) intervalSeconds() (int64, error) {
@@ -184,8 +194,8 @@ func (f fields) version() (int64, error) {
 	return v, nil
 }
 
-func aligned(t time.Time, length int64) bool {
-	return t.Nanosecond() == 0 && floorTo(t.Unix(), length) == t.Unix()
+func aligned(t time.Time, fraction bool, length int64) bool {
+	return !fraction && floorTo(t.Unix(), length) == t.Unix()
 }
 
 func oneOf(n int64, set []int64) bool {
@@ -202,19 +212,32 @@ type readRecord struct {
 	meter   string
 	channel string
 	start   time.Time
-	length  int64
-	values  []decimal.Decimal
-	texts   []string
-	quality []string // nil: not given
-	version int64
-	source  string
+	// fraction: start has a non-zero fraction of a second
+	fraction bool
+	length   int64
+	values   []decimal.Decimal
+	texts    []string
+	quality  []string // nil: not given
+	version  int64
+	source   string
 }
 
 func (r *readRecord) end() int64 { return r.start.Unix() + int64(len(r.values))*r.length }
 
+// clock is what start_out_of_range compares with: the consuming instance's
+// wall clock and the two future bounds.
+type clock struct {
+	now                   time.Time
+	maxFuture, maxFutureP time.Duration
+}
+
+// earliest is the first instant an input interval may start at.
+var earliest = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+
 // decodeRead checks one reads record up to and including
-// quality_length_mismatch (the checks that need nothing but the record).
-func decodeRead(raw []byte) (*readRecord, *Quarantined) {
+// quality_length_mismatch (the checks that need nothing but the record and
+// the clock).
+func decodeRead(raw []byte, c clock) (*readRecord, *Quarantined) {
 	f, ok := object(raw)
 	if !ok {
 		return nil, &Quarantined{MalformedJSON, "not a JSON object"}
@@ -226,8 +249,17 @@ func decodeRead(raw []byte) (*readRecord, *Quarantined) {
 	if !oneOf(r.length, readLengths) {
 		return nil, &Quarantined{UnsupportedInterval, fmt.Sprintf("interval_seconds %d", r.length)}
 	}
-	if !aligned(r.start, r.length) {
+	if !aligned(r.start, r.fraction, r.length) {
 		return nil, &Quarantined{MisalignedStart, fmt.Sprintf("start %s, interval %d", r.start.Format(time.RFC3339Nano), r.length)}
+	}
+	if r.start.Before(earliest) {
+		return nil, &Quarantined{StartOutOfRange, fmt.Sprintf("start %s is before 2000", r.start.UTC().Format(time.RFC3339))}
+	}
+	// r.end() is in Unix seconds: year 9999 plus 10,000 hours is far from
+	// overflowing.
+	if time.Unix(r.end(), 0).After(c.now.Add(c.maxFuture)) {
+		return nil, &Quarantined{StartOutOfRange, fmt.Sprintf("the last of %d intervals from %s ends after %s + %s",
+			len(r.values), r.start.UTC().Format(time.RFC3339), c.now.UTC().Format(time.RFC3339Nano), c.maxFuture)}
 	}
 	for i, v := range r.values {
 		if v.Sign() < 0 || v.GreaterThan(million) {
@@ -265,7 +297,7 @@ func readSchema(f fields) (*readRecord, error) {
 			return nil, schemaError(fmt.Sprintf("channel: %q is not import or export", r.channel))
 		}
 	}
-	if r.start, err = f.start(); err != nil {
+	if r.start, r.fraction, err = f.start(); err != nil {
 		return nil, err
 	}
 	if r.length, err = f.intervalSeconds(); err != nil {
@@ -322,6 +354,7 @@ type priceRecord struct {
 	market   string
 	point    string
 	start    time.Time
+	fraction bool // as for reads
 	length   int64
 	price    decimal.Decimal
 	text     string
@@ -331,7 +364,7 @@ type priceRecord struct {
 
 // decodePrice checks one prices record up to and including
 // too_many_decimals.
-func decodePrice(raw []byte) (*priceRecord, *Quarantined) {
+func decodePrice(raw []byte, c clock) (*priceRecord, *Quarantined) {
 	f, ok := object(raw)
 	if !ok {
 		return nil, &Quarantined{MalformedJSON, "not a JSON object"}
@@ -343,8 +376,12 @@ func decodePrice(raw []byte) (*priceRecord, *Quarantined) {
 	if !oneOf(p.length, priceLengths) {
 		return nil, &Quarantined{UnsupportedInterval, fmt.Sprintf("interval_seconds %d", p.length)}
 	}
-	if !aligned(p.start, p.length) {
+	if !aligned(p.start, p.fraction, p.length) {
 		return nil, &Quarantined{MisalignedStart, fmt.Sprintf("start %s, interval %d", p.start.Format(time.RFC3339Nano), p.length)}
+	}
+	if p.start.Before(earliest) || !p.start.Before(c.now.Add(c.maxFutureP)) {
+		return nil, &Quarantined{StartOutOfRange, fmt.Sprintf("start %s is not in [2000, %s + %s)",
+			p.start.UTC().Format(time.RFC3339), c.now.UTC().Format(time.RFC3339Nano), c.maxFutureP)}
 	}
 	if p.price.Abs().GreaterThan(million) {
 		return nil, &Quarantined{ValueOutOfRange, "price " + p.text}
@@ -370,7 +407,7 @@ func priceSchema(f fields) (*priceRecord, error) {
 	if p.point, err = f.ident("settlement_point"); err != nil {
 		return nil, err
 	}
-	if p.start, err = f.start(); err != nil {
+	if p.start, p.fraction, err = f.start(); err != nil {
 		return nil, err
 	}
 	if p.length, err = f.intervalSeconds(); err != nil {

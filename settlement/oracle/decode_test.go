@@ -1,8 +1,10 @@
 package oracle
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // validationFixture has M1 (15-minute import reads at 15:00Z and 15:15Z),
@@ -37,6 +39,9 @@ func TestValidationReasons(t *testing.T) {
 		{"string", readsTopic, `"M1"`, MalformedJSON},
 		{"null", readsTopic, `null`, MalformedJSON},
 		{"empty", readsTopic, ``, MalformedJSON},
+		{"not UTF-8", readsTopic, read(`"values":["0.5"],"source":"caf` + "\xe9" + `"`), MalformedJSON},
+		{"not UTF-8 in an unknown member", readsTopic, read(`"values":["0.5"],"x":"` + "\xc3" + `"`), MalformedJSON},
+		{"escaped lone surrogate is UTF-8", readsTopic, at("2026-10-31T16:30:00Z", `"values":["0.5"],"source":"\ud800"`), ""},
 		{"NaN", readsTopic, read(`"values":[NaN]`), MalformedJSON},
 		{"Infinity", readsTopic, read(`"values":[Infinity]`), MalformedJSON},
 		{"trailing garbage", readsTopic, read(`"values":["0.5"]`) + ` x`, MalformedJSON},
@@ -78,6 +83,9 @@ func TestValidationReasons(t *testing.T) {
 		{"negative interval", readsTopic, strings.Replace(read(`"values":["0.5"]`), `900`, `-900`, 1), UnsupportedInterval},
 		{"misaligned", readsTopic, at("2026-10-31T15:05:00Z", `"values":["0.5"]`), MisalignedStart},
 		{"fractional second", readsTopic, at("2026-10-31T15:00:00.5Z", `"values":["0.5"]`), MisalignedStart},
+		{"a fraction finer than a nanosecond", readsTopic, at("2026-10-31T15:00:00.0000000001Z", `"values":["0.5"]`), MisalignedStart},
+		{"one-digit hour", readsTopic, at("2026-10-31T5:00:00Z", `"values":["0.5"]`), SchemaViolation},
+		{"comma before the fraction", readsTopic, at("2026-10-31T15:00:00,0Z", `"values":["0.5"]`), SchemaViolation},
 		{"zero fraction is aligned", readsTopic, at("2026-10-31T15:00:00.000Z", `"values":["0.5","0.6"],"quality":["A","E"]`), ""},
 		{"lower-case t and z", readsTopic, at("2026-10-31t15:00:00z", `"values":["0.5","0.6"],"quality":["A","E"]`), ""},
 		{"offset", readsTopic, at("2026-10-31T10:00:00-05:00", `"values":["0.5","0.6"],"quality":["A","E"]`), ""},
@@ -87,7 +95,9 @@ func TestValidationReasons(t *testing.T) {
 		{"a million", readsTopic, at("2026-10-31T16:30:00Z", `"values":["1000000"]`), ""},
 		{"range before decimals", readsTopic, read(`"values":["0.1234567","-0.5"]`), ValueOutOfRange},
 		{"seven decimals", readsTopic, read(`"values":["0.1234567"]`), TooManyDecimals},
-		{"seven decimals, all zero", readsTopic, read(`"values":["1.0000000"]`), TooManyDecimals},
+		{"seven decimals, trailing zeros", readsTopic, at("2026-10-31T16:30:00Z", `"values":["1.0000000"]`), ""},
+		{"seven decimals, trailing zeros, as a number", readsTopic, at("2026-10-31T16:30:00Z", `"values":[0.1234560]`), ""},
+		{"decimals past zeros", readsTopic, read(`"values":["0.10000001"]`), TooManyDecimals},
 		{"seven decimals as a number", readsTopic, read(`"values":[0.1234567]`), TooManyDecimals},
 		{"quality length", readsTopic, read(`"values":["0.5","0.6"],"quality":["A"]`), QualityLengthMismatch},
 		{"quality length before the registry", readsTopic, strings.Replace(read(`"values":["0.5","0.6"],"quality":["A"]`), `"M1"`, `"M9"`, 1), QualityLengthMismatch},
@@ -116,6 +126,9 @@ func TestValidationReasons(t *testing.T) {
 		{"price below -1e6", pricesTopic, price(`"price":"-1000000.01"`), ValueOutOfRange},
 		{"price -1e6", pricesTopic, strings.Replace(price(`"price":"-1000000"`), `15:00:00Z`, `15:05:00Z`, 1), ""},
 		{"price decimals", pricesTopic, price(`"price":"30.1234567"`), TooManyDecimals},
+		{"price decimals as a number", pricesTopic, price(`"price":30.1234567`), TooManyDecimals},
+		{"price trailing zeros", pricesTopic, strings.Replace(price(`"price":30.0000000`), `15:00:00Z`, `15:05:00Z`, 1), ""},
+		{"price trailing zeros as a string", pricesTopic, strings.Replace(price(`"price":"-30.10000000"`), `15:00:00Z`, `15:05:00Z`, 1), ""},
 		{"unknown point", pricesTopic, strings.Replace(price(`"price":"30","currency":"EUR"`), `"HB_NORTH"`, `"HB_SOUTH"`, 1), UnknownSettlementPoint},
 		{"currency", pricesTopic, price(`"price":"30","currency":"EUR"`), CurrencyMismatch},
 		{"market currency", pricesTopic, price(`"price":"30","currency":"USD"`), ""},
@@ -128,6 +141,53 @@ func TestValidationReasons(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := validationFixture(t)
+			pos := f.add(c.topic, 0, c.value)
+			q := f.ingest().Quarantine[pos]
+			if q.Reason != c.reason {
+				t.Errorf("reason %q (%s), want %q", q.Reason, q.Detail, c.reason)
+			}
+		})
+	}
+}
+
+// TestStartOutOfRange: reads end by now + PT15M, prices start before
+// now + P7D, everything starts in 2000 or later; start_out_of_range comes
+// after misaligned_start and before every later reason.
+func TestStartOutOfRange(t *testing.T) {
+	read := func(meter, start string, length, n int) string {
+		return fmt.Sprintf(`{"meter_id":%q,"start":%q,"interval_seconds":%d,"values":[%s"1"]}`,
+			meter, start, length, strings.Repeat(`"1",`, n-1))
+	}
+	price := func(start, rest string) string {
+		return `{"market":"DA","settlement_point":"HB_NORTH","start":"` + start + `","interval_seconds":3600,` + rest + `}`
+	}
+	for _, c := range []struct {
+		name   string
+		now    time.Duration // the clock, from fixtureNow
+		topic  string
+		value  string
+		reason string
+	}{
+		{"read ends at now + 15m", 0, readsTopic, read("M1", "2026-12-06T07:30:00Z", 900, 1), ""},
+		{"read ends 1 s past now + 15m", -time.Second, readsTopic, read("M1", "2026-12-06T07:30:00Z", 900, 1), StartOutOfRange},
+		{"the last interval counts", 0, readsTopic, read("M1", "2026-12-06T07:00:00Z", 300, 10), StartOutOfRange},
+		{"10,000 values up to now", 0, readsTopic, strings.Replace(read("M1", "2026-11-01T14:10:00Z", 300, 10_000), `"M1"`, `"M1","channel":"export"`, 1), ""},
+		{"read at 2000, unknown meter", 0, readsTopic, read("M9", "2000-01-01T00:00:00Z", 900, 1), UnknownMeter},
+		{"read before 2000", 0, readsTopic, read("M1", "1999-12-31T23:45:00Z", 900, 1), StartOutOfRange},
+		{"read before 2000 by its offset", 0, readsTopic, read("M1", "2000-01-01T00:30:00+01:00", 900, 1), StartOutOfRange},
+		{"9999, unknown meter", 0, readsTopic, read("M9", "9999-12-31T20:00:00Z", 900, 16), StartOutOfRange},
+		{"9999, 10,000 hours", 0, readsTopic, read("M1", "9999-12-31T00:00:00Z", 3600, 10_000), StartOutOfRange},
+		{"misaligned first", 0, readsTopic, read("M1", "9999-12-31T20:05:00Z", 900, 1), MisalignedStart},
+		{"before value_out_of_range", 0, readsTopic, `{"meter_id":"M1","start":"2030-01-01T00:00:00Z","interval_seconds":900,"values":["-1"]}`, StartOutOfRange},
+		{"price at now + 7d - 1s", time.Second, pricesTopic, price("2026-12-13T07:00:00Z", `"price":"30"`), ""},
+		{"price at now + 7d", 30 * time.Minute, pricesTopic, price("2026-12-13T08:00:00Z", `"price":"30"`), StartOutOfRange},
+		{"price before 2000", 0, pricesTopic, price("1999-12-31T23:00:00Z", `"price":"30"`), StartOutOfRange},
+		{"price in 9999, before value_out_of_range", 0, pricesTopic, price("9999-12-31T23:00:00Z", `"price":"-1000000.5"`), StartOutOfRange},
+		{"price in 9999, unknown point", 0, pricesTopic, strings.Replace(price("9999-12-31T23:00:00Z", `"price":"1"`), "HB_NORTH", "HB_SOUTH", 1), StartOutOfRange},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := validationFixture(t)
+			f.o.m.Now = fixtureNow.Add(c.now)
 			pos := f.add(c.topic, 0, c.value)
 			q := f.ingest().Quarantine[pos]
 			if q.Reason != c.reason {

@@ -13,7 +13,7 @@
 // a fuzz test). It favours being obviously right over being fast: each run
 // re-reads the log from the start.
 //
-// API: ReadRegistry, New, Oracle.Ingest (log + snapshot → State: Quarantine,
+// API: ReadRegistry, New (Market.Now required), Oracle.Ingest (log + snapshot → State: Quarantine,
 // Reads, Prices, Counts, Alerts), State.Statement (one run),
 // Oracle.Runs (a sequence of runs with previous figures and deltas).
 //
@@ -39,9 +39,16 @@
 //     128 characters (counted as Unicode characters, not bytes) and a
 //     `currency` that is not three capital letters (a well-formed other code
 //     is currency_mismatch).
-//   - "At most 6 decimal places" counts the digits written: "1.0000000" is
-//     too_many_decimals although it equals 1. (The simulator never writes
-//     trailing zeros beyond 6 places, so either reading agrees on it.)
+//   - "At most 6 decimal places" is by value, as messages.md says: zeros
+//     that end the fraction do not count ("1.0000000" is accepted).
+//   - Bytes that are not UTF-8 anywhere in the record are malformed_json,
+//     even in an unknown member; an escaped lone surrogate ("\ud800") is
+//     valid UTF-8 text and is not.
+//   - start_out_of_range compares with Market.Now, the consumer's clock,
+//     which the caller must give: a read's last interval must end at or
+//     before Now + MaxFuture, a price start before Now + MaxFuturePrices,
+//     both start at or after 2000-01-01T00:00:00Z (an offset counts: a start
+//     of 2000-01-01T00:30:00+01:00 is in 1999).
 //   - `start` is RFC 3339 (T and Z in either case, any offset, fractional
 //     seconds allowed); a non-zero fraction is misaligned_start.
 //   - unknown_meter: the start of every read of the record must be covered by

@@ -43,12 +43,15 @@ func newFixture(t *testing.T, intervalSeconds int64, accountRows, meterRows []st
 		t.Fatal(err)
 	}
 	o, err := New(reg, Market{Location: chicago(t), Currency: "USD", IntervalSeconds: intervalSeconds,
-		PriceSpikeThreshold: decimal.NewFromInt(1000)}, Topics{Reads: readsTopic, Prices: pricesTopic})
+		PriceSpikeThreshold: decimal.NewFromInt(1000), Now: fixtureNow}, Topics{Reads: readsTopic, Prices: pricesTopic})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{t: t, o: o, offset: map[TopicPartition]int64{}}
 }
+
+// fixtureNow is the consumer's clock of every fixture.
+var fixtureNow = time.Date(2026, time.December, 6, 7, 30, 0, 0, time.UTC)
 
 func chicago(t *testing.T) *time.Location {
 	t.Helper()

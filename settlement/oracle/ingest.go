@@ -17,6 +17,15 @@ type Market struct {
 	IntervalSeconds     int64           // settlement interval L
 	PriceSpikeThreshold decimal.Decimal // price_spike at or above it
 	MissingDataAfter    time.Duration   // missing_data gap; zero means 6 hours
+
+	// Now is "now" of start_out_of_range: the wall clock of the instance
+	// that consumed the records. It is required, so that what the oracle
+	// says does not depend on when it runs.
+	Now time.Time
+	// MaxFuture and MaxFuturePrices are --ingest-max-future and
+	// --ingest-max-future-prices; zero means PT15M and P7D.
+	MaxFuture       time.Duration
+	MaxFuturePrices time.Duration
 }
 
 // Topics names the two input topics.
@@ -44,11 +53,21 @@ func New(reg *Registry, m Market, topics Topics) (*Oracle, error) {
 		return nil, fmt.Errorf("oracle: settlement interval %d is not 300, 900, 1800 or 3600", m.IntervalSeconds)
 	case m.Currency == "":
 		return nil, errors.New("oracle: market currency missing")
+	case m.Now.IsZero():
+		return nil, errors.New("oracle: now (the consumer's clock of start_out_of_range) missing")
+	case m.MaxFuture < 0 || m.MaxFuturePrices < 0:
+		return nil, errors.New("oracle: negative future bound")
 	case topics.Reads == "" || topics.Prices == "" || topics.Reads == topics.Prices:
 		return nil, errors.New("oracle: two distinct input topics are required")
 	}
 	if m.MissingDataAfter == 0 {
 		m.MissingDataAfter = 6 * time.Hour
+	}
+	if m.MaxFuture == 0 {
+		m.MaxFuture = 15 * time.Minute
+	}
+	if m.MaxFuturePrices == 0 {
+		m.MaxFuturePrices = 7 * 24 * time.Hour
 	}
 	o := &Oracle{reg: reg, m: m, topics: topics, byAccount: map[string][]Assignment{}}
 	for _, as := range reg.Meters {
@@ -57,6 +76,10 @@ func New(reg *Registry, m Market, topics Topics) (*Oracle, error) {
 		}
 	}
 	return o, nil
+}
+
+func (o *Oracle) clock() clock {
+	return clock{now: o.m.Now, maxFuture: o.m.MaxFuture, maxFutureP: o.m.MaxFuturePrices}
 }
 
 // Input is one record as a consumer of an input topic sees it.
@@ -207,7 +230,7 @@ func (o *Oracle) Ingest(log []Input, snap Snapshot) (*State, error) {
 }
 
 func (s *State) read(tp TopicPartition, pos Position, raw []byte) {
-	r, q := decodeRead(raw)
+	r, q := decodeRead(raw, s.o.clock())
 	if q != nil {
 		s.Quarantine[pos] = *q
 		return
@@ -267,7 +290,7 @@ func (s *State) checkRead(r *readRecord) *Quarantined {
 }
 
 func (s *State) price(pos Position, raw []byte) {
-	p, q := decodePrice(raw)
+	p, q := decodePrice(raw, s.o.clock())
 	if q == nil {
 		q = s.checkPrice(p)
 	}

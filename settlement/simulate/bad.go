@@ -47,6 +47,14 @@ func (g *gen) badRecords() {
 	read(meters.SchemaViolation, id, block(`"values":["0.5"],"source":"`+strings.Repeat("s", 200)+`"`))
 	read(meters.UnsupportedInterval, id, strings.Replace(block(`"values":["0.5","0.6"]`), `900`, `600`, 1))
 	read(meters.MisalignedStart, id, strings.Replace(block(`"values":["0.5"]`), ts, tb.Add(7*time.Minute).Format(time.RFC3339), 1))
+	// start_out_of_range: a head-end whose clock runs a century ahead (its
+	// meter's assignment is open-ended, so nothing else would stop it), a
+	// block in the last hours of 9999 whose end is in year 10000, and a read
+	// that ends exactly at 2000-01-01T00:00:00Z, so starts before it.
+	read(meters.StartOutOfRange, id, strings.Replace(block(`"values":["0.5","0.6"]`), ts, tb.Add(farAhead).Format(time.RFC3339), 1))
+	read(meters.StartOutOfRange, "MTR-999999", fmt.Sprintf(`{"meter_id":"MTR-999999","start":"9999-12-31T20:00:00Z","interval_seconds":900,"values":[%s"0.5"]}`,
+		strings.Repeat(`"0.5",`, 15)))
+	read(meters.StartOutOfRange, id, strings.Replace(block(`"values":["0.5"]`), ts, "1999-12-31T23:45:00Z", 1))
 	read(meters.ValueOutOfRange, id, block(`"values":["0.5","-0.5"]`))
 	read(meters.ValueOutOfRange, id, block(`"values":["1000000.5"]`))
 	read(meters.TooManyDecimals, id, block(`"values":["0.1234567"]`))
@@ -85,6 +93,8 @@ func (g *gen) badRecords() {
 	price(meters.SchemaViolation, hub, pr("HB NORTH", "RT", 300, `"price":"35.10"`))
 	price(meters.UnsupportedInterval, hou, pr(hou, "RT", 1800, `"price":"35.10"`))
 	price(meters.MisalignedStart, hub, strings.Replace(pr(hub, "RT", 300, `"price":"35.10"`), ts, tb.Add(150*time.Second).Format(time.RFC3339), 1))
+	price(meters.StartOutOfRange, hub, strings.Replace(pr(hub, "DA", 3600, `"price":"35.10"`), ts, tb.Add(farAhead).Format(time.RFC3339), 1))
+	price(meters.StartOutOfRange, hub, strings.Replace(pr(hub, "RT", 300, `"price":"35.10"`), ts, "1999-12-31T23:55:00Z", 1))
 	price(meters.ValueOutOfRange, hub, pr(hub, "RT", 300, `"price":"-1000000.01"`))
 	price(meters.TooManyDecimals, hub, pr(hub, "RT", 300, `"price":"41.1234567"`))
 	price(meters.UnknownSettlementPoint, "HB_SOUTH", pr("HB_SOUTH", "RT", 300, `"price":"35.10"`))
@@ -96,6 +106,12 @@ func (g *gen) badRecords() {
 	// value, a duplicate.
 	price("", hou, pr(hou, "RT", 900, `"price":"`+string(appendMicro(nil, g.refPrice, 6, false))+`"`))
 }
+
+// farAhead puts a bad record's start a century (of whole days, so it stays
+// aligned) past the reference window: out of range whatever the wall clock
+// of the ingest that reads it, as long as it runs before 2126, which keeps
+// the scenario deterministic.
+const farAhead = 36_525 * 24 * time.Hour
 
 // renotated is the reads block of m with values as JSON numbers without
 // trailing zeros.

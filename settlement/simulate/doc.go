@@ -43,5 +43,10 @@
 //     aligned to its interval length;
 //   - bad records refer only to instants already seen on their partition, so
 //     whether a quarantined record moves the event-time watermark or not
-//     makes no difference to alerts.
+//     makes no difference to alerts; the exception is start_out_of_range
+//     (a century ahead, year 9999, before 2000), which no check after it
+//     ever looks at;
+//   - no record depends on the wall clock: the start_out_of_range ones are
+//     out of range for any "now" from the scenario's last day to 2126, the
+//     others are in range for any "now" after the scenario's last day.
 package simulate

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
@@ -13,7 +14,7 @@ import (
 // scenario holds everything issue 8 asks of the workload.
 func TestScenarioHasEveryFeature(t *testing.T) {
 	sc := generate(t, simulate.Config{Seed: 3, Meters: 80})
-	w := newWorld(t, sc, 4)
+	w := newWorld(t, sc, 4, time.Time{})
 	final := w.ingest(t, nil)
 
 	t.Run("registry", func(t *testing.T) {
