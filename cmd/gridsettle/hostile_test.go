@@ -99,23 +99,17 @@ func TestHostileDev(t *testing.T) {
 		st, _ = waitDrained(t, base)
 	}
 
-	reached := map[ingesttest.TopicPartition]int64{}
+	next := map[ingesttest.TopicPartition]int64{}
 	for _, in := range st.Inputs {
-		reached[ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.NextOffset
+		next[ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.NextOffset
 	}
-	var cases []ingesttest.Case // those their partition got past
-	for _, c := range suite.Cases {
-		if c.Record.Offset < reached[ingesttest.TopicPartition{Topic: c.Record.Topic, Partition: c.Record.Partition}] {
-			cases = append(cases, c)
-		}
-	}
+	cases := ingesttest.Reached(suite.Cases, next)
 	checkDevQuarantine(t, base, cases)
 	checkDevDeadLetters(t, kafkaAddr, topics.DeadLetter, cases)
 	want := ingesttest.Watermarks(topics, cases)
 	for _, in := range st.Inputs {
-		w := want[ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}]
-		if got := in.Watermark; w.IsZero() && got != nil || !w.IsZero() && (got == nil || !got.Equal(w)) {
-			t.Errorf("status %s/%d: watermark %v, want %v (the latest end of an applied record)", in.Topic, in.Partition, got, w)
+		if err := ingesttest.CheckWatermark(ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}, in.Watermark, want); err != nil {
+			t.Errorf("status %v", err)
 		}
 	}
 

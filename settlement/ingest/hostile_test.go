@@ -54,35 +54,20 @@ func TestHostileInput(t *testing.T) {
 	}
 	c.stop()
 
-	// A partition that stalled leaves its later records unprocessed: that
-	// is reported once above, and the records it never reached are left out
-	// of the record-by-record checks below.
-	reached := reachedCases(st, suite.Cases)
+	next := map[ingesttest.TopicPartition]int64{}
+	for _, in := range st.Inputs {
+		next[ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.NextOffset
+	}
+	reached := ingesttest.Reached(suite.Cases, next)
 	checkQuarantine(t, e, reached)
 	checkHostileDeadLetters(t, e, reached)
 	checkApplied(t, e, reached)
 	want := ingesttest.Watermarks(topics, reached)
 	for _, in := range st.Inputs {
-		w := want[ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}]
-		if got := in.Watermark; w.IsZero() && got != nil || !w.IsZero() && (got == nil || !got.Equal(w)) {
-			t.Errorf("%s/%d: watermark %v, want %v (the latest end of an applied record)", in.Topic, in.Partition, got, w)
+		if err := ingesttest.CheckWatermark(ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}, in.Watermark, want); err != nil {
+			t.Error(err)
 		}
 	}
-}
-
-// reachedCases are the cases below their partition's stored offset in st.
-func reachedCases(st Status, cases []ingesttest.Case) []ingesttest.Case {
-	next := map[ingesttest.TopicPartition]int64{}
-	for _, in := range st.Inputs {
-		next[ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.NextOffset
-	}
-	var out []ingesttest.Case
-	for _, c := range cases {
-		if c.Record.Offset < next[ingesttest.TopicPartition{Topic: c.Record.Topic, Partition: c.Record.Partition}] {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 func produceCommitted(t *testing.T, cl *kgo.Client, recs []*kgo.Record) {

@@ -221,6 +221,30 @@ func Watermarks(topics kafka.Topics, cases []Case) map[TopicPartition]time.Time 
 	return w
 }
 
+// CheckWatermark returns what is wrong with got, the watermark a status
+// reports for tp (nil: none), given the watermarks the contract allows.
+func CheckWatermark(tp TopicPartition, got *time.Time, want map[TopicPartition]time.Time) error {
+	w := want[tp]
+	if w.IsZero() && got != nil || !w.IsZero() && (got == nil || !got.Equal(w)) {
+		return fmt.Errorf("%s/%d: watermark %v, want %v (the latest end of an applied record)", tp.Topic, tp.Partition, got, w)
+	}
+	return nil
+}
+
+// Reached are the cases below their partition's next offset: those a
+// consumer stored at next has processed. A partition that stalled is
+// reported once by whoever waited for it; its later records are no use to
+// the record-by-record checks.
+func Reached(cases []Case, next map[TopicPartition]int64) []Case {
+	var out []Case
+	for _, c := range cases {
+		if c.Record.Offset < next[TopicPartition{c.Record.Topic, c.Record.Partition}] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Suite is the hostile-input suite's records.
 type Suite struct {
 	Cases []Case
