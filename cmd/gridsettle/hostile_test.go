@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -106,6 +107,7 @@ func TestHostileDev(t *testing.T) {
 	cases := ingesttest.Reached(suite.Cases, next)
 	checkDevQuarantine(t, base, cases)
 	checkDevDeadLetters(t, kafkaAddr, topics.DeadLetter, cases)
+	checkCSVNeutralised(t, base, cases)
 	want := ingesttest.Watermarks(topics, cases)
 	for _, in := range st.Inputs {
 		if err := ingesttest.CheckWatermark(ingesttest.TopicPartition{Topic: in.Topic, Partition: in.Partition}, in.Watermark, want); err != nil {
@@ -281,6 +283,50 @@ func checkDevQuarantine(t *testing.T, base string, cases []ingesttest.Case) {
 	}
 	if len(all) != want {
 		t.Errorf("%d quarantine items, want %d", len(all), want)
+	}
+}
+
+// checkCSVNeutralised reads the quarantine as CSV, as a spreadsheet user
+// would download it, and checks the value cells of the cases that say what
+// theirs must be.
+func checkCSVNeutralised(t *testing.T, base string, cases []ingesttest.Case) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/api/v1/quarantine?reason=malformed_json&limit=1000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+devAdminToken)
+	req.Header.Set("Accept", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rows, err := csv.NewReader(resp.Body).ReadAll()
+	if err != nil || resp.StatusCode != http.StatusOK || len(rows) == 0 {
+		t.Fatalf("quarantine as CSV: %s, %d rows, %v", resp.Status, len(rows), err)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	for _, name := range []string{"topic", "partition", "offset", "value"} {
+		if _, ok := col[name]; !ok {
+			t.Fatalf("quarantine CSV has no %s column: %q", name, rows[0])
+		}
+	}
+	cells := map[string]string{}
+	for _, r := range rows[1:] {
+		cells[r[col["topic"]]+"/"+r[col["partition"]]+"/"+r[col["offset"]]] = r[col["value"]]
+	}
+	for _, c := range cases {
+		if c.CSV == "" {
+			continue
+		}
+		id := fmt.Sprintf("%s/%d/%d", c.Record.Topic, c.Record.Partition, c.Record.Offset)
+		if got, ok := cells[id]; !ok || got != c.CSV {
+			t.Errorf("%s: CSV value cell %q (present %v), want %q", c, got, ok, c.CSV)
+		}
 	}
 }
 

@@ -83,6 +83,10 @@ type Case struct {
 	Reads   []Read    // what an applied record leaves current
 	Prices  []Price   // likewise for a price
 	End     time.Time // applied: end of its last interval, which may move its partition's watermark
+	// CSV is, when set, the value cell a CSV answer about the quarantined
+	// record must hold: a spreadsheet formula neutralised with a leading ',
+	// a number as it is (api.md "Safe under abuse").
+	CSV string
 }
 
 // Quarantined reports whether the contract says c is quarantined.
@@ -621,6 +625,20 @@ func (b *builder) reads() {
 	b.badRead("JSON string", 0, "M1", []byte(`"{}"`), malformed)
 	b.badRead("empty object", 1, "M2", []byte(`{}`), schema)
 	b.badRead("NaN value", 2, "M1", rd(2, field{"values", `[NaN]`}), malformed)
+	// Not JSON objects either, and formulas once in a spreadsheet.
+	for i, f := range []struct{ value, cell string }{
+		{`=HYPERLINK("https://example.invalid/","click me")`, `'=HYPERLINK("https://example.invalid/","click me")`},
+		{`@SUM(1+1)*cmd|' /C calc'!A0`, `'@SUM(1+1)*cmd|' /C calc'!A0`},
+		{`+cmd|' /C calc'!A0`, `'+cmd|' /C calc'!A0`},
+		{`-2+3+cmd|' /C calc'!A0`, `'-2+3+cmd|' /C calc'!A0`},
+		{"\t=1+1", "'\t=1+1"},
+		{"-1", "-1"},
+		{"-0.5", "-0.5"},
+	} {
+		p := int32(i % Partitions)
+		b.badRead("formula "+f.value, p, readSeries[p].meter, []byte(f.value), malformed)
+		b.cases[len(b.cases)-1].CSV = f.cell
+	}
 
 	// Start bounds: [2000-01-01, now + PT15M] for every interval, checked
 	// after alignment and before the values and the registry.
