@@ -48,7 +48,8 @@ type Decoder struct {
 
 // DecodeReadBlock decodes one ami.interval-reads record. It returns the
 // block, or the first Rejection in the contract's check order among the
-// reasons that need no state (malformed_json … quality_length_mismatch).
+// reasons that need no state (malformed_json … quality_length_mismatch);
+// start_out_of_range is judged with the default Bounds and the wall clock.
 func DecodeReadBlock(data []byte) (ReadBlock, *Rejection) {
 	var d Decoder
 	return d.ReadBlock(data)

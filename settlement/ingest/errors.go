@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gridsettle/gridsettle/meters/postgres"
@@ -38,7 +39,7 @@ func transient(err error) bool {
 	case errors.Is(err, postgres.ErrConcurrentWrite),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		pgconn.Timeout(err), pgconn.SafeToRetry(err),
-		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, pgx.ErrTxClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.As(err, &netErr):
 		return true
 	}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -17,10 +19,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
+	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
 // quarantineItem is one quarantine row of the test database.
@@ -289,6 +294,53 @@ func TestDeadLetterTruncated(t *testing.T) {
 	e.caughtUpWithin(30 * time.Second)
 	c.stop()
 	checkCut(t, e, DeadLetterID(postgres.Origin{Topic: R, Partition: 3, Offset: big.Offset}), big.Value, limit)
+
+	// The relay, with its own headers and framing, produces both (and then
+	// deletes their outbox rows).
+	ids := []string{DeadLetterID(postgres.Origin{Topic: R, Partition: 0, Offset: 0}),
+		DeadLetterID(postgres.Origin{Topic: R, Partition: 3, Offset: big.Offset})}
+	want := map[string]int{}
+	for _, id := range ids {
+		_, value, _ := e.deadLetter(id)
+		want[id] = len(value)
+	}
+	relay, err := publish.New(e.pool, kafka.Config{Brokers: e.addrs}, publish.Config{Env: "test", Topics: []string{topics.DeadLetter}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(rctx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.addrs...), kgo.ConsumeTopics(topics.DeadLetter),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxBytes(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got := map[string]int{}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(got) < len(ids) {
+		fs := cl.PollFetches(pctx)
+		if err := pctx.Err(); err != nil {
+			t.Fatalf("dead letters published: %v, want %v (%v)", got, ids, fs.Errors())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == publish.HeaderID {
+					got[string(h.Value)] = len(r.Value)
+				}
+			}
+		})
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dead letters published with value bytes %v, want %v", got, want)
+	}
 }
 
 // checkCut checks that dead letter id holds the first bytes of value, as many
@@ -330,6 +382,7 @@ func TestTransient(t *testing.T) {
 		{context.DeadlineExceeded, true},
 		{fmt.Errorf("write: %w", postgres.ErrConcurrentWrite), true},
 		{fmt.Errorf("query: %w", pgconn.ErrConnClosed), true},
+		{fmt.Errorf("commit: %w", pgx.ErrTxClosed), true},
 		{&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, true},
 		{&pgconn.PgError{Code: "22021"}, false},
 		{&pgconn.PgError{Code: "22003"}, false},

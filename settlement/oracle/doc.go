@@ -13,9 +13,10 @@
 // a fuzz test). It favours being obviously right over being fast: each run
 // re-reads the log from the start.
 //
-// API: ReadRegistry, New (Market.Now required), Oracle.Ingest (log + snapshot → State: Quarantine,
-// Reads, Prices, Counts, Alerts), State.Statement (one run),
-// Oracle.Runs (a sequence of runs with previous figures and deltas).
+// API: ReadRegistry, New (Market.Now required), Oracle.Ingest (log +
+// snapshot → State: Quarantine, Reads, Prices, Counts, Alerts),
+// State.Statement (one run), Oracle.Runs (a sequence of runs with previous
+// figures and deltas).
 //
 // # Readings of the contract
 //

@@ -164,7 +164,7 @@ func TestConcurrentTransactionsSeeEachOther(t *testing.T) {
 
 	// A read, then the price of its interval (another month, so that the
 	// alert above does not stand in the way).
-	const dec = "2026-12-10T06:15:00Z"
+	const dec = "2026-12-01T06:15:00Z" // in the past: a read ends before now + PT15M
 	first = begin(t, d.pool)
 	first.reads(t.Context(), d, 3, 0, `{"meter_id":"Y2","start":"`+dec+`","interval_seconds":900,"values":["1"]}`)
 	got = race(t, d, first, func(ctx context.Context, b *batchTx) {
