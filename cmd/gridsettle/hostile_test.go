@@ -63,12 +63,13 @@ type (
 // TestHostileDev is issue 15's "Done when" as a third party checks it
 // against a running `gridsettle dev`: the hostile-input suite's records
 // produced to the input topics in one transaction are each quarantined with
-// the contract's reason (GET /api/v1/quarantine) and dead-lettered, every
-// partition reaches lag 0 and the outbox drains within 30 s
-// (GET /api/v1/status), /readyz stays 200 throughout, made-up HTTP methods
-// do not grow /metrics, unauthenticated or unmatched calls leave no audit
-// row and no stored path exceeds 2,048 bytes, and bad bytes in query
-// parameters are 400s.
+// the contract's reason (GET /api/v1/quarantine, also as CSV with formulas
+// neutralised) and dead-lettered (read back from Kafka), every partition
+// reaches lag 0 and the outbox drains within 30 s with watermarks from
+// applied records only (GET /api/v1/status), /readyz stays 200 throughout,
+// made-up HTTP methods do not grow /metrics, unauthenticated or unmatched
+// calls leave no audit row and no stored path exceeds 2,048 bytes, and bad
+// bytes in query parameters are 400s naming the parameter.
 func TestHostileDev(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "gridsettle")
 	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
