@@ -261,7 +261,9 @@ func TestReadsNULSource(t *testing.T) {
 	registry(t, pool)
 	b := &batch{pool: pool}
 	b.reads(t, read("M2", "import", "2026-11-01T05:00:00Z", 900, 1, "1"))
-	nul := func(rec string) string { return strings.Replace(rec, `"version"`, `"source":"head\u0000end","version"`, 1) }
+	nul := func(rec string) string {
+		return strings.Replace(rec, `"version"`, `"source":"head\u0000end","version"`, 1)
+	}
 	out := b.reads(t,
 		nul(read("M2", "import", "2026-11-01T05:15:00Z", 900, 1, "2")),
 		nul(read("M9", "import", "2026-11-01T05:15:00Z", 900, 1, "2")),
