@@ -613,10 +613,8 @@ func sourceField(data []byte, v value) (string, *Rejection) {
 	if n := utf8.RuneCountInString(s); n > MaxSourceChars {
 		return "", reject(SchemaViolation, "source: %d characters, at most %d", n, MaxSourceChars)
 	}
-	// Postgres text cannot hold NUL; the record would otherwise stop ingest.
-	if bytes.IndexByte([]byte(s), 0) >= 0 {
-		return "", reject(SchemaViolation, "source: contains a NUL character")
-	}
+	// U+0000 is valid free text: the contract lets the store refuse it, as
+	// unprocessable after every other check (meters/postgres).
 	return s, nil
 }
 

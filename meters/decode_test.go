@@ -58,6 +58,37 @@ func TestDecodeReadBlockDefaults(t *testing.T) {
 	}
 }
 
+// TestDecodeReadBlockKeepsNULInSource: a source is free text, U+0000
+// included, so the decoder accepts it as it is; a store that cannot hold it
+// says unprocessable, after the checks that need state (meters/postgres).
+// Its other rules still hold, and a raw NUL byte is not JSON.
+func TestDecodeReadBlockKeepsNULInSource(t *testing.T) {
+	b, rej := DecodeReadBlock([]byte(readWith("source", `"a\u0000b"`)))
+	if rej != nil {
+		t.Fatalf("rejected: %v", rej)
+	}
+	if b.Source != "a\x00b" {
+		t.Errorf("source %q, want %q", b.Source, "a\x00b")
+	}
+	for _, tt := range []struct {
+		name, raw string
+		reason    Reason
+	}{
+		{"129 characters with a NUL", `"` + strings.Repeat(`\u0000`, MaxSourceChars+1) + `"`, SchemaViolation},
+		{"raw NUL byte", "\"a\x00b\"", MalformedJSON},
+	} {
+		in := strings.Replace(goodRead, `"headend-east"`, tt.raw, 1)
+		if _, rej := DecodeReadBlock([]byte(in)); rej == nil || rej.Reason != tt.reason {
+			t.Errorf("%s: got %v, want %s", tt.name, rej, tt.reason)
+		} else {
+			checkRejection(t, []byte(in), rej)
+		}
+	}
+	if _, rej := DecodeReadBlock([]byte(readWith("source", `"`+strings.Repeat(`\u0000`, MaxSourceChars)+`"`))); rej != nil {
+		t.Errorf("128 NULs rejected: %v", rej)
+	}
+}
+
 func assertBlock(t *testing.T, got, want ReadBlock) {
 	t.Helper()
 	if got.MeterID != want.MeterID || got.Channel != want.Channel || !got.Start.Equal(want.Start) ||
@@ -146,7 +177,6 @@ func TestDecodeReadBlockRejects(t *testing.T) {
 		{"version string", readWith("version", `"2"`), SchemaViolation, "version"},
 		{"version huge", readWith("version", `99999999999999999999`), SchemaViolation, "version"},
 		{"long source", readWith("source", `"`+strings.Repeat("é", MaxSourceChars+1)+`"`), SchemaViolation, "source"},
-		{"nul source", readWith("source", `"a\u0000b"`), SchemaViolation, "source"},
 		{"numeric source", readWith("source", `7`), SchemaViolation, "source"},
 		{"unsupported interval", readWith("interval_seconds", `600`), UnsupportedInterval, "600"},
 		{"huge interval", readWith("interval_seconds", `99999999999999999999`), UnsupportedInterval, ""},

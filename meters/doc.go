@@ -17,6 +17,9 @@
 //     characters with no raw control character, whatever bytes the record
 //     held (SafeDetail), so it can always be stored and shown;
 //   - a record that is not valid UTF-8 is malformed_json;
+//   - a source is free text of at most MaxSourceChars characters, U+0000
+//     included: a store that cannot hold a character says unprocessable
+//     after its own checks (meters/postgres), the decoder never does;
 //   - start_out_of_range is checked against Decoder.Bounds: the wall clock
 //     unless Bounds.Now is set, so a decoder's verdict on a record near the
 //     future bound depends on when it decodes it.

@@ -252,6 +252,41 @@ func TestReadsQuarantineReasons(t *testing.T) {
 	}
 }
 
+// TestReadsNULSource: U+0000 in a source is text Postgres cannot store. The
+// store decides it itself, as the last check, so every other reason comes
+// first and the batch still commits with the record's neighbours applied.
+func TestReadsNULSource(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	registry(t, pool)
+	b := &batch{pool: pool}
+	b.reads(t, read("M2", "import", "2026-11-01T05:00:00Z", 900, 1, "1"))
+	nul := func(rec string) string {
+		return strings.Replace(rec, `"version"`, `"source":"head\u0000end","version"`, 1)
+	}
+	out := b.reads(t,
+		nul(read("M2", "import", "2026-11-01T05:15:00Z", 900, 1, "2")),
+		nul(read("M9", "import", "2026-11-01T05:15:00Z", 900, 1, "2")),
+		nul(read("M2", "import", "2026-11-01T05:30:00Z", 300, 1, "2")),
+		nul(read("M2", "import", "2026-11-01T05:00:00Z", 900, 1, "3")),
+		// Versioning would ignore it, but its source still cannot be stored.
+		nul(read("M2", "import", "2026-11-01T05:00:00Z", 900, 1, "1")),
+		read("M2", "import", "2026-11-01T05:15:00Z", 900, 1, "2"),
+	)
+	equal(t, "reasons", reasons(out.Quarantined), []meters.Reason{
+		meters.Unprocessable, meters.UnknownMeter, meters.IntervalLengthMismatch, meters.ConflictingDuplicate, meters.Unprocessable,
+	})
+	equal(t, "applied", out.Applied, []int{5})
+	if d := out.Quarantined[0].Detail; d != "source: holds U+0000, which PostgreSQL text cannot store" {
+		t.Errorf("detail %q", d)
+	}
+	equal(t, "M2 reads", currentValues(t, pool, "M2"), []string{"05:00 import 1 v1 A @0", "05:15 import 2 v1 A @6"})
+	items, err := QuarantineItems(t.Context(), pool, QuarantineFilter{Reason: meters.Unprocessable}, 100)
+	if err != nil || len(items) != 2 || items[0].Source.Offset != 1 || !strings.Contains(string(items[0].Source.Value), `head\u0000end`) {
+		t.Errorf("unprocessable items: %+v %v", items, err)
+	}
+}
+
 func TestPrices(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)

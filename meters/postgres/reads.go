@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -271,8 +272,9 @@ func covers(as []meters.Assignment, t time.Time) *meters.Assignment {
 }
 
 // check runs the checks that need state, in the contract's order
-// (unknown_meter, interval_length_mismatch, conflicting_duplicate), and
-// returns the assignment covering each read.
+// (unknown_meter, interval_length_mismatch, conflicting_duplicate), then
+// unprocessable for text Postgres cannot store, and returns the assignment
+// covering each read.
 func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*meters.Assignment, *meters.Rejection) {
 	b := &r.Block
 	as := st.assignments[b.MeterID]
@@ -302,6 +304,15 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 				Detail: fmt.Sprintf("values[%d]: version %d of the read at %s is %s (%s), the record has %s (%s)",
 					i, b.Version, time.Unix(k.start, 0).UTC().Format(time.RFC3339), c.read.Value, c.read.Quality, b.Values[i], b.Quality[i])}
 		}
+	}
+	// Decided here rather than left to the database's refusal (SQLSTATE
+	// 22021, "invalid byte sequence"), which fails the whole transaction: a
+	// quarantine replay, which does not look for the record to blame, could
+	// then never complete. It is the last check: the contract's unprocessable is for
+	// a record that passed every other one. A source is the only free text
+	// of a read or a price; the rest is ASCII or a fixed set.
+	if strings.IndexByte(b.Source, 0) >= 0 {
+		return nil, &meters.Rejection{Reason: meters.Unprocessable, Detail: "source: holds U+0000, which PostgreSQL text cannot store"}
 	}
 	return covering, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -348,6 +349,45 @@ func TestReplayAfterRegistryFix(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM positions WHERE slot = $1`, postgres.ReplaySlot); n != 1 {
 		t.Errorf("replay slot rows: %d", n)
+	}
+}
+
+// A replay does not look for a record to blame, so a record the database
+// would refuse must be decided before it writes: an unknown_meter record
+// whose source holds U+0000 becomes unprocessable once its meter is known,
+// and the replay still applies the other items.
+func TestReplayOfNULSource(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registry()
+	nul := strings.Replace(read("M3", "import", "2026-11-01T05:00:00Z", 900, 1, "2"), `"test"`, `"head\u0000end"`, 1)
+	e.produce(false,
+		rec(R, 0, "M3", nul),
+		rec(R, 0, "M3", read("M3", "import", "2026-11-01T05:15:00Z", 900, 1, "3")),
+	)
+	c := e.start(Config{})
+	e.caughtUp()
+	c.stop()
+	if n := e.count(`SELECT count(*) FROM quarantine WHERE reason = 'unknown_meter'`); n != 2 {
+		t.Fatalf("%d unknown_meter items, want 2", n)
+	}
+	e.exec(`
+		INSERT INTO settlement_points VALUES ('HB_WEST', 'West', 'hub');
+		INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
+		VALUES ('M3', 'ACC-1', 'RETAILER-A', 'HB_WEST', 1, '2026-01-01T00:00:00Z')`)
+	a := NewApplier(e.market, topics, e.writer)
+	if r, err := a.Replay(t.Context(), e.pool, meters.UnknownMeter); err != nil || r != (ReplayResult{Replayed: 1, StillQuarantined: 1}) {
+		t.Fatalf("replay: %+v %v", r, err)
+	}
+	var reason, detail string
+	if err := e.pool.QueryRow(t.Context(), `SELECT reason, detail FROM quarantine WHERE "offset" = 0 AND replayed_at IS NULL`).Scan(&reason, &detail); err != nil {
+		t.Fatal(err)
+	}
+	if reason != string(meters.Unprocessable) || !strings.Contains(detail, "U+0000") {
+		t.Errorf("NUL source after replay: %s %q, want unprocessable naming U+0000", reason, detail)
+	}
+	if n := e.count(`SELECT count(*) FROM reads WHERE meter_id = 'M3'`); n != 1 {
+		t.Errorf("%d reads of M3, want 1 (05:15)", n)
 	}
 }
 

@@ -50,12 +50,7 @@ func FuzzAgreesWithTheDecoder(f *testing.F) {
 		if rej != nil {
 			got = string(rej.Reason)
 		}
-		// A known gap of the contract: the decoder refuses a source holding
-		// U+0000 (Postgres text cannot store it) as schema_violation; read
-		// literally, the contract makes it free text, which the database
-		// then refuses (unprocessable, beyond the oracle).
-		nulSource := rej != nil && rej.Reason == meters.SchemaViolation && strings.Contains(rej.Detail, "source: contains a NUL")
-		if got != want && !(nulSource && q == nil) {
+		if got != want {
 			t.Fatalf("%s\ndecoder %q (%v), oracle %q (%v)", data, got, rej, want, q)
 		}
 	})

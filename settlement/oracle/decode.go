@@ -28,12 +28,13 @@ const (
 	CurrencyMismatch       = "currency_mismatch"
 	IntervalLengthMismatch = "interval_length_mismatch"
 	ConflictingDuplicate   = "conflicting_duplicate"
+	Unprocessable          = "unprocessable"
 )
 
 // Reasons lists the quarantine reasons in the contract's check order.
 var Reasons = []string{MalformedJSON, SchemaViolation, UnsupportedInterval, MisalignedStart,
 	StartOutOfRange, ValueOutOfRange, TooManyDecimals, QualityLengthMismatch, UnknownMeter, UnknownSettlementPoint,
-	CurrencyMismatch, IntervalLengthMismatch, ConflictingDuplicate}
+	CurrencyMismatch, IntervalLengthMismatch, ConflictingDuplicate, Unprocessable}
 
 // Quarantined is why one input record was rejected.
 type Quarantined struct {

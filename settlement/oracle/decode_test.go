@@ -110,6 +110,15 @@ func TestValidationReasons(t *testing.T) {
 		{"equal values written differently", readsTopic, read(`"values":["0.50",0.600],"quality":["A","E"],"version":1`), ""},
 		{"nulls and unknown fields", readsTopic, read(`"values":["0.5","0.6"],"quality":["A","E"],"channel":null,"version":null,"source":null,"extra":{"a":1}`), ""},
 		{"correction", readsTopic, read(`"values":["0.5","0.7"],"version":2`), ""},
+		// U+0000 in a source: every other reason first, then unprocessable.
+		{"NUL source", readsTopic, at("2026-10-31T16:30:00Z", `"values":["0.5"],"source":"head\u0000end"`), Unprocessable},
+		{"NUL source, resend", readsTopic, read(`"values":["0.5","0.6"],"quality":["A","E"],"source":"\u0000"`), Unprocessable},
+		{"NUL source, unknown meter", readsTopic, strings.Replace(read(`"values":["0.5"],"source":"\u0000"`), `"M1"`, `"M9"`, 1), UnknownMeter},
+		{"NUL source, other length", readsTopic, strings.Replace(read(`"values":["0.5"],"source":"\u0000"`), `900`, `300`, 1), IntervalLengthMismatch},
+		{"NUL source, conflicting", readsTopic, read(`"values":["0.5","0.7"],"quality":["A","E"],"source":"\u0000"`), ConflictingDuplicate},
+		{"NUL source, 129 characters", readsTopic, read(`"values":["0.5"],"source":"` + strings.Repeat(`\u0000`, 129) + `"`), SchemaViolation},
+		{"raw NUL in source", readsTopic, read(`"values":["0.5"],"source":"a` + "\x00" + `b"`), MalformedJSON},
+		{"source U+0001", readsTopic, at("2026-10-31T16:30:00Z", `"values":["0.5"],"source":"\u0001"`), ""},
 
 		{"price NaN", pricesTopic, price(`"price":NaN`), MalformedJSON},
 		{"no market", pricesTopic, `{"settlement_point":"HB_NORTH","start":"2026-10-31T15:00:00Z","interval_seconds":300,"price":"30"}`, SchemaViolation},

@@ -59,6 +59,13 @@
 //   - "The first interval length seen" is that of the first record accepted
 //     for the (meter, channel) or (market, point); a quarantined record never
 //     sets it.
+//   - A `source` is free text, U+0000 included (JSON "\u0000"; a raw NUL
+//     byte is not JSON). PostgreSQL text cannot store U+0000 ("text it
+//     cannot store" of messages.md), so such a record is unprocessable, and
+//     only once it has passed every other check (conflicting_duplicate
+//     included), even when versioning would ignore all its reads. No other
+//     field of a read or a price can hold it: identifiers are ASCII, the
+//     rest are fixed words, numbers and timestamps.
 //   - Equality for duplicates is by value (0.1 = 0.100) and, for reads, by
 //     quality (an omitted quality is A).
 //   - Counts: a read or price is applied, stale or a duplicate one by one; a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -265,7 +266,9 @@ func (s *State) read(tp TopicPartition, pos Position, raw []byte) {
 }
 
 // checkRead runs the checks of a reads record that need the registry or
-// the state: unknown_meter, interval_length_mismatch, conflicting_duplicate.
+// the state: unknown_meter, interval_length_mismatch, conflicting_duplicate;
+// then unprocessable, for a record that passed them all but holds text the
+// database cannot store.
 func (s *State) checkRead(r *readRecord) *Quarantined {
 	start := r.start.Unix()
 	for i := range r.values {
@@ -284,6 +287,11 @@ func (s *State) checkRead(r *readRecord) *Quarantined {
 			return &Quarantined{ConflictingDuplicate, fmt.Sprintf("values[%d]: version %d is %s %s, not %s %s",
 				i, r.version, cur.Value, cur.Quality, r.texts[i], r.quality[i])}
 		}
+	}
+	// PostgreSQL text cannot hold U+0000, and the source is the only free
+	// text of a record.
+	if strings.ContainsRune(r.source, 0) {
+		return &Quarantined{Unprocessable, "source holds U+0000"}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -71,6 +72,12 @@ func (g *gen) badRecords() {
 	q[1] = map[byte]byte{'A': 'E', 'E': 'A', 'S': 'A'}[q[1]]
 	conflict = g.readRecord(ref, meters.Import, g.refStart, ref.length, g.refVals, q, 1)
 	read(meters.ConflictingDuplicate, id, string(conflict.Value))
+	// A correction of the reference block whose source holds U+0000, which
+	// PostgreSQL text cannot store: it passes every other check, so it is
+	// unprocessable, and the block it would correct stands.
+	nul := g.readRecord(ref, meters.Import, g.refStart, ref.length, vals, g.refQuality, 2)
+	nul.Value = bytes.Replace(nul.Value, []byte(`"source":`+strconv.Quote(ref.source)), []byte(`"source":"head\u0000end"`), 1)
+	read(meters.Unprocessable, id, string(nul.Value))
 	// The same block with its decimals written as trimmed JSON numbers: equal
 	// values, so a duplicate.
 	read("", id, string(g.renotated(ref, g.refVals, g.refQuality)))

@@ -602,12 +602,10 @@ func (b *builder) reads() {
 		start = at(0)
 		b.appliedRead("invalid UTF-8 key", 0, "\xff\xfeM1", readFields(0, start, "0.125"), start, 1, "headend-east", "0.125")
 	}
-	// U+0000 in a source: text Postgres cannot store. The contract does not
-	// list a source among schema_violation's fields, so its reading is
-	// unprocessable; a decoder that refuses it as a bad field (before the
-	// registry is consulted) answers schema_violation. Either is a reason.
-	b.badRead("NUL in source", 1, "M2", rd(1, field{"source", str("head\x00end")}), unprocessable, schema)
-	b.badRead("NUL in source, unknown meter", 1, "M9", rd(1, field{"meter_id", `"M9"`}, field{"source", str("head\x00end")}), unknownMeter, schema)
+	// U+0000 in a source: free text that Postgres cannot store, so
+	// unprocessable, but only once every other check has passed.
+	b.badRead("NUL in source", 1, "M2", rd(1, field{"source", str("head\x00end")}), unprocessable)
+	b.badRead("NUL in source, unknown meter", 1, "M9", rd(1, field{"meter_id", `"M9"`}, field{"source", str("head\x00end")}), unknownMeter)
 
 	// Invalid UTF-8 anywhere in a record is malformed_json, even where a
 	// valid character would have been another reason.
