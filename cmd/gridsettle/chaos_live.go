@@ -41,12 +41,12 @@ const (
 	endCutTries   = 3
 )
 
-// What ingest logs when a batch fails and when the stored offset cannot be
-// read after that: an end-of-input cut that hit ingest at work shows as one
-// of them.
+// What ingest logs when a batch fails and (a prefix) when the stored offset
+// cannot be read after that: an end-of-input cut that hit ingest at work
+// shows as one of them.
 const (
 	batchFailedLog  = `msg="ingest: batch failed, retrying from the stored offset"`
-	reloadFailedLog = `msg="ingest: cannot reload stored offset"`
+	reloadFailedLog = `msg="ingest: cannot reload stored offset`
 )
 
 // episode is a fault whose liveness the next bound checks.
