@@ -183,15 +183,13 @@ func (c *chaos) faultEndCut(ctx context.Context, recs []simulate.Record) (bool, 
 	c.progress("fault %d: end of the input (%d records), then %d cuts of every worker's database sessions, %v apart: %d sessions",
 		c.st.Faults, len(recs), endCutRepeats, endCutEvery, n)
 	c.causeGone("end-of-input cut")
-	if err := c.live(ctx); err != nil {
-		return false, err
-	}
+	err := c.live(ctx)
 	hit := failures() - before
 	if hit > 0 {
 		c.st.EndCutHits++
 	}
 	c.progress("  the cuts failed %d ingest batches or offset reloads", hit)
-	return hit > 0, nil
+	return hit > 0, err
 }
 
 // livenessSummary is the worst time to lag 0 per fault kind.
