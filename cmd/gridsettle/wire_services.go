@@ -66,7 +66,7 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 	}, p.Log)
 	return &services{
 		alerts:   hook,
-		applier:  ingest.NewApplier(p.Config.Market, p.Topics, p.Outbox, hook),
+		applier:  ingest.NewApplier(p.Config.Market, p.Topics, p.Outbox, hook).WithLimits(ingest.Limits{Bounds: p.Config.IngestBounds}),
 		runs:     runs,
 		exporter: exporter,
 	}, nil

@@ -74,6 +74,21 @@ func writeQuarantine(b *pgx.Batch, qs []Quarantined) {
 		reasons, details, topics, parts, offsets, keys, values)
 }
 
+// Quarantine stores records set aside outside ApplyReads and ApplyPrices:
+// those the database or an output encoder refused (meters.Unprocessable),
+// found by the consumer after their batch failed.
+func Quarantine(ctx context.Context, tx pgx.Tx, qs ...Quarantined) error {
+	b := &pgx.Batch{}
+	writeQuarantine(b, qs)
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write quarantine: %w", err)
+	}
+	return nil
+}
+
 // expectRows fails with ErrConcurrentWrite when a guarded statement did not
 // touch exactly the rows it was meant to.
 func expectRows(what string, want int) func(pgconn.CommandTag) error {

@@ -347,7 +347,10 @@ func TestOffsets(t *testing.T) {
 		var ok bool
 		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			var err error
-			ok, _, err = AdvanceOffset(ctx, tx, readsTopic, 1, from, to, wm)
+			ok, _, err = AdvanceOffset(ctx, tx, readsTopic, 1, from, to)
+			if ok && !wm.IsZero() {
+				_, err = RaiseWatermark(ctx, tx, readsTopic, 1, wm)
+			}
 			return err
 		}); err != nil {
 			t.Fatal(err)

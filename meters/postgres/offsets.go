@@ -11,31 +11,46 @@ import (
 
 // AdvanceOffset is the compare-and-set that opens every ingest transaction
 // (design/exactly-once.md): it moves the stored position of (topic,
-// partition) from `from` to `to`, raises its watermark to at least watermark
-// (a zero time leaves it), and returns the resulting watermark (zero when
-// there is none yet). It reports false, changing nothing, when the stored
-// position is not `from`: someone else (another consumer, or a zombie of
-// this one) owns that range. The row stays locked until tx ends, which
+// partition) from `from` to `to` and returns the partition's watermark (zero
+// when there is none yet). It reports false, changing nothing, when the
+// stored position is not `from`: someone else (another consumer, or a zombie
+// of this one) owns that range. The row stays locked until tx ends, which
 // serialises concurrent owners of one partition.
-func AdvanceOffset(ctx context.Context, tx pgx.Tx, topic string, partition int32, from, to int64, watermark time.Time) (bool, time.Time, error) {
+//
+// The watermark is not moved here: only applied records move it
+// (messages.md), and which records apply is known only after the batch's
+// effects; RaiseWatermark moves it then, in the same transaction.
+func AdvanceOffset(ctx context.Context, tx pgx.Tx, topic string, partition int32, from, to int64) (bool, time.Time, error) {
 	var wm *time.Time
-	if !watermark.IsZero() {
-		wm = &watermark
-	}
-	var now *time.Time
 	err := tx.QueryRow(ctx, `
-		UPDATE ingest_offsets SET next_offset = $4, watermark = GREATEST(watermark, $5), updated_at = now()
+		UPDATE ingest_offsets SET next_offset = $4, updated_at = now()
 		WHERE topic = $1 AND partition = $2 AND next_offset = $3
-		RETURNING watermark`, topic, partition, from, to, wm).Scan(&now)
+		RETURNING watermark`, topic, partition, from, to).Scan(&wm)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return false, time.Time{}, nil
 	case err != nil:
 		return false, time.Time{}, fmt.Errorf("advance %s/%d from %d to %d: %w", topic, partition, from, to, err)
-	case now == nil:
+	case wm == nil:
 		return true, time.Time{}, nil
 	}
-	return true, now.UTC(), nil
+	return true, wm.UTC(), nil
+}
+
+// RaiseWatermark raises the stored watermark of (topic, partition) to at
+// least watermark, inside the transaction whose AdvanceOffset locked the
+// row, and returns the resulting watermark. The watermark only ever moves
+// up.
+func RaiseWatermark(ctx context.Context, tx pgx.Tx, topic string, partition int32, watermark time.Time) (time.Time, error) {
+	var wm time.Time
+	err := tx.QueryRow(ctx, `
+		UPDATE ingest_offsets SET watermark = GREATEST(watermark, $3)
+		WHERE topic = $1 AND partition = $2
+		RETURNING watermark`, topic, partition, watermark).Scan(&wm)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("raise watermark of %s/%d to %s: %w", topic, partition, watermark.Format(time.RFC3339), err)
+	}
+	return wm.UTC(), nil
 }
 
 // LoadOffsets returns the stored next offset of each partition of topic,

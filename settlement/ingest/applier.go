@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -28,12 +30,23 @@ const (
 	HeaderSourceTopic     = "gridsettle-source-topic"
 	HeaderSourcePartition = "gridsettle-source-partition"
 	HeaderSourceOffset    = "gridsettle-source-offset"
+	// HeaderTruncated is on a dead letter whose value was cut to fit the
+	// output record size: the original value's length in bytes.
+	HeaderTruncated = "gridsettle-truncated"
+	// HeaderValueSHA256 is on a truncated dead letter: the hex SHA-256 of
+	// the whole original value.
+	HeaderValueSHA256 = "gridsettle-value-sha256"
+	// HeaderKeyTruncated is on a dead letter whose key alone did not fit:
+	// the original key's length in bytes.
+	HeaderKeyTruncated = "gridsettle-key-truncated"
 )
 
 // Hook runs inside every ingest transaction, after the batch's effects and
 // before the outbox rows are written (customer alerts are one). The messages
 // it returns are enqueued with the batch's dead letters, in the same
-// transaction; an error rolls the whole batch back, to be retried.
+// transaction. An error rolls the whole batch back: a transient one is
+// retried as it is; any other is taken as a refusal of one of the batch's
+// records, which the consumer finds and quarantines as unprocessable.
 type Hook interface {
 	AfterApply(ctx context.Context, tx pgx.Tx, a Applied) ([]outbox.Message, error)
 }
@@ -47,14 +60,15 @@ type Applied struct {
 	Partition int32
 	Replay    bool
 	// Watermark is the partition's event-time watermark after the batch (the
-	// latest interval end seen); zero before any, and for replays.
+	// latest interval end of an applied record); zero before any, and for
+	// replays.
 	Watermark time.Time
 	Reads     []postgres.ReadChange
 	Prices    []postgres.PriceChange
-	// Ends are the block ends of the batch's decodable reads records (those
-	// the watermark counts, quarantined or not), in offset order, so that a
-	// hook can follow the watermark record by record whatever the batch
-	// boundaries; nil for prices and replays.
+	// Ends are the block ends of the batch's applied reads records (those
+	// the watermark counts: a quarantined record never moves it), in offset
+	// order, so that a hook can follow the watermark record by record
+	// whatever the batch boundaries; nil for prices and replays.
 	Ends []RecordEnd
 }
 
@@ -73,12 +87,46 @@ type Applier struct {
 	topics kafka.Topics
 	outbox *outbox.Writer
 	hooks  []Hook
+	limits Limits
 }
 
 // NewApplier returns an Applier for the market (its currency and
-// settlement interval) and topics, writing outputs through w.
+// settlement interval) and topics, writing outputs through w, with the
+// default Limits.
 func NewApplier(market settlement.Market, topics kafka.Topics, w *outbox.Writer, hooks ...Hook) *Applier {
-	return &Applier{market: market, topics: topics, outbox: w, hooks: hooks}
+	return &Applier{market: market, topics: topics, outbox: w, hooks: hooks,
+		limits: Limits{MaxDeadLetterBytes: DefaultMaxDeadLetterBytes}}
+}
+
+// DefaultMaxDeadLetterBytes is the default record size of the dead-letter
+// topic (messages.md "Nothing a producer sends can stop ingest").
+const DefaultMaxDeadLetterBytes = 1_000_000
+
+// Limits bound what the Applier accepts and writes.
+type Limits struct {
+	// Bounds are the start_out_of_range bounds of every decoder the Applier
+	// makes (the consumer's and the replays').
+	Bounds meters.Bounds
+	// MaxDeadLetterBytes bounds a dead letter's key, value and headers
+	// together; a larger value is cut (deadLetter). It must not exceed the
+	// dead-letter topic's record size nor the relay producer's batch size.
+	// 0: DefaultMaxDeadLetterBytes; at least 2 × deadLetterReserve.
+	MaxDeadLetterBytes int
+}
+
+// WithLimits sets a's limits and returns a. Call it before a is used.
+func (a *Applier) WithLimits(l Limits) *Applier {
+	if l.MaxDeadLetterBytes <= 0 {
+		l.MaxDeadLetterBytes = DefaultMaxDeadLetterBytes
+	}
+	l.MaxDeadLetterBytes = max(l.MaxDeadLetterBytes, 2*deadLetterReserve)
+	a.limits = l
+	return a
+}
+
+// newDecoder is a decoder with a's bounds; one per goroutine.
+func (a *Applier) newDecoder() *meters.Decoder {
+	return &meters.Decoder{Bounds: a.limits.Bounds}
 }
 
 // batch is one partition's records [from, to) as they go through a
@@ -90,8 +138,6 @@ type batch struct {
 	from, to  int64
 	reads     []postgres.ReadRecord
 	prices    []postgres.PriceRecord
-	watermark time.Time // latest interval end among the decodable records
-	ends      []RecordEnd
 }
 
 // input is one record of an input topic as the consumer hands it over.
@@ -117,18 +163,9 @@ func (a *Applier) decode(dec *meters.Decoder, topic string, partition int32, fro
 		case a.topics.Reads:
 			blk, rej := dec.ReadBlock(r.value)
 			b.reads = append(b.reads, postgres.ReadRecord{Source: src, Block: blk, Rejection: rej})
-			if rej == nil {
-				b.ends = append(b.ends, RecordEnd{Offset: r.offset, End: blk.End()})
-			}
-			if rej == nil && blk.End().After(b.watermark) {
-				b.watermark = blk.End()
-			}
 		case a.topics.Prices:
 			p, rej := dec.Price(r.value, a.market.Currency)
 			b.prices = append(b.prices, postgres.PriceRecord{Source: src, Price: p, Rejection: rej})
-			if end := p.Start.Add(time.Duration(p.IntervalSeconds) * time.Second); rej == nil && end.After(b.watermark) {
-				b.watermark = end
-			}
 		default:
 			return nil, fmt.Errorf("records of topic %s: not an input topic", topic)
 		}
@@ -153,40 +190,88 @@ type outcome struct {
 
 func (o outcome) records() int { return len(o.appliedReads) + len(o.appliedPrices) }
 
-// apply runs one batch in one transaction: the compare-and-set on the stored
-// offset first, then the effects, the hooks, and the outbox rows last.
-func (a *Applier) apply(ctx context.Context, pool *pgxpool.Pool, b *batch) (outcome, error) {
+// apply runs one batch in tx: the compare-and-set on the stored offset
+// first, then the effects, the watermark of the applied records, the hooks,
+// and the outbox rows last. Its error is not wrapped: it may become a
+// quarantine detail.
+func (a *Applier) apply(ctx context.Context, tx pgx.Tx, b *batch) (outcome, error) {
 	var out outcome
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		out = outcome{}
-		ok, wm, err := postgres.AdvanceOffset(ctx, tx, b.topic, b.partition, b.from, b.to, b.watermark)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errOffsetMoved
-		}
-		applied := Applied{Topic: b.topic, Partition: b.partition, Watermark: wm, Ends: b.ends}
-		if err := a.effects(ctx, tx, b.reads, b.prices, b.partition, &applied, &out); err != nil {
-			return err
-		}
-		out.watermark = wm
-		failpoint.Hit(failpoint.IngestBeforeCommit)
-		msgs, err := a.runHooks(ctx, tx, applied)
-		if err != nil {
-			return err
-		}
-		for _, q := range out.quarantined {
-			msgs = append(msgs, a.deadLetter(q))
-		}
-		defer failpoint.Hit(failpoint.IngestAfterOutbox) // after Enqueue has written the rows, before COMMIT
-		return a.outbox.Enqueue(ctx, tx, msgs...)
-	})
+	ok, wm, err := postgres.AdvanceOffset(ctx, tx, b.topic, b.partition, b.from, b.to)
 	if err != nil {
-		return outcome{}, fmt.Errorf("apply %s/%d [%d, %d): %w", b.topic, b.partition, b.from, b.to, err)
+		return out, err
 	}
-	failpoint.Hit(failpoint.IngestAfterCommit)
-	return out, nil
+	if !ok {
+		return out, errOffsetMoved
+	}
+	applied := Applied{Topic: b.topic, Partition: b.partition}
+	if err := a.effects(ctx, tx, b.reads, b.prices, b.partition, &applied, &out); err != nil {
+		return out, err
+	}
+	if hi := b.appliedEnds(out, &applied); hi.After(wm) {
+		if wm, err = postgres.RaiseWatermark(ctx, tx, b.topic, b.partition, hi); err != nil {
+			return out, err
+		}
+	}
+	applied.Watermark, out.watermark = wm, wm
+	failpoint.Hit(failpoint.IngestBeforeCommit)
+	msgs, err := a.runHooks(ctx, tx, applied)
+	if err != nil {
+		return out, err
+	}
+	for _, q := range out.quarantined {
+		msgs = append(msgs, a.deadLetter(q))
+	}
+	defer failpoint.Hit(failpoint.IngestAfterOutbox) // after Enqueue has written the rows, before COMMIT
+	return out, a.outbox.Enqueue(ctx, tx, msgs...)
+}
+
+// setAside moves b's stored offset past its records in tx and, with
+// quarantine, stores q, with deadLetter its dead letter too; nothing is
+// applied and no hook runs.
+func (a *Applier) setAside(ctx context.Context, tx pgx.Tx, b *batch, q postgres.Quarantined, quarantine, deadLetter bool) error {
+	ok, _, err := postgres.AdvanceOffset(ctx, tx, b.topic, b.partition, b.from, b.to)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errOffsetMoved
+	}
+	if !quarantine {
+		return nil
+	}
+	if err := postgres.Quarantine(ctx, tx, q); err != nil {
+		return err
+	}
+	if !deadLetter {
+		return nil
+	}
+	return a.outbox.Enqueue(ctx, tx, a.deadLetter(q))
+}
+
+// appliedEnds sets applied.Ends to the block ends of b's applied reads
+// records and returns the latest interval end among b's applied records:
+// the watermark they move the partition to. Quarantined records count for
+// neither, so a far-future record that is set aside cannot move event time.
+func (b *batch) appliedEnds(out outcome, applied *Applied) time.Time {
+	var hi time.Time
+	if len(out.appliedReads) > 0 {
+		applied.Ends = make([]RecordEnd, 0, len(out.appliedReads))
+	}
+	for _, i := range out.appliedReads {
+		r := &b.reads[i]
+		end := r.Block.End()
+		applied.Ends = append(applied.Ends, RecordEnd{Offset: r.Offset, End: end})
+		if end.After(hi) {
+			hi = end
+		}
+	}
+	for _, i := range out.appliedPrices {
+		p := &b.prices[i].Price
+		if end := p.Start.Add(time.Duration(p.IntervalSeconds) * time.Second); end.After(hi) {
+			hi = end
+		}
+	}
+	return hi
 }
 
 // effects applies reads and prices and fills applied and out.
@@ -231,26 +316,57 @@ func (a *Applier) runHooks(ctx context.Context, tx pgx.Tx, applied Applied) ([]o
 	return msgs, nil
 }
 
+// deadLetterReserve is the part of a dead letter's size limit kept for what
+// the relay adds to every record (gridsettle-schema, gridsettle-id and
+// gridsettle-seq headers, a few hundred bytes at most) and for the record's
+// framing in its Kafka batch, so that the record the relay produces fits the
+// limit too.
+const deadLetterReserve = 1024
+
 // deadLetter is the gridsettle.dead-letter record of a quarantined record:
-// its original key and value, the reason and source in headers.
+// its original key and value, the reason and source in headers. A value
+// that does not fit the limit (key, value and headers together) is cut to
+// its first bytes, with its original length and SHA-256 in headers; the
+// quarantine row keeps it whole. A key that alone does not fit is cut too.
 func (a *Applier) deadLetter(q postgres.Quarantined) outbox.Message {
-	value := q.Value
+	key, value := q.Key, q.Value
 	if value == nil {
 		value = []byte{}
 	}
-	return outbox.Message{
-		Topic:  a.topics.DeadLetter,
-		Key:    q.Key,
-		Value:  value,
-		ID:     DeadLetterID(q.Origin),
-		Schema: DeadLetterSchema,
-		Headers: []outbox.Header{
-			{Key: HeaderReason, Value: []byte(q.Reason)},
-			{Key: HeaderSourceTopic, Value: []byte(q.Topic)},
-			{Key: HeaderSourcePartition, Value: []byte(strconv.FormatInt(int64(q.Partition), 10))},
-			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(q.Offset, 10))},
-		},
+	headers := []outbox.Header{
+		{Key: HeaderReason, Value: []byte(q.Reason)},
+		{Key: HeaderSourceTopic, Value: []byte(q.Topic)},
+		{Key: HeaderSourcePartition, Value: []byte(strconv.FormatInt(int64(q.Partition), 10))},
+		{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(q.Offset, 10))},
 	}
+	limit := a.limits.MaxDeadLetterBytes - deadLetterReserve
+	if len(key)+len(value)+headersSize(headers) > limit {
+		sum := sha256.Sum256(value)
+		headers = append(headers,
+			outbox.Header{Key: HeaderTruncated, Value: []byte(strconv.Itoa(len(value)))},
+			outbox.Header{Key: HeaderValueSHA256, Value: []byte(hex.EncodeToString(sum[:]))})
+		if room := limit - headersSize(headers); len(key) > room {
+			headers = append(headers, outbox.Header{Key: HeaderKeyTruncated, Value: []byte(strconv.Itoa(len(key)))})
+			key = key[:max(0, limit-headersSize(headers))]
+		}
+		value = value[:max(0, min(len(value), limit-len(key)-headersSize(headers)))]
+	}
+	return outbox.Message{
+		Topic:   a.topics.DeadLetter,
+		Key:     key,
+		Value:   value,
+		ID:      DeadLetterID(q.Origin),
+		Schema:  DeadLetterSchema,
+		Headers: headers,
+	}
+}
+
+func headersSize(hs []outbox.Header) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // DeadLetterID is the gridsettle-id of a dead letter:
@@ -311,7 +427,7 @@ func (a *Applier) replayOnce(ctx context.Context, pool *pgxpool.Pool, reason met
 		if err != nil {
 			return err
 		}
-		var dec meters.Decoder
+		dec := a.newDecoder()
 		var reads []postgres.ReadRecord
 		var prices []postgres.PriceRecord
 		var readIDs, priceIDs []int64

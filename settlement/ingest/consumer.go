@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,9 +31,13 @@ type Config struct {
 	MaxBatchRecords int
 	// Concurrency is how many partitions are applied at once. Default 4.
 	Concurrency int
-	// RetryBackoff is the pause after a failed batch before the partition is
-	// re-read from its stored offset. Default 500ms.
+	// RetryBackoff is the pause before a partition is re-read from its
+	// stored offset after a transient failure (of a batch, or of reloading
+	// the offset); each further failure before the partition commits again
+	// doubles it, up to MaxRetryBackoff. Default 500ms.
 	RetryBackoff time.Duration
+	// MaxRetryBackoff caps RetryBackoff's doubling. Default 5s.
+	MaxRetryBackoff time.Duration
 }
 
 // DefaultGroup is the default consumer group.
@@ -51,6 +56,10 @@ func (c Config) withDefaults() Config {
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 500 * time.Millisecond
 	}
+	if c.MaxRetryBackoff <= 0 {
+		c.MaxRetryBackoff = 5 * time.Second
+	}
+	c.MaxRetryBackoff = max(c.MaxRetryBackoff, c.RetryBackoff)
 	return c
 }
 
@@ -72,11 +81,21 @@ type Consumer struct {
 	m       *metrics
 	cl      *kgo.Client
 
+	// Every partition this member owns is either positioned or due for a
+	// reload, never neither: a partition without a position would wait for
+	// records that, on a quiet partition, never come.
 	mu sync.Mutex
-	// positions are the stored next offsets of the partitions this member
-	// owns, as loaded on assignment and advanced by its own commits. A
-	// partition missing here must be re-read from Postgres before use.
+	// positions are the stored next offsets of the positioned partitions,
+	// as loaded and advanced by this member's own commits.
 	positions map[topicPartition]int64
+	// reloads are the partitions whose position is unknown (its load failed
+	// on assignment, a batch failed, the stored offset moved), with when to
+	// reload it from Postgres and seek there. Their fetched records are
+	// ignored meanwhile; the seek fetches them again.
+	reloads map[topicPartition]time.Time
+	// failures counts each partition's failures since it last committed:
+	// its backoff.
+	failures map[topicPartition]int
 }
 
 // New returns a Consumer of cfg.Topics that applies records with a. Metrics
@@ -88,7 +107,8 @@ func New(cfg Config, pool *pgxpool.Pool, a *Applier, reg prometheus.Registerer, 
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, pool: pool, applier: a, log: log, m: m, positions: map[topicPartition]int64{}}
+	c := &Consumer{cfg: cfg, pool: pool, applier: a, log: log, m: m,
+		positions: map[topicPartition]int64{}, reloads: map[topicPartition]time.Time{}, failures: map[topicPartition]int{}}
 	kopts, err := cfg.Kafka.ClientOpts()
 	if err != nil {
 		return nil, err
@@ -99,8 +119,8 @@ func New(cfg Config, pool *pgxpool.Pool, a *Applier, reg prometheus.Registerer, 
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-		// While a poll's records are applied no rebalance happens, so the
-		// seeks of failed batches never race a revoke.
+		// While a poll's records are applied, and while reloads seek, no
+		// rebalance happens, so seeks never race a revoke.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AdjustFetchOffsetsFn(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
@@ -114,7 +134,10 @@ func New(cfg Config, pool *pgxpool.Pool, a *Applier, reg prometheus.Registerer, 
 }
 
 // assigned replaces the group's offsets of newly assigned partitions with
-// the ones stored in Postgres (creating rows at 0 for new partitions).
+// the ones stored in Postgres (creating rows at 0 for new partitions). If
+// they cannot be loaded, the partitions start unpositioned and due for a
+// reload, rather than failing the assignment: an error here makes the
+// client leave and rejoin the group, moving every member's partitions.
 func (c *Consumer) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	for topic, parts := range offsets {
 		ps := make([]int32, 0, len(parts))
@@ -123,12 +146,16 @@ func (c *Consumer) assigned(ctx context.Context, offsets map[string]map[int32]kg
 		}
 		stored, err := postgres.LoadOffsets(ctx, c.pool, topic, ps)
 		if err != nil {
-			c.log.Error("ingest: cannot load stored offsets on assignment", "topic", topic, "err", err)
-			return nil, err
+			c.log.Error("ingest: cannot load stored offsets on assignment, reloading later", "topic", topic, "partitions", ps, "err", err)
+			for _, p := range ps {
+				tp := topicPartition{topic, p}
+				c.reloadAfter(tp, c.backoff(tp))
+			}
+			continue
 		}
 		for _, p := range ps {
 			parts[p] = kgo.NewOffset().At(stored[p]).WithEpoch(-1)
-			c.setPosition(topicPartition{topic, p}, stored[p])
+			c.positioned(topicPartition{topic, p}, stored[p])
 		}
 		c.log.Info("ingest: partitions assigned", "topic", topic, "offsets", stored)
 	}
@@ -140,28 +167,90 @@ func (c *Consumer) revoked(_ context.Context, _ *kgo.Client, lost map[string][]i
 	defer c.mu.Unlock()
 	for topic, ps := range lost {
 		for _, p := range ps {
-			delete(c.positions, topicPartition{topic, p})
+			tp := topicPartition{topic, p}
+			delete(c.positions, tp)
+			delete(c.reloads, tp)
+			delete(c.failures, tp)
 		}
 	}
 }
 
+// position returns tp's position; an owned partition without one is due
+// for a reload (now, if nothing had scheduled one).
 func (c *Consumer) position(tp topicPartition) (int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.positions[tp]
+	if _, due := c.reloads[tp]; !ok && !due {
+		c.reloads[tp] = time.Now()
+	}
 	return n, ok
 }
 
-func (c *Consumer) setPosition(tp topicPartition, n int64) {
+// positioned sets tp's position: loaded, or advanced by a commit.
+func (c *Consumer) positioned(tp topicPartition, n int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.positions[tp] = n
+	delete(c.reloads, tp)
 }
 
-func (c *Consumer) forget(tp topicPartition) {
+// committed sets tp's position after a commit, which ends its failures.
+func (c *Consumer) committed(tp topicPartition, n int64) {
+	c.positioned(tp, n)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.failures, tp)
+}
+
+// reloadAfter drops tp's position and schedules its reload after d.
+func (c *Consumer) reloadAfter(tp topicPartition, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.positions, tp)
+	c.reloads[tp] = time.Now().Add(d)
+}
+
+// backoff counts a failure of tp and returns the pause before its retry.
+func (c *Consumer) backoff(tp topicPartition) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.failures[tp]
+	c.failures[tp] = n + 1
+	d := c.cfg.RetryBackoff
+	for range n {
+		if d >= c.cfg.MaxRetryBackoff {
+			break
+		}
+		d *= 2
+	}
+	return min(d, c.cfg.MaxRetryBackoff)
+}
+
+// nextReload is when the earliest reload is due.
+func (c *Consumer) nextReload() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	for _, t := range c.reloads {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// dueReloads are the partitions whose reload is due at now, by topic.
+func (c *Consumer) dueReloads(now time.Time) map[string][]int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	due := map[string][]int32{}
+	for tp, t := range c.reloads {
+		if !t.After(now) {
+			due[tp.topic] = append(due[tp.topic], tp.partition)
+		}
+	}
+	return due
 }
 
 // Run consumes until ctx is done, then leaves the group and closes the
@@ -171,16 +260,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer c.cl.Close()
 	decoders := make(chan *meters.Decoder, c.cfg.Concurrency)
 	for range c.cfg.Concurrency {
-		decoders <- new(meters.Decoder)
+		decoders <- c.applier.newDecoder()
 	}
 	for {
-		// A bounded poll keeps the time rebalances wait for it bounded.
-		fetches := c.cl.PollRecords(ctx, c.cfg.MaxBatchRecords*c.cfg.Concurrency)
+		fetches := c.poll(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			c.cl.AllowRebalance()
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return // the poll's own deadline: a reload is due
+			}
 			c.log.Warn("ingest: fetch error", "topic", topic, "partition", p, "err", err)
 		})
 		var wg sync.WaitGroup
@@ -195,7 +286,54 @@ func (c *Consumer) Run(ctx context.Context) error {
 			})
 		})
 		wg.Wait()
+		// Seeking is safe here: no batch is in flight, no rebalance runs.
+		c.reload(ctx)
 		c.cl.AllowRebalance()
+	}
+}
+
+// poll waits for records, but only until the next reload is due, so that an
+// unpositioned partition is reloaded whether records arrive or not.
+func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
+	n := c.cfg.MaxBatchRecords * c.cfg.Concurrency // a bounded poll keeps the time rebalances wait for it bounded
+	due, ok := c.nextReload()
+	if !ok {
+		return c.cl.PollRecords(ctx, n)
+	}
+	pctx, cancel := context.WithDeadline(ctx, due)
+	defer cancel()
+	return c.cl.PollRecords(pctx, n)
+}
+
+// reloadTimeout bounds one reload, which holds up the poll loop.
+const reloadTimeout = 10 * time.Second
+
+// reload reloads the stored offsets of the partitions due and seeks there,
+// dropping whatever was fetched beyond them. A partition whose reload fails
+// stays due, after a backoff: it is retried until it succeeds.
+func (c *Consumer) reload(ctx context.Context) {
+	for topic, ps := range c.dueReloads(time.Now()) {
+		rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+		stored, err := postgres.LoadOffsets(rctx, c.pool, topic, ps)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			for _, p := range ps {
+				tp := topicPartition{topic, p}
+				d := c.backoff(tp)
+				c.reloadAfter(tp, d)
+				c.log.Error("ingest: cannot reload stored offset, retrying", "topic", topic, "partition", p, "retry_in", d, "err", err)
+			}
+			continue
+		}
+		seek := make(map[int32]kgo.EpochOffset, len(ps))
+		for _, p := range ps {
+			c.positioned(topicPartition{topic, p}, stored[p])
+			seek[p] = kgo.EpochOffset{Epoch: -1, Offset: stored[p]}
+		}
+		c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: seek})
 	}
 }
 
@@ -204,8 +342,7 @@ func (c *Consumer) consumePartition(ctx context.Context, dec *meters.Decoder, fp
 	tp := topicPartition{fp.Topic, fp.Partition}
 	from, ok := c.position(tp)
 	if !ok {
-		c.resync(ctx, tp)
-		return
+		return // the reload seeks back to the stored offset and fetches these again
 	}
 	recs := fp.Records
 	// Records below the stored position were applied already.
@@ -219,77 +356,163 @@ func (c *Consumer) consumePartition(ctx context.Context, dec *meters.Decoder, fp
 		for _, r := range recs[:n] {
 			in = append(in, input{offset: r.Offset, control: r.Attrs.IsControl(), key: r.Key, value: r.Value})
 		}
-		start := time.Now()
-		b, err := c.applier.decode(dec, tp.topic, tp.partition, from, in)
-		var out outcome
-		if err == nil {
-			out, err = c.applyBatch(ctx, b)
-		}
+		next, err := c.settle(ctx, dec, tp, from, in, fp.LastStableOffset)
 		if err != nil {
 			c.failed(ctx, tp, err)
 			return
 		}
-		c.m.committed(b, out, time.Since(start).Seconds(), fp.LastStableOffset)
-		c.setPosition(tp, b.to)
-		from = b.to
+		c.committed(tp, next)
+		from = next
 		recs = recs[n:]
 	}
+}
+
+// settle applies in, the records of tp from offset `from`, and returns the
+// offset after them. A batch refused for what one of its records holds (any
+// error but a transient one) is split in two and each half applied in turn,
+// down to the record, which is set aside as unprocessable: in the same pass,
+// the other records are applied (messages.md "Nothing a producer sends can
+// stop ingest"). A transient error, or a stored offset that moved, is
+// returned with the offset committed so far; the partition then restarts
+// from its stored offset.
+func (c *Consumer) settle(ctx context.Context, dec *meters.Decoder, tp topicPartition, from int64, in []input, lastStable int64) (int64, error) {
+	start := time.Now()
+	b, err := c.applier.decode(dec, tp.topic, tp.partition, from, in)
+	if err != nil {
+		return from, err
+	}
+	out, err := c.applyBatch(ctx, b)
+	if err == nil {
+		c.m.committed(b, out, time.Since(start).Seconds(), lastStable)
+		return b.to, nil
+	}
+	if errors.Is(err, errOffsetMoved) || transient(err) || ctx.Err() != nil {
+		return from, fmt.Errorf("apply %s/%d [%d, %d): %w", b.topic, b.partition, b.from, b.to, err)
+	}
+	c.m.failures.WithLabelValues(tp.topic, partitionLabel(tp.partition)).Inc()
+	if len(b.reads)+len(b.prices) <= 1 {
+		return c.setAside(ctx, b, err, lastStable)
+	}
+	c.log.Warn("ingest: batch refused, applying it in parts to find the record", "topic", b.topic, "partition", b.partition,
+		"from", b.from, "to", b.to, "err", err)
+	mid := len(in) / 2
+	next, err := c.settle(ctx, dec, tp, from, in[:mid], lastStable)
+	if err != nil {
+		return next, err
+	}
+	return c.settle(ctx, dec, tp, next, in[mid:], lastStable)
+}
+
+// setAside quarantines the one record of b, which was refused with cause,
+// as unprocessable (a record its decoder had rejected keeps its reason),
+// with its dead letter. If even that is refused it is quarantined without a
+// dead letter, and if that is refused too, the offset moves past it alone
+// and only the log and the Kafka log keep it: a record can cost its
+// dead letter, never its partition. A batch of transaction markers only has
+// no record to blame: its error is returned, to be retried.
+func (c *Consumer) setAside(ctx context.Context, b *batch, cause error, lastStable int64) (int64, error) {
+	start := time.Now()
+	var q postgres.Quarantined
+	switch {
+	case len(b.reads) == 1:
+		q = unprocessable(b.reads[0].Source, b.reads[0].Rejection, cause)
+	case len(b.prices) == 1:
+		q = unprocessable(b.prices[0].Source, b.prices[0].Rejection, cause)
+	default:
+		return b.from, fmt.Errorf("apply %s/%d [%d, %d), transaction markers only: %w", b.topic, b.partition, b.from, b.to, cause)
+	}
+	steps := []struct {
+		what       string
+		quarantine bool
+		deadLetter bool
+	}{{"quarantine and dead letter", true, true}, {"quarantine", true, false}, {"offset only", false, false}}
+	err := cause
+	for _, s := range steps {
+		err = c.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+			return c.applier.setAside(ctx, tx, b, q, s.quarantine, s.deadLetter)
+		})
+		switch {
+		case err == nil:
+			out := outcome{}
+			if s.quarantine {
+				out.quarantined = []postgres.Quarantined{q}
+			}
+			c.m.committed(b, out, time.Since(start).Seconds(), lastStable)
+			level := slog.LevelWarn
+			if !s.deadLetter {
+				level = slog.LevelError
+			}
+			c.log.Log(ctx, level, "ingest: record set aside", "topic", b.topic, "partition", b.partition, "offset", q.Offset,
+				"reason", q.Reason, "kept", s.what, "detail", q.Detail)
+			return b.to, nil
+		case errors.Is(err, errOffsetMoved) || transient(err) || ctx.Err() != nil:
+			return b.from, fmt.Errorf("set aside %s/%d offset %d: %w", b.topic, b.partition, q.Offset, err)
+		}
+		c.log.Error("ingest: cannot set a refused record aside this way", "topic", b.topic, "partition", b.partition,
+			"offset", q.Offset, "way", s.what, "err", err)
+		q.Detail = meters.SafeDetail(q.Detail + "; its dead letter was refused: " + err.Error())
+	}
+	return b.from, fmt.Errorf("set aside %s/%d offset %d: %w", b.topic, b.partition, q.Offset, err)
+}
+
+// unprocessable is the quarantine item of a record refused with cause: a
+// record the decoder had rejected keeps its rejection, any other is
+// meters.Unprocessable naming the error.
+func unprocessable(src postgres.Source, rej *meters.Rejection, cause error) postgres.Quarantined {
+	if rej != nil {
+		return postgres.Quarantined{Source: src, Reason: rej.Reason, Detail: meters.SafeDetail(rej.Detail)}
+	}
+	return postgres.Quarantined{Source: src, Reason: meters.Unprocessable, Detail: meters.SafeDetail(cause.Error())}
 }
 
 // batchTimeout bounds one batch transaction, so that a shutdown that lets
 // in-flight batches finish cannot hang on a stuck database.
 const batchTimeout = time.Minute
 
-// applyBatch runs b's transaction. A batch that has started finishes even
-// when ctx ends (shutdown), so that what a stopped consumer reports as
-// committed is exactly what committed.
+// applyBatch runs b's transaction.
 func (c *Consumer) applyBatch(ctx context.Context, b *batch) (outcome, error) {
 	failpoint.Hit(failpoint.IngestBeforeBegin)
+	var out outcome
+	err := c.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		out, err = c.applier.apply(ctx, tx, b)
+		return err
+	})
+	if err != nil {
+		return outcome{}, err
+	}
+	failpoint.Hit(failpoint.IngestAfterCommit)
+	return out, nil
+}
+
+// inTx runs f in one transaction. A transaction that has started finishes
+// even when ctx ends (shutdown), so that what a stopped consumer reports as
+// committed is exactly what committed.
+func (c *Consumer) inTx(ctx context.Context, f func(context.Context, pgx.Tx) error) error {
 	if ctx.Err() != nil {
-		return outcome{}, ctx.Err()
+		return ctx.Err()
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	defer cancel()
-	return c.applier.apply(bctx, c.pool, b)
+	return pgx.BeginFunc(bctx, c.pool, func(tx pgx.Tx) error { return f(bctx, tx) })
 }
 
 // failed handles a batch that did not commit: its effects are gone with the
-// rolled-back transaction; the partition restarts from the stored offset.
+// rolled-back transaction; the partition restarts from the stored offset,
+// at once if another owner moved it, else after a backoff.
 func (c *Consumer) failed(ctx context.Context, tp topicPartition, err error) {
-	if ctx.Err() != nil {
-		return // shutting down; the next owner starts from the stored offset
-	}
 	if errors.Is(err, errOffsetMoved) {
 		c.m.casMisses.WithLabelValues(tp.topic, partitionLabel(tp.partition)).Inc()
 		c.log.Info("ingest: stored offset moved, reloading", "topic", tp.topic, "partition", tp.partition)
-	} else {
-		c.m.failures.WithLabelValues(tp.topic, partitionLabel(tp.partition)).Inc()
-		c.log.Error("ingest: batch failed, retrying from the stored offset", "topic", tp.topic, "partition", tp.partition, "err", err)
-		c.pause(ctx)
-	}
-	c.resync(ctx, tp)
-}
-
-func (c *Consumer) pause(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(c.cfg.RetryBackoff):
-	}
-}
-
-// resync reloads the partition's stored offset and seeks there, dropping
-// whatever was fetched beyond it.
-func (c *Consumer) resync(ctx context.Context, tp topicPartition) {
-	stored, err := postgres.LoadOffsets(ctx, c.pool, tp.topic, []int32{tp.partition})
-	if err != nil {
-		c.forget(tp) // the next records of tp try again
-		if ctx.Err() == nil {
-			c.log.Error("ingest: cannot reload stored offset", "topic", tp.topic, "partition", tp.partition, "err", err)
-			c.pause(ctx)
-		}
+		c.reloadAfter(tp, 0)
 		return
 	}
-	n := stored[tp.partition]
-	c.setPosition(tp, n)
-	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: n}}})
+	d := c.backoff(tp)
+	c.reloadAfter(tp, d)
+	if ctx.Err() != nil {
+		return // shutting down; the next owner starts from the stored offset
+	}
+	c.m.failures.WithLabelValues(tp.topic, partitionLabel(tp.partition)).Inc()
+	c.log.Error("ingest: batch failed, retrying from the stored offset", "topic", tp.topic, "partition", tp.partition,
+		"retry_in", d, "err", err)
 }

@@ -22,9 +22,22 @@
 //     seeks;
 //   - the stored offset moves past transaction markers, so lag reaches 0
 //     once everything committed upstream has been applied;
-//   - any error rolls the batch back and restarts the partition from the
-//     stored offset: the service never stops on bad input, and never
-//     applies a record twice;
+//   - any error rolls the batch back. A transient one (errors.go: the
+//     connection, a serialization failure, a timeout, the deployment)
+//     restarts the partition from the stored offset after a backoff, forever,
+//     quarantining nothing. Any other is a refusal of a record: the batch
+//     is applied in halves down to that record, which is quarantined as
+//     unprocessable with its dead letter (or, if that is refused too,
+//     without it, or at worst only skipped by the offset, logged), in the
+//     same pass: no record can stop its partition, none is applied twice;
+//   - every partition a member owns has a position or a pending reload,
+//     which is retried with backoff until it succeeds and then seeks,
+//     whether or not new records arrive;
+//   - only applied records move the partition's event-time watermark and
+//     appear in Applied.Ends; a quarantined record never does;
+//   - a dead letter (key, value, headers) fits Limits.MaxDeadLetterBytes,
+//     minus a reserve for what the relay adds; a larger value is cut, with
+//     its length and SHA-256 in headers; the quarantine keeps it whole;
 //   - a quarantine item is replayed at most once: replays lock the items and
 //     mark them replayed in the transaction that applies them.
 package ingest

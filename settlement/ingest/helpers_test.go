@@ -132,13 +132,19 @@ type consumer struct {
 
 func (e *env) start(cfg Config, hooks ...Hook) *consumer {
 	e.t.Helper()
+	return e.startApplier(cfg, NewApplier(e.market, topics, e.writer, hooks...))
+}
+
+// startApplier starts a consumer that applies records with a.
+func (e *env) startApplier(cfg Config, a *Applier) *consumer {
+	e.t.Helper()
 	cfg.Kafka = kafka.Config{Brokers: e.addrs}
 	cfg.Topics = topics
 	if cfg.RetryBackoff == 0 {
 		cfg.RetryBackoff = 10 * time.Millisecond
 	}
 	reg := prometheus.NewRegistry()
-	c, err := New(cfg, e.pool, NewApplier(e.market, topics, e.writer, hooks...), reg,
+	c, err := New(cfg, e.pool, a, reg,
 		slog.New(slog.NewTextHandler(io.Discard, nil)),
 		kgo.FetchMaxWait(200*time.Millisecond), kgo.HeartbeatInterval(200*time.Millisecond))
 	if err != nil {
@@ -167,7 +173,13 @@ func (c *consumer) records(topic string) int {
 // status then.
 func (e *env) caughtUp() Status {
 	e.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	return e.caughtUpWithin(60 * time.Second)
+}
+
+// caughtUpWithin is caughtUp that fails after d.
+func (e *env) caughtUpWithin(d time.Duration) Status {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		st, err := ReadStatus(e.t.Context(), e.pool, e.adm, topics)
 		if err != nil {
@@ -181,7 +193,7 @@ func (e *env) caughtUp() Status {
 			return st
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("ingest did not catch up: %+v", st.Inputs)
+			e.t.Fatalf("ingest did not catch up within %s: %+v", d, st.Inputs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

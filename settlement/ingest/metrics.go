@@ -17,7 +17,7 @@ type metrics struct {
 	batchSize   *prometheus.HistogramVec // by topic: records per batch (markers included)
 	batchTime   *prometheus.HistogramVec // by topic: seconds per committed batch
 	casMisses   *prometheus.CounterVec   // by topic, partition
-	failures    *prometheus.CounterVec   // by topic, partition: batches rolled back on an error
+	failures    *prometheus.CounterVec   // by topic, partition: batches rolled back on an error (transient or refused)
 	lag         *prometheus.GaugeVec     // by topic, partition
 	watermark   *prometheus.GaugeVec     // by topic, partition: unix seconds
 }
@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, tp),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gridsettle_ingest_batch_failures_total",
-			Help: "Batches rolled back on an error and retried from the stored offset.",
+			Help: "Batches rolled back on an error: retried from the stored offset (transient), or applied in parts to find a refused record.",
 		}, tp),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gridsettle_ingest_lag_records",

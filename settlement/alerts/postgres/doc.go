@@ -29,7 +29,8 @@
 //     the registry is when the price is applied: an account that gains
 //     price_alerts or an assignment later is not alerted for past prices);
 //   - missing_data: each reads partition's watermark is followed record by
-//     record (ingest.Applied.Ends); after each record, every meter of that
+//     record (ingest.Applied.Ends: applied records only, so a quarantined
+//     record, however late its intervals, moves nothing); after each record, every meter of that
 //     partition whose last read ended at least the window before the
 //     watermark, with an assignment covering the watermark, fires once for
 //     that gap start. A late read that leaves the meter still silent for the
