@@ -119,10 +119,11 @@ type chaosStats struct {
 	Runs           []string       // completed run ids, in start order
 	RunMidRetries  int            // runs killed at run-mid and started again
 	// From the workers' logs.
-	CASMisses     int // ingest: stored offset moved
-	Fenced        int // relay sessions that failed fenced (epoch or producer fenced)
-	RelayRestarts int // relay stream sessions that ended with an error
-	BatchFailures int // ingest batches rolled back and retried
+	CASMisses      int // ingest: stored offset moved
+	Fenced         int // relay sessions that failed fenced (epoch or producer fenced)
+	RelayRestarts  int // relay stream sessions that ended with an error
+	BatchFailures  int // ingest batches rolled back and retried
+	ReloadFailures int // ingest offset reloads that failed (and were retried)
 	// From the log itself.
 	AbortedRecords int // output records of aborted transactions (read_uncommitted − read_committed)
 	// What the checks compared with the oracle.

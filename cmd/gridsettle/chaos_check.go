@@ -891,6 +891,7 @@ func (c *chaos) checkLedger(ctx context.Context, p *problems) error {
 func (c *chaos) checkFaults(p *problems) {
 	c.st.CASMisses = c.countLogs(casMissLog)
 	c.st.BatchFailures = c.countLogs(batchFailedLog)
+	c.st.ReloadFailures = c.countLogs(reloadFailedLog)
 	for _, l := range c.lives {
 		c.st.RelayRestarts += relayErrors(l.log())
 		for line := range strings.SplitSeq(l.log(), "\n") {

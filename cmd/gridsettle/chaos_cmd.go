@@ -115,8 +115,8 @@ func (st *chaosStats) summary() string {
 	w("        %d end-of-input cuts, %d of them failing an ingest batch or offset reload", st.EndCuts, st.EndCutHits)
 	w("liveness (bound %v): worst time from a fault's cause going away to lag 0 and an empty outbox, per fault kind (episodes): %s",
 		livenessBound, st.livenessSummary())
-	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d relay sessions ended by an error, %d of them fenced; %d output records in aborted transactions",
-		st.CASMisses, st.BatchFailures, st.RelayRestarts, st.Fenced, st.AbortedRecords)
+	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d offset reloads failed and retried; %d relay sessions ended by an error, %d of them fenced; %d output records in aborted transactions",
+		st.CASMisses, st.BatchFailures, st.ReloadFailures, st.RelayRestarts, st.Fenced, st.AbortedRecords)
 	w("load:   %d records produced, %d resent, %d not JSON; runs %s", st.Produced, st.Resent, st.Poison, strings.Join(st.Runs, " "))
 	ck := st.Checked
 	w("checked against the oracle: %d input records; %d quarantined = dead letters; %d alerts published (%d must, %d may); %d runs: %d statement lines, %d account charges, %d run intervals; %d journal entries; %d output records each once",
