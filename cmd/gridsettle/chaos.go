@@ -638,10 +638,10 @@ func (c *chaos) faultTxnZombie(ctx context.Context, slot string) error {
 }
 
 // faultCASZombie freezes a worker between decoding a batch and beginning
-// its transaction, past the session timeout; terminates its database
-// sessions (rolling back whatever else it had in flight, as
-// idle_in_transaction_session_timeout would); waits until the new owners
-// have applied every input record; then continues the zombie. Its batch's
+// its transaction; terminates its database sessions (rolling back whatever
+// else it had in flight, as idle_in_transaction_session_timeout would);
+// waits past the session timeout until the new owners have applied every
+// input record; then continues the zombie. Its batch's
 // compare-and-set on the stored offset must miss: another owner moved it.
 func (c *chaos) faultCASZombie(ctx context.Context, slot string) error {
 	l, err := c.faultFailpoint(ctx, slot, fmt.Sprintf("%s@%d:stop", failpoint.IngestBeforeBegin, 1+c.rng.IntN(3)))
@@ -657,6 +657,14 @@ func (c *chaos) faultCASZombie(ctx context.Context, slot string) error {
 		return err
 	}
 	c.progress("  terminated %d database sessions of frozen %s", n, l)
+	// Its partitions must have moved on without it: an earlier owner not
+	// yet revoked can apply its batch at once, and a zombie continued
+	// within a second of the cut would meet its dead connection (a pooled
+	// connection idle for less than a second is not pinged) before its
+	// compare-and-set.
+	if err := c.frozenPast(ctx, slot); err != nil {
+		return err
+	}
 	if !waitFor(ctx, chaosWait, func() bool {
 		st, err := c.status(ctx)
 		return err == nil && !slices.ContainsFunc(st.Inputs, func(p ingest.PartitionStatus) bool { return p.Lag != 0 })
