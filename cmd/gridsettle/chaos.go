@@ -359,17 +359,53 @@ func (c *chaos) startSlot(slot, armed string) error {
 	return nil
 }
 
-// kill sends SIGKILL to the slot's life and waits for it to die.
+// kill sends SIGKILL to the slot's life and waits for it to die; a worker
+// only once it has joined the ingest group (see joined).
 func (c *chaos) kill(slot string) error {
 	l := c.slots[slot]
 	if l.exited() {
 		return nil
+	}
+	if slot != "api" {
+		c.joined(l)
 	}
 	if err := l.signal(syscall.SIGKILL); err != nil {
 		return err
 	}
 	c.st.Kills++
 	return l.wait(chaosWait)
+}
+
+// joinedLog is what ingest logs when the group has given it partitions.
+const joinedLog = `msg="ingest: partitions assigned"`
+
+// joined waits until worker life l was given partitions at least half a
+// session ago, so that it has heartbeated since. kfake starts a new
+// member's session timer only at its first heartbeat after the join, and
+// stops waiting for its SyncGroup once the leader has synced: a worker
+// killed in between stays in the group for good, holding the partitions it
+// was given, which then stall (Kafka expires it after the session
+// timeout). The long mode's liveness bound found that. After four session
+// timeouts it gives up waiting: the kill goes ahead.
+func (c *chaos) joined(l *chaosLife) {
+	deadline := time.Now().Add(4 * chaosSession)
+	for time.Now().Before(deadline) {
+		for line := range strings.SplitSeq(l.log(), "\n") {
+			if !strings.Contains(line, joinedLog) {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, logField(" "+line, "time"))
+			if err == nil && time.Since(at) >= chaosSession/2 {
+				return
+			}
+			break
+		}
+		if l.exited() || l.stopped() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.progress("  %s was given no partitions within %v; killing it anyway", l, 4*chaosSession)
 }
 
 // restartDead starts again every slot whose life has ended, unarmed, and
@@ -758,16 +794,11 @@ func (c *chaos) faultStop(ctx context.Context, slot string) error {
 // locks may not rejoin in time, so the group need not settle: after four
 // session timeouts the frozen worker is past its session timeout anyway.
 func (c *chaos) frozenPast(ctx context.Context, slot string) error {
-	opts, err := c.kcfg.ClientOpts()
+	adm, err := c.admin()
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	began := time.Now()
 	stable := waitFor(ctx, 4*chaosSession, func() bool {
 		want := 0
@@ -789,6 +820,19 @@ func (c *chaos) frozenPast(ctx context.Context, slot string) error {
 		c.progress("  group %s not stable without %s after %v", ingest.DefaultGroup, slot, 4*chaosSession)
 	}
 	return nil
+}
+
+// admin is a new admin client of the broker; Close it.
+func (c *chaos) admin() (*kadm.Client, error) {
+	opts, err := c.kcfg.ClientOpts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("admin client: %w", err)
+	}
+	return kadm.NewClient(cl), nil
 }
 
 // lockWaiter reports whether a backend of one of slots waits on a lock.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gridsettle/gridsettle/api"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
@@ -105,8 +106,8 @@ func (c *chaos) live(ctx context.Context) error {
 		}
 		if d > livenessBound {
 			c.ep = nil
-			return fmt.Errorf("liveness bound broken: %v after the cause of fault %d (%s) went away, %s",
-				d.Round(100*time.Millisecond), ep.fault, ep.kind, cmp.Or(behind, "lag 0 and outbox empty only now"))
+			return fmt.Errorf("liveness bound broken: %v after the cause of fault %d (%s) went away, %s; %s",
+				d.Round(100*time.Millisecond), ep.fault, ep.kind, cmp.Or(behind, "lag 0 and outbox empty only now"), c.ingestGroup(ctx))
 		}
 		select {
 		case <-ctx.Done():
@@ -199,4 +200,35 @@ func (st *chaosStats) livenessSummary() string {
 		parts = append(parts, fmt.Sprintf("%s %v (%d)", k, st.Liveness[k].Round(100*time.Millisecond), st.Bounded[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// ingestGroup describes who owns which input partition, for a broken
+// bound: a partition behind may have no owner at all.
+func (c *chaos) ingestGroup(ctx context.Context) string {
+	adm, err := c.admin()
+	if err != nil {
+		return "ingest group not described: " + err.Error()
+	}
+	defer adm.Close()
+	gs, err := adm.DescribeGroups(ctx, ingest.DefaultGroup)
+	if err != nil {
+		return "ingest group not described: " + err.Error()
+	}
+	g := gs[ingest.DefaultGroup]
+	if g.Err != nil {
+		return "ingest group not described: " + g.Err.Error()
+	}
+	var members []string
+	for _, m := range g.Members {
+		var owned []string
+		if a, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range a.Topics {
+				for _, p := range t.Partitions {
+					owned = append(owned, fmt.Sprintf("%s/%d", t.Topic, p))
+				}
+			}
+		}
+		members = append(members, fmt.Sprintf("%s (%s) %v", m.MemberID, m.ClientHost, owned))
+	}
+	return fmt.Sprintf("ingest group %s %s, %d members: %s", ingest.DefaultGroup, g.State, len(members), strings.Join(members, "; "))
 }
