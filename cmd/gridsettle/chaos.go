@@ -97,6 +97,7 @@ type chaos struct {
 	brokers   []*chaosLife
 	reader    *outputReader
 	began     time.Time
+	ep        *episode // the fault the next liveness bound applies to
 	st        chaosStats
 }
 
@@ -109,6 +110,8 @@ type chaosStats struct {
 	Zombies        int            // lives frozen past the session timeout, then continued
 	LockWaits      int            // workers seen waiting on a frozen worker's transaction
 	PGTerminations int            // backends terminated with pg_terminate_backend
+	EndCuts        int            // end-of-input cuts: the workers' sessions cut right after the last commit
+	EndCutHits     int            // end-of-input cuts after which ingest logged a failed batch or offset reload
 	BrokerRestarts int            // SIGTERM + start of the broker
 	Produced       int            // records of the scenario produced
 	Resent         int            // records produced again (upstream duplicates)
@@ -116,14 +119,19 @@ type chaosStats struct {
 	Runs           []string       // completed run ids, in start order
 	RunMidRetries  int            // runs killed at run-mid and started again
 	// From the workers' logs.
-	CASMisses     int // ingest: stored offset moved
-	Fenced        int // relay sessions that failed fenced (epoch or producer fenced)
-	RelayRestarts int // relay stream sessions that ended with an error
-	BatchFailures int // ingest batches rolled back and retried
+	CASMisses      int // ingest: stored offset moved
+	Fenced         int // relay sessions that failed fenced (epoch or producer fenced)
+	RelayRestarts  int // relay stream sessions that ended with an error
+	BatchFailures  int // ingest batches rolled back and retried
+	ReloadFailures int // ingest offset reloads that failed (and were retried)
 	// From the log itself.
 	AbortedRecords int // output records of aborted transactions (read_uncommitted − read_committed)
 	// What the checks compared with the oracle.
 	Checked chaosChecked
+	// Liveness: the worst time from a fault's cause going away to lag 0
+	// and an empty outbox, and how many episodes were bounded, per kind.
+	Liveness map[string]time.Duration
+	Bounded  map[string]int
 	// Durations.
 	Setup, Faulting, Settling, Quiescence, Checking, Total time.Duration
 }
@@ -148,7 +156,8 @@ type chaosChecked struct {
 // every discrepancy with the oracle and every fault that did not fire.
 func runChaos(ctx context.Context, cfg chaosConfig) (*chaosStats, error) {
 	c := &chaos{cfg: cfg, rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x6368616f73)), slots: map[string]*chaosLife{},
-		began: time.Now(), st: chaosStats{FailpointKills: map[string]int{}, FailpointStops: map[string]int{}}}
+		began: time.Now(), st: chaosStats{FailpointKills: map[string]int{}, FailpointStops: map[string]int{},
+			Liveness: map[string]time.Duration{}, Bounded: map[string]int{}}}
 	defer c.shutdown()
 	defer func() { c.st.Total = time.Since(c.began) }()
 	if err := c.setup(ctx); err != nil {
@@ -350,11 +359,15 @@ func (c *chaos) startSlot(slot, armed string) error {
 	return nil
 }
 
-// kill sends SIGKILL to the slot's life and waits for it to die.
+// kill sends SIGKILL to the slot's life and waits for it to die; a worker
+// only once it has joined the ingest group (see joined).
 func (c *chaos) kill(slot string) error {
 	l := c.slots[slot]
 	if l.exited() {
 		return nil
+	}
+	if slot != "api" {
+		c.joined(l)
 	}
 	if err := l.signal(syscall.SIGKILL); err != nil {
 		return err
@@ -363,46 +376,85 @@ func (c *chaos) kill(slot string) error {
 	return l.wait(chaosWait)
 }
 
+// joinedLog is what ingest logs when the group has given it partitions.
+const joinedLog = `msg="ingest: partitions assigned"`
+
+// joined waits until worker life l was given partitions at least half a
+// session ago, so that it has heartbeated since. kfake starts a new
+// member's session timer only at its first heartbeat after the join, and
+// stops waiting for its SyncGroup once the leader has synced: a worker
+// killed in between stays in the group for good, holding the partitions it
+// was given, which then stall (Kafka expires it after the session
+// timeout). The long mode's liveness bound found that. After four session
+// timeouts it gives up waiting: the kill goes ahead.
+func (c *chaos) joined(l *chaosLife) {
+	deadline := time.Now().Add(4 * chaosSession)
+	for time.Now().Before(deadline) {
+		for line := range strings.SplitSeq(l.log(), "\n") {
+			if !strings.Contains(line, joinedLog) {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, logField(" "+line, "time"))
+			if err == nil && time.Since(at) >= chaosSession/2 {
+				return
+			}
+			break
+		}
+		if l.exited() || l.stopped() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.progress("  %s was given no partitions within %v; killing it anyway", l, 4*chaosSession)
+}
+
 // restartDead starts again every slot whose life has ended, unarmed, and
-// records how the life ended.
-func (c *chaos) restartDead() error {
+// records how the life ended. It returns how many of them had killed
+// themselves at a failpoint.
+func (c *chaos) restartDead() (int, error) {
+	n := 0
 	for _, slot := range append(c.workers(), "api") {
 		l := c.slots[slot]
 		if !l.exited() {
 			continue
 		}
-		c.noteExit(l)
+		if c.noteExit(l) {
+			n++
+		}
 		if err := c.startSlot(slot, ""); err != nil {
-			return err
+			return n, err
 		}
 	}
-	return nil
+	return n, nil
 }
 
-// noteExit counts how a life ended, once.
-func (c *chaos) noteExit(l *chaosLife) {
+// noteExit counts how a life ended, once, and reports whether it killed
+// itself at a failpoint.
+func (c *chaos) noteExit(l *chaosLife) bool {
 	name, sig := l.firedFailpoint()
 	switch {
 	case name != "" && sig == failpoint.Kill.String() && l.signaled() == syscall.SIGKILL && !l.killedByUs:
 		c.st.FailpointKills[name]++
 		c.progress("%s killed itself at failpoint %s", l, name)
+		return true
 	case l.killedByUs:
 		c.progress("%s killed (%v)", l, l.state)
 	default:
 		c.progress("%s exited on its own: %v; log tail:\n%s", l, l.state, tail(l.log(), 20))
 	}
+	return false
 }
 
-// produce sends the next chunk of the stream; once the stream is
-// exhausted it sends earlier records again (upstream duplicates) so that
-// faults that wait for traffic still get it.
-func (c *chaos) produce(ctx context.Context) error { return c.produceChunk(ctx, false) }
+// produce sends the next chunk of the stream (see nextChunk).
+func (c *chaos) produce(ctx context.Context) error { return c.send(ctx, c.nextChunk(false)) }
 
-// produceChunk is produce; with poison it adds a record that is not JSON
-// (quarantined as malformed_json, so a dead letter goes through the outbox):
-// the relays get something to publish even where the stream has no bad
-// record and fires no alert.
-func (c *chaos) produceChunk(ctx context.Context, poison bool) error {
+// nextChunk is the next chunk of the stream; once the stream is exhausted
+// it is earlier records again (upstream duplicates) so that faults that
+// wait for traffic still get it. With poison it adds a record that is not
+// JSON (quarantined as malformed_json, so a dead letter goes through the
+// outbox): the relays get something to publish even where the stream has
+// no bad record and fires no alert.
+func (c *chaos) nextChunk(poison bool) []simulate.Record {
 	var recs []simulate.Record
 	if c.next < len(c.sc.Records) {
 		hi := min(c.next+chaosChunk, len(c.sc.Records))
@@ -421,7 +473,7 @@ func (c *chaos) produceChunk(ctx context.Context, poison bool) error {
 		recs = append(recs, simulate.Record{Topic: c.sc.Config.Topics.Reads, Key: []byte("chaos-poison"),
 			Value: []byte("chaos poison " + strconv.Itoa(c.st.Poison))})
 	}
-	return c.send(ctx, recs)
+	return recs
 }
 
 func (c *chaos) send(ctx context.Context, recs []simulate.Record) error {
@@ -430,7 +482,7 @@ func (c *chaos) send(ctx context.Context, recs []simulate.Record) error {
 	return err
 }
 
-// produceUntil produces a chunk at a time (with poison, see produceChunk),
+// produceUntil produces a chunk at a time (with poison, see nextChunk),
 // pausing between chunks, until done reports true; it fails after limit.
 func (c *chaos) produceUntil(ctx context.Context, limit time.Duration, poison bool, done func() bool) error {
 	deadline := time.Now().Add(limit)
@@ -438,7 +490,7 @@ func (c *chaos) produceUntil(ctx context.Context, limit time.Duration, poison bo
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not reached within %v", limit)
 		}
-		if err := c.produceChunk(ctx, poison); err != nil {
+		if err := c.send(ctx, c.nextChunk(poison)); err != nil {
 			return err
 		}
 		if waitFor(ctx, 1500*time.Millisecond, done) {
@@ -475,7 +527,11 @@ func (c *chaos) faultKill(ctx context.Context, slot, armNext string) error {
 	if err := c.produce(ctx); err != nil {
 		return err
 	}
-	return c.startSlot(slot, armNext)
+	if err := c.startSlot(slot, armNext); err != nil {
+		return err
+	}
+	c.causeGone("SIGKILL")
+	return nil
 }
 
 // faultFailpoint restarts a worker armed with spec (a kill or a stop
@@ -516,7 +572,11 @@ func (c *chaos) faultFailpoint(ctx context.Context, slot, spec string) (*chaosLi
 			return l, nil
 		}
 		c.noteExit(l)
-		return l, c.startSlot(slot, "")
+		if err := c.startSlot(slot, ""); err != nil {
+			return nil, err
+		}
+		c.causeGone(strings.Split(spec, "-")[0] + " failpoint kill")
+		return l, nil
 	}
 }
 
@@ -606,14 +666,18 @@ func (c *chaos) faultTxnZombie(ctx context.Context, slot string) error {
 		c.progress("  no worker waited on %s's row lock within a minute", l)
 	}
 	c.progress("  SIGCONT %s", l)
-	return l.signal(syscall.SIGCONT)
+	if err := l.signal(syscall.SIGCONT); err != nil {
+		return err
+	}
+	c.causeGone("zombie inside its transaction")
+	return nil
 }
 
 // faultCASZombie freezes a worker between decoding a batch and beginning
-// its transaction, past the session timeout; terminates its database
-// sessions (rolling back whatever else it had in flight, as
-// idle_in_transaction_session_timeout would); waits until the new owners
-// have applied every input record; then continues the zombie. Its batch's
+// its transaction; terminates its database sessions (rolling back whatever
+// else it had in flight, as idle_in_transaction_session_timeout would);
+// waits past the session timeout until the new owners have applied every
+// input record; then continues the zombie. Its batch's
 // compare-and-set on the stored offset must miss: another owner moved it.
 func (c *chaos) faultCASZombie(ctx context.Context, slot string) error {
 	l, err := c.faultFailpoint(ctx, slot, fmt.Sprintf("%s@%d:stop", failpoint.IngestBeforeBegin, 1+c.rng.IntN(3)))
@@ -629,6 +693,14 @@ func (c *chaos) faultCASZombie(ctx context.Context, slot string) error {
 		return err
 	}
 	c.progress("  terminated %d database sessions of frozen %s", n, l)
+	// Its partitions must have moved on without it: an earlier owner not
+	// yet revoked can apply its batch at once, and a zombie continued
+	// within a second of the cut would meet its dead connection (a pooled
+	// connection idle for less than a second is not pinged) before its
+	// compare-and-set.
+	if err := c.frozenPast(ctx, slot); err != nil {
+		return err
+	}
 	if !waitFor(ctx, chaosWait, func() bool {
 		st, err := c.status(ctx)
 		return err == nil && !slices.ContainsFunc(st.Inputs, func(p ingest.PartitionStatus) bool { return p.Lag != 0 })
@@ -639,6 +711,7 @@ func (c *chaos) faultCASZombie(ctx context.Context, slot string) error {
 	if err := l.signal(syscall.SIGCONT); err != nil {
 		return err
 	}
+	c.causeGone("zombie before its transaction")
 	if !waitFor(ctx, chaosWait, func() bool { return strings.Contains(l.log(), casMissLog) }) {
 		return fmt.Errorf("CAS zombie: %s did not report a compare-and-set miss within %v; log tail:\n%s", l, chaosWait, tail(l.log(), 20))
 	}
@@ -679,6 +752,7 @@ func (c *chaos) faultPublishZombie(ctx context.Context, slot string) error {
 	if err := l.signal(syscall.SIGCONT); err != nil {
 		return err
 	}
+	c.causeGone("zombie relay")
 	if !waitFor(ctx, chaosWait, func() bool { return relayErrors(l.log()) > 0 }) {
 		return fmt.Errorf("publish zombie: the continued relay of %s did not report a failed session within %v; log tail:\n%s",
 			l, chaosWait, tail(l.log(), 20))
@@ -707,7 +781,11 @@ func (c *chaos) faultStop(ctx context.Context, slot string) error {
 		return err
 	}
 	c.progress("  SIGCONT %s", l)
-	return l.signal(syscall.SIGCONT)
+	if err := l.signal(syscall.SIGCONT); err != nil {
+		return err
+	}
+	c.causeGone("SIGSTOP")
+	return nil
 }
 
 // frozenPast waits until the ingest group is stable without slot (frozen):
@@ -716,16 +794,11 @@ func (c *chaos) faultStop(ctx context.Context, slot string) error {
 // locks may not rejoin in time, so the group need not settle: after four
 // session timeouts the frozen worker is past its session timeout anyway.
 func (c *chaos) frozenPast(ctx context.Context, slot string) error {
-	opts, err := c.kcfg.ClientOpts()
+	adm, err := c.admin()
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	defer adm.Close()
 	began := time.Now()
 	stable := waitFor(ctx, 4*chaosSession, func() bool {
 		want := 0
@@ -747,6 +820,19 @@ func (c *chaos) frozenPast(ctx context.Context, slot string) error {
 		c.progress("  group %s not stable without %s after %v", ingest.DefaultGroup, slot, 4*chaosSession)
 	}
 	return nil
+}
+
+// admin is a new admin client of the broker; Close it.
+func (c *chaos) admin() (*kadm.Client, error) {
+	opts, err := c.kcfg.ClientOpts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("admin client: %w", err)
+	}
+	return kadm.NewClient(cl), nil
 }
 
 // lockWaiter reports whether a backend of one of slots waits on a lock.
@@ -778,15 +864,21 @@ func (c *chaos) faultTerminate(ctx context.Context, slot string, leases bool) er
 		}
 		c.progress("  and of the relay lease sessions holding leases: %d sessions", m)
 	}
+	c.causeGone("connection cut")
 	return c.produce(ctx)
 }
 
-func (c *chaos) terminate(ctx context.Context, slot string) (int, error) {
+// terminate terminates the pooled database sessions of slots.
+func (c *chaos) terminate(ctx context.Context, slots ...string) (int, error) {
+	names := make([]string, len(slots))
+	for i, s := range slots {
+		names[i] = "chaos-" + s
+	}
 	var n int
 	err := c.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = $1`, "chaos-"+slot).Scan(&n)
+		WHERE datname = current_database() AND application_name = ANY($1)`, names).Scan(&n)
 	if err != nil {
-		return 0, fmt.Errorf("terminate the sessions of %s: %w", slot, err)
+		return 0, fmt.Errorf("terminate the sessions of %v: %w", slots, err)
 	}
 	c.st.PGTerminations += n
 	return n, nil
@@ -811,13 +903,16 @@ func (c *chaos) faultBrokerRestart(ctx context.Context) error {
 		return err
 	}
 	c.st.BrokerRestarts++
+	c.causeGone("broker restart")
 	return c.produce(ctx)
 }
 
 // ---- plans ----
 
 // shortPlan is the fixed plan of the normal test run: every kind of fault
-// and every failpoint at least once while the stream is produced.
+// and every failpoint at least once while the stream is produced, each
+// followed by the liveness bound; then the end of the input, cut until a
+// cut has hit ingest at work.
 func (c *chaos) shortPlan(ctx context.Context) error {
 	w := func() string { return c.workers()[c.rng.IntN(chaosWorkers)] }
 	steps := []func() error{
@@ -844,16 +939,22 @@ func (c *chaos) shortPlan(ctx context.Context) error {
 		if err := step(); err != nil {
 			return err
 		}
-		if err := c.restartDead(); err != nil {
+		if err := c.live(ctx); err != nil {
 			return err
 		}
 	}
-	return c.produceRest(ctx)
+	for try := 1; ; try++ {
+		hit, err := c.faultEndCut(ctx, c.burst(true))
+		if err != nil || hit || try == endCutTries {
+			return err
+		}
+	}
 }
 
-// longPlan draws faults at random until cfg.Duration has passed, with a
-// round of runs of every day now and then (every run is checked against
-// the oracle with the input its lineage says it read).
+// longPlan draws faults at random until cfg.Duration has passed, each
+// followed by the liveness bound, with a round of runs of every day now
+// and then (every run is checked against the oracle with the input its
+// lineage says it read); the input ends with an end-of-input cut.
 func (c *chaos) longPlan(ctx context.Context) error {
 	end := time.Now().Add(c.cfg.Duration)
 	nextRuns := time.Now().Add(c.cfg.Duration / 6)
@@ -875,8 +976,10 @@ func (c *chaos) longPlan(ctx context.Context) error {
 			err = c.ingestFailpoint(ctx, w, ingestPoints[c.rng.IntN(len(ingestPoints))])
 		case k < 60:
 			err = c.publishFailpoint(ctx, w, publishPoints[c.rng.IntN(len(publishPoints))])
-		case k < 70:
+		case k < 66:
 			err = c.faultTerminate(ctx, w, c.rng.IntN(2) == 0)
+		case k < 72:
+			_, err = c.faultEndCut(ctx, c.burst(false))
 		case k < 78:
 			err = c.faultStop(ctx, w)
 		case k < 82:
@@ -891,12 +994,15 @@ func (c *chaos) longPlan(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := c.restartDead(); err != nil {
+		if err := c.live(ctx); err != nil {
 			return err
 		}
 		if time.Now().After(nextRuns) && c.next >= len(c.sc.Records) {
 			nextRuns = time.Now().Add(c.cfg.Duration / 6)
 			if err := c.runDays(ctx, settlement.RunType("resettlement"), c.rng.IntN(3) == 0); err != nil {
+				return err
+			}
+			if err := c.live(ctx); err != nil {
 				return err
 			}
 		}
@@ -905,8 +1011,12 @@ func (c *chaos) longPlan(ctx context.Context) error {
 		if err := c.faultBrokerRestart(ctx); err != nil {
 			return err
 		}
+		if err := c.live(ctx); err != nil {
+			return err
+		}
 	}
-	return c.produceRest(ctx)
+	_, err := c.faultEndCut(ctx, c.burst(true))
+	return err
 }
 
 var (
@@ -928,45 +1038,39 @@ func (c *chaos) publishFailpoint(ctx context.Context, slot, name string) error {
 	return err
 }
 
-// produceRest produces what is left of the stream.
-func (c *chaos) produceRest(ctx context.Context) error {
-	for c.next < len(c.sc.Records) {
-		if err := c.produce(ctx); err != nil {
+// settle runs initial runs of every day (the first one killed at run-mid
+// and started again), takes the leases from the relay publishing their
+// statements, produces the late part as the end of the input with the
+// connections cut after it, kills a worker, and runs final runs, killing a
+// worker while they are published; the liveness bound follows each fault.
+func (c *chaos) settle(ctx context.Context) error {
+	w := func() string { return c.workers()[c.rng.IntN(chaosWorkers)] }
+	if err := c.waitIngested(ctx); err != nil {
+		return err
+	}
+	steps := []func() error{
+		func() error { return c.runDays(ctx, settlement.RunType("initial"), true) },
+		func() error { return c.faultTerminate(ctx, w(), true) },
+		func() error {
+			c.progress("the late part: %d records", len(c.sc.Late))
+			_, err := c.faultEndCut(ctx, c.sc.Late)
+			return err
+		},
+		func() error { return c.faultKill(ctx, w(), "") },
+		// Runs settle what ingest has applied: the bound before it
+		// proved the late part in.
+		func() error { return c.runDays(ctx, settlement.RunType("final"), false) },
+		func() error { return c.faultKill(ctx, w(), "") },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+		if err := c.live(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// settle runs initial runs of every day (the first one killed at run-mid
-// and started again), takes the leases from the relay publishing their
-// statements, produces the late part with a worker killed meanwhile, and
-// runs final runs, killing a worker while they are published.
-func (c *chaos) settle(ctx context.Context) error {
-	if err := c.waitIngested(ctx); err != nil {
-		return err
-	}
-	if err := c.runDays(ctx, settlement.RunType("initial"), true); err != nil {
-		return err
-	}
-	if err := c.faultTerminate(ctx, c.workers()[c.rng.IntN(chaosWorkers)], true); err != nil {
-		return err
-	}
-	c.progress("producing the late part: %d records", len(c.sc.Late))
-	if err := c.send(ctx, c.sc.Late); err != nil {
-		return err
-	}
-	if err := c.faultKill(ctx, c.workers()[c.rng.IntN(chaosWorkers)], ""); err != nil {
-		return err
-	}
-	// Runs settle what ingest has applied; the late part must be in.
-	if err := c.waitIngested(ctx); err != nil {
-		return err
-	}
-	if err := c.runDays(ctx, settlement.RunType("final"), false); err != nil {
-		return err
-	}
-	return c.faultKill(ctx, c.workers()[c.rng.IntN(chaosWorkers)], "")
 }
 
 // runDays starts a run of type t of every operating day through the API;
@@ -996,6 +1100,7 @@ func (c *chaos) runDays(ctx context.Context, t settlement.RunType, runMid bool) 
 			if err := c.startSlot("api", ""); err != nil {
 				return err
 			}
+			c.causeGone("run-mid")
 		}
 		run, err := c.startRun(ctx, day, t)
 		if err != nil {
@@ -1077,7 +1182,7 @@ func (c *chaos) waitStatus(ctx context.Context, what string, done func(api.Statu
 	deadline := time.Now().Add(chaosWait)
 	var last error
 	for time.Now().Before(deadline) {
-		if err := c.restartDead(); err != nil {
+		if _, err := c.restartDead(); err != nil {
 			return err
 		}
 		for _, l := range c.slots {

@@ -892,7 +892,8 @@ func (c *chaos) checkLedger(ctx context.Context, p *problems) error {
 // really fired, counted from exit statuses and the processes' own logs.
 func (c *chaos) checkFaults(p *problems) {
 	c.st.CASMisses = c.countLogs(casMissLog)
-	c.st.BatchFailures = c.countLogs(`msg="ingest: batch failed, retrying from the stored offset"`)
+	c.st.BatchFailures = c.countLogs(batchFailedLog)
+	c.st.ReloadFailures = c.countLogs(reloadFailedLog)
 	for _, l := range c.lives {
 		c.st.RelayRestarts += relayErrors(l.log())
 		for line := range strings.SplitSeq(l.log(), "\n") {
@@ -920,6 +921,8 @@ func (c *chaos) checkFaults(p *problems) {
 		{"aborted output records", c.st.AbortedRecords},
 		{"terminated database sessions", c.st.PGTerminations},
 		{"broker restarts", c.st.BrokerRestarts},
+		{"end-of-input cuts", c.st.EndCuts},
+		{"end-of-input cuts that failed an ingest batch or offset reload", c.st.EndCutHits},
 	}
 	for _, ch := range checks {
 		if ch.n == 0 {

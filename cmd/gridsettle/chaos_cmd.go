@@ -28,8 +28,10 @@ func newChaosCmd(m *Main) *cobra.Command {
 		Long: "chaos starts one broker, three `serve --components ingest,publish` workers in one consumer group and an API\n" +
 			"instance as separate processes, produces a seeded simulated stream and runs settlements while it kills\n" +
 			"workers (also at failpoints around every commit), freezes them past the session timeout, terminates their\n" +
-			"database sessions and restarts the broker; then it checks the quarantine, alerts, statements, charges,\n" +
-			"ledger and every output topic against settlement/oracle. It fails unless the faults really fired.\n" +
+			"database sessions (also right after the input's last commit) and restarts the broker. After every fault,\n" +
+			"every input partition must reach lag 0 and the outbox must empty within 30s of the fault's cause going\n" +
+			"away. At the end it checks the quarantine, alerts, statements, charges, ledger and every output topic\n" +
+			"against settlement/oracle. It fails unless the faults really fired.\n" +
 			"It needs the PostgreSQL server binaries (initdb, pg_ctl) and Linux.",
 		Args: cobra.NoArgs,
 	}
@@ -110,8 +112,11 @@ func (st *chaosStats) summary() string {
 		st.Faults, st.Kills, st.FailpointKills, st.FailpointStops)
 	w("        %d zombies frozen past the session timeout (%d seen blocking a new owner on their transaction); %d database sessions terminated; %d broker restarts; %d runs killed at run-mid",
 		st.Zombies, st.LockWaits, st.PGTerminations, st.BrokerRestarts, st.RunMidRetries)
-	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d relay sessions ended by an error, %d of them fenced; %d output records in aborted transactions",
-		st.CASMisses, st.BatchFailures, st.RelayRestarts, st.Fenced, st.AbortedRecords)
+	w("        %d end-of-input cuts, %d of them failing an ingest batch or offset reload", st.EndCuts, st.EndCutHits)
+	w("liveness (bound %v): worst time from a fault's cause going away to lag 0 and an empty outbox, per fault kind (episodes): %s",
+		livenessBound, st.livenessSummary())
+	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d offset reloads failed and retried; %d relay sessions ended by an error, %d of them fenced; %d output records in aborted transactions",
+		st.CASMisses, st.BatchFailures, st.ReloadFailures, st.RelayRestarts, st.Fenced, st.AbortedRecords)
 	w("load:   %d records produced, %d resent, %d not JSON; runs %s", st.Produced, st.Resent, st.Poison, strings.Join(st.Runs, " "))
 	ck := st.Checked
 	w("checked against the oracle: %d input records; %d quarantined = dead letters; %d alerts published (%d must, %d may); %d runs: %d statement lines, %d account charges, %d run intervals; %d journal entries; %d output records each once",
