@@ -181,7 +181,7 @@ func (m *Main) runPlatform(ctx context.Context, cfg Config, log *slog.Logger, em
 	}
 
 	if embedded && cfg.DatabaseURL != "" {
-		log.Info("--database-url is used as given: no database roles are created (least privilege needs a runtime role from gridsettle migrate --runtime-role)")
+		log.Warn("least privilege is off: --database-url is used as given and no database roles are created (unless that URL names a runtime role granted by gridsettle migrate --runtime-role)")
 	}
 	db, closeDB, err := openDatabase(runCtx, cfg, log)
 	if err != nil {
