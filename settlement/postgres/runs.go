@@ -331,7 +331,7 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 // the same transaction.
 func (r *Runs) recordFailure(ctx context.Context, day settlement.Day, t settlement.RunType, sched *scheduledAttempt, startedAt time.Time, cause error, hook RunHook) (Run, error) {
 	var run Run
-	var gaveUp bool
+	var outcome string
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, runLock, dayKey(day)); err != nil {
 			return fmt.Errorf("lock runs of %s: %w", day, err)
@@ -353,7 +353,7 @@ func (r *Runs) recordFailure(ctx context.Context, day settlement.Day, t settleme
 			return fmt.Errorf("record failed run: %w", err)
 		}
 		if sched != nil {
-			if gaveUp, err = sched.record(ctx, tx, run); err != nil {
+			if outcome, err = sched.record(ctx, tx, run); err != nil {
 				return err
 			}
 		}
@@ -363,7 +363,7 @@ func (r *Runs) recordFailure(ctx context.Context, day settlement.Day, t settleme
 		return nil
 	})
 	if err == nil && sched != nil {
-		sched.gaveUp = gaveUp
+		sched.outcome = outcome
 	}
 	return run, err
 }

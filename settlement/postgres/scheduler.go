@@ -154,13 +154,11 @@ func (s *Scheduler) RunDue(ctx context.Context) ([]Run, error) {
 			continue
 		}
 		if run.Status == Failed {
-			outcome := Retrying
-			if att.gaveUp {
-				outcome = GaveUp
+			if att.outcome != "" {
+				s.failures.WithLabelValues(att.outcome).Inc()
 			}
-			s.failures.WithLabelValues(outcome).Inc()
 			s.log.Error("scheduled run failed", "run_id", run.RunID, "attempt", d.attempts+1,
-				"max_attempts", s.cfg.MaxAttempts, "outcome", outcome, "err", run.Error)
+				"max_attempts", s.cfg.MaxAttempts, "outcome", att.outcome, "err", run.Error)
 		} else {
 			s.log.Info("scheduled run", "run_id", run.RunID, "status", run.Status, "due", d.at)
 		}
@@ -176,7 +174,9 @@ type scheduledAttempt struct {
 	max                 int       // failed attempts after which the scheduler gives up
 	now                 time.Time // the scheduler's clock at the attempt
 	backoff, maxBackoff time.Duration
-	gaveUp              bool // set when this attempt failed, was recorded, and was the last
+	// outcome is set once this attempt's failure is recorded: Retrying or
+	// GaveUp; it stays empty when another instance completed the run first.
+	outcome string
 }
 
 // retryAt is when the attempt after the n-th failed one falls due:
@@ -190,32 +190,43 @@ func (a *scheduledAttempt) retryAt(n int) time.Time {
 }
 
 // record counts the failed attempt run in tx, the transaction that records
-// run, and reports whether it was the last: then the scheduled run is
-// marked done with run, so that it is not started on its own again.
-func (a *scheduledAttempt) record(ctx context.Context, tx pgx.Tx, run Run) (bool, error) {
+// run, and returns its outcome: GaveUp when it was the last (the scheduled
+// run is then marked done with run, so that it is not started on its own
+// again), Retrying otherwise, or "" when the scheduled run has completed
+// meanwhile (another instance's attempt, between this one's and its
+// record), which leaves nothing to count.
+func (a *scheduledAttempt) record(ctx context.Context, tx pgx.Tx, run Run) (string, error) {
 	var n int
-	if err := tx.QueryRow(ctx, `
+	err := tx.QueryRow(ctx, `
 		INSERT INTO scheduled_attempts (operating_day, run_type, attempts, last_run_id, last_error, failed_at)
-		VALUES ($1, $2, 1, $3, $4, $5)
+		SELECT $1, $2, 1, $3, $4, $5
+		WHERE NOT EXISTS (SELECT 1 FROM scheduled_runs WHERE operating_day = $1 AND run_type = $2)
 		ON CONFLICT (operating_day, run_type) DO UPDATE SET attempts = scheduled_attempts.attempts + 1,
 			last_run_id = excluded.last_run_id, last_error = excluded.last_error, failed_at = excluded.failed_at
 		RETURNING attempts`,
-		run.OperatingDay, run.RunType, run.RunID, run.Error, run.FinishedAt).Scan(&n); err != nil {
-		return false, fmt.Errorf("count failed attempt %s: %w", run.RunID, err)
+		run.OperatingDay, run.RunType, run.RunID, run.Error, run.FinishedAt).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("count failed attempt %s: %w", run.RunID, err)
 	}
 	var next *time.Time
 	if n < a.max {
 		at := a.retryAt(n)
 		next = &at
-	} else if _, err := tx.Exec(ctx, `INSERT INTO scheduled_runs (operating_day, run_type, run_id) VALUES ($1, $2, $3)
-		ON CONFLICT DO NOTHING`, run.OperatingDay, run.RunType, run.RunID); err != nil {
-		return false, fmt.Errorf("give up scheduled run %s: %w", run.RunID, err)
+	} else if _, err := tx.Exec(ctx, `INSERT INTO scheduled_runs (operating_day, run_type, run_id) VALUES ($1, $2, $3)`,
+		run.OperatingDay, run.RunType, run.RunID); err != nil {
+		return "", fmt.Errorf("give up scheduled run %s: %w", run.RunID, err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE scheduled_attempts SET next_attempt_at = $3 WHERE operating_day = $1 AND run_type = $2`,
 		run.OperatingDay, run.RunType, next); err != nil {
-		return false, fmt.Errorf("schedule the next attempt after %s: %w", run.RunID, err)
+		return "", fmt.Errorf("schedule the next attempt after %s: %w", run.RunID, err)
 	}
-	return next == nil, nil
+	if next == nil {
+		return GaveUp, nil
+	}
+	return Retrying, nil
 }
 
 // dueRuns lists the scheduled runs due now that are not recorded yet, for
