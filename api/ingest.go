@@ -32,10 +32,11 @@ type IngestRoutes struct {
 	Topics  kafka.Topics
 	Applier *ingest.Applier    // replays; it must carry the consumers' hooks
 	Kafka   *kadm.Client       // the input topics' last stable offsets, for the status
-	Runs    *settlementpg.Runs // the last runs, for the status; nil: none listed
+	Runs    *settlementpg.Runs // the last runs and failing scheduled runs, for the status; nil: none listed
 }
 
-// statusRuns is how many of the latest runs the status lists.
+// statusRuns is how many of the latest runs, and of the failing scheduled
+// runs, the status lists.
 const statusRuns = 10
 
 // decimalScale is the fixed scale of read values (kWh) and prices.
@@ -108,6 +109,10 @@ type Status struct {
 	Inputs []ingest.PartitionStatus `json:"inputs"`
 	Outbox OutboxStatus             `json:"outbox"`
 	Runs   []settlementpg.Run       `json:"runs"` // the latest runs, newest first
+	// ScheduledRunFailures are the scheduled runs whose attempts failed and
+	// that have not completed since: retrying, or given up by the
+	// scheduler (then only an operator's run resolves them). Latest first.
+	ScheduledRunFailures []settlementpg.ScheduledFailure `json:"scheduled_run_failures"`
 }
 
 // OutboxStatus is the publishing backlog.
@@ -170,9 +175,11 @@ func (g IngestRoutes) Routes() []Route {
 		Request: JSONBody(ReplayRequest{}), Response: JSONBody(ingest.ReplayResult{}), Handler: g.replay,
 	}, {
 		Method: http.MethodGet, Path: "/api/v1/status", Roles: Readers,
-		Summary: "Ingest positions, lag and watermarks, outbox backlog, latest runs",
+		Summary: "Ingest positions, lag and watermarks, outbox backlog, latest runs, failing scheduled runs",
 		Description: "One entry for every partition of the input topics, whichever instance consumes it: next_offset is the " +
-			"stored consumer position, end_offset the last stable offset now, lag their difference.",
+			"stored consumer position, end_offset the last stable offset now, lag their difference. " +
+			"scheduled_run_failures lists the scheduled runs whose attempts failed and that have not completed since: " +
+			"status retrying (next_attempt_at says when) or gave_up (the scheduler starts it no more; POST /api/v1/runs does).",
 		Response: JSONBody(Status{}), Errors: []int{http.StatusServiceUnavailable}, Handler: g.status,
 	}}
 }
@@ -396,7 +403,8 @@ func (g IngestRoutes) status(c echo.Context) error {
 	if err != nil {
 		return &Error{Kind: Unavailable, Detail: "cannot read the ingest status from Kafka and Postgres", Err: err}
 	}
-	out := Status{Inputs: st.Inputs, Outbox: OutboxStatus{Pending: st.OutboxPending}, Runs: []settlementpg.Run{}}
+	out := Status{Inputs: st.Inputs, Outbox: OutboxStatus{Pending: st.OutboxPending}, Runs: []settlementpg.Run{},
+		ScheduledRunFailures: []settlementpg.ScheduledFailure{}}
 	if out.Inputs == nil {
 		out.Inputs = []ingest.PartitionStatus{}
 	}
@@ -406,6 +414,11 @@ func (g IngestRoutes) status(c echo.Context) error {
 			return err
 		}
 		out.Runs = append(out.Runs, runs...)
+		failing, err := g.Runs.ScheduledFailures(ctx, statusRuns)
+		if err != nil {
+			return err
+		}
+		out.ScheduledRunFailures = append(out.ScheduledRunFailures, failing...)
 	}
 	return c.JSON(http.StatusOK, out)
 }

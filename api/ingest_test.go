@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/csv"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,6 +26,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
+	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
 func init() {
@@ -52,6 +55,7 @@ func ingestRoutes(t *testing.T, pool *pgxpool.Pool) IngestRoutes {
 	return IngestRoutes{
 		Pool: pool, Market: market, Topics: topics, Kafka: kadm.NewClient(cl),
 		Applier: ingest.NewApplier(market, topics, outbox.NewWriter(parts)),
+		Runs:    settlementpg.NewRuns(pool, settlementpg.Config{Market: market}, slog.New(slog.NewTextHandler(io.Discard, nil))),
 	}
 }
 
@@ -204,18 +208,29 @@ func TestIngestStatus(t *testing.T) {
 	if _, err := s.pool.Exec(t.Context(), `
 		INSERT INTO ingest_offsets (topic, partition, next_offset, watermark) VALUES ('ami.interval-reads', 1, 0, '2026-11-01T06:00:00Z');
 		INSERT INTO outbox_streams VALUES ('gridsettle.dead-letter', 0, 2);
-		INSERT INTO outbox (topic, partition, seq, record_id, schema, value) VALUES ('gridsettle.dead-letter', 0, 1, 'x', 'y', '')`); err != nil {
+		INSERT INTO outbox (topic, partition, seq, record_id, schema, value) VALUES ('gridsettle.dead-letter', 0, 1, 'x', 'y', '');
+		INSERT INTO runs (run_id, operating_day, run_type, version, status, error, started_at, finished_at)
+		VALUES ('run-2026-11-01-initial-3', '2026-11-01', 'initial', 3, 'failed', 'boom', '2026-11-10T00:03:00Z', '2026-11-10T00:03:01Z');
+		INSERT INTO scheduled_attempts (operating_day, run_type, attempts, last_run_id, last_error, failed_at)
+		VALUES ('2026-11-01', 'initial', 3, 'run-2026-11-01-initial-3', 'boom', '2026-11-10T00:03:01Z')`); err != nil {
 		t.Fatal(err)
 	}
 	var st struct {
-		Inputs []map[string]any `json:"inputs"`
-		Outbox map[string]any   `json:"outbox"`
-		Runs   []any            `json:"runs"`
+		Inputs   []map[string]any `json:"inputs"`
+		Outbox   map[string]any   `json:"outbox"`
+		Runs     []map[string]any `json:"runs"`
+		Failures []map[string]any `json:"scheduled_run_failures"`
 	}
 	w := s.do(req{method: http.MethodGet, path: "/api/v1/status", token: tok})
 	ok(t, w, 200, &st)
-	if len(st.Inputs) != 2*kafkatest.Partitions || st.Outbox["pending"] != 1.0 || st.Runs == nil {
+	if len(st.Inputs) != 2*kafkatest.Partitions || st.Outbox["pending"] != 1.0 || len(st.Runs) != 1 || st.Runs[0]["status"] != "failed" {
 		t.Fatalf("status %s", w.Body)
+	}
+	// A scheduled run the scheduler gave up on, with its last error.
+	if len(st.Failures) != 1 || st.Failures[0]["status"] != "gave_up" || st.Failures[0]["attempts"] != 3.0 ||
+		st.Failures[0]["error"] != "boom" || st.Failures[0]["last_run_id"] != "run-2026-11-01-initial-3" ||
+		st.Failures[0]["operating_day"] != "2026-11-01" || st.Failures[0]["next_attempt_at"] != nil {
+		t.Fatalf("scheduled run failures in %s", w.Body)
 	}
 	var wm any
 	for _, in := range st.Inputs {

@@ -267,7 +267,10 @@ var flagDefs = []flagDef{
 	{name: "export-schedule", group: groupExports,
 		usage: "cron `expression` (5 fields or @hourly, @every 1h…) that batches exports, in the market time zone unless it starts with CRON_TZ=ZONE (default: each run's export is written as it completes)",
 		set: func(c *Config, v string) error {
-			// Only the syntax: the zone it fires in does not change it.
+			// The syntax, and that it fires at all: neither depends on the
+			// zone it fires in (a cron field names wall-clock times, which
+			// every zone has), so UTC stands in for the market's zone,
+			// which may not be parsed yet; the exporter checks again in it.
 			if _, err := exportpg.ParseSchedule(v, time.UTC); v != "" && err != nil {
 				return fmt.Errorf("%q: %w", v, err)
 			}

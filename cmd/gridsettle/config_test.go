@@ -133,6 +133,9 @@ func TestConfigRejects(t *testing.T) {
 		{devGroups, nil, []string{"--export-schedule", "TZ=Mars/Olympus 0 6 * * *"},
 			`--export-schedule: "TZ=Mars/Olympus 0 6 * * *": TZ=Mars/Olympus: "Mars/Olympus" is not an IANA time zone…`},
 		{devGroups, nil, []string{"--export-schedule", "every day"}, `--export-schedule: "every day": not a cron expression…`},
+		{devGroups, nil, []string{"--export-schedule", "0 0 30 2 *"}, `--export-schedule: "0 0 30 2 *": never fires…`},
+		{devGroups, map[string]string{"GRIDSETTLE_EXPORT_SCHEDULE": "CRON_TZ=Asia/Tokyo 0 0 31 4 *"}, nil,
+			`--export-schedule (from GRIDSETTLE_EXPORT_SCHEDULE): "CRON_TZ=Asia/Tokyo 0 0 31 4 *": never fires…`},
 		{devGroups, nil, []string{"--log-level", "loud"}, `--log-level: "loud" is not debug, info, warn or error`},
 		{devGroups, nil, []string{"--tls-key", "config_test.go"}, "--tls-cert and --tls-key: give both or neither"},
 		{devGroups, nil, []string{"--tls-cert", "/nonexistent/cert.pem"}, "--tls-cert: cannot read /nonexistent/cert.pem…"},
@@ -336,7 +339,7 @@ func TestServeAdminTokenRule(t *testing.T) {
 
 // A schedule naming its zone is accepted (it used to panic at start).
 func TestExportScheduleWithZone(t *testing.T) {
-	for _, v := range []string{"CRON_TZ=America/Chicago 0 6 * * *", "TZ=UTC @hourly", "@every 1h", "0 6 * * *"} {
+	for _, v := range []string{"CRON_TZ=America/Chicago 0 6 * * *", "TZ=UTC @hourly", "@every 1h", "0 6 * * *", "0 6 29 2 *"} {
 		c, err := parse(t, devGroups, nil, "--export-schedule", v)
 		if err != nil || c.ExportSchedule != v {
 			t.Errorf("%q: %v, schedule %q", v, err, c.ExportSchedule)

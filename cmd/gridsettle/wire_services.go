@@ -121,7 +121,10 @@ func newScheduler(p *Platform) (Component, error) {
 	if err != nil {
 		return Component{}, err
 	}
-	sched := settlementpg.NewScheduler(s.runs, settlementpg.SchedulerConfig{Schedule: p.Config.Schedule}, p.Log)
+	sched, err := settlementpg.NewScheduler(s.runs, settlementpg.SchedulerConfig{Schedule: p.Config.Schedule}, p.Metrics, p.Log)
+	if err != nil {
+		return Component{}, err
+	}
 	return Component{Name: "scheduler", Run: func(ctx context.Context) error {
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return sched.Run(ctx) })

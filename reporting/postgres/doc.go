@@ -26,7 +26,9 @@
 //   - The chain heads exports recorded (lineage.ledger) anchor ledger
 //     verification (VerifyLedger): the journal must still hold them.
 //   - Export schedules fire in the market's time zone unless they name
-//     CRON_TZ (ParseSchedule); a malformed one is an error, never a panic.
+//     CRON_TZ (ParseSchedule); a malformed one, or one that never fires, is
+//     an error, never a panic; the schedule loop waits at least 15 minutes
+//     when a schedule names no time ahead, so it never spins.
 //   - Rows are read in natural-key order with byte-wise ("C") collation, so
 //     the files do not depend on the database's locale.
 //   - A run's interval rows are decoded from Postgres's binary forms by this

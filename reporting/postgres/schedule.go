@@ -13,15 +13,28 @@ import (
 )
 
 // retryEvery is how often Run looks for runs left unexported when no
-// schedule is configured (their export at completion failed).
+// schedule is configured (their export at completion failed), or when the
+// schedule names no time ahead.
 const retryEvery = 15 * time.Minute
+
+// firesFrom and firesWithin are where a schedule must fire to be accepted.
+// Cron has no year field, so one that fires at all fires within any five
+// years that hold a 29 February (the window from this fixed instant does;
+// a window across 2100 would need eight). The library's own search gives up
+// after five years and answers the zero time, which a loop waiting for it
+// would take as "now", for ever.
+var firesFrom = time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+const firesWithin = 5 // years
 
 // ParseSchedule parses an export schedule: a standard cron expression (5
 // fields, or a descriptor such as @hourly or @every 1h) that fires in loc,
 // the market's time zone, unless it starts with CRON_TZ=ZONE (or TZ=ZONE)
 // and a space. The zone prefix is checked here because the cron library
 // slices it unchecked: "CRON_TZ=America/Chicago" alone makes it panic, and an
-// empty zone silently means UTC.
+// empty zone silently means UTC. A schedule that never fires (0 0 30 2 *)
+// is refused: whether it fires is checked in the zone it fires in, the
+// prefix's when it has one.
 func ParseSchedule(spec string, loc *time.Location) (cron.Schedule, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
@@ -47,6 +60,9 @@ func ParseSchedule(spec string, loc *time.Location) (cron.Schedule, error) {
 	s, err := cron.ParseStandard(spec)
 	if err != nil {
 		return nil, fmt.Errorf("not a cron expression (5 fields, or @hourly, @every 1h…): %w", err)
+	}
+	if next := s.Next(firesFrom); next.IsZero() || next.After(firesFrom.AddDate(firesWithin, 0, 0)) {
+		return nil, fmt.Errorf("never fires: no time in %d years matches it (a day such as 30 February does not exist)", firesWithin)
 	}
 	return s, nil
 }
@@ -77,8 +93,11 @@ func (e *Exporter) Run(ctx context.Context) error {
 		schedule = cron.Every(retryEvery)
 	}
 	for {
-		next := schedule.Next(time.Now())
-		timer := time.NewTimer(time.Until(next))
+		wait, ok := untilNext(schedule, time.Now())
+		if !ok {
+			e.log.Error("the export schedule names no time ahead; looking for pending exports every 15 minutes instead")
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -89,6 +108,18 @@ func (e *Exporter) Run(ctx context.Context) error {
 			e.log.Error("scheduled export", "err", err)
 		}
 	}
+}
+
+// untilNext is the wait from now to the schedule's next activation, and
+// whether it has one ahead: when it has none (the zero time of a schedule
+// that never fires, or a time not after now) the wait is retryEvery, so
+// that a bad schedule slows exports down instead of spinning the loop.
+func untilNext(s cron.Schedule, now time.Time) (time.Duration, bool) {
+	next := s.Next(now)
+	if !next.After(now) {
+		return retryEvery, false
+	}
+	return next.Sub(now), true
 }
 
 // ExportPending exports every completed run of an exported type that has

@@ -27,6 +27,9 @@ func TestScheduleZone(t *testing.T) {
 		{"CRON_TZ=Asia/Tokyo 0 6 * * *", time.Date(2026, 12, 7, 6, 0, 0, 0, tokyo)},
 		{"TZ=UTC 0 6 * * *", time.Date(2026, 12, 6, 6, 0, 0, 0, time.UTC)},
 		{"CRON_TZ=America/Chicago @daily", time.Date(2026, 12, 6, 0, 0, 0, 0, chicago)},
+		// rare but real: the next 29 February
+		{"0 6 29 2 *", time.Date(2028, 2, 29, 6, 0, 0, 0, chicago)},
+		{"CRON_TZ=Asia/Tokyo 0 0 29 2 *", time.Date(2028, 2, 29, 0, 0, 0, 0, tokyo)},
 	} {
 		s, err := postgres.ParseSchedule(tt.spec, chicago)
 		if err != nil {
@@ -41,15 +44,19 @@ func TestScheduleZone(t *testing.T) {
 
 func TestScheduleRejects(t *testing.T) {
 	for spec, want := range map[string]string{
-		"CRON_TZ=America/Chicago":     "names a time zone but no schedule",
-		"CRON_TZ=America/Chicago  ":   "names a time zone but no schedule",
-		"TZ=":                         "names a time zone but no schedule",
-		"CRON_TZ= 0 6 * * *":          "name an IANA time zone",
-		"CRON_TZ=Local 0 6 * * *":     "name an IANA time zone",
-		"CRON_TZ=Mars/Olympus @daily": `"Mars/Olympus" is not an IANA time zone`,
-		"":                            "empty",
-		"61 * * * *":                  "not a cron expression",
-		"@every never":                "not a cron expression",
+		"CRON_TZ=America/Chicago":       "names a time zone but no schedule",
+		"CRON_TZ=America/Chicago  ":     "names a time zone but no schedule",
+		"TZ=":                           "names a time zone but no schedule",
+		"CRON_TZ= 0 6 * * *":            "name an IANA time zone",
+		"CRON_TZ=Local 0 6 * * *":       "name an IANA time zone",
+		"CRON_TZ=Mars/Olympus @daily":   `"Mars/Olympus" is not an IANA time zone`,
+		"":                              "empty",
+		"61 * * * *":                    "not a cron expression",
+		"@every never":                  "not a cron expression",
+		"0 0 30 2 *":                    "never fires",
+		"0 0 31 4,6,9,11 *":             "never fires",
+		"CRON_TZ=Asia/Tokyo 0 0 30 2 *": "never fires",
+		"TZ=UTC 15 3 31 2 *":            "never fires",
 	} {
 		if _, err := postgres.ParseSchedule(spec, time.UTC); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error containing %q", spec, err, want)

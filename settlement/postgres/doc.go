@@ -18,7 +18,15 @@
 //     data than an earlier one;
 //   - a run commits everything or nothing: runs row, statement lines, account
 //     charges, run intervals, journal entries, scheduled marker and outbox
-//     rows; a failure leaves only a failed runs row with its error;
+//     rows; a failure leaves only a failed runs row with its error, written
+//     on a fresh connection under the day's lock (the run's own session may
+//     be what failed);
+//   - a scheduled run is recorded in scheduled_runs once, by its completed
+//     run or by the failed attempt after which the scheduler gives up
+//     (SchedulerConfig.MaxAttempts); until then scheduled_attempts counts
+//     its failed attempts and holds the next one back by a doubling backoff,
+//     in the transaction that records each failure, and a failing run never
+//     holds up the other due runs;
 //   - each run emits the full statement of its day: every (participant,
 //     point) and (account, participant) with a current read in the day or a
 //     line in an earlier version; deltas are against the latest earlier

@@ -101,7 +101,7 @@ var errScheduledDone = errors.New("scheduled run already recorded")
 // is non-nil only when nothing could be recorded (the database is away or
 // ctx ended), and then no run exists.
 func (r *Runs) Start(ctx context.Context, day settlement.Day, t settlement.RunType) (Run, error) {
-	return r.startWith(ctx, day, t, false, nil)
+	return r.startWith(ctx, day, t, nil, nil)
 }
 
 // RunHook runs in the transaction that records a run (completed, or
@@ -112,18 +112,18 @@ type RunHook func(ctx context.Context, tx pgx.Tx, run Run) error
 
 // StartWithHook is Start with hook run in the run's recording transaction.
 func (r *Runs) StartWithHook(ctx context.Context, day settlement.Day, t settlement.RunType, hook RunHook) (Run, error) {
-	return r.startWith(ctx, day, t, false, hook)
+	return r.startWith(ctx, day, t, nil, hook)
 }
 
-func (r *Runs) start(ctx context.Context, day settlement.Day, t settlement.RunType, scheduled bool) (Run, error) {
-	return r.startWith(ctx, day, t, scheduled, nil)
+func (r *Runs) start(ctx context.Context, day settlement.Day, t settlement.RunType, sched *scheduledAttempt) (Run, error) {
+	return r.startWith(ctx, day, t, sched, nil)
 }
 
-func (r *Runs) startWith(ctx context.Context, day settlement.Day, t settlement.RunType, scheduled bool, hook RunHook) (Run, error) {
+func (r *Runs) startWith(ctx context.Context, day settlement.Day, t settlement.RunType, sched *scheduledAttempt, hook RunHook) (Run, error) {
 	if _, err := settlement.ParseRunType(string(t)); err != nil {
 		return Run{}, err
 	}
-	run, err := r.locked(ctx, day, t, scheduled, hook)
+	run, err := r.locked(ctx, day, t, sched, hook)
 	if err != nil {
 		return Run{}, err
 	}
@@ -143,9 +143,25 @@ func (r *Runs) startWith(ctx context.Context, day settlement.Day, t settlement.R
 }
 
 // locked runs the settlement holding the day's lock on one connection, and
-// records a failure on that connection too.
-func (r *Runs) locked(ctx context.Context, day settlement.Day, t settlement.RunType, scheduled bool, hook RunHook) (Run, error) {
+// records a failure afterwards on another: the failure may be that the
+// run's own session died (terminated, its server restarted, its socket
+// gone), and then nothing more can be said on it.
+func (r *Runs) locked(ctx context.Context, day settlement.Day, t settlement.RunType, sched *scheduledAttempt, hook RunHook) (Run, error) {
 	startedAt := r.cfg.Now().UTC().Truncate(time.Microsecond)
+	run, err := r.attempt(ctx, day, t, sched, startedAt, hook)
+	if err == nil || errors.Is(err, errScheduledDone) || ctx.Err() != nil {
+		return run, err
+	}
+	failed, ferr := r.recordFailure(ctx, day, t, sched, startedAt, err, hook)
+	if ferr != nil {
+		return Run{}, fmt.Errorf("settlement run of %s (%s) failed (%v) and could not be recorded: %w", day, t, err, ferr)
+	}
+	return failed, nil
+}
+
+// attempt runs the settlement on a connection of its own that holds the
+// day's lock, and gives both back before it returns.
+func (r *Runs) attempt(ctx context.Context, day settlement.Day, t settlement.RunType, sched *scheduledAttempt, startedAt time.Time, hook RunHook) (Run, error) {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return Run{}, fmt.Errorf("run of %s: %w", day, err)
@@ -156,16 +172,7 @@ func (r *Runs) locked(ctx context.Context, day settlement.Day, t settlement.RunT
 		return Run{}, err
 	}
 	defer unlock()
-
-	run, err := r.execute(ctx, conn.Conn(), day, t, scheduled, startedAt, hook)
-	if err == nil || errors.Is(err, errScheduledDone) || ctx.Err() != nil {
-		return run, err
-	}
-	failed, ferr := r.recordFailure(ctx, conn.Conn(), day, t, scheduled, startedAt, err, hook)
-	if ferr != nil {
-		return Run{}, fmt.Errorf("settlement run of %s (%s) failed (%v) and could not be recorded: %w", day, t, err, ferr)
-	}
-	return failed, nil
+	return r.execute(ctx, conn.Conn(), day, t, sched, startedAt, hook)
 }
 
 func dayTime(d settlement.Day) time.Time {
@@ -182,7 +189,7 @@ func dayOf(t time.Time) settlement.Day {
 // taken after the lock and a run needs a single pool connection. When the
 // release cannot be confirmed the connection is closed, which releases it.
 func lockDay(ctx context.Context, conn *pgxpool.Conn, day settlement.Day) (func(), error) {
-	n := int32(dayTime(day).Unix() / 86400)
+	n := dayKey(day)
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, runLock, n); err != nil {
 		conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck // the lock may be held: drop the session
 		return nil, fmt.Errorf("lock runs of %s: %w", day, err)
@@ -193,6 +200,11 @@ func lockDay(ctx context.Context, conn *pgxpool.Conn, day settlement.Day) (func(
 			conn.Conn().Close(uctx) //nolint:errcheck // closing the session releases the lock
 		}
 	}, nil
+}
+
+// dayKey is the second key of day's lock: the day's number since 1970.
+func dayKey(day settlement.Day) int32 {
+	return int32(dayTime(day).Unix() / 86400)
 }
 
 // nextVersion is the version the next run of day takes and the latest
@@ -213,11 +225,15 @@ func nextVersion(ctx context.Context, tx pgx.Tx, day settlement.Day) (int, *int,
 // snapshot in one read-only REPEATABLE READ transaction, then every write
 // in one READ COMMITTED transaction (the ledger head and the outbox
 // sequences must be read as committed now, not as of the snapshot).
-func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, t settlement.RunType, scheduled bool, startedAt time.Time, hook RunHook) (Run, error) {
-	if scheduled {
+func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, t settlement.RunType, sched *scheduledAttempt, startedAt time.Time, hook RunHook) (Run, error) {
+	if sched != nil {
+		// Done, or attempted by another instance since this one listed it:
+		// that instance's attempt counts, and its backoff holds.
 		var done bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM scheduled_runs WHERE operating_day = $1 AND run_type = $2)`,
-			dayTime(day), t).Scan(&done); err != nil {
+		if err := conn.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM scheduled_runs WHERE operating_day = $1 AND run_type = $2)
+			    OR coalesce((SELECT attempts FROM scheduled_attempts WHERE operating_day = $1 AND run_type = $2), 0) <> $3`,
+			dayTime(day), t, sched.seen).Scan(&done); err != nil {
 			return Run{}, fmt.Errorf("check scheduled run: %w", err)
 		}
 		if done {
@@ -269,10 +285,14 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 	if _, err := ledgerpg.Post(ctx, tx, finished, postings(res.lines)...); err != nil {
 		return Run{}, fmt.Errorf("post run %s to the ledger: %w", run.RunID, err)
 	}
-	if scheduled {
+	if sched != nil {
 		if _, err := tx.Exec(ctx, `INSERT INTO scheduled_runs (operating_day, run_type, run_id) VALUES ($1, $2, $3)`,
 			dayTime(day), t, run.RunID); err != nil {
 			return Run{}, fmt.Errorf("mark scheduled run %s: %w", run.RunID, err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM scheduled_attempts WHERE operating_day = $1 AND run_type = $2`,
+			dayTime(day), t); err != nil {
+			return Run{}, fmt.Errorf("clear failed attempts of %s: %w", run.RunID, err)
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE runs SET status = 'completed', finished_at = $2 WHERE run_id = $1`, run.RunID, finished); err != nil {
@@ -304,11 +324,18 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 }
 
 // recordFailure writes a failed run of day with the error that stopped it,
-// on conn, which still holds the day's lock. It takes a version like any
-// run, so the record is never lost or reused.
-func (r *Runs) recordFailure(ctx context.Context, conn *pgx.Conn, day settlement.Day, t settlement.RunType, scheduled bool, startedAt time.Time, cause error, hook RunHook) (Run, error) {
+// on a connection of the pool (not the run's, which may be dead), under the
+// day's lock taken for the transaction: the run's own session lock is given
+// back by then, or went with its session. It takes a version like any run,
+// so the record is never lost or reused. A scheduled attempt is counted in
+// the same transaction.
+func (r *Runs) recordFailure(ctx context.Context, day settlement.Day, t settlement.RunType, sched *scheduledAttempt, startedAt time.Time, cause error, hook RunHook) (Run, error) {
 	var run Run
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	var outcome string
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, runLock, dayKey(day)); err != nil {
+			return fmt.Errorf("lock runs of %s: %w", day, err)
+		}
 		version, _, err := nextVersion(ctx, tx, day)
 		if err != nil {
 			return err
@@ -325,10 +352,9 @@ func (r *Runs) recordFailure(ctx context.Context, conn *pgx.Conn, day settlement
 			run.RunID, dayTime(day), t, version, run.Error, startedAt, finished, run.Lineage, r.cfg.Market.Currency); err != nil {
 			return fmt.Errorf("record failed run: %w", err)
 		}
-		if scheduled {
-			if _, err := tx.Exec(ctx, `INSERT INTO scheduled_runs (operating_day, run_type, run_id) VALUES ($1, $2, $3)
-				ON CONFLICT DO NOTHING`, dayTime(day), t, run.RunID); err != nil {
-				return fmt.Errorf("mark scheduled run: %w", err)
+		if sched != nil {
+			if outcome, err = sched.record(ctx, tx, run); err != nil {
+				return err
 			}
 		}
 		if hook != nil {
@@ -336,6 +362,9 @@ func (r *Runs) recordFailure(ctx context.Context, conn *pgx.Conn, day settlement
 		}
 		return nil
 	})
+	if err == nil && sched != nil {
+		sched.outcome = outcome
+	}
 	return run, err
 }
 
