@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,6 +42,13 @@ type Config struct {
 	RetryBackoff time.Duration
 	// MaxRetryBackoff caps RetryBackoff's doubling. Default 5s.
 	MaxRetryBackoff time.Duration
+	// LockTimeout bounds each wait of a batch's transaction for a lock
+	// (Postgres lock_timeout, set locally in the transaction). A batch
+	// behind a lock held longer (a frozen sibling, a long registry or
+	// alert-scope change) fails as transient and its partition retries after
+	// the backoff, paused, instead of holding every partition's next poll
+	// for up to the batch's deadline. Default 5s.
+	LockTimeout time.Duration
 }
 
 // DefaultGroup is the default consumer group.
@@ -63,6 +71,9 @@ func (c Config) withDefaults() Config {
 		c.MaxRetryBackoff = 5 * time.Second
 	}
 	c.MaxRetryBackoff = max(c.MaxRetryBackoff, c.RetryBackoff)
+	if c.LockTimeout <= 0 {
+		c.LockTimeout = 5 * time.Second
+	}
 	return c
 }
 
@@ -709,8 +720,10 @@ func (c *Consumer) applyBatch(ctx context.Context, b *batch) (outcome, error) {
 	return out, nil
 }
 
-// inTx runs f in one transaction. A transaction that has started finishes
-// even when ctx ends (shutdown), so that what a stopped consumer reports as
+// inTx runs f in one transaction, under Config.LockTimeout and
+// batchTimeout: a timed-out batch fails as transient (errors.go) and is
+// retried, never quarantined. A transaction that has started finishes even
+// when ctx ends (shutdown), so that what a stopped consumer reports as
 // committed is exactly what committed.
 func (c *Consumer) inTx(ctx context.Context, f func(context.Context, pgx.Tx) error) error {
 	if ctx.Err() != nil {
@@ -718,7 +731,13 @@ func (c *Consumer) inTx(ctx context.Context, f func(context.Context, pgx.Tx) err
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	defer cancel()
-	return pgx.BeginFunc(bctx, c.pool, func(tx pgx.Tx) error { return f(bctx, tx) })
+	return pgx.BeginFunc(bctx, c.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(bctx, `SELECT set_config('lock_timeout', $1, true)`,
+			strconv.FormatInt(c.cfg.LockTimeout.Milliseconds(), 10)); err != nil {
+			return fmt.Errorf("set the batch's lock timeout: %w", err)
+		}
+		return f(bctx, tx)
+	})
 }
 
 // failed handles a batch that did not commit: its effects are gone with the

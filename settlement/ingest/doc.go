@@ -32,7 +32,12 @@
 //     same pass: no record can stop its partition, none is applied twice;
 //   - every partition a member owns has a position or a pending reload,
 //     which is retried with backoff until it succeeds and then seeks,
-//     whether or not new records arrive;
+//     whether or not new records arrive; while its backoff runs its
+//     fetching is paused, the other partitions' is not;
+//   - no batch waits for a lock longer than Config.LockTimeout: a batch
+//     behind a lock fails as transient and is retried, so one partition
+//     stuck behind a lock holds the others' next poll for that long at
+//     most, not for the batch's deadline;
 //   - only applied records move the partition's event-time watermark and
 //     appear in Applied.Ends; a quarantined record never does;
 //   - a dead letter (key, value, headers) fits Limits.MaxDeadLetterBytes,
