@@ -33,6 +33,11 @@ type Config struct {
 	// MaxBatchRecords bounds the records of one partition applied in one
 	// transaction. Default 4096.
 	MaxBatchRecords int
+	// MaxBatchReads bounds the reads of one transaction too (a record holds
+	// from one to thousands of reads; a price or a rejected record counts
+	// one): a batch takes records while they fit, and always at least one.
+	// Default 65536 (4096 records of 16 reads).
+	MaxBatchReads int
 	// Concurrency is how many partitions are applied at once. Default 4.
 	Concurrency int
 	// RetryBackoff is the pause before a partition is re-read from its
@@ -60,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatchRecords <= 0 {
 		c.MaxBatchRecords = 4096
+	}
+	if c.MaxBatchReads <= 0 {
+		c.MaxBatchReads = 65536
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
@@ -490,21 +498,37 @@ func (c *Consumer) consumePartition(ctx context.Context, dec *meters.Decoder, fp
 			"partition", tp.partition, "stored_offset", from, "first_offset", fp.Records[0].Offset, "skipped", skipped,
 			"log_end", fp.HighWatermark)
 	}
-	in := make([]input, 0, min(len(recs), c.cfg.MaxBatchRecords))
-	for len(recs) > 0 {
-		n := min(len(recs), c.cfg.MaxBatchRecords)
-		in = in[:0]
-		for _, r := range recs[:n] {
-			in = append(in, input{offset: r.Offset, control: r.Attrs.IsControl(), key: r.Key, value: r.Value})
+	// Records are decoded as batches fill, so that no more than one
+	// batch's reads is decoded at a time.
+	ds := make([]decoded, 0, min(len(recs), c.cfg.MaxBatchRecords))
+	var carry *decoded // decoded, but did not fit the previous batch
+	for len(recs) > 0 || carry != nil {
+		ds, reads := ds[:0], 0
+		if carry != nil {
+			ds, reads, carry = append(ds, *carry), carry.reads(), nil
 		}
-		next, err := c.settle(ctx, dec, tp, from, in, fp.LastStableOffset)
+		for len(recs) > 0 && len(ds) < c.cfg.MaxBatchRecords {
+			r := recs[0]
+			d, err := c.applier.decode(dec, tp.topic, tp.partition,
+				input{offset: r.Offset, control: r.Attrs.IsControl(), key: r.Key, value: r.Value})
+			if err != nil {
+				c.failed(ctx, tp, err)
+				return
+			}
+			recs = recs[1:]
+			if len(ds) > 0 && d.reads() > 0 && reads+d.reads() > c.cfg.MaxBatchReads {
+				carry = &d
+				break
+			}
+			ds, reads = append(ds, d), reads+d.reads()
+		}
+		next, err := c.settle(ctx, tp, from, ds, fp.LastStableOffset)
 		if err != nil {
 			c.failed(ctx, tp, err)
 			return
 		}
 		c.committed(tp, next)
 		from = next
-		recs = recs[n:]
 	}
 }
 
@@ -610,12 +634,9 @@ func (c *Consumer) refuse(ctx context.Context, tp topicPartition, stored, end in
 // stop ingest"). A transient error, or a stored offset that moved, is
 // returned with the offset committed so far; the partition then restarts
 // from its stored offset.
-func (c *Consumer) settle(ctx context.Context, dec *meters.Decoder, tp topicPartition, from int64, in []input, lastStable int64) (int64, error) {
+func (c *Consumer) settle(ctx context.Context, tp topicPartition, from int64, in []decoded, lastStable int64) (int64, error) {
 	start := time.Now()
-	b, err := c.applier.decode(dec, tp.topic, tp.partition, from, in)
-	if err != nil {
-		return from, err
-	}
+	b := batchOf(tp.topic, tp.partition, from, in)
 	out, err := c.applyBatch(ctx, b)
 	if err == nil {
 		c.m.committed(b, out, time.Since(start).Seconds(), lastStable)
@@ -631,11 +652,11 @@ func (c *Consumer) settle(ctx context.Context, dec *meters.Decoder, tp topicPart
 	c.log.Warn("ingest: batch refused, applying it in parts to find the record", "topic", b.topic, "partition", b.partition,
 		"from", b.from, "to", b.to, "err", err)
 	mid := len(in) / 2
-	next, err := c.settle(ctx, dec, tp, from, in[:mid], lastStable)
+	next, err := c.settle(ctx, tp, from, in[:mid], lastStable)
 	if err != nil {
 		return next, err
 	}
-	return c.settle(ctx, dec, tp, next, in[mid:], lastStable)
+	return c.settle(ctx, tp, next, in[mid:], lastStable)
 }
 
 // setAside quarantines the one record of b, which was refused with cause,

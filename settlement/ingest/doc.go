@@ -34,6 +34,8 @@
 //     which is retried with backoff until it succeeds and then seeks,
 //     whether or not new records arrive; while its backoff runs its
 //     fetching is paused, the other partitions' is not;
+//   - a batch holds at most Config.MaxBatchRecords records and, unless it
+//     is a single record, Config.MaxBatchReads reads;
 //   - no batch waits for a lock longer than Config.LockTimeout: a batch
 //     behind a lock fails as transient and is retried, so one partition
 //     stuck behind a lock holds the others' next poll for that long at

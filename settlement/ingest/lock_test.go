@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // holdOffsetRow locks the stored offset row of R/partition in a transaction
@@ -105,5 +106,43 @@ func TestBatchBehindALockTimesOutAndRetries(t *testing.T) {
 	}
 	if slices.Contains(c.c.cl.PauseFetchPartitions(nil)[R], 0) {
 		t.Error("partition 0 still paused after catching up")
+	}
+}
+
+// Batches are capped in reads as well as in records: with MaxBatchReads 10,
+// records of 4 reads go two to a transaction, and a record of 12 reads
+// alone. Each transaction's reads are told apart by the xmin of their rows.
+func TestBatchesAreCappedInReads(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.registry()
+	e.start(Config{MaxBatchReads: 10})
+	var recs []*kgo.Record
+	start := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		recs = append(recs, rec(R, 0, "M1", read("M1", "import", start.Add(time.Duration(i)*time.Hour).Format(time.RFC3339), 900, 1,
+			"1", "2", "3", "4")))
+	}
+	twelve := strings.Split(strings.Repeat("1,", 12), ",")[:12]
+	recs = append(recs, rec(R, 0, "M1", read("M1", "import", start.Add(5*time.Hour).Format(time.RFC3339), 900, 1, twelve...)))
+	e.produce(false, recs...)
+	e.caughtUp()
+	rows, err := e.pool.Query(t.Context(), `SELECT count(*) FROM reads GROUP BY xmin::text ORDER BY min(interval_start)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, over := 0, 0
+	for _, n := range sizes {
+		total += n
+		if n > 10 {
+			over++
+		}
+	}
+	if total != 32 || over != 1 || sizes[len(sizes)-1] != 12 || len(sizes) < 4 {
+		t.Errorf("reads per transaction %v, want at most 10 but the 12 of the last record alone, 32 in all", sizes)
 	}
 }

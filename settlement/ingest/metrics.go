@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"topic"}),
 		batchTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gridsettle_ingest_batch_seconds",
-			Help:    "Time to decode, apply and commit one batch.",
+			Help:    "Time to apply and commit one batch (its records are decoded before).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"topic"}),
 		casMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
