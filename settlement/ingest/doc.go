@@ -69,7 +69,10 @@
 // Postgres, so it survives restarts and rebalances; the other partitions go
 // on. (Records below the stored offset in a log that reaches past it again
 // cannot be told from a reset: they are skipped, logged and counted in
-// gridsettle_ingest_skipped_records_total.)
+// gridsettle_ingest_skipped_records_total. One case goes unseen: a
+// recreated topic whose new log already reaches past the stored offset of
+// a partition that no running member owned when it was recreated, since
+// ingest_offsets keeps no topic ID to compare.)
 //
 // An operator decides where the partition resumes in the new log (0 to
 // apply all of it: reads and prices are versioned, so records applied
