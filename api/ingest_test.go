@@ -207,6 +207,8 @@ func TestIngestStatus(t *testing.T) {
 	tok := s.token(Analyst)
 	if _, err := s.pool.Exec(t.Context(), `
 		INSERT INTO ingest_offsets (topic, partition, next_offset, watermark) VALUES ('ami.interval-reads', 1, 0, '2026-11-01T06:00:00Z');
+		INSERT INTO ingest_offsets (topic, partition, next_offset, refused_at, refused_log_end)
+			VALUES ('ami.interval-reads', 2, 7, '2026-12-06T08:00:00Z', 3);
 		INSERT INTO outbox_streams VALUES ('gridsettle.dead-letter', 0, 2);
 		INSERT INTO outbox (topic, partition, seq, record_id, schema, value) VALUES ('gridsettle.dead-letter', 0, 1, 'x', 'y', '');
 		INSERT INTO runs (run_id, operating_day, run_type, version, status, error, started_at, finished_at)
@@ -233,8 +235,9 @@ func TestIngestStatus(t *testing.T) {
 		t.Fatalf("scheduled run failures in %s", w.Body)
 	}
 	var wm any
+	refused := 0
 	for _, in := range st.Inputs {
-		for _, k := range []string{"topic", "partition", "next_offset", "end_offset", "lag", "watermark"} {
+		for _, k := range []string{"topic", "partition", "next_offset", "end_offset", "lag", "watermark", "refused"} {
 			if _, ok := in[k]; !ok {
 				t.Errorf("input %v lacks %s", in, k)
 			}
@@ -242,9 +245,15 @@ func TestIngestStatus(t *testing.T) {
 		if in["topic"] == "ami.interval-reads" && in["partition"] == 1.0 {
 			wm = in["watermark"]
 		}
+		if r := in["refused"]; r != nil {
+			refused++
+			if in["partition"] != 2.0 || fmt.Sprint(r) != "map[log_end:3 since:2026-12-06T08:00:00Z]" {
+				t.Errorf("refused: %v", in)
+			}
+		}
 	}
-	if wm != "2026-11-01T06:00:00Z" {
-		t.Errorf("watermark %v", wm)
+	if wm != "2026-11-01T06:00:00Z" || refused != 1 {
+		t.Errorf("watermark %v, %d refused", wm, refused)
 	}
 	// Declared parameters only.
 	if p := problem(t, s.do(req{method: http.MethodGet, path: "/api/v1/status?" + url.Values{"x": {"1"}}.Encode(), token: tok}), http.StatusBadRequest); p.Parameter != "x" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -218,6 +219,36 @@ func TestServeAPIPoolHasStatementTimeout(t *testing.T) {
 	}
 	if apiPool == pipeline || apiPool.Config().MaxConns < 1 {
 		t.Errorf("the api pool is not its own")
+	}
+}
+
+// TestPipelinePoolBoundsWaits: the components' pool bounds every statement
+// and lock wait (pipelineWaits), and a value the database URL sets wins.
+func TestPipelinePoolBoundsWaits(t *testing.T) {
+	_, dbURL := pgtest.New(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	show := func(url string) (statement, lock string) {
+		t.Helper()
+		pool, closeDB, err := openDatabase(t.Context(), Config{DatabaseURL: url}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeDB()
+		if err := pool.QueryRow(t.Context(), `SELECT current_setting('statement_timeout'), current_setting('lock_timeout')`).
+			Scan(&statement, &lock); err != nil {
+			t.Fatal(err)
+		}
+		return statement, lock
+	}
+	if s, l := show(dbURL); s != "5min" || l != "2min" {
+		t.Errorf("statement_timeout %q, lock_timeout %q; want 5min, 2min", s, l)
+	}
+	sep := "?"
+	if strings.Contains(dbURL, "?") {
+		sep = "&"
+	}
+	if s, l := show(dbURL + sep + "lock_timeout=1500"); s != "5min" || l != "1500ms" {
+		t.Errorf("with lock_timeout in the URL: statement_timeout %q, lock_timeout %q", s, l)
 	}
 }
 

@@ -253,7 +253,32 @@ func openDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.P
 		log.Warn("least privilege is off: this role owns the journal tables, so their append-only rule rests on triggers alone; "+
 			"connect as a runtime role granted by `gridsettle migrate --runtime-role`", "role", st.Role)
 	}
+	// Migrations ran unbounded; the components' connections are not.
+	cfgBounded := pool.Config() // a copy
+	pool.Close()
+	for k, v := range pipelineWaits {
+		if _, set := cfgBounded.ConnConfig.RuntimeParams[k]; !set {
+			cfgBounded.ConnConfig.RuntimeParams[k] = v
+		}
+	}
+	if pool, err = pgxpool.NewWithConfig(ctx, cfgBounded); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("open the pipeline's database pool: %w", err)
+	}
 	return pool, func() { pool.Close(); stop() }, nil
+}
+
+// pipelineWaits bound every statement and lock wait of the components
+// (ingest, publishing, runs, exports), unless the database URL sets them:
+// no wait in the pipeline is without a deadline. They are generous: the
+// longest legitimate statement is a run's on a 100,000-meter day (README
+// "Performance": the whole run takes about 22 s, its longest statement
+// about 13 s), the longest legitimate lock wait a run or an export waiting
+// for another of the same operating day. Components that can give up
+// sooner do so themselves (ingest: ingest.Config.LockTimeout per batch).
+var pipelineWaits = map[string]string{
+	"statement_timeout": "5min",
+	"lock_timeout":      "2min",
 }
 
 // startPrivate starts the private cluster under <data-dir>/postgres, creates

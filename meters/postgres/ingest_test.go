@@ -374,7 +374,7 @@ func TestOffsets(t *testing.T) {
 	pool, _ := pgtest.New(t)
 	ctx := t.Context()
 	got, err := LoadOffsets(ctx, pool, readsTopic, []int32{0, 1})
-	if err != nil || got[0] != 0 || got[1] != 0 || len(got) != 2 {
+	if err != nil || got[0] != (LoadedOffset{}) || got[1] != (LoadedOffset{}) || len(got) != 2 {
 		t.Fatalf("load: %v %v", got, err)
 	}
 	wm := time.Date(2026, 11, 1, 6, 0, 0, 0, time.UTC)
@@ -396,11 +396,28 @@ func TestOffsets(t *testing.T) {
 		t.Fatal("compare-and-set")
 	}
 	got, err = LoadOffsets(ctx, pool, readsTopic, []int32{1, 2})
-	if err != nil || got[1] != 12 || got[2] != 0 {
+	if err != nil || got[1] != (LoadedOffset{Next: 12}) || got[2] != (LoadedOffset{}) {
 		t.Fatalf("reload: %v %v", got, err)
 	}
 	st, err := StoredOffsets(ctx, pool, []string{readsTopic})
-	if err != nil || len(st) != 3 || st[1].NextOffset != 12 || st[1].Watermark == nil || !st[1].Watermark.Equal(wm) || st[0].Watermark != nil {
+	if err != nil || len(st) != 3 || st[1].NextOffset != 12 || st[1].Watermark == nil || !st[1].Watermark.Equal(wm) || st[0].Watermark != nil ||
+		st[1].RefusedAt != nil || st[1].RefusedLogEnd != nil {
 		t.Fatalf("stored: %+v %v", st, err)
+	}
+
+	// A refusal needs the stored position it saw, and lasts until cleared.
+	if ok, err := RefuseLog(ctx, pool, readsTopic, 1, 11, 3); ok || err != nil {
+		t.Fatalf("refuse at a stale position: %v %v", ok, err)
+	}
+	if ok, err := RefuseLog(ctx, pool, readsTopic, 1, 12, 3); !ok || err != nil {
+		t.Fatalf("refuse: %v %v", ok, err)
+	}
+	got, err = LoadOffsets(ctx, pool, readsTopic, []int32{1, 2})
+	if err != nil || got[1] != (LoadedOffset{Next: 12, Refused: true}) || got[2] != (LoadedOffset{}) {
+		t.Fatalf("load refused: %v %v", got, err)
+	}
+	st, err = StoredOffsets(ctx, pool, []string{readsTopic})
+	if err != nil || st[1].RefusedAt == nil || st[1].RefusedLogEnd == nil || *st[1].RefusedLogEnd != 3 || st[0].RefusedAt != nil {
+		t.Fatalf("stored refused: %+v %v", st, err)
 	}
 }

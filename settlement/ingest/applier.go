@@ -147,29 +147,63 @@ type input struct {
 	value   []byte
 }
 
-// decode turns inputs into a batch; dec is the caller's (one per goroutine).
-func (a *Applier) decode(dec *meters.Decoder, topic string, partition int32, from int64, in []input) (*batch, error) {
+// decoded is one input record decoded: a read record, a price record, or
+// (both nil) a transaction marker.
+type decoded struct {
+	offset int64
+	read   *postgres.ReadRecord
+	price  *postgres.PriceRecord
+}
+
+// reads is what d weighs in a batch: its reads, at least 1 (a price, a
+// rejected record), 0 for a marker.
+func (d decoded) reads() int {
+	switch {
+	case d.read != nil:
+		return max(1, len(d.read.Block.Values))
+	case d.price != nil:
+		return 1
+	}
+	return 0
+}
+
+// decode decodes the record r of topic/partition; dec is the caller's (one
+// per goroutine).
+func (a *Applier) decode(dec *meters.Decoder, topic string, partition int32, r input) (decoded, error) {
+	d := decoded{offset: r.offset}
+	if r.control {
+		return d, nil
+	}
+	src := postgres.Source{Origin: postgres.Origin{Topic: topic, Partition: partition, Offset: r.offset}, Key: r.key, Value: r.value}
+	switch topic {
+	case a.topics.Reads:
+		blk, rej := dec.ReadBlock(r.value)
+		d.read = &postgres.ReadRecord{Source: src, Block: blk, Rejection: rej}
+	case a.topics.Prices:
+		p, rej := dec.Price(r.value, a.market.Currency)
+		d.price = &postgres.PriceRecord{Source: src, Price: p, Rejection: rej}
+	default:
+		return d, fmt.Errorf("records of topic %s: not an input topic", topic)
+	}
+	return d, nil
+}
+
+// batchOf is the batch of the decoded records ds of topic/partition, from
+// offset `from`.
+func batchOf(topic string, partition int32, from int64, ds []decoded) *batch {
 	b := &batch{topic: topic, partition: partition, from: from, to: from}
-	if n := len(in); n > 0 {
-		b.to = in[n-1].offset + 1
+	if n := len(ds); n > 0 {
+		b.to = ds[n-1].offset + 1
 	}
-	for _, r := range in {
-		if r.control {
-			continue
-		}
-		src := postgres.Source{Origin: postgres.Origin{Topic: topic, Partition: partition, Offset: r.offset}, Key: r.key, Value: r.value}
-		switch topic {
-		case a.topics.Reads:
-			blk, rej := dec.ReadBlock(r.value)
-			b.reads = append(b.reads, postgres.ReadRecord{Source: src, Block: blk, Rejection: rej})
-		case a.topics.Prices:
-			p, rej := dec.Price(r.value, a.market.Currency)
-			b.prices = append(b.prices, postgres.PriceRecord{Source: src, Price: p, Rejection: rej})
-		default:
-			return nil, fmt.Errorf("records of topic %s: not an input topic", topic)
+	for _, d := range ds {
+		switch {
+		case d.read != nil:
+			b.reads = append(b.reads, *d.read)
+		case d.price != nil:
+			b.prices = append(b.prices, *d.price)
 		}
 	}
-	return b, nil
+	return b
 }
 
 // errOffsetMoved is a compare-and-set miss: the stored position is not where

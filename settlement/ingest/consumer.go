@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
@@ -29,6 +33,11 @@ type Config struct {
 	// MaxBatchRecords bounds the records of one partition applied in one
 	// transaction. Default 4096.
 	MaxBatchRecords int
+	// MaxBatchReads bounds the reads of one transaction too (a record holds
+	// from one to thousands of reads; a price or a rejected record counts
+	// one): a batch takes records while they fit, and always at least one.
+	// Default 65536 (4096 records of 16 reads).
+	MaxBatchReads int
 	// Concurrency is how many partitions are applied at once. Default 4.
 	Concurrency int
 	// RetryBackoff is the pause before a partition is re-read from its
@@ -38,6 +47,13 @@ type Config struct {
 	RetryBackoff time.Duration
 	// MaxRetryBackoff caps RetryBackoff's doubling. Default 5s.
 	MaxRetryBackoff time.Duration
+	// LockTimeout bounds each wait of a batch's transaction for a lock
+	// (Postgres lock_timeout, set locally in the transaction). A batch
+	// behind a lock held longer (a frozen sibling, a long registry or
+	// alert-scope change) fails as transient and its partition retries after
+	// the backoff, paused, instead of holding every partition's next poll
+	// for up to the batch's deadline. Default 5s.
+	LockTimeout time.Duration
 }
 
 // DefaultGroup is the default consumer group.
@@ -50,6 +66,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBatchRecords <= 0 {
 		c.MaxBatchRecords = 4096
 	}
+	if c.MaxBatchReads <= 0 {
+		c.MaxBatchReads = 65536
+	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
@@ -60,6 +79,9 @@ func (c Config) withDefaults() Config {
 		c.MaxRetryBackoff = 5 * time.Second
 	}
 	c.MaxRetryBackoff = max(c.MaxRetryBackoff, c.RetryBackoff)
+	if c.LockTimeout <= 0 {
+		c.LockTimeout = 5 * time.Second
+	}
 	return c
 }
 
@@ -96,6 +118,14 @@ type Consumer struct {
 	// failures counts each partition's failures since it last committed:
 	// its backoff.
 	failures map[topicPartition]int
+	// refused are the partitions whose log this member found, or loaded as,
+	// refused (doc.go "A reset input log"), with the stored offset then.
+	// They stay unpositioned, with a reload every refusedRecheck that looks
+	// whether an operator has cleared the refusal.
+	refused map[topicPartition]int64
+	// recreatedAt is, by topic found recreated, when to handle it again
+	// if it still fails (only the poll loop uses it).
+	recreatedAt map[string]time.Time
 }
 
 // New returns a Consumer of cfg.Topics that applies records with a. Metrics
@@ -108,7 +138,8 @@ func New(cfg Config, pool *pgxpool.Pool, a *Applier, reg prometheus.Registerer, 
 		return nil, err
 	}
 	c := &Consumer{cfg: cfg, pool: pool, applier: a, log: log, m: m,
-		positions: map[topicPartition]int64{}, reloads: map[topicPartition]time.Time{}, failures: map[topicPartition]int{}}
+		positions: map[topicPartition]int64{}, reloads: map[topicPartition]time.Time{}, failures: map[topicPartition]int{},
+		refused: map[topicPartition]int64{}, recreatedAt: map[string]time.Time{}}
 	kopts, err := cfg.Kafka.ClientOpts()
 	if err != nil {
 		return nil, err
@@ -154,8 +185,13 @@ func (c *Consumer) assigned(ctx context.Context, offsets map[string]map[int32]kg
 			continue
 		}
 		for _, p := range ps {
-			parts[p] = kgo.NewOffset().At(stored[p]).WithEpoch(-1)
-			c.positioned(topicPartition{topic, p}, stored[p])
+			tp := topicPartition{topic, p}
+			parts[p] = kgo.NewOffset().At(stored[p].Next).WithEpoch(-1)
+			if stored[p].Refused {
+				c.loadedRefused(tp, stored[p].Next)
+				continue
+			}
+			c.positioned(tp, stored[p].Next)
 		}
 		c.log.Info("ingest: partitions assigned", "topic", topic, "offsets", stored)
 	}
@@ -171,6 +207,10 @@ func (c *Consumer) revoked(_ context.Context, _ *kgo.Client, lost map[string][]i
 			delete(c.positions, tp)
 			delete(c.reloads, tp)
 			delete(c.failures, tp)
+			if _, ok := c.refused[tp]; ok {
+				delete(c.refused, tp)
+				c.m.refused.DeleteLabelValues(tp.topic, partitionLabel(tp.partition)) // its new owner reports it
+			}
 		}
 	}
 }
@@ -193,6 +233,12 @@ func (c *Consumer) positioned(tp topicPartition, n int64) {
 	defer c.mu.Unlock()
 	c.positions[tp] = n
 	delete(c.reloads, tp)
+	if _, ok := c.refused[tp]; ok {
+		delete(c.refused, tp)
+		c.m.refused.WithLabelValues(tp.topic, partitionLabel(tp.partition)).Set(0)
+		c.log.Info("ingest: refusal of the input log cleared, consuming again", "topic", tp.topic, "partition", tp.partition,
+			"stored_offset", n)
+	}
 }
 
 // committed sets tp's position after a commit, which ends its failures.
@@ -210,6 +256,38 @@ func (c *Consumer) reloadAfter(tp topicPartition, d time.Duration) {
 	delete(c.positions, tp)
 	c.reloads[tp] = time.Now().Add(d)
 }
+
+// refusedRecheck is how often a refused partition's row is read again, to
+// see whether an operator has cleared the refusal.
+const refusedRecheck = 5 * time.Second
+
+// stillRefused keeps tp, whose stored row is refused at offset stored,
+// unpositioned and paused, and schedules its next look at the row. It
+// reports whether the refusal is new to this member.
+func (c *Consumer) stillRefused(tp topicPartition, stored int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.positions, tp)
+	c.reloads[tp] = time.Now().Add(refusedRecheck)
+	if _, ok := c.refused[tp]; ok {
+		return false
+	}
+	c.refused[tp] = stored
+	c.m.refused.WithLabelValues(tp.topic, partitionLabel(tp.partition)).Set(1)
+	return true
+}
+
+// loadedRefused handles a partition loaded as refused (on assignment, or
+// recorded by another member): a refusal new to this member is logged as
+// loudly as one found here.
+func (c *Consumer) loadedRefused(tp topicPartition, stored int64) {
+	if c.stillRefused(tp, stored) {
+		c.log.Error(refusedMsg, "topic", tp.topic, "partition", tp.partition, "stored_offset", stored)
+	}
+}
+
+const refusedMsg = "ingest: input log refused: it ends below the stored offset (reset or recreated); " +
+	"the partition consumes nothing until an operator resets its stored offset (settlement/ingest doc.go)"
 
 // backoff counts a failure of tp and returns the pause before its retry.
 func (c *Consumer) backoff(tp topicPartition) time.Duration {
@@ -268,12 +346,30 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.cl.AllowRebalance()
 			return nil
 		}
+		recreated := map[string]bool{}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return // the poll's own deadline: a reload is due
 			}
+			if errors.Is(err, kerr.UnknownTopicID) {
+				recreated[topic] = true
+				return
+			}
 			c.log.Warn("ingest: fetch error", "topic", topic, "partition", p, "err", err)
+			// The client found the log ending below where it was
+			// consuming and moves elsewhere in it: refuse the log rather
+			// than follow.
+			var loss *kgo.ErrDataLoss
+			if errors.As(err, &loss) {
+				tp := topicPartition{topic, p}
+				if from, ok := c.position(tp); ok && loss.ResetTo < from {
+					c.refuse(ctx, tp, from, loss.ResetTo)
+				}
+			}
 		})
+		for topic := range recreated {
+			c.topicRecreated(ctx, topic)
+		}
 		var wg sync.WaitGroup
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
@@ -288,6 +384,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		wg.Wait()
 		// Seeking is safe here: no batch is in flight, no rebalance runs.
 		c.reload(ctx)
+		c.pauseWaiting()
 		c.cl.AllowRebalance()
 	}
 }
@@ -330,10 +427,47 @@ func (c *Consumer) reload(ctx context.Context) {
 		}
 		seek := make(map[int32]kgo.EpochOffset, len(ps))
 		for _, p := range ps {
-			c.positioned(topicPartition{topic, p}, stored[p])
-			seek[p] = kgo.EpochOffset{Epoch: -1, Offset: stored[p]}
+			tp := topicPartition{topic, p}
+			if stored[p].Refused {
+				c.loadedRefused(tp, stored[p].Next)
+				continue
+			}
+			c.positioned(tp, stored[p].Next)
+			seek[p] = kgo.EpochOffset{Epoch: -1, Offset: stored[p].Next}
 		}
-		c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: seek})
+		if len(seek) > 0 {
+			c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: seek})
+		}
+	}
+}
+
+// pauseWaiting pauses fetching the partitions that wait (for a reload
+// after a backoff, or refused) and resumes the others, so that a failing
+// partition costs the others no fetch capacity and its records are not
+// fetched only to be dropped.
+func (c *Consumer) pauseWaiting() {
+	now := time.Now()
+	wait := map[string][]int32{}
+	c.mu.Lock()
+	for tp, t := range c.reloads {
+		if t.After(now) {
+			wait[tp.topic] = append(wait[tp.topic], tp.partition)
+		}
+	}
+	c.mu.Unlock()
+	resume := map[string][]int32{}
+	for topic, ps := range c.cl.PauseFetchPartitions(nil) {
+		for _, p := range ps {
+			if !slices.Contains(wait[topic], p) {
+				resume[topic] = append(resume[topic], p)
+			}
+		}
+	}
+	if len(resume) > 0 {
+		c.cl.ResumeFetchPartitions(resume)
+	}
+	if len(wait) > 0 {
+		c.cl.PauseFetchPartitions(wait)
 	}
 }
 
@@ -344,27 +478,152 @@ func (c *Consumer) consumePartition(ctx context.Context, dec *meters.Decoder, fp
 	if !ok {
 		return // the reload seeks back to the stored offset and fetches these again
 	}
+	// The client delivers nothing below the offset it was set to, so a log
+	// that ends below the stored offset, or records below it, mean the
+	// client moved into a log that was reset under it: a recreated topic,
+	// or a broker that lost data.
+	if fp.HighWatermark < from {
+		c.refuse(ctx, tp, from, fp.HighWatermark)
+		return
+	}
 	recs := fp.Records
-	// Records below the stored position were applied already.
 	for len(recs) > 0 && recs[0].Offset < from {
 		recs = recs[1:]
 	}
-	in := make([]input, 0, min(len(recs), c.cfg.MaxBatchRecords))
-	for len(recs) > 0 {
-		n := min(len(recs), c.cfg.MaxBatchRecords)
-		in = in[:0]
-		for _, r := range recs[:n] {
-			in = append(in, input{offset: r.Offset, control: r.Attrs.IsControl(), key: r.Key, value: r.Value})
+	if skipped := len(fp.Records) - len(recs); skipped > 0 {
+		// The log reaches past the stored offset again, so it cannot be
+		// told from the one applied: say what is skipped.
+		c.m.skipped.WithLabelValues(tp.topic, partitionLabel(tp.partition)).Add(float64(skipped))
+		c.log.Error("ingest: records below the stored offset delivered, skipped: the input log may have been reset", "topic", tp.topic,
+			"partition", tp.partition, "stored_offset", from, "first_offset", fp.Records[0].Offset, "skipped", skipped,
+			"log_end", fp.HighWatermark)
+	}
+	// Records are decoded as batches fill, so that no more than one
+	// batch's reads is decoded at a time.
+	ds := make([]decoded, 0, min(len(recs), c.cfg.MaxBatchRecords))
+	var carry *decoded // decoded, but did not fit the previous batch
+	for len(recs) > 0 || carry != nil {
+		ds, reads := ds[:0], 0
+		if carry != nil {
+			ds, reads, carry = append(ds, *carry), carry.reads(), nil
 		}
-		next, err := c.settle(ctx, dec, tp, from, in, fp.LastStableOffset)
+		for len(recs) > 0 && len(ds) < c.cfg.MaxBatchRecords {
+			r := recs[0]
+			d, err := c.applier.decode(dec, tp.topic, tp.partition,
+				input{offset: r.Offset, control: r.Attrs.IsControl(), key: r.Key, value: r.Value})
+			if err != nil {
+				c.failed(ctx, tp, err)
+				return
+			}
+			recs = recs[1:]
+			if len(ds) > 0 && d.reads() > 0 && reads+d.reads() > c.cfg.MaxBatchReads {
+				carry = &d
+				break
+			}
+			ds, reads = append(ds, d), reads+d.reads()
+		}
+		next, err := c.settle(ctx, tp, from, ds, fp.LastStableOffset)
 		if err != nil {
 			c.failed(ctx, tp, err)
 			return
 		}
 		c.committed(tp, next)
 		from = next
-		recs = recs[n:]
 	}
+}
+
+// recreatedRetry is the pause before handling a recreated topic again when
+// its partitions' refusals could not be recorded.
+const recreatedRetry = 5 * time.Second
+
+// topicRecreated handles a topic deleted and created again under the
+// client, which fails it with UNKNOWN_TOPIC_ID until it is purged and
+// subscribed to again. First every partition of it this member owns that
+// had consumed anything is refused: its stored offset points into the
+// deleted log, and the new log's records below it would be skipped unseen,
+// however long the new log is. Then the topic is purged and added back; the
+// rebalance that follows assigns its partitions again, the refused ones
+// staying refused.
+func (c *Consumer) topicRecreated(ctx context.Context, topic string) {
+	if time.Now().Before(c.recreatedAt[topic]) {
+		return
+	}
+	c.recreatedAt[topic] = time.Now().Add(recreatedRetry)
+	owned := c.owned(topic)
+	rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	ends, err := kadm.NewClient(c.cl).ListEndOffsets(rctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	var stored map[int32]postgres.LoadedOffset
+	if err == nil && len(owned) > 0 {
+		stored, err = postgres.LoadOffsets(rctx, c.pool, topic, owned)
+	}
+	if err != nil {
+		c.log.Error("ingest: input topic recreated; cannot record the refusal of its partitions yet, retrying", "topic", topic,
+			"retry_in", recreatedRetry, "err", err)
+		return
+	}
+	for _, p := range owned {
+		s := stored[p]
+		if s.Next == 0 || s.Refused {
+			continue
+		}
+		end, _ := ends.Lookup(topic, p) // a partition the new topic lacks ends at 0
+		ok, err := postgres.RefuseLog(rctx, c.pool, topic, p, s.Next, end.Offset)
+		if err != nil {
+			c.log.Error("ingest: input topic recreated; cannot record the refusal of a partition yet, retrying", "topic", topic,
+				"partition", p, "retry_in", recreatedRetry, "err", err)
+			return
+		}
+		if ok {
+			c.log.Error(refusedMsg, "topic", topic, "partition", p, "stored_offset", s.Next, "log_end", end.Offset, "cause", "topic recreated")
+		}
+	}
+	c.log.Warn("ingest: input topic recreated, subscribing to it again", "topic", topic)
+	c.cl.PurgeTopicsFromConsuming(topic)
+	c.cl.AddConsumeTopics(topic)
+}
+
+// owned are the partitions of topic this member owns.
+func (c *Consumer) owned(topic string) []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ps []int32
+	for _, m := range []map[topicPartition]int64{c.positions, c.refused} {
+		for tp := range m {
+			if tp.topic == topic && !slices.Contains(ps, tp.partition) {
+				ps = append(ps, tp.partition)
+			}
+		}
+	}
+	for tp := range c.reloads {
+		if tp.topic == topic && !slices.Contains(ps, tp.partition) {
+			ps = append(ps, tp.partition)
+		}
+	}
+	return ps
+}
+
+// refuse records that tp's log ends at end, below the stored offset: the
+// partition consumes nothing more until an operator clears the refusal
+// (doc.go). If it cannot be recorded the partition retries from its stored
+// offset, which finds the log's end again.
+func (c *Consumer) refuse(ctx context.Context, tp topicPartition, stored, end int64) {
+	rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	ok, err := postgres.RefuseLog(rctx, c.pool, tp.topic, tp.partition, stored, end)
+	cancel()
+	switch {
+	case err != nil:
+		c.failed(ctx, tp, err)
+		return
+	case !ok: // another owner, or an operator, moved the stored offset: look again from there
+		c.reloadAfter(tp, 0)
+		return
+	}
+	c.stillRefused(tp, stored)
+	c.log.Error(refusedMsg, "topic", tp.topic, "partition", tp.partition, "stored_offset", stored, "log_end", end)
 }
 
 // settle applies in, the records of tp from offset `from`, and returns the
@@ -375,12 +634,9 @@ func (c *Consumer) consumePartition(ctx context.Context, dec *meters.Decoder, fp
 // stop ingest"). A transient error, or a stored offset that moved, is
 // returned with the offset committed so far; the partition then restarts
 // from its stored offset.
-func (c *Consumer) settle(ctx context.Context, dec *meters.Decoder, tp topicPartition, from int64, in []input, lastStable int64) (int64, error) {
+func (c *Consumer) settle(ctx context.Context, tp topicPartition, from int64, in []decoded, lastStable int64) (int64, error) {
 	start := time.Now()
-	b, err := c.applier.decode(dec, tp.topic, tp.partition, from, in)
-	if err != nil {
-		return from, err
-	}
+	b := batchOf(tp.topic, tp.partition, from, in)
 	out, err := c.applyBatch(ctx, b)
 	if err == nil {
 		c.m.committed(b, out, time.Since(start).Seconds(), lastStable)
@@ -396,11 +652,11 @@ func (c *Consumer) settle(ctx context.Context, dec *meters.Decoder, tp topicPart
 	c.log.Warn("ingest: batch refused, applying it in parts to find the record", "topic", b.topic, "partition", b.partition,
 		"from", b.from, "to", b.to, "err", err)
 	mid := len(in) / 2
-	next, err := c.settle(ctx, dec, tp, from, in[:mid], lastStable)
+	next, err := c.settle(ctx, tp, from, in[:mid], lastStable)
 	if err != nil {
 		return next, err
 	}
-	return c.settle(ctx, dec, tp, next, in[mid:], lastStable)
+	return c.settle(ctx, tp, next, in[mid:], lastStable)
 }
 
 // setAside quarantines the one record of b, which was refused with cause,
@@ -485,8 +741,10 @@ func (c *Consumer) applyBatch(ctx context.Context, b *batch) (outcome, error) {
 	return out, nil
 }
 
-// inTx runs f in one transaction. A transaction that has started finishes
-// even when ctx ends (shutdown), so that what a stopped consumer reports as
+// inTx runs f in one transaction, under Config.LockTimeout and
+// batchTimeout: a timed-out batch fails as transient (errors.go) and is
+// retried, never quarantined. A transaction that has started finishes even
+// when ctx ends (shutdown), so that what a stopped consumer reports as
 // committed is exactly what committed.
 func (c *Consumer) inTx(ctx context.Context, f func(context.Context, pgx.Tx) error) error {
 	if ctx.Err() != nil {
@@ -494,7 +752,13 @@ func (c *Consumer) inTx(ctx context.Context, f func(context.Context, pgx.Tx) err
 	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	defer cancel()
-	return pgx.BeginFunc(bctx, c.pool, func(tx pgx.Tx) error { return f(bctx, tx) })
+	return pgx.BeginFunc(bctx, c.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(bctx, `SELECT set_config('lock_timeout', $1, true)`,
+			strconv.FormatInt(c.cfg.LockTimeout.Milliseconds(), 10)); err != nil {
+			return fmt.Errorf("set the batch's lock timeout: %w", err)
+		}
+		return f(bctx, tx)
+	})
 }
 
 // failed handles a batch that did not commit: its effects are gone with the

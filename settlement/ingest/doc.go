@@ -32,12 +32,53 @@
 //     same pass: no record can stop its partition, none is applied twice;
 //   - every partition a member owns has a position or a pending reload,
 //     which is retried with backoff until it succeeds and then seeks,
-//     whether or not new records arrive;
+//     whether or not new records arrive; while its backoff runs its
+//     fetching is paused, the other partitions' is not;
+//   - a batch holds at most Config.MaxBatchRecords records and, unless it
+//     is a single record, Config.MaxBatchReads reads;
+//   - no batch waits for a lock longer than Config.LockTimeout: a batch
+//     behind a lock fails as transient and is retried, so one partition
+//     stuck behind a lock holds the others' next poll for that long at
+//     most, not for the batch's deadline;
 //   - only applied records move the partition's event-time watermark and
 //     appear in Applied.Ends; a quarantined record never does;
 //   - a dead letter (key, value, headers) fits Limits.MaxDeadLetterBytes,
 //     minus a reserve for what the relay adds; a larger value is cut, with
 //     its length and SHA-256 in headers; the quarantine keeps it whole;
 //   - a quarantine item is replayed at most once: replays lock the items and
-//     mark them replayed in the transaction that applies them.
+//     mark them replayed in the transaction that applies them;
+//   - a partition whose log was reset under its stored offset is refused,
+//     never followed silently (below).
+//
+// # A reset input log
+//
+// The stored offset of a partition points into the log its records were
+// applied from. If that log is replaced (the topic deleted and created
+// again) or cut short (a broker that lost data), resuming at the stored
+// offset would skip, unseen, every record the new log holds below it. So
+// the consumer refuses the partition when the client reports the topic
+// recreated (UNKNOWN_TOPIC_ID: every owned partition that had consumed
+// anything), or reports data loss, or fetches a log whose high watermark is
+// below the stored offset. Refusing means: the stored row gets refused_at
+// and refused_log_end (where the log ended when found) in ingest_offsets,
+// the error is logged with topic, partition, stored offset and log end, the
+// gauge gridsettle_ingest_log_refused{topic,partition} is 1 on the owning
+// instance, GET /api/v1/status shows "refused": {"since", "log_end"} on the
+// partition, and the partition is paused: nothing of it is applied or
+// quarantined, and its stored offset does not move. The refusal is in
+// Postgres, so it survives restarts and rebalances; the other partitions go
+// on. (Records below the stored offset in a log that reaches past it again
+// cannot be told from a reset: they are skipped, logged and counted in
+// gridsettle_ingest_skipped_records_total. One case goes unseen: a
+// recreated topic whose new log already reaches past the stored offset of
+// a partition that no running member owned when it was recreated, since
+// ingest_offsets keeps no topic ID to compare.)
+//
+// An operator decides where the partition resumes in the new log (0 to
+// apply all of it: reads and prices are versioned, so records applied
+// before are ignored as duplicates or stale) and says so in one statement;
+// the owner sees it within refusedRecheck and consumes from there:
+//
+//	UPDATE ingest_offsets SET next_offset = 0, refused_at = NULL, refused_log_end = NULL
+//	WHERE topic = 'ami.interval-reads' AND partition = 3;
 package ingest

@@ -1,9 +1,9 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -121,13 +121,32 @@ func (e *env) produce(abort bool, recs ...*kgo.Record) []*kgo.Record {
 	return recs
 }
 
-// consumer is a running Consumer with its own metrics.
+// consumer is a running Consumer with its own metrics and logs.
 type consumer struct {
 	c      *Consumer
 	reg    *prometheus.Registry
+	logs   *logBuffer
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
+}
+
+// logBuffer keeps what a consumer logs, for tests that check it says why.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func (e *env) start(cfg Config, hooks ...Hook) *consumer {
@@ -144,14 +163,15 @@ func (e *env) startApplier(cfg Config, a *Applier) *consumer {
 		cfg.RetryBackoff = 10 * time.Millisecond
 	}
 	reg := prometheus.NewRegistry()
+	logs := &logBuffer{}
 	c, err := New(cfg, e.pool, a, reg,
-		slog.New(slog.NewTextHandler(io.Discard, nil)),
+		slog.New(slog.NewTextHandler(logs, nil)),
 		kgo.FetchMaxWait(200*time.Millisecond), kgo.HeartbeatInterval(200*time.Millisecond))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(e.t.Context())
-	run := &consumer{c: c, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	run := &consumer{c: c, reg: reg, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { run.done <- c.Run(ctx) }()
 	e.t.Cleanup(run.stop)
 	return run

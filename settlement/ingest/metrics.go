@@ -20,6 +20,8 @@ type metrics struct {
 	failures    *prometheus.CounterVec   // by topic, partition: batches rolled back on an error (transient or refused)
 	lag         *prometheus.GaugeVec     // by topic, partition
 	watermark   *prometheus.GaugeVec     // by topic, partition: unix seconds
+	refused     *prometheus.GaugeVec     // by topic, partition: 1 while its log is refused
+	skipped     *prometheus.CounterVec   // by topic, partition: records below the stored offset delivered and skipped
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"topic"}),
 		batchTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gridsettle_ingest_batch_seconds",
-			Help:    "Time to decode, apply and commit one batch.",
+			Help:    "Time to apply and commit one batch (its records are decoded before).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"topic"}),
 		casMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,12 +65,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "gridsettle_ingest_watermark_seconds",
 			Help: "Event-time watermark (latest interval end seen) as unix seconds.",
 		}, tp),
+		refused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gridsettle_ingest_log_refused",
+			Help: "1 while a partition this instance owns is refused because its log ends below the stored offset (reset or recreated topic); an operator must reset its offset.",
+		}, tp),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gridsettle_ingest_skipped_records_total",
+			Help: "Records delivered below the stored offset and skipped: the input log may have been reset while reaching past the stored offset.",
+		}, tp),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.records, m.quarantined, m.ignored, m.batchSize, m.batchTime,
-		m.casMisses, m.failures, m.lag, m.watermark} {
+		m.casMisses, m.failures, m.lag, m.watermark, m.refused, m.skipped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register ingest metrics: %w", err)
 		}

@@ -269,10 +269,11 @@ func TestDeadLetterTruncated(t *testing.T) {
 	e.produce(false, rec(R, 0, "M1", "{}"))
 	huge := []byte(`{"meter_id":"` + strings.Repeat("é", 600_000) + `"}`)
 	a := NewApplier(e.market, topics, e.writer)
-	b, err := a.decode(a.newDecoder(), R, 0, 0, []input{{offset: 0, key: []byte("M1"), value: huge}})
+	d, err := a.decode(a.newDecoder(), R, 0, input{offset: 0, key: []byte("M1"), value: huge})
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := batchOf(R, 0, 0, []decoded{d})
 	if err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 		_, err := a.apply(ctx, tx, b)
 		return err

@@ -21,6 +21,16 @@ type PartitionStatus struct {
 	EndOffset  int64      `json:"end_offset"`  // last stable offset now
 	Lag        int64      `json:"lag"`         // end_offset − next_offset
 	Watermark  *time.Time `json:"watermark"`   // latest interval end seen; null before any
+	// Refused is set while ingest refuses the partition's log, which ended
+	// below next_offset (doc.go "A reset input log"); null otherwise.
+	Refused *LogRefusal `json:"refused"`
+}
+
+// LogRefusal is why a partition consumes nothing: its log ended at LogEnd,
+// below the stored offset, when it was found at Since.
+type LogRefusal struct {
+	Since  time.Time `json:"since"`
+	LogEnd int64     `json:"log_end"`
 }
 
 // Status is the ingest part of the service status.
@@ -57,10 +67,14 @@ func ReadStatus(ctx context.Context, db postgres.Querier, adm *kadm.Client, topi
 				return Status{}, fmt.Errorf("last stable offset of %s/%d: %w", topic, p, o.Err)
 			}
 			s := byPartition[topicPartition{topic, p}]
-			st.Inputs = append(st.Inputs, PartitionStatus{
+			in := PartitionStatus{
 				Topic: topic, Partition: p, NextOffset: s.NextOffset, EndOffset: o.Offset,
 				Lag: o.Offset - s.NextOffset, Watermark: s.Watermark,
-			})
+			}
+			if s.RefusedAt != nil && s.RefusedLogEnd != nil {
+				in.Refused = &LogRefusal{Since: *s.RefusedAt, LogEnd: *s.RefusedLogEnd}
+			}
+			st.Inputs = append(st.Inputs, in)
 		}
 	}
 	slices.SortFunc(st.Inputs, func(a, b PartitionStatus) int {
