@@ -77,8 +77,8 @@ func (w *worker) run(ctx context.Context) {
 	for {
 		committed, err := w.session(ctx, lag.Set)
 		if ctx.Err() != nil {
-			if !errors.Is(err, context.Canceled) {
-				w.log.Warn("stream session ended with an error while stopping", "err", err)
+			if cause := context.Cause(ctx); !errors.Is(err, context.Canceled) || errors.Is(cause, errLeaseLost) {
+				w.log.Warn("stream session ended with an error while stopping", "err", err, "cause", cause)
 			}
 			return
 		}
