@@ -843,10 +843,14 @@ func (c *chaos) faultPublishZombie(ctx context.Context, slot string) error {
 // outbox within the liveness bound plus the lease timeout.
 func (c *chaos) faultStop(ctx context.Context, slot string) error {
 	c.st.Faults++
-	held, err := c.leaseHolders(ctx)
-	if err != nil {
-		return err
-	}
+	// Right after a fault the leases may be between holders.
+	var held map[string]int
+	streams := chaosPartitions * len(kafka.DefaultTopics().Outputs())
+	waitFor(ctx, chaosWait, func() bool {
+		h, err := c.leaseHolders(ctx)
+		held = h
+		return err == nil && h[""] == 0 && sumValues(h) == streams
+	})
 	for _, w := range c.workers() {
 		if held[w] > held[slot] {
 			slot = w
