@@ -247,10 +247,12 @@ func (l *leaseConn) extend(sent time.Time) {
 // connectLease opens the lease connection. The server, not the holder,
 // enforces the lease's end: a holder that is frozen or gone sends nothing,
 // so idle_session_timeout ends its session (and frees its advisory locks)
-// LeaseTimeout after its last query, and tcp_user_timeout and keepalives end
-// it when the server's data goes unacknowledged (a vanished host; a frozen
-// one whose receive buffer filled up with notifications). Over a Unix
-// socket the TCP settings are ignored.
+// LeaseTimeout after its last query. The TCP settings cover a server
+// blocked writing to the holder, where that timer is not acted on:
+// tcp_user_timeout ends a connection whose sent data stays unacknowledged
+// (a vanished host; on Linux also a frozen one whose receive window stayed
+// closed, full of notifications), keepalives one that went quiet. Over a
+// Unix socket they are ignored.
 func (r *Relay) connectLease(ctx context.Context) (*leaseConn, error) {
 	t := r.cfg.LeaseTimeout
 	probe := strconv.Itoa(int(max(1, (t/3+time.Second-1)/time.Second)))
