@@ -398,8 +398,8 @@ func (a *arena) appendInt(v int64) []byte {
 
 // publish writes a batch in one transaction. It runs to the end even if ctx
 // is canceled meanwhile (bounded by the transaction timeout): stopping
-// finishes the in-flight transaction; losing the lease does not. The caller deletes the batch's rows
-// once it returned nil.
+// finishes the in-flight transaction; losing the lease does not. The
+// caller deletes the batch's rows once it returned nil.
 func (w *worker) publish(ctx context.Context, cl *kgo.Client, b batch) (err error) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.TransactionTimeout)
 	defer cancel()
