@@ -66,6 +66,9 @@ const (
 	// with: kfake's minimum, so a dead or frozen member's partitions move
 	// within seconds.
 	chaosSession = 6 * time.Second
+	// chaosLeaseTimeout is how long a frozen relay keeps its outbox leases
+	// (the default).
+	chaosLeaseTimeout = 5 * time.Second
 	// chaosChunk is how many records one produce step sends, in
 	// transactions of chaosTxnRecords.
 	chaosChunk      = 25
@@ -103,24 +106,25 @@ type chaos struct {
 
 // chaosStats are the faults that fired and what the suite measured.
 type chaosStats struct {
-	Faults         int            // fault episodes
-	Kills          int            // SIGKILLs sent by the harness
-	FailpointKills map[string]int // lives that killed themselves at a failpoint
-	FailpointStops map[string]int // lives that stopped themselves at a failpoint
-	Zombies        int            // lives frozen past the session timeout, then continued
-	LockWaits      int            // workers seen waiting on a frozen worker's transaction
-	PGTerminations int            // backends terminated with pg_terminate_backend
-	EndCuts        int            // end-of-input cuts: the workers' sessions cut right after the last commit
-	EndCutHits     int            // end-of-input cuts after which ingest logged a failed batch or offset reload
-	BrokerRestarts int            // SIGTERM + start of the broker
-	Produced       int            // records of the scenario produced
-	Resent         int            // records produced again (upstream duplicates)
-	Poison         int            // records that are not JSON, added for the relays' sake
-	Runs           []string       // completed run ids, in start order
-	RunMidRetries  int            // runs killed at run-mid and started again
+	Faults           int            // fault episodes
+	Kills            int            // SIGKILLs sent by the harness
+	FailpointKills   map[string]int // lives that killed themselves at a failpoint
+	FailpointStops   map[string]int // lives that stopped themselves at a failpoint
+	Zombies          int            // lives frozen past the session timeout, then continued
+	LeaseHolderStops int            // of them SIGSTOPped while holding outbox leases
+	LockWaits        int            // workers seen waiting on a frozen worker's transaction
+	PGTerminations   int            // backends terminated with pg_terminate_backend
+	EndCuts          int            // end-of-input cuts: the workers' sessions cut right after the last commit
+	EndCutHits       int            // end-of-input cuts after which ingest logged a failed batch or offset reload
+	BrokerRestarts   int            // SIGTERM + start of the broker
+	Produced         int            // records of the scenario produced
+	Resent           int            // records produced again (upstream duplicates)
+	Poison           int            // records that are not JSON, added for the relays' sake
+	Runs             []string       // completed run ids, in start order
+	RunMidRetries    int            // runs killed at run-mid and started again
 	// From the workers' logs.
 	CASMisses      int // ingest: stored offset moved
-	Fenced         int // relay sessions that failed fenced (epoch or producer fenced)
+	Fenced         int // relay sessions that failed fenced (epoch or producer fenced) or on a lost lease
 	RelayRestarts  int // relay stream sessions that ended with an error
 	BatchFailures  int // ingest batches rolled back and retried
 	ReloadFailures int // ingest offset reloads that failed (and were retried)
@@ -330,7 +334,7 @@ func (c *chaos) startSlot(slot, armed string) error {
 		"--database-url", withAppName(c.cfg.DatabaseURL, "chaos-"+slot),
 		"--partitions", strconv.Itoa(chaosPartitions), "--environment", "chaos",
 		"--export-dir", filepath.Join(c.cfg.Dir, "exports"), "--signing-key", c.keyPath(),
-		"--ingest-session-timeout", chaosSession.String()}
+		"--ingest-session-timeout", chaosSession.String(), "--publish-lease-timeout", chaosLeaseTimeout.String()}
 	if slot == "api" {
 		args = append(args, "--components", "api", "--http-addr", c.httpAddr, "--admin-token", c.token)
 	} else {
@@ -632,19 +636,91 @@ func (c *chaos) leasesHeld(ctx context.Context) int {
 	return n
 }
 
-// terminateLeaseHolders terminates the lease sessions that hold leases:
-// their relays lose the leases, and a standby takes them over.
-func (c *chaos) terminateLeaseHolders(ctx context.Context) (int, error) {
-	var n int
-	err := c.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM (
-		SELECT DISTINCT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = $1) h`,
-		publish.LeaseApplicationName).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("terminate the lease sessions: %w", err)
+// leaseHolders counts the outbox leases each worker slot holds: the granted
+// advisory locks of lease sessions, matched to the backend pid each
+// worker's current life logged when its lease session connected. Leases of
+// a session no current life names (an earlier life's, not yet ended by the
+// server) count under "".
+func (c *chaos) leaseHolders(ctx context.Context) (map[string]int, error) {
+	bySession := map[string]string{}
+	for _, w := range c.workers() {
+		if pid := lastLogField(c.slots[w].log(), leaseConnectedLog, "backend_pid"); pid != "" {
+			bySession[pid] = w
+		}
 	}
-	c.st.PGTerminations += n
-	return n, nil
+	rows, err := c.pool.Query(ctx, `SELECT l.pid::text, count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = $1
+		GROUP BY l.pid`, publish.LeaseApplicationName)
+	if err != nil {
+		return nil, fmt.Errorf("list the lease holders: %w", err)
+	}
+	defer rows.Close()
+	held := map[string]int{}
+	for rows.Next() {
+		var (
+			pid string
+			n   int
+		)
+		if err := rows.Scan(&pid, &n); err != nil {
+			return nil, fmt.Errorf("list the lease holders: %w", err)
+		}
+		held[bySession[pid]] += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list the lease holders: %w", err)
+	}
+	return held, nil
+}
+
+// leaseConnectedLog is what the relay logs, with the session's backend_pid,
+// when its lease session connects.
+const leaseConnectedLog = `msg="lease session connected"`
+
+// lastLogField is key of the last line of log containing msg, "" if none.
+func lastLogField(log, msg, key string) string {
+	i := strings.LastIndex(log, msg)
+	if i < 0 {
+		return ""
+	}
+	line, _, _ := strings.Cut(log[i:], "\n")
+	return logField(" "+line, key)
+}
+
+// takenOver waits until the workers other than frozen hold every outbox
+// lease and the outbox is empty, while frozen stays frozen: a silent
+// holder's leases must move without the harness's help, within the liveness
+// bound plus the lease timeout of the freeze at frozenAt.
+func (c *chaos) takenOver(ctx context.Context, frozen string, frozenAt time.Time, kind string) error {
+	streams := chaosPartitions * len(kafka.DefaultTopics().Outputs())
+	bound := livenessBound + chaosLeaseTimeout
+	var last string
+	ok := waitFor(ctx, time.Until(frozenAt.Add(bound)), func() bool {
+		held, err := c.leaseHolders(ctx)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		pending := c.outboxPending(ctx)
+		last = fmt.Sprintf("leases held %v, outbox pending %d", held, pending)
+		return held[frozen] == 0 && held[""] == 0 && sumValues(held) == streams && pending == 0
+	})
+	d := time.Since(frozenAt)
+	if !ok {
+		return fmt.Errorf("liveness bound broken: %v after %s froze (%s), the other relays have not taken its leases and emptied the outbox: %s",
+			d.Round(100*time.Millisecond), frozen, kind, last)
+	}
+	c.st.Liveness[kind] = max(c.st.Liveness[kind], d)
+	c.st.Bounded[kind]++
+	c.progress("  the other relays hold every lease and the outbox is empty %v after the freeze", d.Round(100*time.Millisecond))
+	return nil
+}
+
+func sumValues(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // faultTxnZombie freezes a worker inside a batch transaction (after its
@@ -728,10 +804,11 @@ func (c *chaos) faultCASZombie(ctx context.Context, slot string) error {
 const casMissLog = `msg="ingest: stored offset moved, reloading"`
 
 // faultPublishZombie freezes the relay holding every lease inside a Kafka
-// transaction whose records are flushed, terminates its database sessions
-// so another relay takes the leases (fencing the frozen producer and
-// aborting its transaction), waits until the other relay has published the
-// backlog, then continues the zombie: its EndTransaction must fail fenced.
+// transaction whose records are flushed and terminates its pooled database
+// sessions; another relay must take the leases once the server ends the
+// frozen one's lease session (fencing the frozen producer and aborting its
+// transaction) and publish the backlog within the bound; then it continues
+// the zombie: its stream session must fail (fenced, or its lease lost).
 func (c *chaos) faultPublishZombie(ctx context.Context, slot string) error {
 	l, err := c.faultFailpoint(ctx, slot, failpoint.PublishAfterFlush+"@1:stop")
 	if err != nil {
@@ -739,19 +816,17 @@ func (c *chaos) faultPublishZombie(ctx context.Context, slot string) error {
 	}
 	slot = l.slot // faultFailpoint may have armed another worker
 	c.st.Zombies++
-	// The frozen relay is the only one holding leases (faultFailpoint).
-	n, err := c.terminateLeaseHolders(ctx)
+	frozenAt := time.Now()
+	// Its ingest may hold row locks; its lease session is left alone: the
+	// frozen relay holds every lease (faultFailpoint), which the server
+	// must take from it.
+	n, err := c.terminate(ctx, slot)
 	if err != nil {
 		return err
 	}
-	m, err := c.terminate(ctx, slot)
-	if err != nil {
+	c.progress("  terminated %d pooled database sessions of frozen %s", n, l)
+	if err := c.takenOver(ctx, slot, frozenAt, "zombie relay (takeover from the freeze)"); err != nil {
 		return err
-	}
-	c.progress("  terminated %d database sessions of frozen %s", n+m, l)
-	streams := chaosPartitions * len(kafka.DefaultTopics().Outputs())
-	if !waitFor(ctx, chaosWait, func() bool { return c.leasesHeld(ctx) == streams && c.outboxPending(ctx) == 0 }) {
-		return fmt.Errorf("publish zombie: no other relay published the backlog within %v", chaosWait)
 	}
 	c.progress("  SIGCONT %s", l)
 	if err := l.signal(syscall.SIGCONT); err != nil {
@@ -767,11 +842,27 @@ func (c *chaos) faultPublishZombie(ctx context.Context, slot string) error {
 }
 
 // faultStop freezes a worker with SIGSTOP at a moment of the harness's
-// choosing, past the session timeout, then continues it.
+// choosing, past the session timeout, then continues it. The worker frozen
+// is the one holding the most outbox leases (slot only if none holds any):
+// while it stays frozen, the others must take its leases and empty the
+// outbox within the liveness bound plus the lease timeout.
 func (c *chaos) faultStop(ctx context.Context, slot string) error {
 	c.st.Faults++
+	// Right after a fault the leases may be between holders.
+	var held map[string]int
+	streams := chaosPartitions * len(kafka.DefaultTopics().Outputs())
+	waitFor(ctx, chaosWait, func() bool {
+		h, err := c.leaseHolders(ctx)
+		held = h
+		return err == nil && h[""] == 0 && sumValues(h) == streams
+	})
+	for _, w := range c.workers() {
+		if held[w] > held[slot] {
+			slot = w
+		}
+	}
 	l := c.slots[slot]
-	c.progress("fault %d: SIGSTOP %s past the session timeout", c.st.Faults, l)
+	c.progress("fault %d: SIGSTOP %s (holding %d outbox leases) past the session timeout", c.st.Faults, l, held[slot])
 	if err := l.signal(syscall.SIGSTOP); err != nil {
 		if !l.exited() {
 			return err
@@ -781,8 +872,15 @@ func (c *chaos) faultStop(ctx context.Context, slot string) error {
 		c.progress("  %s had exited at its own failpoint", l)
 		return nil
 	}
+	frozenAt := time.Now()
 	c.st.Zombies++
+	if held[slot] > 0 {
+		c.st.LeaseHolderStops++
+	}
 	if err := c.produce(ctx); err != nil {
+		return err
+	}
+	if err := c.takenOver(ctx, slot, frozenAt, "SIGSTOP (takeover from the freeze)"); err != nil {
 		return err
 	}
 	if err := c.frozenPast(ctx, slot); err != nil {
@@ -858,23 +956,14 @@ func (c *chaos) lockWaiter(ctx context.Context, slots []string) bool {
 	return err == nil && n > 0
 }
 
-// faultTerminate terminates the pooled database sessions of a worker and,
-// with leases, the lease sessions that hold the outbox leases (whichever
-// relay holds them loses them to a standby).
-func (c *chaos) faultTerminate(ctx context.Context, slot string, leases bool) error {
+// faultTerminate terminates the pooled database sessions of a worker.
+func (c *chaos) faultTerminate(ctx context.Context, slot string) error {
 	c.st.Faults++
 	n, err := c.terminate(ctx, slot)
 	if err != nil {
 		return err
 	}
 	c.progress("fault %d: pg_terminate_backend of %s: %d sessions", c.st.Faults, c.slots[slot], n)
-	if leases {
-		m, err := c.terminateLeaseHolders(ctx)
-		if err != nil {
-			return err
-		}
-		c.progress("  and of the relay lease sessions holding leases: %d sessions", m)
-	}
 	c.causeGone("connection cut")
 	return c.produce(ctx)
 }
@@ -930,7 +1019,7 @@ func (c *chaos) shortPlan(ctx context.Context) error {
 		func() error { return c.produce(ctx) },
 		func() error { return c.faultKill(ctx, w(), "") },
 		func() error { return c.ingestFailpoint(ctx, w(), failpoint.IngestAfterCommit) },
-		func() error { return c.faultTerminate(ctx, w(), false) },
+		func() error { return c.faultTerminate(ctx, w()) },
 		func() error { return c.publishFailpoint(ctx, w(), failpoint.PublishAfterFlush) },
 		func() error { return c.ingestFailpoint(ctx, w(), failpoint.IngestBeforeCommit) },
 		func() error { return c.faultTxnZombie(ctx, w()) },
@@ -944,7 +1033,7 @@ func (c *chaos) shortPlan(ctx context.Context) error {
 		func() error {
 			return c.faultKill(ctx, w(), fmt.Sprintf("seed=%d,%s%%0.2", c.rng.Uint64(), failpoint.IngestAfterCommit))
 		},
-		func() error { return c.faultTerminate(ctx, w(), true) },
+		func() error { return c.faultTerminate(ctx, w()) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -988,7 +1077,7 @@ func (c *chaos) longPlan(ctx context.Context) error {
 		case k < 60:
 			err = c.publishFailpoint(ctx, w, publishPoints[c.rng.IntN(len(publishPoints))])
 		case k < 66:
-			err = c.faultTerminate(ctx, w, c.rng.IntN(2) == 0)
+			err = c.faultTerminate(ctx, w)
 		case k < 72:
 			_, err = c.faultEndCut(ctx, c.burst(false))
 		case k < 78:
@@ -1061,7 +1150,7 @@ func (c *chaos) settle(ctx context.Context) error {
 	}
 	steps := []func() error{
 		func() error { return c.runDays(ctx, settlement.RunType("initial"), true) },
-		func() error { return c.faultTerminate(ctx, w(), true) },
+		func() error { return c.faultTerminate(ctx, w()) },
 		func() error {
 			c.progress("the late part: %d records", len(c.sc.Late))
 			_, err := c.faultEndCut(ctx, c.sc.Late)

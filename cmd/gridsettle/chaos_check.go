@@ -897,7 +897,7 @@ func (c *chaos) checkFaults(p *problems) {
 	for _, l := range c.lives {
 		c.st.RelayRestarts += relayErrors(l.log())
 		for line := range strings.SplitSeq(l.log(), "\n") {
-			if relayErrors(line) > 0 && fencedError(line) {
+			if relayErrors(line) > 0 && (fencedError(line) || strings.Contains(line, leaseLostLog)) {
 				c.st.Fenced++
 			}
 		}
@@ -917,7 +917,8 @@ func (c *chaos) checkFaults(p *problems) {
 		{"harness SIGKILLs", c.st.Kills},
 		{"zombies (frozen past the session timeout)", c.st.Zombies},
 		{"compare-and-set misses of ingest", c.st.CASMisses},
-		{"fenced relay sessions", c.st.Fenced},
+		{"zombies holding outbox leases", c.st.LeaseHolderStops},
+		{"fenced or lease-lost relay sessions", c.st.Fenced},
 		{"aborted output records", c.st.AbortedRecords},
 		{"terminated database sessions", c.st.PGTerminations},
 		{"broker restarts", c.st.BrokerRestarts},
@@ -951,6 +952,10 @@ const relayFailedLog = `msg="stream session failed; restarting from the log"`
 func relayErrors(log string) int {
 	return strings.Count(log, relayFailedLog) + strings.Count(log, `msg="stream session ended with an error while stopping"`)
 }
+
+// leaseLostLog is in the error of a relay stream session that ended because
+// its lease may have ended.
+const leaseLostLog = "publish leases lost"
 
 // fencedError reports whether a logged error says the producer was fenced
 // (a newer instance took its transactional id).

@@ -27,7 +27,8 @@ func newChaosCmd(m *Main) *cobra.Command {
 		Short: "Prove exactly-once under faults: kill, freeze and disconnect workers for --duration, then check everything against an independent oracle",
 		Long: "chaos starts one broker, three `serve --components ingest,publish` workers in one consumer group and an API\n" +
 			"instance as separate processes, produces a seeded simulated stream and runs settlements while it kills\n" +
-			"workers (also at failpoints around every commit), freezes them past the session timeout, terminates their\n" +
+			"workers (also at failpoints around every commit), freezes them past the session timeout (also one holding\n" +
+			"outbox leases, which the others must take over while it stays frozen), terminates their\n" +
 			"database sessions (also right after the input's last commit) and restarts the broker. After every fault,\n" +
 			"every input partition must reach lag 0 and the outbox must empty within 30s of the fault's cause going\n" +
 			"away. At the end it checks the quarantine, alerts, statements, charges, ledger and every output topic\n" +
@@ -110,12 +111,12 @@ func (st *chaosStats) summary() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("faults: %d episodes; %d SIGKILLs by the harness; failpoint kills %v; failpoint stops %v",
 		st.Faults, st.Kills, st.FailpointKills, st.FailpointStops)
-	w("        %d zombies frozen past the session timeout (%d seen blocking a new owner on their transaction); %d database sessions terminated; %d broker restarts; %d runs killed at run-mid",
-		st.Zombies, st.LockWaits, st.PGTerminations, st.BrokerRestarts, st.RunMidRetries)
+	w("        %d zombies frozen past the session timeout (%d seen blocking a new owner on their transaction, %d holding outbox leases); %d database sessions terminated; %d broker restarts; %d runs killed at run-mid",
+		st.Zombies, st.LockWaits, st.LeaseHolderStops, st.PGTerminations, st.BrokerRestarts, st.RunMidRetries)
 	w("        %d end-of-input cuts, %d of them failing an ingest batch or offset reload", st.EndCuts, st.EndCutHits)
 	w("liveness (bound %v): worst time from a fault's cause going away to lag 0 and an empty outbox, per fault kind (episodes): %s",
 		livenessBound, st.livenessSummary())
-	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d offset reloads failed and retried; %d relay sessions ended by an error, %d of them fenced; %d output records in aborted transactions",
+	w("seen:   %d ingest compare-and-set misses; %d ingest batches rolled back; %d offset reloads failed and retried; %d relay sessions ended by an error, %d of them fenced or on a lost lease; %d output records in aborted transactions",
 		st.CASMisses, st.BatchFailures, st.ReloadFailures, st.RelayRestarts, st.Fenced, st.AbortedRecords)
 	w("load:   %d records produced, %d resent, %d not JSON; runs %s", st.Produced, st.Resent, st.Poison, strings.Join(st.Runs, " "))
 	ck := st.Checked

@@ -147,8 +147,8 @@ func (c *chaos) burst(rest bool) []simulate.Record {
 }
 
 // faultEndCut sends recs as the end of the input and cuts every worker's
-// database sessions right after the producer's last commit, again and
-// again for a moment (the relay lease sessions too, at the first cut);
+// pooled database sessions right after the producer's last commit, again
+// and again for a moment;
 // then nothing is produced until the liveness bound holds. It reports
 // whether ingest logged a failed batch or offset reload meanwhile: the
 // cuts hit ingest at work.
@@ -173,12 +173,6 @@ func (c *chaos) faultEndCut(ctx context.Context, recs []simulate.Record) (bool, 
 			return false, err
 		}
 		n += m
-		if i == 0 {
-			if m, err = c.terminateLeaseHolders(ctx); err != nil {
-				return false, err
-			}
-			n += m
-		}
 	}
 	c.st.EndCuts++
 	c.progress("fault %d: end of the input (%d records), then %d cuts of every worker's database sessions, %v apart: %d sessions",

@@ -64,6 +64,9 @@ type Config struct {
 	// IngestSessionTimeout is how long the ingest group waits for a silent
 	// member before giving its partitions to the others.
 	IngestSessionTimeout time.Duration
+	// PublishLeaseTimeout is how long a silent (dead or frozen) relay keeps
+	// its output streams' leases.
+	PublishLeaseTimeout time.Duration
 }
 
 // componentNames are the components of api.md in start order; shutdown runs
@@ -356,6 +359,16 @@ var flagDefs = []flagDef{
 				return fmt.Errorf("%q is not a duration from 6s to 5m", v)
 			}
 			c.IngestSessionTimeout = d
+			return nil
+		}},
+	{name: "publish-lease-timeout", def: "5s", group: groupComponents,
+		usage: "`duration` after which a silent (dead or frozen) relay instance loses its output streams' leases to the others: 1s to 5m",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > 5*time.Minute {
+				return fmt.Errorf("%q is not a duration from 1s to 5m", v)
+			}
+			c.PublishLeaseTimeout = d
 			return nil
 		}},
 	{name: "components", def: strings.Join(componentNames, ","), group: groupComponents,

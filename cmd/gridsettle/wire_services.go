@@ -106,7 +106,8 @@ func newIngest(p *Platform) (Component, error) {
 // newPublish is the publish component: the outbox relay with Kafka
 // transactions.
 func newPublish(p *Platform) (Component, error) {
-	r, err := publish.New(p.DB, p.Config.Kafka, publish.Config{Env: p.Config.Environment, Topics: p.Topics.Outputs()},
+	r, err := publish.New(p.DB, p.Config.Kafka, publish.Config{Env: p.Config.Environment, Topics: p.Topics.Outputs(),
+		LeaseTimeout: p.Config.PublishLeaseTimeout},
 		p.Log, p.Metrics, publish.WithStepHook(failpointStep))
 	if err != nil {
 		return Component{}, fmt.Errorf("publish: %w", err)

@@ -13,7 +13,7 @@
 //  1. lease: a session-level advisory lock keyed by the stream, held on one
 //     dedicated connection per Relay (which also LISTENs for new rows); other
 //     instances stand by and retry, and take over when the holder's session
-//     ends;
+//     ends (see "Leases" below);
 //  2. a new transactional client, id gridsettle-{env}-{topic}-{partition};
 //     ProducerID fences every older instance and aborts its open transaction;
 //  3. the committed tail of the partition is read (read_committed, backwards
@@ -34,9 +34,30 @@
 // gridsettle_outbox with "topic/partition" when rows commit, and the lease
 // connection LISTENs; a notification wakes only its stream's worker. There is
 // no polling of the outbox, so an idle relay costs one round trip per
-// LeaseRetry (lease liveness, standby attempts) and nothing per stream; rows
+// LeaseRetry or LeaseTimeout/3, whichever is shorter (lease liveness,
+// standby attempts) and nothing per stream; rows
 // committed while nobody listened are found by the query every session
 // starts with.
+//
+// Leases: the server, not the holder, ends a lease, because a frozen or
+// vanished holder can do nothing. The lease connection runs with
+// idle_session_timeout = LeaseTimeout (PostgreSQL 14 or later), and
+// tcp_user_timeout and TCP keepalives of about as long, so a holder that
+// sends nothing for LeaseTimeout (SIGSTOPped, paused, its host gone) loses
+// its session and with it every lease, and a standby takes them at its next
+// attempt (LeaseRetry). A live holder proves itself with a round trip on
+// the connection at least three times per LeaseTimeout (taking free leases,
+// or a ping). It counts its leases as held only until LeaseTimeout after
+// sending its last round trip that succeeded: a worker checks that before
+// every transaction and before a new client's ProducerID, and a round trip
+// that fails or gets no answer by then ends the lease session, whose
+// workers then abandon (not finish, not abort) their open transactions.
+//
+// Fencing, not the lease, makes this safe: a holder frozen between its last
+// check and its commit does go on producing once it continues, but the new
+// holder's ProducerID has fenced it and aborted its open transaction, so
+// its commit fails and the new holder's tail read sees only committed
+// records. The lease only keeps live instances from fencing each other.
 //
 // Invariants:
 //   - records of a stream appear in the log in sequence order, each once
@@ -52,7 +73,10 @@
 //     database was reset under a kept broker), the stream is refused rather
 //     than having new rows mistaken for published ones;
 //   - stopping (Run's context canceled) finishes the in-flight transaction
-//     (or aborts it if it cannot finish) before the lease is released.
+//     (or aborts it if it cannot finish) before the lease is released;
+//   - no transaction begins, and no ProducerID is called, past the lease's
+//     lifetime as the holder counts it (LeaseTimeout after its last
+//     confirmed round trip); the server ends the session no earlier.
 //
 // For fault injection, WithStepHook runs a function at each named Step of
 // the loop; an error it returns is treated like a crash at that point (the

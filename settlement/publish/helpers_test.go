@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +27,12 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childDatabaseEnv) != "" {
+		os.Exit(runChildRelay())
+	}
+	pgtest.Main(m)
+}
 
 var topic = kafka.DefaultTopics().Statements
 
@@ -31,16 +40,18 @@ var topic = kafka.DefaultTopics().Statements
 type env struct {
 	t     testing.TB
 	pool  *pgxpool.Pool
+	dbURL string
 	addrs []string
 	w     *outbox.Writer
 	errs  *errLog
 }
 
 func newEnv(t testing.TB) *env {
-	pool, _ := pgtest.New(t)
+	pool, dbURL := pgtest.New(t)
 	return &env{
 		t:     t,
 		pool:  pool,
+		dbURL: dbURL,
 		addrs: kafkatest.New(t),
 		w:     outbox.NewWriter(map[string]int32{topic: kafkatest.Partitions}),
 		errs:  &errLog{},
@@ -90,15 +101,7 @@ type relay struct {
 	once   sync.Once
 }
 
-func (e *env) config() publish.Config {
-	return publish.Config{
-		Env:            "test",
-		Topics:         []string{topic},
-		BatchSize:      10,
-		LeaseRetry:     100 * time.Millisecond,
-		RestartBackoff: 10 * time.Millisecond,
-	}
-}
+func (e *env) config() publish.Config { return testConfig(0) }
 
 func (e *env) start(cfg publish.Config, opts ...publish.Option) *relay {
 	e.t.Helper()
@@ -354,3 +357,53 @@ func (h *errHandler) WithGroup(name string) slog.Handler {
 }
 
 var errCrash = errors.New("injected crash")
+
+// A relay in a child process of the test binary (so that it can be frozen
+// with SIGSTOP) reads its database, brokers and lease timeout from these.
+const (
+	childDatabaseEnv     = "GRIDSETTLE_TEST_RELAY_DATABASE"
+	childBrokersEnv      = "GRIDSETTLE_TEST_RELAY_BROKERS"
+	childLeaseTimeoutEnv = "GRIDSETTLE_TEST_RELAY_LEASE_TIMEOUT"
+)
+
+// testConfig is the relay configuration of the tests, with a lease
+// timeout (0: the default).
+func testConfig(leaseTimeout time.Duration) publish.Config {
+	return publish.Config{
+		Env:            "test",
+		Topics:         []string{topic},
+		BatchSize:      10,
+		LeaseRetry:     100 * time.Millisecond,
+		RestartBackoff: 10 * time.Millisecond,
+		LeaseTimeout:   leaseTimeout,
+	}
+}
+
+// runChildRelay is the child process: a relay until SIGTERM.
+func runChildRelay() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("relay", "child")
+	lt, err := time.ParseDuration(os.Getenv(childLeaseTimeoutEnv))
+	if err != nil {
+		log.Error("lease timeout", "err", err)
+		return 2
+	}
+	pool, err := pgxpool.New(ctx, os.Getenv(childDatabaseEnv))
+	if err != nil {
+		log.Error("connect", "err", err)
+		return 2
+	}
+	defer pool.Close()
+	r, err := publish.New(pool, kafka.Config{Brokers: strings.Split(os.Getenv(childBrokersEnv), ",")},
+		testConfig(lt), log, nil)
+	if err != nil {
+		log.Error("new relay", "err", err)
+		return 2
+	}
+	if err := r.Run(ctx); err != nil {
+		log.Error("run", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -100,6 +101,13 @@ type Config struct {
 	// LeaseRetry is how often a standby tries to take free leases
 	// (default 2s).
 	LeaseRetry time.Duration
+	// LeaseTimeout is how long a silent holder (frozen, paused, its host
+	// gone) keeps its leases: the server ends a lease session idle for this
+	// long (idle_session_timeout), or whose sent data stays unacknowledged
+	// this long (tcp_user_timeout, keepalives); a live holder proves itself
+	// at least three times per LeaseTimeout and gives its streams up once
+	// it could not for LeaseTimeout (default 5s, at least 1s).
+	LeaseTimeout time.Duration
 	// DiscoverInterval is how often topic partition counts and
 	// outbox_streams are re-read (default 1m).
 	DiscoverInterval time.Duration
@@ -120,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LeaseRetry == 0 {
 		c.LeaseRetry = 2 * time.Second
+	}
+	if c.LeaseTimeout == 0 {
+		c.LeaseTimeout = 5 * time.Second
 	}
 	if c.DiscoverInterval == 0 {
 		c.DiscoverInterval = time.Minute
@@ -144,6 +155,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("publish batch size %d: must be 1..10000", c.BatchSize)
 	case c.TransactionTimeout < 0 || c.LeaseRetry < 0 || c.DiscoverInterval < 0 || c.RestartBackoff < 0:
 		return errors.New("publish durations must not be negative")
+	case c.LeaseTimeout < time.Second:
+		// The server's keepalive settings count whole seconds.
+		return fmt.Errorf("publish lease timeout %v: must be at least 1s", c.LeaseTimeout)
 	case c.MaxRestartBackoff < c.RestartBackoff:
 		return errors.New("publish max restart backoff is below the restart backoff")
 	}
@@ -205,47 +219,132 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// leaseSession holds leases on one dedicated connection: it takes every free
-// lease of a known stream, runs a worker per held stream, and routes outbox
-// notifications to them. It returns when ctx ends or the connection fails;
-// either way the workers stop first, then closing the connection frees the
-// leases. connected is called once the connection listens.
-func (r *Relay) leaseSession(ctx context.Context, adm *kadm.Client, connected func()) error {
+// errLeaseLost ends the workers of a lease session that failed: the server
+// frees (or has freed) its leases, so they abandon even an open
+// transaction instead of finishing it.
+var errLeaseLost = errors.New("publish leases lost")
+
+// leaseConn is the connection that holds a Relay's leases, with the time
+// until which they are certainly still held.
+type leaseConn struct {
+	*pgx.Conn
+	timeout time.Duration
+	// until is when the server may end the session, freeing every lease: a
+	// LeaseTimeout after the last query that succeeded was sent (the
+	// server's idle timer starts after it received that query). Workers
+	// read it.
+	until atomic.Pointer[time.Time]
+}
+
+// held reports whether the leases are certainly still held.
+func (l *leaseConn) held() bool { return time.Now().Before(*l.until.Load()) }
+
+func (l *leaseConn) extend(sent time.Time) {
+	t := sent.Add(l.timeout)
+	l.until.Store(&t)
+}
+
+// connectLease opens the lease connection. The server, not the holder,
+// enforces the lease's end: a holder that is frozen or gone sends nothing,
+// so idle_session_timeout ends its session (and frees its advisory locks)
+// LeaseTimeout after its last query. The TCP settings cover a server
+// blocked writing to the holder, where that timer is not acted on:
+// tcp_user_timeout ends a connection whose sent data stays unacknowledged
+// (a vanished host; on Linux also a frozen one whose receive window stayed
+// closed, full of notifications), keepalives one that went quiet. Over a
+// Unix socket they are ignored.
+func (r *Relay) connectLease(ctx context.Context) (*leaseConn, error) {
+	t := r.cfg.LeaseTimeout
+	probe := strconv.Itoa(int(max(1, (t/3+time.Second-1)/time.Second)))
 	cc := r.pool.Config().ConnConfig.Copy()
 	cc.RuntimeParams["application_name"] = LeaseApplicationName
-	conn, err := pgx.ConnectConfig(ctx, cc)
+	cc.RuntimeParams["idle_session_timeout"] = strconv.FormatInt(t.Milliseconds(), 10)
+	cc.RuntimeParams["tcp_user_timeout"] = strconv.FormatInt(t.Milliseconds(), 10)
+	cc.RuntimeParams["tcp_keepalives_idle"] = probe
+	cc.RuntimeParams["tcp_keepalives_interval"] = probe
+	cc.RuntimeParams["tcp_keepalives_count"] = "2"
+	sent := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cc)
 	if err != nil {
-		return fmt.Errorf("connect lease session: %w", err)
+		return nil, fmt.Errorf("connect lease session: %w", err)
+	}
+	l := &leaseConn{Conn: conn, timeout: t}
+	l.extend(sent)
+	return l, nil
+}
+
+// do runs q on the lease connection within the leases' lifetime; its
+// success proves the holder alive and extends the lifetime. A query that
+// cannot succeed before the server may have freed the leases fails.
+func (l *leaseConn) do(ctx context.Context, q func(context.Context) error) error {
+	sent := time.Now()
+	qctx, cancel := context.WithDeadline(ctx, *l.until.Load())
+	defer cancel()
+	if err := q(qctx); err != nil {
+		if qctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("no answer within the lease's lifetime (lease timeout %v): %w", l.timeout, err)
+		}
+		return err
+	}
+	l.extend(sent)
+	return nil
+}
+
+// leaseSession holds leases on one dedicated connection: it takes every free
+// lease of a known stream, runs a worker per held stream, and routes outbox
+// notifications to them. Every round trip on the connection (taking leases,
+// or a ping when there is none to take) renews the leases; one is made at
+// least three times per LeaseTimeout. It returns when ctx ends or the
+// connection fails or stays silent too long; either way the workers stop
+// first (abandoning open transactions unless ctx ended), then closing the
+// connection frees the leases. connected is called once the connection
+// listens.
+func (r *Relay) leaseSession(ctx context.Context, adm *kadm.Client, connected func()) (err error) {
+	conn, err := r.connectLease(ctx)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if err := conn.do(ctx, func(ctx context.Context) error {
+		_, err := conn.Exec(ctx, "LISTEN "+notifyChannel)
+		return err
+	}); err != nil {
 		return fmt.Errorf("listen for outbox rows: %w", err)
 	}
+	r.log.Info("lease session connected", "backend_pid", conn.PgConn().PID())
 	connected()
 
-	wctx, stop := context.WithCancel(ctx)
+	wctx, stop := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	held := map[Stream]*worker{}
 	defer func() {
-		stop()
+		if err != nil {
+			stop(fmt.Errorf("%w: %w", errLeaseLost, err))
+		}
+		stop(nil)
 		wg.Wait()
 		r.m.leases.Sub(float64(len(held)))
 	}()
 
+	// beat is how often the connection is used: well within LeaseTimeout,
+	// and at most LeaseRetry apart so that standbys try free leases.
+	beat := min(r.cfg.LeaseRetry, r.cfg.LeaseTimeout/3)
 	known := map[Stream]bool{}
 	var nextDiscover, nextAcquire time.Time
 	for {
 		now := time.Now()
 		if !now.Before(nextDiscover) {
-			if err := r.discover(ctx, conn, adm, known); err != nil {
+			if err := r.discover(ctx, conn, adm, known, beat); err != nil {
 				return err
 			}
 			nextDiscover = now.Add(r.cfg.DiscoverInterval)
-			nextAcquire = now
+			nextAcquire = time.Now()
 		}
 		if !now.Before(nextAcquire) {
 			got, err := r.acquire(ctx, conn, known, held)
@@ -253,12 +352,12 @@ func (r *Relay) leaseSession(ctx context.Context, adm *kadm.Client, connected fu
 				return err
 			}
 			for _, s := range got {
-				w := newWorker(r, s)
+				w := newWorker(r, s, conn)
 				held[s] = w
 				r.m.leases.Inc()
 				wg.Go(func() { w.run(wctx) })
 			}
-			nextAcquire = now.Add(r.cfg.LeaseRetry)
+			nextAcquire = time.Now().Add(beat)
 		}
 
 		wakeAt := nextAcquire
@@ -290,15 +389,19 @@ func (r *Relay) leaseSession(ctx context.Context, adm *kadm.Client, connected fu
 }
 
 // discover adds to known every partition of the configured topics and every
-// stream of outbox_streams. A broker that cannot answer is logged, not
-// fatal: the streams already known keep going.
-func (r *Relay) discover(ctx context.Context, conn *pgx.Conn, adm *kadm.Client, known map[Stream]bool) error {
-	rows, err := conn.Query(ctx, `SELECT topic, partition FROM outbox_streams`)
-	if err != nil {
-		return fmt.Errorf("list outbox streams: %w", err)
-	}
-	streams, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Stream])
-	if err != nil {
+// stream of outbox_streams. A broker that cannot answer within wait is
+// logged, not fatal: the streams already known keep going, and the lease
+// connection is used again in time.
+func (r *Relay) discover(ctx context.Context, conn *leaseConn, adm *kadm.Client, known map[Stream]bool, wait time.Duration) error {
+	var streams []Stream
+	if err := conn.do(ctx, func(ctx context.Context) error {
+		rows, err := conn.Query(ctx, `SELECT topic, partition FROM outbox_streams`)
+		if err != nil {
+			return err
+		}
+		streams, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Stream])
+		return err
+	}); err != nil {
 		return fmt.Errorf("list outbox streams: %w", err)
 	}
 	for _, s := range streams {
@@ -307,7 +410,9 @@ func (r *Relay) discover(ctx context.Context, conn *pgx.Conn, adm *kadm.Client, 
 	if len(r.cfg.Topics) == 0 {
 		return nil
 	}
-	tds, err := adm.ListTopics(ctx, r.cfg.Topics...)
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tds, err := adm.ListTopics(lctx, r.cfg.Topics...)
 	if err != nil {
 		r.log.Warn("cannot list output topics; relaying the streams already known", "err", err)
 		return nil
@@ -326,12 +431,11 @@ func (r *Relay) discover(ctx context.Context, conn *pgx.Conn, adm *kadm.Client, 
 
 // acquire tries, in one round trip, to take the lease of every known stream
 // not held yet, and returns the streams it took. The round trip doubles as
-// the liveness check of the lease connection: a connection that does not
-// answer in time ends the session, so workers do not go on relaying (and
-// fencing the new holder) on leases the server has freed.
-func (r *Relay) acquire(ctx context.Context, conn *pgx.Conn, known map[Stream]bool, held map[Stream]*worker) ([]Stream, error) {
-	qctx, cancel := context.WithTimeout(ctx, r.cfg.LeaseRetry+5*time.Second)
-	defer cancel()
+// the holder's proof of liveness (leaseConn.do): one that fails or does not
+// answer before the leases may have been freed ends the session, so
+// workers do not go on relaying (and fencing the new holder) on leases the
+// server has freed.
+func (r *Relay) acquire(ctx context.Context, conn *leaseConn, known map[Stream]bool, held map[Stream]*worker) ([]Stream, error) {
 	byKey := map[int64]Stream{}
 	var keys []int64
 	for s := range known {
@@ -342,17 +446,20 @@ func (r *Relay) acquire(ctx context.Context, conn *pgx.Conn, known map[Stream]bo
 		}
 	}
 	if len(keys) == 0 {
-		if err := conn.Ping(qctx); err != nil {
+		if err := conn.do(ctx, conn.Ping); err != nil {
 			return nil, fmt.Errorf("check lease connection: %w", err)
 		}
 		return nil, nil
 	}
-	rows, err := conn.Query(qctx, `SELECT k FROM unnest($1::bigint[]) AS k WHERE pg_try_advisory_lock(k)`, keys)
-	if err != nil {
-		return nil, fmt.Errorf("take leases: %w", err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
+	var got []int64
+	if err := conn.do(ctx, func(ctx context.Context) error {
+		rows, err := conn.Query(ctx, `SELECT k FROM unnest($1::bigint[]) AS k WHERE pg_try_advisory_lock(k)`, keys)
+		if err != nil {
+			return err
+		}
+		got, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("take leases: %w", err)
 	}
 	streams := make([]Stream, len(got))

@@ -61,6 +61,8 @@ func TestConfigValidate(t *testing.T) {
 		{"batch too large", func(c *Config) { c.BatchSize = 10001 }, "batch size"},
 		{"negative timeout", func(c *Config) { c.TransactionTimeout = -1 }, "negative"},
 		{"backoff only", func(c *Config) { c.RestartBackoff = time.Second }, ""},
+		{"lease timeout below a second", func(c *Config) { c.LeaseTimeout = 999 * time.Millisecond }, "lease timeout"},
+		{"negative lease timeout", func(c *Config) { c.LeaseTimeout = -time.Second }, "lease timeout"},
 		{"backoff above max", func(c *Config) { c.RestartBackoff, c.MaxRestartBackoff = time.Minute, time.Second }, "backoff"},
 	} {
 		c := base

@@ -42,16 +42,18 @@ const (
 type worker struct {
 	r     *Relay
 	s     Stream
+	lease *leaseConn
 	txnID string
 	part  string // the partition label value
 	log   *slog.Logger
 	wake  chan struct{}
 }
 
-func newWorker(r *Relay, s Stream) *worker {
+func newWorker(r *Relay, s Stream, lease *leaseConn) *worker {
 	return &worker{
 		r:     r,
 		s:     s,
+		lease: lease,
 		txnID: fmt.Sprintf("gridsettle-%s-%s-%d", r.cfg.Env, s.Topic, s.Partition),
 		part:  strconv.Itoa(int(s.Partition)),
 		log:   r.log.With("stream", s.String()),
@@ -75,8 +77,8 @@ func (w *worker) run(ctx context.Context) {
 	for {
 		committed, err := w.session(ctx, lag.Set)
 		if ctx.Err() != nil {
-			if !errors.Is(err, context.Canceled) {
-				w.log.Warn("stream session ended with an error while stopping", "err", err)
+			if cause := context.Cause(ctx); !errors.Is(err, context.Canceled) || errors.Is(cause, errLeaseLost) {
+				w.log.Warn("stream session ended with an error while stopping", "err", err, "cause", cause)
 			}
 			return
 		}
@@ -97,6 +99,12 @@ func (w *worker) run(ctx context.Context) {
 // session is steps 2 to 5 of the package doc with one client. It returns
 // whether it committed anything, and the error that ended it.
 func (w *worker) session(ctx context.Context, setLag func(float64)) (committed bool, err error) {
+	// Past the lease's lifetime the stream may have a new holder, whom a
+	// ProducerID, like a transaction, would fence; the lease session ends
+	// (and stops the worker) at its next round trip.
+	if !w.lease.held() {
+		return false, errLeaseLost
+	}
 	cl, err := kgo.NewClient(append(slices.Clone(w.r.kopts),
 		kgo.TransactionalID(w.txnID),
 		kgo.TransactionTimeout(w.r.cfg.TransactionTimeout),
@@ -185,6 +193,9 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 			gone := reading
 			next = make(chan batch, 1)
 			go func() { next <- w.fetch(ctx, after, gone) }()
+		}
+		if !w.lease.held() {
+			return committed, errLeaseLost
 		}
 		if err := w.publish(ctx, cl, b); err != nil {
 			return committed, err
@@ -387,11 +398,18 @@ func (a *arena) appendInt(v int64) []byte {
 
 // publish writes a batch in one transaction. It runs to the end even if ctx
 // is canceled meanwhile (bounded by the transaction timeout): stopping
-// finishes the in-flight transaction. The caller deletes the batch's rows
-// once it returned nil.
+// finishes the in-flight transaction; losing the lease does not. The
+// caller deletes the batch's rows once it returned nil.
 func (w *worker) publish(ctx context.Context, cl *kgo.Client, b batch) (err error) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.TransactionTimeout)
 	defer cancel()
+	// A lost lease is no reason to finish: the stream's next holder may be
+	// publishing already.
+	defer context.AfterFunc(ctx, func() {
+		if errors.Is(context.Cause(ctx), errLeaseLost) {
+			cancel()
+		}
+	})()
 	if err := cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -440,9 +458,12 @@ func (w *worker) publish(ctx context.Context, cl *kgo.Client, b batch) (err erro
 
 // abandon returns err after, when the relay is stopping, aborting the open
 // transaction so read_committed readers are not held back until it times
-// out. Otherwise the next session's ProducerID aborts it.
+// out. Otherwise the next session's ProducerID aborts it; so does the next
+// holder's when the lease was lost, and an abort could then reach the
+// broker after that ProducerID: the client's recovery of its failed
+// producer id (KIP-360) may bump the epoch and fence the new holder.
 func (w *worker) abandon(ctx context.Context, cl *kgo.Client, err error) error {
-	if ctx.Err() == nil {
+	if ctx.Err() == nil || errors.Is(context.Cause(ctx), errLeaseLost) {
 		return err
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
