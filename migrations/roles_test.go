@@ -24,16 +24,6 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func connect(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := migrations.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 func post(t *testing.T, pool *pgxpool.Pool, key string) {
 	t.Helper()
 	ctx := t.Context()
@@ -57,7 +47,7 @@ func post(t *testing.T, pool *pgxpool.Pool, key string) {
 // and no disabling of their triggers, which only their owner may do.
 func TestRuntimeRoleCannotRewriteTheJournal(t *testing.T) {
 	_, ownerURL := pgtest.New(t)
-	rt := connect(t, pgtest.RuntimeRole(t, ownerURL))
+	rt := pgtest.Connect(t, pgtest.RuntimeRole(t, ownerURL))
 	ctx := t.Context()
 
 	post(t, rt, "stmt-1")
@@ -106,7 +96,7 @@ func TestRuntimeRoleCannotRewriteTheJournal(t *testing.T) {
 	if err != nil || st.OwnsSchema || st.OwnsJournal || len(st.Pending) != 0 {
 		t.Errorf("runtime state %+v, %v", st, err)
 	}
-	owner := connect(t, ownerURL)
+	owner := pgtest.Connect(t, ownerURL)
 	if st, err := migrations.Inspect(ctx, owner); err != nil || !st.OwnsSchema || !st.OwnsJournal {
 		t.Errorf("owner state %+v, %v", st, err)
 	}
@@ -117,8 +107,8 @@ func TestRuntimeRoleCannotRewriteTheJournal(t *testing.T) {
 // migration is covered.
 func TestGrantRuntimeIsIdempotentAndCoversNewTables(t *testing.T) {
 	_, ownerURL := pgtest.New(t)
-	rt := connect(t, pgtest.RuntimeRole(t, ownerURL))
-	owner := connect(t, ownerURL)
+	rt := pgtest.Connect(t, pgtest.RuntimeRole(t, ownerURL))
+	owner := pgtest.Connect(t, ownerURL)
 	ctx := t.Context()
 	var role string
 	if err := rt.QueryRow(ctx, `SELECT current_user`).Scan(&role); err != nil {
@@ -150,7 +140,7 @@ func TestGrantRuntimeIsIdempotentAndCoversNewTables(t *testing.T) {
 // role that does not exist.
 func TestGrantRuntimeRefusesOwners(t *testing.T) {
 	_, ownerURL := pgtest.New(t)
-	owner := connect(t, ownerURL)
+	owner := pgtest.Connect(t, ownerURL)
 	ctx := t.Context()
 	var me string
 	if err := owner.QueryRow(ctx, `SELECT current_user`).Scan(&me); err != nil {
@@ -182,8 +172,8 @@ func TestGrantRuntimeRefusesOwners(t *testing.T) {
 // applies them.
 func TestPrepareAppliesOnlyAsOwner(t *testing.T) {
 	_, ownerURL := pgtest.New(t)
-	rt := connect(t, pgtest.RuntimeRole(t, ownerURL))
-	owner := connect(t, ownerURL)
+	rt := pgtest.Connect(t, pgtest.RuntimeRole(t, ownerURL))
+	owner := pgtest.Connect(t, ownerURL)
 	ctx := t.Context()
 	if st, err := migrations.Prepare(ctx, rt, quiet); err != nil || len(st.Pending) != 0 {
 		t.Fatalf("up-to-date database as runtime: %+v, %v", st, err)

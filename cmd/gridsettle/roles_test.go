@@ -38,16 +38,6 @@ func runOut(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func connectPool(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	p, err := migrations.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
-}
-
 // refused requires q to fail for lack of privilege (not on a trigger).
 func refused(t *testing.T, p *pgxpool.Pool, q string) {
 	t.Helper()
@@ -69,7 +59,7 @@ func TestMigrateGrantsRuntimeRole(t *testing.T) {
 			t.Fatalf("round %d: %v\n%s", round, err, out)
 		}
 	}
-	rt := connectPool(t, rtURL)
+	rt := pgtest.Connect(t, rtURL)
 	if _, err := rt.Exec(t.Context(), `INSERT INTO participants VALUES ('P-1', 'One')`); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +165,7 @@ func TestPrivateClusterRoles(t *testing.T) {
 	}
 	// A cluster as an earlier gridsettle left it: migrated by the superuser.
 	c := startCluster()
-	su := connectPool(t, c.URL())
+	su := pgtest.Connect(t, c.URL())
 	if err := migrations.Apply(ctx, su, quietLog); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +185,7 @@ func TestPrivateClusterRoles(t *testing.T) {
 	c = startCluster()
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	var foreign []string
-	rows, err := connectPool(t, c.URL()).Query(ctx, `
+	rows, err := pgtest.Connect(t, c.URL()).Query(ctx, `
 		SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
 		  AND c.relowner <> $1::regrole`, privateOwner)
 	if err == nil {
@@ -204,14 +194,14 @@ func TestPrivateClusterRoles(t *testing.T) {
 	if err != nil || len(foreign) != 0 {
 		t.Fatalf("tables not owned by %s: %v, %v", privateOwner, foreign, err)
 	}
-	rt := connectPool(t, c.URLAs(privateRuntime))
+	rt := pgtest.Connect(t, c.URLAs(privateRuntime))
 	st, err := migrations.Inspect(ctx, rt)
 	if err != nil || st.OwnsSchema || st.OwnsJournal || st.Role != privateRuntime {
 		t.Fatalf("runtime role: %+v, %v", st, err)
 	}
 	refused(t, rt, `DELETE FROM journal_entries`)
 	refused(t, rt, `ALTER TABLE journal_lines DISABLE TRIGGER ALL`)
-	if st, err := migrations.Inspect(ctx, connectPool(t, c.URLAs(privateOwner))); err != nil || !st.OwnsSchema || len(st.Pending) != 0 {
+	if st, err := migrations.Inspect(ctx, pgtest.Connect(t, c.URLAs(privateOwner))); err != nil || !st.OwnsSchema || len(st.Pending) != 0 {
 		t.Fatalf("owner role: %+v, %v", st, err)
 	}
 }

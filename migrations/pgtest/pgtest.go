@@ -168,6 +168,18 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, dbURL
 }
 
+// Connect opens a pool on dbURL (as another role, say) that closes when t
+// ends.
+func Connect(t testing.TB, dbURL string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := migrations.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // RuntimeRole creates a login role of its own (see Role) and grants it on
 // the database at dbURL what migrations.GrantRuntime grants, as the role of
 // dbURL (its owner). It returns dbURL connecting as that role.
