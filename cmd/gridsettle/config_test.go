@@ -152,6 +152,12 @@ func TestConfigRejects(t *testing.T) {
 		{devGroups, nil, []string{"--admin-token", strings.Repeat("a", 40), "--admin-token-file", "config_test.go"},
 			"--admin-token-file: give --admin-token or --admin-token-file, not both"},
 		{devGroups, nil, []string{"--admin-token-file", "/nonexistent/token"}, "--admin-token-file: read the admin token: …"},
+		{devGroups, nil, []string{"--ingest-max-future", "P1Y"}, `--ingest-max-future: "P1Y" is not an ISO 8601 duration from PT1S to P366D (e.g. PT15M, P7D)`},
+		{devGroups, nil, []string{"--ingest-max-future", "PT0S"}, `--ingest-max-future: "PT0S" is not an ISO 8601 duration…`},
+		{devGroups, map[string]string{"GRIDSETTLE_INGEST_MAX_FUTURE_PRICES": "P9999D"}, nil,
+			`--ingest-max-future-prices (from GRIDSETTLE_INGEST_MAX_FUTURE_PRICES): "P9999D" is not an ISO 8601 duration…`},
+		{devGroups, nil, []string{"--ingest-max-future-prices", "7 days\x00"}, `--ingest-max-future-prices: "7 days\x00" is not an ISO 8601 duration…`},
+		{devGroups, nil, []string{"--publish-lease-timeout", "500ms"}, `--publish-lease-timeout: "500ms" is not a duration from 1s to 5m`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
