@@ -21,6 +21,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
 // IngestRoutes are the endpoints of what ingest stores: current reads and
@@ -117,7 +118,30 @@ type Status struct {
 
 // OutboxStatus is the publishing backlog.
 type OutboxStatus struct {
-	Pending int64 `json:"pending"` // outbox rows not yet confirmed published
+	Pending     int64 `json:"pending"`     // outbox rows not yet confirmed published
+	Quarantined int64 `json:"quarantined"` // output records the log refused (GET /api/v1/outbox/quarantine)
+	// Parked are the output streams whose topic or partition does not exist
+	// in the cluster: their rows wait until an operator recreates it.
+	Parked []publish.ParkedStream `json:"parked"`
+}
+
+// OutputQuarantineItem is an output record the log refused for what it is
+// (record_too_large, record_invalid): never published, kept here whole.
+type OutputQuarantineItem struct {
+	ID            int64     `json:"id"`
+	Reason        string    `json:"reason"`
+	Detail        string    `json:"detail"`
+	Topic         string    `json:"topic"`
+	Partition     int32     `json:"partition"`
+	Seq           int64     `json:"seq"`       // its gridsettle-seq, absent from the log
+	RecordID      string    `json:"record_id"` // its gridsettle-id
+	Schema        string    `json:"schema"`
+	Key           *string   `json:"key"`
+	KeyEncoding   string    `json:"key_encoding,omitempty"`
+	Value         string    `json:"value"`
+	ValueEncoding string    `json:"value_encoding,omitempty"`
+	CreatedAt     time.Time `json:"created_at"` // when it was enqueued
+	QuarantinedAt time.Time `json:"quarantined_at"`
 }
 
 var replayable = []string{string(meters.UnknownMeter), string(meters.UnknownSettlementPoint)}
@@ -174,11 +198,20 @@ func (g IngestRoutes) Routes() []Route {
 			"transaction: those that now pass are applied and marked replayed, exactly once; the others stay quarantined.",
 		Request: JSONBody(ReplayRequest{}), Response: JSONBody(ingest.ReplayResult{}), Handler: g.replay,
 	}, {
+		Method: http.MethodGet, Path: "/api/v1/outbox/quarantine", Roles: Readers,
+		Summary: "Output records the log refused",
+		Description: "Rows of the outbox that the Kafka cluster refused for what they are (larger than the topic's " +
+			"max.message.bytes, or invalid), moved aside by the relay so that the stream goes on: never published, " +
+			"kept whole, in the order they were moved.",
+		Params:   []Param{EnumParam("topic", "only records of this output topic", g.Topics.Outputs()...)},
+		Response: ListBody(OutputQuarantineItem{}), Handler: g.outputQuarantine,
+	}, {
 		Method: http.MethodGet, Path: "/api/v1/status", Roles: Readers,
 		Summary: "Ingest positions, lag and watermarks, outbox backlog, latest runs, failing scheduled runs",
 		Description: "One entry for every partition of the input topics, whichever instance consumes it: next_offset is the " +
 			"stored consumer position, end_offset the last stable offset now, lag their difference. " +
-			"scheduled_run_failures lists the scheduled runs whose attempts failed and that have not completed since: " +
+			"outbox counts the rows waiting to be published and the output records the log refused, and lists the parked " +
+			"streams (topic or partition missing). scheduled_run_failures lists the scheduled runs whose attempts failed and that have not completed since: " +
 			"status retrying (next_attempt_at says when) or gave_up (the scheduler starts it no more; POST /api/v1/runs does).",
 		Response: JSONBody(Status{}), Errors: []int{http.StatusServiceUnavailable}, Handler: g.status,
 	}}
@@ -365,6 +398,38 @@ func (g IngestRoutes) quarantine(c echo.Context) error {
 	return List(c, items, limit, func(q QuarantineItem) any { return quarantineKey{q.ID} })
 }
 
+func (g IngestRoutes) outputQuarantine(c echo.Context) error {
+	topic, err := QueryEnum(c, "topic", g.Topics.Outputs()...)
+	if err != nil {
+		return err
+	}
+	limit, err := Limit(c)
+	if err != nil {
+		return err
+	}
+	var after quarantineKey
+	if _, err := Cursor(c, &after); err != nil {
+		return err
+	}
+	qs, err := publish.Quarantined(c.Request().Context(), g.Pool, topic, after.ID, limit+1)
+	if err != nil {
+		return err
+	}
+	items := make([]OutputQuarantineItem, len(qs))
+	for i, q := range qs {
+		items[i] = OutputQuarantineItem{
+			ID: q.ID, Reason: q.Reason, Detail: q.Detail, Topic: q.Topic, Partition: q.Partition, Seq: q.Seq,
+			RecordID: q.RecordID, Schema: q.Schema, CreatedAt: q.CreatedAt, QuarantinedAt: q.QuarantinedAt,
+		}
+		items[i].Value, items[i].ValueEncoding = bytesText(q.Value)
+		if q.Key != nil {
+			k, enc := bytesText(q.Key)
+			items[i].Key, items[i].KeyEncoding = &k, enc
+		}
+	}
+	return List(c, items, limit, func(q OutputQuarantineItem) any { return quarantineKey{q.ID} })
+}
+
 // bytesText is b as text when it is UTF-8 without U+0000, else base64 with
 // the encoding named: a NUL passes JSON but not every client's string type
 // (nor a spreadsheet's, nor Postgres text).
@@ -403,8 +468,13 @@ func (g IngestRoutes) status(c echo.Context) error {
 	if err != nil {
 		return &Error{Kind: Unavailable, Detail: "cannot read the ingest status from Kafka and Postgres", Err: err}
 	}
-	out := Status{Inputs: st.Inputs, Outbox: OutboxStatus{Pending: st.OutboxPending}, Runs: []settlementpg.Run{},
-		ScheduledRunFailures: []settlementpg.ScheduledFailure{}}
+	backlog, err := publish.ReadBacklog(ctx, g.Pool)
+	if err != nil {
+		return err
+	}
+	out := Status{Inputs: st.Inputs, Runs: []settlementpg.Run{}, ScheduledRunFailures: []settlementpg.ScheduledFailure{},
+		Outbox: OutboxStatus{Pending: backlog.Pending, Quarantined: backlog.Quarantined,
+			Parked: append([]publish.ParkedStream{}, backlog.Parked...)}}
 	if out.Inputs == nil {
 		out.Inputs = []ingest.PartitionStatus{}
 	}

@@ -209,8 +209,11 @@ func TestIngestStatus(t *testing.T) {
 		INSERT INTO ingest_offsets (topic, partition, next_offset, watermark) VALUES ('ami.interval-reads', 1, 0, '2026-11-01T06:00:00Z');
 		INSERT INTO ingest_offsets (topic, partition, next_offset, refused_at, refused_log_end)
 			VALUES ('ami.interval-reads', 2, 7, '2026-12-06T08:00:00Z', 3);
-		INSERT INTO outbox_streams VALUES ('gridsettle.dead-letter', 0, 2);
+		INSERT INTO outbox_streams (topic, partition, next_seq, parked_reason, parked_at)
+			VALUES ('gridsettle.dead-letter', 0, 2, 'partition_missing', '2026-12-06T09:00:00Z');
 		INSERT INTO outbox (topic, partition, seq, record_id, schema, value) VALUES ('gridsettle.dead-letter', 0, 1, 'x', 'y', '');
+		INSERT INTO outbox_quarantine (topic, partition, seq, record_id, schema, value, headers, created_at, reason, detail)
+			VALUES ('settlement.statements', 1, 4, 'r', 's', 'v', '[]', now(), 'record_too_large', 'MESSAGE_TOO_LARGE');
 		INSERT INTO runs (run_id, operating_day, run_type, version, status, error, started_at, finished_at)
 		VALUES ('run-2026-11-01-initial-3', '2026-11-01', 'initial', 3, 'failed', 'boom', '2026-11-10T00:03:00Z', '2026-11-10T00:03:01Z');
 		INSERT INTO scheduled_attempts (operating_day, run_type, attempts, last_run_id, last_error, failed_at)
@@ -227,6 +230,12 @@ func TestIngestStatus(t *testing.T) {
 	ok(t, w, 200, &st)
 	if len(st.Inputs) != 2*kafkatest.Partitions || st.Outbox["pending"] != 1.0 || len(st.Runs) != 1 || st.Runs[0]["status"] != "failed" {
 		t.Fatalf("status %s", w.Body)
+	}
+	// The output side's held states: a refused record, a parked stream
+	// with the rows it holds back.
+	if st.Outbox["quarantined"] != 1.0 || fmt.Sprint(st.Outbox["parked"]) !=
+		"[map[partition:0 pending:1 reason:partition_missing since:2026-12-06T09:00:00Z topic:gridsettle.dead-letter]]" {
+		t.Fatalf("outbox status %v", st.Outbox)
 	}
 	// A scheduled run the scheduler gave up on, with its last error.
 	if len(st.Failures) != 1 || st.Failures[0]["status"] != "gave_up" || st.Failures[0]["attempts"] != 3.0 ||
@@ -307,4 +316,40 @@ func TestQuarantineValuesAreSafe(t *testing.T) {
 	if !found {
 		t.Errorf("neutralised formula not in CSV:\n%s", w.Body)
 	}
+}
+
+// The output quarantine lists refused output records whole (bytes that are
+// not text as base64), filtered by output topic, in pages.
+func TestOutputQuarantine(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tok := s.token(Analyst)
+	if _, err := s.pool.Exec(t.Context(), `
+		INSERT INTO outbox_quarantine (topic, partition, seq, record_id, schema, key, value, headers, created_at, reason, detail)
+		VALUES ('settlement.statements', 1, 4, 'line-1', 'gridsettle.statement/v1', 'P1', '{"a":1}', '[]', '2026-12-06T09:00:00Z', 'record_too_large', 'MESSAGE_TOO_LARGE'),
+		       ('gridsettle.dead-letter', 0, 9, 'dl-1', 'gridsettle.dead-letter/v1', NULL, '\xff00', '[]', '2026-12-06T09:00:01Z', 'record_invalid', 'INVALID_RECORD'),
+		       ('settlement.statements', 0, 2, 'line-2', 'gridsettle.statement/v1', 'P2', '{"b":2}', '[]', '2026-12-06T09:00:02Z', 'record_too_large', 'MESSAGE_TOO_LARGE')`); err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Items []map[string]any `json:"items"`
+		Next  *string          `json:"next_cursor"`
+	}
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/outbox/quarantine", token: tok}), 200, &page)
+	if len(page.Items) != 3 || page.Items[1]["value"] != base64.StdEncoding.EncodeToString([]byte{0xff, 0}) ||
+		page.Items[1]["value_encoding"] != "base64" || page.Items[1]["key"] != nil ||
+		page.Items[0]["value"] != `{"a":1}` || page.Items[0]["key"] != "P1" || page.Items[0]["seq"] != 4.0 ||
+		page.Items[0]["record_id"] != "line-1" || page.Items[0]["reason"] != "record_too_large" {
+		t.Fatalf("output quarantine %v", page.Items)
+	}
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/outbox/quarantine?topic=settlement.statements&limit=1", token: tok}), 200, &page)
+	if len(page.Items) != 1 || page.Items[0]["record_id"] != "line-1" || page.Next == nil {
+		t.Fatalf("first page %v", page)
+	}
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/outbox/quarantine?topic=settlement.statements&limit=1&cursor=" + *page.Next, token: tok}), 200, &page)
+	if len(page.Items) != 1 || page.Items[0]["record_id"] != "line-2" {
+		t.Fatalf("second page %v", page)
+	}
+	// An input topic is not an output topic.
+	mustStatus(t, s.do(req{method: http.MethodGet, path: "/api/v1/outbox/quarantine?topic=ami.interval-reads", token: tok}), 400)
 }

@@ -35,8 +35,7 @@ type LogRefusal struct {
 
 // Status is the ingest part of the service status.
 type Status struct {
-	Inputs        []PartitionStatus
-	OutboxPending int64 // outbox rows not yet confirmed published
+	Inputs []PartitionStatus
 }
 
 // ReadStatus reports every partition of the input topics, whichever instance
@@ -83,8 +82,5 @@ func ReadStatus(ctx context.Context, db postgres.Querier, adm *kadm.Client, topi
 		}
 		return int(a.Partition - b.Partition)
 	})
-	if err := db.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&st.OutboxPending); err != nil {
-		return Status{}, fmt.Errorf("count outbox rows: %w", err)
-	}
 	return st, nil
 }

@@ -14,13 +14,22 @@
 //     dedicated connection per Relay (which also LISTENs for new rows); other
 //     instances stand by and retry, and take over when the holder's session
 //     ends (see "Leases" below);
-//  2. a new transactional client, id gridsettle-{env}-{topic}-{partition};
-//     ProducerID fences every older instance and aborts its open transaction;
-//  3. the committed tail of the partition is read (read_committed, backwards
-//     from the last stable offset in widening windows) to find the highest
-//     gridsettle-seq header: the last sequence the log confirms;
-//  4. rows at or below it are deleted; then, per batch of rows with higher
-//     sequences: BeginTransaction, produce, Flush, EndTransaction(TryCommit).
+//  2. the topic's partitions and max.message.bytes are read (a stream whose
+//     topic or partition is gone is parked, below); a new transactional
+//     client, id gridsettle-{env}-{topic}-{partition}, whose batches never
+//     exceed that limit; its ProducerID (bounded by 3 transaction timeouts)
+//     fences every older instance and aborts its open transaction;
+//  3. the committed tail of the partition is read (read_committed) to find
+//     the highest gridsettle-seq header, the last sequence the log
+//     confirms: forward from the log position recorded in outbox_streams
+//     (log_seq, log_offset) when the log still holds that record there,
+//     else backwards from the last stable offset in widening windows. Each
+//     wait is bounded (tailTimeout) but a read that makes progress goes on,
+//     so aborted transactions behind the last commit only slow it;
+//  4. rows at or below it are deleted and the position recorded; then, per
+//     batch of rows with higher sequences (at most limit rows and
+//     BatchBytes of keys and values, the first row always):
+//     BeginTransaction, produce, Flush, EndTransaction(TryCommit).
 //     A committed batch's rows are deleted by the next read of the outbox,
 //     in the same round trip (one pipelined implicit transaction: delete,
 //     head, next rows), or before the stream goes idle or the session ends.
@@ -29,6 +38,23 @@
 //     few chunks per batch;
 //  5. any Kafka error closes the client and goes back to 2: an outcome is
 //     never guessed, the log decides.
+//
+// Poison rows and parked streams (migrations/00702_outbox_quarantine.sql):
+// a failure that would recur on every attempt must not stop the stream.
+//   - A record the log refuses for what it is (larger than the topic
+//     accepts, invalid) fails alone when the client knows before sending,
+//     or with its batch at the broker. One refused record is moved, in one
+//     statement, from outbox to outbox_quarantine (reason record_too_large
+//     or record_invalid); several make the next session try half the rows,
+//     until one is alone. Its sequence never appears in the log.
+//   - A transaction that runs out of time makes the next session try half
+//     the rows; each commit doubles the limit back up to BatchSize.
+//   - Both restart at once, not after a growing backoff: they are progress.
+//   - A stream whose topic does not exist, or has fewer partitions than
+//     its partition, is parked: outbox_streams.parked_reason says why (the
+//     status endpoint shows it), a gauge counts it, its rows stay, and it
+//     is checked again every DiscoverInterval rather than restarted in a
+//     loop; the session that finds it back clears the state.
 //
 // Waking up: the outbox trigger (migrations/00301) notifies channel
 // gridsettle_outbox with "topic/partition" when rows commit, and the lease
@@ -72,6 +98,8 @@
 //   - the log is never ahead of the outbox's sequence counter; if it is (the
 //     database was reset under a kept broker), the stream is refused rather
 //     than having new rows mistaken for published ones;
+//   - a row leaves the outbox only confirmed in the log or moved, whole, to
+//     outbox_quarantine by the lease holder after the log refused it;
 //   - stopping (Run's context canceled) finishes the in-flight transaction
 //     (or aborts it if it cannot finish) before the lease is released;
 //   - no transaction begins, and no ProducerID is called, past the lease's

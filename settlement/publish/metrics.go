@@ -12,6 +12,8 @@ type metrics struct {
 	restarts     *prometheus.CounterVec // by topic, partition
 	lag          *prometheus.GaugeVec   // by topic, partition
 	leases       prometheus.Gauge
+	quarantined  *prometheus.CounterVec // by topic, reason
+	parked       *prometheus.GaugeVec   // by topic, partition
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,6 +38,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "gridsettle_publish_leases_held",
 			Help: "Output streams whose lease this instance holds.",
 		}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gridsettle_publish_quarantined_records_total",
+			Help: "Outbox rows the log refused (record_too_large, record_invalid), moved to the output quarantine.",
+		}, []string{"topic", "reason"}),
+		parked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gridsettle_publish_parked_streams",
+			Help: "1 for each stream this instance holds whose topic or partition does not exist: not published until it does.",
+		}, []string{"topic", "partition"}),
 	}
 	// Both outcomes exist from the start, so a rate over them is defined
 	// before the first abort.
@@ -44,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.published, m.transactions, m.restarts, m.lag, m.leases} {
+	for _, c := range []prometheus.Collector{m.published, m.transactions, m.restarts, m.lag, m.leases, m.quarantined, m.parked} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register publish metrics: %w", err)
 		}

@@ -95,6 +95,9 @@ type Config struct {
 	Topics []string
 	// BatchSize is the most records in one Kafka transaction (default 1000).
 	BatchSize int
+	// BatchBytes is the most bytes of keys and values in one Kafka
+	// transaction (default 16 MiB); a single larger row still goes alone.
+	BatchBytes int
 	// TransactionTimeout is the broker's limit on an open transaction
 	// (default 10s); it also bounds finishing a transaction on stop.
 	TransactionTimeout time.Duration
@@ -109,7 +112,8 @@ type Config struct {
 	// it could not for LeaseTimeout (default 5s, at least 1s).
 	LeaseTimeout time.Duration
 	// DiscoverInterval is how often topic partition counts and
-	// outbox_streams are re-read (default 1m).
+	// outbox_streams are re-read, and how often a parked stream (its topic
+	// or partition gone) checks whether it is back (default 1m).
 	DiscoverInterval time.Duration
 	// RestartBackoff is the first wait after a failed stream session; it
 	// doubles up to MaxRestartBackoff (defaults 100ms and 30s).
@@ -122,6 +126,9 @@ var envName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = 1000
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = 16 << 20
 	}
 	if c.TransactionTimeout == 0 {
 		c.TransactionTimeout = 10 * time.Second
@@ -153,6 +160,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("publish env %q: must be non-empty letters, digits, '.', '_' or '-'", c.Env)
 	case c.BatchSize < 0 || c.BatchSize > 10000:
 		return fmt.Errorf("publish batch size %d: must be 1..10000", c.BatchSize)
+	case c.BatchBytes < 0 || c.BatchBytes > 1<<30:
+		return fmt.Errorf("publish batch bytes %d: must be 1..%d", c.BatchBytes, 1<<30)
 	case c.TransactionTimeout < 0 || c.LeaseRetry < 0 || c.DiscoverInterval < 0 || c.RestartBackoff < 0:
 		return errors.New("publish durations must not be negative")
 	case c.LeaseTimeout < time.Second:
@@ -172,6 +181,8 @@ type Relay struct {
 	log   *slog.Logger
 	m     *metrics
 	hook  StepHook
+	// adm reads topic limits and partitions for the workers; set by Run.
+	adm *kadm.Client
 }
 
 // New returns a Relay reading the outbox through pool and writing to the
@@ -205,9 +216,10 @@ func (r *Relay) Run(ctx context.Context) error {
 		return fmt.Errorf("publish: kafka client: %w", err)
 	}
 	defer admin.Close()
+	r.adm = kadm.NewClient(admin)
 	backoff := r.cfg.RestartBackoff
 	for {
-		err := r.leaseSession(ctx, kadm.NewClient(admin), func() { backoff = r.cfg.RestartBackoff })
+		err := r.leaseSession(ctx, r.adm, func() { backoff = r.cfg.RestartBackoff })
 		if ctx.Err() != nil {
 			return nil
 		}

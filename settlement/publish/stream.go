@@ -33,8 +33,9 @@ const (
 	// and markers are found.
 	tailWindow = 256
 	tailGrowth = 16
-	// tailTimeout bounds reading the tail: a read that cannot reach the
-	// last stable offset restarts the session instead of hanging.
+	// tailTimeout bounds each wait of reading the tail (listing offsets,
+	// each fetch): a read that makes no progress restarts the session
+	// instead of hanging; one that does goes on.
 	tailTimeout = 30 * time.Second
 )
 
@@ -47,6 +48,12 @@ type worker struct {
 	part  string // the partition label value
 	log   *slog.Logger
 	wake  chan struct{}
+	// limit is the most rows of the next transaction: BatchSize, halved
+	// after a transaction that timed out or that the log refused as a
+	// whole, doubled back after each commit. Only the worker's goroutine
+	// uses it and parked.
+	limit  int
+	parked bool
 }
 
 func newWorker(r *Relay, s Stream, lease *leaseConn) *worker {
@@ -58,6 +65,7 @@ func newWorker(r *Relay, s Stream, lease *leaseConn) *worker {
 		part:  strconv.Itoa(int(s.Partition)),
 		log:   r.log.With("stream", s.String()),
 		wake:  make(chan struct{}, 1),
+		limit: r.cfg.BatchSize,
 	}
 }
 
@@ -73,6 +81,7 @@ func (w *worker) poke() {
 func (w *worker) run(ctx context.Context) {
 	lag := w.r.m.lag.WithLabelValues(w.s.Topic, w.part)
 	defer w.r.m.lag.DeleteLabelValues(w.s.Topic, w.part)
+	defer w.r.m.parked.DeleteLabelValues(w.s.Topic, w.part)
 	backoff := w.r.cfg.RestartBackoff
 	for {
 		committed, err := w.session(ctx, lag.Set)
@@ -82,8 +91,24 @@ func (w *worker) run(ctx context.Context) {
 			}
 			return
 		}
+		if pe := (*parkedError)(nil); errors.As(err, &pe) {
+			// Retrying cannot help until an operator recreates the topic or
+			// its partitions: check again slowly, without a log line each
+			// time.
+			if !w.parked {
+				w.log.Error("stream parked: its topic or partition does not exist; its rows wait in the outbox",
+					"reason", pe.reason, "err", err, "check_every", w.r.cfg.DiscoverInterval)
+			}
+			w.park(ctx, pe)
+			if !sleep(ctx, w.r.cfg.DiscoverInterval) {
+				return
+			}
+			continue
+		}
 		w.r.m.restarts.WithLabelValues(w.s.Topic, w.part).Inc()
-		if committed {
+		// A refused row moved aside, or a batch halved, is progress: the
+		// next session starts at once instead of backing off further.
+		if committed || errors.As(err, new(*refusedError)) || errors.As(err, new(*shrinkError)) {
 			backoff = w.r.cfg.RestartBackoff
 		}
 		w.log.Warn("stream session failed; restarting from the log", "err", err, "backoff", backoff)
@@ -105,29 +130,47 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 	if !w.lease.held() {
 		return false, errLeaseLost
 	}
+	// Batches the client builds never exceed what the topic accepts, so
+	// a record too large for it fails alone, before it is sent, instead of
+	// taking its whole batch down at the broker.
+	maxBytes, err := w.topicLimit(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := w.unpark(ctx); err != nil {
+		return false, err
+	}
 	cl, err := kgo.NewClient(append(slices.Clone(w.r.kopts),
 		kgo.TransactionalID(w.txnID),
 		kgo.TransactionTimeout(w.r.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(maxBytes),
 	)...)
 	if err != nil {
 		return false, fmt.Errorf("new transactional client: %w", err)
 	}
 	defer cl.Close()
-	if _, _, err := cl.ProducerID(ctx); err != nil {
+	// The broker answers ProducerID only once a previous transaction of
+	// the id has ended, which its timeout bounds; past that, something
+	// else is wrong and the session restarts.
+	pctx, cancel := context.WithTimeout(ctx, 3*w.r.cfg.TransactionTimeout)
+	_, _, err = cl.ProducerID(pctx)
+	cancel()
+	if err != nil {
 		return false, fmt.Errorf("init producer id of %s: %w", w.txnID, err)
 	}
-	last, err := w.tail(ctx, cl)
+	confirmed, err := w.tail(ctx, cl)
 	if err != nil {
 		return false, err
 	}
+	last := confirmed.to
 	// Checked before anything is deleted: rows the log seems to confirm
 	// may be new rows of a reset database.
 	if _, err := w.head(ctx, last); err != nil {
 		return false, err
 	}
-	if err := w.delete(ctx, seqRange{0, last}); err != nil {
+	if err := w.confirm(ctx, confirmed); err != nil {
 		return false, err
 	}
 	w.log.Debug("resuming after the log's last sequence", "seq", last)
@@ -145,7 +188,7 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 		if left := reading.then(done); !left.empty() {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.TransactionTimeout)
 			defer cancel()
-			if derr := w.delete(dctx, left); derr != nil {
+			if derr := w.confirm(dctx, left); derr != nil {
 				w.log.Warn("published rows left for the next session to delete", "err", derr)
 			}
 		}
@@ -177,13 +220,13 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 			}
 		}
 		if b.first != last+1 {
-			// Rows between were confirmed in a log that no longer holds
-			// them (the broker's data was reset); what is left is
-			// published from here on.
-			w.log.Warn("outbox resumes past the log's last sequence", "log_seq", last, "outbox_seq", b.first)
+			// Rows between were moved to the output quarantine, or
+			// confirmed in a log that no longer holds them (the broker's
+			// data was reset); what is left is published from here on.
+			w.log.Info("outbox resumes past the log's last sequence", "log_seq", last, "outbox_seq", b.first)
 		}
-		if len(b.recs) == w.r.cfg.BatchSize {
-			// A full batch: more rows are likely waiting. Reading them while
+		if b.last < b.head {
+			// More rows are waiting. Reading them while
 			// this batch is produced overlaps the two round trips that
 			// otherwise alternate (issue 9). The rows are committed and
 			// never change; if this batch fails, the session ends and they
@@ -197,17 +240,30 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 		if !w.lease.held() {
 			return committed, errLeaseLost
 		}
-		if err := w.publish(ctx, cl, b); err != nil {
+		offset, err := w.publish(ctx, cl, b)
+		if err != nil {
+			var re *refusedError
+			switch {
+			case errors.As(err, &re) && re.seq != 0:
+				if qerr := w.quarantine(ctx, re); qerr != nil {
+					return committed, errors.Join(err, qerr)
+				}
+			case errors.As(err, &re), errors.As(err, new(*shrinkError)):
+				w.limit = max(1, len(b.recs)/2)
+			}
 			return committed, err
 		}
 		committed = true
+		w.limit = min(w.r.cfg.BatchSize, 2*w.limit)
 		last = b.last
-		done = done.then(seqRange{b.first, b.last})
+		done = done.then(seqRange{b.first, b.last, offset})
 	}
 }
 
-// seqRange is the sequences from..to of a stream; to == 0: none.
-type seqRange struct{ from, to int64 }
+// seqRange is the sequences from..to of a stream, confirmed in the log;
+// to == 0: none. offset is where the log holds the record of seq to, or -1
+// when unknown.
+type seqRange struct{ from, to, offset int64 }
 
 func (r seqRange) empty() bool { return r.to == 0 }
 
@@ -219,7 +275,7 @@ func (r seqRange) then(next seqRange) seqRange {
 	case next.empty():
 		return r
 	}
-	return seqRange{r.from, next.to}
+	return seqRange{r.from, next.to, next.offset}
 }
 
 // batch is one read of the outbox: the stream's head and the records of the
@@ -236,13 +292,24 @@ const (
 	headSQL = `
 		SELECT coalesce((SELECT next_seq - 1 FROM outbox_streams WHERE topic = $1 AND partition = $2), 0)`
 	// headers is NULL when it holds no extra header, as nearly every row:
-	// nothing to decode.
+	// nothing to decode. Rows are taken while the bytes before them stay
+	// under the byte cap $5, so the first row always goes, however large
+	// (octet_length of a stored value reads its size, not the value).
 	pendingSQL = `
-		SELECT seq, record_id, schema, key, value, nullif(headers, '[]')::text FROM outbox
-		WHERE topic = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4`
+		SELECT seq, record_id, schema, key, value, headers FROM (
+			SELECT seq, record_id, schema, key, value, nullif(headers, '[]')::text AS headers,
+			       sum(octet_length(value) + coalesce(octet_length(key), 0)) OVER (ORDER BY seq)
+			         - octet_length(value) - coalesce(octet_length(key), 0) AS before
+			FROM (SELECT * FROM outbox WHERE topic = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4) o
+		) b WHERE before < $5 ORDER BY seq`
 	// The lower bound keeps each delete from walking the index entries of
 	// every row deleted before it (issue 9).
 	deleteSQL = `DELETE FROM outbox WHERE topic = $1 AND partition = $2 AND seq >= $3 AND seq <= $4`
+	// The position only moves forward: a session's late delete must not
+	// put back an older one.
+	positionSQL = `
+		UPDATE outbox_streams SET log_seq = $3, log_offset = $4
+		WHERE topic = $1 AND partition = $2 AND (log_seq IS NULL OR log_seq < $3)`
 	// A delete that a crash loses is repeated by the next session, which
 	// deletes every row the log confirms before it reads any: waiting for
 	// its WAL flush would only hold a connection.
@@ -268,26 +335,35 @@ func (w *worker) checkHead(head, last int64) error {
 	return nil
 }
 
+// queueConfirm queues, for rows the log confirms (r), their delete and
+// the record of their position in the log.
+func (w *worker) queueConfirm(q *pgx.Batch, r seqRange) int {
+	q.Queue(deleteSQL, w.s.Topic, w.s.Partition, r.from, r.to)
+	if r.offset < 0 {
+		return 1
+	}
+	q.Queue(positionSQL, w.s.Topic, w.s.Partition, r.to, r.offset)
+	return 2
+}
+
 // fetch deletes the rows of gone (confirmed in the log), then reads the
 // stream's head and the next batch of rows after last, all in one round trip.
 func (w *worker) fetch(ctx context.Context, last int64, gone seqRange) (b batch) {
 	var q pgx.Batch
+	n := 0
 	if !gone.empty() {
 		q.Queue(asyncCommitSQL)
-		q.Queue(deleteSQL, w.s.Topic, w.s.Partition, gone.from, gone.to)
+		n = 1 + w.queueConfirm(&q, gone)
 	}
 	q.Queue(headSQL, w.s.Topic, w.s.Partition)
-	q.Queue(pendingSQL, w.s.Topic, w.s.Partition, last, w.r.cfg.BatchSize)
+	q.Queue(pendingSQL, w.s.Topic, w.s.Partition, last, w.limit, w.r.cfg.BatchBytes)
 	br := w.r.pool.SendBatch(ctx, &q)
 	defer func() {
 		if err := br.Close(); err != nil && b.err == nil {
 			b = batch{err: fmt.Errorf("read outbox of %s: %w", w.s, err)}
 		}
 	}()
-	if !gone.empty() {
-		if _, err := br.Exec(); err != nil {
-			return batch{err: fmt.Errorf("delete published rows of %s: %w", w.s, err)}
-		}
+	for range n {
 		if _, err := br.Exec(); err != nil {
 			return batch{err: fmt.Errorf("delete published rows of %s: %w", w.s, err)}
 		}
@@ -304,7 +380,7 @@ func (w *worker) fetch(ctx context.Context, last int64, gone seqRange) (b batch)
 	}
 	// Sequences are gapless: head - last rows are waiting, or a few more if
 	// some committed after the head was read.
-	if err := w.records(rows, int(min(b.head-last, int64(w.r.cfg.BatchSize))), &b); err != nil {
+	if err := w.records(rows, int(min(b.head-last, int64(w.limit))), &b); err != nil {
 		return batch{err: fmt.Errorf("read outbox of %s: %w", w.s, err)}
 	}
 	return b
@@ -396,11 +472,12 @@ func (a *arena) appendInt(v int64) []byte {
 	return a.chunk[n:len(a.chunk):len(a.chunk)]
 }
 
-// publish writes a batch in one transaction. It runs to the end even if ctx
-// is canceled meanwhile (bounded by the transaction timeout): stopping
-// finishes the in-flight transaction; losing the lease does not. The
-// caller deletes the batch's rows once it returned nil.
-func (w *worker) publish(ctx context.Context, cl *kgo.Client, b batch) (err error) {
+// publish writes a batch in one transaction and returns the log offset of
+// its last record. It runs to the end even if ctx is canceled meanwhile
+// (bounded by the transaction timeout): stopping finishes the in-flight
+// transaction; losing the lease does not. The caller deletes the batch's
+// rows once it returned nil.
+func (w *worker) publish(ctx context.Context, cl *kgo.Client, b batch) (offset int64, err error) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.TransactionTimeout)
 	defer cancel()
 	// A lost lease is no reason to finish: the stream's next holder may be
@@ -411,7 +488,7 @@ func (w *worker) publish(ctx context.Context, cl *kgo.Client, b batch) (err erro
 		}
 	})()
 	if err := cl.BeginTransaction(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return 0, fmt.Errorf("begin transaction: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -420,40 +497,82 @@ func (w *worker) publish(ctx context.Context, cl *kgo.Client, b batch) (err erro
 		}
 	}()
 	if err := w.step(pctx, StepBeforeProduce); err != nil {
-		return err
+		return 0, err
 	}
 	var (
 		mu    sync.Mutex
-		first error
+		fails []*kgo.Record
+		errs  []error
 	)
 	for _, rec := range b.recs {
-		cl.Produce(pctx, rec, func(_ *kgo.Record, err error) {
+		cl.Produce(pctx, rec, func(r *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
-				first = cmp.Or(first, err)
+				fails, errs = append(fails, r), append(errs, err)
 				mu.Unlock()
 			}
 		})
 	}
 	if err := cl.Flush(pctx); err != nil {
-		return w.abandon(ctx, cl, fmt.Errorf("flush: %w", err))
+		return 0, w.abandon(ctx, cl, w.timedOut(ctx, pctx, fmt.Errorf("flush: %w", err)))
 	}
 	mu.Lock()
-	perr := first
+	perr := w.produceFailure(b, fails, errs)
 	mu.Unlock()
 	if perr != nil {
-		return w.abandon(ctx, cl, fmt.Errorf("produce: %w", perr))
+		return 0, w.abandon(ctx, cl, perr)
 	}
 	if err := w.step(pctx, StepAfterFlush); err != nil {
-		return err
+		return 0, err
 	}
 	if err := cl.EndTransaction(pctx, kgo.TryCommit); err != nil {
-		return w.abandon(ctx, cl, fmt.Errorf("commit: %w", err))
+		return 0, w.abandon(ctx, cl, w.timedOut(ctx, pctx, fmt.Errorf("commit: %w", err)))
 	}
 	committed = true
 	w.r.m.transactions.WithLabelValues("committed").Inc()
 	w.r.m.published.WithLabelValues(w.s.Topic).Add(float64(len(b.recs)))
-	return w.step(pctx, StepAfterCommit)
+	return b.recs[len(b.recs)-1].Offset, w.step(pctx, StepAfterCommit)
+}
+
+// produceFailure is the error of a transaction whose records failed (fails
+// with their errs), or nil. A failure the log gives for what a record is
+// (refusal) is a refusedError, naming the row when it concerns exactly one,
+// since retrying that row can never succeed.
+func (w *worker) produceFailure(b batch, fails []*kgo.Record, errs []error) error {
+	if len(fails) == 0 {
+		return nil
+	}
+	var (
+		refused *refusedError
+		n       int
+	)
+	for i, r := range fails {
+		reason, ok := refusal(errs[i])
+		if !ok {
+			continue
+		}
+		n++
+		seq, _ := seqOf(r)
+		if refused == nil || seq < refused.seq {
+			refused = &refusedError{seq: seq, reason: reason, err: fmt.Errorf("produce: %w", errs[i])}
+		}
+	}
+	switch {
+	case refused == nil:
+		return fmt.Errorf("produce: %w", errs[0])
+	case n > 1 && len(b.recs) > 1:
+		refused.seq = 0
+	}
+	return refused
+}
+
+// timedOut marks err as a transaction that ran out of time (rather than
+// one stopped by ctx), so that the next session tries fewer rows.
+func (w *worker) timedOut(ctx, pctx context.Context, err error) error {
+	if ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		return &shrinkError{err}
+	}
+	return err
 }
 
 // abandon returns err after, when the relay is stopping, aborting the open
@@ -488,53 +607,94 @@ func (w *worker) step(ctx context.Context, s Step) error {
 	return nil
 }
 
-// delete deletes the rows of r, which the log confirms.
-func (w *worker) delete(ctx context.Context, r seqRange) error {
-	if _, err := w.r.pool.Exec(ctx, deleteSQL, w.s.Topic, w.s.Partition, r.from, r.to); err != nil {
+// confirm deletes the rows of r, which the log confirms, and records where
+// the log holds the last one, in one transaction.
+func (w *worker) confirm(ctx context.Context, r seqRange) error {
+	if r.empty() {
+		return nil
+	}
+	var q pgx.Batch
+	n := w.queueConfirm(&q, r)
+	br := w.r.pool.SendBatch(ctx, &q)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("delete published rows of %s: %w", w.s, err)
+		}
+	}
+	if err := br.Close(); err != nil {
 		return fmt.Errorf("delete published rows of %s: %w", w.s, err)
 	}
 	return nil
 }
 
-// tail returns the highest gridsettle-seq among the committed records of the
-// stream's partition (0 if there is none), reading back from the last stable
-// offset in widening windows.
-func (w *worker) tail(ctx context.Context, cl *kgo.Client) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, tailTimeout)
+// tail returns the last committed record of the stream's partition that
+// carries a gridsettle-seq (seqRange{0, seq, offset}; empty if there is
+// none). It reads forward from the position the last session recorded in
+// outbox_streams when the log still holds that record there; otherwise
+// (first session, a recreated topic, a position lost with an asynchronous
+// commit) back from the last stable offset in widening windows.
+func (w *worker) tail(ctx context.Context, cl *kgo.Client) (seqRange, error) {
+	lctx, cancel := context.WithTimeout(ctx, tailTimeout)
 	defer cancel()
 	adm := kadm.NewClient(cl)
-	starts, err := adm.ListStartOffsets(ctx, w.s.Topic)
+	starts, err := adm.ListStartOffsets(lctx, w.s.Topic)
 	if err != nil {
-		return 0, fmt.Errorf("list start offsets of %s: %w", w.s.Topic, err)
+		return seqRange{}, fmt.Errorf("list start offsets of %s: %w", w.s.Topic, err)
 	}
-	ends, err := adm.ListCommittedOffsets(ctx, w.s.Topic)
+	ends, err := adm.ListCommittedOffsets(lctx, w.s.Topic)
 	if err != nil {
-		return 0, fmt.Errorf("list last stable offsets of %s: %w", w.s.Topic, err)
+		return seqRange{}, fmt.Errorf("list last stable offsets of %s: %w", w.s.Topic, err)
 	}
 	lo, ok := starts.Lookup(w.s.Topic, w.s.Partition)
 	if !ok || lo.Err != nil {
-		return 0, fmt.Errorf("start offset of %s: %w", w.s, cmp.Or(lo.Err, errors.New("partition not listed")))
+		return seqRange{}, fmt.Errorf("start offset of %s: %w", w.s, cmp.Or(lo.Err, errors.New("partition not listed")))
 	}
 	end, ok := ends.Lookup(w.s.Topic, w.s.Partition)
 	if !ok || end.Err != nil {
-		return 0, fmt.Errorf("last stable offset of %s: %w", w.s, cmp.Or(end.Err, errors.New("partition not listed")))
+		return seqRange{}, fmt.Errorf("last stable offset of %s: %w", w.s, cmp.Or(end.Err, errors.New("partition not listed")))
+	}
+	var logSeq, logOffset *int64
+	err = w.r.pool.QueryRow(ctx, `SELECT log_seq, log_offset FROM outbox_streams WHERE topic = $1 AND partition = $2`,
+		w.s.Topic, w.s.Partition).Scan(&logSeq, &logOffset)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return seqRange{}, fmt.Errorf("read log position of %s: %w", w.s, err)
+	}
+	if logOffset != nil && lo.Offset <= *logOffset && *logOffset < end.Offset {
+		found, err := w.scan(ctx, *logOffset, end.Offset)
+		if err != nil {
+			return seqRange{}, err
+		}
+		if found.atFrom == *logSeq {
+			return found.last, nil
+		}
+		w.log.Info("the log no longer holds the recorded position; searching its tail", "log_seq", *logSeq, "log_offset", *logOffset)
 	}
 	for window := int64(tailWindow); ; window *= tailGrowth {
 		from := max(lo.Offset, end.Offset-window)
-		seq, found, err := w.scan(ctx, from, end.Offset)
-		if err != nil || found || from == lo.Offset {
-			return seq, err
+		found, err := w.scan(ctx, from, end.Offset)
+		if err != nil || !found.last.empty() || from == lo.Offset {
+			return found.last, err
 		}
 	}
 }
 
-// scan reads offsets [from, end) read_committed and returns the last
-// gridsettle-seq found. Control records are kept so that the read provably
-// reaches end-1: below the last stable offset the last offset is a
-// transaction marker or a committed record, never an aborted one.
-func (w *worker) scan(ctx context.Context, from, end int64) (int64, bool, error) {
+// scanned is what a scan of the log found: the last committed record with a
+// gridsettle-seq, and the seq of the record at the offset it started from
+// (0 when that is not a committed record with one).
+type scanned struct {
+	last   seqRange
+	atFrom int64
+}
+
+// scan reads offsets [from, end) read_committed. Control records are kept
+// so that the read provably reaches end-1: below the last stable offset the
+// last offset is a transaction marker or a committed record, never an
+// aborted one.
+func (w *worker) scan(ctx context.Context, from, end int64) (scanned, error) {
+	var s scanned
 	if from >= end {
-		return 0, false, nil
+		return s, nil
 	}
 	cl, err := kgo.NewClient(append(slices.Clone(w.r.kopts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{w.s.Topic: {w.s.Partition: kgo.NewOffset().At(from)}}),
@@ -542,17 +702,15 @@ func (w *worker) scan(ctx context.Context, from, end int64) (int64, bool, error)
 		kgo.KeepControlRecords(),
 	)...)
 	if err != nil {
-		return 0, false, fmt.Errorf("new tail reader: %w", err)
+		return s, fmt.Errorf("new tail reader: %w", err)
 	}
 	defer cl.Close()
-	var (
-		seq   int64
-		found bool
-	)
 	for done := false; !done; {
-		fs := cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, tailTimeout)
+		fs := cl.PollFetches(pctx)
+		cancel()
 		if errs := fs.Errors(); len(errs) > 0 {
-			return 0, false, fmt.Errorf("read tail of %s: %w", w.s, errs[0].Err)
+			return s, fmt.Errorf("read tail of %s: %w", w.s, errs[0].Err)
 		}
 		for it := fs.RecordIter(); !it.Done(); {
 			rec := it.Next()
@@ -561,7 +719,10 @@ func (w *worker) scan(ctx context.Context, from, end int64) (int64, bool, error)
 				break
 			}
 			if v, ok := seqOf(rec); ok && !rec.Attrs.IsControl() {
-				seq, found = v, true
+				s.last = seqRange{0, v, rec.Offset}
+				if rec.Offset == from {
+					s.atFrom = v
+				}
 			}
 			if rec.Offset >= end-1 {
 				done = true
@@ -569,7 +730,7 @@ func (w *worker) scan(ctx context.Context, from, end int64) (int64, bool, error)
 			}
 		}
 	}
-	return seq, found, nil
+	return s, nil
 }
 
 // seqOf is the record's gridsettle-seq header, if it has a valid one.
