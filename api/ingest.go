@@ -370,15 +370,11 @@ func (g IngestRoutes) quarantine(c echo.Context) error {
 		return err
 	}
 	f := postgres.QuarantineFilter{Reason: meters.Reason(reason), Topic: c.QueryParam("topic")}
-	limit, err := Limit(c)
+	limit, afterID, err := idPage(c)
 	if err != nil {
 		return err
 	}
-	var after quarantineKey
-	if _, err := Cursor(c, &after); err != nil {
-		return err
-	}
-	f.AfterID = after.ID
+	f.AfterID = afterID
 	qs, err := postgres.QuarantineItems(c.Request().Context(), g.Pool, f, limit+1)
 	if err != nil {
 		return err
@@ -390,12 +386,22 @@ func (g IngestRoutes) quarantine(c echo.Context) error {
 			Offset: q.Source.Offset, ReceivedAt: q.ReceivedAt, ReplayedAt: q.ReplayedAt,
 		}
 		items[i].Value, items[i].ValueEncoding = bytesText(q.Source.Value)
-		if q.Source.Key != nil {
-			k, enc := bytesText(q.Source.Key)
-			items[i].Key, items[i].KeyEncoding = &k, enc
-		}
+		items[i].Key, items[i].KeyEncoding = keyText(q.Source.Key)
 	}
 	return List(c, items, limit, func(q QuarantineItem) any { return quarantineKey{q.ID} })
+}
+
+// idPage is the limit and the cursor (the last id seen) of a list paged by
+// id.
+func idPage(c echo.Context) (limit int, afterID int64, err error) {
+	if limit, err = Limit(c); err != nil {
+		return 0, 0, err
+	}
+	var after quarantineKey
+	if _, err := Cursor(c, &after); err != nil {
+		return 0, 0, err
+	}
+	return limit, after.ID, nil
 }
 
 func (g IngestRoutes) outputQuarantine(c echo.Context) error {
@@ -403,15 +409,11 @@ func (g IngestRoutes) outputQuarantine(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit, err := Limit(c)
+	limit, afterID, err := idPage(c)
 	if err != nil {
 		return err
 	}
-	var after quarantineKey
-	if _, err := Cursor(c, &after); err != nil {
-		return err
-	}
-	qs, err := publish.Quarantined(c.Request().Context(), g.Pool, topic, after.ID, limit+1)
+	qs, err := publish.Quarantined(c.Request().Context(), g.Pool, topic, afterID, limit+1)
 	if err != nil {
 		return err
 	}
@@ -422,12 +424,19 @@ func (g IngestRoutes) outputQuarantine(c echo.Context) error {
 			RecordID: q.RecordID, Schema: q.Schema, CreatedAt: q.CreatedAt, QuarantinedAt: q.QuarantinedAt,
 		}
 		items[i].Value, items[i].ValueEncoding = bytesText(q.Value)
-		if q.Key != nil {
-			k, enc := bytesText(q.Key)
-			items[i].Key, items[i].KeyEncoding = &k, enc
-		}
+		items[i].Key, items[i].KeyEncoding = keyText(q.Key)
 	}
 	return List(c, items, limit, func(q OutputQuarantineItem) any { return quarantineKey{q.ID} })
+}
+
+// keyText is a record key as bytesText has it, nil for no key (a null key
+// is not an empty one).
+func keyText(k []byte) (*string, string) {
+	if k == nil {
+		return nil, ""
+	}
+	t, enc := bytesText(k)
+	return &t, enc
 }
 
 // bytesText is b as text when it is UTF-8 without U+0000, else base64 with

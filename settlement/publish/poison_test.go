@@ -3,10 +3,12 @@ package publish_test
 import (
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -233,4 +235,60 @@ func TestStreamsOfAGoneTopicAreParked(t *testing.T) {
 	if len(recs) != len(gone) {
 		t.Errorf("the recreated topic holds %d records, want %d", len(recs), len(gone))
 	}
+}
+
+// logPositions is outbox_streams' recorded log position of each partition
+// of topic: its seq and offset.
+func (e *env) logPositions() map[int32][2]int64 {
+	e.t.Helper()
+	rows, err := e.pool.Query(e.t.Context(), `
+		SELECT partition, log_seq, log_offset FROM outbox_streams WHERE topic = $1 AND log_seq IS NOT NULL`, topic)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[int32][2]int64{}
+	var (
+		p           int32
+		seq, offset int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&p, &seq, &offset}, func() error {
+		out[p] = [2]int64{seq, offset}
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// Each stream records where the log holds its last record, and the next
+// session reads the tail forward from there; a recorded position the log
+// does not confirm (a lost or stale update, a recreated topic) is not
+// trusted: the tail is searched as without one.
+func TestTailReadsFromTheRecordedPosition(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	want := e.enqueue("a", 30, spread)
+	r := e.start(e.config())
+	e.waitDrained()
+	r.stop(t)
+	last := map[int32][2]int64{}
+	for _, x := range e.readAll() {
+		last[x.partition] = [2]int64{x.seq, x.offset}
+	}
+	if got := e.logPositions(); !maps.Equal(got, last) {
+		t.Fatalf("recorded positions %v, want the log's last records %v", got, last)
+	}
+
+	// Wrong positions: a seq the record at the offset does not carry, and
+	// an offset past the log's end.
+	if _, err := e.pool.Exec(t.Context(), `
+		UPDATE outbox_streams SET log_seq = CASE WHEN partition % 2 = 0 THEN log_seq - 1 ELSE log_seq END,
+		                          log_offset = CASE WHEN partition % 2 = 0 THEN log_offset ELSE log_offset + 1000 END
+		WHERE topic = $1`, topic); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, e.enqueue("b", 30, spread)...)
+	e.start(e.config())
+	e.waitDrained()
+	checkExactlyOnce(t, e.readAll(), want)
 }
