@@ -199,7 +199,7 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 			b, next = <-next, nil
 		} else {
 			reading, done = reading.then(done), seqRange{}
-			b = w.fetch(ctx, last, reading)
+			b = w.fetch(ctx, last, reading, w.limit)
 		}
 		if b.err != nil {
 			return committed, b.err
@@ -235,7 +235,8 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 			reading, done = done, seqRange{}
 			gone := reading
 			next = make(chan batch, 1)
-			go func() { next <- w.fetch(ctx, after, gone) }()
+			limit := w.limit // the worker changes it while this read runs
+			go func() { next <- w.fetch(ctx, after, gone, limit) }()
 		}
 		if !w.lease.held() {
 			return committed, errLeaseLost
@@ -347,8 +348,9 @@ func (w *worker) queueConfirm(q *pgx.Batch, r seqRange) int {
 }
 
 // fetch deletes the rows of gone (confirmed in the log), then reads the
-// stream's head and the next batch of rows after last, all in one round trip.
-func (w *worker) fetch(ctx context.Context, last int64, gone seqRange) (b batch) {
+// stream's head and the next batch of at most limit rows after last, all in
+// one round trip.
+func (w *worker) fetch(ctx context.Context, last int64, gone seqRange, limit int) (b batch) {
 	var q pgx.Batch
 	n := 0
 	if !gone.empty() {
@@ -356,7 +358,7 @@ func (w *worker) fetch(ctx context.Context, last int64, gone seqRange) (b batch)
 		n = 1 + w.queueConfirm(&q, gone)
 	}
 	q.Queue(headSQL, w.s.Topic, w.s.Partition)
-	q.Queue(pendingSQL, w.s.Topic, w.s.Partition, last, w.limit, w.r.cfg.BatchBytes)
+	q.Queue(pendingSQL, w.s.Topic, w.s.Partition, last, limit, w.r.cfg.BatchBytes)
 	br := w.r.pool.SendBatch(ctx, &q)
 	defer func() {
 		if err := br.Close(); err != nil && b.err == nil {
@@ -380,7 +382,7 @@ func (w *worker) fetch(ctx context.Context, last int64, gone seqRange) (b batch)
 	}
 	// Sequences are gapless: head - last rows are waiting, or a few more if
 	// some committed after the head was read.
-	if err := w.records(rows, int(min(b.head-last, int64(w.limit))), &b); err != nil {
+	if err := w.records(rows, int(min(b.head-last, int64(limit))), &b); err != nil {
 		return batch{err: fmt.Errorf("read outbox of %s: %w", w.s, err)}
 	}
 	return b
