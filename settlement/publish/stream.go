@@ -299,10 +299,10 @@ const (
 	pendingSQL = `
 		SELECT seq, record_id, schema, key, value, headers FROM (
 			SELECT seq, record_id, schema, key, value, nullif(headers, '[]')::text AS headers,
-			       sum(octet_length(value) + coalesce(octet_length(key), 0)) OVER (ORDER BY seq)
-			         - octet_length(value) - coalesce(octet_length(key), 0) AS before
-			FROM (SELECT * FROM outbox WHERE topic = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4) o
-		) b WHERE before < $5 ORDER BY seq`
+			       sum(octet_length(value) + coalesce(octet_length(key), 0)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS upto,
+			       octet_length(value) + coalesce(octet_length(key), 0) AS size
+			FROM outbox WHERE topic = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4
+		) b WHERE upto - size < $5 ORDER BY seq`
 	// The lower bound keeps each delete from walking the index entries of
 	// every row deleted before it (issue 9).
 	deleteSQL = `DELETE FROM outbox WHERE topic = $1 AND partition = $2 AND seq >= $3 AND seq <= $4`
