@@ -120,12 +120,13 @@ func startWorker(t *testing.T, e *postgres.Exporter) {
 	})
 }
 
-// await waits, a minute at most, until the export of d is registered.
-func await(t *testing.T, e *postgres.Exporter, d reportingtest.Day) postgres.Export {
+// await waits, a minute at most, until the export of the run (day,
+// runType, version) is registered.
+func await(t *testing.T, e *postgres.Exporter, day settlement.Day, runType string, version int) postgres.Export {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	x, err := e.Await(ctx, postgres.ExportID(d.Day, d.RunType, int(d.Version)))
+	x, err := e.Await(ctx, postgres.ExportID(day, runType, version))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestEndToEnd(t *testing.T) {
 	insertRun(t, pool, initial)
 	insertRun(t, pool, final)
 	e.RunCompleted(final.RunID) // wakes the worker, which exports both
-	await(t, e, final)
+	await(t, e, final.Day, final.RunType, int(final.Version))
 	list, err := e.List(ctx, &initial.Day, 0, 10)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("list: %d exports, %v", len(list), err)
@@ -269,7 +270,7 @@ func TestRunTypes(t *testing.T) {
 	insertRun(t, pool, final)
 	onlyFinal := newExporter(t, pool, t.TempDir(), func(c *postgres.Config) { c.RunTypes = []settlement.RunType{settlement.Final} })
 	startWorker(t, onlyFinal)
-	await(t, onlyFinal, final)
+	await(t, onlyFinal, final.Day, final.RunType, int(final.Version))
 	// The worker exports oldest first: had it exported the initial run, it
 	// would have done so before the final one.
 	if list, err := onlyFinal.List(ctx, nil, 0, 10); err != nil || len(list) != 1 {

@@ -143,13 +143,18 @@ func (e *Exporter) exportPending(ctx context.Context, retries map[string]retry) 
 			delete(retries, id)
 			continue
 		}
+		if errors.Is(err, ErrStuck) {
+			// Logged when it was given up on. Its backoff is the wait for
+			// it to return: the next attempt, this run's again so that the
+			// day's exports keep their order, waits for that, and goes
+			// ahead as soon as the folder answers.
+			return time.Now()
+		}
 		r.failures++
 		r.at = time.Now().Add(backoff(r.failures))
 		retries[id] = r
 		next = earliest(next, r.at)
-		if !errors.Is(err, ErrStuck) { // logged when it was given up on
-			e.log.Error("export failed; trying again later", "run_id", id, "err", err, "failures", r.failures, "retry_in", backoff(r.failures))
-		}
+		e.log.Error("export failed; trying again later", "run_id", id, "err", err, "failures", r.failures, "retry_in", backoff(r.failures))
 	}
 	return next
 }
