@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -404,20 +405,13 @@ func TestScheduleFires(t *testing.T) {
 	go func() { done <- e.Run(ctx) }()
 	waitExports := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for {
+		waitFor(t, fmt.Sprintf("%d exports", n), func() bool {
 			list, err := e.List(t.Context(), nil, 0, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(list) == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d exports after a minute, want %d", len(list), n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return len(list) == n
+		})
 	}
 	waitExports(1) // pending at start
 	insertRun(t, pool, final)
