@@ -195,14 +195,15 @@ func runTypeNames(types []settlement.RunType) []string {
 // produce writes or regenerates the export of run (with regenerate false
 // an existing export is returned as is) in one export attempt: produceOn,
 // on a goroutine and a database connection of its own, bounded by the
-// export timeout. The
-// caller waits for it until the attempt's context ends and stopGrace more;
-// an attempt still running then is stuck in the export folder (a call
-// there cannot be interrupted), and the caller returns ErrStuck (or ctx's
-// error at shutdown) without it. An Exporter runs one attempt at a time: the
-// next one, whoever asks for it, waits until a stuck one has returned, so
-// stuck attempts never pile up. The connection is taken out of the pool, so
-// that a stuck attempt never holds one that closing the pool would wait for.
+// export timeout. The caller waits for it until the attempt's context ends
+// and stopGrace more; an attempt still running then is stuck in the export
+// folder (a call there cannot be interrupted), and the caller returns
+// ErrStuck (or ctx's error when ctx ended) without it. An Exporter runs one
+// attempt at a time: the next one, whoever asks for it, waits until a stuck
+// one has returned, so stuck attempts never pile up. The connection is
+// taken out of the pool, so that a stuck attempt never holds one that
+// closing the pool would wait for; the server ends its transaction, and the
+// day's lock, after idle_in_transaction_session_timeout.
 func (e *Exporter) produce(ctx context.Context, run runRow, regenerate bool, hook ExportHook) (Produced, error) {
 	select {
 	case e.slot <- struct{}{}:
