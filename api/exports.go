@@ -82,9 +82,10 @@ func (g ExportRoutes) Routes() []Route {
 			Summary: "Write the export of a completed run",
 			Description: "201 with the export when it is written. When the run already has an export it is never " +
 				"overwritten: it is regenerated into a scratch folder and compared byte for byte, and the answer is " +
-				"200 with the export and identical true or false (false is a defect to alert on).",
+				"200 with the export and identical true or false (false is a defect to alert on). 503 when the export " +
+				"folder does not answer in time.",
 			Request: JSONBody(ExportRequest{}), Status: http.StatusCreated, Response: JSONBody(ExportAnswer{}),
-			Errors: []int{http.StatusConflict}, Handler: g.produce,
+			Errors: []int{http.StatusConflict, http.StatusServiceUnavailable}, Handler: g.produce,
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/exports/public-key", Roles: ExportReaders,
@@ -159,6 +160,8 @@ func (g ExportRoutes) produce(c echo.Context) error {
 		return NotFoundf("no run %s of %s version %d", t, day, req.Version)
 	case errors.Is(err, exportpg.ErrNotCompleted):
 		return Conflictf("run %s of %s version %d has not completed", t, day, req.Version)
+	case errors.Is(err, exportpg.ErrStuck):
+		return Unavailablef("the export folder does not answer; try again later")
 	case err != nil:
 		return err
 	}

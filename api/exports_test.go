@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/csv"
@@ -101,7 +102,18 @@ func TestExportsAPI(t *testing.T) {
 	}
 	seedVariedDay(t, s, "0.375")
 	ok(t, s.do(req{method: "POST", path: "/api/v1/runs", token: toks[Operator], body: `{"operating_day":"2026-11-01","run_type":"final"}`}), http.StatusCreated, &r2)
-	if err := exporter.RunCompleted(ctx, r2.RunID); err != nil { // what the runs' completion hook does
+	// What the runs' completion hook does, with the worker of the process.
+	worker, stop := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- exporter.Run(worker) }()
+	exporter.RunCompleted(r2.RunID)
+	wait, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := exporter.Await(wait, "export-2026-11-01-final-v2"); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
 

@@ -42,13 +42,27 @@ type Run struct {
 	Inputs       []Input // the run's lineage: input offsets its snapshot included
 }
 
-// Config is how exports are written. Everything in it ends up in the bytes,
-// so instances that share an export root must share it.
+// Config is how exports are written. Everything in it but OpenFile ends up
+// in the bytes, so instances that share an export root must share it.
 type Config struct {
 	Generator string // the manifest's generator, e.g. "gridsettle v0.3.0"
 	Market    settlement.Market
 	Codec     parquet.Codec
 	Key       ed25519.PrivateKey // signs manifests
+	// OpenFile creates every file an export writes; nil means os.OpenFile.
+	// Tests stand in a folder that hangs with it: a call stuck in the file
+	// system cannot be interrupted, so callers must be able to walk away
+	// from it (see reporting/postgres).
+	OpenFile func(name string, flag int, perm os.FileMode) (*os.File, error)
+}
+
+// createFile creates a new file for writing, with OpenFile.
+func (c Config) createFile(name string) (*os.File, error) {
+	open := c.OpenFile
+	if open == nil {
+		open = os.OpenFile
+	}
+	return open(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 }
 
 // Validate names the first bad setting.
@@ -102,12 +116,18 @@ func Publish(ctx context.Context, root string, run Run, previous *string, src So
 	if err != nil {
 		return Written{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return Written{}, err
+	}
 	t0 := time.Now()
 	if _, err := Verify(ctx, tmp, cfg.PublicKey()); err != nil {
 		return Written{}, fmt.Errorf("verify export before publishing it: %w", err)
 	}
 	if t := traceOf(ctx); t.Verified != nil {
 		t.Verified(time.Since(t0))
+	}
+	if err := ctx.Err(); err != nil {
+		return Written{}, err // not published: the folder is removed
 	}
 	if _, err := os.Lstat(final); err == nil {
 		return Written{}, fmt.Errorf("%s: %w", final, ErrExists)
@@ -133,6 +153,9 @@ func Regenerate(ctx context.Context, root string, run Run, previous *string, src
 	}
 	defer os.RemoveAll(scratch)
 	if _, err := Build(ctx, scratch, run, previous, src, cfg); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	return CompareFolders(ctx, final, scratch)
@@ -247,16 +270,16 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 	}
 	t := newTally(run.OperatingDay, run.RunType, run.Version)
 	var files []File
-	f, err := writeParquet(ctx, dir, parquet.StatementsFile, cfg.Codec, parquet.NewStatementWriter, src.Statements, t.statement)
+	f, err := writeParquet(ctx, dir, parquet.StatementsFile, cfg, parquet.NewStatementWriter, src.Statements, t.statement)
 	if err != nil {
 		return Written{}, err
 	}
 	files = append(files, f)
-	if f, err = writeParquet(ctx, dir, parquet.IntervalsFile, cfg.Codec, parquet.NewIntervalWriter, src.Intervals, t.interval); err != nil {
+	if f, err = writeParquet(ctx, dir, parquet.IntervalsFile, cfg, parquet.NewIntervalWriter, src.Intervals, t.interval); err != nil {
 		return Written{}, err
 	}
 	files = append(files, f)
-	if f, err = writeParquet(ctx, dir, parquet.LedgerFile, cfg.Codec, parquet.NewLedgerWriter, src.Ledger, t.ledgerLine); err != nil {
+	if f, err = writeParquet(ctx, dir, parquet.LedgerFile, cfg, parquet.NewLedgerWriter, src.Ledger, t.ledgerLine); err != nil {
 		return Written{}, err
 	}
 	files = append(files, f)
@@ -300,7 +323,7 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 		name string
 		b    []byte
 	}{{ManifestFile, body}, {SignatureFile, []byte(sig)}, {PublicKeyFile, PublicKeyPEM(pub)}} {
-		if err := writeSmall(ctx, filepath.Join(dir, file.name), file.b); err != nil {
+		if err := writeSmall(ctx, cfg, filepath.Join(dir, file.name), file.b); err != nil {
 			return Written{}, err
 		}
 	}
@@ -314,19 +337,22 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 // writeParquet streams rows from stream through check into a new file
 // name in dir, hashing and counting the bytes as they are written. Rows are
 // encoded on a goroutine of their own (see rowPipe).
-func writeParquet[R any](ctx context.Context, dir, name string, codec parquet.Codec,
+func writeParquet[R any](ctx context.Context, dir, name string, cfg Config,
 	open func(io.Writer, parquet.Codec) (*parquet.Writer[R], error),
 	stream func(context.Context, func(R) error) error, check func(R) error,
 ) (File, error) {
+	if err := ctx.Err(); err != nil {
+		return File{}, err
+	}
 	t0 := time.Now()
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := cfg.createFile(filepath.Join(dir, name))
 	if err != nil {
 		return File{}, fmt.Errorf("create %s: %w", name, err)
 	}
 	defer f.Close()
 	buf := bufio.NewWriterSize(f, 1<<20)
 	hw := &hashingWriter{w: buf, h: sha256.New()}
-	w, err := open(hw, codec)
+	w, err := open(hw, cfg.Codec)
 	if err != nil {
 		return File{}, err
 	}
@@ -335,9 +361,9 @@ func writeParquet[R any](ctx context.Context, dir, name string, codec parquet.Co
 		if err := check(r); err != nil {
 			return err
 		}
-		return pipe.put(r)
+		return pipe.put(ctx, r)
 	})
-	if err := cmp.Or(pipe.close(), err); err != nil {
+	if err := cmp.Or(pipe.close(ctx), err); err != nil {
 		return File{}, fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := w.Close(ctx); err != nil {
@@ -373,11 +399,11 @@ func (hw *hashingWriter) Write(p []byte) (int, error) {
 }
 
 // writeSmall writes a new file in one go and fsyncs it.
-func writeSmall(ctx context.Context, path string, b []byte) error {
+func writeSmall(ctx context.Context, cfg Config, path string, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := cfg.createFile(path)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Base(path), err)
 	}

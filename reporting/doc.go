@@ -29,6 +29,11 @@
 //   - Atomic: a folder is written under a temporary name in the same parent,
 //     every file and the folder are fsynced, then it is renamed into place;
 //     an existing folder is never overwritten.
+//   - Cancellable: Publish, Build and Regenerate check their context between
+//     files and steps, and the row pipe's hand-overs select on it, so a
+//     cancelled export returns without waiting for a write stuck in the
+//     file system (which cannot be interrupted; it ends on its own). Every
+//     file an export writes is created with Config.OpenFile.
 //
 // A regulator can check a folder without gridsettle: sha256sum the files,
 // base64-decode manifest.json.sig and verify it over the exact bytes of

@@ -1,5 +1,7 @@
 package reporting
 
+import "context"
+
 // Rows of a Parquet file are read from the Source and checked on one
 // goroutine and encoded on another, so that decoding rows from Postgres and
 // encoding and compressing them overlap (on 2 cores they took about the
@@ -11,7 +13,10 @@ const (
 )
 
 // rowPipe hands rows to a goroutine that calls write with each, in order.
-// put and close are called from one goroutine.
+// put and close are called from one goroutine. Neither waits past its
+// context: a write stuck in the file system (a hung export folder) cannot
+// be interrupted, so once ctx ends the caller walks away from the writing
+// goroutine, which ends by itself when its write returns (full is closed).
 type rowPipe[R any] struct {
 	full, empty chan []R
 	batch       []R
@@ -44,8 +49,9 @@ func startPipe[R any](write func(R) error) *rowPipe[R] {
 	return p
 }
 
-// put queues r; it returns write's error once writing failed.
-func (p *rowPipe[R]) put(r R) error {
+// put queues r; it returns write's error once writing failed, or ctx's
+// once it ended.
+func (p *rowPipe[R]) put(ctx context.Context, r R) error {
 	if p.batch == nil {
 		select {
 		case p.batch = <-p.empty:
@@ -63,17 +69,29 @@ func (p *rowPipe[R]) put(r R) error {
 		return nil
 	case <-p.failed:
 		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 // close hands over the last rows, waits until all are written and returns
 // write's error, if any. Rows are written in order, so that error concerns
-// an earlier row than anything that stopped the reading.
-func (p *rowPipe[R]) close() error {
+// an earlier row than anything that stopped the reading. Once ctx ends it
+// returns ctx's error without waiting for the writing goroutine.
+func (p *rowPipe[R]) close(ctx context.Context) error {
 	if len(p.batch) > 0 {
-		p.full <- p.batch
+		select {
+		case p.full <- p.batch: // a failed writer drains, so this is taken then too
+		case <-ctx.Done():
+			close(p.full)
+			return ctx.Err()
+		}
 	}
 	close(p.full)
-	<-p.done
-	return p.err
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -56,7 +56,7 @@ func newAPI(p *Platform) (Component, error) {
 		return Component{}, err
 	}
 	kafkaCheck := api.Check{Name: "kafka", Check: func(ctx context.Context) error { return kafkaReady(ctx, p.Kafka) }}
-	return Component{Name: "api", Run: func(ctx context.Context) error {
+	return withExportWorker(p, s, Component{Name: "api", Run: func(ctx context.Context) error {
 		pool, err := newAPIPool(ctx, p.DB, p.Config.APIStatementTimeout)
 		if err != nil {
 			return err
@@ -74,16 +74,16 @@ func newAPI(p *Platform) (Component, error) {
 			// on the day's lock, so operators cannot take more than one
 			// pipeline connection per operating day.
 			api.RunRoutes{Runs: runs, Starter: s.runs},
-			// The exporter is the pipeline's (every completed run feeds it,
-			// and writing an export may rightly outlast the API's timeout);
-			// its reads are a regulator's few calls.
+			// The exporter is the pipeline's (every completed run wakes its
+			// worker, and writing an export may rightly outlast the API's
+			// statement timeout); its reads are a regulator's few calls.
 			api.ExportRoutes{Exports: s.exporter},
 			api.AlertRoutes{Pool: pool, Market: p.Config.Market},
 			api.IngestRoutes{Pool: pool, Market: p.Config.Market, Topics: p.Topics, Applier: s.applier,
 				Kafka: kadm.NewClient(p.Kafka), Runs: runs},
 		)
 		return srv.Serve(ctx, p.HTTP)
-	}}, nil
+	}}), nil
 }
 
 // newAPIPool is the API's own pool on the pipeline's database, with the

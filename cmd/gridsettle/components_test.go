@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -94,6 +95,23 @@ func TestEveryComponentHasABuilder(t *testing.T) {
 	for name := range componentBuilders {
 		if !slices.Contains(componentNames, name) {
 			t.Errorf("builder %q is not a component of api.md", name)
+		}
+	}
+}
+
+// TestOneExportWorkerWhereRunsComplete: every process whose components
+// complete runs (the scheduler; the API, beside which the demo's driver
+// runs) has exactly one export worker.
+func TestOneExportWorkerWhereRunsComplete(t *testing.T) {
+	for components, want := range map[string]string{
+		"ingest,publish,scheduler,api":    "scheduler",
+		"api,scheduler":                   "scheduler",
+		"api":                             "api",
+		strings.Join(demoComponents, ","): "api",
+		"ingest,publish":                  "",
+	} {
+		if got := exportWorkerIn(&Config{Components: strings.Split(components, ",")}); got != want {
+			t.Errorf("--components %s: the export worker runs in %q, want %q", components, got, want)
 		}
 	}
 }

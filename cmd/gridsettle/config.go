@@ -52,6 +52,9 @@ type Config struct {
 	ExportRunTypes    []settlement.RunType
 	ExportSchedule    string // cron in the market's zone unless it names CRON_TZ; empty: export each run as it completes
 	ExportCompression parquet.Codec
+	// ExportTimeout bounds each export attempt: a folder that does not
+	// answer within it is given up on, counted and tried again later.
+	ExportTimeout time.Duration
 
 	Market   settlement.Market
 	Schedule settlement.Schedule // --run-lags: when scheduled runs fall due
@@ -285,6 +288,16 @@ var flagDefs = []flagDef{
 		set: func(c *Config, v string) (err error) {
 			c.ExportCompression, err = parquet.ParseCodec(v)
 			return err
+		}},
+	{name: "export-timeout", def: "10m", group: groupExports,
+		usage: "longest `duration` an export attempt may take (10s to 24h); a slower or hung --export-dir is given up on, counted and tried again later",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 10*time.Second || d > 24*time.Hour {
+				return fmt.Errorf("%q is not a duration from 10s to 24h", v)
+			}
+			c.ExportTimeout = d
+			return nil
 		}},
 	{name: "market-timezone", def: "America/Chicago", group: groupMarket,
 		usage: "IANA time `zone` of the market's operating days",

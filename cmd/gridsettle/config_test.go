@@ -49,6 +49,9 @@ func TestConfigDefaults(t *testing.T) {
 		c.SigningKey != filepath.Join("gridsettle-data", "keys", "export-signing.pem") {
 		t.Errorf("export paths %q %q", c.ExportDir, c.SigningKey)
 	}
+	if c.ExportTimeout != 10*time.Minute {
+		t.Errorf("export timeout %s", c.ExportTimeout)
+	}
 	m := c.Market
 	if m.Location.String() != "America/Chicago" || m.Currency != "USD" || m.IntervalSeconds != 900 ||
 		!m.PriceSpikeThreshold.Equal(decimal.NewFromInt(1000)) {
@@ -158,6 +161,10 @@ func TestConfigRejects(t *testing.T) {
 			`--ingest-max-future-prices (from GRIDSETTLE_INGEST_MAX_FUTURE_PRICES): "P9999D" is not an ISO 8601 duration…`},
 		{devGroups, nil, []string{"--ingest-max-future-prices", "7 days\x00"}, `--ingest-max-future-prices: "7 days\x00" is not an ISO 8601 duration…`},
 		{devGroups, nil, []string{"--publish-lease-timeout", "500ms"}, `--publish-lease-timeout: "500ms" is not a duration from 1s to 5m`},
+		{devGroups, nil, []string{"--export-timeout", "0s"}, `--export-timeout: "0s" is not a duration from 10s to 24h`},
+		{devGroups, nil, []string{"--export-timeout", "9999h"}, `--export-timeout: "9999h" is not a duration from 10s to 24h`},
+		{devGroups, map[string]string{"GRIDSETTLE_EXPORT_TIMEOUT": "10m\x00"}, nil,
+			`--export-timeout (from GRIDSETTLE_EXPORT_TIMEOUT): "10m\x00" is not a duration from 10s to 24h`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

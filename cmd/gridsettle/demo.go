@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/gridsettle/gridsettle/meters"
 	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/reporting"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
@@ -138,6 +138,7 @@ type demo struct {
 // demoServices are the parts of the platform the driver calls directly.
 type demoServices struct {
 	runs         *settlementpg.Runs
+	exporter     *exportpg.Exporter // its worker runs beside the api component
 	exportRoot   string
 	publicKey    ed25519.PublicKey
 	publicKeyPEM []byte
@@ -154,7 +155,7 @@ func (d *demo) component(p *Platform) (Component, error) {
 		return Component{}, err
 	}
 	d.p = p
-	d.svc = demoServices{runs: s.runs, exportRoot: p.Config.ExportDir, publicKey: pub, publicKeyPEM: s.exporter.PublicKeyPEM()}
+	d.svc = demoServices{runs: s.runs, exporter: s.exporter, exportRoot: p.Config.ExportDir, publicKey: pub, publicKeyPEM: s.exporter.PublicKeyPEM()}
 	return Component{Name: "demo", Run: d.run}, nil
 }
 
@@ -419,8 +420,8 @@ func (d *demo) waitIngested(ctx context.Context) error {
 	}
 }
 
-// settle runs a settlement of the demo day; the exporter writes its export
-// before Start returns.
+// settle runs a settlement of the demo day; the export worker writes its
+// export apart from the run (verify waits for it).
 func (d *demo) settle(ctx context.Context, t settlement.RunType) (settlementpg.Run, error) {
 	run, err := d.svc.runs.Start(ctx, demoDay, t)
 	if err != nil {
@@ -443,7 +444,7 @@ func (d *demo) settle(ctx context.Context, t settlement.RunType) (settlementpg.R
 		}
 		changes = fmt.Sprintf(", %d changed since v%d", changed, *lines[0].Run.PreviousVersion)
 	}
-	d.say("run %s v%d completed in %s: %d statement lines%s; export %s written",
+	d.say("run %s v%d completed in %s: %d statement lines%s; its export %s is being written",
 		t, run.Version, run.FinishedAt.Sub(run.StartedAt).Round(time.Millisecond), len(lines), changes,
 		reporting.Dir(demoDay, string(t), run.Version))
 	return run, nil
@@ -477,12 +478,16 @@ func (d *demo) waitPublished(ctx context.Context) error {
 	}
 }
 
-// verify checks the run's export folder offline, against the platform's
+// verify waits (demoWait at most) until the export worker has registered
+// the run's export, and checks its folder offline against the platform's
 // own signing key.
 func (d *demo) verify(ctx context.Context, r settlementpg.Run) (verifiedExport, error) {
 	dir := exportDir(d.svc.exportRoot, r)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return verifiedExport{}, fmt.Errorf("the export of run %s was not written to %s; see the log above", r.RunID, dir)
+	wait, cancel := context.WithTimeoutCause(ctx, demoWait,
+		fmt.Errorf("not written to %s within %s; see the log (--log-level info)", dir, demoWait))
+	defer cancel()
+	if _, err := d.svc.exporter.Await(wait, exportpg.ExportID(demoDay, string(r.RunType), r.Version)); err != nil {
+		return verifiedExport{}, fmt.Errorf("the export of run %s: %w", r.RunID, err)
 	}
 	rep, err := reporting.Verify(ctx, dir, d.svc.publicKey)
 	if err != nil {

@@ -10,7 +10,8 @@
 // missing topics; the lifecycle of the components (ingest, publish,
 // scheduler, api), all started from componentBuilders and runComponents, and
 // the services several of them share (wire_services.go: one ingest Applier
-// with the alerts hook, one Runs whose completions feed one Exporter); and
+// with the alerts hook, one Runs whose completions wake one Exporter, whose
+// worker runs in the scheduler, else the api component); and
 // the commands that drive those packages: demo, simulate, import, registry
 // import, token create, ledger verify, export verify / public-key, bench and
 // chaos.

@@ -24,8 +24,10 @@ const generator = "gridsettle v0.1.0"
 // services are the parts several components share, built once per process:
 // the Applier (its alert hook must be the same for the consumers and for
 // quarantine replays served by the API), the Runs (started by the scheduler
-// and the API) and the Exporter (fed by every completed run, whoever
-// started it, and served by the API).
+// and the API) and the Exporter (woken by every completed run, whoever
+// started it, and served by the API). Its worker runs in one component of
+// the process (exportWorkerIn), apart from the runs: a run never waits for
+// the export folder.
 type services struct {
 	alerts   *alertspg.Hook
 	applier  *ingest.Applier
@@ -48,6 +50,7 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 		Root:     p.Config.ExportDir,
 		RunTypes: p.Config.ExportRunTypes,
 		Schedule: p.Config.ExportSchedule,
+		Timeout:  p.Config.ExportTimeout,
 		Export: reporting.Config{
 			Generator: generator, Market: p.Config.Market, Codec: p.Config.ExportCompression, Key: key,
 		},
@@ -60,8 +63,9 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 		StatementsTopic: p.Topics.Statements,
 		ChargesTopic:    p.Topics.AccountCharges,
 		Outbox:          p.Outbox,
-		Completed: func(ctx context.Context, run settlementpg.Run) error {
-			return exporter.RunCompleted(ctx, run.RunID)
+		Completed: func(_ context.Context, run settlementpg.Run) error {
+			exporter.RunCompleted(run.RunID)
+			return nil
 		},
 	}, p.Log)
 	return &services{
@@ -115,8 +119,37 @@ func newPublish(p *Platform) (Component, error) {
 	return Component{Name: "publish", Run: r.Run}, nil
 }
 
-// newScheduler is the scheduler component: due runs, then pending and
-// scheduled exports.
+// exportWorkerIn is the component that runs the process's export worker:
+// the first of those that complete runs (the scheduler, else the API, which
+// the demo's driver runs beside), so that each process that completes runs
+// exports them promptly, with one worker. "" when no component does.
+func exportWorkerIn(cfg *Config) string {
+	for _, c := range []string{"scheduler", "api"} {
+		if cfg.hasComponent(c) {
+			return c
+		}
+	}
+	return ""
+}
+
+// withExportWorker runs component c of p and, when it is exportWorkerIn,
+// the export worker beside it, until ctx ends.
+func withExportWorker(p *Platform, s *services, c Component) Component {
+	if exportWorkerIn(&p.Config) != c.Name {
+		return c
+	}
+	run := c.Run
+	c.Run = func(ctx context.Context) error {
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return run(ctx) })
+		g.Go(func() error { return s.exporter.Run(ctx) })
+		return g.Wait()
+	}
+	return c
+}
+
+// newScheduler is the scheduler component: due runs, and the export
+// worker (exportWorkerIn).
 func newScheduler(p *Platform) (Component, error) {
 	s, err := p.shared()
 	if err != nil {
@@ -126,10 +159,5 @@ func newScheduler(p *Platform) (Component, error) {
 	if err != nil {
 		return Component{}, err
 	}
-	return Component{Name: "scheduler", Run: func(ctx context.Context) error {
-		g, ctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return sched.Run(ctx) })
-		g.Go(func() error { return s.exporter.Run(ctx) })
-		return g.Wait()
-	}}, nil
+	return withExportWorker(p, s, Component{Name: "scheduler", Run: sched.Run}), nil
 }

@@ -3,8 +3,9 @@
 // journal entries the run posted) and hands them to package reporting,
 // which writes, signs and verifies the folder; it keeps the exports
 // registry (table exports, migrations 004xx); and its Exporter is what the
-// rest of gridsettle calls: after each completed run, on a cron schedule,
-// and from the API (list, get, files, verify, produce).
+// rest of gridsettle calls: its worker (Run) exports each completed run,
+// woken by the runs' completion hook or on a cron schedule, and the API
+// lists, gets, serves, verifies and produces exports.
 //
 // It does not own the runs' tables (settlement/postgres, ledger/postgres
 // write them) or the folder format (reporting).
@@ -29,6 +30,20 @@
 //     CRON_TZ (ParseSchedule); a malformed one, or one that never fires, is
 //     an error, never a panic; the schedule loop waits at least 15 minutes
 //     when a schedule names no time ahead, so it never spins.
+//   - Exports happen apart from the runs: RunCompleted only wakes the
+//     worker (a coalescing signal, no queue), which finds the runs to export
+//     in the database, so a run, the scheduler and an API call never wait
+//     for the export folder.
+//   - Every wait is bounded. One export attempt runs at a time per
+//     Exporter, on a goroutine and a connection (out of the pool) of its
+//     own, bounded by Config.Timeout; it honours cancellation everywhere
+//     but inside a file-system call, which nothing can interrupt. An
+//     attempt that has not returned a second after its context ended is
+//     left behind: counted as failed and shown on gridsettle_exports_stuck
+//     when it timed out, and no other attempt starts until it returns (no
+//     pile-up), while shutdown and the pool's closing do not wait for it.
+//     A run whose export failed is tried again after a backoff, without
+//     holding up the others.
 //   - Rows are read in natural-key order with byte-wise ("C") collation, so
 //     the files do not depend on the database's locale.
 //   - A run's interval rows are decoded from Postgres's binary forms by this

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,9 @@ type Config struct {
 	// names its own: completed runs are then exported in batches when it
 	// fires, instead of as each completes. Run drives it.
 	Schedule string
+	// Timeout bounds each export attempt (writing, or regenerating to
+	// compare, one run's folder); 0 means DefaultTimeout.
+	Timeout time.Duration
 	// Export is how folders are written and signed.
 	Export reporting.Config
 }
@@ -40,6 +44,9 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.Root == "" {
 		return errors.New("export root is empty")
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("export timeout %s is negative", c.Timeout)
 	}
 	for _, t := range c.RunTypes {
 		if _, err := settlement.ParseRunType(string(t)); err != nil {
@@ -101,11 +108,17 @@ type Exporter struct {
 	schedule cron.Schedule
 	log      *slog.Logger
 	metrics  metrics
+	wake     chan struct{} // RunCompleted's coalesced wake-up of Run
+	slot     chan struct{} // held by the export attempt in flight until it returns
+	// inflight is the deadline of the export attempt in flight, nil when
+	// there is none.
+	inflight atomic.Pointer[time.Time]
 }
 
 type metrics struct {
 	written, failed prometheus.Counter
 	regenerated     *prometheus.CounterVec
+	stuck           prometheus.GaugeFunc
 }
 
 // NewExporter validates cfg and returns an Exporter. Its metrics are
@@ -117,7 +130,10 @@ func NewExporter(pool *pgxpool.Pool, cfg Config, reg *prometheus.Registry, log *
 	if cfg.RunTypes == nil {
 		cfg.RunTypes = settlement.RunTypes
 	}
-	e := &Exporter{pool: pool, cfg: cfg, log: log}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	e := &Exporter{pool: pool, cfg: cfg, log: log, wake: make(chan struct{}, 1), slot: make(chan struct{}, 1)}
 	if cfg.Schedule != "" {
 		e.schedule, _ = ParseSchedule(cfg.Schedule, cfg.Export.Market.Location) // validated above
 	}
@@ -132,9 +148,18 @@ func NewExporter(pool *pgxpool.Pool, cfg Config, reg *prometheus.Registry, log *
 			Name: "gridsettle_exports_regenerated_total",
 			Help: "Existing exports regenerated for comparison, by whether the bytes were identical (false is a defect).",
 		}, []string{"identical"}),
+		stuck: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gridsettle_exports_stuck",
+			Help: "1 while an export attempt has outlived its timeout without returning: the export folder does not answer.",
+		}, func() float64 {
+			if d := e.inflight.Load(); d != nil && time.Now().After(d.Add(stopGrace)) {
+				return 1
+			}
+			return 0
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{e.metrics.written, e.metrics.failed, e.metrics.regenerated} {
+		for _, c := range []prometheus.Collector{e.metrics.written, e.metrics.failed, e.metrics.regenerated, e.metrics.stuck} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register export metrics: %w", err)
 			}
@@ -146,29 +171,11 @@ func NewExporter(pool *pgxpool.Pool, cfg Config, reg *prometheus.Registry, log *
 // PublicKeyPEM is the signing key's public half (GET /api/v1/exports/public-key).
 func (e *Exporter) PublicKeyPEM() []byte { return reporting.PublicKeyPEM(e.cfg.Export.PublicKey()) }
 
-// RunCompleted is the hook the runs call after a run commits as completed:
-// it exports the run now if its type is exported automatically and there
-// is no schedule (with a schedule, the next firing exports it). An export
-// that already exists is left alone.
-func (e *Exporter) RunCompleted(ctx context.Context, runID string) error {
-	run, err := loadRun(ctx, e.pool, runID)
-	if err != nil {
-		return err
-	}
-	switch {
-	case !slices.Contains(e.cfg.RunTypes, settlement.RunType(run.RunType)):
-		return nil
-	case e.schedule != nil:
-		e.log.Info("run will be exported when the export schedule fires", "run_id", runID, "schedule", e.cfg.Schedule)
-		return nil
-	}
-	_, err = e.produce(ctx, run, false)
-	return err
-}
-
 // Produce writes the export of the completed run (day, runType, version) if
 // it has none, or else regenerates it into a scratch folder and compares it
-// byte for byte with the stored one, never overwriting it.
+// byte for byte with the stored one, never overwriting it. It is one export
+// attempt (see produce): bounded by the export timeout, and it waits for an
+// attempt in flight (the worker's) to return first.
 func (e *Exporter) Produce(ctx context.Context, day settlement.Day, runType settlement.RunType, version int) (Produced, error) {
 	return e.ProduceWithHook(ctx, day, runType, version, nil)
 }
@@ -194,7 +201,7 @@ func (e *Exporter) ProduceWithHook(ctx context.Context, day settlement.Day, runT
 	if err != nil {
 		return Produced{}, err
 	}
-	return e.produceWith(ctx, run, true, hook)
+	return e.produce(ctx, run, true, hook)
 }
 
 // runRow is a completed run as exports need it.
@@ -236,19 +243,10 @@ func loadRun(ctx context.Context, q querier, runID string) (runRow, error) {
 // one operating day; the second key is the day's number.
 const exportLock = 4004
 
-// produce writes or regenerates the export of run under the day's lock.
-// With regenerate false an existing export is returned as is.
-func (e *Exporter) produce(ctx context.Context, run runRow, regenerate bool) (Produced, error) {
-	return e.produceWith(ctx, run, regenerate, nil)
-}
-
-func (e *Exporter) produceWith(ctx context.Context, run runRow, regenerate bool, hook ExportHook) (p Produced, err error) {
-	defer func() {
-		if err != nil {
-			e.metrics.failed.Inc()
-		}
-	}()
-	tx, err := e.pool.Begin(ctx)
+// produceOn writes or regenerates the export of run on conn, under the
+// day's lock.
+func (e *Exporter) produceOn(ctx context.Context, conn *pgx.Conn, run runRow, regenerate bool, hook ExportHook) (p Produced, err error) {
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return p, fmt.Errorf("export %s: %w", run.RunID, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -106,10 +107,37 @@ func newExporter(t *testing.T, pool *pgxpool.Pool, root string, change func(*pos
 	return e
 }
 
+// startWorker runs e's export worker until the test ends.
+func startWorker(t *testing.T, e *postgres.Exporter) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// await waits, a minute at most, until the export of the run (day,
+// runType, version) is registered.
+func await(t *testing.T, e *postgres.Exporter, day settlement.Day, runType string, version int) postgres.Export {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	x, err := e.Await(ctx, postgres.ExportID(day, runType, version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
 // TestEndToEnd: two runs of a day stored in the runs' tables are exported
-// after they complete; each folder verifies, holds exactly the database's
-// figures, and chains to the day's previous manifest; producing again
-// regenerates byte-identically and overwrites nothing.
+// by the worker, oldest first; each folder verifies, holds exactly the
+// database's figures, and chains to the day's previous manifest; producing
+// again regenerates byte-identically and overwrites nothing.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
@@ -117,16 +145,18 @@ func TestEndToEnd(t *testing.T) {
 	root := t.TempDir()
 	e := newExporter(t, pool, root, nil)
 	initial, final := reportingtest.FallBackInitial(), reportingtest.FallBackDay()
+	startWorker(t, e)
 	insertRun(t, pool, initial)
 	insertRun(t, pool, final)
-	for _, d := range []reportingtest.Day{initial, final} {
-		if err := e.RunCompleted(ctx, d.RunID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.RunCompleted(final.RunID) // wakes the worker, which exports both
+	await(t, e, final.Day, final.RunType, int(final.Version))
 	list, err := e.List(ctx, &initial.Day, 0, 10)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("list: %d exports, %v", len(list), err)
+	}
+	page, err := e.List(ctx, nil, list[0].Seq, 1)
+	if err != nil || len(page) != 1 || page[0].ExportID != list[1].ExportID {
+		t.Fatalf("second page: %+v, %v", page, err)
 	}
 	first, second := list[0], list[1]
 	if first.ExportID != "export-2026-11-01-initial-v1" || second.ExportID != "export-2026-11-01-final-v2" {
@@ -230,48 +260,39 @@ func (s sliceSource) Ledger(_ context.Context, fn func(parquet.LedgerLine) error
 	return each(s.d.Ledger, fn)
 }
 
-func TestRunTypesAndSchedule(t *testing.T) {
+// TestRunTypes: only the configured run types are exported; bad settings
+// are refused.
+func TestRunTypes(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	ctx := t.Context()
 	initial, final := reportingtest.FallBackInitial(), reportingtest.FallBackDay()
 	insertRun(t, pool, initial)
 	insertRun(t, pool, final)
-
 	onlyFinal := newExporter(t, pool, t.TempDir(), func(c *postgres.Config) { c.RunTypes = []settlement.RunType{settlement.Final} })
-	if err := onlyFinal.RunCompleted(ctx, initial.RunID); err != nil {
-		t.Fatal(err)
-	}
-	if list, _ := onlyFinal.List(ctx, nil, 0, 10); len(list) != 0 {
-		t.Fatalf("initial run exported although only final runs are: %d", len(list))
-	}
-
-	scheduled := newExporter(t, pool, t.TempDir(), func(c *postgres.Config) { c.Schedule = "0 6 * * *" })
-	if err := scheduled.RunCompleted(ctx, final.RunID); err != nil {
-		t.Fatal(err)
-	}
-	if list, _ := scheduled.List(ctx, nil, 0, 10); len(list) != 0 {
-		t.Fatal("run exported at completion although a schedule is set")
-	}
-	// What a firing of the schedule (and a start) does: export every
-	// completed run that has none, oldest first.
-	if err := scheduled.ExportPending(ctx); err != nil {
-		t.Fatal(err)
-	}
-	list, err := scheduled.List(ctx, nil, 0, 10)
-	if err != nil || len(list) != 2 || list[0].RunID != initial.RunID {
-		t.Fatalf("after the schedule fired: %+v, %v", list, err)
-	}
-	page, err := scheduled.List(ctx, nil, list[0].Seq, 1)
-	if err != nil || len(page) != 1 || page[0].ExportID != list[1].ExportID {
-		t.Fatalf("second page: %+v, %v", page, err)
+	startWorker(t, onlyFinal)
+	await(t, onlyFinal, final.Day, final.RunType, int(final.Version))
+	// The worker exports oldest first: had it exported the initial run, it
+	// would have done so before the final one.
+	if list, err := onlyFinal.List(ctx, nil, 0, 10); err != nil || len(list) != 1 {
+		t.Fatalf("exports %+v, %v; want the final run's alone", list, err)
 	}
 
-	if _, err := postgres.NewExporter(pool, postgres.Config{Root: "x", Schedule: "every day", Export: reporting.Config{}}, nil, slog.Default()); err == nil {
-		t.Fatal("bad schedule accepted")
-	}
-	if _, err := postgres.NewExporter(pool, postgres.Config{Root: "x", RunTypes: []settlement.RunType{"weekly"}}, nil, slog.Default()); err == nil {
-		t.Fatal("unknown run type accepted")
+	for name, bad := range map[string]func(*postgres.Config){
+		"schedule":  func(c *postgres.Config) { c.Schedule = "every day" },
+		"run types": func(c *postgres.Config) { c.RunTypes = []settlement.RunType{"weekly"} },
+		"timeout":   func(c *postgres.Config) { c.Timeout = -time.Second },
+	} {
+		cfg := postgres.Config{Root: "x", Export: reporting.Config{
+			Generator: "gridsettle test", Market: final.Market, Codec: parquet.ZSTD, Key: testKey(),
+		}}
+		if _, err := postgres.NewExporter(pool, cfg, nil, slog.Default()); err != nil {
+			t.Fatal(err)
+		}
+		bad(&cfg)
+		if _, err := postgres.NewExporter(pool, cfg, nil, slog.Default()); err == nil {
+			t.Errorf("bad %s accepted", name)
+		}
 	}
 }
 
@@ -384,27 +405,18 @@ func TestScheduleFires(t *testing.T) {
 	go func() { done <- e.Run(ctx) }()
 	waitExports := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for {
+		waitFor(t, fmt.Sprintf("%d exports", n), func() bool {
 			list, err := e.List(t.Context(), nil, 0, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(list) == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d exports after a minute, want %d", len(list), n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return len(list) == n
+		})
 	}
 	waitExports(1) // pending at start
 	insertRun(t, pool, final)
-	if err := e.RunCompleted(t.Context(), final.RunID); err != nil {
-		t.Fatal(err)
-	}
-	waitExports(2) // the schedule fired
+	e.RunCompleted(final.RunID) // with a schedule, the firing exports it
+	waitExports(2)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -424,7 +436,7 @@ func TestFilesNameTheWholeFolder(t *testing.T) {
 	e := newExporter(t, pool, t.TempDir(), nil)
 	d := reportingtest.FallBackDay()
 	insertRun(t, pool, d)
-	if err := e.RunCompleted(ctx, d.RunID); err != nil {
+	if _, err := e.Produce(ctx, d.Day, settlement.RunType(d.RunType), int(d.Version)); err != nil {
 		t.Fatal(err)
 	}
 	id := postgres.ExportID(d.Day, d.RunType, int(d.Version))

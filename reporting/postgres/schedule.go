@@ -1,20 +1,18 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
-
-	"github.com/gridsettle/gridsettle/settlement"
 )
 
 // retryEvery is how often Run looks for runs left unexported when no
-// schedule is configured (their export at completion failed), or when the
-// schedule names no time ahead.
+// schedule is configured (runs another instance completed while its
+// exports were failing), or when the schedule names no time ahead; it also
+// caps the backoff of a failing export.
 const retryEvery = 15 * time.Minute
 
 // firesFrom and firesWithin are where a schedule must fire to be accepted.
@@ -79,37 +77,6 @@ func zonePrefix(spec string) (string, bool) {
 	return "", false
 }
 
-// Run exports, at start, every completed run of an exported type that has
-// no export yet (runs that completed while exports were failing or the
-// process was down), and then again each time the schedule fires, or,
-// without a schedule, every 15 minutes, until ctx ends. Failures are
-// logged and retried at the next pass.
-func (e *Exporter) Run(ctx context.Context) error {
-	if err := e.ExportPending(ctx); err != nil && ctx.Err() == nil {
-		e.log.Error("export pending runs", "err", err)
-	}
-	schedule := e.schedule
-	if schedule == nil {
-		schedule = cron.Every(retryEvery)
-	}
-	for {
-		wait, ok := untilNext(schedule, time.Now())
-		if !ok {
-			e.log.Error("the export schedule names no time ahead; looking for pending exports every 15 minutes instead")
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil
-		case <-timer.C:
-		}
-		if err := e.ExportPending(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("scheduled export", "err", err)
-		}
-	}
-}
-
 // untilNext is the wait from now to the schedule's next activation, and
 // whether it has one ahead: when it has none (the zero time of a schedule
 // that never fires, or a time not after now) the wait is retryEvery, so
@@ -120,53 +87,4 @@ func untilNext(s cron.Schedule, now time.Time) (time.Duration, bool) {
 		return retryEvery, false
 	}
 	return next.Sub(now), true
-}
-
-// ExportPending exports every completed run of an exported type that has
-// no export, oldest operating day and version first, and returns the
-// errors of those that failed.
-func (e *Exporter) ExportPending(ctx context.Context) error {
-	rows, err := e.pool.Query(ctx, `
-		SELECT r.run_id FROM runs r
-		WHERE r.status = 'completed' AND r.run_type = ANY($1)
-		  AND NOT EXISTS (SELECT 1 FROM exports x WHERE x.run_id = r.run_id)
-		ORDER BY r.operating_day, r.version`, runTypeNames(e.cfg.RunTypes))
-	if err != nil {
-		return fmt.Errorf("find runs to export: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return fmt.Errorf("find runs to export: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("find runs to export: %w", err)
-	}
-	var errs []error
-	for _, id := range ids {
-		run, err := loadRun(ctx, e.pool, id)
-		if err == nil {
-			_, err = e.produce(ctx, run, false)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func runTypeNames(types []settlement.RunType) []string {
-	names := make([]string, len(types))
-	for i, t := range types {
-		names[i] = string(t)
-	}
-	return names
 }

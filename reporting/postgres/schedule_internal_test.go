@@ -95,3 +95,37 @@ func TestRunWithAScheduleThatNeverFiresDoesNotSpin(t *testing.T) {
 		t.Fatalf("%d looks for pending exports in half a second, want 1 (the one at start)", n)
 	}
 }
+
+// TestRunCompletedOnlyWakes: the runs' completion hook does no I/O (this
+// exporter has no database) and never blocks: wakes coalesce into one, and
+// with a schedule there is none (the firing exports the run).
+func TestRunCompletedOnlyWakes(t *testing.T) {
+	for _, tt := range []struct {
+		schedule string
+		wakes    int
+	}{{"", 1}, {"0 6 * * *", 0}} {
+		e, err := NewExporter(nil, Config{Root: t.TempDir(), Schedule: tt.schedule, Export: reporting.Config{
+			Generator: "gridsettle test", Market: reportingtest.FallBackDay().Market, Codec: parquet.ZSTD,
+			Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)),
+		}}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			e.RunCompleted("run-2026-11-01-final-2")
+		}
+		if len(e.wake) != tt.wakes {
+			t.Errorf("schedule %q: %d wakes pending, want %d", tt.schedule, len(e.wake), tt.wakes)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for failures, want := range map[int]time.Duration{
+		1: minBackoff, 2: 2 * minBackoff, 7: 64 * minBackoff, 8: retryEvery, 1 << 30: retryEvery,
+	} {
+		if got := backoff(failures); got != want {
+			t.Errorf("after %d failures: %s, want %s", failures, got, want)
+		}
+	}
+}

@@ -9,7 +9,8 @@
 //
 // It does not consume Kafka (settlement/ingest fills reads and prices), does
 // not publish (settlement/publish relays the outbox) and does not write
-// exports (the Completed hook lets the exports area react to a run).
+// exports (the Completed hook lets the exports area react to a run, and
+// must not block: runs never wait for exports).
 //
 // Invariants:
 //   - runs of one operating day are serialised by a transaction-scoped

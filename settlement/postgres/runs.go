@@ -67,9 +67,11 @@ type Config struct {
 	StatementsTopic string         // settlement.statements
 	ChargesTopic    string         // settlement.account-charges
 	Outbox          *outbox.Writer // statement and charge messages go through it
-	// Completed, when set, is called after a run has committed as completed
-	// (the exports area writes the run's export from it), before Start
-	// returns. Its error is logged; the run stays completed.
+	// Completed, when set, is called after a run has committed as completed,
+	// before Start returns, in the caller's path (the scheduler's loop, an
+	// API request): it must return at once (the exports area only wakes
+	// its export worker from it). Its error is logged; the run stays
+	// completed.
 	Completed func(ctx context.Context, run Run) error
 	// Now is the clock for started_at, computed_at and posting times;
 	// nil means time.Now.
@@ -132,8 +134,7 @@ func (r *Runs) startWith(ctx context.Context, day settlement.Day, t settlement.R
 		return run, nil
 	}
 	r.log.Info("settlement run completed", "run_id", run.RunID, "duration", run.FinishedAt.Sub(run.StartedAt))
-	// After the day's lock and connection are given back: the hook may be
-	// slow (exports) and may need connections of its own.
+	// After the day's lock and connection are given back.
 	if r.cfg.Completed != nil {
 		if err := r.cfg.Completed(ctx, run); err != nil {
 			r.log.Error("after settlement run", "run_id", run.RunID, "err", err)
