@@ -1119,6 +1119,12 @@ func (c *chaos) longPlan(ctx context.Context) error {
 	return err
 }
 
+// chaosPoints are the failpoints the chaos suite arms (the bridge's are
+// the bridge test's).
+func chaosPoints() []string {
+	return append(append(slices.Clone(ingestPoints), publishPoints...), failpoint.RunMid)
+}
+
 var (
 	ingestPoints  = []string{failpoint.IngestBeforeBegin, failpoint.IngestBeforeCommit, failpoint.IngestAfterOutbox, failpoint.IngestAfterCommit}
 	publishPoints = []string{failpoint.PublishBeforeProduce, failpoint.PublishAfterFlush, failpoint.PublishAfterCommit}

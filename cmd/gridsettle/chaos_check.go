@@ -25,7 +25,6 @@ import (
 
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
-	"github.com/gridsettle/gridsettle/settlement/failpoint"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/oracle"
@@ -905,7 +904,7 @@ func (c *chaos) checkFaults(p *problems) {
 			p.add("faults", "%s was sent SIGKILL but ended with %v", l, l.state)
 		}
 	}
-	for _, name := range failpoint.Names {
+	for _, name := range chaosPoints() {
 		if c.st.FailpointKills[name]+c.st.FailpointStops[name] == 0 {
 			p.add("faults", "failpoint %s never fired", name)
 		}

@@ -115,6 +115,22 @@ func (c Config) withDefaults() Config {
 // predecessor and aborts its open transaction.
 func TransactionalID(clientID string) string { return "gridsettle-bridge-" + clientID }
 
+// ParseBroker checks an MQTT broker URL as paho dials it and reports
+// whether it uses TLS.
+func ParseBroker(s string) (secure bool, err error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Port() == "" {
+		return false, fmt.Errorf("%q is not a URL with host and port such as tcp://host:1883", s)
+	}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "wss":
+		return true, nil
+	case "tcp", "mqtt", "ws":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q: scheme %q is not tcp, ssl, ws or wss", s, u.Scheme)
+}
+
 // Step is a point of a batch's life where a test may interrupt the bridge.
 type Step string
 
@@ -161,13 +177,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 	if err := cfg.Kafka.Validate(); err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(cfg.Broker)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("mqtt broker %q is not a URL such as tcp://host:1883", cfg.Broker)
-	}
-	secure := slices.Contains([]string{"ssl", "tls", "mqtts", "wss"}, u.Scheme)
-	if !secure && !slices.Contains([]string{"tcp", "mqtt", "ws"}, u.Scheme) {
-		return nil, fmt.Errorf("mqtt broker %q: scheme %q is not tcp, ssl, ws or wss", cfg.Broker, u.Scheme)
+	secure, err := ParseBroker(cfg.Broker)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.ClientID == "" {
 		return nil, errors.New("mqtt client id: required (the broker keeps the session for it)")

@@ -2,6 +2,9 @@ package bridge
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gridsettle/gridsettle/meters"
@@ -83,4 +86,29 @@ func cut(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// maxFilterBytes is the MQTT limit of a topic filter's length.
+const maxFilterBytes = 65535
+
+// ValidFilter reports why f is not an MQTT topic filter the bridge can
+// subscribe to (MQTT 3.1.1 §4.7): non-empty UTF-8 without NUL, '#' only as
+// the whole last level, '+' only as a whole level.
+func ValidFilter(f string) error {
+	if f == "" || len(f) > maxFilterBytes {
+		return fmt.Errorf("%d bytes: a topic filter has 1 to %d", len(f), maxFilterBytes)
+	}
+	if !utf8.ValidString(f) || strings.ContainsRune(f, 0) {
+		return errors.New("not UTF-8 without NUL")
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+			return fmt.Errorf("%q: '#' only as the whole last level", f)
+		}
+		if strings.Contains(l, "+") && l != "+" {
+			return fmt.Errorf("%q: '+' only as a whole level", f)
+		}
+	}
+	return nil
 }

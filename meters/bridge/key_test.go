@@ -94,3 +94,14 @@ func TestCollect(t *testing.T) {
 		t.Errorf("cancelled: %v %v", got, stop)
 	}
 }
+
+func TestValidFilter(t *testing.T) {
+	for f, ok := range map[string]bool{
+		"gridsettle/reads/#": true, "a/+/b": true, "#": true, "+": true, "a/b": true,
+		"": false, "a/#/b": false, "a#": false, "a/b+": false, "a\x00": false, "\xff": false,
+	} {
+		if err := ValidFilter(f); (err == nil) != ok {
+			t.Errorf("ValidFilter(%q): %v", f, err)
+		}
+	}
+}
