@@ -58,7 +58,13 @@ func (m *Main) runBridge(ctx context.Context, cfg Config, log *slog.Logger) erro
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return b.Run(gctx) })
 	g.Go(func() error { return serveOps(gctx, ln, reg, b.Ready) })
-	return g.Wait()
+	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Asked to stop (SIGINT, SIGTERM): what was unacknowledged is
+		// delivered again to the next bridge.
+		return nil
+	}
+	return err
 }
 
 // newBridge is the bridge of cfg producing to topics, its steps passing

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/meters/bridge"
@@ -268,15 +268,10 @@ func (bl *bridgeLives) waitForwarded(ctx context.Context, msgs []bridgeMessage) 
 		if err != nil {
 			return false
 		}
-		have := map[string]bool{}
-		for _, r := range recs {
-			have[string(r.Value)] = true
-			have[header(r, bridge.HeaderValueSHA256)] = true
-		}
+		has := payloadsIn(recs)
 		missing = 0
 		for _, m := range msgs {
-			sum := sha256.Sum256(m.payload)
-			if !have[string(m.payload)] && !have[hex.EncodeToString(sum[:])] {
+			if !has(m.payload) {
 				missing++
 			}
 		}
@@ -289,6 +284,22 @@ func (bl *bridgeLives) waitForwarded(ctx context.Context, msgs []bridgeMessage) 
 	return nil
 }
 
+// payloadsIn reports whether recs hold a payload: whole, or cut by the
+// bridge with its SHA-256 in a header.
+func payloadsIn(recs []*kgo.Record) func([]byte) bool {
+	have := map[string]bool{}
+	for _, r := range recs {
+		have[string(r.Value)] = true
+		if sum := header(r, bridge.HeaderValueSHA256); sum != "" {
+			have["sha256:"+sum] = true
+		}
+	}
+	return func(payload []byte) bool {
+		sum := sha256.Sum256(payload)
+		return have[string(payload)] || have["sha256:"+hex.EncodeToString(sum[:])]
+	}
+}
+
 // checkOnce: the stored statement lines equal the oracle's over the day as
 // it was published, each record once, whatever copies the bridge's deaths
 // put in the input topics.
@@ -298,13 +309,7 @@ func (bl *bridgeLives) checkOnce(ctx context.Context, p *problems) error {
 	for _, r := range simulate.Assign(c.sc.Records, chaosPartitions) {
 		once = append(once, oracle.Input{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
 	}
-	reg, err := oracle.ReadRegistry(os.DirFS(c.regDir))
-	if err != nil {
-		return err
-	}
-	m := c.sc.Config.Market
-	o, err := oracle.New(reg, oracle.Market{Location: m.Location, Currency: m.Currency, IntervalSeconds: int64(m.IntervalSeconds),
-		PriceSpikeThreshold: m.PriceSpikeThreshold, Now: time.Now()}, oracle.Topics{Reads: kafka.DefaultTopics().Reads, Prices: kafka.DefaultTopics().Prices})
+	o, err := c.oracle()
 	if err != nil {
 		return err
 	}
@@ -336,19 +341,14 @@ func (bl *bridgeLives) checkDeadLetters(ctx context.Context, p *problems, msgs [
 	if err != nil {
 		return err
 	}
-	have := map[string]bool{}
-	for _, r := range dead {
-		have[string(r.Value)] = true
-		have[header(r, bridge.HeaderValueSHA256)] = true
-	}
+	has := payloadsIn(dead)
 	bad := 0
 	for _, m := range msgs {
 		if !m.bad {
 			continue
 		}
 		bad++
-		sum := sha256.Sum256(m.payload)
-		if !have[string(m.payload)] && !have[hex.EncodeToString(sum[:])] {
+		if !has(m.payload) {
 			p.add("dead letters", "%s: %.60q not in the dead letter", m.topic, m.payload)
 		}
 	}

@@ -253,15 +253,7 @@ func (c *chaos) compare(ctx context.Context, p *problems) error {
 	for _, r := range inRecs {
 		log = append(log, oracle.Input{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
 	}
-	reg, err := oracle.ReadRegistry(os.DirFS(c.regDir))
-	if err != nil {
-		return err
-	}
-	m := c.sc.Config.Market
-	// The instances consumed with the wall clock and the default future
-	// bounds; the scenario's records do not depend on when (simulate's doc).
-	o, err := oracle.New(reg, oracle.Market{Location: m.Location, Currency: m.Currency, IntervalSeconds: int64(m.IntervalSeconds),
-		PriceSpikeThreshold: m.PriceSpikeThreshold, Now: time.Now()}, oracle.Topics{Reads: topics.Reads, Prices: topics.Prices})
+	o, err := c.oracle()
 	if err != nil {
 		return err
 	}
@@ -317,6 +309,20 @@ func (c *chaos) compare(ctx context.Context, p *problems) error {
 // wrote itself.
 func withoutBridgeLetters(recs []*kgo.Record) []*kgo.Record {
 	return slices.DeleteFunc(slices.Clone(recs), func(r *kgo.Record) bool { return header(r, bridge.HeaderMQTTClient) != "" })
+}
+
+// oracle is the oracle of the scenario's registry and market.
+func (c *chaos) oracle() (*oracle.Oracle, error) {
+	reg, err := oracle.ReadRegistry(os.DirFS(c.regDir))
+	if err != nil {
+		return nil, err
+	}
+	m := c.sc.Config.Market
+	topics := kafka.DefaultTopics()
+	// The instances consumed with the wall clock and the default future
+	// bounds; the scenario's records do not depend on when (simulate's doc).
+	return oracle.New(reg, oracle.Market{Location: m.Location, Currency: m.Currency, IntervalSeconds: int64(m.IntervalSeconds),
+		PriceSpikeThreshold: m.PriceSpikeThreshold, Now: time.Now()}, oracle.Topics{Reads: topics.Reads, Prices: topics.Prices})
 }
 
 // checkOutputLog: every committed output record carries the headers, each

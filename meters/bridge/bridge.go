@@ -5,13 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -198,15 +197,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 	if secure {
 		b.tls = &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.TLSCAFile != "" {
-			pem, err := os.ReadFile(cfg.TLSCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("read mqtt tls ca: %w", err)
+			if b.tls.RootCAs, err = skafka.CertPool(cfg.TLSCAFile); err != nil {
+				return nil, fmt.Errorf("mqtt tls ca: %w", err)
 			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("mqtt tls ca %s: no PEM certificates found", cfg.TLSCAFile)
-			}
-			b.tls.RootCAs = pool
 		}
 	}
 	if b.kopts, err = cfg.Kafka.ClientOpts(); err != nil {
@@ -234,7 +227,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.failing.Store(&err)
 		b.log.Warn("kafka producer not ready; the first batch retries", "err", err)
 	}
-	mc := b.connect()
+	mc, err := b.connect(ctx)
+	if err != nil {
+		if cl != nil {
+			cl.Close()
+		}
+		return err
+	}
 	b.mq.Store(&mqttClient{mc})
 	defer func() {
 		// Handlers stop waiting first; acknowledgements queued before
@@ -293,7 +292,10 @@ func (b *Bridge) producer(ctx context.Context) (*kgo.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new transactional client: %w", err)
 	}
-	if _, _, err := cl.ProducerID(ctx); err != nil {
+	// Bounded: commit calls this without cancellation.
+	pctx, cancel := context.WithTimeout(ctx, endTimeout)
+	defer cancel()
+	if _, _, err := cl.ProducerID(pctx); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("init producer id of %s: %w", id, err)
 	}
@@ -302,12 +304,15 @@ func (b *Bridge) producer(ctx context.Context) (*kgo.Client, error) {
 
 // connect starts the MQTT client: routes first, so the messages the broker
 // kept for the session, which it sends right after CONNACK, find their
-// handler; subscriptions on every (re)connection.
-func (b *Bridge) connect() mqtt.Client {
+// handler; subscriptions on every (re)connection. The first connection is
+// retried until ctx ends, each failure logged, except a refusal (bad
+// credentials, client id rejected), which no retry cures; once connected,
+// paho reconnects by itself.
+func (b *Bridge) connect(ctx context.Context) (mqtt.Client, error) {
 	o := mqtt.NewClientOptions().AddBroker(b.cfg.Broker).SetClientID(b.cfg.ClientID).
 		SetCleanSession(false).SetAutoAckDisabled(true).SetOrderMatters(true).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).
+		SetAutoReconnect(true).SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).
+		SetConnectTimeout(10 * time.Second).
 		SetUsername(b.cfg.Username).SetPassword(b.cfg.Password).
 		SetDefaultPublishHandler(b.handler(unrouted))
 	if b.tls != nil {
@@ -322,7 +327,7 @@ func (b *Bridge) connect() mqtt.Client {
 			t := c.SubscribeMultiple(filters, nil)
 			t.Wait()
 			if err := t.Error(); err != nil {
-				b.log.Error("mqtt subscribe failed; reconnecting", "filters", filters, "err", err)
+				b.log.Error("mqtt subscribe failed; it is tried again at the next connection", "filters", filters, "err", err)
 				return
 			}
 			b.subscribed.Store(true)
@@ -337,10 +342,34 @@ func (b *Bridge) connect() mqtt.Client {
 	c := mqtt.NewClient(o)
 	c.AddRoute(b.cfg.ReadsFilter, b.handler(Reads))
 	c.AddRoute(b.cfg.PricesFilter, b.handler(Prices))
-	// With ConnectRetry the token completes only once connected; the
-	// client retries in the background meanwhile.
-	c.Connect()
-	return c
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, maxBackoff) {
+		t := c.Connect()
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			c.Disconnect(0)
+			return nil, ctx.Err()
+		}
+		err := t.Error()
+		if err == nil {
+			return c, nil
+		}
+		if refused(err) {
+			return nil, fmt.Errorf("mqtt broker %s refused client %s: %w", b.cfg.Broker, b.cfg.ClientID, err)
+		}
+		b.log.Warn("mqtt connect failed; retrying", "broker", b.cfg.Broker, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// refused reports a CONNACK refusal that retrying cannot cure.
+func refused(err error) bool {
+	return errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) ||
+		errors.Is(err, packets.ErrorRefusedIDRejected) || errors.Is(err, packets.ErrorRefusedBadProtocolVersion)
 }
 
 // unrouted is the kind of a message matching no filter.
@@ -387,7 +416,8 @@ func (b *Bridge) commit(ctx, stop context.Context, cl *kgo.Client, batch []Deliv
 		select {
 		case <-stop.Done():
 			// Unacknowledged: the broker delivers the batch again.
-			return nil, fmt.Errorf("stopped while the batch's transaction failed: %w", err)
+			b.log.Warn("stopped with the batch unacknowledged", "records", len(batch), "err", err)
+			return nil, stop.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, maxBackoff)

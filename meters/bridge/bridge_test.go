@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -61,7 +62,7 @@ func hostile() []message {
 func newBridge(t *testing.T, mq, clientID string, brokers []string, reg prometheus.Registerer, opts ...bridge.Option) *bridge.Bridge {
 	t.Helper()
 	b, err := bridge.New(bridge.Config{Broker: mq, ClientID: clientID, Kafka: kafka.Config{Brokers: brokers},
-		Topics: kafka.DefaultTopics(), BatchRecords: 50}, slog.New(slog.NewTextHandler(testOut, nil)), reg, opts...)
+		Topics: kafka.DefaultTopics(), BatchRecords: 50}, slogDiscard(), reg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +85,22 @@ func run(t *testing.T, b *bridge.Bridge) (stop func() error) {
 	return func() error { cancel(); return <-done }
 }
 
-func publish(t *testing.T, mq string, msgs []message) {
+func publish(t *testing.T, mq string, msgs []message) { publishTo(t, mq, "", "", "", msgs) }
+
+// publishTo publishes msgs with QoS 1, over TLS verified against the CA
+// file ca when it is given, as user when given.
+func publishTo(t *testing.T, mq, ca, user, password string, msgs []message) {
 	t.Helper()
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(mq).SetClientID("test-publisher-" + strconv.Itoa(int(time.Now().UnixNano()%1e6))))
+	o := mqtt.NewClientOptions().AddBroker(mq).SetClientID("test-publisher-" + strconv.Itoa(int(time.Now().UnixNano()%1e6))).
+		SetUsername(user).SetPassword(password)
+	if ca != "" {
+		pool, err := kafka.CertPool(ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	}
+	c := mqtt.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
 		t.Fatalf("connect publisher: %v", tok.Error())
 	}
@@ -97,6 +111,8 @@ func publish(t *testing.T, mq string, msgs []message) {
 		}
 	}
 }
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(testOut, nil)) }
 
 // consume reads the input and dead-letter topics read_committed until n
 // records arrived.

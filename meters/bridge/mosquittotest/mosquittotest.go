@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -77,6 +78,11 @@ func Launch(dir string, extra ...string) (*Broker, error) {
 	_, port, _ := net.SplitHostPort(addr)
 	conf := append(append([]string{"listener " + port + " 127.0.0.1"}, Config...),
 		"log_dest stderr", "log_type error", "log_type warning")
+	if u, err := user.Current(); err == nil {
+		// Started as root, Mosquitto would become user mosquitto, who
+		// cannot read the configuration's files in a private temp dir.
+		conf = append(conf, "user "+u.Username)
+	}
 	conf = append(conf, extra...)
 	path := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
