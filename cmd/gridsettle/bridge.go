@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/gridsettle/gridsettle/api"
 	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/settlement/failpoint"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
@@ -91,12 +92,13 @@ func bridgeFailpoint(_ context.Context, s bridge.Step) error {
 }
 
 // newBridgeComponent is the bridge component of dev and serve; its metrics
-// are served with the API's.
+// and readiness are served with the API's.
 func newBridgeComponent(p *Platform) (Component, error) {
 	b, err := newBridge(p.Config, p.Topics, p.Metrics, p.Log)
 	if err != nil {
 		return Component{}, err
 	}
+	p.Ready = append(p.Ready, api.Check{Name: "mqtt-bridge", Check: b.Ready})
 	return Component{Name: "bridge", Run: b.Run}, nil
 }
 

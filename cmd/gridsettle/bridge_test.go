@@ -17,9 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
@@ -94,6 +92,11 @@ func TestBridgeKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	bl.scrape()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code := bl.get(path); code != http.StatusOK {
+			t.Errorf("%s of %s: %d", path, bl.cur, code)
+		}
+	}
 	if err := bl.cur.signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -130,13 +133,6 @@ func TestBridgeKills(t *testing.T) {
 	}
 }
 
-// bridgeMessage is one MQTT publication of the test.
-type bridgeMessage struct {
-	topic   string
-	payload []byte
-	bad     bool // must reach the dead letter
-}
-
 // bridgeMessages are the scenario's records on MQTT topics by kind and key,
 // and hostile payloads: invalid UTF-8, NUL, not JSON, and one over the
 // Kafka record limit.
@@ -158,29 +154,6 @@ func bridgeMessages(recs []simulate.Record) []bridgeMessage {
 		out = append(out, bridgeMessage{topic: "gridsettle/reads/hostile", payload: p, bad: true})
 	}
 	return out
-}
-
-// publishPaced publishes msgs with QoS 1 in small bursts, so that the
-// bridge's lives come and go while the day streams in.
-func publishPaced(ctx context.Context, url string, msgs []bridgeMessage) error {
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("bridge-test-publisher"))
-	if tok := c.Connect(); !tok.WaitTimeout(chaosWait) || tok.Error() != nil {
-		return fmt.Errorf("connect publisher: %v", tok.Error())
-	}
-	defer c.Disconnect(250)
-	for i, m := range msgs {
-		if tok := c.Publish(m.topic, 1, false, m.payload); !tok.WaitTimeout(chaosWait) || tok.Error() != nil {
-			return fmt.Errorf("publish %d to %s: %v", i, m.topic, tok.Error())
-		}
-		if i%10 == 9 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}
-	return nil
 }
 
 // bridgeLives are the lives of the bridge process.
@@ -251,6 +224,16 @@ func (bl *bridgeLives) metric(name string) float64 {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return sum
+}
+
+// get is the status code of path on the current life's --http-addr.
+func (bl *bridgeLives) get(path string) int {
+	resp, err := http.Get("http://" + bl.addr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // scrape adds the current life's redeliveries to the count.

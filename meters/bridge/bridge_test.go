@@ -295,3 +295,31 @@ func TestAckAfterCommit(t *testing.T) {
 		t.Errorf("the broker dropped messages:\n%s", mq.Log())
 	}
 }
+
+// TestUnsubscribedTopic: a subscription an earlier configuration left in
+// the persistent session still delivers; the bridge dead-letters what it
+// no longer routes, with the reason, instead of dropping it.
+func TestUnsubscribedTopic(t *testing.T) {
+	mq := mosquittotest.Start(t)
+	brokers := kafkatest.New(t)
+	old, err := bridge.New(bridge.Config{Broker: mq.URL, ClientID: "bridge-refiltered", ReadsFilter: "old/reads/#",
+		Kafka: kafka.Config{Brokers: brokers}, Topics: kafka.DefaultTopics()}, slogDiscard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t, old)(); err != nil {
+		t.Fatal(err)
+	}
+	m := message{topic: "old/reads/M1", payload: read("M1", 1)}
+	publish(t, mq.URL, []message{m})
+	stop := run(t, newBridge(t, mq.URL, "bridge-refiltered", brokers, nil))
+	recs := consume(t, brokers, 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	r := recs[0]
+	if r.Topic != "gridsettle.dead-letter" || header(r, bridge.HeaderReason) != bridge.ReasonUnsubscribed ||
+		string(r.Value) != string(m.payload) || header(r, bridge.HeaderMQTTTopic) != m.topic {
+		t.Errorf("record on %s, reason %q, value %q", r.Topic, header(r, bridge.HeaderReason), r.Value)
+	}
+}

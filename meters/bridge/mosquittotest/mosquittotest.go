@@ -1,8 +1,3 @@
-// Package mosquittotest starts a real Mosquitto broker for a test or a
-// benchmark, on a free loopback port, configured as edge.md requires for the
-// bridge's guarantee: no queue limit and no in-flight limit per client, so a
-// persistent session keeps every QoS 1 message. Tests never skip: without
-// the mosquitto binary they fail, naming the package to install.
 package mosquittotest
 
 import (
@@ -95,7 +90,7 @@ func Launch(dir string, extra ...string) (*Broker, error) {
 	}
 	b.cmd = exec.Command(bin, "-c", path)
 	b.cmd.Stdout, b.cmd.Stderr = logf, logf
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	b.cmd.SysProcAttr = procAttr()
 	if err := b.cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
