@@ -215,16 +215,17 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option
 }
 
 // Run bridges until ctx is cancelled: then it commits and acknowledges the
-// batch it holds, disconnects and returns nil. It returns an error when
-// another bridge took its transactional id or a step hook failed; a
-// transaction that fails otherwise is retried, with the same messages,
-// until it commits.
+// batch it holds, disconnects and returns nil (ctx's error when it stops
+// before connecting or while a transaction fails). It returns an error when
+// the broker refuses the client, another bridge took its transactional id
+// or a step hook failed; a transaction that fails otherwise is retried, with
+// the same messages, until it commits. A Bridge runs once.
 func (b *Bridge) Run(ctx context.Context) error {
 	// Fencing at once aborts a killed predecessor's open transaction, which
 	// otherwise holds back read_committed readers until it times out.
 	cl, err := b.producer(ctx)
 	if err != nil {
-		b.failing.Store(&err)
+		b.setFailing(err)
 		b.log.Warn("kafka producer not ready; the first batch retries", "err", err)
 	}
 	mc, err := b.connect(ctx)
@@ -400,11 +401,11 @@ func (b *Bridge) commit(ctx, stop context.Context, cl *kgo.Client, batch []Deliv
 		}
 		if err == nil {
 			if err = b.transact(ctx, cl, batch, tooLarge); err == nil {
-				b.failing.Store(nil)
+				b.setFailing(nil)
 				return cl, nil
 			}
 		}
-		b.failing.Store(&err)
+		b.setFailing(err)
 		if fatal(err) {
 			return cl, err
 		}
@@ -422,6 +423,15 @@ func (b *Bridge) commit(ctx, stop context.Context, cl *kgo.Client, batch []Deliv
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// setFailing records err (nil: the last transaction committed) for Ready.
+func (b *Bridge) setFailing(err error) {
+	if err == nil {
+		b.failing.Store(nil)
+		return
+	}
+	b.failing.Store(&err)
 }
 
 // fatal errors end the bridge: another instance took its transactional id,

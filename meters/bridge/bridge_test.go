@@ -12,12 +12,16 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
@@ -321,5 +325,54 @@ func TestUnsubscribedTopic(t *testing.T) {
 	if r.Topic != "gridsettle.dead-letter" || header(r, bridge.HeaderReason) != bridge.ReasonUnsubscribed ||
 		string(r.Value) != string(m.payload) || header(r, bridge.HeaderMQTTTopic) != m.topic {
 		t.Errorf("record on %s, reason %q, value %q", r.Topic, header(r, bridge.HeaderReason), r.Value)
+	}
+}
+
+// TestTransactionRetried: a transaction whose commit fails is aborted and
+// retried with the same messages, unacknowledged meanwhile; read_committed
+// readers see each message once.
+func TestTransactionRetried(t *testing.T) {
+	mq := mosquittotest.Start(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(kafkatest.Partitions, kafka.DefaultTopics().All()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	var failed atomic.Int32
+	cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !req.(*kmsg.EndTxnRequest).Commit || failed.Add(1) > 2 {
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.InvalidTxnState.Code
+		return resp, nil, true
+	})
+	brokers := cluster.ListenAddrs()
+	reg := prometheus.NewRegistry()
+	stop := run(t, newBridge(t, mq.URL, "bridge-retry", brokers, reg))
+	var msgs []message
+	for i := range 24 { // distinct payloads: read repeats its hours after 24
+		msgs = append(msgs, message{topic: "gridsettle/reads/M3", payload: read("M3", i)})
+	}
+	publish(t, mq.URL, msgs)
+	recs := consume(t, brokers, len(msgs))
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[string(r.Value)]++
+	}
+	for _, m := range msgs {
+		if seen[string(m.payload)] != 1 {
+			t.Errorf("%s: %d copies read_committed, want 1", m.payload, seen[string(m.payload)])
+		}
+	}
+	if n := counter(t, reg, "gridsettle_bridge_transactions_total"); n < 3 || failed.Load() < 2 {
+		t.Errorf("%v transactions, %d failed commits: the failures did not happen or were not retried", n, failed.Load())
+	}
+	if n := counter(t, reg, "gridsettle_bridge_redeliveries_total"); n != 0 {
+		t.Errorf("%v redeliveries: a retried batch is not redelivered, it is held", n)
 	}
 }
