@@ -45,7 +45,7 @@ func TestBridgeKills(t *testing.T) {
 	_, dbURL := pgtest.New(t)
 	mq := mosquittotest.Start(t)
 	ctx := t.Context()
-	c := newChaos(chaosConfig{Binary: bin, DatabaseURL: dbURL, Dir: t.TempDir(), Seed: 21, Meters: 12, Days: 1, Workers: 1,
+	c := newChaos(chaosConfig{Binary: bin, DatabaseURL: dbURL, Dir: t.TempDir(), Seed: *chaosSeed, Meters: 12, Days: 1, Workers: 1,
 		Out: testWriter{t}})
 	defer c.shutdown()
 	if err := c.setup(ctx); err != nil {
