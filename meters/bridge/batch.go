@@ -10,8 +10,6 @@ type Delivery struct {
 	Kind    Kind
 	Topic   string // the MQTT topic it was published to
 	Payload []byte
-	// Dup is the MQTT DUP flag: the broker sent it before, unacknowledged.
-	Dup bool
 	// Ack sends its PUBACK; called only after the Kafka transaction that
 	// holds it committed.
 	Ack func()

@@ -383,7 +383,7 @@ func (b *Bridge) handler(k Kind) mqtt.MessageHandler {
 			b.m.redeliveries.WithLabelValues(k.String()).Inc()
 		}
 		select {
-		case b.in <- Delivery{Kind: k, Topic: m.Topic(), Payload: m.Payload(), Dup: m.Duplicate(), Ack: m.Ack}:
+		case b.in <- Delivery{Kind: k, Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack}:
 		case <-b.stop:
 		}
 	}
