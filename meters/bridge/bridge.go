@@ -532,12 +532,17 @@ func (b *Bridge) record(d Delivery, tooLarge bool) *kgo.Record {
 	if d.Kind == Prices {
 		topic = b.cfg.Topics.Prices
 	}
-	key, _ := Key(d.Kind, d.Topic, d.Payload)
+	limit := b.cfg.MaxRecordBytes - recordReserve
+	// A payload that cannot fit is not parsed for its key: it may be as
+	// large as the broker allows.
+	key := []byte(cut(d.Topic, maxTopicBytes))
+	if len(d.Payload) <= limit {
+		key, _ = Key(d.Kind, d.Topic, d.Payload)
+	}
 	headers := []kgo.RecordHeader{
 		{Key: HeaderMQTTTopic, Value: []byte(cut(d.Topic, maxTopicBytes))},
 		{Key: HeaderMQTTClient, Value: []byte(b.cfg.ClientID)},
 	}
-	limit := b.cfg.MaxRecordBytes - recordReserve
 	size := len(key) + len(d.Payload) + headersSize(headers)
 	if d.Kind != unrouted && !tooLarge && size <= limit {
 		return &kgo.Record{Topic: topic, Key: key, Value: d.Payload, Headers: headers}

@@ -11,7 +11,8 @@
 // itself (a payload too large for a Kafka record; a message on a topic it no
 // longer subscribes to). It does not validate records: ingest does, and
 // quarantines a bad payload the bridge forwarded with its reason. It does
-// not create topics. Run wiring, flags and the HTTP endpoints live in
+// not create topics: a missing one fails transactions, retried until it
+// exists. Run wiring, flags and the HTTP endpoints live in
 // cmd/gridsettle; mosquittotest starts a real broker for tests.
 //
 // Invariants:
@@ -25,7 +26,8 @@
 //     identifier can be read from it (invalid UTF-8, NUL, not JSON, not an
 //     object); a payload whose record would exceed MaxRecordBytes goes to
 //     the dead-letter topic instead, cut to fit, with reason
-//     payload_too_large, its length (gridsettle-truncated) and SHA-256;
+//     payload_too_large, its length (gridsettle-truncated) and SHA-256,
+//     keyed by its MQTT topic (it is not parsed);
 //   - a failed transaction is aborted and retried with the same messages
 //     and a new producer, forever, unacknowledged meanwhile; only a fenced
 //     producer (another bridge took the transactional id) ends Run;
