@@ -462,8 +462,9 @@ func (b *Bridge) transact(ctx context.Context, cl *kgo.Client, batch []Delivery,
 		first error
 	)
 	recs := make([]*kgo.Record, len(batch))
+	reasons := make([]string, len(batch))
 	for i, d := range batch {
-		recs[i] = b.record(d, tooLarge[i])
+		recs[i], reasons[i] = b.record(d, tooLarge[i])
 		cl.Produce(pctx, recs[i], func(_ *kgo.Record, err error) {
 			if err == nil {
 				return
@@ -489,10 +490,10 @@ func (b *Bridge) transact(ctx context.Context, cl *kgo.Client, batch []Delivery,
 		return b.abort(ctx, cl, fmt.Errorf("commit: %w", err))
 	}
 	b.m.transactions.WithLabelValues("committed").Inc()
-	for _, r := range recs {
+	for i, r := range recs {
 		b.m.committed.WithLabelValues(r.Topic).Inc()
-		if r.Topic == b.cfg.Topics.DeadLetter {
-			b.m.deadLetters.WithLabelValues(header(r, HeaderReason)).Inc()
+		if reasons[i] != "" {
+			b.m.deadLetters.WithLabelValues(reasons[i]).Inc()
 		}
 	}
 	return nil
@@ -525,9 +526,10 @@ func (b *Bridge) step(ctx context.Context, s Step) error {
 }
 
 // record is the Kafka record of d: its payload unchanged on its kind's
-// topic, keyed by Key; or its dead letter when it does not fit the record
-// size limit (or Kafka refused it as too large) or matched no filter.
-func (b *Bridge) record(d Delivery, tooLarge bool) *kgo.Record {
+// topic, keyed by Key; or its dead letter, with the reason, when it does not
+// fit the record size limit (or Kafka refused it as too large) or matched
+// no filter.
+func (b *Bridge) record(d Delivery, tooLarge bool) (*kgo.Record, string) {
 	topic := b.cfg.Topics.Reads
 	if d.Kind == Prices {
 		topic = b.cfg.Topics.Prices
@@ -545,7 +547,7 @@ func (b *Bridge) record(d Delivery, tooLarge bool) *kgo.Record {
 	}
 	size := len(key) + len(d.Payload) + headersSize(headers)
 	if d.Kind != unrouted && !tooLarge && size <= limit {
-		return &kgo.Record{Topic: topic, Key: key, Value: d.Payload, Headers: headers}
+		return &kgo.Record{Topic: topic, Key: key, Value: d.Payload, Headers: headers}, ""
 	}
 	reason := ReasonTooLarge
 	if d.Kind == unrouted {
@@ -571,7 +573,7 @@ func (b *Bridge) record(d Delivery, tooLarge bool) *kgo.Record {
 		}
 		value = value[:max(0, min(len(value), room))]
 	}
-	return &kgo.Record{Topic: b.cfg.Topics.DeadLetter, Key: key, Value: value, Headers: headers}
+	return &kgo.Record{Topic: b.cfg.Topics.DeadLetter, Key: key, Value: value, Headers: headers}, reason
 }
 
 func headersSize(hs []kgo.RecordHeader) int {
@@ -580,13 +582,4 @@ func headersSize(hs []kgo.RecordHeader) int {
 		n += len(h.Key) + len(h.Value)
 	}
 	return n
-}
-
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
