@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -83,5 +84,23 @@ func testDevBridge(t *testing.T, bin string) {
 	}
 	if m := get(t, base+"/metrics"); !strings.Contains(m, `gridsettle_bridge_records_committed_total{topic="ami.interval-reads"} 1`) {
 		t.Errorf("/metrics lacks the bridge's committed record")
+	}
+}
+
+// bridge mqtt names what it cannot run without, before connecting.
+func TestBridgeCommandRequires(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bridge", "mqtt", "--kafka-brokers", "127.0.0.1:1"}, "--mqtt-broker (or GRIDSETTLE_MQTT_BROKER) is required"},
+		{[]string{"bridge", "mqtt", "--mqtt-broker", "tcp://127.0.0.1:1"}, "--kafka-brokers (or GRIDSETTLE_KAFKA_BROKERS) is required"},
+		{[]string{"bridge", "mqtt", "--mqtt-broker", "tcp://127.0.0.1:1", "--kafka-brokers", "127.0.0.1:1", "--batch-records", "0"},
+			`--batch-records: "0" is not a whole number from 1 to 100000`},
+	} {
+		m := &Main{Args: c.args, LookupEnv: func(string) (string, bool) { return "", false }, Stdout: io.Discard, Stderr: io.Discard}
+		if err := m.Run(t.Context()); err == nil || err.Error() != c.want {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
 	}
 }
