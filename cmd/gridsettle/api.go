@@ -40,7 +40,8 @@ func checkServeAdminToken(cfg Config, log *slog.Logger) error {
 }
 
 // newAPI is the api component: the HTTP server with every area's routes on
-// the listener bound at start-up. /readyz checks Postgres (always) and Kafka.
+// the listener bound at start-up. /readyz checks Postgres (always), Kafka and
+// the readiness of the components built before it (Platform.Ready).
 func newAPI(p *Platform) (Component, error) {
 	cfg := api.Config{
 		Addr:       p.Config.HTTPAddr,
@@ -65,7 +66,7 @@ func newAPI(p *Platform) (Component, error) {
 		// Reads of runs and statements use the API's pool; nothing here
 		// starts a run with it (see Starter).
 		runs := settlementpg.NewRuns(pool, settlementpg.Config{Market: p.Config.Market}, p.Log)
-		srv := api.New(cfg, p.Log, p.Metrics, pool, []api.Check{kafkaCheck},
+		srv := api.New(cfg, p.Log, p.Metrics, pool, append([]api.Check{kafkaCheck}, p.Ready...),
 			api.RegistryRoutes{Store: meterspg.NewRegistry(pool, s.alerts.SettingsChanged), Pool: pool},
 			api.LedgerRoutes{Pool: pool},
 			// Runs started by POST /api/v1/runs run on the pipeline's pool,

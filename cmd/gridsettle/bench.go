@@ -34,7 +34,7 @@ import (
 // default takes the size of the sub-benchmark that runs: the issue's size
 // for a single one, a few minutes' worth on 2 cores for `all`.
 var benchFlags = []string{"reads", "meters", "participants", "points", "records", "api-duration", "api-clients",
-	"repeat", "seed", "partitions", "cpuprofile", "keep", "ingest-without-alerts", "publish-batch"}
+	"repeat", "seed", "partitions", "cpuprofile", "keep", "ingest-without-alerts", "publish-batch", "messages"}
 
 // benchSizes are the input sizes of one invocation.
 type benchSizes struct {
@@ -45,23 +45,28 @@ type benchSizes struct {
 	Records      int           // publish: outbox records
 	APIDuration  time.Duration // api: how long the clients hammer each route
 	APIClients   int
+	Messages     int // bridge: MQTT messages through the bridge and each limit
 }
 
 // issueSizes are the sizes the issue's targets are stated at.
 var issueSizes = benchSizes{Reads: 2_000_000, Meters: 100_000, Participants: 40, Points: 50, Records: 200_000,
-	APIDuration: 10 * time.Second, APIClients: 50}
+	APIDuration: 10 * time.Second, APIClients: 50, Messages: 100_000}
 
 // allSizes fit `bench all` in a few minutes on 2 cores.
 var allSizes = benchSizes{Reads: 500_000, Meters: 10_000, Participants: 40, Points: 50, Records: 50_000,
-	APIDuration: 5 * time.Second, APIClients: 50}
+	APIDuration: 5 * time.Second, APIClients: 50, Messages: 100_000}
 
 // benchNames are the sub-benchmarks in the order `all` runs them: export
 // and api use the run that runs completed.
 var benchNames = []string{"ingest", "publish", "runs", "export", "api"}
 
+// benchAlone are the sub-benchmarks `all` leaves out: bridge needs an MQTT
+// broker (Mosquitto).
+var benchAlone = []string{"bridge"}
+
 func newBenchCmd(m *Main) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "bench <ingest|runs|publish|export|api|all>",
+		Use:   "bench <ingest|runs|publish|export|api|all|bridge>",
 		Short: "Measure the performance figures against their limits, measured in the same run",
 		Long: "bench generates a seeded, realistic input for each sub-benchmark, runs gridsettle's real code\n" +
 			"path against an in-process kfake broker and a real PostgreSQL (a scratch database on\n" +
@@ -69,12 +74,13 @@ func newBenchCmd(m *Main) *cobra.Command {
 			"prints one line per figure: the figure, the limit measured in the same run that it is\n" +
 			"compared with, their ratio, and the issue's target with PASS or MISS.\n" +
 			"Alone, a sub-benchmark runs at the issue's size; `all` runs each at a size that fits a few\n" +
-			"minutes on 2 cores. Size flags override both.",
+			"minutes on 2 cores. Size flags override both. `bridge` (not part of `all`) runs against\n" +
+			"--mqtt-broker, or a Mosquitto it starts when that is not given.",
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: append(slices.Clone(benchNames), "all"),
+		ValidArgs: append(append(slices.Clone(benchNames), benchAlone...), "all"),
 	}
 	fs := c.Flags()
-	bindFlags(fs, groupLog|groupDatabase|groupMarket|groupSettlement|groupIngest)
+	bindFlags(fs, groupLog|groupDatabase|groupMarket|groupSettlement|groupIngest|groupMQTT)
 	_ = fs.MarkHidden("run-lags")
 	fs.Int("reads", issueSizes.Reads, "ingest: `number` of reads produced, 16 per record (env GRIDSETTLE_READS)")
 	fs.Int("meters", issueSizes.Meters, "runs/export/api: `number` of meters (one account each) with a day of reads (env GRIDSETTLE_METERS)")
@@ -89,6 +95,7 @@ func newBenchCmd(m *Main) *cobra.Command {
 	fs.String("cpuprofile", "", "write a CPU profile of the bench process to `file` (env GRIDSETTLE_CPUPROFILE)")
 	fs.Bool("ingest-without-alerts", false, "diagnostic: ingest without the customer-alerts hook, to show its cost (env GRIDSETTLE_INGEST_WITHOUT_ALERTS)")
 	fs.Int("publish-batch", 0, "publish: records per Kafka transaction of the relay (default: the relay's own default) (env GRIDSETTLE_PUBLISH_BATCH)")
+	fs.Int("messages", issueSizes.Messages, "bridge: `number` of MQTT messages through the bridge and through each limit (env GRIDSETTLE_MESSAGES)")
 	fs.Bool("keep", false, "keep the scratch database (and private cluster) for inspection (env GRIDSETTLE_KEEP)")
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := applyEnv(fs, m.LookupEnv, benchFlags...); err != nil {
@@ -99,8 +106,8 @@ func newBenchCmd(m *Main) *cobra.Command {
 			return err
 		}
 		which := args[0]
-		if which != "all" && !slices.Contains(benchNames, which) {
-			return fmt.Errorf("bench %q: want one of %s or all", which, strings.Join(benchNames, ", "))
+		if which != "all" && !slices.Contains(benchNames, which) && !slices.Contains(benchAlone, which) {
+			return fmt.Errorf("bench %q: want one of %s, %s or all", which, strings.Join(benchNames, ", "), strings.Join(benchAlone, ", "))
 		}
 		opts, err := benchOptionsOf(fs, which)
 		if err != nil {
@@ -148,6 +155,7 @@ func benchOptionsOf(fs *pflag.FlagSet, which string) (benchOptions, error) {
 	}{
 		{"reads", &o.sizes.Reads, 16}, {"meters", &o.sizes.Meters, 1}, {"participants", &o.sizes.Participants, 1},
 		{"points", &o.sizes.Points, 1}, {"records", &o.sizes.Records, 1}, {"api-clients", &o.sizes.APIClients, 1},
+		{"messages", &o.sizes.Messages, 1},
 	} {
 		if err := setInt(f.name, f.dst, f.lo); err != nil {
 			return o, err
@@ -235,7 +243,7 @@ func (m *Main) runBench(ctx context.Context, cfg Config, opts benchOptions, whic
 	}
 	// Each group of sub-benchmarks has a scratch database of its own:
 	// export and api use the run that runs settled.
-	group := map[string]string{"ingest": "ingest", "publish": "publish", "runs": "day", "export": "day", "api": "day"}
+	group := map[string]string{"ingest": "ingest", "publish": "publish", "runs": "day", "export": "day", "api": "day", "bridge": "bridge"}
 	closeDB, current := func() {}, ""
 	defer func() { closeDB() }()
 	for i, name := range names {
@@ -266,6 +274,8 @@ func (m *Main) runBench(ctx context.Context, cfg Config, opts benchOptions, whic
 			run = b.export
 		case "api":
 			run = b.api
+		case "bridge":
+			run = b.bridge
 		}
 		if err := run(ctx); err != nil {
 			return fmt.Errorf("bench %s: %w", name, err)

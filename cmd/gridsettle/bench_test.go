@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/gridsettle/gridsettle/migrations/pgtest"
 )
 
 // A sub-benchmark alone runs at the issue's sizes, `all` at its smaller
@@ -54,6 +58,24 @@ func TestBenchFigureLine(t *testing.T) {
 	for _, part := range []string{"ratio 0.25", "PASS", "[runs: 10.00, 20.00, 30.00]"} {
 		if !strings.Contains(f.line(), part) {
 			t.Errorf("line %q lacks %q", f.line(), part)
+		}
+	}
+}
+
+// bench bridge prints its figure beside both limits, measured in the same
+// run against a Mosquitto of its own.
+func TestBenchBridge(t *testing.T) {
+	_, dbURL := pgtest.New(t)
+	var out bytes.Buffer
+	m := &Main{Args: []string{"bench", "bridge", "--messages", "300", "--batch-records", "50", "--database-url", dbURL},
+		LookupEnv: func(string) (string, bool) { return "", false }, Stdout: &out, Stderr: io.Discard}
+	if err := m.Run(t.Context()); err != nil {
+		t.Fatalf("bench bridge: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"MQTT bridge (exactly-once)", "lower of bare subscriber", "limit: bare MQTT subscriber",
+		"limit: bare txn producer", "300 messages, batches of 50"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
 }

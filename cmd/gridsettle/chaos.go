@@ -57,6 +57,8 @@ type chaosConfig struct {
 	// over a paced stream and rounds of runs; zero is the short fixed plan.
 	Duration time.Duration
 	Out      io.Writer // progress, one line per step
+	// Workers is how many ingest,publish workers run; 0: chaosWorkers.
+	Workers int
 }
 
 const (
@@ -159,9 +161,7 @@ type chaosChecked struct {
 // runChaos runs the suite and returns what it measured; the error lists
 // every discrepancy with the oracle and every fault that did not fire.
 func runChaos(ctx context.Context, cfg chaosConfig) (*chaosStats, error) {
-	c := &chaos{cfg: cfg, rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x6368616f73)), slots: map[string]*chaosLife{},
-		began: time.Now(), st: chaosStats{FailpointKills: map[string]int{}, FailpointStops: map[string]int{},
-			Liveness: map[string]time.Duration{}, Bounded: map[string]int{}}}
+	c := newChaos(cfg)
 	defer c.shutdown()
 	defer func() { c.st.Total = time.Since(c.began) }()
 	if err := c.setup(ctx); err != nil {
@@ -196,6 +196,16 @@ func runChaos(ctx context.Context, cfg chaosConfig) (*chaosStats, error) {
 	err = c.check(ctx)
 	c.st.Checking = time.Since(phase)
 	return &c.st, err
+}
+
+// newChaos is the harness of cfg, before setup.
+func newChaos(cfg chaosConfig) *chaos {
+	if cfg.Workers == 0 {
+		cfg.Workers = chaosWorkers
+	}
+	return &chaos{cfg: cfg, rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x6368616f73)), slots: map[string]*chaosLife{},
+		began: time.Now(), st: chaosStats{FailpointKills: map[string]int{}, FailpointStops: map[string]int{},
+			Liveness: map[string]time.Duration{}, Bounded: map[string]int{}}}
 }
 
 func (c *chaos) progress(format string, args ...any) {
@@ -271,7 +281,7 @@ func (c *chaos) setup(ctx context.Context) error {
 func (c *chaos) keyPath() string { return filepath.Join(c.cfg.Dir, "keys", "export-signing.pem") }
 
 func (c *chaos) workers() []string {
-	out := make([]string, chaosWorkers)
+	out := make([]string, c.cfg.Workers)
 	for i := range out {
 		out[i] = "w" + strconv.Itoa(i+1)
 	}
@@ -1014,7 +1024,7 @@ func (c *chaos) faultBrokerRestart(ctx context.Context) error {
 // followed by the liveness bound; then the end of the input, cut until a
 // cut has hit ingest at work.
 func (c *chaos) shortPlan(ctx context.Context) error {
-	w := func() string { return c.workers()[c.rng.IntN(chaosWorkers)] }
+	w := func() string { return c.workers()[c.rng.IntN(c.cfg.Workers)] }
 	steps := []func() error{
 		func() error { return c.produce(ctx) },
 		func() error { return c.faultKill(ctx, w(), "") },
@@ -1060,7 +1070,7 @@ func (c *chaos) longPlan(ctx context.Context) error {
 	nextRuns := time.Now().Add(c.cfg.Duration / 6)
 	brokerRestarted := false
 	for time.Now().Before(end) {
-		w := c.workers()[c.rng.IntN(chaosWorkers)]
+		w := c.workers()[c.rng.IntN(c.cfg.Workers)]
 		var err error
 		switch k := c.rng.IntN(100); {
 		case !brokerRestarted && time.Now().After(end.Add(-c.cfg.Duration/2)):
@@ -1119,6 +1129,12 @@ func (c *chaos) longPlan(ctx context.Context) error {
 	return err
 }
 
+// chaosPoints are the failpoints the chaos suite arms (the bridge's are
+// the bridge test's).
+func chaosPoints() []string {
+	return append(append(slices.Clone(ingestPoints), publishPoints...), failpoint.RunMid)
+}
+
 var (
 	ingestPoints  = []string{failpoint.IngestBeforeBegin, failpoint.IngestBeforeCommit, failpoint.IngestAfterOutbox, failpoint.IngestAfterCommit}
 	publishPoints = []string{failpoint.PublishBeforeProduce, failpoint.PublishAfterFlush, failpoint.PublishAfterCommit}
@@ -1144,7 +1160,7 @@ func (c *chaos) publishFailpoint(ctx context.Context, slot, name string) error {
 // connections cut after it, kills a worker, and runs final runs, killing a
 // worker while they are published; the liveness bound follows each fault.
 func (c *chaos) settle(ctx context.Context) error {
-	w := func() string { return c.workers()[c.rng.IntN(chaosWorkers)] }
+	w := func() string { return c.workers()[c.rng.IntN(c.cfg.Workers)] }
 	if err := c.waitIngested(ctx); err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ var componentBuilders = map[string]func(p *Platform) (Component, error){
 	"ingest":    newIngest,
 	"publish":   newPublish,
 	"scheduler": newScheduler,
+	"bridge":    newBridgeComponent,
 	"api":       newAPI,
 }
 

@@ -13,12 +13,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 	"github.com/spf13/pflag"
 
 	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
@@ -70,11 +72,20 @@ type Config struct {
 	// PublishLeaseTimeout is how long a silent (dead or frozen) relay keeps
 	// its output streams' leases.
 	PublishLeaseTimeout time.Duration
+
+	// Bridge is the MQTT bridge's broker, session and batch limits (edge.md);
+	// its Kafka and Topics are the command's.
+	Bridge bridge.Config
 }
 
 // componentNames are the components of api.md in start order; shutdown runs
-// in reverse, so the API stops taking requests before anything behind it.
-var componentNames = []string{"ingest", "publish", "scheduler", "api"}
+// in reverse, so the API stops taking requests before anything behind it,
+// and the bridge stops taking field input before ingest stops.
+var componentNames = []string{"ingest", "publish", "scheduler", "bridge", "api"}
+
+// defaultComponents run unless --components says otherwise: the bridge
+// needs an MQTT broker, so it runs only when named.
+var defaultComponents = []string{"ingest", "publish", "scheduler", "api"}
 
 // flagGroup selects the flags a command binds.
 type flagGroup uint
@@ -87,13 +98,15 @@ const (
 	groupEmbedded                         // --kafka-addr
 	groupKafka                            // --kafka-brokers and Kafka security
 	groupTopics                           // --partitions
-	groupHTTP                             // --http-addr, --admin-token, API TLS
+	groupHTTP                             // --admin-token, API TLS, API statement timeout
+	groupListen                           // --http-addr
 	groupExports                          // --export-dir and what is exported when
 	groupSigning                          // --signing-key
 	groupMarket                           // the market: time zone, currency, interval, spike threshold
 	groupSettlement                       // run lags
 	groupIngest                           // ingest bounds: --ingest-max-future, --ingest-max-future-prices
 	groupComponents                       // --components
+	groupMQTT                             // the MQTT bridge: broker, session, topics, batch limits
 )
 
 // flagDef is one flag: its name is also its environment variable
@@ -201,8 +214,8 @@ var flagDefs = []flagDef{
 			c.Partitions = int32(n)
 			return nil
 		}},
-	{name: "http-addr", def: "127.0.0.1:8080", group: groupHTTP,
-		usage: "`host:port` the HTTP API listens on",
+	{name: "http-addr", def: "127.0.0.1:8080", group: groupListen,
+		usage: "`host:port` the HTTP API listens on (bridge mqtt: its /metrics, /healthz and /readyz)",
 		set: func(c *Config, v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {
 				return fmt.Errorf("%q is not host:port", v)
@@ -384,10 +397,67 @@ var flagDefs = []flagDef{
 			c.PublishLeaseTimeout = d
 			return nil
 		}},
-	{name: "components", def: strings.Join(componentNames, ","), group: groupComponents,
-		usage: "comma-separated `list` of components to run: ingest, publish, scheduler, api",
+	{name: "components", def: strings.Join(defaultComponents, ","), group: groupComponents,
+		usage: "comma-separated `list` of components to run: ingest, publish, scheduler, bridge (needs --mqtt-broker), api",
 		set: func(c *Config, v string) (err error) {
 			c.Components, err = parseComponents(v)
+			return err
+		}},
+	{name: "mqtt-broker", group: groupMQTT,
+		usage: "MQTT broker `url` the bridge subscribes to: tcp://host:1883, ssl://host:8883, ws://host/mqtt or wss://…",
+		set: func(c *Config, v string) error {
+			if v != "" {
+				if _, err := bridge.ParseBroker(v); err != nil {
+					return err
+				}
+			}
+			c.Bridge.Broker = v
+			return nil
+		}},
+	{name: "mqtt-client-id", def: "gridsettle-bridge", group: groupMQTT,
+		usage: "stable MQTT client `id` of the bridge: the broker keeps its persistent session, and it names the Kafka transactional id (one per bridge instance)",
+		set: func(c *Config, v string) error {
+			if !meters.ValidIdentifier(v) {
+				return fmt.Errorf("%q is not 1-64 characters of A-Z a-z 0-9 . _ : -", v)
+			}
+			c.Bridge.ClientID = v
+			return nil
+		}},
+	{name: "mqtt-username", group: groupMQTT,
+		usage: "MQTT `user` name (default: none)",
+		set:   func(c *Config, v string) error { c.Bridge.Username = v; return checkCredential(v) }},
+	{name: "mqtt-password", group: groupMQTT,
+		usage: "MQTT `password` (with --mqtt-username)",
+		set:   func(c *Config, v string) error { c.Bridge.Password = v; return checkCredential(v) }},
+	{name: "mqtt-tls-ca", group: groupMQTT,
+		usage: "PEM `file` of the CAs that sign the MQTT broker's certificate, for ssl:// and wss:// (default: the system's)",
+		set:   func(c *Config, v string) error { c.Bridge.TLSCAFile = v; return checkReadable(v) }},
+	{name: "mqtt-reads-topic", def: bridge.DefaultReadsFilter, group: groupMQTT,
+		usage: "MQTT topic `filter` of interval-read records (to ami.interval-reads)",
+		set:   func(c *Config, v string) error { c.Bridge.ReadsFilter = v; return bridge.ValidFilter(v) }},
+	{name: "mqtt-prices-topic", def: bridge.DefaultPricesFilter, group: groupMQTT,
+		usage: "MQTT topic `filter` of price records (to market.prices)",
+		set:   func(c *Config, v string) error { c.Bridge.PricesFilter = v; return bridge.ValidFilter(v) }},
+	{name: "batch-records", def: strconv.Itoa(bridge.DefaultBatchRecords), group: groupMQTT,
+		usage: "most MQTT messages in one Kafka transaction of the bridge (`number` from 1 to 100000; the broker's in-flight limit must be at least this)",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 100_000 {
+				return fmt.Errorf("%q is not a whole number from 1 to 100000", v)
+			}
+			c.Bridge.BatchRecords = n
+			return nil
+		}},
+	{name: "batch-interval", def: bridge.DefaultBatchInterval.String(), group: groupMQTT,
+		usage: "longest `duration` a bridge batch stays open after its first message: 1ms to 1m",
+		set: func(c *Config, v string) (err error) {
+			c.Bridge.BatchInterval, err = parseBatchDuration(v)
+			return err
+		}},
+	{name: "batch-idle", def: bridge.DefaultBatchIdle.String(), group: groupMQTT,
+		usage: "a bridge batch closes when no message arrived for this `duration`: 1ms to 1m",
+		set: func(c *Config, v string) (err error) {
+			c.Bridge.BatchIdle, err = parseBatchDuration(v)
 			return err
 		}},
 }
@@ -397,6 +467,22 @@ var (
 	rolePattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,62}$`)
 	decimalPattern  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 )
+
+// checkCredential refuses what no MQTT CONNECT can carry.
+func checkCredential(v string) error {
+	if len(v) > 65535 || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+		return errors.New("not UTF-8 of at most 65535 bytes without NUL")
+	}
+	return nil
+}
+
+func parseBatchDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Millisecond || d > time.Minute {
+		return 0, fmt.Errorf("%q is not a duration from 1ms to 1m", v)
+	}
+	return d, nil
+}
 
 // parseBound parses an ingest bound: a positive ISO 8601 duration of at
 // most a year.
@@ -489,6 +575,11 @@ func (c *Config) check(groups flagGroup) error {
 			return fmt.Errorf("--tls-cert and --tls-key: %w", err)
 		}
 	}
+	if groups&groupMQTT != 0 {
+		if err := c.checkBridge(groups); err != nil {
+			return err
+		}
+	}
 	if groups&groupExports != 0 && c.ExportDir == "" {
 		c.ExportDir = filepath.Join(c.DataDir, "exports")
 	}
@@ -496,6 +587,21 @@ func (c *Config) check(groups flagGroup) error {
 		if c.SigningKey == "" {
 			c.SigningKey = filepath.Join(c.DataDir, "keys", "export-signing.pem")
 		}
+	}
+	return nil
+}
+
+// checkBridge: the bridge component needs a broker, and a CA file needs
+// a TLS broker.
+func (c *Config) checkBridge(groups flagGroup) error {
+	if groups&groupComponents != 0 && c.hasComponent("bridge") && c.Bridge.Broker == "" {
+		return errors.New("--components bridge: needs --mqtt-broker")
+	}
+	if secure, _ := bridge.ParseBroker(c.Bridge.Broker); c.Bridge.TLSCAFile != "" && !secure {
+		return errors.New("--mqtt-tls-ca: given without a TLS --mqtt-broker (ssl:// or wss://)")
+	}
+	if c.Bridge.Password != "" && c.Bridge.Username == "" {
+		return errors.New("--mqtt-password: given without --mqtt-username")
 	}
 	return nil
 }

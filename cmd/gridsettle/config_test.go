@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
@@ -127,7 +129,7 @@ func TestConfigRejects(t *testing.T) {
 		{devGroups, nil, []string{"--run-lags", "initial=5"}, `--run-lags: run lag for initial: lag "5" is not an ISO 8601 duration…`},
 		{devGroups, nil, []string{"--run-lags", "resettlement=P1D"}, `--run-lags: run lag "resettlement=P1D": "resettlement" is not a scheduled run type…`},
 		{devGroups, nil, []string{"--run-lags", "final=P1D,final=P2D"}, "--run-lags: run lag for final given twice"},
-		{devGroups, nil, []string{"--components", "ingest,billing"}, `--components: "billing" is not one of ingest, publish, scheduler, api`},
+		{devGroups, nil, []string{"--components", "ingest,billing"}, `--components: "billing" is not one of ingest, publish, scheduler, bridge, api`},
 		{devGroups, nil, []string{"--components", ","}, "--components: name at least one…"},
 		{devGroups, nil, []string{"--export-schedule", "CRON_TZ=America/Chicago"},
 			`--export-schedule: "CRON_TZ=America/Chicago": CRON_TZ=America/Chicago names a time zone but no schedule…`},
@@ -165,6 +167,23 @@ func TestConfigRejects(t *testing.T) {
 		{devGroups, nil, []string{"--export-timeout", "9999h"}, `--export-timeout: "9999h" is not a duration from 10s to 24h`},
 		{devGroups, map[string]string{"GRIDSETTLE_EXPORT_TIMEOUT": "10m\x00"}, nil,
 			`--export-timeout (from GRIDSETTLE_EXPORT_TIMEOUT): "10m\x00" is not a duration from 10s to 24h`},
+		{devGroups, nil, []string{"--components", "ingest,bridge"}, "--components bridge: needs --mqtt-broker"},
+		{devGroups, nil, []string{"--mqtt-broker", "localhost:1883"}, `--mqtt-broker: "localhost:1883" is not a URL with host and port…`},
+		{devGroups, nil, []string{"--mqtt-broker", "http://h:1883"}, `--mqtt-broker: "http://h:1883": scheme "http" is not tcp, ssl, ws or wss`},
+		{devGroups, nil, []string{"--mqtt-broker", "tcp://h"}, `--mqtt-broker: "tcp://h" is not a URL with host and port…`},
+		{devGroups, nil, []string{"--mqtt-broker", "tcp://h:1883", "--mqtt-tls-ca", "config_test.go"},
+			"--mqtt-tls-ca: given without a TLS --mqtt-broker (ssl:// or wss://)"},
+		{devGroups, nil, []string{"--mqtt-client-id", "bridge one"}, `--mqtt-client-id: "bridge one" is not 1-64 characters…`},
+		{devGroups, nil, []string{"--mqtt-client-id", strings.Repeat("b", 65)}, `--mqtt-client-id: "bbb…`},
+		{devGroups, nil, []string{"--mqtt-username", "u\x00"}, "--mqtt-username: not UTF-8 of at most 65535 bytes without NUL"},
+		{devGroups, nil, []string{"--mqtt-password", "\xff"}, "--mqtt-password: not UTF-8 of at most 65535 bytes without NUL"},
+		{devGroups, nil, []string{"--mqtt-password", "secret"}, "--mqtt-password: given without --mqtt-username"},
+		{devGroups, nil, []string{"--mqtt-reads-topic", "a/#/b"}, `--mqtt-reads-topic: "a/#/b": '#' only as the whole last level`},
+		{devGroups, map[string]string{"GRIDSETTLE_MQTT_PRICES_TOPIC": ""}, nil, "--mqtt-prices-topic (from GRIDSETTLE_MQTT_PRICES_TOPIC): 0 bytes…"},
+		{devGroups, nil, []string{"--batch-records", "0"}, `--batch-records: "0" is not a whole number from 1 to 100000`},
+		{devGroups, nil, []string{"--batch-records", "9999999999999999999"}, `--batch-records: "9999999999999999999" is not a whole number…`},
+		{devGroups, nil, []string{"--batch-interval", "2h"}, `--batch-interval: "2h" is not a duration from 1ms to 1m`},
+		{devGroups, nil, []string{"--batch-idle", "0s"}, `--batch-idle: "0s" is not a duration from 1ms to 1m`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -357,5 +376,20 @@ func TestExportScheduleWithZone(t *testing.T) {
 		if err != nil || c.ExportSchedule != v {
 			t.Errorf("%q: %v, schedule %q", v, err, c.ExportSchedule)
 		}
+	}
+}
+
+// The bridge's flags reach its config, with edge.md's defaults.
+func TestConfigBridge(t *testing.T) {
+	c, err := parse(t, devGroups, map[string]string{"GRIDSETTLE_MQTT_PASSWORD": "pw"}, "--components", "ingest,bridge",
+		"--mqtt-broker", "ssl://mqtt.example:8883", "--mqtt-tls-ca", "config_test.go", "--mqtt-username", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bridge.Config{Broker: "ssl://mqtt.example:8883", ClientID: "gridsettle-bridge", Username: "u", Password: "pw",
+		TLSCAFile: "config_test.go", ReadsFilter: "gridsettle/reads/#", PricesFilter: "gridsettle/prices/#",
+		BatchRecords: 1000, BatchInterval: 200 * time.Millisecond, BatchIdle: 5 * time.Millisecond}
+	if !reflect.DeepEqual(c.Bridge, want) || !slices.Equal(c.Components, []string{"ingest", "bridge"}) {
+		t.Errorf("bridge config %+v, components %v", c.Bridge, c.Components)
 	}
 }

@@ -8,13 +8,15 @@
 // under <data-dir>/kafka); the choice between --database-url and the private
 // cluster under <data-dir>/postgres, and migrations on start; creation of
 // missing topics; the lifecycle of the components (ingest, publish,
-// scheduler, api), all started from componentBuilders and runComponents, and
+// scheduler, bridge, api), all started from componentBuilders and
+// runComponents, and
 // the services several of them share (wire_services.go: one ingest Applier
 // with the alerts hook, one Runs whose completions wake one Exporter, whose
 // worker runs in the scheduler, else the api component); and
 // the commands that drive those packages: demo, simulate, import, registry
-// import, token create, ledger verify, export verify / public-key, bench and
-// chaos.
+// import, token create, ledger verify, export verify / public-key, bench,
+// chaos and bridge mqtt (the MQTT bridge alone, with its /metrics, /healthz
+// and /readyz).
 //
 // It does not own any business rule, SQL or HTTP handler: those live in the
 // packages it wires. No other package reads flags or the environment.
@@ -28,7 +30,8 @@
 //     stops it with SIGTERM, never SIGKILL while it answers, because a hard
 //     kill of kfake with a transaction open corrupts read_committed reads of
 //     that transactional id (design/exactly-once.md).
-//   - --components accepts only the names of api.md.
+//   - --components accepts only the names of api.md, and the bridge (edge.md),
+//     which runs only when named and then needs --mqtt-broker.
 //   - The api component has its own database pool, whose connections run
 //     under --api-statement-timeout; ingest, publish, the scheduler, runs
 //     started through the API and exports use the pipeline's pool, so API
@@ -44,7 +47,9 @@
 // validated Config (Market, Schedule, Kafka, ExportDir, SigningKey, ...), the
 // migrated pool, a plain Kafka client, the topic names, the outbox writer
 // (partition counts read from the cluster), the metrics registry and, for
-// the api, the bound listener. The builder must not start work: Run does,
+// the api, the bound listener; a builder may add a readiness check to
+// Platform.Ready, which the api (built last) serves at /readyz. The builder
+// must not start work: Run does,
 // until its context is cancelled. Components start in componentNames order
 // and stop in reverse.
 package main

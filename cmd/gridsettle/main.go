@@ -91,13 +91,14 @@ func (m *Main) root() *cobra.Command {
 		newDemoCmd(m),
 		newBenchCmd(m),
 		newChaosCmd(m),
+		newBridgeCmd(m),
 	)
 	return root
 }
 
 // platformGroups are the flags shared by the commands that run components.
-const platformGroups = groupLog | groupDataDir | groupDatabase | groupTopics | groupHTTP |
-	groupExports | groupSigning | groupMarket | groupSettlement | groupIngest | groupComponents
+const platformGroups = groupLog | groupDataDir | groupDatabase | groupTopics | groupHTTP | groupListen |
+	groupExports | groupSigning | groupMarket | groupSettlement | groupIngest | groupComponents | groupMQTT
 
 // command binds the flags of groups to c and makes it run fn with the
 // validated Config and a logger at its level.

@@ -48,6 +48,7 @@ func TestBinary(t *testing.T) {
 	}
 	t.Run("broker", func(t *testing.T) { testBroker(t, bin) })
 	t.Run("dev", func(t *testing.T) { testDev(t, bin) })
+	t.Run("dev-bridge", func(t *testing.T) { testDevBridge(t, bin) })
 }
 
 // testBroker: committed transactions survive a SIGTERM restart and stay

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/gridsettle/gridsettle/api"
 	"github.com/gridsettle/gridsettle/migrations"
 	"github.com/gridsettle/gridsettle/migrations/pgcluster"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
@@ -45,8 +46,11 @@ type Platform struct {
 	Topics  kafka.Topics         // the contract's topic names
 	Outbox  *outbox.Writer       // partitions output records as the cluster's output topics are partitioned
 	Metrics *prometheus.Registry // served at /metrics; collectors are named gridsettle_*
-	HTTP    net.Listener         // bound to --http-addr; nil unless the api component runs
-	Out     io.Writer            // where to print what the user must see (not logs), e.g. a generated token
+	// Ready are readiness checks of the components built before the api,
+	// which serves them at /readyz (the bridge's is one).
+	Ready []api.Check
+	HTTP  net.Listener // bound to --http-addr; nil unless the api component runs
+	Out   io.Writer    // where to print what the user must see (not logs), e.g. a generated token
 	// shared are the parts several components use, built once (see
 	// wire_services.go).
 	shared func() (*services, error)

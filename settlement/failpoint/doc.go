@@ -21,7 +21,11 @@
 //   - publish-after-commit: EndTransaction committed, the outbox rows are
 //     not deleted;
 //   - run-mid: a settlement run is computed and written inside its write
-//     transaction, COMMIT is not sent.
+//     transaction, COMMIT is not sent;
+//   - bridge-before-produce: the MQTT bridge has begun a batch's Kafka
+//     transaction, nothing is produced, no message is acknowledged;
+//   - bridge-after-commit: the batch's transaction committed, no PUBACK is
+//     sent (the broker delivers the batch again).
 //
 // The command line arms them from GRIDSETTLE_FAILPOINTS, parsed once in
 // cmd/gridsettle and handed to Enable (this package never reads the
@@ -42,7 +46,8 @@
 //
 // It does not own where the points are: each is one line in the package
 // whose path it interrupts (settlement/ingest, settlement/postgres) or a
-// step hook wired in cmd (settlement/publish's WithStepHook).
+// step hook wired in cmd (settlement/publish's and meters/bridge's
+// WithStepHook).
 //
 // Invariants:
 //   - unarmed (no list, or an empty one), Hit is one atomic load and

@@ -24,11 +24,13 @@ const (
 	PublishAfterFlush    = "publish-after-flush"
 	PublishAfterCommit   = "publish-after-commit"
 	RunMid               = "run-mid"
+	BridgeBeforeProduce  = "bridge-before-produce"
+	BridgeAfterCommit    = "bridge-after-commit"
 )
 
 // Names are every failpoint, in the order of the package doc.
 var Names = []string{IngestBeforeBegin, IngestBeforeCommit, IngestAfterOutbox, IngestAfterCommit,
-	PublishBeforeProduce, PublishAfterFlush, PublishAfterCommit, RunMid}
+	PublishBeforeProduce, PublishAfterFlush, PublishAfterCommit, RunMid, BridgeBeforeProduce, BridgeAfterCommit}
 
 // Action is what a firing point does to its own process.
 type Action int

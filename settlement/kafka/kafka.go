@@ -90,13 +90,9 @@ func (c Config) ClientOpts() ([]kgo.Opt, error) {
 	if c.TLS {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.TLSCAFile != "" {
-			pem, err := os.ReadFile(c.TLSCAFile)
+			pool, err := CertPool(c.TLSCAFile)
 			if err != nil {
-				return nil, fmt.Errorf("read --kafka-tls-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--kafka-tls-ca %s: no PEM certificates found", c.TLSCAFile)
+				return nil, fmt.Errorf("--kafka-tls-ca: %w", err)
 			}
 			tc.RootCAs = pool
 		}
@@ -115,6 +111,20 @@ func (c Config) ClientOpts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(mech))
 	}
 	return opts, nil
+}
+
+// CertPool is the PEM certificates of file, for a TLS client's RootCAs
+// (Kafka's here, the MQTT bridge's too).
+func CertPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read CA certificates: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates found", file)
+	}
+	return pool, nil
 }
 
 // EnsureTopics creates each missing topic with partitions partitions.
