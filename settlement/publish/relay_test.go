@@ -88,7 +88,8 @@ func TestKeysAndHeadersAsWritten(t *testing.T) {
 // Every record carries the CloudEvents 1.0 binary-mode attributes
 // (messages.md "Schemas and CloudEvents"): ce_id and ce_type repeat the
 // gridsettle headers, ce_source names the environment, ce_time is when the
-// row was written, and content-type is JSON unless the row says otherwise.
+// row was written, and content-type is JSON unless the row says otherwise;
+// the CloudEvents SDK reads each as a valid event.
 func TestCloudEventsHeaders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -125,6 +126,12 @@ func TestCloudEventsHeaders(t *testing.T) {
 		}
 		if x.id == "bytes" && x.headers != 9 {
 			t.Errorf("record with its own content-type: %d headers, want 9 (the row's replaces the relay's)", x.headers)
+		}
+		// The CloudEvents SDK reads the record as a valid event.
+		ev, err := toEvent(t.Context(), h, []byte(x.value))
+		if err != nil || ev.SpecVersion() != "1.0" || ev.ID() != x.id || ev.Type() != x.schema || ev.Source() != "gridsettle/test" ||
+			!ev.Time().Equal(at) || ev.DataContentType() != ct || string(ev.Data()) != x.value {
+			t.Errorf("record %s as a CloudEvent: %v, %v", x.id, ev, err)
 		}
 	}
 }
