@@ -429,6 +429,10 @@ func (w *worker) records(rows pgx.Rows, size int, b *batch) error {
 		value   pgtype.DriverBytes
 		extra   pgtype.DriverBytes
 		created time.Time
+		// Rows of one producing transaction share created_at: its text
+		// is formatted once.
+		lastCreated time.Time
+		ceTime      []byte
 	)
 	source := buf.copy([]byte(CESourcePrefix + w.r.cfg.Env))
 	dst := []any{&seq, &id, &sch, &key, &value, &extra, &created}
@@ -442,6 +446,9 @@ func (w *worker) records(rows pgx.Rows, size int, b *batch) error {
 		b.last = seq
 		n := len(hdrs)
 		schema, rid := buf.copy(sch), buf.copy(id)
+		if ceTime == nil || !created.Equal(lastCreated) {
+			ceTime, lastCreated = buf.appendTime(created), created
+		}
 		hdrs = append(hdrs,
 			kgo.RecordHeader{Key: HeaderSchema, Value: schema},
 			kgo.RecordHeader{Key: HeaderID, Value: rid},
@@ -450,7 +457,7 @@ func (w *worker) records(rows pgx.Rows, size int, b *batch) error {
 			kgo.RecordHeader{Key: HeaderCEID, Value: rid},
 			kgo.RecordHeader{Key: HeaderCESource, Value: source},
 			kgo.RecordHeader{Key: HeaderCEType, Value: schema},
-			kgo.RecordHeader{Key: HeaderCETime, Value: buf.appendTime(created)},
+			kgo.RecordHeader{Key: HeaderCETime, Value: ceTime},
 		)
 		typed := false
 		if extra != nil {
