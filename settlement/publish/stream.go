@@ -413,7 +413,8 @@ func (w *worker) fetch(ctx context.Context, last int64, gone seqRange) (b batch)
 // copied into a few large chunks and its records and headers into two
 // slices: allocating each field of each row cost more than reading it
 // (issue 9). The CloudEvents headers repeat the id and schema slices and
-// share the constant values, so they add only ce_time's bytes per row.
+// share the constant values, so they add only ce_time's bytes, once per
+// producing transaction.
 // size is the expected number of rows.
 func (w *worker) records(rows pgx.Rows, size int, b *batch) error {
 	defer rows.Close()
