@@ -1,7 +1,7 @@
 // Package api is gridsettle's HTTP API (spec/api.md): the server and its
 // middleware, authentication with bearer tokens and roles, the audit log,
 // RFC 9457 errors, pagination and CSV, the OpenAPI document generated from
-// the routes, and the registry and token endpoints. Each other area
+// the routes, and the registry, token and message-schema endpoints. Each other area
 // (ingest, runs, ledger, alerts, exports) adds its endpoints in its own files
 // of this package (api/ingest*.go, api/runs*.go, ...) without editing any
 // shared file.

@@ -324,7 +324,7 @@ func checkParams(r *Route, params []Param) echo.MiddlewareFunc {
 			for _, p := range params {
 				v := c.QueryParam(p.Name)
 				if p.in() == "path" {
-					v = c.Param(p.Name)
+					v = PathParam(c, p)
 					if u, err := url.PathUnescape(v); err == nil {
 						v = u // routed on the raw path: check what the handler may decode too
 					}

@@ -82,6 +82,10 @@ type Param struct {
 	Format      string   // with string: "date" (YYYY-MM-DD), "date-time" (RFC 3339); else free
 	Enum        []string // allowed values, when a closed set
 	Min, Max    *int64   // bounds for integers
+	// Rest marks a path parameter that ends the path and may hold '/' (a
+	// schema name such as settlement.statement/v1): it is routed as echo's
+	// * and read with PathParam.
+	Rest bool
 }
 
 // Query is a query parameter of type string.
@@ -143,8 +147,26 @@ func ListBody(item any) *Body { return &Body{JSON: item, List: true} }
 
 var pathParam = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// echoPath turns /a/{b}/c into echo's /a/:b/c.
-func echoPath(p string) string { return pathParam.ReplaceAllString(p, ":$1") }
+// echoPath turns /a/{b}/c into echo's /a/:b/c, and a final {rest} declared
+// Rest into echo's *.
+func (r *Route) echoPath() string {
+	p := r.Path
+	for _, x := range r.Params {
+		if x.Rest {
+			p = strings.TrimSuffix(p, "{"+x.Name+"}") + "*"
+		}
+	}
+	return pathParam.ReplaceAllString(p, ":$1")
+}
+
+// PathParam is the value of path parameter p as routed: percent-escapes
+// are left to the handler (checkParams checks both forms).
+func PathParam(c echo.Context, p Param) string {
+	if p.Rest {
+		return c.Param("*")
+	}
+	return c.Param(p.Name)
+}
 
 // check panics on a route that is wrong by construction; routes are static
 // values, so this fires in the first test that builds the server.
@@ -188,7 +210,13 @@ func (r *Route) check() {
 			if !inPath[p.Name] {
 				fail("path parameter %q not in the path", p.Name)
 			}
+			if p.Rest && !strings.HasSuffix(r.Path, "{"+p.Name+"}") {
+				fail("path parameter %q is Rest but does not end the path", p.Name)
+			}
 		case "query":
+			if p.Rest {
+				fail("query parameter %q cannot be Rest", p.Name)
+			}
 		default:
 			fail("parameter %q: In must be query or path", p.Name)
 		}

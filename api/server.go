@@ -152,10 +152,10 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, pool *pgxpool.P
 // check, then the declared-parameter check.
 func (s *Server) add(r Route) {
 	r.check()
-	ep := echoPath(r.Path)
+	ep := r.echoPath()
 	key := r.Method + " " + ep
 	for _, old := range s.routes {
-		if old.Method+" "+echoPath(old.Path) == key {
+		if old.Method+" "+old.echoPath() == key {
 			panic(fmt.Sprintf("api: route %s %s registered twice", r.Method, r.Path))
 		}
 	}

@@ -82,6 +82,7 @@ func newAPI(p *Platform) (Component, error) {
 			api.AlertRoutes{Pool: pool, Market: p.Config.Market},
 			api.IngestRoutes{Pool: pool, Market: p.Config.Market, Topics: p.Topics, Applier: s.applier,
 				Kafka: kadm.NewClient(p.Kafka), Runs: runs},
+			api.SchemaRoutes{},
 		)
 		return srv.Serve(ctx, p.HTTP)
 	}}), nil

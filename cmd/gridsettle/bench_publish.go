@@ -128,11 +128,7 @@ func (b *bench) bareTransactions(ctx context.Context, ob *outbox.Writer, msgs []
 			return 0, err
 		}
 		s := stream{"bench.bare." + m.Topic, p}
-		by[s] = append(by[s], &kgo.Record{Topic: s.topic, Partition: p, Key: m.Key, Value: m.Value, Headers: []kgo.RecordHeader{
-			{Key: publish.HeaderSchema, Value: []byte(m.Schema)},
-			{Key: publish.HeaderID, Value: []byte(m.ID)},
-			{Key: publish.HeaderSeq, Value: strconv.AppendInt(nil, int64(i+1), 10)},
-		}})
+		by[s] = append(by[s], &kgo.Record{Topic: s.topic, Partition: p, Key: m.Key, Value: m.Value, Headers: bareHeaders(m, i+1)})
 	}
 	var (
 		wg    sync.WaitGroup
@@ -309,11 +305,7 @@ func (b *bench) bareProduce(ctx context.Context, ob *outbox.Writer, msgs []outbo
 		if err != nil {
 			return 0, err
 		}
-		recs[i] = &kgo.Record{Topic: topic(m.Topic), Partition: p, Key: m.Key, Value: m.Value, Headers: []kgo.RecordHeader{
-			{Key: publish.HeaderSchema, Value: []byte(m.Schema)},
-			{Key: publish.HeaderID, Value: []byte(m.ID)},
-			{Key: publish.HeaderSeq, Value: strconv.AppendInt(nil, int64(i+1), 10)},
-		}}
+		recs[i] = &kgo.Record{Topic: topic(m.Topic), Partition: p, Key: m.Key, Value: m.Value, Headers: bareHeaders(m, i+1)}
 	}
 	cl, err := b.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
@@ -342,4 +334,20 @@ func (b *bench) bareProduce(ctx context.Context, ob *outbox.Writer, msgs []outbo
 		return 0, fmt.Errorf("bare producer: %w", first)
 	}
 	return float64(len(recs)) / took.Seconds(), nil
+}
+
+// bareHeaders are the headers the relay writes on m as its seq-th record,
+// for the bare producers the relay is compared with.
+func bareHeaders(m outbox.Message, seq int) []kgo.RecordHeader {
+	return []kgo.RecordHeader{
+		{Key: publish.HeaderSchema, Value: []byte(m.Schema)},
+		{Key: publish.HeaderID, Value: []byte(m.ID)},
+		{Key: publish.HeaderSeq, Value: strconv.AppendInt(nil, int64(seq), 10)},
+		{Key: publish.HeaderCESpecVersion, Value: []byte(publish.CESpecVersion)},
+		{Key: publish.HeaderCEID, Value: []byte(m.ID)},
+		{Key: publish.HeaderCESource, Value: []byte(publish.CESourcePrefix + "bench")},
+		{Key: publish.HeaderCEType, Value: []byte(m.Schema)},
+		{Key: publish.HeaderCETime, Value: time.Now().UTC().AppendFormat(nil, time.RFC3339Nano)},
+		{Key: outbox.HeaderContentType, Value: []byte(publish.ContentTypeJSON)},
+	}
 }

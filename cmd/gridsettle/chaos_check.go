@@ -25,6 +25,7 @@ import (
 
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 	"github.com/gridsettle/gridsettle/meters/bridge"
+	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
@@ -325,17 +326,28 @@ func (c *chaos) oracle() (*oracle.Oracle, error) {
 		PriceSpikeThreshold: m.PriceSpikeThreshold, Now: time.Now()}, oracle.Topics{Reads: topics.Reads, Prices: topics.Prices})
 }
 
-// checkOutputLog: every committed output record carries the headers, each
-// gridsettle-id appears once per topic, each stream's gridsettle-seq runs
+// checkOutputLog: every committed output record carries the headers and
+// validates against the schema its gridsettle-schema names, CloudEvents
+// headers included (package schemas), each gridsettle-id appears once per
+// topic, each stream's gridsettle-seq runs
 // 1, 2, … in offset order, and the reader that ran throughout saw exactly
 // the records a reader from scratch sees now.
 func (c *chaos) checkOutputLog(p *problems, out, all, streamed []*kgo.Record) {
 	ids := map[string]map[string]int64{}
 	seqs := map[topicPart]int64{}
+	v, err := schemas.NewValidator()
+	if err != nil {
+		p.add("schemas", "%v", err)
+	}
 	for _, r := range out {
 		id, schema := header(r, publish.HeaderID), header(r, publish.HeaderSchema)
 		if id == "" || schema == "" {
 			p.add("headers", "%s/%d@%d: gridsettle-id %q, gridsettle-schema %q", r.Topic, r.Partition, r.Offset, id, schema)
+		}
+		if v != nil {
+			if err := v.Record(r); err != nil {
+				p.add("schemas", "%v", err)
+			}
 		}
 		if ids[r.Topic] == nil {
 			ids[r.Topic] = map[string]int64{}

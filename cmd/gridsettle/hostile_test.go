@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
+	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement/ingest/ingesttest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
@@ -332,9 +333,14 @@ func checkCSVNeutralised(t *testing.T, base string, cases []ingesttest.Case) {
 }
 
 // checkDevDeadLetters reads gridsettle.dead-letter as a read_committed
-// consumer and checks the dead letter of every quarantined case.
+// consumer and checks the dead letter of every quarantined case, its
+// headers against the dead letter's schema.
 func checkDevDeadLetters(t *testing.T, addr, topic string, cases []ingesttest.Case) {
 	t.Helper()
+	v, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]ingesttest.Case{}
 	for _, c := range cases {
 		if c.Quarantined() {
@@ -368,6 +374,9 @@ func checkDevDeadLetters(t *testing.T, addr, topic string, cases []ingesttest.Ca
 					}
 				}
 				if err := c.CheckDeadLetter(reason, r.Key, r.Value, r.Headers); err != nil {
+					t.Error(err)
+				}
+				if err := v.Record(r); err != nil {
 					t.Error(err)
 				}
 			}

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 )
 
@@ -38,9 +40,14 @@ func runImport(t *testing.T, env map[string]string, args ...string) (string, err
 	return runCommand(t, newImportCmd, env, args...)
 }
 
-// committed reads n records of the reads topic read_committed.
+// committed reads n records of the reads topic read_committed, each valid
+// against the reads schema.
 func committed(t *testing.T, addr string, n int) []map[string]any {
 	t.Helper()
+	sv, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a safety net, not an assertion
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("ami.interval-reads"),
@@ -59,6 +66,9 @@ func committed(t *testing.T, addr string, n int) []map[string]any {
 			var v map[string]any
 			if err := json.Unmarshal(r.Value, &v); err != nil {
 				t.Fatal(err)
+			}
+			if err := sv.Value(meters.ReadsSchema, r.Value); err != nil {
+				t.Error(err)
 			}
 			out = append(out, v)
 		})

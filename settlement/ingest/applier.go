@@ -23,6 +23,10 @@ import (
 // DeadLetterSchema is the gridsettle-schema of dead letters.
 const DeadLetterSchema = "gridsettle.dead-letter/v1"
 
+// DeadLetterContentType is a dead letter's content-type: its value is the
+// input's bytes, which need not be JSON.
+const DeadLetterContentType = "application/octet-stream"
+
 // Dead-letter headers (messages.md "Validation and quarantine").
 const (
 	HeaderReason          = "gridsettle-reason"
@@ -350,11 +354,12 @@ func (a *Applier) runHooks(ctx context.Context, tx pgx.Tx, applied Applied) ([]o
 }
 
 // deadLetterReserve is the part of a dead letter's size limit kept for what
-// the relay adds to every record (gridsettle-schema, gridsettle-id and
-// gridsettle-seq headers, a few hundred bytes at most) and for the record's
-// framing in its Kafka batch, so that the record the relay produces fits the
-// limit too.
-const deadLetterReserve = 1024
+// the relay adds to every record (the gridsettle-schema, gridsettle-id and
+// gridsettle-seq headers and the CloudEvents ones, ce_id repeating the id:
+// under 900 bytes with a 249-character topic name and a short environment
+// name) and for the record's framing in its Kafka batch, so that the record
+// the relay produces fits the limit too.
+const deadLetterReserve = 2048
 
 // deadLetter is the gridsettle.dead-letter record of a quarantined record:
 // its original key and value, the reason and source in headers. A value
@@ -367,6 +372,7 @@ func (a *Applier) deadLetter(q postgres.Quarantined) outbox.Message {
 		value = []byte{}
 	}
 	headers := []outbox.Header{
+		{Key: outbox.HeaderContentType, Value: []byte(DeadLetterContentType)},
 		{Key: HeaderReason, Value: []byte(q.Reason)},
 		{Key: HeaderSourceTopic, Value: []byte(q.Topic)},
 		{Key: HeaderSourcePartition, Value: []byte(strconv.FormatInt(int64(q.Partition), 10))},

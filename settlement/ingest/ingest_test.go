@@ -188,6 +188,7 @@ func checkDeadLetters(t *testing.T, e *env, bad []badRecord) {
 			continue
 		}
 		want := []outbox.Header{
+			{Key: outbox.HeaderContentType, Value: []byte(DeadLetterContentType)},
 			{Key: HeaderReason, Value: []byte(b.reason)},
 			{Key: HeaderSourceTopic, Value: []byte(b.rec.Topic)},
 			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(int(b.rec.Partition)))},

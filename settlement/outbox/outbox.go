@@ -24,6 +24,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// HeaderContentType is the record header naming the media type of the
+// value. The relay writes application/json unless a message sets its own
+// in Headers (a dead letter, whose value is the input's bytes).
+const HeaderContentType = "content-type"
+
 // Header is an extra Kafka record header.
 type Header struct {
 	Key   string `json:"key"`

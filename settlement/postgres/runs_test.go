@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
+	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
@@ -271,6 +272,30 @@ func TestTwoRunsAndARerun(t *testing.T) {
 		if n := e.count(`SELECT count(*) FROM outbox WHERE topic = $1 AND schema = 'settlement.account-charge/v1' AND record_id LIKE '%' || $2`, chargesTopic, suffix); n != c.charges {
 			t.Errorf("%s: %d charge messages, want %d", c.run.RunID, n, c.charges)
 		}
+	}
+	// every message validates against the schema it names
+	v, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := e.pool.Query(t.Context(), `SELECT schema, value FROM outbox`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var name string
+		var value []byte
+		if err := rows.Scan(&name, &value); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Value(name, value); err != nil {
+			t.Error(err)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n == 0 {
+		t.Fatalf("outbox messages (%d): %v", n, err)
 	}
 	// the message is the API's statement, byte for byte
 	var value []byte

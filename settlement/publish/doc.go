@@ -88,7 +88,9 @@
 // Invariants:
 //   - records of a stream appear in the log in sequence order, each once
 //     among committed records; every record carries gridsettle-schema,
-//     gridsettle-id and gridsettle-seq;
+//     gridsettle-id and gridsettle-seq, and the CloudEvents 1.0 binary-mode
+//     headers (ce_specversion, ce_id, ce_source, ce_type, ce_time) with a
+//     content-type, application/json unless the row sets its own;
 //   - an outbox row is deleted only at or below a sequence confirmed in the
 //     log (our own committed EndTransaction, or found in the tail). Deletes
 //     commit asynchronously (synchronous_commit off for that transaction):

@@ -205,6 +205,7 @@ type rec struct {
 	key       string
 	nullKey   bool
 	headers   int // how many headers
+	byKey     map[string]string
 	value     string
 }
 
@@ -258,8 +259,9 @@ func (e *env) readAll() []rec {
 			}
 			if !r.Attrs.IsControl() {
 				x := rec{partition: r.Partition, offset: r.Offset, key: string(r.Key), nullKey: r.Key == nil,
-					headers: len(r.Headers), value: string(r.Value)}
+					headers: len(r.Headers), value: string(r.Value), byKey: map[string]string{}}
 				for _, h := range r.Headers {
+					x.byKey[h.Key] = string(h.Value)
 					switch h.Key {
 					case publish.HeaderID:
 						x.id = string(h.Value)

@@ -55,8 +55,9 @@ func TestRelayPublishesEachRecordOnce(t *testing.T) {
 	})
 }
 
-// A record without extra headers carries only the relay's three, and a null
-// key stays null while an empty one stays empty (Kafka tells them apart).
+// A record without extra headers carries only the relay's nine (its own
+// three, the CloudEvents five and content-type), and a null key stays null
+// while an empty one stays empty (Kafka tells them apart).
 func TestKeysAndHeadersAsWritten(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -78,8 +79,59 @@ func TestKeysAndHeadersAsWritten(t *testing.T) {
 	recs := e.readAll()
 	checkExactlyOnce(t, recs, []string{"null-key", "empty-key"})
 	for _, x := range recs {
-		if x.nullKey != (x.id == "null-key") || x.headers != 3 || x.schema != "test.record/v1" {
-			t.Errorf("record %+v: want a null key only for null-key, and 3 headers", x)
+		if x.nullKey != (x.id == "null-key") || x.headers != 9 || x.schema != "test.record/v1" {
+			t.Errorf("record %+v: want a null key only for null-key, and 9 headers", x)
+		}
+	}
+}
+
+// Every record carries the CloudEvents 1.0 binary-mode attributes
+// (messages.md "Schemas and CloudEvents"): ce_id and ce_type repeat the
+// gridsettle headers, ce_source names the environment, ce_time is when the
+// row was written, and content-type is JSON unless the row says otherwise;
+// the CloudEvents SDK reads each as a valid event.
+func TestCloudEventsHeaders(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	before := time.Now()
+	want := e.enqueue("a", 10, spread)
+	tx, err := e.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.w.Enqueue(t.Context(), tx, outbox.Message{Topic: topic, Key: []byte("k"), Value: []byte("\xff"), ID: "bytes",
+		Schema: "test.bytes/v1", Headers: []outbox.Header{{Key: outbox.HeaderContentType, Value: []byte("application/octet-stream")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	e.start(e.config())
+	e.waitDrained()
+	recs := e.readAll()
+	checkExactlyOnce(t, recs, append(want, "bytes"))
+	for _, x := range recs {
+		h := x.byKey
+		ct := publish.ContentTypeJSON
+		if x.id == "bytes" {
+			ct = "application/octet-stream"
+		}
+		at, err := time.Parse(time.RFC3339Nano, h[publish.HeaderCETime])
+		if h[publish.HeaderCESpecVersion] != "1.0" || h[publish.HeaderCEID] != x.id || h[publish.HeaderCEType] != x.schema ||
+			h[publish.HeaderCESource] != "gridsettle/test" || h[outbox.HeaderContentType] != ct || err != nil ||
+			at.Before(before.Add(-time.Second)) || at.After(after.Add(time.Second)) {
+			t.Errorf("record %s: CloudEvents headers %v (content-type want %s; ce_time between %v and %v)", x.id, h, ct, before, after)
+		}
+		if x.id == "bytes" && x.headers != 9 {
+			t.Errorf("record with its own content-type: %d headers, want 9 (the row's replaces the relay's)", x.headers)
+		}
+		// The CloudEvents SDK reads the record as a valid event.
+		ev, err := toEvent(t.Context(), h, []byte(x.value))
+		if err != nil || ev.SpecVersion() != "1.0" || ev.ID() != x.id || ev.Type() != x.schema || ev.Source() != "gridsettle/test" ||
+			!ev.Time().Equal(at) || ev.DataContentType() != ct || string(ev.Data()) != x.value {
+			t.Errorf("record %s as a CloudEvent: %v, %v", x.id, ev, err)
 		}
 	}
 }

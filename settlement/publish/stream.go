@@ -27,6 +27,29 @@ const (
 	HeaderSeq    = "gridsettle-seq"
 )
 
+// CloudEvents 1.0 attributes in the Kafka protocol binding's binary mode,
+// on every record (messages.md "Schemas and CloudEvents"): ce_id is the
+// gridsettle-id, ce_type the gridsettle-schema, ce_source
+// gridsettle/{Config.Env}, ce_time when the outbox row was written (the
+// transaction that computed the fact), and content-type application/json
+// unless the row carries its own (outbox.HeaderContentType).
+const (
+	HeaderCESpecVersion = "ce_specversion"
+	HeaderCEID          = "ce_id"
+	HeaderCESource      = "ce_source"
+	HeaderCEType        = "ce_type"
+	HeaderCETime        = "ce_time"
+	CESpecVersion       = "1.0"
+	CESourcePrefix      = "gridsettle/"
+	ContentTypeJSON     = "application/json"
+)
+
+// Header values shared by every record; the client never writes to them.
+var (
+	ceSpecVersion = []byte(CESpecVersion)
+	contentJSON   = []byte(ContentTypeJSON)
+)
+
 const (
 	// tailWindow is the first number of offsets read back from the last
 	// stable offset; it grows tailGrowth-fold while only aborted records
@@ -297,8 +320,8 @@ const (
 	// under the byte cap $5, so the first row always goes, however large
 	// (octet_length of a stored value reads its size, not the value).
 	pendingSQL = `
-		SELECT seq, record_id, schema, key, value, headers FROM (
-			SELECT seq, record_id, schema, key, value, nullif(headers, '[]')::text AS headers,
+		SELECT seq, record_id, schema, key, value, headers, created_at FROM (
+			SELECT seq, record_id, schema, key, value, nullif(headers, '[]')::text AS headers, created_at,
 			       sum(octet_length(value) + coalesce(octet_length(key), 0)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS upto,
 			       octet_length(value) + coalesce(octet_length(key), 0) AS size
 			FROM outbox WHERE topic = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4
@@ -391,21 +414,31 @@ func (w *worker) fetch(ctx context.Context, last int64, gone seqRange, limit int
 // records turns outbox rows into the records of b. A batch's bytes are
 // copied into a few large chunks and its records and headers into two
 // slices: allocating each field of each row cost more than reading it
-// (issue 9). size is the expected number of rows.
+// (issue 9). The CloudEvents headers repeat the id and schema slices and
+// share the constant values, so they add only ce_time's bytes, once per
+// producing transaction.
+// size is the expected number of rows.
 func (w *worker) records(rows pgx.Rows, size int, b *batch) error {
 	defer rows.Close()
+	const perRecord = 9 // headers of a row without extra ones
 	var (
-		recs  = make([]kgo.Record, 0, size)
-		hdrs  = make([]kgo.RecordHeader, 0, 3*size)
-		buf   arena
-		seq   int64
-		id    pgtype.DriverBytes
-		sch   pgtype.DriverBytes
-		key   pgtype.DriverBytes
-		value pgtype.DriverBytes
-		extra pgtype.DriverBytes
+		recs    = make([]kgo.Record, 0, size)
+		hdrs    = make([]kgo.RecordHeader, 0, perRecord*size)
+		buf     arena
+		seq     int64
+		id      pgtype.DriverBytes
+		sch     pgtype.DriverBytes
+		key     pgtype.DriverBytes
+		value   pgtype.DriverBytes
+		extra   pgtype.DriverBytes
+		created time.Time
+		// Rows of one producing transaction share created_at: its text
+		// is formatted once.
+		lastCreated time.Time
+		ceTime      []byte
 	)
-	dst := []any{&seq, &id, &sch, &key, &value, &extra}
+	source := buf.copy([]byte(CESourcePrefix + w.r.cfg.Env))
+	dst := []any{&seq, &id, &sch, &key, &value, &extra, &created}
 	for rows.Next() {
 		if err := rows.Scan(dst...); err != nil {
 			return err
@@ -415,19 +448,33 @@ func (w *worker) records(rows pgx.Rows, size int, b *batch) error {
 		}
 		b.last = seq
 		n := len(hdrs)
+		schema, rid := buf.copy(sch), buf.copy(id)
+		if ceTime == nil || !created.Equal(lastCreated) {
+			ceTime, lastCreated = buf.appendTime(created), created
+		}
 		hdrs = append(hdrs,
-			kgo.RecordHeader{Key: HeaderSchema, Value: buf.copy(sch)},
-			kgo.RecordHeader{Key: HeaderID, Value: buf.copy(id)},
+			kgo.RecordHeader{Key: HeaderSchema, Value: schema},
+			kgo.RecordHeader{Key: HeaderID, Value: rid},
 			kgo.RecordHeader{Key: HeaderSeq, Value: buf.appendInt(seq)},
+			kgo.RecordHeader{Key: HeaderCESpecVersion, Value: ceSpecVersion},
+			kgo.RecordHeader{Key: HeaderCEID, Value: rid},
+			kgo.RecordHeader{Key: HeaderCESource, Value: source},
+			kgo.RecordHeader{Key: HeaderCEType, Value: schema},
+			kgo.RecordHeader{Key: HeaderCETime, Value: ceTime},
 		)
+		typed := false
 		if extra != nil {
 			var hs []outbox.Header
 			if err := json.Unmarshal(extra, &hs); err != nil {
 				return fmt.Errorf("decode headers of seq %d: %w", seq, err)
 			}
 			for _, h := range hs {
+				typed = typed || h.Key == outbox.HeaderContentType
 				hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 			}
+		}
+		if !typed {
+			hdrs = append(hdrs, kgo.RecordHeader{Key: outbox.HeaderContentType, Value: contentJSON})
 		}
 		recs = append(recs, kgo.Record{Topic: w.s.Topic, Partition: w.s.Partition,
 			Key: buf.copy(key), Value: buf.copy(value), Headers: hdrs[n:len(hdrs):len(hdrs)]})
@@ -471,6 +518,15 @@ func (a *arena) appendInt(v int64) []byte {
 	a.reserve(20)
 	n := len(a.chunk)
 	a.chunk = strconv.AppendInt(a.chunk, v, 10)
+	return a.chunk[n:len(a.chunk):len(a.chunk)]
+}
+
+// appendTime returns t in UTC as RFC 3339 with as many fraction digits as
+// it needs.
+func (a *arena) appendTime(t time.Time) []byte {
+	a.reserve(len(time.RFC3339Nano))
+	n := len(a.chunk)
+	a.chunk = t.UTC().AppendFormat(a.chunk, time.RFC3339Nano)
 	return a.chunk[n:len(a.chunk):len(a.chunk)]
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
+	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
 	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
@@ -245,9 +246,14 @@ func (d *db) alerts() map[string]alerts.Alert {
 }
 
 // published is what the outbox holds for alerts.customer, by id, failing on
-// a duplicate id or a record that does not match its stored alert.
+// a duplicate id, a record that does not match its stored alert or one
+// invalid against its schema.
 func (d *db) published() map[string]alerts.Alert {
 	d.t.Helper()
+	v, err := schemas.NewValidator()
+	if err != nil {
+		d.t.Fatal(err)
+	}
 	rows, err := d.pool.Query(d.t.Context(), `
 		SELECT record_id, schema, key, value FROM outbox WHERE topic = $1 ORDER BY partition, seq`, topics.Alerts)
 	if err != nil {
@@ -265,6 +271,9 @@ func (d *db) published() map[string]alerts.Alert {
 		var a alerts.Alert
 		if err := json.Unmarshal(value, &a); err != nil {
 			d.t.Fatal(err)
+		}
+		if err := v.Value(schema, value); err != nil {
+			d.t.Error(err)
 		}
 		if _, dup := out[id]; dup {
 			d.t.Errorf("alert %s published twice", id)
