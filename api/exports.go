@@ -70,6 +70,7 @@ func (g ExportRoutes) Routes() []Route {
 	for _, mt := range exportMediaTypes {
 		files[mt] = Schema{"type": "string", "format": "binary"}
 	}
+	files[echo.MIMEApplicationJSON] = Schema{"$ref": "#/components/schemas/Manifest"} // manifest.json
 	return []Route{
 		{
 			Method: http.MethodGet, Path: "/api/v1/exports", Roles: ExportReaders,
@@ -84,7 +85,7 @@ func (g ExportRoutes) Routes() []Route {
 				"overwritten: it is regenerated into a scratch folder and compared byte for byte, and the answer is " +
 				"200 with the export and identical true or false (false is a defect to alert on).",
 			Request: JSONBody(ExportRequest{}), Status: http.StatusCreated, Response: JSONBody(ExportAnswer{}),
-			Errors: []int{http.StatusConflict}, Handler: g.produce,
+			AlsoOK: []int{http.StatusOK}, Errors: []int{http.StatusNotFound, http.StatusConflict}, Handler: g.produce,
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/exports/public-key", Roles: ExportReaders,

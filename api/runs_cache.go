@@ -127,7 +127,11 @@ func (p *pageCache) filled(gen, key string, page []byte) {
 // each read and encode the same lines at once).
 func (g RunRoutes) cached(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if WantsCSV(c) {
+		csv, err := WantsCSV(c)
+		if err != nil {
+			return err
+		}
+		if csv {
 			return next(c)
 		}
 		ctx := c.Request().Context()
@@ -164,26 +168,24 @@ func (g RunRoutes) cached(next echo.HandlerFunc) echo.HandlerFunc {
 // same bytes and headers), anything else as next wrote it. It returns the
 // page when there is one to keep.
 func renderPage(c echo.Context, next echo.HandlerFunc) ([]byte, error) {
+	rec, err := holdBack(c, next)
+	var page []byte
+	if err == nil && rec.status == http.StatusOK {
+		page = bytes.Clone(rec.buf.Bytes())
+		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(page)))
+	}
+	return page, rec.send(err)
+}
+
+// holdBack runs next with what it writes held back in a pageRecorder, to be
+// sent (or replaced) with its send.
+func holdBack(c echo.Context, next echo.HandlerFunc) (*pageRecorder, error) {
 	res := c.Response()
 	rec := &pageRecorder{ResponseWriter: res.Writer}
 	res.Writer = rec
 	err := next(c)
 	res.Writer = rec.ResponseWriter
-	if rec.status == 0 {
-		return nil, err // nothing written: the error handler answers
-	}
-	var page []byte
-	if err == nil && rec.status == http.StatusOK {
-		page = bytes.Clone(rec.buf.Bytes())
-		res.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(page)))
-	}
-	// The handler already went through res (status, size, committed):
-	// write to the connection beneath it.
-	rec.ResponseWriter.WriteHeader(rec.status)
-	if _, werr := rec.ResponseWriter.Write(rec.buf.Bytes()); werr != nil && err == nil {
-		err = fmt.Errorf("write statements page: %w", werr)
-	}
-	return page, err
+	return rec, err
 }
 
 // pageRecorder holds back what a handler writes.
@@ -202,6 +204,23 @@ func (r *pageRecorder) WriteHeader(code int) {
 func (r *pageRecorder) Write(b []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return r.buf.Write(b)
+}
+
+// send writes the held answer to the writer beneath (the handler already
+// went through echo's Response: status, size, committed) and returns err,
+// or the write's error. With nothing written, the error handler answers.
+func (r *pageRecorder) send(err error) error {
+	if r.status == 0 {
+		return err
+	}
+	r.ResponseWriter.WriteHeader(r.status)
+	if r.buf.Len() == 0 {
+		return err
+	}
+	if _, werr := r.ResponseWriter.Write(r.buf.Bytes()); werr != nil && err == nil {
+		err = fmt.Errorf("write the answer: %w", werr)
+	}
+	return err
 }
 
 // JSONBytes answers b, a JSON document already encoded, with its
