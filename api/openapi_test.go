@@ -347,9 +347,9 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 
 	// Conditional requests and compression on what offers them.
 	etagged := map[string]string{
-		"GET /api/v1/runs":                         "/api/v1/runs",
-		"GET /api/v1/runs/{run_id}":                "/api/v1/runs/" + run.RunID,
-		"GET /api/v1/statements":                   "/api/v1/statements?operating_day=2026-11-01",
+		"GET /api/v1/runs":                          "/api/v1/runs",
+		"GET /api/v1/runs/{run_id}":                 "/api/v1/runs/" + run.RunID,
+		"GET /api/v1/statements":                    "/api/v1/statements?operating_day=2026-11-01",
 		"GET /api/v1/accounts/{account_id}/charges": "/api/v1/accounts/ACC-1/charges",
 	}
 	for key, path := range etagged {
