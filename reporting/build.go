@@ -49,6 +49,11 @@ type Config struct {
 	Market    settlement.Market
 	Codec     parquet.Codec
 	Key       ed25519.PrivateKey // signs manifests
+
+	// storedGenerator is the generator of the published manifest that
+	// Regenerate compares with, written verbatim instead of Generator:
+	// regenerating after an upgrade must give the same bytes (exports.md).
+	storedGenerator string
 }
 
 // Validate names the first bad setting.
@@ -122,7 +127,8 @@ func Publish(ctx context.Context, root string, run Run, previous *string, src So
 }
 
 // Regenerate builds the export of run again into a scratch folder next to
-// the published one and compares the two byte for byte. It never touches
+// the published one, with the published manifest's generator, and compares
+// the two byte for byte. It never touches
 // the published folder. differs names the first file that differs (empty
 // when identical).
 func Regenerate(ctx context.Context, root string, run Run, previous *string, src Source, cfg Config) (differs string, err error) {
@@ -132,6 +138,13 @@ func Regenerate(ctx context.Context, root string, run Run, previous *string, src
 		return "", err
 	}
 	defer os.RemoveAll(scratch)
+	// A published manifest that is missing or unreadable differs anyway:
+	// CompareFolders names it.
+	if b, err := os.ReadFile(filepath.Join(final, ManifestFile)); err == nil {
+		if stored, err := ParseManifest(b); err == nil {
+			cfg.storedGenerator = stored.Generator
+		}
+	}
 	if _, err := Build(ctx, scratch, run, previous, src, cfg); err != nil {
 		return "", err
 	}
@@ -279,7 +292,7 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 		Version:      run.Version,
 		RunID:        run.RunID,
 		ComputedAt:   formatInstant(run.ComputedAt),
-		Generator:    cfg.Generator + " (" + parquet.Libraries + ")",
+		Generator:    cmp.Or(cfg.storedGenerator, cfg.Generator+" ("+parquet.Libraries+")"),
 		Market: Market{
 			Timezone:        cfg.Market.Location.String(),
 			Currency:        cfg.Market.Currency,
