@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -171,32 +173,106 @@ func (s *Server) compress() echo.MiddlewareFunc {
 	})
 }
 
-// etag gives the 200 answers of routes with Route.ETag a strong ETag, the
-// hash of the bytes sent (after compression, so each content coding has its
-// own, as RFC 9110 §8.8.3 wants of strong validators), and answers 304
-// without a body when If-None-Match names it.
+// etag gives the 200 answers of routes with Route.ETag a strong ETag and
+// answers 304 without a body when If-None-Match names it. A handler that
+// knows its ETag sets the header before writing (cached statement pages);
+// otherwise the answer is held back and the ETag is the hash of the bytes
+// sent. Either way each content coding gets its own, as RFC 9110 §8.8.3
+// wants of strong validators: etag runs outside compress, so it hashes the
+// compressed bytes, and it marks a handler's ETag of a gzipped answer.
 func (s *Server) etag(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if c.Request().Method != http.MethodGet || !s.etagged[c.Path()] {
 			return next(c)
 		}
-		rec, err := holdBack(c, next)
-		if err == nil && rec.status == http.StatusOK {
-			sum := sha256.Sum256(rec.buf.Bytes())
-			tag := `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
-			h := c.Response().Header()
-			h.Set(headerETag, tag)
-			if noneMatch(c.Request().Header.Values(headerIfNoneMatch), tag) {
-				for _, k := range []string{echo.HeaderContentType, echo.HeaderContentLength, echo.HeaderContentEncoding} {
-					h.Del(k)
-				}
-				rec.status = http.StatusNotModified
-				rec.buf.Reset()
-				c.Response().Status, c.Response().Size = http.StatusNotModified, 0
-			}
+		res := c.Response()
+		w := &etagWriter{ResponseWriter: res.Writer, res: res, ifNoneMatch: c.Request().Header.Values(headerIfNoneMatch)}
+		res.Writer = w
+		err := next(c)
+		res.Writer = w.ResponseWriter
+		if ferr := w.finish(); ferr != nil && err == nil {
+			err = fmt.Errorf("write the answer: %w", ferr)
 		}
-		return rec.send(err)
+		return err
 	}
+}
+
+// etagWriter is the writer of an answer with an ETag.
+type etagWriter struct {
+	http.ResponseWriter
+	res         *echo.Response
+	ifNoneMatch []string
+	status      int
+	held        *bytes.Buffer // the answer to hash, when its handler gave no ETag
+	notModified bool          // 304 sent: the body is dropped
+}
+
+func (w *etagWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = code
+	h := w.Header()
+	tag := h.Get(headerETag)
+	switch {
+	case code != http.StatusOK:
+		h.Del(headerETag)
+	case tag == "":
+		w.held = &bytes.Buffer{}
+		return // finish sends it
+	case h.Get(echo.HeaderContentEncoding) == "gzip":
+		tag = strings.TrimSuffix(tag, `"`) + `-gzip"`
+		h.Set(headerETag, tag)
+	}
+	if code == http.StatusOK && noneMatch(w.ifNoneMatch, tag) {
+		w.notModified = true
+		w.sendNotModified()
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *etagWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	switch {
+	case w.notModified:
+		return len(b), nil
+	case w.held != nil:
+		return w.held.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// finish sends a held answer with the hash of its bytes as ETag, or a 304.
+func (w *etagWriter) finish() error {
+	if w.held == nil {
+		return nil
+	}
+	tag := strongETag(w.held.Bytes())
+	w.Header().Set(headerETag, tag)
+	if noneMatch(w.ifNoneMatch, tag) {
+		w.sendNotModified()
+		return nil
+	}
+	w.ResponseWriter.WriteHeader(w.status)
+	_, err := w.ResponseWriter.Write(w.held.Bytes())
+	return err
+}
+
+// sendNotModified answers 304 with the 200's validator and Vary but no
+// representation headers.
+func (w *etagWriter) sendNotModified() {
+	for _, k := range []string{echo.HeaderContentType, echo.HeaderContentLength, echo.HeaderContentEncoding} {
+		w.Header().Del(k)
+	}
+	w.res.Status, w.res.Size = http.StatusNotModified, 0
+	w.ResponseWriter.WriteHeader(http.StatusNotModified)
+}
+
+// strongETag is a strong validator of b: a quoted, truncated SHA-256.
+func strongETag(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
 }
 
 // noneMatch reports whether If-None-Match names tag or is *; the comparison
