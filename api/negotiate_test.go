@@ -100,14 +100,7 @@ func TestGzipAndETag(t *testing.T) {
 
 	send := func(path string, headers ...string) *httptest.ResponseRecorder {
 		t.Helper()
-		r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, path, nil)
-		r.Header.Set("Authorization", "Bearer "+an)
-		for i := 0; i+1 < len(headers); i += 2 {
-			r.Header.Set(headers[i], headers[i+1])
-		}
-		w := httptest.NewRecorder()
-		s.Handler().ServeHTTP(w, r)
-		return w
+		return s.send(withHeaders(s.request(req{method: http.MethodGet, path: path, token: an}), headers...))
 	}
 	const path = "/api/v1/statements?operating_day=2026-11-01"
 	plain := send(path)

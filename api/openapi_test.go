@@ -133,23 +133,8 @@ func (a *answerChecker) check(route string, r req, want int, headers ...string) 
 	if a.routes[route] == nil {
 		a.t.Fatalf("no route %s", route)
 	}
-	hr := httptest.NewRequestWithContext(a.t.Context(), r.method, r.path, strings.NewReader(r.body))
-	if r.token != "" {
-		hr.Header.Set("Authorization", "Bearer "+r.token)
-	}
-	if r.contentType != "" {
-		hr.Header.Set("Content-Type", r.contentType)
-	} else if r.body != "" {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	if r.accept != "" {
-		hr.Header.Set("Accept", r.accept)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		hr.Header.Set(headers[i], headers[i+1])
-	}
-	w := httptest.NewRecorder()
-	a.s.Handler().ServeHTTP(w, hr)
+	hr := withHeaders(a.s.request(r), headers...)
+	w := a.s.send(hr)
 	if w.Code != want {
 		a.t.Errorf("%s %s: status %d, want %d (%.300s)", r.method, r.path, w.Code, want, w.Body)
 		return w

@@ -360,32 +360,18 @@ func TestExportScheduleWithZone(t *testing.T) {
 // GRIDSETTLE_<NAME>, a command's own flags GRIDSETTLE_<COMMAND>_<NAME>, so
 // that a generic name (GRIDSETTLE_VERSION) changes no command's own flag.
 func TestFlagHelpNamesItsVariable(t *testing.T) {
-	shared := map[string]string{} // name → usage
-	for _, d := range flagDefs {
-		shared[d.name] = d.usage
-	}
-	var walk func(c *cobra.Command)
 	n := 0
-	walk = func(c *cobra.Command) {
-		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
-			if f.Name == "help" || f.Hidden || c.Hidden {
-				return
-			}
-			want := localEnvName(c, f.Name)
-			if u, ok := shared[f.Name]; ok && strings.HasPrefix(f.Usage, u) {
-				want = envName(f.Name)
-			} else {
-				n++
-			}
-			if !strings.Contains(f.Usage, "env "+want+")") {
-				t.Errorf("%s --%s: help %q does not name %s", c.CommandPath(), f.Name, f.Usage, want)
-			}
-		})
-		for _, sub := range c.Commands() {
-			walk(sub)
+	visitFlags(func(c *cobra.Command, f *pflag.Flag, shared bool) {
+		want := localEnvName(c, f.Name)
+		if shared {
+			want = envName(f.Name)
+		} else {
+			n++
 		}
-	}
-	walk((&Main{LookupEnv: os.LookupEnv}).root())
+		if !strings.Contains(f.Usage, "env "+want+")") {
+			t.Errorf("%s --%s: help %q does not name %s", c.CommandPath(), f.Name, f.Usage, want)
+		}
+	})
 	if n < 20 {
 		t.Errorf("only %d command-local flags seen", n)
 	}
@@ -465,32 +451,14 @@ func TestREADMELocalFlagTable(t *testing.T) {
 		}
 		slices.Sort(documented[cmd])
 	}
-	shared := map[string]string{}
-	for _, d := range flagDefs {
-		shared[d.name] = d.usage
-	}
 	actual := map[string][]string{}
-	var walk func(c *cobra.Command, top string)
-	walk = func(c *cobra.Command, top string) {
-		if c.Hidden {
-			return
+	visitFlags(func(c *cobra.Command, f *pflag.Flag, shared bool) {
+		top := strings.Fields(c.CommandPath())[1]
+		if !shared && !slices.Contains(actual[top], f.Name) {
+			actual[top] = append(actual[top], f.Name)
+			slices.Sort(actual[top])
 		}
-		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
-			if u, ok := shared[f.Name]; f.Name == "help" || f.Hidden || (ok && strings.HasPrefix(f.Usage, u)) {
-				return
-			}
-			if !slices.Contains(actual[top], f.Name) {
-				actual[top] = append(actual[top], f.Name)
-			}
-		})
-		for _, sub := range c.Commands() {
-			walk(sub, top)
-		}
-	}
-	for _, c := range (&Main{}).root().Commands() {
-		walk(c, c.Name())
-		slices.Sort(actual[c.Name()])
-	}
+	})
 	for cmd := range maps.Keys(actual) {
 		if !slices.Equal(actual[cmd], documented[cmd]) {
 			t.Errorf("README: %s's own flags are %v, the code's %v", cmd, documented[cmd], actual[cmd])
@@ -501,4 +469,30 @@ func TestREADMELocalFlagTable(t *testing.T) {
 			t.Errorf("README: %s has no flags of its own", cmd)
 		}
 	}
+}
+
+// visitFlags calls fn with every visible flag of every visible command, and
+// whether it is a shared flag (of flagDefs) or the command's own.
+func visitFlags(fn func(c *cobra.Command, f *pflag.Flag, shared bool)) {
+	usage := map[string]string{}
+	for _, d := range flagDefs {
+		usage[d.name] = d.usage
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden {
+			return
+		}
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Name == "help" || f.Hidden {
+				return
+			}
+			u, ok := usage[f.Name]
+			fn(c, f, ok && strings.HasPrefix(f.Usage, u)) // bench has a --partitions of its own
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk((&Main{LookupEnv: os.LookupEnv}).root())
 }
