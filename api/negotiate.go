@@ -168,7 +168,15 @@ func (s *Server) compress() echo.MiddlewareFunc {
 	return middleware.GzipWithConfig(middleware.GzipConfig{
 		MinLength: gzipMinLength,
 		Skipper: func(c echo.Context) bool {
-			return c.Path() == "/metrics" || !acceptsGzip(c.Request())
+			if c.Path() == "/metrics" {
+				return true
+			}
+			if !acceptsGzip(c.Request()) {
+				// The answer depends on the header all the same.
+				c.Response().Header().Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+				return true
+			}
+			return false
 		},
 	})
 }
