@@ -159,6 +159,20 @@ func TestGzipAndETag(t *testing.T) {
 	if w := send(path, "If-None-Match", tag); w.Code != 200 || w.Header().Get("ETag") == tag {
 		t.Errorf("after a new run: %d, ETag %q", w.Code, w.Header().Get("ETag"))
 	}
+	// Hostile negotiation headers are answered, never a 500.
+	huge := strings.Repeat("x", 1<<20)
+	for _, h := range [][]string{
+		{"Accept", huge},
+		{"Accept", strings.Repeat("text/csv;q=0,", 50_000)},
+		{"Accept", "text/csv;q=\xff\x00"},
+		{"Accept-Encoding", strings.Repeat("gzip;q=0.5,", 50_000)},
+		{"If-None-Match", strings.Repeat(`"x",`, 100_000) + tag},
+		{"If-None-Match", huge},
+	} {
+		if w := send(path, h...); w.Code >= 500 || (w.Code != 200 && w.Code != http.StatusNotAcceptable) {
+			t.Errorf("%s of %d bytes: %d", h[0], len(h[1]), w.Code)
+		}
+	}
 	// Lists without ETag carry none; a problem carries none.
 	if w := send("/api/v1/participants"); w.Header().Get("ETag") != "" {
 		t.Errorf("participants carry an ETag")
