@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -96,6 +97,11 @@ type req struct {
 // do sends r and returns the recorded response.
 func (s *testServer) do(r req) *httptest.ResponseRecorder {
 	s.t.Helper()
+	return s.send(s.request(r))
+}
+
+// request is the HTTP request of r.
+func (s *testServer) request(r req) *http.Request {
 	var body io.Reader
 	if r.body != "" {
 		body = strings.NewReader(r.body)
@@ -112,6 +118,19 @@ func (s *testServer) do(r req) *httptest.ResponseRecorder {
 	if r.accept != "" {
 		hr.Header.Set("Accept", r.accept)
 	}
+	return hr
+}
+
+// withHeaders sets headers, name and value pairs, on hr.
+func withHeaders(hr *http.Request, headers ...string) *http.Request {
+	for i := 0; i+1 < len(headers); i += 2 {
+		hr.Header.Set(headers[i], headers[i+1])
+	}
+	return hr
+}
+
+// send serves hr and returns the recorded response.
+func (s *testServer) send(hr *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	s.Handler().ServeHTTP(w, hr)
 	return w

@@ -37,9 +37,17 @@
 //     changed (Audited, Audit; no row, no change), one refused with
 //     400/409/5xx after its answer; unauthenticated calls, calls matching no
 //     route and 401/403/404 leave no row;
-//   - the OpenAPI document at /api/v1/openapi.json is generated from the
-//     same Route values the router serves, and a test walks the router
-//     against it;
+//   - the OpenAPI document at /api/v1/openapi.json (no token needed) is
+//     generated from the same Route values the router serves, with every
+//     named body type a component schema; it is byte for byte the committed
+//     api/openapi.json (TestOpenAPIGolden; regenerate with
+//     `go test ./api -run TestOpenAPIGolden -update`), and
+//     TestAnswersMatchOpenAPI validates real answers of every route against
+//     that file;
+//   - lists negotiate JSON or CSV by the Accept header's weights (RFC 9110),
+//     406 when neither is acceptable; answers are gzipped when the client
+//     accepts it; routes with Route.ETag answer a strong ETag and 304 to a
+//     matching If-None-Match;
 //   - amounts are never floats: request numbers are read as text, output
 //     decimals are strings.
 //
@@ -127,7 +135,10 @@
 // stored token; problem(t, w, status) and ok(t, w, status, &v) decode
 // answers. Register your area for every test server from an init function
 // in your test file, and TestRoutesByRole (401/403/access for every route x
-// role) and TestOpenAPIMatchesRouter cover your routes automatically:
+// role) and TestOpenAPIMatchesRouter cover your routes automatically;
+// TestAnswersMatchOpenAPI fails until you drive your route there with real
+// data (its answers are validated against api/openapi.json), and
+// TestOpenAPIGolden until you regenerate that file:
 //
 //	func init() {
 //		testAreas = append(testAreas, func(t *testing.T, pool *pgxpool.Pool) Routes {

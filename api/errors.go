@@ -27,6 +27,7 @@ const (
 	Forbidden                    // 403: the token's role may not do this
 	NotFound                     // 404
 	MethodNotAllowed             // 405
+	NotAcceptable                // 406: the Accept header takes none of the route's media types
 	Conflict                     // 409: collides with existing state
 	TooLarge                     // 413: request body over the limit
 	UnsupportedMedia             // 415: a body in a content type the route does not take
@@ -44,6 +45,7 @@ var kinds = [...]struct {
 	Forbidden:        {http.StatusForbidden, "forbidden", "Forbidden"},
 	NotFound:         {http.StatusNotFound, "not-found", "Not found"},
 	MethodNotAllowed: {http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"},
+	NotAcceptable:    {http.StatusNotAcceptable, "not-acceptable", "Not acceptable"},
 	Conflict:         {http.StatusConflict, "conflict", "Conflict"},
 	TooLarge:         {http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},
 	UnsupportedMedia: {http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"},

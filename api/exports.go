@@ -70,6 +70,7 @@ func (g ExportRoutes) Routes() []Route {
 	for _, mt := range exportMediaTypes {
 		files[mt] = Schema{"type": "string", "format": "binary"}
 	}
+	files[echo.MIMEApplicationJSON] = Schema{"$ref": "#/components/schemas/Manifest"} // manifest.json
 	return []Route{
 		{
 			Method: http.MethodGet, Path: "/api/v1/exports", Roles: ExportReaders,
@@ -85,7 +86,7 @@ func (g ExportRoutes) Routes() []Route {
 				"200 with the export and identical true or false (false is a defect to alert on). 503 when the export " +
 				"folder does not answer in time.",
 			Request: JSONBody(ExportRequest{}), Status: http.StatusCreated, Response: JSONBody(ExportAnswer{}),
-			Errors: []int{http.StatusConflict, http.StatusServiceUnavailable}, Handler: g.produce,
+			AlsoOK: []int{http.StatusOK}, Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable}, Handler: g.produce,
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/exports/public-key", Roles: ExportReaders,

@@ -27,7 +27,7 @@ type Page[T any] struct {
 }
 
 // List answers a page of a list, as JSON {"items", "next_cursor"} or, when
-// the client accepts text/csv, as CSV with a header row (see WriteCSV) and
+// the client prefers text/csv (WantsCSV), as CSV with a header row (see WriteCSV) and
 // the next cursor in the X-Next-Cursor header.
 //
 // Fetch limit+1 rows in the list's stable order and pass them all: when there
@@ -45,24 +45,17 @@ func List[T any](c echo.Context, items []T, limit int, key func(T) any) error {
 	if items == nil {
 		items = []T{}
 	}
-	if WantsCSV(c) {
+	csv, err := WantsCSV(c)
+	if err != nil {
+		return err
+	}
+	if csv {
 		if next != "" {
 			c.Response().Header().Set(HeaderNextCursor, next)
 		}
 		return WriteCSV(c, http.StatusOK, items)
 	}
 	return c.JSON(http.StatusOK, Page[T]{Items: items, NextCursor: next})
-}
-
-// WantsCSV reports whether the Accept header asks for text/csv.
-func WantsCSV(c echo.Context) bool {
-	for part := range strings.SplitSeq(c.Request().Header.Get(echo.HeaderAccept), ",") {
-		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(mt), MIMETextCSV) && !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") {
-			return true
-		}
-	}
-	return false
 }
 
 // WriteCSV answers items as text/csv: a header row of columns derived from

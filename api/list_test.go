@@ -103,24 +103,6 @@ func TestCSVNeutralisesFormulas(t *testing.T) {
 	}
 }
 
-func TestWantsCSV(t *testing.T) {
-	for accept, want := range map[string]bool{
-		"":                                 false,
-		"application/json":                 false,
-		"text/csv":                         true,
-		"application/json;q=0.9, text/csv": true,
-		"TEXT/CSV; charset=utf-8":          true,
-		"text/csv;q=0":                     false,
-		"*/*":                              false,
-	} {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.Header.Set("Accept", accept)
-		if got := WantsCSV(echo.New().NewContext(r, httptest.NewRecorder())); got != want {
-			t.Errorf("Accept %q: %v, want %v", accept, got, want)
-		}
-	}
-}
-
 func FuzzCursor(f *testing.F) {
 	f.Add("eyJpZCI6IngifQ")
 	f.Add("!!")

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -12,29 +14,46 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/shopspring/decimal"
+
+	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
+	"github.com/gridsettle/gridsettle/reporting"
+	"github.com/gridsettle/gridsettle/settlement"
+	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
 // buildOpenAPI writes the OpenAPI 3.1 document of every registered route.
 // It is derived from the same Route values the router serves, and
-// TestOpenAPIMatchesRouter checks the two against each other.
+// TestOpenAPIMatchesRouter checks the two against each other; the file
+// api/openapi.json is the same bytes (TestOpenAPIGolden).
+//
+// Every named Go struct type of a body becomes a component schema under its
+// name (or the contract's name, schemaNames) and is referenced with $ref, so
+// that generated clients get named types.
 func (s *Server) buildOpenAPI() ([]byte, error) {
+	sb := newSchemaBuilder()
 	paths := map[string]map[string]any{}
 	for i := range s.routes {
 		r := &s.routes[i]
 		if paths[r.Path] == nil {
 			paths[r.Path] = map[string]any{}
 		}
-		paths[r.Path][strings.ToLower(r.Method)] = operation(r)
+		paths[r.Path][strings.ToLower(r.Method)] = sb.operation(r)
 	}
+	sb.ref(reflect.TypeFor[Problem]())
 	doc := map[string]any{
-		"openapi": "3.1.0",
+		"openapi":           "3.1.0",
+		"jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
 		"info": map[string]any{
 			"title":   "gridsettle API",
 			"version": "v1",
+			"license": map[string]any{"name": "Apache-2.0", "identifier": "Apache-2.0"},
 			"description": "Electricity settlement: registry, reads, prices, positions, runs, statements, " +
 				"ledger, alerts, quarantine and regulatory exports. Errors are RFC 9457 problem details " +
 				"(application/problem+json). Lists are paginated with limit and an opaque cursor, and " +
-				"answer text/csv when asked with Accept: text/csv. Every response carries X-Request-Id.",
+				"answer text/csv when the Accept header prefers it (RFC 9110 content negotiation with " +
+				"q-values; nothing acceptable is a 406). Answers are gzip-compressed when asked with " +
+				"Accept-Encoding: gzip. Answers about runs, statements and charges carry a strong ETag " +
+				"and honour If-None-Match with a 304. Every response carries X-Request-Id.",
 		},
 		"paths": paths,
 		"components": map[string]any{
@@ -42,22 +61,81 @@ func (s *Server) buildOpenAPI() ([]byte, error) {
 				"bearer": map[string]any{"type": "http", "scheme": "bearer",
 					"description": "an API token: Authorization: Bearer <token>"},
 			},
-			"schemas": map[string]any{"Problem": schemaOf(reflect.TypeFor[Problem]())},
+			"schemas": sb.components,
 		},
 	}
-	return json.MarshalIndent(doc, "", "  ")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("encode the OpenAPI document: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 func (s *Server) serveOpenAPI(c echo.Context) error {
 	return c.JSONBlob(http.StatusOK, s.openapi)
 }
 
-func operation(r *Route) map[string]any {
+// schemaBuilder collects the named component schemas of a document.
+type schemaBuilder struct {
+	components map[string]Schema
+	names      map[reflect.Type]string
+}
+
+func newSchemaBuilder() *schemaBuilder {
+	return &schemaBuilder{components: map[string]Schema{}, names: map[reflect.Type]string{}}
+}
+
+// schemaNames are the contract's names (api.md, messages.md) of types whose
+// Go names differ; every other named struct is a component under its Go name.
+var schemaNames = map[reflect.Type]string{
+	reflect.TypeFor[settlement.StatementMessage](): "StatementLine",
+	reflect.TypeFor[settlement.ChargeMessage]():    "AccountCharge",
+	reflect.TypeFor[ledgerpg.Report]():             "LedgerVerification",
+	reflect.TypeFor[settlementpg.Lineage]():        "RunLineage",
+	reflect.TypeFor[reporting.Lineage]():           "ManifestLineage",
+}
+
+// componentName is the name t gets in components.schemas, or "" when t is
+// described inline (unnamed, generic or self-marshalling types).
+func componentName(t reflect.Type) string {
+	if n, ok := schemaNames[t]; ok {
+		return n
+	}
+	if t.Kind() != reflect.Struct || t.Name() == "" || strings.ContainsAny(t.Name(), "[]") || isLeaf(t) {
+		return ""
+	}
+	return t.Name()
+}
+
+// ref is a $ref to the component schema of the named struct t, made on first
+// use. Two Go types of one name are a defect of the route tables (their
+// clients would get one type for two shapes): it panics, so the first test
+// building a server fails.
+func (sb *schemaBuilder) ref(t reflect.Type) Schema {
+	name := componentName(t)
+	if owner, ok := sb.names[t]; ok {
+		return Schema{"$ref": "#/components/schemas/" + owner}
+	}
+	for other, n := range sb.names {
+		if n == name {
+			panic(fmt.Sprintf("api: OpenAPI schema name %s is taken by %s and %s; add one to schemaNames", name, other, t))
+		}
+	}
+	sb.names[t] = name
+	sb.components[name] = Schema{} // placeholder: a type may refer to itself
+	sb.components[name] = sb.structSchema(t)
+	return Schema{"$ref": "#/components/schemas/" + name}
+}
+
+func (sb *schemaBuilder) operation(r *Route) map[string]any {
 	op := map[string]any{
 		"operationId": operationID(r),
 		"summary":     r.Summary,
 		"tags":        []string{tag(r.Path)},
-		"responses":   responses(r),
+		"responses":   sb.responses(r),
 	}
 	desc := r.Description
 	if r.public {
@@ -78,6 +156,11 @@ func operation(r *Route) map[string]any {
 	for _, p := range r.params() {
 		params = append(params, paramDoc(p))
 	}
+	if r.ETag {
+		params = append(params, map[string]any{"name": headerIfNoneMatch, "in": "header", "required": false,
+			"description": "the ETag of an earlier answer: 304 Not Modified while it is still the answer",
+			"schema":      Schema{"type": "string"}})
+	}
 	if params != nil {
 		op["parameters"] = params
 	}
@@ -85,7 +168,7 @@ func operation(r *Route) map[string]any {
 		op["requestBody"] = map[string]any{
 			"required":    true,
 			"description": r.Request.Description,
-			"content":     content(r.Request, false),
+			"content":     sb.content(r.Request, false),
 		}
 	}
 	return op
@@ -132,22 +215,39 @@ func paramDoc(p Param) map[string]any {
 	return d
 }
 
-func responses(r *Route) map[string]any {
+func (sb *schemaBuilder) responses(r *Route) map[string]any {
 	out := map[string]any{}
 	ok := map[string]any{"description": http.StatusText(r.status())}
+	headers := map[string]any{}
 	if r.Response != nil {
 		if r.Response.Description != "" {
 			ok["description"] = r.Response.Description
 		}
-		ok["content"] = content(r.Response, true)
+		ok["content"] = sb.content(r.Response, true)
 		if r.Response.List {
-			ok["headers"] = map[string]any{HeaderNextCursor: map[string]any{
+			headers[HeaderNextCursor] = map[string]any{
 				"description": "next_cursor of a text/csv page (absent on the last page)",
 				"schema":      Schema{"type": "string"},
-			}}
+			}
 		}
 	}
+	etag := map[string]any{"description": "a strong validator of this answer's bytes", "schema": Schema{"type": "string"}}
+	if r.ETag {
+		headers[headerETag] = etag
+		out[strconv.Itoa(http.StatusNotModified)] = map[string]any{
+			"description": "Not Modified: the answer is still the one of the ETag sent in If-None-Match",
+			"headers":     map[string]any{headerETag: etag},
+		}
+	}
+	if len(headers) > 0 {
+		ok["headers"] = headers
+	}
 	out[strconv.Itoa(r.status())] = ok
+	for _, code := range r.AlsoOK {
+		also := maps.Clone(ok)
+		also["description"] = http.StatusText(code)
+		out[strconv.Itoa(code)] = also
+	}
 	codes := []int{http.StatusInternalServerError}
 	if len(r.params()) > 0 || r.Request != nil {
 		codes = append(codes, http.StatusBadRequest)
@@ -158,35 +258,31 @@ func responses(r *Route) map[string]any {
 	if strings.Contains(r.Path, "{") {
 		codes = append(codes, http.StatusNotFound)
 	}
+	if r.Response != nil && r.Response.List {
+		codes = append(codes, http.StatusNotAcceptable)
+	}
 	if r.Request != nil {
 		codes = append(codes, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
 	}
 	codes = append(codes, r.Errors...)
+	problem := sb.ref(reflect.TypeFor[Problem]())
 	for _, code := range codes {
 		out[strconv.Itoa(code)] = map[string]any{
 			"description": http.StatusText(code),
-			"content": map[string]any{MIMEProblemJSON: map[string]any{
-				"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}},
+			"content":     map[string]any{MIMEProblemJSON: map[string]any{"schema": problem}},
 		}
 	}
 	return out
 }
 
 // content is the media-type map of a body.
-func content(b *Body, response bool) map[string]any {
+func (sb *schemaBuilder) content(b *Body, response bool) map[string]any {
 	out := map[string]any{}
 	if b.JSON != nil {
-		sch := valueSchema(b.JSON)
+		sch := sb.valueSchema(b.JSON)
 		switch {
 		case b.List && response:
-			sch = Schema{
-				"type":     "object",
-				"required": []string{"items"},
-				"properties": map[string]any{
-					"items":       Schema{"type": "array", "items": sch},
-					"next_cursor": Schema{"type": "string", "description": "absent on the last page"},
-				},
-			}
+			sch = sb.page(b.JSON, sch)
 		case b.List:
 			sch = Schema{"type": "array", "items": sch}
 		}
@@ -202,13 +298,39 @@ func content(b *Body, response bool) map[string]any {
 	return out
 }
 
+// page is the schema of the list envelope {"items": [item...], "next_cursor"}:
+// a component named <Item>Page when the item type is named.
+func (sb *schemaBuilder) page(item any, itemSchema Schema) Schema {
+	env := Schema{
+		"type":                 "object",
+		"required":             []string{"items"},
+		"additionalProperties": false,
+		"properties": map[string]any{
+			"items":       Schema{"type": "array", "items": itemSchema},
+			"next_cursor": Schema{"type": "string", "description": "absent on the last page"},
+		},
+	}
+	if _, isSchema := item.(Schema); isSchema {
+		return env
+	}
+	name := componentName(reflect.TypeOf(item))
+	if name == "" {
+		return env
+	}
+	name += "Page"
+	if _, taken := sb.components[name]; !taken {
+		sb.components[name] = env
+	}
+	return Schema{"$ref": "#/components/schemas/" + name}
+}
+
 // valueSchema is the schema of v: v itself when it is a Schema, else the
 // schema of its Go type.
-func valueSchema(v any) Schema {
+func (sb *schemaBuilder) valueSchema(v any) Schema {
 	if s, ok := v.(Schema); ok {
 		return s
 	}
-	return schemaOf(reflect.TypeOf(v))
+	return sb.schemaOf(reflect.TypeOf(v))
 }
 
 var (
@@ -220,12 +342,9 @@ var (
 
 // schemaOf derives a JSON Schema from a Go type the way encoding/json
 // encodes it: json tags name the properties, omitempty and pointers make
-// them optional, decimals are strings.
-func schemaOf(t reflect.Type) Schema {
-	return schemaWalk(t, map[reflect.Type]bool{})
-}
-
-func schemaWalk(t reflect.Type, seen map[reflect.Type]bool) Schema {
+// them optional, decimals are strings, named structs are references to
+// their component schema.
+func (sb *schemaBuilder) schemaOf(t reflect.Type) Schema {
 	switch t {
 	case decimalType:
 		return Schema{"type": "string", "format": "decimal", "pattern": `^-?[0-9]+(\.[0-9]+)?$`}
@@ -238,7 +357,7 @@ func schemaWalk(t reflect.Type, seen map[reflect.Type]bool) Schema {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		inner := schemaWalk(t.Elem(), seen)
+		inner := sb.schemaOf(t.Elem())
 		return Schema{"anyOf": []any{inner, Schema{"type": "null"}}}
 	case reflect.String:
 		return Schema{"type": "string"}
@@ -251,34 +370,39 @@ func schemaWalk(t reflect.Type, seen map[reflect.Type]bool) Schema {
 		if t.Elem().Kind() == reflect.Uint8 {
 			return Schema{"type": "string", "contentEncoding": "base64"}
 		}
-		return Schema{"type": "array", "items": schemaWalk(t.Elem(), seen)}
+		return Schema{"type": "array", "items": sb.schemaOf(t.Elem())}
 	case reflect.Map:
-		return Schema{"type": "object", "additionalProperties": schemaWalk(t.Elem(), seen)}
+		return Schema{"type": "object", "additionalProperties": sb.schemaOf(t.Elem())}
 	case reflect.Interface:
 		return Schema{}
 	case reflect.Struct:
 		if isLeaf(t) {
 			return Schema{} // marshals itself: any JSON value
 		}
-		if seen[t] {
-			return Schema{"type": "object"}
+		if componentName(t) != "" {
+			return sb.ref(t)
 		}
-		seen[t] = true
-		defer delete(seen, t)
-		props := map[string]any{}
-		var required []string
-		structFields(t, seen, props, &required)
-		sch := Schema{"type": "object", "properties": props}
-		if len(required) > 0 {
-			slices.Sort(required)
-			sch["required"] = required
-		}
-		return sch
+		return sb.structSchema(t)
 	}
 	panic(fmt.Sprintf("api: no JSON schema for Go type %s", t))
 }
 
-func structFields(t reflect.Type, seen map[reflect.Type]bool, props map[string]any, required *[]string) {
+// structSchema is the object schema of struct t's JSON fields.
+func (sb *schemaBuilder) structSchema(t reflect.Type) Schema {
+	props := map[string]any{}
+	var required []string
+	sb.structFields(t, props, &required)
+	// Closed: an answer with a field the document does not name fails
+	// the response validation of the tests.
+	sch := Schema{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		slices.Sort(required)
+		sch["required"] = required
+	}
+	return sch
+}
+
+func (sb *schemaBuilder) structFields(t reflect.Type, props map[string]any, required *[]string) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -291,14 +415,14 @@ func structFields(t reflect.Type, seen map[reflect.Type]bool, props map[string]a
 				et = et.Elem()
 			}
 			if et.Kind() == reflect.Struct {
-				structFields(et, seen, props, required)
+				sb.structFields(et, props, required)
 				continue
 			}
 		}
 		if name == "" {
 			name = f.Name
 		}
-		sch := schemaWalk(f.Type, seen)
+		sch := sb.schemaOf(f.Type)
 		if strings.Contains(opts, "string") {
 			sch = Schema{"type": "string"}
 		}

@@ -31,7 +31,7 @@ var (
 	Operators     = []Role{Operator, Admin}                     // runs, registry edits, replays, creating exports
 	ExportReaders = []Role{Analyst, Operator, Regulator, Admin} // exports: list, manifest, files, verify, key
 	Admins        = []Role{Admin}                               // tokens, audit
-	Everyone      = []Role{Analyst, Operator, Regulator, Admin} // any valid token (the OpenAPI document)
+	Everyone      = []Role{Analyst, Operator, Regulator, Admin} // any valid token
 )
 
 // Route is one endpoint: what the router serves and what the OpenAPI
@@ -51,10 +51,17 @@ type Route struct {
 	Request  *Body // nil: no request body
 	Status   int   // success status; 0 means 200 (204 when Response is nil)
 	Response *Body // nil: no content
+	// AlsoOK lists further success statuses answered with Response (e.g.
+	// 200 for a POST that found the thing already made, beside its 201).
+	AlsoOK []int
 	// Errors lists extra problem statuses the route can answer (e.g. 409),
 	// beyond those implied: 400 (params or body), 401/403 (roles), 404 (path
 	// params), 413 (body), 500.
-	Errors  []int
+	Errors []int
+	// ETag: a 200 answer carries a strong ETag (a hash of its bytes) and a
+	// request whose If-None-Match names it gets a 304 without a body. For
+	// answers that rarely change and are large: runs, statements, charges.
+	ETag    bool
 	Handler echo.HandlerFunc
 	// public marks the unauthenticated operational routes (/healthz, ...).
 	public bool

@@ -47,13 +47,13 @@ func (g RunRoutes) Routes() []Route {
 			Method: http.MethodGet, Path: "/api/v1/runs", Roles: Readers,
 			Summary:  "List settlement runs with status, version and lineage",
 			Params:   []Param{DayParam("operating_day", "only runs of this operating day")},
-			Response: ListBody(settlementpg.Run{}), Handler: g.list,
+			Response: ListBody(settlementpg.Run{}), ETag: true, Handler: g.list,
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/runs/{run_id}", Roles: Readers,
 			Summary:  "One settlement run",
 			Params:   []Param{Path("run_id", "e.g. run-2026-11-01-final-2")},
-			Response: JSONBody(settlementpg.Run{}), Handler: g.get,
+			Response: JSONBody(settlementpg.Run{}), ETag: true, Handler: g.get,
 		},
 		{
 			Method: http.MethodPost, Path: "/api/v1/runs", Roles: Operators,
@@ -74,7 +74,7 @@ func (g RunRoutes) Routes() []Route {
 				Query("settlement_point", "only lines of this settlement point"),
 				version,
 			},
-			Response: ListBody(settlement.StatementMessage{}), Handler: g.cached(g.statements),
+			Response: ListBody(settlement.StatementMessage{}), ETag: true, Handler: g.cached(g.statements),
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/accounts/{account_id}/charges", Roles: Readers,
@@ -87,7 +87,7 @@ func (g RunRoutes) Routes() []Route {
 				DayParam("to", "last operating day, inclusive"),
 				version,
 			},
-			Response: ListBody(settlement.ChargeMessage{}), Handler: g.charges,
+			Response: ListBody(settlement.ChargeMessage{}), ETag: true, Handler: g.charges,
 		},
 	}
 }

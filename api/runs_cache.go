@@ -37,7 +37,7 @@ type pageCache struct {
 
 	mu      sync.Mutex
 	gen     string
-	pages   map[string][]byte
+	pages   map[string]cachedPage
 	filling map[string]chan struct{} // pages being rendered, closed when done
 	bytes   int
 }
@@ -49,7 +49,7 @@ func pagesOf(r *settlementpg.Runs) *pageCache {
 	if c, ok := pageCaches.Load(r); ok {
 		return c.(*pageCache)
 	}
-	p := &pageCache{pages: map[string][]byte{}, filling: map[string]chan struct{}{}}
+	p := &pageCache{pages: map[string]cachedPage{}, filling: map[string]chan struct{}{}}
 	p.generation.fetch = func(ctx context.Context, _ []struct{}) (map[struct{}]string, error) {
 		gen, err := r.CompletedGeneration(ctx)
 		if err != nil {
@@ -75,32 +75,32 @@ func (p *pageCache) moveTo(gen string) {
 	for _, ch := range p.filling {
 		close(ch) // their renderers' pages are of a past generation
 	}
-	p.gen, p.pages, p.filling, p.bytes = gen, map[string][]byte{}, map[string]chan struct{}{}, 0
+	p.gen, p.pages, p.filling, p.bytes = gen, map[string]cachedPage{}, map[string]chan struct{}{}, 0
 }
 
 // lookup returns gen's page of key when cached. Otherwise either wait is
 // closed when another request has rendered it (then look again), or render
 // is true: the caller renders it and hands it to filled. With none of
 // them, gen is not the cache's generation: answer without the cache.
-func (p *pageCache) lookup(gen, key string) (page []byte, wait <-chan struct{}, render bool) {
+func (p *pageCache) lookup(gen, key string) (page cachedPage, wait <-chan struct{}, render bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if gen != p.gen {
-		return nil, nil, false
+		return cachedPage{}, nil, false
 	}
 	if b, ok := p.pages[key]; ok {
 		return b, nil, false
 	}
 	if ch, ok := p.filling[key]; ok {
-		return nil, ch, false
+		return cachedPage{}, ch, false
 	}
 	p.filling[key] = make(chan struct{})
-	return nil, nil, true
+	return cachedPage{}, nil, true
 }
 
 // filled ends the rendering of key that lookup asked for: it keeps page (nil
 // when the answer was not a page to keep) and wakes the requests waiting.
-func (p *pageCache) filled(gen, key string, page []byte) {
+func (p *pageCache) filled(gen, key string, page cachedPage) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if gen != p.gen {
@@ -110,14 +110,14 @@ func (p *pageCache) filled(gen, key string, page []byte) {
 		close(ch)
 		delete(p.filling, key)
 	}
-	if page == nil || len(page) > maxCachedBytes {
+	if page.body == nil || len(page.body) > maxCachedBytes {
 		return
 	}
-	if len(p.pages) >= maxCachedPages || p.bytes+len(page) > maxCachedBytes {
+	if len(p.pages) >= maxCachedPages || p.bytes+len(page.body) > maxCachedBytes {
 		// Full: start over rather than track ages.
-		p.pages, p.bytes = map[string][]byte{}, 0
+		p.pages, p.bytes = map[string]cachedPage{}, 0
 	}
-	p.pages[key], p.bytes = page, p.bytes+len(page)
+	p.pages[key], p.bytes = page, p.bytes+len(page.body)
 }
 
 // cached answers a GET of completed runs' data from the cache of g.Runs, or
@@ -127,7 +127,11 @@ func (p *pageCache) filled(gen, key string, page []byte) {
 // each read and encode the same lines at once).
 func (g RunRoutes) cached(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if WantsCSV(c) {
+		csv, err := WantsCSV(c)
+		if err != nil {
+			return err
+		}
+		if csv {
 			return next(c)
 		}
 		ctx := c.Request().Context()
@@ -140,8 +144,9 @@ func (g RunRoutes) cached(next echo.HandlerFunc) echo.HandlerFunc {
 		for {
 			page, wait, render := cache.lookup(gen, key)
 			switch {
-			case page != nil:
-				return JSONBytes(c, http.StatusOK, page)
+			case page.body != nil:
+				c.Response().Header().Set(headerETag, page.etag)
+				return JSONBytes(c, http.StatusOK, page.body)
 			case wait != nil:
 				select {
 				case <-wait:
@@ -163,27 +168,34 @@ func (g RunRoutes) cached(next echo.HandlerFunc) echo.HandlerFunc {
 // 200 JSON page as JSONBytes does (so a rendered and a cached answer are the
 // same bytes and headers), anything else as next wrote it. It returns the
 // page when there is one to keep.
-func renderPage(c echo.Context, next echo.HandlerFunc) ([]byte, error) {
+func renderPage(c echo.Context, next echo.HandlerFunc) (cachedPage, error) {
+	rec, err := holdBack(c, next)
+	var page cachedPage
+	if err == nil && rec.status == http.StatusOK {
+		page.body = bytes.Clone(rec.buf.Bytes())
+		page.etag = strongETag(page.body)
+		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(page.body)))
+		c.Response().Header().Set(headerETag, page.etag)
+	}
+	return page, rec.send(err)
+}
+
+// cachedPage is a page answered as is, with its ETag (hashed once, not per
+// request).
+type cachedPage struct {
+	body []byte
+	etag string
+}
+
+// holdBack runs next with what it writes held back in a pageRecorder, to be
+// sent (or replaced) with its send.
+func holdBack(c echo.Context, next echo.HandlerFunc) (*pageRecorder, error) {
 	res := c.Response()
 	rec := &pageRecorder{ResponseWriter: res.Writer}
 	res.Writer = rec
 	err := next(c)
 	res.Writer = rec.ResponseWriter
-	if rec.status == 0 {
-		return nil, err // nothing written: the error handler answers
-	}
-	var page []byte
-	if err == nil && rec.status == http.StatusOK {
-		page = bytes.Clone(rec.buf.Bytes())
-		res.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(page)))
-	}
-	// The handler already went through res (status, size, committed):
-	// write to the connection beneath it.
-	rec.ResponseWriter.WriteHeader(rec.status)
-	if _, werr := rec.ResponseWriter.Write(rec.buf.Bytes()); werr != nil && err == nil {
-		err = fmt.Errorf("write statements page: %w", werr)
-	}
-	return page, err
+	return rec, err
 }
 
 // pageRecorder holds back what a handler writes.
@@ -202,6 +214,23 @@ func (r *pageRecorder) WriteHeader(code int) {
 func (r *pageRecorder) Write(b []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return r.buf.Write(b)
+}
+
+// send writes the held answer to the writer beneath (the handler already
+// went through echo's Response: status, size, committed) and returns err,
+// or the write's error. With nothing written, the error handler answers.
+func (r *pageRecorder) send(err error) error {
+	if r.status == 0 {
+		return err
+	}
+	r.ResponseWriter.WriteHeader(r.status)
+	if r.buf.Len() == 0 {
+		return err
+	}
+	if _, werr := r.ResponseWriter.Write(r.buf.Bytes()); werr != nil && err == nil {
+		err = fmt.Errorf("write the answer: %w", werr)
+	}
+	return err
 }
 
 // JSONBytes answers b, a JSON document already encoded, with its

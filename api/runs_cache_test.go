@@ -116,17 +116,17 @@ func TestPageCacheRendersOncePerGeneration(t *testing.T) {
 	t.Parallel()
 	p := &pageCache{}
 	p.moveTo("1/1")
-	if page, wait, render := p.lookup("1/1", "k"); page != nil || wait != nil || !render {
+	if page, wait, render := p.lookup("1/1", "k"); page.body != nil || wait != nil || !render {
 		t.Fatalf("first lookup: %q %v %v, want to render", page, wait, render)
 	}
 	_, wait, render := p.lookup("1/1", "k")
 	if wait == nil || render {
 		t.Fatalf("second lookup: %v %v, want to wait", wait, render)
 	}
-	p.filled("1/1", "k", []byte("v1"))
+	p.filled("1/1", "k", cachedPage{body: []byte("v1")})
 	<-wait
-	if page, _, _ := p.lookup("1/1", "k"); string(page) != "v1" {
-		t.Fatalf("after filled: %q", page)
+	if page, _, _ := p.lookup("1/1", "k"); string(page.body) != "v1" {
+		t.Fatalf("after filled: %q", page.body)
 	}
 
 	_, _, render = p.lookup("1/1", "other")
@@ -136,11 +136,11 @@ func TestPageCacheRendersOncePerGeneration(t *testing.T) {
 	}
 	p.moveTo("2/3")
 	<-wait // woken: its renderer's page is of the old generation
-	p.filled("1/1", "other", []byte("old"))
-	if page, wait, render := p.lookup("1/1", "k"); page != nil || wait != nil || render {
-		t.Fatalf("a request of the old generation must bypass the cache: %q %v %v", page, wait, render)
+	p.filled("1/1", "other", cachedPage{body: []byte("old")})
+	if page, wait, render := p.lookup("1/1", "k"); page.body != nil || wait != nil || render {
+		t.Fatalf("a request of the old generation must bypass the cache: %q %v %v", page.body, wait, render)
 	}
-	if page, _, render := p.lookup("2/3", "k"); page != nil || !render {
-		t.Fatalf("new generation: %q %v, want to render", page, render)
+	if page, _, render := p.lookup("2/3", "k"); page.body != nil || !render {
+		t.Fatalf("new generation: %q %v, want to render", page.body, render)
 	}
 }

@@ -92,6 +92,7 @@ type Server struct {
 	checks  []Check
 	routes  []Route
 	paths   map[string]string // echo path -> OpenAPI path, for metric labels and logs
+	etagged map[string]bool   // echo paths of GET routes with Route.ETag
 	openapi []byte
 	metrics *httpMetrics
 }
@@ -111,13 +112,15 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, pool *pgxpool.P
 		echo:    echo.New(),
 		checks:  append([]Check{{Name: "postgres", Check: pool.Ping}}, checks...),
 		paths:   map[string]string{},
+		etagged: map[string]bool{},
 		metrics: newHTTPMetrics(reg),
 		auth:    newAuthenticator(pool, cfg.AdminToken),
 	}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.observe, s.limitBody)
+	// etag runs outside compress: it hashes the bytes sent.
+	e.Use(s.requestID, s.observe, s.limitBody, s.etag, s.compress())
 
 	s.add(Route{Method: http.MethodGet, Path: "/healthz", Summary: "Liveness: the process is up", public: true,
 		Response: JSONBody(Health{}), Handler: s.healthz})
@@ -126,8 +129,9 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, pool *pgxpool.P
 	s.add(Route{Method: http.MethodGet, Path: "/metrics", Summary: "Prometheus metrics (text exposition format)", public: true,
 		Response: &Body{Other: map[string]Schema{"text/plain": {"type": "string"}}},
 		Handler:  echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))})
-	s.add(Route{Method: http.MethodGet, Path: "/api/v1/openapi.json", Roles: Everyone,
-		Summary:  "This OpenAPI 3.1 document",
+	// The document needs no token: client teams generate code from it.
+	s.add(Route{Method: http.MethodGet, Path: "/api/v1/openapi.json", public: true,
+		Summary:  "This OpenAPI 3.1 document (also api/openapi.json in the repository)",
 		Response: JSONBody(Schema{"type": "object"}), Handler: s.serveOpenAPI})
 	for _, r := range (tokenRoutes{pool: pool}).Routes() {
 		s.add(r)
@@ -170,6 +174,12 @@ func (s *Server) add(r Route) {
 		mw = append(mw, s.auth.authorize(&r))
 	}
 	mw = append(mw, checkParams(&r, r.params()))
+	if r.Response != nil && r.Response.List {
+		mw = append(mw, negotiateList)
+	}
+	if r.ETag && r.Method == http.MethodGet {
+		s.etagged[ep] = true
+	}
 	s.echo.Add(r.Method, ep, r.Handler, mw...)
 	s.routes = append(s.routes, r)
 	s.paths[ep] = r.Path

@@ -54,6 +54,11 @@ type Config struct {
 	// system cannot be interrupted, so callers must be able to walk away
 	// from it (see reporting/postgres).
 	OpenFile func(name string, flag int, perm os.FileMode) (*os.File, error)
+
+	// storedGenerator is the generator of the published manifest that
+	// Regenerate compares with, written verbatim instead of Generator:
+	// regenerating after an upgrade must give the same bytes (exports.md).
+	storedGenerator string
 }
 
 // createFile creates a new file for writing, with OpenFile.
@@ -142,7 +147,8 @@ func Publish(ctx context.Context, root string, run Run, previous *string, src So
 }
 
 // Regenerate builds the export of run again into a scratch folder next to
-// the published one and compares the two byte for byte. It never touches
+// the published one, with the published manifest's generator, and compares
+// the two byte for byte. It never touches
 // the published folder. differs names the first file that differs (empty
 // when identical).
 func Regenerate(ctx context.Context, root string, run Run, previous *string, src Source, cfg Config) (differs string, err error) {
@@ -152,6 +158,13 @@ func Regenerate(ctx context.Context, root string, run Run, previous *string, src
 		return "", err
 	}
 	defer os.RemoveAll(scratch)
+	// A published manifest that is missing or unreadable differs anyway:
+	// CompareFolders names it.
+	if b, err := os.ReadFile(filepath.Join(final, ManifestFile)); err == nil {
+		if stored, err := ParseManifest(b); err == nil {
+			cfg.storedGenerator = stored.Generator
+		}
+	}
 	if _, err := Build(ctx, scratch, run, previous, src, cfg); err != nil {
 		return "", err
 	}
@@ -302,7 +315,7 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 		Version:      run.Version,
 		RunID:        run.RunID,
 		ComputedAt:   formatInstant(run.ComputedAt),
-		Generator:    cfg.Generator + " (" + parquet.Libraries + ")",
+		Generator:    cmp.Or(cfg.storedGenerator, cfg.Generator+" ("+parquet.Libraries+")"),
 		Market: Market{
 			Timezone:        cfg.Market.Location.String(),
 			Currency:        cfg.Market.Currency,

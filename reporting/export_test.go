@@ -153,6 +153,13 @@ func TestPublishNeverOverwrites(t *testing.T) {
 	if differs, err := reporting.Regenerate(t.Context(), root, runOf(d), &previous, source{d}, configOf(d)); err != nil || differs != "" {
 		t.Fatalf("regeneration differs in %q (%v)", differs, err)
 	}
+	// A newer build regenerates with the generator of the manifest it
+	// compares with.
+	upgraded := configOf(d)
+	upgraded.Generator = "gridsettle v9.9.9"
+	if differs, err := reporting.Regenerate(t.Context(), root, runOf(d), &previous, source{d}, upgraded); err != nil || differs != "" {
+		t.Fatalf("regeneration by another build differs in %q (%v)", differs, err)
+	}
 	if differs, err := reporting.Regenerate(t.Context(), root, runOf(d), nil, source{d}, configOf(d)); err != nil || differs != reporting.ManifestFile {
 		t.Fatalf("regeneration with another previous manifest: differs in %q (%v)", differs, err)
 	}

@@ -26,7 +26,7 @@ import (
 const dbGroups = groupLog | groupDataDir | groupDatabase
 
 // dbCommand makes c run fn on a migrated database, with c's positional
-// arguments and its own flags (each also read from GRIDSETTLE_<NAME>), and
+// arguments and its own flags (each also read from GRIDSETTLE_<COMMAND>_<NAME>), and
 // the flags of groups besides dbGroups.
 func (m *Main) dbCommand(c *cobra.Command, groups flagGroup, own []string,
 	fn func(ctx context.Context, cfg Config, db *pgxpool.Pool, fs *pflag.FlagSet, args []string) error) *cobra.Command {
@@ -46,14 +46,14 @@ func (m *Main) commandArgs(c *cobra.Command, groups flagGroup, own []string,
 	fn func(ctx context.Context, cfg Config, log *slog.Logger, args []string) error) *cobra.Command {
 	bindFlags(c.Flags(), groups)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := applyEnv(cmd.Flags(), m.LookupEnv, own...); err != nil {
+		if err := applyEnv(cmd, m.LookupEnv, own...); err != nil {
 			return err
 		}
 		cfg, err := loadConfig(cmd.Flags(), m.LookupEnv)
 		if err != nil {
 			return err
 		}
-		log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log := newLogger(m.Stderr, cfg)
 		return fn(cmd.Context(), cfg, log, args)
 	}
 	return c
@@ -98,8 +98,8 @@ func newTokenCmd(m *Main) *cobra.Command {
 		Short: "Create an API token; the token is printed once and stored only as a hash",
 		Args:  cobra.NoArgs,
 	}
-	create.Flags().String("role", "", "`role`: analyst, operator, regulator or admin (env GRIDSETTLE_ROLE)")
-	create.Flags().String("name", "", "`name` of the token's holder (env GRIDSETTLE_NAME)")
+	create.Flags().String("role", "", "`role`: analyst, operator, regulator or admin (env GRIDSETTLE_TOKEN_ROLE)")
+	create.Flags().String("name", "", "`name` of the token's holder (env GRIDSETTLE_TOKEN_NAME)")
 	c.AddCommand(m.dbCommand(create, 0, []string{"role", "name"}, func(ctx context.Context, _ Config, db *pgxpool.Pool, fs *pflag.FlagSet, _ []string) error {
 		role, _ := fs.GetString("role")
 		name, _ := fs.GetString("name")
@@ -148,7 +148,7 @@ func newExportCmd(m *Main) *cobra.Command {
 		Short: "Verify an export folder offline: signature, hashes, sizes, row counts and control totals",
 		Args:  cobra.ExactArgs(1),
 	}
-	verify.Flags().String("public-key", "", "PEM `file` of the trusted signing key (default: the folder's own key, unauthenticated) (env GRIDSETTLE_PUBLIC_KEY)")
+	verify.Flags().String("public-key", "", "PEM `file` of the trusted signing key (default: the folder's own key, unauthenticated) (env GRIDSETTLE_EXPORT_PUBLIC_KEY)")
 	c.AddCommand(m.commandArgs(verify, groupLog, []string{"public-key"}, func(ctx context.Context, _ Config, _ *slog.Logger, args []string) error {
 		key, _ := verify.Flags().GetString("public-key")
 		return reporting.VerifyCommand(ctx, m.Stdout, args[0], key)

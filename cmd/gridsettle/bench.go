@@ -30,7 +30,7 @@ import (
 )
 
 // benchFlags are the flags of `gridsettle bench` besides the log, database
-// and market groups; each also reads GRIDSETTLE_<NAME>. A flag left at its
+// and market groups; each also reads GRIDSETTLE_BENCH_<NAME>. A flag left at its
 // default takes the size of the sub-benchmark that runs: the issue's size
 // for a single one, a few minutes' worth on 2 cores for `all`.
 var benchFlags = []string{"reads", "meters", "participants", "points", "records", "api-duration", "api-clients",
@@ -82,23 +82,23 @@ func newBenchCmd(m *Main) *cobra.Command {
 	fs := c.Flags()
 	bindFlags(fs, groupLog|groupDatabase|groupMarket|groupSettlement|groupIngest|groupMQTT)
 	_ = fs.MarkHidden("run-lags")
-	fs.Int("reads", issueSizes.Reads, "ingest: `number` of reads produced, 16 per record (env GRIDSETTLE_READS)")
-	fs.Int("meters", issueSizes.Meters, "runs/export/api: `number` of meters (one account each) with a day of reads (env GRIDSETTLE_METERS)")
-	fs.Int("participants", issueSizes.Participants, "runs/export/api: `number` of participants (env GRIDSETTLE_PARTICIPANTS)")
-	fs.Int("points", issueSizes.Points, "runs/export/api: `number` of settlement points; participants × points statement lines (env GRIDSETTLE_POINTS)")
-	fs.Int("records", issueSizes.Records, "publish: `number` of outbox records relayed (env GRIDSETTLE_RECORDS)")
-	fs.Duration("api-duration", issueSizes.APIDuration, "api: how long the clients load each route (env GRIDSETTLE_API_DURATION)")
-	fs.Int("api-clients", issueSizes.APIClients, "api: concurrent `clients` on loopback (env GRIDSETTLE_API_CLIENTS)")
-	fs.Int("repeat", 1, "measure each figure this many `times` and report the median (env GRIDSETTLE_REPEAT)")
-	fs.Int64("seed", 1, "`seed` of the generated inputs (env GRIDSETTLE_SEED)")
-	fs.Int32("partitions", 8, "`number` of partitions of each topic (env GRIDSETTLE_PARTITIONS)")
-	fs.String("cpuprofile", "", "write a CPU profile of the bench process to `file` (env GRIDSETTLE_CPUPROFILE)")
-	fs.Bool("ingest-without-alerts", false, "diagnostic: ingest without the customer-alerts hook, to show its cost (env GRIDSETTLE_INGEST_WITHOUT_ALERTS)")
-	fs.Int("publish-batch", 0, "publish: records per Kafka transaction of the relay (default: the relay's own default) (env GRIDSETTLE_PUBLISH_BATCH)")
-	fs.Int("messages", issueSizes.Messages, "bridge: `number` of MQTT messages through the bridge and through each limit (env GRIDSETTLE_MESSAGES)")
-	fs.Bool("keep", false, "keep the scratch database (and private cluster) for inspection (env GRIDSETTLE_KEEP)")
+	fs.Int("reads", issueSizes.Reads, "ingest: `number` of reads produced, 16 per record (env GRIDSETTLE_BENCH_READS)")
+	fs.Int("meters", issueSizes.Meters, "runs/export/api: `number` of meters (one account each) with a day of reads (env GRIDSETTLE_BENCH_METERS)")
+	fs.Int("participants", issueSizes.Participants, "runs/export/api: `number` of participants (env GRIDSETTLE_BENCH_PARTICIPANTS)")
+	fs.Int("points", issueSizes.Points, "runs/export/api: `number` of settlement points; participants × points statement lines (env GRIDSETTLE_BENCH_POINTS)")
+	fs.Int("records", issueSizes.Records, "publish: `number` of outbox records relayed (env GRIDSETTLE_BENCH_RECORDS)")
+	fs.Duration("api-duration", issueSizes.APIDuration, "api: how long the clients load each route (env GRIDSETTLE_BENCH_API_DURATION)")
+	fs.Int("api-clients", issueSizes.APIClients, "api: concurrent `clients` on loopback (env GRIDSETTLE_BENCH_API_CLIENTS)")
+	fs.Int("repeat", 1, "measure each figure this many `times` and report the median (env GRIDSETTLE_BENCH_REPEAT)")
+	fs.Int64("seed", 1, "`seed` of the generated inputs (env GRIDSETTLE_BENCH_SEED)")
+	fs.Int32("partitions", 8, "`number` of partitions of each topic (env GRIDSETTLE_BENCH_PARTITIONS)")
+	fs.String("cpuprofile", "", "write a CPU profile of the bench process to `file` (env GRIDSETTLE_BENCH_CPUPROFILE)")
+	fs.Bool("ingest-without-alerts", false, "diagnostic: ingest without the customer-alerts hook, to show its cost (env GRIDSETTLE_BENCH_INGEST_WITHOUT_ALERTS)")
+	fs.Int("publish-batch", 0, "publish: records per Kafka transaction of the relay (default: the relay's own default) (env GRIDSETTLE_BENCH_PUBLISH_BATCH)")
+	fs.Int("messages", issueSizes.Messages, "bridge: `number` of MQTT messages through the bridge and through each limit (env GRIDSETTLE_BENCH_MESSAGES)")
+	fs.Bool("keep", false, "keep the scratch database (and private cluster) for inspection (env GRIDSETTLE_BENCH_KEEP)")
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := applyEnv(fs, m.LookupEnv, benchFlags...); err != nil {
+		if err := applyEnv(cmd, m.LookupEnv, benchFlags...); err != nil {
 			return err
 		}
 		cfg, err := loadConfig(fs, m.LookupEnv)
@@ -113,7 +113,7 @@ func newBenchCmd(m *Main) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log := newLogger(m.Stderr, cfg)
 		return m.runBench(cmd.Context(), cfg, opts, which, log)
 	}
 	c.AddCommand(newBenchWorkerCmd(m))

@@ -47,7 +47,7 @@ func (b *bench) export(ctx context.Context) error {
 		ex, err := exportpg.NewExporter(b.pool, exportpg.Config{
 			Root: filepath.Join(b.tmp, "exports-"+strconv.Itoa(rep)),
 			Export: reporting.Config{
-				Generator: generator, Market: b.cfg.Market, Codec: parquet.ZSTD, Key: key,
+				Generator: readBuild().generator(), Market: b.cfg.Market, Codec: parquet.ZSTD, Key: key,
 			},
 		}, nil, b.quiet)
 		if err != nil {

@@ -530,7 +530,7 @@ func newBenchWorkerCmd(m *Main) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log := newLogger(m.Stderr, cfg)
 		if p, _ := fs.GetString("cpuprofile"); p != "" {
 			stop, err := startCPUProfile(p)
 			if err != nil {

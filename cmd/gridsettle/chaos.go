@@ -340,7 +340,8 @@ func waitKafkaReady(ctx context.Context, kc kafka.Config) error {
 // startSlot starts a new life of slot (a worker or "api"), armed with the
 // failpoints of armed, and waits until it is ready.
 func (c *chaos) startSlot(slot, armed string) error {
-	args := []string{"serve", "--kafka-brokers", c.kafkaAddr,
+	// Text logs: the harness reads them for its counts (msg="...").
+	args := []string{"serve", "--log-format", "text", "--kafka-brokers", c.kafkaAddr,
 		"--database-url", withAppName(c.cfg.DatabaseURL, "chaos-"+slot),
 		"--partitions", strconv.Itoa(chaosPartitions), "--environment", "chaos",
 		"--export-dir", filepath.Join(c.cfg.Dir, "exports"), "--signing-key", c.keyPath(),

@@ -4,7 +4,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +15,7 @@ import (
 )
 
 // chaosFlags are the flags of `gridsettle chaos` besides --log-level; each
-// also reads GRIDSETTLE_<NAME>.
+// also reads GRIDSETTLE_CHAOS_<NAME>.
 var chaosFlags = []string{"duration", "seed", "meters", "days", "dir"}
 
 // newChaosCmd is `gridsettle chaos`: the long mode of the chaos suite
@@ -38,20 +37,20 @@ func newChaosCmd(m *Main) *cobra.Command {
 	}
 	fs := c.Flags()
 	bindFlags(fs, groupLog)
-	fs.Duration("duration", 30*time.Minute, "how long to inject faults (env GRIDSETTLE_DURATION)")
-	fs.Int64("seed", 1, "`seed` of the workload and of the faults (env GRIDSETTLE_SEED)")
-	fs.Int("meters", 200, "`number` of simulated meters (env GRIDSETTLE_METERS)")
-	fs.Int("days", 3, "`number` of simulated operating days (env GRIDSETTLE_DAYS)")
-	fs.String("dir", "", "scratch `dir` for the broker, PostgreSQL, logs and exports (default: a new temporary dir, removed after a pass) (env GRIDSETTLE_DIR)")
+	fs.Duration("duration", 30*time.Minute, "how long to inject faults (env GRIDSETTLE_CHAOS_DURATION)")
+	fs.Int64("seed", 1, "`seed` of the workload and of the faults (env GRIDSETTLE_CHAOS_SEED)")
+	fs.Int("meters", 200, "`number` of simulated meters (env GRIDSETTLE_CHAOS_METERS)")
+	fs.Int("days", 3, "`number` of simulated operating days (env GRIDSETTLE_CHAOS_DAYS)")
+	fs.String("dir", "", "scratch `dir` for the broker, PostgreSQL, logs and exports (default: a new temporary dir, removed after a pass) (env GRIDSETTLE_CHAOS_DIR)")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := applyEnv(fs, m.LookupEnv, chaosFlags...); err != nil {
+		if err := applyEnv(cmd, m.LookupEnv, chaosFlags...); err != nil {
 			return err
 		}
 		cfg, err := loadConfig(fs, m.LookupEnv)
 		if err != nil {
 			return err
 		}
-		log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log := newLogger(m.Stderr, cfg)
 		duration, _ := fs.GetDuration("duration")
 		seed, _ := fs.GetInt64("seed")
 		meters, _ := fs.GetInt("meters")

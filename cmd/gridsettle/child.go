@@ -36,7 +36,7 @@ func (m *Main) startBrokerChild(cfg Config, log *slog.Logger) (*brokerChild, err
 		"--data-dir", cfg.DataDir,
 		"--kafka-addr", cfg.KafkaAddr,
 		"--partitions", strconv.Itoa(int(cfg.Partitions)),
-		"--log-level", cfg.LogLevel.String())
+		"--log-level", cfg.LogLevel.String(), "--log-format", cfg.LogFormat)
 	cmd.Stdout, cmd.Stderr = m.Stderr, m.Stderr
 	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {

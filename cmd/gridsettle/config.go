@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/gridsettle/gridsettle/meters"
@@ -32,7 +33,8 @@ import (
 // Each command binds only the flag groups it uses; fields of other groups keep
 // their zero value.
 type Config struct {
-	LogLevel slog.Level
+	LogLevel  slog.Level
+	LogFormat string // "json" or "text"
 
 	DataDir     string // layout: kafka/, postgres/, exports/, keys/
 	DatabaseURL string // empty: the private cluster under DataDir/postgres
@@ -91,7 +93,7 @@ var defaultComponents = []string{"ingest", "publish", "scheduler", "api"}
 type flagGroup uint
 
 const (
-	groupLog        flagGroup = 1 << iota // --log-level
+	groupLog        flagGroup = 1 << iota // --log-level, --log-format
 	groupDataDir                          // --data-dir
 	groupDatabase                         // --database-url
 	groupRoles                            // --runtime-role (migrate)
@@ -128,6 +130,15 @@ var flagDefs = []flagDef{
 			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 				return fmt.Errorf("%q is not debug, info, warn or error", v)
 			}
+			return nil
+		}},
+	{name: "log-format", def: "text", group: groupLog,
+		usage: "log `format`: json (one object a line, for log collectors; serve's default) or text",
+		set: func(c *Config, v string) error {
+			if v != "json" && v != "text" {
+				return fmt.Errorf("%q is not json or text", v)
+			}
+			c.LogFormat = v
 			return nil
 		}},
 	{name: "data-dir", def: "./gridsettle-data", group: groupDataDir,
@@ -663,19 +674,33 @@ func parseComponents(v string) ([]string, error) {
 	return out, nil
 }
 
-// applyEnv sets each of names not given on the command line from its
-// GRIDSETTLE_<NAME> variable, as loadConfig does for the platform's flags.
-func applyEnv(fs *pflag.FlagSet, lookupEnv func(string) (string, bool), names ...string) error {
+// applyEnv sets each of names, flags of cmd's own, that the command line did
+// not give from its command-local variable (localEnvName): a generic name
+// such as GRIDSETTLE_VERSION must not change `import --version` behind the
+// user's back.
+func applyEnv(cmd *cobra.Command, lookupEnv func(string) (string, bool), names ...string) error {
+	fs := cmd.Flags()
 	for _, name := range names {
 		f := fs.Lookup(name)
 		if f == nil || f.Changed {
 			continue
 		}
-		if v, ok := lookupEnv(envName(name)); ok {
+		env := localEnvName(cmd, name)
+		if v, ok := lookupEnv(env); ok {
 			if err := fs.Set(name, v); err != nil {
-				return flagError(name, envName(name), fmt.Errorf("%q: %w", v, err))
+				return flagError(name, env, fmt.Errorf("%q: %w", v, err))
 			}
 		}
 	}
 	return nil
+}
+
+// localEnvName is the variable of a command-local flag (api.md): the
+// top-level command's name and the flag's, GRIDSETTLE_IMPORT_VERSION for
+// `gridsettle import nem12 --version`. Shared flags read envName.
+func localEnvName(cmd *cobra.Command, flag string) string {
+	for cmd.HasParent() && cmd.Parent().HasParent() {
+		cmd = cmd.Parent()
+	}
+	return envName(cmd.Name() + "-" + flag)
 }

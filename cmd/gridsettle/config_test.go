@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -303,8 +306,8 @@ func commandsByFlag(t *testing.T) map[string]string {
 	}
 	var tops []string
 	for _, c := range root.Commands() {
-		if c.Name() == "help" {
-			continue
+		if c.Name() == "help" || c.Name() == "version" {
+			continue // no flags
 		}
 		tops = append(tops, c.Name())
 		walk(c, c.Name())
@@ -392,4 +395,145 @@ func TestConfigBridge(t *testing.T) {
 	if !reflect.DeepEqual(c.Bridge, want) || !slices.Equal(c.Components, []string{"ingest", "bridge"}) {
 		t.Errorf("bridge config %+v, components %v", c.Bridge, c.Components)
 	}
+}
+
+// Every flag names the variable it reads in its help: shared flags
+// GRIDSETTLE_<NAME>, a command's own flags GRIDSETTLE_<COMMAND>_<NAME>, so
+// that a generic name (GRIDSETTLE_VERSION) changes no command's own flag.
+func TestFlagHelpNamesItsVariable(t *testing.T) {
+	n := 0
+	visitFlags(func(c *cobra.Command, f *pflag.Flag, shared bool) {
+		want := localEnvName(c, f.Name)
+		if shared {
+			want = envName(f.Name)
+		} else {
+			n++
+		}
+		if !strings.Contains(f.Usage, "env "+want+")") {
+			t.Errorf("%s --%s: help %q does not name %s", c.CommandPath(), f.Name, f.Usage, want)
+		}
+	})
+	if n < 20 {
+		t.Errorf("only %d command-local flags seen", n)
+	}
+	imp := &cobra.Command{Use: "import"}
+	nem := &cobra.Command{Use: "nem12 FILE..."}
+	(&cobra.Command{Use: "gridsettle"}).AddCommand(imp)
+	imp.AddCommand(nem)
+	if got := localEnvName(nem, "version"); got != "GRIDSETTLE_IMPORT_VERSION" {
+		t.Errorf("import nem12 --version reads %s", got)
+	}
+}
+
+func TestLogFormat(t *testing.T) {
+	c, err := parse(t, devGroups, nil)
+	if err != nil || c.LogFormat != "text" {
+		t.Fatalf("default: %q %v", c.LogFormat, err)
+	}
+	if _, err := parse(t, devGroups, map[string]string{"GRIDSETTLE_LOG_FORMAT": "xml"}); err == nil ||
+		err.Error() != `--log-format (from GRIDSETTLE_LOG_FORMAT): "xml" is not json or text` {
+		t.Errorf("bad format: %v", err)
+	}
+	var buf bytes.Buffer
+	c.LogFormat = "json"
+	newLogger(&buf, c).Info("hello", "n", 1)
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["msg"] != "hello" || rec["level"] != "INFO" {
+		t.Errorf("json log line %q: %v", buf.String(), err)
+	}
+	// serve defaults to JSON; the environment and the command line still win.
+	serve := func(env map[string]string, args ...string) string {
+		t.Helper()
+		m := &Main{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+		c, _, err := m.root().Find([]string{"serve"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Flags().Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(c.Flags(), m.LookupEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.LogFormat
+	}
+	if got := serve(nil); got != "json" {
+		t.Errorf("serve logs %s by default", got)
+	}
+	if got := serve(map[string]string{"GRIDSETTLE_LOG_FORMAT": "text"}); got != "text" {
+		t.Errorf("serve with GRIDSETTLE_LOG_FORMAT=text logs %s", got)
+	}
+	if got := serve(map[string]string{"GRIDSETTLE_LOG_FORMAT": "json"}, "--log-format", "text"); got != "text" {
+		t.Errorf("serve --log-format text logs %s", got)
+	}
+}
+
+// The README's table of commands' own flags lists exactly the flags each
+// top-level command has of its own.
+func TestREADMELocalFlagTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string][]string{}
+	flag := regexp.MustCompile("`--([a-z-]+)`")
+	for line := range strings.SplitSeq(string(readme), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 5 || !strings.Contains(cells[3], "`GRIDSETTLE_") || !strings.Contains(cells[3], "_<NAME>`") {
+			continue
+		}
+		cmd := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		if want := "`" + envName(cmd) + "_<NAME>`"; strings.TrimSpace(cells[3]) != want {
+			t.Errorf("README: %s's flags read %s, want %s", cmd, strings.TrimSpace(cells[3]), want)
+		}
+		for _, m := range flag.FindAllStringSubmatch(cells[2], -1) {
+			documented[cmd] = append(documented[cmd], m[1])
+		}
+		slices.Sort(documented[cmd])
+	}
+	actual := map[string][]string{}
+	visitFlags(func(c *cobra.Command, f *pflag.Flag, shared bool) {
+		top := strings.Fields(c.CommandPath())[1]
+		if !shared && !slices.Contains(actual[top], f.Name) {
+			actual[top] = append(actual[top], f.Name)
+			slices.Sort(actual[top])
+		}
+	})
+	for cmd := range maps.Keys(actual) {
+		if !slices.Equal(actual[cmd], documented[cmd]) {
+			t.Errorf("README: %s's own flags are %v, the code's %v", cmd, documented[cmd], actual[cmd])
+		}
+	}
+	for cmd := range maps.Keys(documented) {
+		if actual[cmd] == nil {
+			t.Errorf("README: %s has no flags of its own", cmd)
+		}
+	}
+}
+
+// visitFlags calls fn with every visible flag of every visible command, and
+// whether it is a shared flag (of flagDefs) or the command's own.
+func visitFlags(fn func(c *cobra.Command, f *pflag.Flag, shared bool)) {
+	usage := map[string]string{}
+	for _, d := range flagDefs {
+		usage[d.name] = d.usage
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden {
+			return
+		}
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Name == "help" || f.Hidden {
+				return
+			}
+			u, ok := usage[f.Name]
+			fn(c, f, ok && strings.HasPrefix(f.Usage, u)) // bench has a --partitions of its own
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk((&Main{LookupEnv: os.LookupEnv}).root())
 }

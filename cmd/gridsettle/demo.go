@@ -74,16 +74,16 @@ func newDemoCmd(m *Main) *cobra.Command {
 	// The driver starts the runs, so the components and run lags are fixed.
 	_ = fs.MarkHidden("components")
 	_ = fs.MarkHidden("run-lags")
-	fs.BoolVar(&opts.exit, "exit", false, "stop after the summary instead of serving (env GRIDSETTLE_EXIT)")
-	fs.IntVar(&opts.meters, "meters", 300, "`number` of meters of the sample registry; keep it for every run on one data dir (env GRIDSETTLE_METERS)")
-	fs.Int64Var(&opts.seed, "seed", 1, "`seed` of the sample data: the same seed gives the same stream; keep it for every run on one data dir (env GRIDSETTLE_SEED)")
+	fs.BoolVar(&opts.exit, "exit", false, "stop after the summary instead of serving (env GRIDSETTLE_DEMO_EXIT)")
+	fs.IntVar(&opts.meters, "meters", 300, "`number` of meters of the sample registry; keep it for every run on one data dir (env GRIDSETTLE_DEMO_METERS)")
+	fs.Int64Var(&opts.seed, "seed", 1, "`seed` of the sample data: the same seed gives the same stream; keep it for every run on one data dir (env GRIDSETTLE_DEMO_SEED)")
 	// The demo speaks for itself on stdout; the log is for when it fails.
 	level := fs.Lookup("log-level")
 	level.DefValue = "warn"
 	_ = level.Value.Set("warn") // a default, not a change: the environment still wins
 	run := c.RunE
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := applyEnv(fs, m.LookupEnv, "exit", "meters", "seed"); err != nil {
+		if err := applyEnv(cmd, m.LookupEnv, "exit", "meters", "seed"); err != nil {
 			return err
 		}
 		if opts.meters < simulate.MinMeters {

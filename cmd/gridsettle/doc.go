@@ -1,7 +1,8 @@
 // Command gridsettle is the one binary of gridsettle: it parses the
 // configuration, starts the platform and wires the components together.
 //
-// It owns: the Config (flags, each also read from GRIDSETTLE_<NAME>; a flag
+// It owns: the Config (shared flags, each also read from GRIDSETTLE_<NAME>, a
+// command's own flags from GRIDSETTLE_<COMMAND>_<NAME>; a flag
 // on the command line beats its environment variable, which beats the
 // default), validated before anything connects, with errors that name the
 // flag; the embedded broker (`gridsettle broker`, franz-go kfake persisted

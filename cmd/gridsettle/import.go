@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -40,9 +39,9 @@ var importFormats = []importFormat{
 		short: "Import Green Button (NAESB ESPI) XML feeds: one Kafka transaction per file",
 		flags: func(fs *pflag.FlagSet) {
 			fs.String("meter-prefix", greenbutton.DefaultMeterPrefix,
-				"`prefix` of every meter_id, before the UsagePoint id (env GRIDSETTLE_METER_PREFIX)")
+				"`prefix` of every meter_id, before the UsagePoint id (env GRIDSETTLE_IMPORT_METER_PREFIX)")
 			fs.String("meter-id", "",
-				"`meter_id` of the file's only UsagePoint, instead of prefix + its id (env GRIDSETTLE_METER_ID)")
+				"`meter_id` of the file's only UsagePoint, instead of prefix + its id (env GRIDSETTLE_IMPORT_METER_ID)")
 		},
 		parse: func(r io.Reader, fs *pflag.FlagSet, version int64, source string) ([]meters.ReadBlock, meters.Summary, error) {
 			prefix, _ := fs.GetString("meter-prefix")
@@ -74,7 +73,7 @@ func newImportCmd(m *Main) *cobra.Command {
 }
 
 // importFlags are the flags of every import command besides the platform's
-// log and Kafka groups; each also reads GRIDSETTLE_<NAME>.
+// log and Kafka groups; each also reads GRIDSETTLE_IMPORT_<NAME>.
 var importFlags = []string{"topic", "version", "source", "meter-prefix", "meter-id"}
 
 func (m *Main) importFormatCmd(f importFormat) *cobra.Command {
@@ -88,12 +87,12 @@ func (m *Main) importFormatCmd(f importFormat) *cobra.Command {
 	brokers := fs.Lookup("kafka-brokers")
 	brokers.DefValue = defaultImportBroker
 	_ = brokers.Value.Set(defaultImportBroker) // a default, not a change: the environment still wins
-	fs.String("topic", kafka.DefaultTopics().Reads, "`topic` of interval reads (env GRIDSETTLE_TOPIC)")
-	fs.Int64("version", 1, "`version` of every read: raise it to re-issue corrected files (env GRIDSETTLE_VERSION)")
-	fs.String("source", "", "lineage `text` of every read, at most 128 characters (default import:"+f.name+":<file name>; env GRIDSETTLE_SOURCE)")
+	fs.String("topic", kafka.DefaultTopics().Reads, "`topic` of interval reads (env GRIDSETTLE_IMPORT_TOPIC)")
+	fs.Int64("version", 1, "`version` of every read: raise it to re-issue corrected files (env GRIDSETTLE_IMPORT_VERSION)")
+	fs.String("source", "", "lineage `text` of every read, at most 128 characters (default import:"+f.name+":<file name>; env GRIDSETTLE_IMPORT_SOURCE)")
 	f.flags(fs)
 	c.RunE = func(cmd *cobra.Command, files []string) error {
-		if err := applyEnv(fs, m.LookupEnv, importFlags...); err != nil {
+		if err := applyEnv(cmd, m.LookupEnv, importFlags...); err != nil {
 			return err
 		}
 		cfg, err := loadConfig(fs, m.LookupEnv)
@@ -112,7 +111,7 @@ func (m *Main) importFormatCmd(f importFormat) *cobra.Command {
 		if n := utf8.RuneCountInString(source); n > meters.MaxSourceChars {
 			return flagError("source", "", fmt.Errorf("%d characters, more than %d", n, meters.MaxSourceChars))
 		}
-		log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log := newLogger(m.Stderr, cfg)
 		im, err := mkafka.NewImporter(mkafka.Config{Kafka: cfg.Kafka, Topic: topic}, log)
 		if err != nil {
 			return err

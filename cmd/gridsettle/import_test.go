@@ -25,12 +25,15 @@ func runCommand(t *testing.T, newCmd func(*Main) *cobra.Command, env map[string]
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		Stdout:    &out, Stderr: &errOut,
 	}
+	// Under a root, as in the binary: command-local variables are named
+	// after the top-level command.
 	c := newCmd(m)
-	c.SetArgs(args)
-	c.SetOut(&out)
-	c.SetErr(&errOut)
-	c.SilenceUsage = true
-	err := c.ExecuteContext(t.Context())
+	root := &cobra.Command{Use: "gridsettle", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(c)
+	root.SetArgs(append([]string{c.Name()}, args...))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.ExecuteContext(t.Context())
 	return out.String(), err
 }
 
@@ -110,8 +113,9 @@ func TestImportCommand(t *testing.T) {
 	}
 
 	// Flags from the environment, after the file; --meter-id for the one
-	// UsagePoint.
-	out, err = runImport(t, map[string]string{"GRIDSETTLE_KAFKA_BROKERS": addr, "GRIDSETTLE_VERSION": "2"},
+	// UsagePoint. A command-local flag reads its command's variable, never
+	// the generic one (GRIDSETTLE_VERSION may well be a deployment's own).
+	out, err = runImport(t, map[string]string{"GRIDSETTLE_KAFKA_BROKERS": addr, "GRIDSETTLE_IMPORT_VERSION": "2", "GRIDSETTLE_VERSION": "7"},
 		"greenbutton", data+"greenbutton/testdata/nist-sgip/electric_containerized.xml", "--meter-id", "MTR-7", "--source", "utility-x")
 	if err != nil {
 		t.Fatal(err)

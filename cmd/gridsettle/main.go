@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gridsettle/gridsettle/api"
 	"github.com/gridsettle/gridsettle/migrations/pgcluster"
 )
 
@@ -60,7 +61,8 @@ func (m *Main) root() *cobra.Command {
 		Short: "Exactly-once settlement of smart-meter reads against market prices",
 		Long: "gridsettle consumes interval reads and market prices from Kafka, settles each operating day\n" +
 			"into versioned statements, account charges and a double-entry ledger in PostgreSQL, and\n" +
-			"publishes the results with Kafka transactions. Every flag also reads GRIDSETTLE_<NAME>.",
+			"publishes the results with Kafka transactions. Shared flags also read GRIDSETTLE_<NAME>, a command's own\n" +
+			"flags GRIDSETTLE_<COMMAND>_<NAME> (e.g. GRIDSETTLE_IMPORT_VERSION).",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -74,10 +76,10 @@ func (m *Main) root() *cobra.Command {
 			Use:   "dev",
 			Short: "Run the whole platform on embedded defaults: broker child, private PostgreSQL, all components",
 		}, platformGroups|groupEmbedded, m.runDev),
-		m.command(&cobra.Command{
+		serveDefaults(m.command(&cobra.Command{
 			Use:   "serve",
 			Short: "Run the selected components against an external Kafka cluster and PostgreSQL",
-		}, platformGroups|groupKafka, m.runServe),
+		}, platformGroups|groupKafka, m.runServe)),
 		m.command(&cobra.Command{
 			Use:   "migrate",
 			Short: "Apply the database migrations as the schema's owner, grant --runtime-role what the components need, and exit",
@@ -92,8 +94,18 @@ func (m *Main) root() *cobra.Command {
 		newBenchCmd(m),
 		newChaosCmd(m),
 		newBridgeCmd(m),
+		newVersionCmd(),
 	)
 	return root
+}
+
+// serveDefaults gives serve its own defaults: JSON logs, for the log
+// collectors of production.
+func serveDefaults(c *cobra.Command) *cobra.Command {
+	f := c.Flags().Lookup("log-format")
+	f.DefValue = "json"
+	_ = f.Value.Set("json") // a default, not a change: the environment still wins
+	return c
 }
 
 // platformGroups are the flags shared by the commands that run components.
@@ -113,10 +125,21 @@ func (m *Main) command(c *cobra.Command, groups flagGroup,
 		if err != nil {
 			return err
 		}
-		log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log := newLogger(m.Stderr, cfg)
 		return fn(cmd.Context(), cfg, log)
 	}
 	return c
+}
+
+// newLogger is a command's logger: --log-format and --log-level, every
+// record logged with a request's context carrying its request_id.
+func newLogger(w io.Writer, cfg Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(api.ContextHandler(h))
 }
 
 // executable is the binary dev runs as its broker child.

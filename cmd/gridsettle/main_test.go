@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -158,6 +159,10 @@ func TestServe(t *testing.T) {
 	done := make(chan struct{})
 	go func() { runErr = m.Run(ctx); close(done) }()
 	waitHTTP(t, "http://"+httpAddr+"/readyz", done, &out)
+	// Production serves the committed OpenAPI document, without a token.
+	if file, err := os.ReadFile("../../api/openapi.json"); err != nil || get(t, "http://"+httpAddr+"/api/v1/openapi.json") != string(file) {
+		t.Errorf("serve's /api/v1/openapi.json is not api/openapi.json (%v)", err)
+	}
 
 	adm := kadm.NewClient(client(t, cluster.ListenAddrs()[0], kgo.SASL(plain.Auth{User: "gs", Pass: "secret"}.AsMechanism())))
 	topics, err := adm.ListTopics(t.Context())
@@ -180,6 +185,14 @@ func TestServe(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "stored tokens only") {
 		t.Errorf("serve without --admin-token did not say how admins get in:\n%s", out.String())
+	}
+	// serve logs JSON, one object a line.
+	for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Errorf("serve log line is not a JSON record: %q", line)
+			break
+		}
 	}
 
 	// A short admin token is refused before anything starts.

@@ -20,7 +20,7 @@ import (
 
 // simulateFlags are the flags of `gridsettle simulate` besides the
 // platform's log, Kafka, topic and market groups; each also reads
-// GRIDSETTLE_<NAME>.
+// GRIDSETTLE_SIMULATE_<NAME>.
 var simulateFlags = []string{"meters", "days", "seed", "start-day", "registry-out", "records-out",
 	"produce", "late", "transaction-records", "transactional-id"}
 
@@ -45,18 +45,18 @@ func newSimulateCmd(m *Main) *cobra.Command {
 	brokers := fs.Lookup("kafka-brokers")
 	brokers.DefValue = defaultImportBroker
 	_ = brokers.Value.Set(defaultImportBroker) // a default, not a change: the environment still wins
-	fs.Int("meters", 200, fmt.Sprintf("`number` of meters, at least %d (env GRIDSETTLE_METERS)", simulate.MinMeters))
-	fs.Int("days", 2, "`number` of operating days (env GRIDSETTLE_DAYS)")
-	fs.Int64("seed", 1, "`seed`: the same seed gives the same bytes (env GRIDSETTLE_SEED)")
-	fs.String("start-day", simulate.DefaultStartDay.String(), "first operating `day`, YYYY-MM-DD; the default is the day before the 2026 fall-back (env GRIDSETTLE_START_DAY)")
-	fs.String("registry-out", "", "write the registry CSV files into `dir` (env GRIDSETTLE_REGISTRY_OUT)")
-	fs.String("records-out", "", "write the records into `dir` as kcat input, key TAB value per line (env GRIDSETTLE_RECORDS_OUT)")
-	fs.Bool("produce", true, "produce the records to Kafka (env GRIDSETTLE_PRODUCE)")
-	fs.Bool("late", true, "also produce the late part (restatements and late reads) after the stream (env GRIDSETTLE_LATE)")
-	fs.Int("transaction-records", 1000, "`number` of records per Kafka transaction (env GRIDSETTLE_TRANSACTION_RECORDS)")
-	fs.String("transactional-id", "gridsettle-simulate", "Kafka transactional `id` of the producer (env GRIDSETTLE_TRANSACTIONAL_ID)")
+	fs.Int("meters", 200, fmt.Sprintf("`number` of meters, at least %d (env GRIDSETTLE_SIMULATE_METERS)", simulate.MinMeters))
+	fs.Int("days", 2, "`number` of operating days (env GRIDSETTLE_SIMULATE_DAYS)")
+	fs.Int64("seed", 1, "`seed`: the same seed gives the same bytes (env GRIDSETTLE_SIMULATE_SEED)")
+	fs.String("start-day", simulate.DefaultStartDay.String(), "first operating `day`, YYYY-MM-DD; the default is the day before the 2026 fall-back (env GRIDSETTLE_SIMULATE_START_DAY)")
+	fs.String("registry-out", "", "write the registry CSV files into `dir` (env GRIDSETTLE_SIMULATE_REGISTRY_OUT)")
+	fs.String("records-out", "", "write the records into `dir` as kcat input, key TAB value per line (env GRIDSETTLE_SIMULATE_RECORDS_OUT)")
+	fs.Bool("produce", true, "produce the records to Kafka (env GRIDSETTLE_SIMULATE_PRODUCE)")
+	fs.Bool("late", true, "also produce the late part (restatements and late reads) after the stream (env GRIDSETTLE_SIMULATE_LATE)")
+	fs.Int("transaction-records", 1000, "`number` of records per Kafka transaction (env GRIDSETTLE_SIMULATE_TRANSACTION_RECORDS)")
+	fs.String("transactional-id", "gridsettle-simulate", "Kafka transactional `id` of the producer (env GRIDSETTLE_SIMULATE_TRANSACTIONAL_ID)")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := applyEnv(fs, m.LookupEnv, simulateFlags...); err != nil {
+		if err := applyEnv(cmd, m.LookupEnv, simulateFlags...); err != nil {
 			return err
 		}
 		cfg, err := loadConfig(fs, m.LookupEnv)
@@ -67,7 +67,7 @@ func newSimulateCmd(m *Main) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		log := newLogger(m.Stderr, cfg)
 		return runSimulate(cmd.Context(), m.Stdout, fs, cfg.Kafka, sc, opts, log)
 	}
 	return c

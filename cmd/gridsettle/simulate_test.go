@@ -24,7 +24,7 @@ func runSimulateCmd(t *testing.T, env map[string]string, args ...string) (string
 func TestSimulateCommand(t *testing.T) {
 	addr := kafkatest.New(t)[0]
 	dir := t.TempDir()
-	out, err := runSimulateCmd(t, map[string]string{"GRIDSETTLE_SEED": "9", "GRIDSETTLE_DAYS": "1"},
+	out, err := runSimulateCmd(t, map[string]string{"GRIDSETTLE_SIMULATE_SEED": "9", "GRIDSETTLE_SIMULATE_DAYS": "1", "GRIDSETTLE_DAYS": "3"},
 		"--meters", "12", "--kafka-brokers", addr, "--registry-out", filepath.Join(dir, "registry"),
 		"--records-out", filepath.Join(dir, "records"), "--transaction-records", "100")
 	if err != nil {
@@ -87,8 +87,8 @@ func TestSimulateCommandRejects(t *testing.T) {
 			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.want)
 		}
 	}
-	if _, err := runSimulateCmd(t, map[string]string{"GRIDSETTLE_DAYS": "many"}, "--produce=false"); err == nil ||
-		!strings.Contains(err.Error(), "GRIDSETTLE_DAYS") {
-		t.Errorf("bad GRIDSETTLE_DAYS: error %v", err)
+	if _, err := runSimulateCmd(t, map[string]string{"GRIDSETTLE_SIMULATE_DAYS": "many"}, "--produce=false"); err == nil ||
+		!strings.Contains(err.Error(), "GRIDSETTLE_SIMULATE_DAYS") {
+		t.Errorf("bad GRIDSETTLE_SIMULATE_DAYS: error %v", err)
 	}
 }

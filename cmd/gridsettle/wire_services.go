@@ -17,10 +17,6 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
-// generator is the manifest's "generator": exports record which gridsettle
-// wrote them.
-const generator = "gridsettle v0.1.0"
-
 // services are the parts several components share, built once per process:
 // the Applier (its alert hook must be the same for the consumers and for
 // quarantine replays served by the API), the Runs (started by the scheduler
@@ -52,7 +48,7 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 		Schedule: p.Config.ExportSchedule,
 		Timeout:  p.Config.ExportTimeout,
 		Export: reporting.Config{
-			Generator: generator, Market: p.Config.Market, Codec: p.Config.ExportCompression, Key: key,
+			Generator: readBuild().generator(), Market: p.Config.Market, Codec: p.Config.ExportCompression, Key: key,
 		},
 	}, p.Metrics, p.Log)
 	if err != nil {
