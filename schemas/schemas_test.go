@@ -197,6 +197,31 @@ func TestRecord(t *testing.T) {
 			t.Errorf("%s: valid", name)
 		}
 	}
+	// The MQTT bridge's own dead letters: no source position, an id of the
+	// payload, the bridge's reasons only.
+	bridged := func() *kgo.Record {
+		r := set(set(set(deadLetter(), "gridsettle-source-partition", ""), "gridsettle-source-offset", ""), "gridsettle-seq", "")
+		id := "mqtt/" + strings.Repeat("ab", 32)
+		for k, val := range map[string]string{"gridsettle-id": id, "ce_id": id, "gridsettle-reason": "payload_too_large",
+			"gridsettle-mqtt-topic": "gridsettle/reads/gw-7", "gridsettle-mqtt-client": "bridge-1"} {
+			set(r, k, val)
+		}
+		return r
+	}
+	if err := v.Record(bridged()); err != nil {
+		t.Errorf("bridge dead letter: %v", err)
+	}
+	for name, r := range map[string]*kgo.Record{
+		"bridge letter with an ingest reason":  set(bridged(), "gridsettle-reason", "malformed_json"),
+		"bridge letter without its MQTT topic": set(bridged(), "gridsettle-mqtt-topic", ""),
+		"ingest letter with a bridge reason":   set(deadLetter(), "gridsettle-reason", "payload_too_large"),
+		"ingest letter without its offset":     set(deadLetter(), "gridsettle-source-offset", ""),
+	} {
+		if err := v.Record(r); err == nil {
+			t.Errorf("%s: valid", name)
+		}
+	}
+
 	// A statement: its value is checked, and its content type is JSON.
 	st := deadLetter()
 	for _, k := range []string{"gridsettle-schema", "ce_type"} {

@@ -72,7 +72,7 @@ func (m *Main) runBridge(ctx context.Context, cfg Config, log *slog.Logger) erro
 // the bridge failpoints.
 func newBridge(cfg Config, topics kafka.Topics, reg prometheus.Registerer, log *slog.Logger) (*bridge.Bridge, error) {
 	bc := cfg.Bridge
-	bc.Kafka, bc.Topics = cfg.Kafka, topics
+	bc.Kafka, bc.Topics, bc.Environment = cfg.Kafka, topics, cfg.Environment
 	b, err := bridge.New(bc, log, reg, bridge.WithStepHook(bridgeFailpoint))
 	if err != nil {
 		return nil, fmt.Errorf("bridge: %w", err)

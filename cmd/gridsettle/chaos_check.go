@@ -278,7 +278,9 @@ func (c *chaos) compare(ctx context.Context, p *problems) error {
 		return err
 	}
 	// The bridge's own dead letters (edge.md) are no relay's records: they
-	// carry no gridsettle-seq and no source offset.
+	// carry no gridsettle-seq and no source offset, and are checked here
+	// only against their schema.
+	c.checkBridgeLetters(p, out)
 	out, all = withoutBridgeLetters(out), withoutBridgeLetters(all)
 	c.st.AbortedRecords = len(all) - len(out)
 	ck.OutputRecords = len(out)
@@ -304,6 +306,24 @@ func (c *chaos) compare(ctx context.Context, p *problems) error {
 		return err
 	}
 	return c.checkLedger(ctx, p)
+}
+
+// checkBridgeLetters: every dead letter the MQTT bridge wrote itself
+// validates against the dead-letter schema, CloudEvents headers included.
+func (c *chaos) checkBridgeLetters(p *problems, recs []*kgo.Record) {
+	v, err := schemas.NewValidator()
+	if err != nil {
+		p.add("schemas", "%v", err)
+		return
+	}
+	for _, r := range recs {
+		if header(r, bridge.HeaderMQTTClient) == "" {
+			continue
+		}
+		if err := v.Record(r); err != nil {
+			p.add("schemas", "bridge dead letter: %v", err)
+		}
+	}
 }
 
 // withoutBridgeLetters is recs without the dead letters the MQTT bridge

@@ -379,8 +379,8 @@ var flagDefs = []flagDef{
 			c.Schedule, err = settlement.ParseSchedule(v)
 			return err
 		}},
-	{name: "environment", def: "dev", group: groupComponents,
-		usage: "`name` of this deployment, part of every Kafka transactional id (instances of one deployment share it; two deployments on one cluster must not)",
+	{name: "environment", def: "dev", group: groupComponents | groupMQTT,
+		usage: "`name` of this deployment, part of every Kafka transactional id (instances of one deployment share it; two deployments on one cluster must not) and of the CloudEvents source gridsettle/{name}",
 		set: func(c *Config, v string) error {
 			if !meters.ValidIdentifier(v) {
 				return fmt.Errorf("%q is not 1-64 characters of A-Z a-z 0-9 . _ : -", v)

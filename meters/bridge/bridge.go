@@ -85,6 +85,10 @@ type Config struct {
 
 	Kafka  skafka.Config
 	Topics skafka.Topics // Reads, Prices and DeadLetter are used
+	// Environment names the deployment in the CloudEvents source of the
+	// bridge's own dead letters (gridsettle/{Environment}, messages.md);
+	// empty: "dev".
+	Environment string
 
 	BatchRecords   int           // 0: DefaultBatchRecords
 	BatchInterval  time.Duration // 0: DefaultBatchInterval

@@ -25,9 +25,19 @@ import (
 
 	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
+	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 )
+
+// validator checks the bridge's dead letters against the message schemas.
+var validator = func() *schemas.Validator {
+	v, err := schemas.NewValidator()
+	if err != nil {
+		panic(err)
+	}
+	return v
+}()
 
 const wait = 10 * time.Second
 
@@ -204,6 +214,11 @@ func TestForwards(t *testing.T) {
 			size > bridge.DefaultMaxRecordBytes || !bytes.HasPrefix(m.payload, r.Value) || len(r.Value) < 900_000 {
 			t.Errorf("%s: dead letter of %d bytes with headers %v", m.topic, len(r.Value), r.Headers)
 		}
+		// An output record like the relay's: its schema's headers and the
+		// CloudEvents attributes.
+		if err := validator.Record(r); err != nil {
+			t.Errorf("%s: dead letter does not validate: %v", m.topic, err)
+		}
 	}
 	if n := counter(t, reg, "gridsettle_bridge_messages_total"); n != float64(len(msgs)) {
 		t.Errorf("messages_total %v, want %d", n, len(msgs))
@@ -322,6 +337,9 @@ func TestUnsubscribedTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := recs[0]
+	if err := validator.Record(r); err != nil {
+		t.Errorf("unsubscribed dead letter does not validate: %v", err)
+	}
 	if r.Topic != "gridsettle.dead-letter" || header(r, bridge.HeaderReason) != bridge.ReasonUnsubscribed ||
 		string(r.Value) != string(m.payload) || header(r, bridge.HeaderMQTTTopic) != m.topic {
 		t.Errorf("record on %s, reason %q, value %q", r.Topic, header(r, bridge.HeaderReason), r.Value)

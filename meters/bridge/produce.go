@@ -14,6 +14,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/outbox"
+	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
 // producer is a new transactional client whose ProducerID has fenced every
@@ -112,8 +116,9 @@ func (b *Bridge) transact(ctx context.Context, cl *kgo.Client, batch []Delivery,
 	)
 	recs := make([]*kgo.Record, len(batch))
 	reasons := make([]string, len(batch))
+	now := time.Now()
 	for i, d := range batch {
-		recs[i], reasons[i] = b.record(d, tooLarge[i])
+		recs[i], reasons[i] = b.record(d, tooLarge[i], now)
 		cl.Produce(pctx, recs[i], func(_ *kgo.Record, err error) {
 			if err == nil {
 				return
@@ -178,7 +183,7 @@ func (b *Bridge) step(ctx context.Context, s Step) error {
 // topic, keyed by Key; or its dead letter, with the reason, when it does not
 // fit the record size limit (or Kafka refused it as too large) or matched
 // no filter.
-func (b *Bridge) record(d Delivery, tooLarge bool) (*kgo.Record, string) {
+func (b *Bridge) record(d Delivery, tooLarge bool, now time.Time) (*kgo.Record, string) {
 	topic := b.cfg.Topics.Reads
 	if d.Kind == Prices {
 		topic = b.cfg.Topics.Prices
@@ -204,11 +209,21 @@ func (b *Bridge) record(d Delivery, tooLarge bool) (*kgo.Record, string) {
 	}
 	sum := sha256.Sum256(d.Payload)
 	sumHex := hex.EncodeToString(sum[:])
+	id := []byte("mqtt/" + sumHex)
+	// A dead letter is an output record like the relay's, CloudEvents
+	// headers included (messages.md "Schemas and CloudEvents"); its value
+	// is the payload's bytes, not necessarily JSON.
 	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)},
 		kgo.RecordHeader{Key: HeaderSourceTopic, Value: []byte(topic)},
 		kgo.RecordHeader{Key: HeaderSchema, Value: []byte(deadLetterSchema)},
-		kgo.RecordHeader{Key: HeaderID, Value: []byte("mqtt/" + sumHex)},
+		kgo.RecordHeader{Key: HeaderID, Value: id},
+		kgo.RecordHeader{Key: publish.HeaderCESpecVersion, Value: []byte(publish.CESpecVersion)},
+		kgo.RecordHeader{Key: publish.HeaderCEID, Value: id},
+		kgo.RecordHeader{Key: publish.HeaderCESource, Value: []byte("gridsettle/" + cmp.Or(b.cfg.Environment, "dev"))},
+		kgo.RecordHeader{Key: publish.HeaderCEType, Value: []byte(deadLetterSchema)},
+		kgo.RecordHeader{Key: publish.HeaderCETime, Value: now.UTC().AppendFormat(nil, time.RFC3339Nano)},
+		kgo.RecordHeader{Key: outbox.HeaderContentType, Value: []byte(ingest.DeadLetterContentType)},
 	)
 	value := d.Payload
 	if len(key)+len(value)+headersSize(headers) > limit || tooLarge {
