@@ -209,8 +209,9 @@ func TestIngestStatus(t *testing.T) {
 		INSERT INTO ingest_offsets (topic, partition, next_offset, watermark) VALUES ('ami.interval-reads', 1, 0, '2026-11-01T06:00:00Z');
 		INSERT INTO ingest_offsets (topic, partition, next_offset, refused_at, refused_log_end)
 			VALUES ('ami.interval-reads', 2, 7, '2026-12-06T08:00:00Z', 3);
-		INSERT INTO outbox_streams (topic, partition, next_seq, parked_reason, parked_at)
-			VALUES ('gridsettle.dead-letter', 0, 2, 'partition_missing', '2026-12-06T09:00:00Z');
+		INSERT INTO outbox_streams VALUES ('gridsettle.dead-letter', 0, 2);
+		INSERT INTO outbox_relay (topic, partition, parked_reason, parked_at)
+			VALUES ('gridsettle.dead-letter', 0, 'partition_missing', '2026-12-06T09:00:00Z');
 		INSERT INTO outbox (topic, partition, seq, record_id, schema, value) VALUES ('gridsettle.dead-letter', 0, 1, 'x', 'y', '');
 		INSERT INTO outbox_quarantine (topic, partition, seq, record_id, schema, value, headers, created_at, reason, detail)
 			VALUES ('settlement.statements', 1, 4, 'r', 's', 'v', '[]', now(), 'record_too_large', 'MESSAGE_TOO_LARGE');

@@ -22,18 +22,24 @@ CREATE TABLE outbox_quarantine (
     UNIQUE (topic, partition, seq)
 );
 
--- parked_*: the stream's topic or partition does not exist in the cluster
--- (deleted, or recreated with fewer partitions); the relay checks again
--- slowly instead of restarting in a loop, and clears it when it resumes.
+-- The relay's own state of each stream, written only by its lease holder
+-- (never in outbox_streams, whose row every enqueueing transaction locks
+-- until it commits: the relay would wait behind ingest).
 -- log_*: the last committed record the relay confirmed in the log, so the
 -- next session reads the log's tail forward from there instead of
 -- searching backwards through aborted transactions.
-ALTER TABLE outbox_streams
-    ADD COLUMN parked_reason text,
-    ADD COLUMN parked_at     timestamptz,
-    ADD COLUMN log_seq       bigint,
-    ADD COLUMN log_offset    bigint;
+-- parked_*: the stream's topic or partition does not exist in the cluster
+-- (deleted, or recreated with fewer partitions); the relay checks again
+-- slowly instead of restarting in a loop, and clears it when it resumes.
+CREATE TABLE outbox_relay (
+    topic         text        NOT NULL,
+    partition     int         NOT NULL,
+    log_seq       bigint,
+    log_offset    bigint,
+    parked_reason text        CHECK (parked_reason IN ('topic_missing', 'partition_missing')),
+    parked_at     timestamptz,
+    PRIMARY KEY (topic, partition)
+);
 
 -- +goose Down
-ALTER TABLE outbox_streams DROP COLUMN parked_reason, DROP COLUMN parked_at, DROP COLUMN log_seq, DROP COLUMN log_offset;
-DROP TABLE outbox_quarantine;
+DROP TABLE outbox_relay, outbox_quarantine;

@@ -21,7 +21,7 @@
 //     fences every older instance and aborts its open transaction;
 //  3. the committed tail of the partition is read (read_committed) to find
 //     the highest gridsettle-seq header, the last sequence the log
-//     confirms: forward from the log position recorded in outbox_streams
+//     confirms: forward from the log position recorded in outbox_relay
 //     (log_seq, log_offset) when the log still holds that record there,
 //     else backwards from the last stable offset in widening windows. Each
 //     wait is bounded (tailTimeout) but a read that makes progress goes on,
@@ -51,7 +51,7 @@
 //     the rows; each commit doubles the limit back up to BatchSize.
 //   - Both restart at once, not after a growing backoff: they are progress.
 //   - A stream whose topic does not exist, or has fewer partitions than
-//     its partition, is parked: outbox_streams.parked_reason says why (the
+//     its partition, is parked: outbox_relay.parked_reason says why (the
 //     status endpoint shows it), a gauge counts it, its rows stay, and it
 //     is checked again every DiscoverInterval rather than restarted in a
 //     loop; the session that finds it back clears the state.

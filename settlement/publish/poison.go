@@ -153,8 +153,9 @@ func (w *worker) quarantine(ctx context.Context, e *refusedError) error {
 func (w *worker) park(ctx context.Context, e *parkedError) {
 	w.r.m.parked.WithLabelValues(w.s.Topic, w.part).Set(1)
 	if _, err := w.r.pool.Exec(ctx, `
-		UPDATE outbox_streams SET parked_reason = $3, parked_at = coalesce(parked_at, now())
-		WHERE topic = $1 AND partition = $2`, w.s.Topic, w.s.Partition, e.reason); err != nil {
+		INSERT INTO outbox_relay AS r (topic, partition, parked_reason, parked_at) VALUES ($1, $2, $3, now())
+		ON CONFLICT (topic, partition) DO UPDATE SET parked_reason = $3, parked_at = coalesce(r.parked_at, now())`,
+		w.s.Topic, w.s.Partition, e.reason); err != nil {
 		w.log.Warn("cannot record the parked stream", "err", err)
 	}
 	w.parked = true
@@ -164,7 +165,7 @@ func (w *worker) park(ctx context.Context, e *parkedError) {
 // left, once the stream's topic and partition exist.
 func (w *worker) unpark(ctx context.Context) error {
 	if _, err := w.r.pool.Exec(ctx, `
-		UPDATE outbox_streams SET parked_reason = NULL, parked_at = NULL
+		UPDATE outbox_relay SET parked_reason = NULL, parked_at = NULL
 		WHERE topic = $1 AND partition = $2 AND parked_reason IS NOT NULL`, w.s.Topic, w.s.Partition); err != nil {
 		return fmt.Errorf("clear parked state of %s: %w", w.s, err)
 	}
@@ -210,7 +211,7 @@ func ReadBacklog(ctx context.Context, db Queryer) (Backlog, error) {
 	rows, err := db.Query(ctx, `
 		SELECT s.topic, s.partition, s.parked_reason,
 		       (SELECT count(*) FROM outbox o WHERE o.topic = s.topic AND o.partition = s.partition), s.parked_at
-		FROM outbox_streams s WHERE s.parked_reason IS NOT NULL ORDER BY s.topic, s.partition`)
+		FROM outbox_relay s WHERE s.parked_reason IS NOT NULL ORDER BY s.topic, s.partition`)
 	if err != nil {
 		return Backlog{}, fmt.Errorf("read parked streams: %w", err)
 	}

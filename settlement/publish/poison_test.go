@@ -237,12 +237,12 @@ func TestStreamsOfAGoneTopicAreParked(t *testing.T) {
 	}
 }
 
-// logPositions is outbox_streams' recorded log position of each partition
+// logPositions is outbox_relay's recorded log position of each partition
 // of topic: its seq and offset.
 func (e *env) logPositions() map[int32][2]int64 {
 	e.t.Helper()
 	rows, err := e.pool.Query(e.t.Context(), `
-		SELECT partition, log_seq, log_offset FROM outbox_streams WHERE topic = $1 AND log_seq IS NOT NULL`, topic)
+		SELECT partition, log_seq, log_offset FROM outbox_relay WHERE topic = $1 AND log_seq IS NOT NULL`, topic)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestTailReadsFromTheRecordedPosition(t *testing.T) {
 	// Wrong positions: a seq the record at the offset does not carry, and
 	// an offset past the log's end.
 	if _, err := e.pool.Exec(t.Context(), `
-		UPDATE outbox_streams SET log_seq = CASE WHEN partition % 2 = 0 THEN log_seq - 1 ELSE log_seq END,
+		UPDATE outbox_relay SET log_seq = CASE WHEN partition % 2 = 0 THEN log_seq - 1 ELSE log_seq END,
 		                          log_offset = CASE WHEN partition % 2 = 0 THEN log_offset ELSE log_offset + 1000 END
 		WHERE topic = $1`, topic); err != nil {
 		t.Fatal(err)
@@ -291,4 +291,28 @@ func TestTailReadsFromTheRecordedPosition(t *testing.T) {
 	e.start(e.config())
 	e.waitDrained()
 	checkExactlyOnce(t, e.readAll(), want)
+}
+
+// A transaction holds at most BatchBytes of keys and values (a larger row
+// goes alone), however many rows BatchSize allows.
+func TestTransactionsAreCappedInBytes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sizes := make([]int, 30)
+	for i := range sizes {
+		sizes[i] = 295 // with the 5-byte key, 300 bytes a row
+	}
+	sizes[10] = 5000 // alone, over the cap
+	want := e.enqueueSized("a", sizes...)
+	cfg := e.config()
+	cfg.BatchSize, cfg.BatchBytes = 1000, 1000
+	r := e.start(cfg)
+	e.waitDrained()
+	if recs := e.readAll(); !slices.Equal(ids(recs), want) {
+		t.Fatalf("published %v, want %v", ids(recs), want)
+	}
+	// 29 rows of 300 bytes, at most 3 per transaction, and one alone.
+	if got := r.metric(t, "gridsettle_publish_transactions_total", "outcome", "committed"); got < 11 {
+		t.Errorf("%v transactions for 30 rows under a 1000-byte cap, want at least 11", got)
+	}
 }
