@@ -79,6 +79,7 @@ func newAPI(p *Platform) (Component, error) {
 			// worker, and writing an export may rightly outlast the API's
 			// statement timeout); its reads are a regulator's few calls.
 			api.ExportRoutes{Exports: s.exporter},
+			api.IntervalRoutes{Pool: pool},
 			api.AlertRoutes{Pool: pool, Market: p.Config.Market},
 			api.IngestRoutes{Pool: pool, Market: p.Config.Market, Topics: p.Topics, Applier: s.applier,
 				Kafka: kadm.NewClient(p.Kafka), Runs: runs},

@@ -1,0 +1,117 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+
+	"github.com/gridsettle/gridsettle/reporting/parquet"
+	"github.com/gridsettle/gridsettle/reporting/postgres/intervalrows"
+)
+
+// IntervalRoutes serve a statement line's settled figures per settlement
+// interval: the rows of intervals.parquet for that line, read by the same
+// code the exports use (intervalrows).
+type IntervalRoutes struct {
+	Pool *pgxpool.Pool
+}
+
+// StatementInterval is one settlement interval of a statement line, with
+// the exact (unrounded) figures at intervals.parquet's scales. Price and
+// amount are null when the interval is unpriced. The estimation figures of
+// api.md (estimated_energy_mwh, gridsettle_estimated_reads) come with the
+// estimation issue, which stores them.
+type StatementInterval struct {
+	SettlementInterval time.Time `json:"settlement_interval"`
+	EnergyMWh          string    `json:"energy_mwh"`
+	Price              *string   `json:"price"`
+	Amount             *string   `json:"amount"`
+	ActualReads        int32     `json:"actual_reads"`
+	EstimatedReads     int32     `json:"estimated_reads"`
+}
+
+// The scales of intervals.parquet's decimal columns.
+const (
+	intervalEnergyScale = 18
+	intervalPriceScale  = 6
+	intervalAmountScale = 24
+)
+
+// intervalKey is the keyset cursor of a line's intervals.
+type intervalKey struct {
+	After time.Time `json:"after"`
+}
+
+// Routes implements Routes.
+func (g IntervalRoutes) Routes() []Route {
+	return []Route{{
+		Method: http.MethodGet, Path: "/api/v1/statements/{statement_id}/intervals", Roles: Readers,
+		Summary: "A statement line's settled figures per settlement interval, as in intervals.parquet",
+		Description: "statement_id percent-encoded ('/' as %2F). Ordered by settlement interval; " +
+			"price and amount are null when the interval is unpriced.",
+		Params:   []Param{Path("statement_id", "e.g. HB_NORTH%2FP1%2F2026-11-01%2F1")},
+		Response: ListBody(StatementInterval{}), ETag: true, Handler: g.intervals,
+	}}
+}
+
+// errPageFull stops a line's stream once a page (and one more row) is read.
+var errPageFull = errors.New("page full")
+
+func (g IntervalRoutes) intervals(c echo.Context) error {
+	// A statement_id holds '/' ({point}/{participant}/{day}/{version}):
+	// routed percent-encoded, decoded here (checkParams has checked both
+	// forms as plain text).
+	id, err := url.PathUnescape(c.Param("statement_id"))
+	if err != nil {
+		return BadParam("statement_id", "is not percent-encoded correctly")
+	}
+	limit, err := Limit(c)
+	if err != nil {
+		return err
+	}
+	var after intervalKey
+	has, err := Cursor(c, &after)
+	if err != nil {
+		return err
+	}
+	var out []StatementInterval
+	err = intervalrows.StreamLine(c.Request().Context(), g.Pool, id, func(i parquet.Interval) error {
+		if has && !i.IntervalStart.After(after.After) {
+			return nil
+		}
+		out = append(out, statementInterval(i))
+		if len(out) > limit {
+			return errPageFull
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, intervalrows.ErrNotFound):
+		return NotFoundf("statement line %q not found", id)
+	case err != nil && !errors.Is(err, errPageFull):
+		return err
+	}
+	return List(c, out, limit, func(s StatementInterval) any { return intervalKey{After: s.SettlementInterval} })
+}
+
+func statementInterval(i parquet.Interval) StatementInterval {
+	s := StatementInterval{
+		SettlementInterval: i.IntervalStart.UTC(),
+		EnergyMWh:          i.EnergyMWh.StringFixed(intervalEnergyScale),
+		ActualReads:        i.ActualReads,
+		EstimatedReads:     i.EstimatedReads,
+	}
+	if i.Price.Valid {
+		p := i.Price.Decimal.StringFixed(intervalPriceScale)
+		s.Price = &p
+	}
+	if i.Amount.Valid {
+		a := i.Amount.Decimal.StringFixed(intervalAmountScale)
+		s.Amount = &a
+	}
+	return s
+}
