@@ -306,6 +306,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	ok(t, post("/api/v1/tokens", `{"role":"analyst","name":"client"}`, "", adm, 201), 201, &tok)
 	post("/api/v1/tokens", `{"role":"owner","name":"client"}`, "", adm, 400)
 	get("/api/v1/tokens", "/api/v1/tokens", adm, 200)
+	get("/api/v1/whoami", "/api/v1/whoami", reg, 200)
 	a.check("DELETE /api/v1/tokens/{id}", req{method: http.MethodDelete, path: "/api/v1/tokens/" + tok.ID, token: adm}, 204)
 	get("/api/v1/audit", "/api/v1/audit", adm, 200)
 

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/gridsettle/gridsettle/api"
+	"github.com/gridsettle/gridsettle/api/console"
 	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
@@ -85,6 +86,7 @@ func newAPI(p *Platform) (Component, error) {
 				Kafka: kadm.NewClient(p.Kafka), Runs: runs},
 			api.SchemaRoutes{},
 		)
+		srv.Mount(console.Prefix, console.Handler())
 		return srv.Serve(ctx, p.HTTP)
 	}}), nil
 }
