@@ -165,6 +165,10 @@ func (tb *tab) signIn(base, path, token, role string) {
 	}
 }
 
+// hostile is a quarantined record that would run script if the console
+// put API text into the page as markup.
+const hostile = `<img src="/x" onerror="window.pwned = 1"><script>window.pwned = 1</script>`
+
 // cell is a statement row as the Day page shows it.
 type cell struct {
 	ID, Energy, Amount, Delta string
@@ -196,7 +200,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		body: `{"operating_day":"2026-11-01","run_type":"final","version":2}`}), http.StatusCreated, nil)
 	// A read of a meter the registry does not know yet, then the registry
 	// fix that lets an operator replay it.
-	ingestData(t, s.pool, []string{`{"meter_id":"M9","start":"2026-11-01T05:00:00Z","interval_seconds":900,"values":["1"]}`}, nil)
+	// And a record that is markup: the console must show it as text.
+	ingestData(t, s.pool, []string{`{"meter_id":"M9","start":"2026-11-01T05:00:00Z","interval_seconds":900,"values":["1"]}`, hostile}, nil)
 	if _, err := s.pool.Exec(t.Context(), `INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
 		VALUES ('M9', 'ACC-1', 'RET-A', 'HB_NORTH', 1, '2026-01-01Z')`); err != nil {
 		t.Fatal(err)
@@ -348,6 +353,10 @@ func TestConsoleInBrowser(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS(`button[data-action=replay][data-reason=unknown_meter]`)),
 			chromedp.Click(chromedp.CSS(`button[data-action=replay][data-reason=unknown_meter]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-kind=replay-result][data-replayed]`)))
+		shown := eval[[]string](tb, "quarantined values", `[...document.querySelectorAll('table[data-kind=quarantine] td[data-field=value]')].map(td => td.textContent)`)
+		if !slices.Contains(shown, hostile) || eval[bool](tb, "pwned", `'pwned' in window`) {
+			t.Errorf("a quarantined record of markup: shown as %q, or it ran", shown)
+		}
 		if n := eval[string](tb, "replayed", `document.querySelector('[data-kind=replay-result]').dataset.replayed`); n != "1" {
 			t.Errorf("replayed %s items, want 1", n)
 		}

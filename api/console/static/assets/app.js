@@ -522,7 +522,7 @@
         out.push(errorBox(err));
       }
     }
-    if (!meter && !point) out.push(el('p', { class: 'muted' }, "Name a meter for its reads (all versions' current values, quality and source) or a settlement point for its prices."));
+    if (!meter && !point) out.push(el('p', { class: 'muted' }, "Name a meter for its current reads (the highest version of each interval, with quality, version and source) or a settlement point for its RT prices."));
     return out;
   }
 
