@@ -298,6 +298,20 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("deep link: %d points differ from the API's", len(got))
 		}
 
+		// Inputs: a meter's reads as the API gives them.
+		tb.do("a meter's reads", chromedp.Navigate(base+"/console/inputs?meter_id=M1&from=2026-11-01T05:00:00Z"),
+			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=reads] td[data-field=value]`)))
+		var reads Page[Read]
+		ok(t, s.do(req{method: "GET", path: "/api/v1/meters/M1/reads?from=2026-11-01T05:00:00Z&limit=1000", token: toks[Analyst]}), http.StatusOK, &reads)
+		values := eval[[]string](tb, "read values", `[...document.querySelectorAll('table[data-kind=reads] td[data-field=value]')].map(td => td.textContent)`)
+		var wantValues []string
+		for _, r := range reads.Items {
+			wantValues = append(wantValues, r.Value)
+		}
+		if len(values) != 100 || !slices.Equal(values, wantValues) {
+			t.Errorf("inputs page: %d reads, the API %d", len(values), len(wantValues))
+		}
+
 		// Read-only roles are offered no replay; the status page loads.
 		tb.do("quarantine as an analyst", chromedp.Navigate(base+"/console/quarantine"),
 			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=quarantine]`)))
