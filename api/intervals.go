@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -56,6 +58,24 @@ func (g IntervalRoutes) Routes() []Route {
 		Params:   []Param{Path("statement_id", "e.g. HB_NORTH%2FP1%2F2026-11-01%2F1")},
 		Response: ListBody(StatementInterval{}), ETag: true, Handler: g.intervals,
 	}}
+}
+
+// statementSubresource is a path below one statement line, its id in any
+// form: percent-encoded or with its '/' as they are. (The explain route,
+// when it comes, belongs in the alternation.)
+var statementSubresource = regexp.MustCompile(`^/api/v1/statements/(.+)/(intervals)$`)
+
+// statementIDPath routes the unencoded form of a statement_id in a path
+// (api.md: accepted too) as the encoded one: before routing, the id's '/'
+// become %2F in the path the router reads.
+func statementIDPath(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u := c.Request().URL
+		if m := statementSubresource.FindStringSubmatch(u.EscapedPath()); m != nil && strings.Contains(m[1], "/") {
+			u.RawPath = "/api/v1/statements/" + strings.ReplaceAll(m[1], "/", "%2F") + "/" + m[2]
+		}
+		return next(c)
+	}
 }
 
 // errPageFull stops a line's stream once a page (and one more row) is read.

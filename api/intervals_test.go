@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -82,7 +83,16 @@ func TestStatementIntervalsEqualExport(t *testing.T) {
 			t.Errorf("%s: %d unpriced, %d negative prices; the fixture has one unpriced and some negative", l.StatementID, unpriced, negative)
 		}
 	}
+	// The unencoded form of a statement_id is the same line.
+	id := lines.Items[0].StatementID
+	var encoded, plain Page[StatementInterval]
+	ok(t, s.do(req{method: "GET", path: "/api/v1/statements/" + url.PathEscape(id) + "/intervals", token: toks[Analyst]}), http.StatusOK, &encoded)
+	ok(t, s.do(req{method: "GET", path: "/api/v1/statements/" + id + "/intervals", token: toks[Analyst]}), http.StatusOK, &plain)
+	if len(plain.Items) != 100 || !slices.EqualFunc(plain.Items, encoded.Items, func(a, b StatementInterval) bool { return a.EnergyMWh == b.EnergyMWh }) {
+		t.Errorf("unencoded id: %d intervals, encoded %d", len(plain.Items), len(encoded.Items))
+	}
 	problem(t, s.do(req{method: "GET", path: "/api/v1/statements/" + url.PathEscape("HB_NORTH/RET-A/2026-11-01/9") + "/intervals", token: toks[Analyst]}), http.StatusNotFound)
+	problem(t, s.do(req{method: "GET", path: "/api/v1/statements/HB_NORTH/RET-A/2026-11-01/9/intervals", token: toks[Analyst]}), http.StatusNotFound)
 	problem(t, s.do(req{method: "GET", path: "/api/v1/statements/a%FF%00/intervals", token: toks[Analyst]}), http.StatusBadRequest)
 }
 

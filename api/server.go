@@ -120,6 +120,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, pool *pgxpool.P
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	// etag runs outside compress: it hashes the bytes sent.
+	e.Pre(statementIDPath)
 	e.Use(s.requestID, s.observe, s.limitBody, s.etag, s.compress())
 
 	s.add(Route{Method: http.MethodGet, Path: "/healthz", Summary: "Liveness: the process is up", public: true,
