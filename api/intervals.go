@@ -53,8 +53,9 @@ func (g IntervalRoutes) Routes() []Route {
 	return []Route{{
 		Method: http.MethodGet, Path: "/api/v1/statements/{statement_id}/intervals", Roles: Readers,
 		Summary: "A statement line's settled figures per settlement interval, as in intervals.parquet",
-		Description: "statement_id percent-encoded ('/' as %2F). Ordered by settlement interval; " +
-			"price and amount are null when the interval is unpriced.",
+		Description: "statement_id percent-encoded ('/' as %2F; the unencoded form is accepted too). Ordered by " +
+			"settlement interval; exact figures at intervals.parquet's scales; price and amount are null when the " +
+			"interval is unpriced.",
 		Params:   []Param{Path("statement_id", "e.g. HB_NORTH%2FP1%2F2026-11-01%2F1")},
 		Response: ListBody(StatementInterval{}), ETag: true, Handler: g.intervals,
 	}}
