@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/gridsettle/gridsettle/api/console"
@@ -47,12 +49,12 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800))
 	t.Cleanup(cancelAlloc)
-	browser, cancel := chromedp.NewContext(alloc)
+	chrome, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(cancel)
-	if err := chromedp.Do(browser); err != nil {
+	if err := chromedp.Do(chrome); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	return browser
+	return chrome
 }
 
 // tab is one browser tab (its own sessionStorage) with what its console
@@ -65,9 +67,9 @@ type tab struct {
 	msgs []chromedp.ConsoleMessage
 }
 
-func newTab(t *testing.T, browser context.Context, name string) *tab {
+func newTab(t *testing.T, chrome context.Context, name string) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser)
+	ctx, cancel := chromedp.NewContext(chrome)
 	t.Cleanup(cancel)
 	tb := &tab{t: t, ctx: ctx, name: name}
 	msgs := chromedp.Console(ctx) // opens the tab and subscribes now
@@ -209,7 +211,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	base := srv.URL
-	browser := newBrowser(t)
+	chrome := newBrowser(t)
 	started := time.Now()
 
 	var lines Page[settlement.StatementMessage]
@@ -219,7 +221,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	t.Run("day", func(t *testing.T) {
-		tb := newTab(t, browser, "day")
+		tb := newTab(t, chrome, "day")
 		tb.signIn(base, "/console/", toks[Analyst], "analyst")
 		tb.do("the latest day's statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id]`)))
 		if p := eval[string](tb, "path", `location.pathname`); p != "/console/day/2026-11-01" {
@@ -323,7 +325,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("phone", func(t *testing.T) {
-		tb := newTab(t, browser, "phone")
+		tb := newTab(t, chrome, "phone")
 		tb.do("a 390-pixel-wide screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 		tb.signIn(base, "/console/day/2026-11-01", toks[Analyst], "analyst")
 		tb.do("the statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id] td[data-field=amount]`)))
@@ -338,7 +340,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("regulator", func(t *testing.T) {
-		tb := newTab(t, browser, "regulator")
+		tb := newTab(t, chrome, "regulator")
 		tb.signIn(base, "/console/", toks[Regulator], "regulator")
 		tb.do("exports", chromedp.WaitVisible(chromedp.CSS(`section[data-export-id] button[data-action=verify]`)))
 		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
@@ -349,6 +351,35 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		tb.do("verify", chromedp.Click(chromedp.CSS(`button[data-action=verify]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-kind=verify-result][data-ok=true]`)))
+		// A file, downloaded with the token in its header: the API's bytes.
+		dir := t.TempDir()
+		wait, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+		defer cancel()
+		progress := chromedp.Events(wait, browser.DownloadProgress)
+		tb.do("download manifest.json",
+			func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+				_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+					Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true)})
+				return chromedp.Void{}, err
+			},
+			chromedp.Click(chromedp.CSS(`section[data-export-id] button[data-file="manifest.json"]`)))
+		for ev, err := range progress {
+			if err != nil {
+				tb.fail("the download", err)
+			}
+			if ev.State == browser.DownloadProgressStateCompleted {
+				got, err := os.ReadFile(filepath.Join(dir, ev.GUID))
+				want := s.do(req{method: "GET", path: "/api/v1/exports/export-2026-11-01-final-v2/files/manifest.json", token: toks[Regulator]}).Body.String()
+				if err != nil || string(got) != want || len(want) == 0 {
+					t.Errorf("downloaded manifest.json: %d bytes (%v), the API's %d", len(got), err, len(want))
+				}
+				break
+			}
+			if ev.State == browser.DownloadProgressStateCanceled {
+				tb.fail("the download", errors.New("canceled"))
+			}
+		}
+
 		tb.do("a day's address", chromedp.Navigate(base+"/console/day/2026-11-01"),
 			chromedp.WaitVisible(chromedp.CSS(`section[data-export-id]`)))
 		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
@@ -361,7 +392,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("operator replays", func(t *testing.T) {
-		tb := newTab(t, browser, "operator")
+		tb := newTab(t, chrome, "operator")
 		tb.signIn(base, "/console/quarantine", toks[Operator], "operator")
 		tb.do("replay unknown_meter",
 			chromedp.WaitVisible(chromedp.CSS(`button[data-action=replay][data-reason=unknown_meter]`)),
@@ -397,7 +428,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		} else {
 			res.Body.Close()
 		}
-		tb := newTab(t, browser, "csp")
+		tb := newTab(t, chrome, "csp")
 		tb.do("the page", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS(`form#sign-in`)))
 		ran := eval[bool](tb, "an injected inline script", `(() => {
 			window.injected = false;

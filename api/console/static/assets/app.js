@@ -620,6 +620,7 @@
   function exportCard(x) {
     const id = x.export_id;
     const verdict = el('span', { 'data-kind': 'verify-result' });
+    const fileStatus = el('span', { class: 'error', 'data-kind': 'download-error' });
     const m = x.manifest || {};
     const totals = Object.entries(m.control_totals || {}).map(([k, v]) => ({ name: k, value: typeof v === 'object' ? JSON.stringify(v) : String(v) }));
     return el('section', { 'data-export-id': id },
@@ -644,8 +645,12 @@
         }, 'Verify on the server'), verdict),
       el('p', null, 'Files: ', (x.files || []).map((f) => {
         const name = typeof f === 'string' ? f : f.name;
-        return el('button', { type: 'button', class: 'file', 'data-file': name, onclick: () => download(id, name) }, name);
-      })));
+        return el('button', {
+          type: 'button', class: 'file', 'data-file': name, onclick: () => download(id, name).then(
+            () => { fileStatus.textContent = ''; },
+            (err) => { fileStatus.textContent = ` ${name}: ${err.message}`; }),
+        }, name);
+      }), fileStatus));
   }
 
   // download fetches a file with the token in its header (never in a URL)
