@@ -50,6 +50,9 @@
 //     matching If-None-Match;
 //   - amounts are never floats: request numbers are read as text, output
 //     decimals are strings.
+//   - only what Mount adds lives outside /api/v1 besides the operational
+//     routes: pages and assets that hold no data (the console, api/console),
+//     served without a token and absent from the OpenAPI document.
 //
 // # How to add an endpoint
 //

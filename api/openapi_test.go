@@ -257,6 +257,8 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	get("/api/v1/runs/{run_id}", "/api/v1/runs/"+run.RunID, an, 200)
 	get("/api/v1/statements", "/api/v1/statements?operating_day=2026-11-01", an, 200)
 	get("/api/v1/statements", "/api/v1/statements?operating_day=2026-13-01", an, 400)
+	const line = "HB_NORTH%2FRET-A%2F2026-11-01%2F1"
+	get("/api/v1/statements/{statement_id}/intervals", "/api/v1/statements/"+line+"/intervals", an, 200)
 	get("/api/v1/accounts/{account_id}/charges", "/api/v1/accounts/ACC-1/charges?from=2026-11-01&to=2026-11-01", an, 200)
 	get("/api/v1/ledger/balances", "/api/v1/ledger/balances", an, 200)
 	get("/api/v1/ledger/entries", "/api/v1/ledger/entries", an, 200)
@@ -304,6 +306,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	ok(t, post("/api/v1/tokens", `{"role":"analyst","name":"client"}`, "", adm, 201), 201, &tok)
 	post("/api/v1/tokens", `{"role":"owner","name":"client"}`, "", adm, 400)
 	get("/api/v1/tokens", "/api/v1/tokens", adm, 200)
+	get("/api/v1/whoami", "/api/v1/whoami", reg, 200)
 	a.check("DELETE /api/v1/tokens/{id}", req{method: http.MethodDelete, path: "/api/v1/tokens/" + tok.ID, token: adm}, 204)
 	get("/api/v1/audit", "/api/v1/audit", adm, 200)
 
@@ -320,7 +323,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		if r.Response == nil || !r.Response.List {
 			continue
 		}
-		listPath := strings.ReplaceAll(strings.ReplaceAll(r.Path, "{meter_id}", "M1"), "{account_id}", "ACC-1")
+		listPath := strings.NewReplacer("{meter_id}", "M1", "{account_id}", "ACC-1", "{statement_id}", line).Replace(r.Path)
 		if r.Path == "/api/v1/positions" {
 			listPath += "?operating_day=2026-11-01"
 		}
@@ -337,10 +340,11 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 
 	// Conditional requests and compression on what offers them.
 	etagged := map[string]string{
-		"GET /api/v1/runs":                          "/api/v1/runs",
-		"GET /api/v1/runs/{run_id}":                 "/api/v1/runs/" + run.RunID,
-		"GET /api/v1/statements":                    "/api/v1/statements?operating_day=2026-11-01",
-		"GET /api/v1/accounts/{account_id}/charges": "/api/v1/accounts/ACC-1/charges",
+		"GET /api/v1/runs":                                "/api/v1/runs",
+		"GET /api/v1/runs/{run_id}":                       "/api/v1/runs/" + run.RunID,
+		"GET /api/v1/statements":                          "/api/v1/statements?operating_day=2026-11-01",
+		"GET /api/v1/statements/{statement_id}/intervals": "/api/v1/statements/" + line + "/intervals",
+		"GET /api/v1/accounts/{account_id}/charges":       "/api/v1/accounts/ACC-1/charges",
 	}
 	for key, path := range etagged {
 		w := a.check(key, req{method: http.MethodGet, path: path, token: an}, 200)

@@ -120,6 +120,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, pool *pgxpool.P
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	// etag runs outside compress: it hashes the bytes sent.
+	e.Pre(statementIDPath)
 	e.Use(s.requestID, s.observe, s.limitBody, s.etag, s.compress())
 
 	s.add(Route{Method: http.MethodGet, Path: "/healthz", Summary: "Liveness: the process is up", public: true,
@@ -183,6 +184,23 @@ func (s *Server) add(r Route) {
 	s.echo.Add(r.Method, ep, r.Handler, mw...)
 	s.routes = append(s.routes, r)
 	s.paths[ep] = r.Path
+}
+
+// Mount serves h at prefix and every path under it (prefix ends in '/';
+// the path without it redirects there): pages and assets outside /api/v1
+// that hold no data, so they need no token and are not in the OpenAPI
+// document (the console, api/console). They get the request id, metrics,
+// logs and compression like every route; their metric label is prefix*.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	if !strings.HasPrefix(prefix, "/") || !strings.HasSuffix(prefix, "/") || strings.HasPrefix(prefix, "/api/") {
+		panic(fmt.Sprintf("api: mount %q: must be /name/ outside /api/", prefix))
+	}
+	ep := prefix + "*"
+	s.paths[ep] = ep
+	s.echo.Any(ep, echo.WrapHandler(h))
+	bare := strings.TrimSuffix(prefix, "/")
+	s.paths[bare] = ep
+	s.echo.GET(bare, func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, prefix) })
 }
 
 // Handler is the server's http.Handler (for httptest and for embedding).

@@ -87,6 +87,7 @@ func TestFrameworkRoutesByRole(t *testing.T) {
 		{"GET", "/api/v1/tokens", "", 200, Admins},
 		{"POST", "/api/v1/tokens", `{"role":"analyst","name":"x"}`, 201, Admins},
 		{"GET", "/api/v1/audit", "", 200, Admins},
+		{"GET", "/api/v1/whoami", "", 200, Everyone},
 		{"GET", "/api/v1/schemas", "", 200, Readers},
 		{"GET", "/api/v1/schemas/settlement.statement/v1", "", 200, Readers},
 		{"GET", "/api/v1/schemas/settlement.statement%2Fv1", "", 200, Readers},

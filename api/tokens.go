@@ -34,12 +34,31 @@ func (t tokenRoutes) Routes() []Route {
 			Status:      http.StatusCreated, Response: JSONBody(NewToken{}), Handler: t.create,
 		},
 		{
+			// The console asks it at sign-in to show the role and offer
+			// only what the role may do; any client may.
+			Method: http.MethodGet, Path: "/api/v1/whoami", Roles: Everyone,
+			Summary:  "The calling token: its id, name and role",
+			Response: JSONBody(Whoami{}), Handler: whoami,
+		},
+		{
 			Method: http.MethodDelete, Path: "/api/v1/tokens/{id}", Roles: Admins,
 			Summary: "Revoke an API token, effective immediately",
 			Params:  []Param{Path("id", "token id, e.g. tok_3f2a9c0d1e2b4a5c")},
 			Handler: t.revoke,
 		},
 	}
+}
+
+// Whoami is the answer of GET /api/v1/whoami.
+type Whoami struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+}
+
+func whoami(c echo.Context) error {
+	who, _ := CallerOf(c) // the route needs a token: always set
+	return c.JSON(http.StatusOK, Whoami{ID: who.TokenID, Name: who.Name, Role: who.Role})
 }
 
 func (t tokenRoutes) create(c echo.Context) error {

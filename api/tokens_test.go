@@ -80,3 +80,21 @@ func TestTokenLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// TestWhoami: each token learns its own role and name, never another's.
+func TestWhoami(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	for role, tok := range s.tokens() {
+		var w Whoami
+		ok(t, s.do(req{method: "GET", path: "/api/v1/whoami", token: tok}), http.StatusOK, &w)
+		if w.Role != role || w.ID == "" || w.Name == "" {
+			t.Errorf("%s token: whoami %+v", role, w)
+		}
+	}
+	var w Whoami
+	ok(t, s.do(req{method: "GET", path: "/api/v1/whoami", token: testAdminToken}), http.StatusOK, &w)
+	if w.Role != Admin || w.ID != AdminTokenID {
+		t.Errorf("--admin-token: whoami %+v", w)
+	}
+}

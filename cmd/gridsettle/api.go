@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/gridsettle/gridsettle/api"
+	"github.com/gridsettle/gridsettle/api/console"
 	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
@@ -79,11 +80,13 @@ func newAPI(p *Platform) (Component, error) {
 			// worker, and writing an export may rightly outlast the API's
 			// statement timeout); its reads are a regulator's few calls.
 			api.ExportRoutes{Exports: s.exporter},
+			api.IntervalRoutes{Pool: pool},
 			api.AlertRoutes{Pool: pool, Market: p.Config.Market},
 			api.IngestRoutes{Pool: pool, Market: p.Config.Market, Topics: p.Topics, Applier: s.applier,
 				Kafka: kadm.NewClient(p.Kafka), Runs: runs},
 			api.SchemaRoutes{},
 		)
+		srv.Mount(console.Prefix, console.Handler())
 		return srv.Serve(ctx, p.HTTP)
 	}}), nil
 }

@@ -76,6 +76,7 @@ func (d *demo) summary(ctx context.Context, s *story) error {
 	if d.adminGenerated {
 		fmt.Fprintf(w, "  admin token (valid while this demo runs; set --admin-token to choose one): %s\n", p.AdminToken)
 	}
+	fmt.Fprintf(w, "Console: http://%s/console/day/%s  (in a browser; sign in with the analyst token above)\n", p.HTTPAddr, day)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Try next:")
 	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' 'http://%s/api/v1/statements?operating_day=%s'\n",

@@ -41,7 +41,7 @@ func TestDemo(t *testing.T) {
 		if !strings.HasPrefix(last, "demo ok:") || !strings.Contains(last, versions) {
 			t.Errorf("round %d: last line %q, want demo ok: … %s\n%s", round+1, last, versions, out)
 		}
-		for _, want := range []string{"Statements of 2026-11-01", "Customer alerts", "Quarantine:", "Bearer gs_",
+		for _, want := range []string{"Statements of 2026-11-01", "Customer alerts", "Quarantine:", "Bearer gs_", "/console/day/2026-11-01",
 			"kcat -b " + kafkaAddr + " -C -t settlement.statements -X isolation.level=read_committed -e"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("round %d: summary lacks %q:\n%s", round+1, want, out)

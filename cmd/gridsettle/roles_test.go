@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/gridsettle/gridsettle/api"
+	"github.com/gridsettle/gridsettle/api/console"
 	"github.com/gridsettle/gridsettle/ledger/ledgertest"
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 	"github.com/gridsettle/gridsettle/migrations"
@@ -27,6 +30,7 @@ import (
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
 	"github.com/gridsettle/gridsettle/reporting"
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
+	"github.com/gridsettle/gridsettle/settlement"
 )
 
 // runOut is run that also returns what the command printed and logged.
@@ -282,6 +286,26 @@ func TestPipelineAsRuntimeRole(t *testing.T) {
 	}
 	if vout, err := runOut(t, "export", "verify", download); err == nil || !strings.Contains(err.Error(), "signing-key.pub.pem is missing") {
 		t.Fatalf("export verify of the download without a key: %v\n%s", err, vout)
+	}
+
+	// A line's settled intervals, read as the runtime role, and the
+	// console that shows them (no token for the page).
+	var lines struct {
+		Items []settlement.StatementMessage `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(call(t, http.MethodGet, base+"/api/v1/statements?operating_day=2026-11-01&limit=1", "", "", http.StatusOK)), &lines); err != nil || len(lines.Items) != 1 {
+		t.Fatalf("statements: %+v, %v", lines, err)
+	}
+	var intervals struct {
+		Items []api.StatementInterval `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(call(t, http.MethodGet, base+"/api/v1/statements/"+url.PathEscape(lines.Items[0].StatementID)+"/intervals?limit=1000", "", "", http.StatusOK)), &intervals); err != nil || len(intervals.Items) != 100 {
+		t.Fatalf("intervals of %s: %d, %v; want the fall-back day's 100", lines.Items[0].StatementID, len(intervals.Items), err)
+	}
+	if res, err := http.Get(base + "/console/day/2026-11-01"); err != nil || res.StatusCode != http.StatusOK || res.Header.Get("Content-Security-Policy") != console.CSP {
+		t.Fatalf("serve's console: %v, %v", res, err)
+	} else {
+		res.Body.Close()
 	}
 
 	var rep ledgerpg.Report

@@ -46,7 +46,6 @@
 //     holding up the others.
 //   - Rows are read in natural-key order with byte-wise ("C") collation, so
 //     the files do not depend on the database's locale.
-//   - A run's interval rows are decoded from Postgres's binary forms by this
-//     package (decode.go) into exactly the values pgx's Scan gives, which
-//     it falls back to for any other form.
+//   - A run's interval rows are read by package intervalrows (shared with
+//     the API), decoded from Postgres's binary forms.
 package postgres

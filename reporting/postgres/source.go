@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gridsettle/gridsettle/reporting/parquet"
+	"github.com/gridsettle/gridsettle/reporting/postgres/intervalrows"
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
@@ -68,43 +69,10 @@ func (s runSource) Statements(ctx context.Context, fn func(parquet.Statement) er
 		}, fn)
 }
 
-// Intervals streams the run's interval rows, decoded from their raw values
-// (see column): they are the bulk of an export.
+// Intervals streams the run's interval rows (package intervalrows, which
+// the API's per-line intervals share).
 func (s runSource) Intervals(ctx context.Context, fn func(parquet.Interval) error) error {
-	var prev parquet.Interval
-	return stream(ctx, s.q, "run intervals", `
-		SELECT participant_id, settlement_point, interval_start, energy_mwh, price, amount, actual_reads, estimated_reads
-		FROM run_intervals WHERE run_id = $1
-		ORDER BY participant_id COLLATE "C", settlement_point COLLATE "C", interval_start`, []any{s.runID},
-		func(rows pgx.Rows) (i parquet.Interval, err error) {
-			col := func(n int) column { return column{rows: rows, i: n} }
-			if i.ParticipantID, err = col(0).text(prev.ParticipantID); err != nil {
-				return i, err
-			}
-			if i.SettlementPoint, err = col(1).text(prev.SettlementPoint); err != nil {
-				return i, err
-			}
-			if i.IntervalStart, err = col(2).instant(); err != nil {
-				return i, err
-			}
-			if i.EnergyMWh, err = col(3).decimal(); err != nil {
-				return i, err
-			}
-			if i.Price, err = col(4).nullDecimal(); err != nil {
-				return i, err
-			}
-			if i.Amount, err = col(5).nullDecimal(); err != nil {
-				return i, err
-			}
-			if i.ActualReads, err = col(6).int32(); err != nil {
-				return i, err
-			}
-			if i.EstimatedReads, err = col(7).int32(); err != nil {
-				return i, err
-			}
-			prev = i
-			return i, nil
-		}, fn)
+	return intervalrows.Stream(ctx, s.q, s.runID, nil, fn)
 }
 
 func (s runSource) Ledger(ctx context.Context, fn func(parquet.LedgerLine) error) error {

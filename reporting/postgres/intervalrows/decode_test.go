@@ -1,4 +1,4 @@
-package postgres
+package intervalrows
 
 import (
 	"encoding/binary"

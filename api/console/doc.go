@@ -1,0 +1,27 @@
+// Package console is the analyst console (spec/console.md) served by the
+// api component at /console/: one page and its script and style, embedded
+// in the binary (go:embed), so it works with no network, no CDN and no
+// build step. The page holds no data and needs no token; the script signs
+// in with an API token kept in the tab's sessionStorage, sends it only in
+// the Authorization header, and takes every figure from /api/v1.
+//
+// Pages now: Day (a day's runs and statement lines, and for a line its
+// settled figures per settlement interval as an SVG chart), Inputs, Quarantine
+// (operators replay a reason), Exports (verify, download, public key) and
+// Status. The Restatement page, estimate marks and completeness figures
+// come with the estimation and explain issues.
+//
+// Invariants:
+//   - Every answer of Handler carries a Content-Security-Policy that allows
+//     scripts, styles and connections from this origin only and no inline
+//     script, so markup injected into a page cannot run code; the script
+//     puts text from the API into the page as text (textContent), never as
+//     markup.
+//   - Every figure shown is the API's decimal string as answered; floats
+//     are used only to place chart marks and to order rows (sums are exact,
+//     on BigInt).
+//   - The console shows a role only what it may read and offers actions only
+//     to roles that may take them; the API enforces both regardless.
+//   - Every address under /console/ that is not an asset answers the page,
+//     so deep links (/console/day/2026-11-01/line/...) load directly.
+package console

@@ -1,0 +1,452 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/gridsettle/gridsettle/api/console"
+	"github.com/gridsettle/gridsettle/settlement"
+)
+
+var updateScreenshot = flag.Bool("update-screenshot", false,
+	"rewrite api/console/testdata/day.png (the README's picture) with the Day page TestConsoleInBrowser sees")
+
+// chromium is the browser the console's tests drive: Debian's chromium
+// package (.ci/run installs it). The tests never skip without it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no chromium on PATH: the console's browser tests need a headless Chromium; " +
+		"install Debian's package with `apt-get install -y chromium` (.ci/run does)")
+	return ""
+}
+
+// newBrowser starts a headless Chromium with a fresh profile for the test.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()),
+		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800))
+	t.Cleanup(cancelAlloc)
+	chrome, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(chrome); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return chrome
+}
+
+// tab is one browser tab (its own sessionStorage) with what its console
+// said.
+type tab struct {
+	t    *testing.T
+	ctx  context.Context
+	name string
+	mu   sync.Mutex
+	msgs []chromedp.ConsoleMessage
+}
+
+func newTab(t *testing.T, chrome context.Context, name string) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(chrome)
+	t.Cleanup(cancel)
+	tb := &tab{t: t, ctx: ctx, name: name}
+	msgs := chromedp.Console(ctx) // opens the tab and subscribes now
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			tb.mu.Lock()
+			tb.msgs = append(tb.msgs, m)
+			tb.mu.Unlock()
+		}
+	}()
+	return tb
+}
+
+// do runs the steps within 20 seconds; on failure it keeps a screenshot in
+// the test's artifact directory and fails the test.
+func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		tb.fail(what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression into v's type.
+func eval[T any](tb *tab, what, js string, opts ...chromedp.EvaluateOption) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, opts...))
+	if err != nil {
+		tb.fail(what, err)
+	}
+	return v
+}
+
+func (tb *tab) fail(what string, err error) {
+	tb.t.Helper()
+	shot := tb.screenshot("failure-" + tb.name)
+	tb.t.Fatalf("%s: %s: %v (screenshot %s; console %v)", tb.name, what, err, shot, tb.console())
+}
+
+// screenshot saves the whole page as PNG in the artifact directory.
+func (tb *tab) screenshot(name string) string {
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return "not taken: " + err.Error()
+	}
+	path := filepath.Join(tb.t.ArtifactDir(), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		return "not written: " + err.Error()
+	}
+	return path
+}
+
+func (tb *tab) console() []string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	out := make([]string, len(tb.msgs))
+	for i, m := range tb.msgs {
+		out[i] = m.String() + " (" + m.URL + ")"
+	}
+	return out
+}
+
+// noErrors fails the test if the page logged an error or threw.
+func (tb *tab) noErrors() {
+	tb.t.Helper()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, m := range tb.msgs {
+		if m.Type == chromedp.ConsoleError || m.IsException() {
+			tb.t.Errorf("%s: console: %s (%s)", tb.name, m, m.URL)
+		}
+	}
+}
+
+func (tb *tab) signIn(base, path, token, role string) {
+	tb.t.Helper()
+	tb.do("sign in at "+path,
+		chromedp.Navigate(base+path),
+		chromedp.WaitVisible(chromedp.CSS(`form#sign-in input[name=token]`)),
+		chromedp.SendKeys(chromedp.CSS(`form#sign-in input[name=token]`), token),
+		chromedp.Click(chromedp.CSS(`form#sign-in button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-role="`+role+`"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`form#sign-in`)),
+	)
+	if got := eval[string](tb, "the stored token", `sessionStorage.getItem('gridsettle.token')`); got != token {
+		tb.t.Errorf("%s: sessionStorage holds %q, want the token", tb.name, got)
+	}
+}
+
+// hostile is a quarantined record that would run script if the console
+// put API text into the page as markup.
+const hostile = `<img src="/x" onerror="window.pwned = 1"><script>window.pwned = 1</script>`
+
+// cell is a statement row as the Day page shows it.
+type cell struct {
+	ID, Energy, Amount, Delta string
+}
+
+// TestConsoleInBrowser drives the console in a real headless Chromium
+// over a settled fall-back day (2026-11-01 in America/Chicago: 100
+// settlement intervals, negative prices, a spike and an unpriced interval):
+// sign-in, the Day page's figures against the API's, the chart's points
+// against the line's intervals, deep links, a 390-pixel-wide screen, the
+// regulator's Exports-only view, an operator's replay, the CSP, and no
+// console errors along the way.
+func TestConsoleInBrowser(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.Mount(console.Prefix, console.Handler())
+	toks := s.tokens()
+	spike := func() {
+		if _, err := s.pool.Exec(t.Context(), `UPDATE prices SET price = 2500 WHERE interval_start = '2026-11-01T23:00:00Z'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seedVariedDay(t, s, "0.125")
+	spike()
+	ok(t, s.do(req{method: "POST", path: "/api/v1/runs", token: toks[Operator], body: `{"operating_day":"2026-11-01","run_type":"initial"}`}), http.StatusCreated, nil)
+	seedVariedDay(t, s, "0.375")
+	spike()
+	ok(t, s.do(req{method: "POST", path: "/api/v1/runs", token: toks[Operator], body: `{"operating_day":"2026-11-01","run_type":"final"}`}), http.StatusCreated, nil)
+	ok(t, s.do(req{method: "POST", path: "/api/v1/exports", token: toks[Operator],
+		body: `{"operating_day":"2026-11-01","run_type":"final","version":2}`}), http.StatusCreated, nil)
+	// A read of a meter the registry does not know yet, then the registry
+	// fix that lets an operator replay it.
+	// And a record that is markup: the console must show it as text.
+	ingestData(t, s.pool, []string{`{"meter_id":"M9","start":"2026-11-01T05:00:00Z","interval_seconds":900,"values":["1"]}`, hostile}, nil)
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
+		VALUES ('M9', 'ACC-1', 'RET-A', 'HB_NORTH', 1, '2026-01-01Z')`); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	base := srv.URL
+	chrome := newBrowser(t)
+	started := time.Now()
+
+	var lines Page[settlement.StatementMessage]
+	ok(t, s.do(req{method: "GET", path: "/api/v1/statements?operating_day=2026-11-01", token: toks[Analyst]}), http.StatusOK, &lines)
+	if len(lines.Items) != 2 || lines.Items[0].Version != 2 {
+		t.Fatalf("statements %+v", lines.Items)
+	}
+
+	t.Run("day", func(t *testing.T) {
+		tb := newTab(t, chrome, "day")
+		tb.signIn(base, "/console/", toks[Analyst], "analyst")
+		tb.do("the latest day's statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id]`)))
+		if p := eval[string](tb, "path", `location.pathname`); p != "/console/day/2026-11-01" {
+			t.Errorf("/console/ went to %s, want the latest day", p)
+		}
+		rows := eval[[]cell](tb, "statement rows", `[...document.querySelectorAll('table[data-kind=statements] tr[data-statement-id]')].map(tr => ({
+			ID: tr.dataset.statementId,
+			Energy: tr.querySelector('td[data-field=energy_mwh]').textContent,
+			Amount: tr.querySelector('td[data-field=amount]').textContent,
+			Delta: tr.querySelector('td[data-field=delta_amount]').textContent}))`)
+		var want []cell
+		for _, l := range lines.Items {
+			want = append(want, cell{l.StatementID, l.EnergyMWh, l.Amount, l.DeltaAmount})
+		}
+		if !slices.Equal(rows, want) {
+			t.Errorf("statement table %v, the API answers %v", rows, want)
+		}
+		if slices.ContainsFunc(want, func(c cell) bool { return c.Delta == "0.00" }) {
+			t.Errorf("the fixture should move every line between versions: %v", want)
+		}
+
+		// A line: its chart, one point per settlement interval with the
+		// API's strings, reached by a click and then loaded directly.
+		line := lines.Items[0].StatementID
+		linePath := "/console/day/2026-11-01/line/" + url.PathEscape(line)
+		tb.do("open a line", chromedp.Click(chromedp.CSS(`tr[data-statement-id="`+line+`"] a`)),
+			chromedp.WaitVisible(chromedp.CSS(`svg[data-kind=interval-chart] [data-interval]`)))
+		if p := eval[string](tb, "path", `location.pathname`); p != linePath {
+			t.Errorf("the line's address is %s", p)
+		}
+		var ivs Page[StatementInterval]
+		ok(t, s.do(req{method: "GET", path: "/api/v1/statements/" + url.PathEscape(line) + "/intervals?limit=1000", token: toks[Analyst]}), http.StatusOK, &ivs)
+		wantPoints := make([][3]string, len(ivs.Items))
+		for i, x := range ivs.Items {
+			p := ""
+			if x.Price != nil {
+				p = *x.Price
+			}
+			wantPoints[i] = [3]string{x.SettlementInterval.Format(time.RFC3339), x.EnergyMWh, p}
+		}
+		points := func() [][3]string {
+			return eval[[][3]string](tb, "chart points", `[...document.querySelectorAll('svg[data-kind=interval-chart] [data-interval]')].map(g =>
+				[g.dataset.interval, g.dataset.energyMwh, g.dataset.price])`)
+		}
+		got := points()
+		if len(got) != 100 || !slices.Equal(got, wantPoints) {
+			t.Fatalf("chart: %d points, the API %d intervals; first %v, want %v", len(got), len(wantPoints), got[:min(2, len(got))], wantPoints[:min(2, len(wantPoints))])
+		}
+		var negative, spikes, unpriced int
+		for _, p := range got {
+			switch {
+			case p[2] == "":
+				unpriced++
+			case strings.HasPrefix(p[2], "-"):
+				negative++
+			case p[2] == "2500.000000":
+				spikes++
+			}
+		}
+		if negative == 0 || spikes != 1 || unpriced != 1 {
+			t.Errorf("chart: %d negative prices, %d spikes, %d unpriced; want some, 1, 1", negative, spikes, unpriced)
+		}
+		shot := tb.screenshot("day")
+		if *updateScreenshot {
+			png, err := os.ReadFile(shot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join("console", "testdata", "day.png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tb.do("load the line's address directly", chromedp.Navigate(base+linePath),
+			chromedp.WaitVisible(chromedp.CSS(`svg[data-kind=interval-chart] [data-interval]`)))
+		if got := points(); !slices.Equal(got, wantPoints) {
+			t.Errorf("deep link: %d points differ from the API's", len(got))
+		}
+
+		// Inputs: a meter's reads as the API gives them.
+		tb.do("a meter's reads", chromedp.Navigate(base+"/console/inputs?meter_id=M1&from=2026-11-01T05:00:00Z"),
+			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=reads] td[data-field=value]`)))
+		var reads Page[Read]
+		ok(t, s.do(req{method: "GET", path: "/api/v1/meters/M1/reads?from=2026-11-01T05:00:00Z&limit=1000", token: toks[Analyst]}), http.StatusOK, &reads)
+		values := eval[[]string](tb, "read values", `[...document.querySelectorAll('table[data-kind=reads] td[data-field=value]')].map(td => td.textContent)`)
+		var wantValues []string
+		for _, r := range reads.Items {
+			wantValues = append(wantValues, r.Value)
+		}
+		if len(values) != 100 || !slices.Equal(values, wantValues) {
+			t.Errorf("inputs page: %d reads, the API %d", len(values), len(wantValues))
+		}
+
+		// Read-only roles are offered no replay; the status page loads.
+		tb.do("quarantine as an analyst", chromedp.Navigate(base+"/console/quarantine"),
+			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=quarantine]`)))
+		if n := eval[int](tb, "replay buttons", `document.querySelectorAll('button[data-action=replay]').length`); n != 0 {
+			t.Errorf("an analyst is offered %d replay buttons", n)
+		}
+		tb.do("status", chromedp.Navigate(base+"/console/status"), chromedp.WaitVisible(chromedp.CSS(`table[data-kind=inputs]`)))
+		tb.noErrors()
+	})
+
+	t.Run("phone", func(t *testing.T) {
+		tb := newTab(t, chrome, "phone")
+		tb.do("a 390-pixel-wide screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+		tb.signIn(base, "/console/day/2026-11-01", toks[Analyst], "analyst")
+		tb.do("the statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id] td[data-field=amount]`)))
+		fits := eval[map[string]float64](tb, "layout", `(() => {
+			const r = document.querySelector('table[data-kind=statements]').getBoundingClientRect();
+			return {left: r.left, width: r.width, inner: window.innerWidth, page: document.documentElement.scrollWidth};
+		})()`)
+		if fits["inner"] != 390 || fits["left"] < 0 || fits["left"] > 40 || fits["width"] <= 0 || fits["page"] > fits["inner"] {
+			t.Errorf("on a 390-pixel screen: %v (the page must not scroll sideways; the table scrolls in its box)", fits)
+		}
+		tb.noErrors()
+	})
+
+	t.Run("regulator", func(t *testing.T) {
+		tb := newTab(t, chrome, "regulator")
+		tb.signIn(base, "/console/", toks[Regulator], "regulator")
+		tb.do("exports", chromedp.WaitVisible(chromedp.CSS(`section[data-export-id] button[data-action=verify]`)))
+		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
+			t.Errorf("a regulator lands on %s, want /console/exports", p)
+		}
+		if pages := eval[[]string](tb, "pages offered", `[...document.querySelectorAll('nav a[data-page]')].filter(a => a.offsetParent !== null).map(a => a.dataset.page)`); !slices.Equal(pages, []string{"exports"}) {
+			t.Errorf("a regulator is offered %v, want only exports", pages)
+		}
+		tb.do("verify", chromedp.Click(chromedp.CSS(`button[data-action=verify]`)),
+			chromedp.WaitVisible(chromedp.CSS(`[data-kind=verify-result][data-ok=true]`)))
+		// A file, downloaded with the token in its header: the API's bytes.
+		dir := t.TempDir()
+		wait, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+		defer cancel()
+		progress := chromedp.Events(wait, browser.DownloadProgress)
+		tb.do("download manifest.json",
+			func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+				_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+					Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true)})
+				return chromedp.Void{}, err
+			},
+			chromedp.Click(chromedp.CSS(`section[data-export-id] button[data-file="manifest.json"]`)))
+		for ev, err := range progress {
+			if err != nil {
+				tb.fail("the download", err)
+			}
+			if ev.State == browser.DownloadProgressStateCompleted {
+				got, err := os.ReadFile(filepath.Join(dir, ev.GUID))
+				want := s.do(req{method: "GET", path: "/api/v1/exports/export-2026-11-01-final-v2/files/manifest.json", token: toks[Regulator]}).Body.String()
+				if err != nil || string(got) != want || len(want) == 0 {
+					t.Errorf("downloaded manifest.json: %d bytes (%v), the API's %d", len(got), err, len(want))
+				}
+				break
+			}
+			if ev.State == browser.DownloadProgressStateCanceled {
+				tb.fail("the download", errors.New("canceled"))
+			}
+		}
+
+		tb.do("a day's address", chromedp.Navigate(base+"/console/day/2026-11-01"),
+			chromedp.WaitVisible(chromedp.CSS(`section[data-export-id]`)))
+		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
+			t.Errorf("a regulator at a day's address is at %s, want /console/exports", p)
+		}
+		if n := eval[int](tb, "statement tables", `document.querySelectorAll('table[data-kind=statements]').length`); n != 0 {
+			t.Error("a regulator sees statement lines")
+		}
+		tb.noErrors()
+	})
+
+	t.Run("operator replays", func(t *testing.T) {
+		tb := newTab(t, chrome, "operator")
+		tb.signIn(base, "/console/quarantine", toks[Operator], "operator")
+		tb.do("replay unknown_meter",
+			chromedp.WaitVisible(chromedp.CSS(`button[data-action=replay][data-reason=unknown_meter]`)),
+			chromedp.Click(chromedp.CSS(`button[data-action=replay][data-reason=unknown_meter]`)),
+			chromedp.WaitVisible(chromedp.CSS(`[data-kind=replay-result][data-replayed]`)))
+		shown := eval[[]string](tb, "quarantined values", `[...document.querySelectorAll('table[data-kind=quarantine] td[data-field=value]')].map(td => td.textContent)`)
+		if !slices.Contains(shown, hostile) || eval[bool](tb, "pwned", `'pwned' in window`) {
+			t.Errorf("a quarantined record of markup: shown as %q, or it ran", shown)
+		}
+		if n := eval[string](tb, "replayed", `document.querySelector('[data-kind=replay-result]').dataset.replayed`); n != "1" {
+			t.Errorf("replayed %s items, want 1", n)
+		}
+		var items Page[QuarantineItem]
+		ok(t, s.do(req{method: "GET", path: "/api/v1/quarantine?reason=unknown_meter", token: toks[Analyst]}), http.StatusOK, &items)
+		if len(items.Items) != 1 || items.Items[0].ReplayedAt == nil {
+			t.Errorf("after the console's replay the API has %+v", items.Items)
+		}
+		tb.noErrors()
+	})
+
+	t.Run("csp", func(t *testing.T) {
+		res, err := http.Get(base + "/console/day/2026-11-01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		csp := res.Header.Get("Content-Security-Policy")
+		if res.StatusCode != http.StatusOK || csp != console.CSP || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
+			t.Fatalf("page without a token: %d, CSP %q", res.StatusCode, csp)
+		}
+		if res, err := http.Get(base + "/console"); err != nil || res.Request.URL.Path != "/console/" {
+			t.Errorf("/console: %v, %v", res, err)
+		} else {
+			res.Body.Close()
+		}
+		tb := newTab(t, chrome, "csp")
+		tb.do("the page", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS(`form#sign-in`)))
+		// The page's own script waits for the browser's report of the
+		// refusal, so the verdict is the CSP's, not an accident of timing.
+		type verdict struct {
+			Ran       bool   `json:"ran"`
+			Directive string `json:"directive"`
+		}
+		v := eval[verdict](tb, "an injected inline script", `new Promise(resolve => {
+			document.addEventListener('securitypolicyviolation',
+				e => resolve({ran: window.injected, directive: e.effectiveDirective}), {once: true});
+			window.injected = false;
+			const s = document.createElement('script');
+			s.textContent = 'window.injected = true';
+			document.body.append(s);
+		})`, chromedp.EvalAwaitPromise)
+		if v.Ran || !strings.HasPrefix(v.Directive, "script-src") {
+			t.Errorf("an injected inline script: %+v, want refused by script-src", v)
+		}
+	})
+	t.Logf("browser tests took %v", time.Since(started).Round(time.Millisecond))
+}
