@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -23,8 +22,8 @@ const (
 // weighted is one element of an Accept or Accept-Encoding header: a media
 // range (type/subtype, type/* or */*) or a coding, and its weight.
 type weighted struct {
-	name string  // lower case, parameters other than q dropped
-	q    float64 // 0 to 1
+	name string // lower case, parameters other than q dropped
+	q    int    // in thousandths: 0 to 1000
 }
 
 // maxWeighted bounds the elements read from one header: a client cannot
@@ -45,7 +44,7 @@ func parseWeighted(header string) []weighted {
 		if name == "" {
 			continue
 		}
-		w := weighted{name: name, q: 1}
+		w := weighted{name: name, q: 1000}
 		valid := true
 		for p := range strings.SplitSeq(params, ";") {
 			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
@@ -63,25 +62,28 @@ func parseWeighted(header string) []weighted {
 	return out
 }
 
-// parseQ parses a weight: 0 to 1 with at most three decimals (RFC 9110
-// §12.4.2 "qvalue").
-func parseQ(v string) (float64, bool) {
+// parseQ parses a weight, 0 to 1 with at most three decimals (RFC 9110
+// §12.4.2 "qvalue"), in thousandths: exact, as the grammar is.
+func parseQ(v string) (int, bool) {
 	if v == "" || len(v) > 5 || (v[0] != '0' && v[0] != '1') || (len(v) > 1 && v[1] != '.') {
 		return 0, false
 	}
-	q, err := strconv.ParseFloat(v, 64)
-	if err != nil || q < 0 || q > 1 {
-		return 0, false
+	q, scale := int(v[0]-'0')*1000, 100
+	for _, c := range v[min(2, len(v)):] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		q, scale = q+int(c-'0')*scale, scale/10
 	}
-	return q, true
+	return q, q <= 1000
 }
 
 // acceptWeight is the weight the Accept elements give the media type offer:
 // that of the most specific range matching it (RFC 9110 §12.5.1), 0 when
 // none does.
-func acceptWeight(accept []weighted, offer string) float64 {
+func acceptWeight(accept []weighted, offer string) int {
 	typ, _, _ := strings.Cut(offer, "/")
-	best, q := 0, 0.0
+	best, q := 0, 0
 	for _, a := range accept {
 		spec := 0
 		switch {
@@ -108,7 +110,7 @@ func negotiate(accept string, offers ...string) (string, bool) {
 		return offers[0], true
 	}
 	elems := parseWeighted(accept)
-	chosen, best := "", 0.0
+	chosen, best := "", 0
 	for _, o := range offers {
 		if q := acceptWeight(elems, o); q > best {
 			chosen, best = o, q
@@ -146,7 +148,7 @@ func negotiateList(next echo.HandlerFunc) echo.HandlerFunc {
 // acceptsGzip reports whether the Accept-Encoding header takes gzip: named
 // or by * with a weight above 0.
 func acceptsGzip(r *http.Request) bool {
-	q, spec := 0.0, 0
+	q, spec := 0, 0
 	for _, e := range parseWeighted(strings.Join(r.Header.Values(echo.HeaderAcceptEncoding), ",")) {
 		switch {
 		case e.name == "gzip" || e.name == "x-gzip":

@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/gridsettle/gridsettle/schemas"
+	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 )
 
 // SchemaRoutes serve the JSON Schemas of every message gridsettle reads or

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/gridsettle/gridsettle/schemas"
+	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 )
 
 func init() {

@@ -239,6 +239,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	s.log.Info("api listening", "addr", ln.Addr().String(), "tls", s.cfg.TLSCert != "")
+	if err := ServeUntil(ctx, srv, ln, s.cfg.ShutdownTimeout); err != nil {
+		return err
+	}
+	s.log.Info("api stopped")
+	return nil
+}
+
+// ServeUntil serves srv on ln until ctx ends, then shuts it down, letting
+// requests in flight finish for up to grace. An error of serving before
+// that is returned.
+func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -246,7 +257,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shut down http server: %w", err)
@@ -254,7 +265,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http: %w", err)
 	}
-	s.log.Info("api stopped")
 	return nil
 }
 

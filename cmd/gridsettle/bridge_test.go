@@ -21,11 +21,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/failpoint"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/oracle"
 	"github.com/gridsettle/gridsettle/settlement/simulate"
@@ -273,7 +273,7 @@ func payloadsIn(recs []*kgo.Record) func([]byte) bool {
 	have := map[string]bool{}
 	for _, r := range recs {
 		have[string(r.Value)] = true
-		if sum := header(r, bridge.HeaderValueSHA256); sum != "" {
+		if sum := header(r, ingest.HeaderValueSHA256); sum != "" {
 			have["sha256:"+sum] = true
 		}
 	}

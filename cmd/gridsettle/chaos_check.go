@@ -25,10 +25,10 @@ import (
 
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 	"github.com/gridsettle/gridsettle/meters/bridge"
-	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
+	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 	"github.com/gridsettle/gridsettle/settlement/oracle"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 	"github.com/gridsettle/gridsettle/settlement/publish"

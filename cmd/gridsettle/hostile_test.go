@@ -22,9 +22,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
-	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement/ingest/ingesttest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
+	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 )
 
 // The wire shapes of api.md this test reads, decoded as a client would,

@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
+	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 )
 
 // runCommand runs the command made by newCmd in-process with ARGS and env as

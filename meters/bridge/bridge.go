@@ -18,17 +18,12 @@ import (
 	skafka "github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
-// Record headers (edge.md) and the dead-letter headers the bridge writes
-// (messages.md "Validation and quarantine").
+// Record headers of edge.md. The dead letters the bridge writes itself
+// carry ingest's dead-letter headers (settlement/ingest) and the relay's
+// record headers (settlement/publish).
 const (
-	HeaderMQTTTopic   = "gridsettle-mqtt-topic"
-	HeaderMQTTClient  = "gridsettle-mqtt-client"
-	HeaderReason      = "gridsettle-reason"
-	HeaderSourceTopic = "gridsettle-source-topic"
-	HeaderTruncated   = "gridsettle-truncated"
-	HeaderValueSHA256 = "gridsettle-value-sha256"
-	HeaderSchema      = "gridsettle-schema"
-	HeaderID          = "gridsettle-id"
+	HeaderMQTTTopic  = "gridsettle-mqtt-topic"
+	HeaderMQTTClient = "gridsettle-mqtt-client"
 )
 
 // Reasons of the dead letters the bridge writes itself; every other bad
@@ -43,9 +38,6 @@ const (
 	// in the persistent session).
 	ReasonUnsubscribed = "mqtt_topic_not_subscribed"
 )
-
-// deadLetterSchema is the gridsettle-schema of dead letters (messages.md).
-const deadLetterSchema = "gridsettle.dead-letter/v1"
 
 // Defaults of edge.md and messages.md.
 const (

@@ -25,9 +25,10 @@ import (
 
 	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
-	"github.com/gridsettle/gridsettle/schemas"
+	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
+	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 )
 
 // validator checks the bridge's dead letters against the message schemas.
@@ -209,8 +210,8 @@ func TestForwards(t *testing.T) {
 		for _, h := range r.Headers {
 			size += len(h.Key) + len(h.Value)
 		}
-		if header(r, bridge.HeaderReason) != bridge.ReasonTooLarge || header(r, bridge.HeaderTruncated) != strconv.Itoa(len(m.payload)) ||
-			header(r, bridge.HeaderValueSHA256) != hex.EncodeToString(sum[:]) || header(r, bridge.HeaderSourceTopic) != "ami.interval-reads" ||
+		if header(r, ingest.HeaderReason) != bridge.ReasonTooLarge || header(r, ingest.HeaderTruncated) != strconv.Itoa(len(m.payload)) ||
+			header(r, ingest.HeaderValueSHA256) != hex.EncodeToString(sum[:]) || header(r, ingest.HeaderSourceTopic) != "ami.interval-reads" ||
 			size > bridge.DefaultMaxRecordBytes || !bytes.HasPrefix(m.payload, r.Value) || len(r.Value) < 900_000 {
 			t.Errorf("%s: dead letter of %d bytes with headers %v", m.topic, len(r.Value), r.Headers)
 		}
@@ -340,9 +341,9 @@ func TestUnsubscribedTopic(t *testing.T) {
 	if err := validator.Record(r); err != nil {
 		t.Errorf("unsubscribed dead letter does not validate: %v", err)
 	}
-	if r.Topic != "gridsettle.dead-letter" || header(r, bridge.HeaderReason) != bridge.ReasonUnsubscribed ||
+	if r.Topic != "gridsettle.dead-letter" || header(r, ingest.HeaderReason) != bridge.ReasonUnsubscribed ||
 		string(r.Value) != string(m.payload) || header(r, bridge.HeaderMQTTTopic) != m.topic {
-		t.Errorf("record on %s, reason %q, value %q", r.Topic, header(r, bridge.HeaderReason), r.Value)
+		t.Errorf("record on %s, reason %q, value %q", r.Topic, header(r, ingest.HeaderReason), r.Value)
 	}
 }
 

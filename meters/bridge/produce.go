@@ -214,22 +214,22 @@ func (b *Bridge) record(d Delivery, tooLarge bool, now time.Time) (*kgo.Record, 
 	// headers included (messages.md "Schemas and CloudEvents"); its value
 	// is the payload's bytes, not necessarily JSON.
 	headers = append(headers,
-		kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)},
-		kgo.RecordHeader{Key: HeaderSourceTopic, Value: []byte(topic)},
-		kgo.RecordHeader{Key: HeaderSchema, Value: []byte(deadLetterSchema)},
-		kgo.RecordHeader{Key: HeaderID, Value: id},
+		kgo.RecordHeader{Key: ingest.HeaderReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: ingest.HeaderSourceTopic, Value: []byte(topic)},
+		kgo.RecordHeader{Key: publish.HeaderSchema, Value: []byte(ingest.DeadLetterSchema)},
+		kgo.RecordHeader{Key: publish.HeaderID, Value: id},
 		kgo.RecordHeader{Key: publish.HeaderCESpecVersion, Value: []byte(publish.CESpecVersion)},
 		kgo.RecordHeader{Key: publish.HeaderCEID, Value: id},
 		kgo.RecordHeader{Key: publish.HeaderCESource, Value: []byte("gridsettle/" + cmp.Or(b.cfg.Environment, "dev"))},
-		kgo.RecordHeader{Key: publish.HeaderCEType, Value: []byte(deadLetterSchema)},
+		kgo.RecordHeader{Key: publish.HeaderCEType, Value: []byte(ingest.DeadLetterSchema)},
 		kgo.RecordHeader{Key: publish.HeaderCETime, Value: now.UTC().AppendFormat(nil, time.RFC3339Nano)},
 		kgo.RecordHeader{Key: outbox.HeaderContentType, Value: []byte(ingest.DeadLetterContentType)},
 	)
 	value := d.Payload
 	if len(key)+len(value)+headersSize(headers) > limit || tooLarge {
 		headers = append(headers,
-			kgo.RecordHeader{Key: HeaderTruncated, Value: []byte(strconv.Itoa(len(value)))},
-			kgo.RecordHeader{Key: HeaderValueSHA256, Value: []byte(sumHex)})
+			kgo.RecordHeader{Key: ingest.HeaderTruncated, Value: []byte(strconv.Itoa(len(value)))},
+			kgo.RecordHeader{Key: ingest.HeaderValueSHA256, Value: []byte(sumHex)})
 		room := limit - len(key) - headersSize(headers)
 		if tooLarge {
 			// Kafka's own limit is lower than ours: keep only a sample.

@@ -11,8 +11,8 @@ import (
 	"github.com/shopspring/decimal"
 
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
-	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 )
 
 var (

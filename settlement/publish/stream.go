@@ -79,7 +79,7 @@ type worker struct {
 	parked bool
 	// rowBytes is a running average of a row's key and value bytes, from
 	// which readLimit asks for about BatchBytes of rows.
-	rowBytes float64
+	rowBytes int
 }
 
 func newWorker(r *Relay, s Stream, lease *leaseConn) *worker {
@@ -295,7 +295,7 @@ func (w *worker) readLimit() int {
 	if w.rowBytes <= 0 {
 		return w.limit
 	}
-	return int(max(1, min(float64(w.limit), float64(w.r.cfg.BatchBytes)/w.rowBytes)))
+	return max(1, min(w.limit, w.r.cfg.BatchBytes/w.rowBytes))
 }
 
 // observe adds a batch's rows to the average row size.
@@ -303,7 +303,7 @@ func (w *worker) observe(b batch) {
 	if len(b.recs) == 0 {
 		return
 	}
-	avg := float64(b.bytes) / float64(len(b.recs))
+	avg := max(1, b.bytes/len(b.recs))
 	if w.rowBytes == 0 {
 		w.rowBytes = avg
 		return

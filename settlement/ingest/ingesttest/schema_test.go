@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/schemas"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
+	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 )
 
 // agreement compares the decoder's verdict on one input record with its
