@@ -351,6 +351,11 @@ func TestOutputQuarantine(t *testing.T) {
 	if len(page.Items) != 1 || page.Items[0]["record_id"] != "line-2" {
 		t.Fatalf("second page %v", page)
 	}
-	// An input topic is not an output topic.
-	mustStatus(t, s.do(req{method: http.MethodGet, path: "/api/v1/outbox/quarantine?topic=ami.interval-reads", token: tok}), 400)
+	// An input topic is not an output topic; bytes that are no cursor or no
+	// topic name are a 400, never a 500.
+	for _, q := range []string{"topic=ami.interval-reads", "topic=settlement.statements%00", "topic=%ff", "cursor=%ff",
+		"cursor=e30%00", "cursor=" + strings.Repeat("A", 5000), "limit=99999999999999999999"} {
+		mustStatus(t, s.do(req{method: http.MethodGet, path: "/api/v1/outbox/quarantine?" + q, token: tok}), 400)
+	}
+	mustStatus(t, s.do(req{method: http.MethodGet, path: "/api/v1/outbox/quarantine"}), 401)
 }
