@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
 )
 
@@ -69,7 +69,7 @@ func newTestServer(t *testing.T, checks []Check, extra ...Routes) *testServer {
 	t.Helper()
 	pool, _ := pgtest.New(t)
 	ts := &testServer{t: t, pool: pool, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	areas := []Routes{RegistryRoutes{Store: postgres.NewRegistry(pool, nil), Pool: pool}}
+	areas := []Routes{RegistryRoutes{Store: registrystore.NewRegistry(pool, nil), Pool: pool}}
 	for _, f := range testAreas {
 		areas = append(areas, f(t, pool))
 	}

@@ -7,7 +7,7 @@
 // shared file.
 //
 // It does not own the data behind the endpoints: handlers call the areas'
-// stores (meters/postgres, settlement/postgres, ledger/postgres, ...).
+// stores (meters/postgres, settlement/ingest/readstore, settlement/postgres, ledger/postgres, ...).
 //
 // Invariants:
 //   - every error answer is application/problem+json, with the status chosen

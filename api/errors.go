@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
-	"github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 )
 
 // Kind classifies an error for the client. Every kind maps to exactly one
@@ -142,7 +142,7 @@ func classify(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	var rowErr *postgres.RowError
+	var rowErr *registrystore.RowError
 	if errors.As(err, &rowErr) {
 		k := Invalid
 		if rowErr.Conflict {

@@ -16,9 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 	"github.com/gridsettle/gridsettle/settlement/publish"
@@ -222,7 +222,7 @@ func (g IngestRoutes) reads(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := postgres.ReadFilter{MeterID: meter}
+	f := readstore.ReadFilter{MeterID: meter}
 	ch, err := QueryEnum(c, "channel", string(meters.Import), string(meters.Export))
 	if err != nil {
 		return err
@@ -235,13 +235,13 @@ func (g IngestRoutes) reads(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var after postgres.ReadKey
+	var after readstore.ReadKey
 	if ok, err := Cursor(c, &after); err != nil {
 		return err
 	} else if ok {
 		f.After = &after
 	}
-	rs, err := postgres.CurrentReads(c.Request().Context(), g.Pool, f, limit+1)
+	rs, err := readstore.CurrentReads(c.Request().Context(), g.Pool, f, limit+1)
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func (g IngestRoutes) reads(c echo.Context) error {
 		}
 	}
 	return List(c, items, limit, func(r Read) any {
-		return postgres.ReadKey{Start: r.Start, Channel: meters.Channel(r.Channel)}
+		return readstore.ReadKey{Start: r.Start, Channel: meters.Channel(r.Channel)}
 	})
 }
 
@@ -274,7 +274,7 @@ func timeRange(c echo.Context) (from, to time.Time, err error) {
 }
 
 func (g IngestRoutes) prices(c echo.Context) error {
-	var f postgres.PriceFilter
+	var f readstore.PriceFilter
 	var err error
 	if f.SettlementPoint, err = QueryID(c, "settlement_point"); err != nil {
 		return err
@@ -291,13 +291,13 @@ func (g IngestRoutes) prices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var after postgres.PriceKey
+	var after readstore.PriceKey
 	if ok, err := Cursor(c, &after); err != nil {
 		return err
 	} else if ok {
 		f.After = &after
 	}
-	ps, err := postgres.CurrentPrices(c.Request().Context(), g.Pool, f, limit+1)
+	ps, err := readstore.CurrentPrices(c.Request().Context(), g.Pool, f, limit+1)
 	if err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func (g IngestRoutes) prices(c echo.Context) error {
 		}
 	}
 	return List(c, items, limit, func(p Price) any {
-		return postgres.PriceKey{Market: meters.Market(p.Market), SettlementPoint: p.SettlementPoint, Start: p.Start}
+		return readstore.PriceKey{Market: meters.Market(p.Market), SettlementPoint: p.SettlementPoint, Start: p.Start}
 	})
 }
 
@@ -334,7 +334,7 @@ func (g IngestRoutes) positions(c echo.Context) error {
 		return err
 	}
 	q.Limit = limit + 1
-	var after postgres.PositionKey
+	var after readstore.PositionKey
 	if ok, err := Cursor(c, &after); err != nil {
 		return err
 	} else if ok {
@@ -356,7 +356,7 @@ func (g IngestRoutes) positions(c echo.Context) error {
 		}
 	}
 	return List(c, items, limit, func(p Position) any {
-		return postgres.PositionKey{ParticipantID: p.ParticipantID, SettlementPoint: p.SettlementPoint, IntervalStart: p.IntervalStart}
+		return readstore.PositionKey{ParticipantID: p.ParticipantID, SettlementPoint: p.SettlementPoint, IntervalStart: p.IntervalStart}
 	})
 }
 
@@ -369,13 +369,13 @@ func (g IngestRoutes) quarantine(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := postgres.QuarantineFilter{Reason: meters.Reason(reason), Topic: c.QueryParam("topic")}
+	f := readstore.QuarantineFilter{Reason: meters.Reason(reason), Topic: c.QueryParam("topic")}
 	limit, afterID, err := idPage(c)
 	if err != nil {
 		return err
 	}
 	f.AfterID = afterID
-	qs, err := postgres.QuarantineItems(c.Request().Context(), g.Pool, f, limit+1)
+	qs, err := readstore.QuarantineItems(c.Request().Context(), g.Pool, f, limit+1)
 	if err != nil {
 		return err
 	}

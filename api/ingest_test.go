@@ -20,9 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
@@ -62,23 +62,23 @@ func ingestRoutes(t *testing.T, pool *pgxpool.Pool) IngestRoutes {
 // ingestData applies reads and prices as the consumer would, partition 0.
 func ingestData(t *testing.T, pool *pgxpool.Pool, reads, prices []string) {
 	t.Helper()
-	var rr []postgres.ReadRecord
+	var rr []readstore.ReadRecord
 	for i, v := range reads {
-		r := postgres.ReadRecord{Source: postgres.Source{Origin: postgres.Origin{Topic: "ami.interval-reads", Offset: int64(i)}, Value: []byte(v)}}
+		r := readstore.ReadRecord{Source: readstore.Source{Origin: readstore.Origin{Topic: "ami.interval-reads", Offset: int64(i)}, Value: []byte(v)}}
 		r.Block, r.Rejection = meters.DecodeReadBlock([]byte(v))
 		rr = append(rr, r)
 	}
-	var pr []postgres.PriceRecord
+	var pr []readstore.PriceRecord
 	for i, v := range prices {
-		p := postgres.PriceRecord{Source: postgres.Source{Origin: postgres.Origin{Topic: "market.prices", Offset: int64(i)}, Key: []byte("HB_NORTH"), Value: []byte(v)}}
+		p := readstore.PriceRecord{Source: readstore.Source{Origin: readstore.Origin{Topic: "market.prices", Offset: int64(i)}, Key: []byte("HB_NORTH"), Value: []byte(v)}}
 		p.Price, p.Rejection = meters.DecodePrice([]byte(v), "USD")
 		pr = append(pr, p)
 	}
 	err := pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
-		if _, err := postgres.ApplyReads(t.Context(), tx, postgres.ReadOptions{SettlementSeconds: 900}, rr); err != nil {
+		if _, err := readstore.ApplyReads(t.Context(), tx, readstore.ReadOptions{SettlementSeconds: 900}, rr); err != nil {
 			return err
 		}
-		_, err := postgres.ApplyPrices(t.Context(), tx, "USD", pr)
+		_, err := readstore.ApplyPrices(t.Context(), tx, "USD", pr)
 		return err
 	})
 	if err != nil {

@@ -12,13 +12,13 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 )
 
 // RegistryRoutes are the registry endpoints: GET (analysts) and POST
 // (operators) on participants, settlement-points, accounts and meters.
 type RegistryRoutes struct {
-	Store *postgres.Registry
+	Store *registrystore.Registry
 	Pool  *pgxpool.Pool // where a POST's batch and its audit row are written, in one transaction
 }
 
@@ -36,12 +36,12 @@ type MeterAssignment struct {
 // RegistryResult is the answer of a registry POST: what the batch did.
 type RegistryResult struct {
 	Table string `json:"table"`
-	postgres.Counts
+	registrystore.Counts
 }
 
 // Routes implements Routes.
 func (g RegistryRoutes) Routes() []Route {
-	post := func(path string, t postgres.Table, row any) Route {
+	post := func(path string, t registrystore.Table, row any) Route {
 		return Route{
 			Method: http.MethodPost, Path: path, Roles: Operators,
 			Summary: "Load " + string(t) + " rows (JSON array or text/csv with a header row)",
@@ -63,23 +63,23 @@ func (g RegistryRoutes) Routes() []Route {
 	return []Route{
 		{Method: http.MethodGet, Path: "/api/v1/participants", Roles: Readers, Summary: "List participants",
 			Response: ListBody(meters.Participant{}), Handler: g.participants},
-		post("/api/v1/participants", postgres.Participants, meters.Participant{}),
+		post("/api/v1/participants", registrystore.Participants, meters.Participant{}),
 		{Method: http.MethodGet, Path: "/api/v1/settlement-points", Roles: Readers, Summary: "List settlement points",
 			Response: ListBody(meters.SettlementPoint{}), Handler: g.points},
-		post("/api/v1/settlement-points", postgres.SettlementPoints, meters.SettlementPoint{}),
+		post("/api/v1/settlement-points", registrystore.SettlementPoints, meters.SettlementPoint{}),
 		{Method: http.MethodGet, Path: "/api/v1/accounts", Roles: Readers, Summary: "List accounts",
 			Response: ListBody(meters.Account{}), Handler: g.accounts},
-		post("/api/v1/accounts", postgres.Accounts, meters.Account{}),
+		post("/api/v1/accounts", registrystore.Accounts, meters.Account{}),
 		{Method: http.MethodGet, Path: "/api/v1/meters", Roles: Readers,
 			Summary: "List meter assignments (effective-dated meter rows)", Params: meterFilters,
 			Response: ListBody(MeterAssignment{}), Handler: g.meters},
-		post("/api/v1/meters", postgres.Meters, MeterAssignment{}),
+		post("/api/v1/meters", registrystore.Meters, MeterAssignment{}),
 	}
 }
 
-func (g RegistryRoutes) post(t postgres.Table) echo.HandlerFunc {
+func (g RegistryRoutes) post(t registrystore.Table) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		var b postgres.Batch
+		var b registrystore.Batch
 		var err error
 		switch ct := mediaType(c.Request().Header.Get(echo.HeaderContentType)); ct {
 		case MIMETextCSV:
@@ -92,7 +92,7 @@ func (g RegistryRoutes) post(t postgres.Table) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		res, err := Audited(c, g.Pool, func(ctx context.Context, tx pgx.Tx) (postgres.Counts, int, string, error) {
+		res, err := Audited(c, g.Pool, func(ctx context.Context, tx pgx.Tx) (registrystore.Counts, int, string, error) {
 			res, err := g.Store.ApplyTx(ctx, tx, &b)
 			n := res[t]
 			return n, http.StatusOK, fmt.Sprintf("wrote %s: %d rows (%d inserted, %d updated, %d unchanged)",
@@ -150,7 +150,7 @@ type meterKey struct {
 }
 
 func (g RegistryRoutes) meters(c echo.Context) error {
-	var f postgres.AssignmentFilter
+	var f registrystore.AssignmentFilter
 	var err error
 	for _, q := range []struct {
 		name string

@@ -614,7 +614,7 @@ func sourceField(data []byte, v value) (string, *Rejection) {
 		return "", reject(SchemaViolation, "source: %d characters, at most %d", n, MaxSourceChars)
 	}
 	// U+0000 is valid free text: the contract lets the store refuse it, as
-	// unprocessable after every other check (meters/postgres).
+	// unprocessable after every other check (settlement/ingest/readstore).
 	return s, nil
 }
 

@@ -60,7 +60,7 @@ func TestDecodeReadBlockDefaults(t *testing.T) {
 
 // TestDecodeReadBlockKeepsNULInSource: a source is free text, U+0000
 // included, so the decoder accepts it as it is; a store that cannot hold it
-// says unprocessable, after the checks that need state (meters/postgres).
+// says unprocessable, after the checks that need state (settlement/ingest/readstore).
 // Its other rules still hold, and a raw NUL byte is not JSON.
 func TestDecodeReadBlockKeepsNULInSource(t *testing.T) {
 	b, rej := DecodeReadBlock([]byte(readWith("source", `"a\u0000b"`)))

@@ -5,7 +5,8 @@
 // mapping of reads onto settlement intervals.
 //
 // It is a leaf: standard library and shopspring/decimal only. Postgres code
-// lives in meters/postgres, file importers in meters/nem12 and
+// of the registry lives in meters/postgres (reads and prices are stored by
+// settlement/ingest/readstore), file importers in meters/nem12 and
 // meters/greenbutton.
 //
 // Invariants:
@@ -19,7 +20,7 @@
 //   - a record that is not valid UTF-8 is malformed_json;
 //   - a source is free text of at most MaxSourceChars characters, U+0000
 //     included: a store that cannot hold a character says unprocessable
-//     after its own checks (meters/postgres), the decoder never does;
+//     after its own checks (settlement/ingest/readstore), the decoder never does;
 //   - start_out_of_range is checked against Decoder.Bounds: the wall clock
 //     unless Bounds.Now is set, so a decoder's verdict on a record near the
 //     future bound depends on when it decodes it.

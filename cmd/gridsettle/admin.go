@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gridsettle/gridsettle/api"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/reporting"
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 )
@@ -73,15 +73,15 @@ func newRegistryCmd(m *Main) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		res, err := meterspg.ImportFiles(ctx, db, hook.SettingsChanged, files...)
+		res, err := registrystore.ImportFiles(ctx, db, hook.SettingsChanged, files...)
 		if err != nil {
-			var re *meterspg.RowError
+			var re *registrystore.RowError
 			if errors.As(err, &re) {
 				return fmt.Errorf("nothing imported: %w", err)
 			}
 			return err
 		}
-		for _, t := range meterspg.Tables {
+		for _, t := range registrystore.Tables {
 			if n, ok := res[t]; ok && n.Rows > 0 {
 				fmt.Fprintf(m.Stdout, "%-18s %d rows: %d inserted, %d updated, %d unchanged\n", t, n.Rows, n.Inserted, n.Updated, n.Unchanged)
 			}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/api"
 	"github.com/gridsettle/gridsettle/api/console"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
@@ -68,7 +68,7 @@ func newAPI(p *Platform) (Component, error) {
 		// starts a run with it (see Starter).
 		runs := settlementpg.NewRuns(pool, settlementpg.Config{Market: p.Config.Market}, p.Log)
 		srv := api.New(cfg, p.Log, p.Metrics, pool, append([]api.Check{kafkaCheck}, p.Ready...),
-			api.RegistryRoutes{Store: meterspg.NewRegistry(pool, s.alerts.SettingsChanged), Pool: pool},
+			api.RegistryRoutes{Store: registrystore.NewRegistry(pool, s.alerts.SettingsChanged), Pool: pool},
 			api.LedgerRoutes{Pool: pool},
 			// Runs started by POST /api/v1/runs run on the pipeline's pool,
 			// without the API's statement timeout: a run is settlement

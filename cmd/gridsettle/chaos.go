@@ -28,7 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/api"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/migrations"
 	"github.com/gridsettle/gridsettle/reporting"
 	"github.com/gridsettle/gridsettle/settlement"
@@ -245,7 +245,7 @@ func (c *chaos) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := meterspg.ImportFiles(ctx, c.pool, hook.SettingsChanged, files...); err != nil {
+	if _, err := registrystore.ImportFiles(ctx, c.pool, hook.SettingsChanged, files...); err != nil {
 		return fmt.Errorf("import the registry: %w", err)
 	}
 	if _, err := reporting.LoadOrCreateSigningKey(ctx, c.keyPath(), c.log); err != nil {

@@ -18,12 +18,13 @@ import (
 
 	"github.com/gridsettle/gridsettle/api"
 	"github.com/gridsettle/gridsettle/meters"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/reporting"
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 	"github.com/gridsettle/gridsettle/settlement/publish"
 	"github.com/gridsettle/gridsettle/settlement/simulate"
@@ -305,7 +306,7 @@ func (d *demo) loadRegistry(ctx context.Context) (*simulate.Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := meterspg.ImportFiles(ctx, p.DB, s.alerts.SettingsChanged, files...); err != nil {
+	if _, err := registrystore.ImportFiles(ctx, p.DB, s.alerts.SettingsChanged, files...); err != nil {
 		return nil, fmt.Errorf("load the sample registry: %w", err)
 	}
 	prosumers, switches := registryFeatures(sc)
@@ -530,7 +531,7 @@ type alertsRow struct{ Type, Message string }
 func lastQuarantineID(ctx context.Context, p *Platform) (int64, error) {
 	var last int64
 	for {
-		page, err := meterspg.QuarantineItems(ctx, p.DB, meterspg.QuarantineFilter{AfterID: last}, 1000)
+		page, err := readstore.QuarantineItems(ctx, p.DB, readstore.QuarantineFilter{AfterID: last}, 1000)
 		if err != nil {
 			return 0, err
 		}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/reporting"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
@@ -42,9 +42,9 @@ func (d *demo) summary(ctx context.Context, s *story) error {
 	fmt.Fprintln(w)
 	alertSummary(w, alerts, s.alertsBefore)
 
-	var items []meterspg.QuarantineItem
+	var items []readstore.QuarantineItem
 	for after := s.quarantinedID; ; {
-		page, err := meterspg.QuarantineItems(ctx, d.p.DB, meterspg.QuarantineFilter{AfterID: after}, 1000)
+		page, err := readstore.QuarantineItems(ctx, d.p.DB, readstore.QuarantineFilter{AfterID: after}, 1000)
 		if err != nil {
 			return err
 		}
@@ -193,7 +193,7 @@ func alertSummary(w io.Writer, alerts []alertsRow, before int) {
 
 // quarantineSummary prints the records of this demo's stream that were
 // quarantined, by reason.
-func quarantineSummary(w io.Writer, items []meterspg.QuarantineItem) {
+func quarantineSummary(w io.Writer, items []readstore.QuarantineItem) {
 	byReason := map[string]int{}
 	for _, q := range items {
 		byReason[string(q.Reason)]++

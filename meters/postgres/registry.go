@@ -396,7 +396,7 @@ func storedAssignments(ctx context.Context, tx pgx.Tx, as []meters.Assignment) (
 	if err != nil {
 		return nil, fmt.Errorf("read stored assignments: %w", err)
 	}
-	list, err := pgx.CollectRows(rows, scanAssignment)
+	list, err := pgx.CollectRows(rows, ScanAssignment)
 	if err != nil {
 		return nil, fmt.Errorf("read stored assignments: %w", err)
 	}
@@ -407,7 +407,9 @@ func storedAssignments(ctx context.Context, tx pgx.Tx, as []meters.Assignment) (
 	return out, nil
 }
 
-func scanAssignment(row pgx.CollectableRow) (meters.Assignment, error) {
+// ScanAssignment scans a meter_assignments row selected as meter_id, account_id,
+// participant_id, settlement_point, loss_factor, effective_from, effective_to.
+func ScanAssignment(row pgx.CollectableRow) (meters.Assignment, error) {
 	var a meters.Assignment
 	err := row.Scan(&a.MeterID, &a.AccountID, &a.ParticipantID, &a.SettlementPoint, &a.LossFactor, &a.EffectiveFrom, &a.EffectiveTo)
 	a.EffectiveFrom = a.EffectiveFrom.UTC()
@@ -517,7 +519,7 @@ func (r *Registry) Assignments(ctx context.Context, f AssignmentFilter, limit in
 	if err != nil {
 		return nil, fmt.Errorf("list meter assignments: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, scanAssignment)
+	out, err := pgx.CollectRows(rows, ScanAssignment)
 	if err != nil {
 		return nil, fmt.Errorf("list meter assignments: %w", err)
 	}

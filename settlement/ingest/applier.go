@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/failpoint"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 )
@@ -66,8 +66,8 @@ type Applied struct {
 	// latest interval end of an applied record); zero before any, and for
 	// replays.
 	Watermark time.Time
-	Reads     []postgres.ReadChange
-	Prices    []postgres.PriceChange
+	Reads     []readstore.ReadChange
+	Prices    []readstore.PriceChange
 	// Ends are the block ends of the batch's applied reads records (those
 	// the watermark counts: a quarantined record never moves it), in offset
 	// order, so that a hook can follow the watermark record by record
@@ -139,8 +139,8 @@ type batch struct {
 	topic     string
 	partition int32
 	from, to  int64
-	reads     []postgres.ReadRecord
-	prices    []postgres.PriceRecord
+	reads     []readstore.ReadRecord
+	prices    []readstore.PriceRecord
 }
 
 // input is one record of an input topic as the consumer hands it over.
@@ -155,8 +155,8 @@ type input struct {
 // (both nil) a transaction marker.
 type decoded struct {
 	offset int64
-	read   *postgres.ReadRecord
-	price  *postgres.PriceRecord
+	read   *readstore.ReadRecord
+	price  *readstore.PriceRecord
 }
 
 // reads is what d weighs in a batch: its reads, at least 1 (a price, a
@@ -178,14 +178,14 @@ func (a *Applier) decode(dec *meters.Decoder, topic string, partition int32, r i
 	if r.control {
 		return d, nil
 	}
-	src := postgres.Source{Origin: postgres.Origin{Topic: topic, Partition: partition, Offset: r.offset}, Key: r.key, Value: r.value}
+	src := readstore.Source{Origin: readstore.Origin{Topic: topic, Partition: partition, Offset: r.offset}, Key: r.key, Value: r.value}
 	switch topic {
 	case a.topics.Reads:
 		blk, rej := dec.ReadBlock(r.value)
-		d.read = &postgres.ReadRecord{Source: src, Block: blk, Rejection: rej}
+		d.read = &readstore.ReadRecord{Source: src, Block: blk, Rejection: rej}
 	case a.topics.Prices:
 		p, rej := dec.Price(r.value, a.market.Currency)
-		d.price = &postgres.PriceRecord{Source: src, Price: p, Rejection: rej}
+		d.price = &readstore.PriceRecord{Source: src, Price: p, Rejection: rej}
 	default:
 		return d, fmt.Errorf("records of topic %s: not an input topic", topic)
 	}
@@ -221,7 +221,7 @@ type outcome struct {
 	changes       int // reads and prices whose current value changed
 	stale         int
 	duplicates    int
-	quarantined   []postgres.Quarantined
+	quarantined   []readstore.Quarantined
 	watermark     time.Time
 }
 
@@ -233,7 +233,7 @@ func (o outcome) records() int { return len(o.appliedReads) + len(o.appliedPrice
 // quarantine detail.
 func (a *Applier) apply(ctx context.Context, tx pgx.Tx, b *batch) (outcome, error) {
 	var out outcome
-	ok, wm, err := postgres.AdvanceOffset(ctx, tx, b.topic, b.partition, b.from, b.to)
+	ok, wm, err := readstore.AdvanceOffset(ctx, tx, b.topic, b.partition, b.from, b.to)
 	if err != nil {
 		return out, err
 	}
@@ -245,7 +245,7 @@ func (a *Applier) apply(ctx context.Context, tx pgx.Tx, b *batch) (outcome, erro
 		return out, err
 	}
 	if hi := b.appliedEnds(out, &applied); hi.After(wm) {
-		if wm, err = postgres.RaiseWatermark(ctx, tx, b.topic, b.partition, hi); err != nil {
+		if wm, err = readstore.RaiseWatermark(ctx, tx, b.topic, b.partition, hi); err != nil {
 			return out, err
 		}
 	}
@@ -265,8 +265,8 @@ func (a *Applier) apply(ctx context.Context, tx pgx.Tx, b *batch) (outcome, erro
 // setAside moves b's stored offset past its records in tx and, with
 // quarantine, stores q, with deadLetter its dead letter too; nothing is
 // applied and no hook runs.
-func (a *Applier) setAside(ctx context.Context, tx pgx.Tx, b *batch, q postgres.Quarantined, quarantine, deadLetter bool) error {
-	ok, _, err := postgres.AdvanceOffset(ctx, tx, b.topic, b.partition, b.from, b.to)
+func (a *Applier) setAside(ctx context.Context, tx pgx.Tx, b *batch, q readstore.Quarantined, quarantine, deadLetter bool) error {
+	ok, _, err := readstore.AdvanceOffset(ctx, tx, b.topic, b.partition, b.from, b.to)
 	if err != nil {
 		return err
 	}
@@ -276,7 +276,7 @@ func (a *Applier) setAside(ctx context.Context, tx pgx.Tx, b *batch, q postgres.
 	if !quarantine {
 		return nil
 	}
-	if err := postgres.Quarantine(ctx, tx, q); err != nil {
+	if err := readstore.Quarantine(ctx, tx, q); err != nil {
 		return err
 	}
 	if !deadLetter {
@@ -312,10 +312,10 @@ func (b *batch) appliedEnds(out outcome, applied *Applied) time.Time {
 }
 
 // effects applies reads and prices and fills applied and out.
-func (a *Applier) effects(ctx context.Context, tx pgx.Tx, reads []postgres.ReadRecord, prices []postgres.PriceRecord,
+func (a *Applier) effects(ctx context.Context, tx pgx.Tx, reads []readstore.ReadRecord, prices []readstore.PriceRecord,
 	slot int32, applied *Applied, out *outcome) error {
 	if len(reads) > 0 {
-		r, err := postgres.ApplyReads(ctx, tx, postgres.ReadOptions{SettlementSeconds: a.market.IntervalSeconds, Slot: slot}, reads)
+		r, err := readstore.ApplyReads(ctx, tx, readstore.ReadOptions{SettlementSeconds: a.market.IntervalSeconds, Slot: slot}, reads)
 		if err != nil {
 			return err
 		}
@@ -327,7 +327,7 @@ func (a *Applier) effects(ctx context.Context, tx pgx.Tx, reads []postgres.ReadR
 		out.quarantined = append(out.quarantined, r.Quarantined...)
 	}
 	if len(prices) > 0 {
-		p, err := postgres.ApplyPrices(ctx, tx, a.market.Currency, prices)
+		p, err := readstore.ApplyPrices(ctx, tx, a.market.Currency, prices)
 		if err != nil {
 			return err
 		}
@@ -366,7 +366,7 @@ const deadLetterReserve = 2048
 // that does not fit the limit (key, value and headers together) is cut to
 // its first bytes, with its original length and SHA-256 in headers; the
 // quarantine row keeps it whole. A key that alone does not fit is cut too.
-func (a *Applier) deadLetter(q postgres.Quarantined) outbox.Message {
+func (a *Applier) deadLetter(q readstore.Quarantined) outbox.Message {
 	key, value := q.Key, q.Value
 	if value == nil {
 		value = []byte{}
@@ -410,7 +410,7 @@ func headersSize(hs []outbox.Header) int {
 
 // DeadLetterID is the gridsettle-id of a dead letter:
 // {source topic}/{partition}/{offset}.
-func DeadLetterID(o postgres.Origin) string {
+func DeadLetterID(o readstore.Origin) string {
 	return o.Topic + "/" + strconv.FormatInt(int64(o.Partition), 10) + "/" + strconv.FormatInt(o.Offset, 10)
 }
 
@@ -456,7 +456,7 @@ func (a *Applier) Replay(ctx context.Context, db Beginner, reason meters.Reason)
 
 func retryable(err error) bool {
 	var pg *pgconn.PgError
-	return errors.Is(err, postgres.ErrConcurrentWrite) ||
+	return errors.Is(err, readstore.ErrConcurrentWrite) ||
 		errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001") // deadlock, serialization failure
 }
 
@@ -469,23 +469,23 @@ func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Rea
 	var res ReplayResult
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		res = ReplayResult{}
-		items, err := postgres.LockReplayable(ctx, tx, reason)
+		items, err := readstore.LockReplayable(ctx, tx, reason)
 		if err != nil {
 			return err
 		}
 		dec := a.newDecoder()
-		var reads []postgres.ReadRecord
-		var prices []postgres.PriceRecord
+		var reads []readstore.ReadRecord
+		var prices []readstore.PriceRecord
 		var readIDs, priceIDs []int64
 		for _, it := range items {
 			switch it.Source.Topic {
 			case a.topics.Reads:
 				blk, rej := dec.ReadBlock(it.Source.Value)
-				reads = append(reads, postgres.ReadRecord{Source: it.Source, Block: blk, Rejection: rej})
+				reads = append(reads, readstore.ReadRecord{Source: it.Source, Block: blk, Rejection: rej})
 				readIDs = append(readIDs, it.ID)
 			case a.topics.Prices:
 				p, rej := dec.Price(it.Source.Value, a.market.Currency)
-				prices = append(prices, postgres.PriceRecord{Source: it.Source, Price: p, Rejection: rej})
+				prices = append(prices, readstore.PriceRecord{Source: it.Source, Price: p, Rejection: rej})
 				priceIDs = append(priceIDs, it.ID)
 			}
 		}
@@ -494,7 +494,7 @@ func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Rea
 			applied.Topic = a.topics.Prices
 		}
 		var out outcome
-		if err := a.effects(ctx, tx, reads, prices, postgres.ReplaySlot, &applied, &out); err != nil {
+		if err := a.effects(ctx, tx, reads, prices, readstore.ReplaySlot, &applied, &out); err != nil {
 			return err
 		}
 		var ids []int64
@@ -504,7 +504,7 @@ func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Rea
 		for _, i := range out.appliedPrices {
 			ids = append(ids, priceIDs[i])
 		}
-		if err := postgres.MarkReplayed(ctx, tx, ids); err != nil {
+		if err := readstore.MarkReplayed(ctx, tx, ids); err != nil {
 			return err
 		}
 		res = ReplayResult{Replayed: len(ids), StillQuarantined: len(out.quarantined)}

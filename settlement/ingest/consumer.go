@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement/failpoint"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
@@ -175,7 +175,7 @@ func (c *Consumer) assigned(ctx context.Context, offsets map[string]map[int32]kg
 		for p := range parts {
 			ps = append(ps, p)
 		}
-		stored, err := postgres.LoadOffsets(ctx, c.pool, topic, ps)
+		stored, err := readstore.LoadOffsets(ctx, c.pool, topic, ps)
 		if err != nil {
 			c.log.Error("ingest: cannot load stored offsets on assignment, reloading later", "topic", topic, "partitions", ps, "err", err)
 			for _, p := range ps {
@@ -411,7 +411,7 @@ const reloadTimeout = 10 * time.Second
 func (c *Consumer) reload(ctx context.Context) {
 	for topic, ps := range c.dueReloads(time.Now()) {
 		rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
-		stored, err := postgres.LoadOffsets(rctx, c.pool, topic, ps)
+		stored, err := readstore.LoadOffsets(rctx, c.pool, topic, ps)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -556,9 +556,9 @@ func (c *Consumer) topicRecreated(ctx context.Context, topic string) {
 	if err == nil {
 		err = ends.Error()
 	}
-	var stored map[int32]postgres.LoadedOffset
+	var stored map[int32]readstore.LoadedOffset
 	if err == nil && len(owned) > 0 {
-		stored, err = postgres.LoadOffsets(rctx, c.pool, topic, owned)
+		stored, err = readstore.LoadOffsets(rctx, c.pool, topic, owned)
 	}
 	if err != nil {
 		c.log.Error("ingest: input topic recreated; cannot record the refusal of its partitions yet, retrying", "topic", topic,
@@ -571,7 +571,7 @@ func (c *Consumer) topicRecreated(ctx context.Context, topic string) {
 			continue
 		}
 		end, _ := ends.Lookup(topic, p) // a partition the new topic lacks ends at 0
-		ok, err := postgres.RefuseLog(rctx, c.pool, topic, p, s.Next, end.Offset)
+		ok, err := readstore.RefuseLog(rctx, c.pool, topic, p, s.Next, end.Offset)
 		if err != nil {
 			c.log.Error("ingest: input topic recreated; cannot record the refusal of a partition yet, retrying", "topic", topic,
 				"partition", p, "retry_in", recreatedRetry, "err", err)
@@ -612,7 +612,7 @@ func (c *Consumer) owned(topic string) []int32 {
 // offset, which finds the log's end again.
 func (c *Consumer) refuse(ctx context.Context, tp topicPartition, stored, end int64) {
 	rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
-	ok, err := postgres.RefuseLog(rctx, c.pool, tp.topic, tp.partition, stored, end)
+	ok, err := readstore.RefuseLog(rctx, c.pool, tp.topic, tp.partition, stored, end)
 	cancel()
 	switch {
 	case err != nil:
@@ -668,7 +668,7 @@ func (c *Consumer) settle(ctx context.Context, tp topicPartition, from int64, in
 // no record to blame: its error is returned, to be retried.
 func (c *Consumer) setAside(ctx context.Context, b *batch, cause error, lastStable int64) (int64, error) {
 	start := time.Now()
-	var q postgres.Quarantined
+	var q readstore.Quarantined
 	switch {
 	case len(b.reads) == 1:
 		q = unprocessable(b.reads[0].Source, b.reads[0].Rejection, cause)
@@ -691,7 +691,7 @@ func (c *Consumer) setAside(ctx context.Context, b *batch, cause error, lastStab
 		case err == nil:
 			out := outcome{}
 			if s.quarantine {
-				out.quarantined = []postgres.Quarantined{q}
+				out.quarantined = []readstore.Quarantined{q}
 			}
 			c.m.committed(b, out, time.Since(start).Seconds(), lastStable)
 			level := slog.LevelWarn
@@ -714,11 +714,11 @@ func (c *Consumer) setAside(ctx context.Context, b *batch, cause error, lastStab
 // unprocessable is the quarantine item of a record refused with cause: a
 // record the decoder had rejected keeps its rejection, any other is
 // meters.Unprocessable naming the error.
-func unprocessable(src postgres.Source, rej *meters.Rejection, cause error) postgres.Quarantined {
+func unprocessable(src readstore.Source, rej *meters.Rejection, cause error) readstore.Quarantined {
 	if rej != nil {
-		return postgres.Quarantined{Source: src, Reason: rej.Reason, Detail: meters.SafeDetail(rej.Detail)}
+		return readstore.Quarantined{Source: src, Reason: rej.Reason, Detail: meters.SafeDetail(rej.Detail)}
 	}
-	return postgres.Quarantined{Source: src, Reason: meters.Unprocessable, Detail: meters.SafeDetail(cause.Error())}
+	return readstore.Quarantined{Source: src, Reason: meters.Unprocessable, Detail: meters.SafeDetail(cause.Error())}
 }
 
 // batchTimeout bounds one batch transaction, so that a shutdown that lets

@@ -5,11 +5,11 @@
 // partition is one Postgres transaction that starts with a compare-and-set of
 // the offset stored in ingest_offsets, then applies the records (through the
 // Applier: decoding and validation in package meters, versioning, positions
-// and quarantine in meters/postgres), runs the Hooks (customer alerts), and
+// and quarantine in settlement/ingest/readstore), runs the Hooks (customer alerts), and
 // ends with the outbox rows (dead letters and hook messages). It also serves
 // quarantine replays, live positions and the ingest status.
 //
-// It does not own the SQL (meters/postgres), the decoding rules (meters),
+// It does not own the SQL (settlement/ingest/readstore), the decoding rules (meters),
 // the settlement arithmetic (settlement) or publishing to Kafka (the outbox
 // relay in settlement/publish).
 //

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 // transient reports whether err is the platform's and not a record's: the
@@ -36,7 +36,7 @@ func transient(err error) bool {
 	}
 	var netErr net.Error
 	switch {
-	case errors.Is(err, postgres.ErrConcurrentWrite),
+	case errors.Is(err, readstore.ErrConcurrentWrite),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		pgconn.Timeout(err), pgconn.SafeToRetry(err),
 		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, pgx.ErrTxClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),

@@ -10,8 +10,8 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest/ingesttest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 )
 
@@ -121,8 +121,8 @@ func (c *consumer) requireRunning(t *testing.T) {
 	}
 }
 
-func origin(r *kgo.Record) postgres.Origin {
-	return postgres.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+func origin(r *kgo.Record) readstore.Origin {
+	return readstore.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 }
 
 type storedQuarantine struct {
@@ -131,14 +131,14 @@ type storedQuarantine struct {
 }
 
 // quarantined reads the quarantine by source.
-func quarantined(t *testing.T, e *env) map[postgres.Origin]storedQuarantine {
+func quarantined(t *testing.T, e *env) map[readstore.Origin]storedQuarantine {
 	t.Helper()
 	rows, err := e.pool.Query(t.Context(), `SELECT topic, partition, "offset", reason, detail, value FROM quarantine`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[postgres.Origin]storedQuarantine{}
-	var o postgres.Origin
+	out := map[readstore.Origin]storedQuarantine{}
+	var o readstore.Origin
 	var it storedQuarantine
 	if _, err := pgx.ForEachRow(rows, []any{&o.Topic, &o.Partition, &o.Offset, &it.reason, &it.detail, &it.value}, func() error {
 		out[o] = it
@@ -243,7 +243,7 @@ func checkApplied(t *testing.T, e *env, cases []ingesttest.Case) {
 		value   decimal.Decimal
 		version int64
 		source  string
-		origin  postgres.Origin
+		origin  readstore.Origin
 	}
 	rows, err := e.pool.Query(t.Context(), `SELECT meter_id, channel, interval_start, value, version, source, topic, partition, "offset" FROM reads`)
 	if err != nil {
@@ -267,7 +267,7 @@ func checkApplied(t *testing.T, e *env, cases []ingesttest.Case) {
 	}
 	type priceRow struct {
 		price  decimal.Decimal
-		origin postgres.Origin
+		origin readstore.Origin
 	}
 	rows, err = e.pool.Query(t.Context(), `SELECT market, settlement_point, interval_start, price, topic, partition, "offset" FROM prices`)
 	if err != nil {

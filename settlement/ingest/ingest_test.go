@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 	"github.com/gridsettle/gridsettle/settlement/publish"
 )
@@ -100,7 +100,7 @@ func TestConsume(t *testing.T) {
 		t.Errorf("quarantine has %d items, want %d: %v", len(got), len(bad), got)
 	}
 	for _, b := range bad {
-		id := DeadLetterID(postgres.Origin{Topic: b.rec.Topic, Partition: b.rec.Partition, Offset: b.rec.Offset})
+		id := DeadLetterID(readstore.Origin{Topic: b.rec.Topic, Partition: b.rec.Partition, Offset: b.rec.Offset})
 		if got[id] != string(b.reason) {
 			t.Errorf("%s (%s): quarantined as %q, want %s", id, b.rec.Value, got[id], b.reason)
 		}
@@ -109,7 +109,7 @@ func TestConsume(t *testing.T) {
 
 	// Current reads: the correction stands, the stale read, the conflict and
 	// the aborted transaction did not apply.
-	rs, err := postgres.CurrentReads(t.Context(), e.pool, postgres.ReadFilter{MeterID: "M1"}, 100)
+	rs, err := readstore.CurrentReads(t.Context(), e.pool, readstore.ReadFilter{MeterID: "M1"}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func checkDeadLetters(t *testing.T, e *env, bad []badRecord) {
 		t.Errorf("%d dead letters, want %d", len(letters), len(bad))
 	}
 	for _, b := range bad {
-		id := DeadLetterID(postgres.Origin{Topic: b.rec.Topic, Partition: b.rec.Partition, Offset: b.rec.Offset})
+		id := DeadLetterID(readstore.Origin{Topic: b.rec.Topic, Partition: b.rec.Partition, Offset: b.rec.Offset})
 		l, ok := letters[id]
 		if !ok {
 			t.Errorf("no dead letter %s", id)
@@ -349,7 +349,7 @@ func TestReplayAfterRegistryFix(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM reads WHERE meter_id = 'M3' AND "offset" = 0 AND partition = 0`); n != 1 {
 		t.Errorf("M3 reads with their lineage: %d", n)
 	}
-	if n := e.count(`SELECT count(*) FROM positions WHERE slot = $1`, postgres.ReplaySlot); n != 1 {
+	if n := e.count(`SELECT count(*) FROM positions WHERE slot = $1`, readstore.ReplaySlot); n != 1 {
 		t.Errorf("replay slot rows: %d", n)
 	}
 }
@@ -470,7 +470,7 @@ func TestOffsetMovedElsewhere(t *testing.T) {
 		t.Errorf("CAS misses %v, want at least 1", n)
 	}
 	var got []string
-	rs, err := postgres.CurrentReads(t.Context(), e.pool, postgres.ReadFilter{MeterID: "M1"}, 10)
+	rs, err := readstore.CurrentReads(t.Context(), e.pool, readstore.ReadFilter{MeterID: "M1"}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 // Position is the live (unsettled) position of one participant at one
@@ -29,7 +29,7 @@ type PositionQuery struct {
 	Day             settlement.Day
 	ParticipantID   string // "" = all
 	SettlementPoint string // "" = all
-	After           *postgres.PositionKey
+	After           *readstore.PositionKey
 	Limit           int
 }
 
@@ -40,9 +40,9 @@ const longestPrice = time.Hour
 // Positions lists live positions in (participant, point, interval) order,
 // priced with the settlement prices of settlement.Prices from the current
 // RT prices.
-func Positions(ctx context.Context, db postgres.Querier, market settlement.Market, q PositionQuery) ([]Position, error) {
+func Positions(ctx context.Context, db readstore.Querier, market settlement.Market, q PositionQuery) ([]Position, error) {
 	from, to := market.Bounds(q.Day)
-	energies, err := postgres.PositionEnergies(ctx, db, postgres.PositionFilter{
+	energies, err := readstore.PositionEnergies(ctx, db, readstore.PositionFilter{
 		From: from, To: to, ParticipantID: q.ParticipantID, SettlementPoint: q.SettlementPoint, After: q.After,
 	}, q.Limit)
 	if err != nil {
@@ -55,7 +55,7 @@ func Positions(ctx context.Context, db postgres.Querier, market settlement.Marke
 	if energies[0].SettlementPoint == energies[len(energies)-1].SettlementPoint {
 		point = energies[0].SettlementPoint // a page of one point needs only its prices
 	}
-	rt, err := postgres.CurrentPrices(ctx, db, postgres.PriceFilter{
+	rt, err := readstore.CurrentPrices(ctx, db, readstore.PriceFilter{
 		Market: meters.RealTime, SettlementPoint: point, From: from.Add(-longestPrice), To: to}, 0)
 	if err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
-	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 	"github.com/gridsettle/gridsettle/settlement/publish"
@@ -94,7 +94,7 @@ func checkUnprocessable(t *testing.T, e *env, topic string, partition int32, off
 			t.Errorf("detail %q does not name %q", d, w)
 		}
 	}
-	_, _, hs := e.deadLetter(DeadLetterID(postgres.Origin{Topic: topic, Partition: partition, Offset: offset}))
+	_, _, hs := e.deadLetter(DeadLetterID(readstore.Origin{Topic: topic, Partition: partition, Offset: offset}))
 	if r, _ := header(hs, HeaderReason); r != string(meters.Unprocessable) {
 		t.Errorf("dead letter reason %q", r)
 	}
@@ -261,7 +261,7 @@ func TestDeadLetterTruncated(t *testing.T) {
 	e := newEnv(t)
 	e.registry()
 	ctx := t.Context()
-	if _, err := postgres.LoadOffsets(ctx, e.pool, R, []int32{0}); err != nil {
+	if _, err := readstore.LoadOffsets(ctx, e.pool, R, []int32{0}); err != nil {
 		t.Fatal(err)
 	}
 	// 1.2 MB is more than a default broker takes, so the Applier is driven
@@ -280,7 +280,7 @@ func TestDeadLetterTruncated(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	checkCut(t, e, DeadLetterID(postgres.Origin{Topic: R, Partition: 0, Offset: 0}), huge, DefaultMaxDeadLetterBytes)
+	checkCut(t, e, DeadLetterID(readstore.Origin{Topic: R, Partition: 0, Offset: 0}), huge, DefaultMaxDeadLetterBytes)
 	var kept []byte
 	if err := e.pool.QueryRow(ctx, `SELECT value FROM quarantine WHERE topic = $1 AND "offset" = 0`, R).Scan(&kept); err != nil ||
 		string(kept) != string(huge) {
@@ -294,12 +294,12 @@ func TestDeadLetterTruncated(t *testing.T) {
 	c := e.startApplier(Config{}, NewApplier(e.market, topics, e.writer).WithLimits(Limits{MaxDeadLetterBytes: limit}))
 	e.caughtUpWithin(30 * time.Second)
 	c.stop()
-	checkCut(t, e, DeadLetterID(postgres.Origin{Topic: R, Partition: 3, Offset: big.Offset}), big.Value, limit)
+	checkCut(t, e, DeadLetterID(readstore.Origin{Topic: R, Partition: 3, Offset: big.Offset}), big.Value, limit)
 
 	// The relay, with its own headers and framing, produces both (and then
 	// deletes their outbox rows).
-	ids := []string{DeadLetterID(postgres.Origin{Topic: R, Partition: 0, Offset: 0}),
-		DeadLetterID(postgres.Origin{Topic: R, Partition: 3, Offset: big.Offset})}
+	ids := []string{DeadLetterID(readstore.Origin{Topic: R, Partition: 0, Offset: 0}),
+		DeadLetterID(readstore.Origin{Topic: R, Partition: 3, Offset: big.Offset})}
 	want := map[string]int{}
 	for _, id := range ids {
 		_, value, _ := e.deadLetter(id)
@@ -381,7 +381,7 @@ func TestTransient(t *testing.T) {
 		{&pgconn.PgError{Code: "55P03"}, true},
 		{&pgconn.PgError{Code: "42501"}, true}, // a privilege: the deployment's
 		{context.DeadlineExceeded, true},
-		{fmt.Errorf("write: %w", postgres.ErrConcurrentWrite), true},
+		{fmt.Errorf("write: %w", readstore.ErrConcurrentWrite), true},
 		{fmt.Errorf("query: %w", pgconn.ErrConnClosed), true},
 		{fmt.Errorf("commit: %w", pgx.ErrTxClosed), true},
 		{&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, true},

@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
@@ -41,17 +41,17 @@ type Status struct {
 // ReadStatus reports every partition of the input topics, whichever instance
 // owns it: next_offset and watermark from Postgres, end_offset the last
 // stable offset (a read_committed ListOffsets) asked of the cluster now.
-func ReadStatus(ctx context.Context, db postgres.Querier, adm *kadm.Client, topics kafka.Topics) (Status, error) {
+func ReadStatus(ctx context.Context, db readstore.Querier, adm *kadm.Client, topics kafka.Topics) (Status, error) {
 	inputs := topics.Inputs()
 	ends, err := adm.ListCommittedOffsets(ctx, inputs...)
 	if err != nil {
 		return Status{}, fmt.Errorf("list last stable offsets: %w", err)
 	}
-	stored, err := postgres.StoredOffsets(ctx, db, inputs)
+	stored, err := readstore.StoredOffsets(ctx, db, inputs)
 	if err != nil {
 		return Status{}, err
 	}
-	byPartition := map[topicPartition]postgres.StoredOffset{}
+	byPartition := map[topicPartition]readstore.StoredOffset{}
 	for _, s := range stored {
 		byPartition[topicPartition{s.Topic, s.Partition}] = s
 	}

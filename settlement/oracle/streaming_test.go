@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
 	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
@@ -69,7 +69,7 @@ func TestStreamingAgreesOnAlertsAndQuarantine(t *testing.T) {
 	for _, name := range []string{simulate.ParticipantsFile, simulate.SettlementPointsFile, simulate.AccountsFile, simulate.MetersFile} {
 		files = append(files, filepath.Join(dir, name))
 	}
-	if _, err := meterspg.ImportFiles(ctx, pool, hook.SettingsChanged, files...); err != nil {
+	if _, err := registrystore.ImportFiles(ctx, pool, hook.SettingsChanged, files...); err != nil {
 		t.Fatal(err)
 	}
 	// The consumer's clock of start_out_of_range: the wall clock, as the

@@ -9,13 +9,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gridsettle/gridsettle/meters"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 )
 
 // batchTx is one ingest transaction driven by hand: records applied with
-// the real meters/postgres functions, then the hook, left open.
+// the real readstore functions, then the hook, left open.
 type batchTx struct {
 	tx   pgx.Tx
 	msgs []outbox.Message
@@ -40,9 +40,9 @@ func (b *batchTx) reads(ctx context.Context, d *db, p int32, offset int64, value
 		b.err = rej
 		return
 	}
-	origin := meterspg.Origin{Topic: topics.Reads, Partition: p, Offset: offset}
-	out, err := meterspg.ApplyReads(ctx, b.tx, meterspg.ReadOptions{SettlementSeconds: 900, Slot: p},
-		[]meterspg.ReadRecord{{Source: meterspg.Source{Origin: origin, Value: []byte(value)}, Block: blk}})
+	origin := readstore.Origin{Topic: topics.Reads, Partition: p, Offset: offset}
+	out, err := readstore.ApplyReads(ctx, b.tx, readstore.ReadOptions{SettlementSeconds: 900, Slot: p},
+		[]readstore.ReadRecord{{Source: readstore.Source{Origin: origin, Value: []byte(value)}, Block: blk}})
 	if err != nil {
 		b.err = err
 		return
@@ -59,9 +59,9 @@ func (b *batchTx) price(ctx context.Context, d *db, p int32, offset int64, value
 		b.err = rej
 		return
 	}
-	origin := meterspg.Origin{Topic: topics.Prices, Partition: p, Offset: offset}
-	out, err := meterspg.ApplyPrices(ctx, b.tx, "USD",
-		[]meterspg.PriceRecord{{Source: meterspg.Source{Origin: origin, Value: []byte(value)}, Price: pr}})
+	origin := readstore.Origin{Topic: topics.Prices, Partition: p, Offset: offset}
+	out, err := readstore.ApplyPrices(ctx, b.tx, "USD",
+		[]readstore.PriceRecord{{Source: readstore.Source{Origin: origin, Value: []byte(value)}, Price: pr}})
 	if err != nil {
 		b.err = err
 		return

@@ -6,7 +6,7 @@
 // aggregates alerts are evaluated from (alert_daily_usage, alert_energy,
 // alert_meters, alert_watermarks). It does not own the rules and messages
 // (package alerts), the settlement price function (settlement.Prices), the
-// reads, prices and registry (meters/postgres), or publishing (the outbox
+// reads and prices (settlement/ingest/readstore) and registry (meters/postgres), or publishing (the outbox
 // relay): it returns messages that the ingest Applier enqueues.
 //
 // # Evaluation

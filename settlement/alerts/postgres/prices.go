@@ -11,10 +11,10 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 // pointDay is a settlement point on an operating day.
@@ -42,7 +42,7 @@ func (h *Hook) cellsOf(p meters.Price) []cell {
 // settlement interval whose RT settlement price the record moved, and
 // monthly_budget for the budgeted accounts with energy there.
 func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Applied) ([]alerts.Alert, error) {
-	var changes []meterspg.PriceChange
+	var changes []readstore.PriceChange
 	for _, c := range a.Prices {
 		if c.Price.Market == meters.RealTime {
 			changes = append(changes, c)

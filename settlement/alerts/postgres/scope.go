@@ -9,7 +9,8 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 // Aggregates are kept only for accounts that have a setting they serve:
@@ -30,9 +31,9 @@ const (
 // rebuildChunk bounds the accounts whose reads are summed in memory at once.
 const rebuildChunk = 500
 
-var _ meterspg.SettingsHook = (*Hook)(nil).SettingsChanged
+var _ registrystore.SettingsHook = (*Hook)(nil).SettingsChanged
 
-// SettingsChanged is the registry's settings hook (meterspg.SettingsHook):
+// SettingsChanged is the registry's settings hook (registrystore.SettingsHook):
 // inside the registry transaction, before accounts gain or lose a daily
 // threshold or a monthly budget, it drops their aggregates and rebuilds the
 // ones their new settings need from the current reads, under the exclusive
@@ -42,7 +43,7 @@ var _ meterspg.SettingsHook = (*Hook)(nil).SettingsChanged
 // when the registry transaction began; an aggregate kept incrementally used
 // the assignment in force when the read was applied. They differ only for
 // reads applied before a retroactive registry change, as live positions do.
-func (h *Hook) SettingsChanged(ctx context.Context, tx pgx.Tx, changes []meterspg.AlertSettings) error {
+func (h *Hook) SettingsChanged(ctx context.Context, tx pgx.Tx, changes []registrystore.AlertSettings) error {
 	if _, err := tx.Exec(ctx, lockScopeExclusive); err != nil {
 		return fmt.Errorf("alerts: lock the aggregate scope: %w", err)
 	}
@@ -56,7 +57,7 @@ func (h *Hook) SettingsChanged(ctx context.Context, tx pgx.Tx, changes []metersp
 	return nil
 }
 
-func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []meterspg.AlertSettings) error {
+func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []registrystore.AlertSettings) error {
 	accounts := make([]string, len(changes))
 	watching := map[string]limits{}
 	for i, c := range changes {
@@ -102,8 +103,8 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []meterspg.AlertS
 		return fmt.Errorf("alerts: sum the current reads of %d accounts: %w", len(watching), err)
 	}
 	b := &pgx.Batch{}
-	queueUsage(b, total.usage, meterspg.ReplaySlot)
-	queueEnergy(b, total.energy, meterspg.ReplaySlot)
+	queueUsage(b, total.usage, readstore.ReplaySlot)
+	queueEnergy(b, total.energy, readstore.ReplaySlot)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("alerts: write the rebuilt aggregates of %d accounts: %w", len(watching), err)
 	}

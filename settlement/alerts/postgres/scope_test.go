@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
 )
 
@@ -46,12 +46,12 @@ func TestSettingsChangeRebuildsAggregates(t *testing.T) {
 	}
 	settings := func(line string) {
 		t.Helper()
-		var b meterspg.Batch
-		if err := b.AddCSV(meterspg.Accounts, "accounts.csv", strings.NewReader(
+		var b registrystore.Batch
+		if err := b.AddCSV(registrystore.Accounts, "accounts.csv", strings.NewReader(
 			"account_id,name,daily_kwh_threshold,monthly_budget,price_alerts\n"+line+"\n")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := meterspg.NewRegistry(d.pool, d.hook.SettingsChanged).Apply(t.Context(), &b); err != nil {
+		if _, err := registrystore.NewRegistry(d.pool, d.hook.SettingsChanged).Apply(t.Context(), &b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,13 +127,13 @@ func TestSettingsChangeWaitsForIngest(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		var b meterspg.Batch
-		if err := b.AddCSV(meterspg.Accounts, "accounts.csv", strings.NewReader(
+		var b registrystore.Batch
+		if err := b.AddCSV(registrystore.Accounts, "accounts.csv", strings.NewReader(
 			"account_id,name,daily_kwh_threshold,monthly_budget,price_alerts\nACC-Z,z,5,,false\n")); err != nil {
 			done <- err
 			return
 		}
-		_, err := meterspg.NewRegistry(d.pool, d.hook.SettingsChanged).Apply(t.Context(), &b)
+		_, err := registrystore.NewRegistry(d.pool, d.hook.SettingsChanged).Apply(t.Context(), &b)
 		done <- err
 	}()
 	waitForLockWait(t, d, done)

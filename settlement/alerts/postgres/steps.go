@@ -8,9 +8,9 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 // cell is one settlement interval at one settlement point.
@@ -137,19 +137,19 @@ func (h *Hook) readSteps(a ingest.Applied, cal *calendar, watching map[string]li
 	b := stepBuilder{usage: make([]usageDelta, 0, n), energy: make([]energyDelta, 0, n), meters: make([]meterDelta, 0, n),
 		cuts: make([]stepCut, 0, len(a.Ends)+1), watching: watching}
 	rs := a.Reads
-	take := func(match func(meterspg.Origin) bool) {
+	take := func(match func(readstore.Origin) bool) {
 		for len(rs) > 0 && match(rs[0].Origin) {
 			b.change(h, cal, rs[0])
 			rs = rs[1:]
 		}
 	}
 	for _, e := range a.Ends {
-		take(func(o meterspg.Origin) bool { return o.Offset <= e.Offset })
+		take(func(o readstore.Origin) bool { return o.Offset <= e.Offset })
 		b.cut(e.End, true)
 	}
 	for len(rs) > 0 {
 		o := rs[0].Origin
-		take(func(x meterspg.Origin) bool { return x == o })
+		take(func(x readstore.Origin) bool { return x == o })
 		b.cut(time.Time{}, false)
 	}
 	return b.steps()
@@ -186,7 +186,7 @@ func (b *stepBuilder) steps() []step {
 	return out
 }
 
-func (b *stepBuilder) change(h *Hook, cal *calendar, c meterspg.ReadChange) {
+func (b *stepBuilder) change(h *Hook, cal *calendar, c readstore.ReadChange) {
 	r := c.Read
 	b.meters = append(b.meters, meterDelta{r.MeterID, meterTouch{slot: c.Origin.Partition,
 		end: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})

@@ -7,9 +7,9 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
-	meterspg "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
@@ -96,7 +96,7 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 			start int64
 		}
 		current := map[key]meters.Read{}
-		var changes []meterspg.ReadChange
+		var changes []readstore.ReadChange
 		for i := 0; i+2 < len(data) && i < 300; i += 3 {
 			ch, seconds := meters.Import, 900
 			if data[i]&1 == 1 {
@@ -116,7 +116,7 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 			if ok && r.Version <= prev.Version {
 				continue // stale or duplicate: no change
 			}
-			c := meterspg.ReadChange{Read: r, Assignment: a, Origin: meterspg.Origin{Offset: int64(i)}}
+			c := readstore.ReadChange{Read: r, Assignment: a, Origin: readstore.Origin{Offset: int64(i)}}
 			if ok {
 				c.Previous = &prev
 			}

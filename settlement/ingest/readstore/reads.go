@@ -1,4 +1,4 @@
-package postgres
+package readstore
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 )
 
 // ReadRecord is one ami.interval-reads record of a batch: the block decoded
@@ -211,7 +212,7 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		SELECT meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from, effective_to
 		FROM meter_assignments WHERE meter_id = ANY($1::text[]) ORDER BY meter_id, effective_from`, meterIDs,
 	).Query(func(rows pgx.Rows) error {
-		as, err := pgx.CollectRows(rows, scanAssignment)
+		as, err := pgx.CollectRows(rows, registrystore.ScanAssignment)
 		for _, a := range as {
 			st.assignments[a.MeterID] = append(st.assignments[a.MeterID], a)
 		}
