@@ -1,0 +1,88 @@
+package readstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Partitions creates the monthly partitions of read_blocks before a batch
+// writes into them (migrations/00800_read_blocks.sql).
+//
+// Creating a partition locks read_blocks exclusively until it commits, so it
+// is never done inside an ingest transaction (which would hold that lock for
+// the whole batch, or wait on itself once it has read the table): Ensure
+// runs on its own connection, in its own short transaction, before the
+// batch's transaction touches read_blocks, with a short lock timeout (a
+// timeout fails the batch as transient, and it is retried). Each month is
+// created once per process; the month after the latest one asked for is
+// created with it, so that live data finds its next month ready.
+type Partitions struct {
+	pool        *pgxpool.Pool
+	lockTimeout time.Duration
+	mu          sync.Mutex
+	known       map[int64]bool // month starts, unix seconds
+}
+
+// NewPartitions returns a Partitions creating on pool, waiting at most
+// lockTimeout for the table's lock.
+func NewPartitions(pool *pgxpool.Pool, lockTimeout time.Duration) *Partitions {
+	return &Partitions{pool: pool, lockTimeout: lockTimeout, known: map[int64]bool{}}
+}
+
+func monthOf(unix int64) int64 {
+	t := time.Unix(unix, 0).UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC).Unix()
+}
+
+func nextMonth(month int64) int64 {
+	return time.Unix(month, 0).UTC().AddDate(0, 1, 0).Unix()
+}
+
+// Ensure makes sure a partition exists for every block start in starts
+// (unix seconds). p may be nil: the caller then guarantees the partitions
+// exist (tests that create them, or a transaction that already did).
+func (p *Partitions) Ensure(ctx context.Context, starts []int64) error {
+	if p == nil {
+		return nil
+	}
+	var missing []int64
+	p.mu.Lock()
+	latest := int64(0)
+	for _, s := range starts {
+		m := monthOf(s)
+		latest = max(latest, m)
+		if !p.known[m] {
+			p.known[m] = true // optimistic; undone below on failure
+			missing = append(missing, m)
+		}
+	}
+	if latest > 0 && !p.known[nextMonth(latest)] {
+		p.known[nextMonth(latest)] = true
+		missing = append(missing, nextMonth(latest))
+	}
+	p.mu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`,
+			fmt.Sprint(p.lockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		return EnsurePartitions(ctx, tx, missing)
+	})
+	if err != nil {
+		p.mu.Lock()
+		for _, m := range missing {
+			delete(p.known, m)
+		}
+		p.mu.Unlock()
+		return err
+	}
+	return nil
+}
