@@ -63,10 +63,28 @@ END
 $$;
 -- +goose StatementEnd
 
+-- Every stored read version, and the current reads, one row per read as
+-- the old reads table had them: for people and tests reading by hand. The
+-- code reads blocks (settlement/ingest/readstore/blocks.go), never these.
+CREATE VIEW read_versions AS
+SELECT b.meter_id, b.channel,
+       b.start + (v.i - 1) * b.interval_seconds * interval '1 second' AS interval_start,
+       b.interval_seconds, v.micro * 0.000001 AS value,
+       CASE WHEN b.quality = '' THEN 'A' ELSE substr(b.quality, v.i::int, 1) END AS quality,
+       b.version, b.source, b.topic, b.partition, b."offset"
+FROM read_blocks b, unnest(b.values_micro) WITH ORDINALITY AS v(micro, i)
+WHERE v.micro IS NOT NULL;
+
+CREATE VIEW current_reads AS
+SELECT DISTINCT ON (meter_id, channel, interval_start) *
+FROM read_versions
+ORDER BY meter_id, channel, interval_start, version DESC;
+
 SELECT read_blocks_partition(now() - interval '1 month');
 SELECT read_blocks_partition(now());
 SELECT read_blocks_partition(now() + interval '1 month');
 
 -- +goose Down
+DROP VIEW current_reads, read_versions;
 DROP FUNCTION read_blocks_partition(timestamptz);
 DROP TABLE read_blocks;
