@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/big"
 	"math/bits"
@@ -11,23 +10,34 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
+	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 // The per-read work of a run — the assignment in force, the mapping onto
 // settlement intervals (settlement.md steps 1-3, meters.ToSettlementIntervals)
 // and the exact sums per line and per account — is done here, on the day's
-// reads streamed once in binary form, with integer arithmetic: a value is
-// held in nano-kWh (it has at most 6 decimal places, so this is exact), a
-// piece of a split read is rounded half-even to 9 places exactly as the
-// rule says, and sums are 128-bit, so nothing can overflow or round. The
-// loss factor is applied once per (line or account, loss factor) sum, which
-// is exact since multiplication distributes over the sum. Each sum keeps the
-// decimal scale of the values it adds (a numeric sum's scale), so the
-// figures carry the same digits as when Postgres summed them.
+// read blocks streamed once (settlement/ingest/readstore/blocks.go), with
+// integer arithmetic: a value is stored in micro-kWh and held in nano-kWh
+// (exact), a piece of a split read is rounded half-even to 9 places exactly
+// as the rule says, and sums are 128-bit, so nothing can overflow or round.
+// The loss factor is applied once per (line or account, loss factor) sum,
+// which is exact since multiplication distributes over the sum. Each sum
+// keeps the decimal scale of the values it adds (a numeric sum's scale: 6
+// for stored values, 9 once a split piece is added), so the figures carry
+// the same digits as when Postgres sums the current_reads view's values.
 
 // nanoScale is the fixed point of kWh sums: 9 decimal places.
 const nanoScale = 9
+
+// microScale is the scale of stored values: micro-kWh (values_micro of
+// migrations/00800_read_blocks.sql).
+const microScale = meters.MaxDecimals
+
+// maxReadMicro bounds a stored value, 10^6 kWh (messages.md), so that
+// nano-kWh pieces and their sums stay far inside int64 and int128.
+const maxReadMicro = 1_000_000_000_000
 
 // pgEpochMicros is 2000-01-01T00:00:00Z, Postgres's timestamp epoch, in
 // unix microseconds.
@@ -298,48 +308,48 @@ func (d *dayReads) loadPrices(prices map[string][]decimal.NullDecimal, points []
 	return nil
 }
 
-// stream reads the current reads that can reach into the day, once.
+// stream reads the current reads that can reach into the day, once: the
+// blocks that can hold a read starting in (first − maxReadSeconds, end)
+// (settlement/ingest/readstore/blocks.go), each channel's resolved to its
+// current reads.
 func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
-	bin := pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode,
-		pgx.BinaryFormatCode, pgx.BinaryFormatCode}
-	rows, err := tx.Query(ctx, `
-		SELECT meter_id, channel, interval_start, interval_seconds, value, quality FROM reads
-		WHERE interval_start > $1 AND interval_start < $2`,
-		bin, fromPG(d.first).Add(-maxReadSeconds*time.Second), fromPG(d.end))
-	if err != nil {
-		return fmt.Errorf("read the day's reads: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		raw := rows.RawValues()
-		if err := d.read(raw); err != nil {
-			return fmt.Errorf("read of %s at %s: %w", raw[0], readStart(raw[2]), err)
+	lo := d.first - maxReadSeconds*1e6 // exclusive: a read starting there ends by the day's start
+	w := readstore.BlockWindow{From: fromPG(lo), To: fromPG(d.end)}
+	var failed error
+	err := readstore.StreamChannels(ctx, tx, w, func(blocks []readstore.StoredBlock) error {
+		as := d.meters[blocks[0].MeterID]
+		if as == nil {
+			return nil // no assignment: not settled (as the registry join drops it)
 		}
-	}
-	if err := rows.Err(); err != nil {
+		export := blocks[0].Channel == meters.Export
+		readstore.Current(blocks, func(b *readstore.StoredBlock, i int) {
+			if failed != nil {
+				return
+			}
+			start := b.StartAt(i)*1e6 - pgEpochMicros
+			if start <= lo || start >= d.end {
+				return
+			}
+			quality := byte('A')
+			if b.Quality != "" {
+				quality = b.Quality[i]
+			}
+			if err := d.read(as, start, b.IntervalSeconds, b.Values[i], export, quality); err != nil {
+				failed = fmt.Errorf("read of %s at %s: %w", b.MeterID, fromPG(start).Format(time.RFC3339), err)
+			}
+		})
+		return failed
+	})
+	if err != nil {
 		return fmt.Errorf("read the day's reads: %w", err)
 	}
 	return nil
 }
 
-func readStart(b []byte) string {
-	if len(b) != 8 {
-		return "?"
-	}
-	return fromPG(int64(binary.BigEndian.Uint64(b))).Format(time.RFC3339)
-}
-
-// read maps one read onto the day's intervals and adds it to its line and
-// account, as the assignment covering its start says.
-func (d *dayReads) read(raw [][]byte) error {
-	if len(raw) != 6 || len(raw[2]) != 8 || len(raw[3]) != 4 || len(raw[5]) != 1 {
-		return fmt.Errorf("unexpected row shape")
-	}
-	as := d.meters[string(raw[0])]
-	if as == nil {
-		return nil // no assignment: not settled (as the registry join drops it)
-	}
-	start := int64(binary.BigEndian.Uint64(raw[2]))
+// read maps one read (micro-kWh, starting at start, pg microseconds) onto
+// the day's intervals and adds it to its line and account, as the
+// assignment covering its start says.
+func (d *dayReads) read(as []assignment, start, secs, micro int64, export bool, quality byte) error {
 	var a *assignment
 	for i := range as {
 		if as[i].from <= start && start < as[i].to {
@@ -350,16 +360,21 @@ func (d *dayReads) read(raw [][]byte) error {
 	if a == nil {
 		return nil
 	}
-	secs := int64(int32(binary.BigEndian.Uint32(raw[3])))
-	nano, scale, err := numericNano(raw[4])
-	if err != nil {
-		return err
+	if micro < 0 || micro > maxReadMicro {
+		return fmt.Errorf("value of %d micro-kWh is out of range", micro)
 	}
-	if nano < 0 {
-		return fmt.Errorf("negative value")
-	}
-	export := string(raw[1]) == "export"
-	quality := raw[5][0]
+	// A stored value has 6 decimal places (micro-kWh): in nano-kWh it is
+	// exact, and its sums keep scale 6, as a sum of the current_reads view's
+	// values (migrations/00800_read_blocks.sql) would.
+	return d.mapRead(a, start, secs, micro*1000, microScale, export, quality)
+}
+
+// mapRead adds a read of nano nano-kWh at scale to the intervals of the day
+// it has pieces in. A piece of a split read is rounded half-even to 9
+// places; stored micro-kWh never tie there (a tie of 1000·v nano over n
+// pieces needs n to be a multiple of 16, and n is at most 12), but the rule
+// is kept whole.
+func (d *dayReads) mapRead(a *assignment, start, secs, nano int64, scale int8, export bool, quality byte) error {
 	if secs <= d.l {
 		if start < d.first || start >= d.end {
 			return nil
@@ -476,65 +491,4 @@ func (d *dayReads) collect(s *snapshot) {
 			pricedAmount: c.pricedAmount.Add(settlement.MWh(a.priced.value(nanoScale+d.priceScale), d.chgLF[g])),
 		}
 	}
-}
-
-// pow10 are the powers of ten an int64 holds.
-var pow10 = func() (p [19]int64) {
-	p[0] = 1
-	for i := 1; i < len(p); i++ {
-		p[i] = p[i-1] * 10
-	}
-	return p
-}()
-
-// numericNano decodes a binary numeric into nano-units and its display
-// scale; more than 9 decimal places or more than 10^9 is refused (reads
-// have at most 6 places and at most 10^6 kWh).
-func numericNano(b []byte) (int64, int8, error) {
-	if len(b) < 8 {
-		return 0, 0, fmt.Errorf("malformed numeric")
-	}
-	ndigits := int(int16(binary.BigEndian.Uint16(b)))
-	weight := int(int16(binary.BigEndian.Uint16(b[2:])))
-	sign := binary.BigEndian.Uint16(b[4:])
-	dscale := int(binary.BigEndian.Uint16(b[6:]))
-	if sign != 0 && sign != 0x4000 || len(b) != 8+2*ndigits {
-		return 0, 0, fmt.Errorf("value is not a finite numeric")
-	}
-	if dscale > nanoScale {
-		return 0, 0, fmt.Errorf("value has %d decimal places, more than %d", dscale, nanoScale)
-	}
-	var v int64
-	for i := range ndigits {
-		dg := int64(binary.BigEndian.Uint16(b[8+2*i:]))
-		p := 4*(weight-i) + nanoScale // dg × 10^p nano
-		switch {
-		case p < -4:
-			if dg != 0 {
-				return 0, 0, fmt.Errorf("value has more than %d decimal places", nanoScale)
-			}
-		case p < 0:
-			if dg%pow10[-p] != 0 {
-				return 0, 0, fmt.Errorf("value has more than %d decimal places", nanoScale)
-			}
-			v += dg / pow10[-p]
-		case p > 18:
-			if dg != 0 {
-				return 0, 0, fmt.Errorf("value is too large")
-			}
-		default:
-			hi, lo := bits.Mul64(uint64(dg), uint64(pow10[p]))
-			if hi != 0 || lo > 1e18 {
-				return 0, 0, fmt.Errorf("value is too large")
-			}
-			v += int64(lo)
-		}
-		if v > 1e18 {
-			return 0, 0, fmt.Errorf("value is too large")
-		}
-	}
-	if sign == 0x4000 {
-		v = -v
-	}
-	return v, int8(dscale), nil
 }

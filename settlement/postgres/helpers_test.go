@@ -9,8 +9,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
+	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 )
 
@@ -85,14 +87,27 @@ func (e *env) assign(meter, account, participant, point, lossFactor string, from
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, meter, account, participant, point, decimal.RequireFromString(lossFactor), from, end)
 }
 
-// read upserts the current read of (meter, channel, start), as ingest does
-// for a higher version.
+// read stores a read of (meter, channel, start) as ingest does: a block of
+// one value appended to read_blocks (migrations/00800_read_blocks.sql); the
+// highest version of a key is its current read.
 func (e *env) read(meter, channel string, start time.Time, seconds int, value, quality string, version int) {
 	e.t.Helper()
-	e.exec(`INSERT INTO reads (meter_id, channel, interval_start, interval_seconds, value, quality, version, topic, partition, "offset")
-		VALUES ($1, $2, $3, $4, $5, $6, $7, 'ami.interval-reads', 0, 0)
-		ON CONFLICT (meter_id, channel, interval_start) DO UPDATE SET value = excluded.value, quality = excluded.quality, version = excluded.version`,
-		meter, channel, start, seconds, decimal.RequireFromString(value), quality, version)
+	micro := decimal.RequireFromString(value).Shift(6)
+	if !micro.IsInteger() {
+		e.t.Fatalf("read value %s has more than 6 decimal places", value)
+	}
+	if quality == "A" {
+		quality = "" // a block whose reads are all actual
+	}
+	b := readstore.StoredBlock{MeterID: meter, Channel: meters.Channel(channel), Start: start.Unix(),
+		IntervalSeconds: int64(seconds), Version: int64(version), Values: []int64{micro.IntPart()}, Quality: quality,
+		Origin: readstore.Origin{Topic: "ami.interval-reads"}}
+	if err := readstore.EnsurePartitions(e.t.Context(), e.pool, []int64{b.Start}); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := readstore.AppendBlocks(e.t.Context(), e.pool, []readstore.StoredBlock{b}); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // price upserts the current RT price of (point, start).

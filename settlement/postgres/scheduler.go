@@ -234,7 +234,16 @@ func (a *scheduledAttempt) record(ctx context.Context, tx pgx.Tx, run Run) (stri
 func (s *Scheduler) dueRuns(ctx context.Context) ([]due, error) {
 	m := s.runs.cfg.Market
 	var first, last *time.Time
-	if err := s.runs.pool.QueryRow(ctx, `SELECT min(interval_start), max(interval_start) FROM reads`).Scan(&first, &last); err != nil {
+	// The span of stored reads' starts: a NULL element of a block stands for
+	// a read stored in another block at the same start, so block bounds are
+	// exact. No block crosses a UTC day (migrations/00800_read_blocks.sql):
+	// the last read starts on the UTC day of the latest block, which bounds
+	// the scan to that day on the index.
+	if err := s.runs.pool.QueryRow(ctx, `
+		WITH f AS (SELECT min(start) AS lo, max(start) AS hi FROM read_blocks)
+		SELECT f.lo, (SELECT max(b.start + (cardinality(b.values_micro) - 1) * b.interval_seconds * interval '1 second')
+		              FROM read_blocks b WHERE b.start >= date_trunc('day', f.hi, 'UTC') AND b.start <= f.hi)
+		FROM f`).Scan(&first, &last); err != nil {
 		return nil, fmt.Errorf("read the span of reads: %w", err)
 	}
 	if first == nil {
@@ -258,13 +267,18 @@ func (s *Scheduler) dueRuns(ctx context.Context) ([]due, error) {
 		days[i], types[i] = dayTime(c.day), string(c.typ)
 		los[i], his[i] = m.Bounds(c.day)
 	}
+	// A day has a read when a block of its UTC days holds one starting in
+	// [lo, hi): a block starting before lo whose last read starts at or after
+	// lo has one in [lo, lo + its interval), and no interval is longer than a
+	// day.
 	rows, err := s.runs.pool.Query(ctx, `
 		SELECT c.i, coalesce(a.attempts, 0)
 		FROM unnest($1::date[], $2::text[], $3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY AS c(day, type, lo, hi, i)
 		LEFT JOIN scheduled_attempts a ON a.operating_day = c.day AND a.run_type = c.type
 		WHERE NOT EXISTS (SELECT 1 FROM scheduled_runs s WHERE s.operating_day = c.day AND s.run_type = c.type)
 		  AND (a.next_attempt_at IS NULL OR a.next_attempt_at <= $5)
-		  AND EXISTS (SELECT 1 FROM reads r WHERE r.interval_start >= c.lo AND r.interval_start < c.hi)`,
+		  AND EXISTS (SELECT 1 FROM read_blocks r WHERE r.start >= date_trunc('day', c.lo, 'UTC') AND r.start < c.hi
+		              AND r.start + (cardinality(r.values_micro) - 1) * r.interval_seconds * interval '1 second' >= c.lo)`,
 		days, types, los, his, now)
 	if err != nil {
 		return nil, fmt.Errorf("find due runs: %w", err)
