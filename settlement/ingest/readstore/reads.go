@@ -55,15 +55,46 @@ type chanKey struct {
 	channel meters.Channel
 }
 
-type readKey struct {
+// dayKey is one channel's UTC day at one interval length (a channel has
+// one length, but a stored block's own length is what indexes it).
+type dayKey struct {
 	chanKey
-	start int64 // unix seconds
+	day, seconds int64
 }
 
-// currentRead is the current read of one key while a batch is applied.
+// currentRead is the current read of one key while a batch is applied;
+// version 0: no read.
 type currentRead struct {
-	read  meters.Read
-	micro int64 // read.Value in micro-kWh
+	micro   int64
+	version int64
+	quality meters.Quality
+	source  string
+}
+
+// dayReads are the current reads of one channel-day, by interval index:
+// one map look-up per record and day instead of one per read.
+type dayReads []currentRead
+
+// at is the current read of the interval starting at start (unix seconds)
+// of ck with the given length, creating its day when create.
+func (st *readState) at(ck chanKey, start, seconds int64, create bool) *currentRead {
+	day := utcDay(start)
+	k := dayKey{ck, day, seconds}
+	d := st.days[k]
+	if d == nil {
+		if !create {
+			return nil
+		}
+		d = make(dayReads, secondsPerDay/seconds)
+		st.days[k] = d
+	}
+	return &d[(start-day)/seconds]
+}
+
+// read is c as the read of ck at start.
+func (c *currentRead) read(ck chanKey, start, seconds int64) meters.Read {
+	return meters.Read{MeterID: ck.meter, Channel: ck.channel, Start: time.Unix(start, 0).UTC(), IntervalSeconds: int(seconds),
+		Value: decimal.New(c.micro, -microPerKWh), Quality: c.quality, Version: c.version, Source: c.source}
 }
 
 // readState is what a batch of reads needs to know about the database,
@@ -73,7 +104,7 @@ type readState struct {
 	assignments map[string][]meters.Assignment // by meter, by effective_from
 	lengths     map[chanKey]int
 	newLengths  []chanKey
-	reads       map[readKey]*currentRead
+	days        map[dayKey]dayReads
 	blocks      []StoredBlock // to append: the reads each applied record made current
 	values      int           // reads in the batch's decodable records: at most this many change
 }
@@ -170,7 +201,7 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	st := &readState{
 		assignments: map[string][]meters.Assignment{},
 		lengths:     map[chanKey]int{},
-		reads:       map[readKey]*currentRead{},
+		days:        map[dayKey]dayReads{},
 	}
 	seenMeter := map[string]bool{}
 	ranges := map[chanKey]*readRange{}
@@ -269,11 +300,11 @@ func (st *readState) load(b *StoredBlock) {
 		if v == NoRead {
 			continue
 		}
-		k := readKey{ck, b.StartAt(i)}
-		if c := st.reads[k]; c != nil && c.read.Version >= b.Version {
+		c := st.at(ck, b.StartAt(i), b.IntervalSeconds, true)
+		if c.version >= b.Version {
 			continue
 		}
-		st.reads[k] = &currentRead{read: b.ReadAt(i), micro: v}
+		*c = currentRead{micro: v, version: b.Version, quality: b.QualityAt(i), source: b.Source}
 	}
 }
 
@@ -326,16 +357,18 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 		}
 		micros[i] = m
 	}
+	secs := int64(b.IntervalSeconds)
 	for i := range b.Values {
-		k := readKey{ck, b.Start.Unix() + int64(i*b.IntervalSeconds)}
-		c := st.reads[k]
-		if c == nil || c.read.Version != b.Version {
+		start := b.Start.Unix() + int64(i)*secs
+		c := st.at(ck, start, secs, false)
+		if c == nil || c.version != b.Version {
 			continue
 		}
-		if c.micro != micros[i] || c.read.Quality != b.Quality[i] {
+		if c.micro != micros[i] || c.quality != b.Quality[i] {
 			return nil, nil, &meters.Rejection{Reason: meters.ConflictingDuplicate,
 				Detail: fmt.Sprintf("values[%d]: version %d of the read at %s is %s (%s), the record has %s (%s)",
-					i, b.Version, time.Unix(k.start, 0).UTC().Format(time.RFC3339), c.read.Value, c.read.Quality, b.Values[i], b.Quality[i])}
+					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), decimal.New(c.micro, -microPerKWh), c.quality,
+					b.Values[i], b.Quality[i])}
 		}
 	}
 	// Decided here rather than left to the database's refusal (SQLSTATE
@@ -362,35 +395,33 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 	}
 	stored := micros // reused in place: micros is this record's own
 	first, last, estimated := -1, -1, false
+	secs := int64(b.IntervalSeconds)
 	for i, v := range b.Values {
-		k := readKey{ck, b.Start.Unix() + int64(i*b.IntervalSeconds)}
-		c := st.reads[k]
-		if c != nil && b.Version < c.read.Version {
+		start := b.Start.Unix() + int64(i)*secs
+		c := st.at(ck, start, secs, true)
+		if c.version > b.Version {
 			out.Stale++
 			stored[i] = NoRead
 			continue
 		}
-		if c != nil && b.Version == c.read.Version {
+		if c.version == b.Version {
 			out.Duplicates++ // check ruled out a conflict
 			stored[i] = NoRead
 			continue
 		}
+		var prev *meters.Read
+		if c.version > 0 {
+			p := c.read(ck, start, secs)
+			prev = &p
+			pos.addMicro(covering[i], start, secs, c.micro, b.Channel, true)
+		}
+		pos.addMicro(covering[i], start, secs, micros[i], b.Channel, false)
+		*c = currentRead{micro: micros[i], version: b.Version, quality: b.Quality[i], source: b.Source}
 		rd := meters.Read{
-			MeterID: b.MeterID, Channel: b.Channel, Start: time.Unix(k.start, 0).UTC(),
+			MeterID: b.MeterID, Channel: b.Channel, Start: time.Unix(start, 0).UTC(),
 			IntervalSeconds: b.IntervalSeconds, Value: v, Quality: b.Quality[i],
 			Version: b.Version, Source: b.Source,
 		}
-		var prev *meters.Read
-		if c == nil {
-			c = &currentRead{}
-			st.reads[k] = c
-		} else {
-			p := c.read
-			prev = &p
-			pos.add(covering[i], p, true)
-		}
-		pos.add(covering[i], rd, false)
-		c.read, c.micro = rd, micros[i]
 		out.Changes = append(out.Changes, ReadChange{Read: rd, Previous: prev, Assignment: covering[i], Origin: r.Origin})
 		if first < 0 {
 			first = i
