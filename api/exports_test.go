@@ -66,11 +66,15 @@ func seedVariedDay(t *testing.T, s *testServer, scale string) {
 		`UPDATE prices SET price = ((extract(epoch FROM interval_start)::bigint / 900) % 97 - 20) * 1.25
 		 WHERE settlement_point = 'HB_NORTH'`,
 		`DELETE FROM prices WHERE interval_start = '2026-11-01T12:00:00Z'`,
-		`INSERT INTO reads (meter_id, channel, interval_start, interval_seconds, value, quality, version, topic, partition, "offset")
-		 SELECT m, 'import', t, 900, ((extract(epoch FROM t)::bigint / 900) % 53) * ` + scale + `, 'A', 2, 'ami.interval-reads', 0, 1
+		// read blocks of one value; a read already seeded is superseded by
+		// the next version
+		`INSERT INTO read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, topic, partition, "offset")
+		 SELECT m, 'import', t, 900,
+		        coalesce((SELECT max(v.version) + 1 FROM read_versions v
+		                  WHERE v.meter_id = m AND v.channel = 'import' AND v.interval_start = t), 2),
+		        ARRAY[(((extract(epoch FROM t)::bigint / 900) % 53) * ` + scale + ` * 1000000)::bigint], 'ami.interval-reads', 0, 1
 		 FROM unnest(ARRAY['M1', 'M2']) m,
-		      generate_series(timestamptz '2026-11-01T05:00:00Z', '2026-11-02T05:45:00Z', interval '15 minutes') t
-		 ON CONFLICT (meter_id, channel, interval_start) DO UPDATE SET value = excluded.value, version = reads.version + 1`,
+		      generate_series(timestamptz '2026-11-01T05:00:00Z', '2026-11-02T05:45:00Z', interval '15 minutes') t`,
 	} {
 		if _, err := s.pool.Exec(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)

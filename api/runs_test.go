@@ -60,11 +60,18 @@ func seedDay(t *testing.T, s *testServer, kwh string) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	if _, err := s.pool.Exec(t.Context(), `SELECT read_blocks_partition('2026-11-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range []string{"M1", "M2"} {
+		// a read block of one value (migrations/00800_read_blocks.sql); a
+		// second seed supersedes the first with the next version
 		if _, err := s.pool.Exec(t.Context(), `
-			INSERT INTO reads (meter_id, channel, interval_start, interval_seconds, value, quality, version, topic, partition, "offset")
-			VALUES ($1, 'import', '2026-11-01T05:00:00Z', 900, $2, 'A', 1, 'ami.interval-reads', 0, 0)
-			ON CONFLICT (meter_id, channel, interval_start) DO UPDATE SET value = excluded.value, version = reads.version + 1`,
+			INSERT INTO read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, topic, partition, "offset")
+			SELECT $1, 'import', '2026-11-01T05:00:00Z', 900,
+			       coalesce((SELECT max(version) + 1 FROM read_versions
+			                 WHERE meter_id = $1 AND channel = 'import' AND interval_start = '2026-11-01T05:00:00Z'), 1),
+			       ARRAY[($2::numeric * 1000000)::bigint], 'ami.interval-reads', 0, 0`,
 			m, kwh); err != nil {
 			t.Fatal(err)
 		}

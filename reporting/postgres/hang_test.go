@@ -89,8 +89,9 @@ func TestAHungExportFolderStallsNoRun(t *testing.T) {
 		`INSERT INTO accounts (account_id, name) VALUES ('A', 'A')`,
 		`INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
 		 VALUES ('M', 'A', 'P', 'S', 1, '2020-01-01T00:00:00Z')`,
-		`INSERT INTO reads (meter_id, channel, interval_start, interval_seconds, value, quality, version, topic, partition, "offset")
-		 SELECT 'M', 'import', d + interval '12 hours', 900, 1.5, 'A', 1, 'ami.interval-reads', 0, 0
+		`SELECT read_blocks_partition('2026-11-01T00:00:00Z')`,
+		`INSERT INTO read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, topic, partition, "offset")
+		 SELECT 'M', 'import', d + interval '12 hours', 900, 1, ARRAY[1500000]::bigint[], 'ami.interval-reads', 0, 0
 		 FROM generate_series(timestamptz '2026-11-01', '2026-11-03', interval '1 day') d`,
 	} {
 		if _, err := pool.Exec(ctx, sql); err != nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
@@ -76,31 +77,33 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []registrystore.A
 	if len(watching) == 0 {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `
-		SELECT a.account_id, a.settlement_point, a.loss_factor, r.meter_id, r.channel, r.interval_start, r.interval_seconds,
-		       r.value, r.quality
-		FROM meter_assignments a
-		JOIN reads r ON r.meter_id = a.meter_id AND r.interval_start >= a.effective_from
-		 AND (a.effective_to IS NULL OR r.interval_start < a.effective_to)
-		WHERE a.account_id = ANY($1::text[])`, sortedKeys(watching, cmp.Compare[string]))
+	cover, window, err := watchedAssignments(ctx, tx, sortedKeys(watching, cmp.Compare[string]))
 	if err != nil {
-		return fmt.Errorf("alerts: read the current reads of %d accounts: %w", len(watching), err)
+		return err
 	}
 	cal := h.calendar()
 	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}}
 	sb := stepBuilder{watching: watching}
-	var a meters.Assignment
-	var r meters.Read
-	_, err = pgx.ForEachRow(rows, []any{&a.AccountID, &a.SettlementPoint, &a.LossFactor, &r.MeterID, &r.Channel, &r.Start,
-		&r.IntervalSeconds, &r.Value, &r.Quality}, func() error {
-		r.Start = r.Start.UTC()
-		sb.read(h, cal, &a, r, false)
-		total.add(step{usage: sb.usage, energy: sb.energy})
-		sb.usage, sb.energy = sb.usage[:0], sb.energy[:0]
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("alerts: sum the current reads of %d accounts: %w", len(watching), err)
+	if window.MeterIDs != nil {
+		err = readstore.StreamChannels(ctx, tx, window, func(blocks []readstore.StoredBlock) error {
+			as := cover[blocks[0].MeterID]
+			readstore.Current(blocks, func(b *readstore.StoredBlock, i int) {
+				r := b.ReadAt(i)
+				// every assignment of the accounts covering the read's start,
+				// as the join on the registry did
+				for k := range as {
+					if as[k].Covers(r.Start) {
+						sb.read(h, cal, &as[k], r, false)
+						total.add(step{usage: sb.usage, energy: sb.energy})
+						sb.usage, sb.energy = sb.usage[:0], sb.energy[:0]
+					}
+				}
+			})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("alerts: sum the current reads of %d accounts: %w", len(watching), err)
+		}
 	}
 	b := &pgx.Batch{}
 	queueUsage(b, total.usage, readstore.ReplaySlot)
@@ -109,4 +112,45 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []registrystore.A
 		return fmt.Errorf("alerts: write the rebuilt aggregates of %d accounts: %w", len(watching), err)
 	}
 	return nil
+}
+
+// farFuture bounds the reads of an open-ended assignment: read_blocks holds
+// nothing starting this late.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// watchedAssignments reads the assignments of accounts by meter, and the
+// window of blocks that can hold a read one of them covers: their meters,
+// from the earliest effective_from to the latest effective_to.
+func watchedAssignments(ctx context.Context, tx pgx.Tx, accounts []string) (map[string][]meters.Assignment, readstore.BlockWindow, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from, effective_to
+		FROM meter_assignments WHERE account_id = ANY($1::text[])
+		ORDER BY meter_id, effective_from`, accounts)
+	if err != nil {
+		return nil, readstore.BlockWindow{}, fmt.Errorf("alerts: read the assignments of %d accounts: %w", len(accounts), err)
+	}
+	as, err := pgx.CollectRows(rows, pgx.RowToStructByPos[meters.Assignment])
+	if err != nil {
+		return nil, readstore.BlockWindow{}, fmt.Errorf("alerts: read the assignments of %d accounts: %w", len(accounts), err)
+	}
+	cover := map[string][]meters.Assignment{}
+	var w readstore.BlockWindow
+	for i, a := range as {
+		a.EffectiveFrom = a.EffectiveFrom.UTC()
+		to := farFuture
+		if a.EffectiveTo != nil {
+			to = a.EffectiveTo.UTC()
+		}
+		if i == 0 || a.EffectiveFrom.Before(w.From) {
+			w.From = a.EffectiveFrom
+		}
+		if to.After(w.To) {
+			w.To = to
+		}
+		if cover[a.MeterID] == nil {
+			w.MeterIDs = append(w.MeterIDs, a.MeterID)
+		}
+		cover[a.MeterID] = append(cover[a.MeterID], a)
+	}
+	return cover, w, nil
 }
