@@ -57,13 +57,11 @@ func TestSettingsChangeRebuildsAggregates(t *testing.T) {
 	}
 	settings("ACC-L,later,2,1000,false")
 	for _, q := range []string{
-		`SELECT operating_day::text || ' ' || trim_scale(sum(import_kwh))::text || ' ' || sum(estimated_reads) || ' ' || max(last_end)::text
+		`SELECT operating_day::text || ' ' || sum(import_kwh)::text || ' ' || sum(estimated_reads) || ' ' || max(last_end)::text
 		 FROM alert_daily_usage WHERE account_id = $1 GROUP BY operating_day ORDER BY operating_day`,
-		`SELECT interval_start::text || ' ' || settlement_point || ' ' || trim_scale(sum(energy_mwh))::text || ' ' || sum(estimated_reads)
+		`SELECT interval_start::text || ' ' || settlement_point || ' ' || sum(energy_mwh)::text || ' ' || sum(estimated_reads)
 		 FROM alert_energy WHERE account_id = $1 GROUP BY interval_start, settlement_point ORDER BY interval_start, settlement_point`,
 	} {
-		// by value: a stored read has scale 6 (micro-kWh), a read as ingest
-		// applied it the scale it was sent with
 		want, got := d.strings(q, "ACC-W"), d.strings(q, "ACC-L")
 		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("rebuilt aggregates\n%s\nwant (kept all along)\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -145,7 +143,7 @@ func TestSettingsChangeWaitsForIngest(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := d.strings(`SELECT trim_scale(sum(import_kwh))::text FROM alert_daily_usage WHERE account_id = 'ACC-Z'`); len(got) != 1 || got[0] != "0.7" {
+	if got := d.strings(`SELECT sum(import_kwh)::text FROM alert_daily_usage WHERE account_id = 'ACC-Z'`); len(got) != 1 || got[0] != "0.7" {
 		t.Errorf("ACC-Z daily usage after the rebuild: %v, want [0.7]", got)
 	}
 }
