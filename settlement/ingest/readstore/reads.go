@@ -194,7 +194,7 @@ func ensureFor(ctx context.Context, tx pgx.Tx, p *Partitions, recs []ReadRecord)
 
 type readRange struct {
 	chanKey
-	start, end int64
+	day, start, end int64 // UTC day of the first read, first start, last end
 }
 
 func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readState, error) {
@@ -220,11 +220,12 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		}
 		// One range per channel: the blocks that can hold a read of the
 		// batch start in [UTC day of its first read, its last end).
-		lo, hi := utcDay(b.Start.Unix()), b.End().Unix()
+		lo, hi := b.Start.Unix(), b.End().Unix()
 		if rg := ranges[ck]; rg != nil {
 			rg.start, rg.end = min(rg.start, lo), max(rg.end, hi)
+			rg.day = utcDay(rg.start)
 		} else {
-			rg = &readRange{ck, lo, hi}
+			rg = &readRange{ck, utcDay(lo), lo, hi}
 			ranges[ck] = rg
 			order = append(order, rg)
 		}
@@ -239,10 +240,10 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	})
 	n := len(order)
 	rangeMeters, rangeChans := make([]string, n), make([]string, n)
-	rangeStarts, rangeEnds := make([]time.Time, n), make([]time.Time, n)
+	rangeDays, rangeStarts, rangeEnds := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 	for i, rg := range order {
 		rangeMeters[i], rangeChans[i] = rg.meter, string(rg.channel)
-		rangeStarts[i], rangeEnds[i] = time.Unix(rg.start, 0), time.Unix(rg.end, 0)
+		rangeDays[i], rangeStarts[i], rangeEnds[i] = time.Unix(rg.day, 0), time.Unix(rg.start, 0), time.Unix(rg.end, 0)
 	}
 	b := &pgx.Batch{}
 	b.Queue(`
@@ -272,11 +273,15 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		})
 		return err
 	})
+	// The index bounds the scan to the range's days; the end test drops
+	// the day's earlier blocks that end before the range (the rest of a
+	// day sent in several records), which need not travel.
 	b.Queue(`
 		SELECT `+blockColumns+`
-		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS k(km, kc, ks, ke)
-		JOIN read_blocks ON meter_id = km AND channel = kc AND start >= ks AND start < ke`,
-		rangeMeters, rangeChans, rangeStarts, rangeEnds, // pgx asks for binary results of these types in a batch too
+		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS k(km, kc, kd, ks, ke)
+		JOIN read_blocks ON meter_id = km AND channel = kc AND start >= kd AND start < ke
+		 AND start + cardinality(values_micro) * interval_seconds * interval '1 second' > ks`,
+		rangeMeters, rangeChans, rangeDays, rangeStarts, rangeEnds, // pgx asks for binary results of these types in a batch too
 	).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			blk, err := scanBlock(rows.RawValues())
