@@ -94,7 +94,7 @@ func (st *readState) at(ck chanKey, start, seconds int64, create bool) *currentR
 // read is c as the read of ck at start.
 func (c *currentRead) read(ck chanKey, start, seconds int64) meters.Read {
 	return meters.Read{MeterID: ck.meter, Channel: ck.channel, Start: time.Unix(start, 0).UTC(), IntervalSeconds: int(seconds),
-		Value: decimal.New(c.micro, -microPerKWh), Quality: c.quality, Version: c.version, Source: c.source}
+		Value: KWh(c.micro), Quality: c.quality, Version: c.version, Source: c.source}
 }
 
 // readState is what a batch of reads needs to know about the database,
@@ -365,7 +365,7 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 		if c.micro != micros[i] || c.quality != b.Quality[i] {
 			return nil, nil, &meters.Rejection{Reason: meters.ConflictingDuplicate,
 				Detail: fmt.Sprintf("values[%d]: version %d of the read at %s is %s (%s), the record has %s (%s)",
-					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), decimal.New(c.micro, -microPerKWh), c.quality,
+					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), KWh(c.micro), c.quality,
 					b.Values[i], b.Quality[i])}
 		}
 	}
