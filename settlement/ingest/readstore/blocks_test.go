@@ -98,3 +98,37 @@ func TestSplitDays(t *testing.T) {
 		t.Fatalf("split of a long record: %d parts", len(parts))
 	}
 }
+
+// Batches that need the same new month at once all find it created when
+// Ensure returns: none may take another's creation in flight for done.
+func TestPartitionsEnsureWaitsForTheMonth(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := t.Context()
+	p := NewPartitions(pool, 5*time.Second)
+	start := unix("2019-03-04T00:00:00Z")
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			if err := p.Ensure(ctx, []int64{start}); err != nil {
+				errs <- err
+				return
+			}
+			errs <- AppendBlocks(ctx, pool, []StoredBlock{{MeterID: fmt.Sprintf("M%d", i), Channel: meters.Import, Start: start,
+				IntervalSeconds: 900, Version: 1, Values: []int64{1}, Origin: Origin{Topic: "t", Offset: int64(i)}}})
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM read_blocks_2019m03`).Scan(&n); err != nil || n != 8 {
+		t.Fatalf("%d blocks in March 2019 (%v), want 8", n, err)
+	}
+	var next bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('read_blocks_2019m04') IS NOT NULL`).Scan(&next); err != nil || !next {
+		t.Fatalf("the month after was not created ahead (%v)", err)
+	}
+}
