@@ -57,6 +57,10 @@ FROM (SELECT DISTINCT date_trunc('month', interval_start, 'UTC') AS m FROM reads
 -- ingest after 00800, or kept when this migration was undone and redone) is
 -- not stored twice: two stored reads of one interval never share a version
 -- (settlement/ingest/readstore/blocks.go, Current).
+-- Current statistics, so that the look-up of stored versions below is
+-- planned as the join it is (read_blocks may hold blocks ingest wrote).
+ANALYZE read_blocks;
+
 INSERT INTO read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, quality,
                          source, topic, partition, "offset")
 SELECT meter_id, channel, block_start, interval_seconds, version,
@@ -81,9 +85,12 @@ FROM (
                OR lag(day) OVER w <> day
                OR lag(run) OVER w <> run AS starts_block
         FROM (
-            SELECT r.*, d.day,
-                   floor(extract(epoch FROM r.interval_start - d.day) / (288 * r.interval_seconds)) AS run
-            FROM reads r, LATERAL (SELECT date_trunc('day', r.interval_start, 'UTC') AS day) d
+            SELECT r.*, (r.interval_start AT TIME ZONE 'UTC')::date AS day,
+                   CASE WHEN r.interval_seconds >= 300 THEN 0 -- 288 of them span the day
+                        ELSE floor(extract(epoch FROM r.interval_start - date_trunc('day', r.interval_start, 'UTC'))
+                                   / (288 * r.interval_seconds))
+                   END AS run
+            FROM reads r
             WHERE NOT EXISTS (
                 SELECT 1 FROM read_versions v
                 WHERE v.meter_id = r.meter_id AND v.channel = r.channel

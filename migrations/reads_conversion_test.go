@@ -126,6 +126,10 @@ func oldFixture() (map[readKey]oldRead, int) {
 	// day's first.
 	o.record("M-3", meters.Export, 300, utc("2026-03-13T00:00:00Z"), 289, 1, "", at(2, 31), "A")
 	blocks += 2
+	// 1-minute reads, which no accepted record has but the old table does not
+	// forbid: a block holds at most 288.
+	o.record("M-3", meters.Import, 60, utc("2026-03-14T00:00:00Z"), 300, 1, "", at(2, 32), "A")
+	blocks += 2
 	// Long ago: its month's partition is not one 00800 created.
 	o.record("M-4", meters.Import, 900, utc("2025-11-15T10:00:00Z"), 10, 1, "", readstore.Origin{Topic: "ami.interval-reads.replay", Partition: 3, Offset: 5}, "E")
 	blocks++
