@@ -23,7 +23,7 @@ BEGIN
        OR interval_seconds <= 0 OR interval_start <> date_trunc('second', interval_start)
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'cannot convert reads to read_blocks: the read of meter % channel % at % (interval % s, value % kWh) %',
+        RAISE EXCEPTION 'cannot convert reads to read_blocks: the read of meter % channel % at % UTC (interval % s, value % kWh) %',
             bad.meter_id, bad.channel, bad.interval_start AT TIME ZONE 'UTC', bad.interval_seconds, bad.value,
             CASE
                 WHEN bad.interval_seconds <= 0 THEN 'has no positive interval length'
@@ -44,6 +44,10 @@ $$;
 SELECT read_blocks_partition(m)
 FROM (SELECT DISTINCT date_trunc('month', interval_start, 'UTC') AS m FROM reads) months;
 
+-- Current statistics, so that the look-up of stored versions below is
+-- planned as the join it is (read_blocks may hold blocks ingest wrote).
+ANALYZE read_blocks;
+
 -- Islands per (meter, channel) in interval start order (the primary key's
 -- order): a read starts a new block unless the previous read of the channel
 -- is the same record's (version, source, lineage, interval length), ends
@@ -51,16 +55,13 @@ FROM (SELECT DISTINCT date_trunc('month', interval_start, 'UTC') AS m FROM reads
 -- intervals of that day (at most 288 values a block; every accepted length
 -- is at least 300 s, so with them this never cuts). A read of another record
 -- between two reads of one record is between their starts, so those two are
--- never consecutive: islands by channel and by record are the same.
+-- never consecutive: islands by channel and by record are the same, and the
+-- channel's order needs no sort.
 --
 -- A read already stored in read_blocks with the same version (written by
 -- ingest after 00800, or kept when this migration was undone and redone) is
 -- not stored twice: two stored reads of one interval never share a version
 -- (settlement/ingest/readstore/blocks.go, Current).
--- Current statistics, so that the look-up of stored versions below is
--- planned as the join it is (read_blocks may hold blocks ingest wrote).
-ANALYZE read_blocks;
-
 INSERT INTO read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, quality,
                          source, topic, partition, "offset")
 SELECT meter_id, channel, block_start, interval_seconds, version,

@@ -203,8 +203,10 @@ func micro(t *testing.T, r oldRead) int64 {
 // checkConverted reads every block back with the read store's code and
 // holds it to the old rows: each old read stored once, as the current read
 // of its interval, with its value, quality, version, source, lineage and
-// interval length; nothing else stored; wantBlocks blocks, each maximal.
-func checkConverted(ctx context.Context, t *testing.T, pool *pgxpool.Pool, old map[readKey]oldRead, wantBlocks int) {
+// interval length; nothing else stored; wantBlocks blocks, each the
+// conversion made maximal (preStored were in read_blocks before it).
+func checkConverted(ctx context.Context, t *testing.T, pool *pgxpool.Pool, old map[readKey]oldRead, wantBlocks int,
+	preStored ...readstore.StoredBlock) {
 	t.Helper()
 	var all []readstore.StoredBlock
 	seen := map[readKey]bool{}
@@ -243,7 +245,7 @@ func checkConverted(ctx context.Context, t *testing.T, pool *pgxpool.Pool, old m
 	if len(all) != wantBlocks {
 		t.Errorf("%d blocks, want %d", len(all), wantBlocks)
 	}
-	checkIslands(t, all)
+	checkIslands(t, all, preStored)
 }
 
 func countChannel(old map[readKey]oldRead, meterID string, channel meters.Channel) int {
@@ -257,9 +259,10 @@ func countChannel(old map[readKey]oldRead, meterID string, channel meters.Channe
 }
 
 // checkIslands holds each block to the rules of blocks: within a UTC day,
-// ” quality exactly when all actual, and maximal: no block of one record
-// ends where another block of the same record starts on the same day.
-func checkIslands(t *testing.T, blocks []readstore.StoredBlock) {
+// an empty quality exactly when all actual, and maximal: no block the
+// conversion made ends where another of the same record starts on the same
+// day.
+func checkIslands(t *testing.T, blocks, preStored []readstore.StoredBlock) {
 	t.Helper()
 	type recordDay struct {
 		meterID      string
@@ -272,6 +275,14 @@ func checkIslands(t *testing.T, blocks []readstore.StoredBlock) {
 	}
 	starts := map[recordDay]bool{}
 	day := func(s int64) int64 { return s - s%86400 }
+	converted := slices.DeleteFunc(slices.Clone(blocks), func(b readstore.StoredBlock) bool {
+		return slices.ContainsFunc(preStored, func(p readstore.StoredBlock) bool {
+			return p.MeterID == b.MeterID && p.Channel == b.Channel && p.Start == b.Start && p.Version == b.Version
+		})
+	})
+	if len(converted) != len(blocks)-len(preStored) {
+		t.Errorf("%d blocks stored before the conversion, %d of them found", len(preStored), len(blocks)-len(converted))
+	}
 	for _, b := range blocks {
 		last := b.StartAt(len(b.Values) - 1)
 		if day(b.Start) != day(last) {
@@ -280,9 +291,11 @@ func checkIslands(t *testing.T, blocks []readstore.StoredBlock) {
 		if b.Quality != "" && strings.Trim(b.Quality, "A") == "" {
 			t.Errorf("%s %s block from %s: quality %q, want '' when every read is actual", b.MeterID, b.Channel, time.Unix(b.Start, 0).UTC(), b.Quality)
 		}
+	}
+	for _, b := range converted {
 		starts[recordDay{b.MeterID, b.Channel, b.IntervalSeconds, b.Version, b.Source, b.Origin, day(b.Start), b.Start}] = true
 	}
-	for _, b := range blocks {
+	for _, b := range converted {
 		next := b.StartAt(len(b.Values))
 		if len(b.Values) < 288 && starts[recordDay{b.MeterID, b.Channel, b.IntervalSeconds, b.Version, b.Source, b.Origin, day(b.Start), next}] {
 			t.Errorf("%s %s: the block from %s and the next one of the same record on the same day should be one",
@@ -409,4 +422,44 @@ func TestReadsConversionRefusesMoreThanSixDecimals(t *testing.T) {
 	if blocks != 0 {
 		t.Errorf("%d blocks stored by the failed conversion", blocks)
 	}
+}
+
+// Reads ingest already stored in read_blocks at the same version (after
+// 00800, before the conversion) are not stored twice; the old reads around
+// them still become blocks.
+func TestReadsConversionSkipsStoredVersions(t *testing.T) {
+	pool, _ := pgtest.Empty(t)
+	ctx := t.Context()
+	p := gooseAt(t, pool)
+	if _, err := p.UpTo(ctx, readBlocksVersion); err != nil {
+		t.Fatal(err)
+	}
+	old, wantBlocks := oldFixture()
+	insertOld(ctx, t, pool, old)
+
+	// Reads 10 to 19 of the day-long record of M-1 import, as ingest would
+	// have stored them again.
+	first := old[readKey{"M-1", meters.Import, utc("2026-03-10T00:00:00Z").Unix()}]
+	stored := readstore.StoredBlock{MeterID: first.meterID, Channel: first.channel, IntervalSeconds: int64(first.seconds),
+		Start: first.start.Unix() + 10*900, Version: first.version, Source: first.source, Origin: first.origin}
+	for i := range 10 {
+		r := old[readKey{"M-1", meters.Import, stored.StartAt(i)}]
+		if r.origin != first.origin {
+			t.Fatalf("fixture: read %d of M-1 import is not the day-long record's", 10+i)
+		}
+		stored.Values = append(stored.Values, micro(t, r))
+	}
+	if err := readstore.EnsurePartitions(ctx, pool, []int64{stored.Start}); err != nil {
+		t.Fatal(err)
+	}
+	if err := readstore.AppendBlocks(ctx, pool, []readstore.StoredBlock{stored}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := migrations.Apply(ctx, pool, quiet); err != nil {
+		t.Fatal(err)
+	}
+	// The stored block, and the record's reads before and after it: one
+	// block more each side instead of the record's one.
+	checkConverted(ctx, t, pool, old, wantBlocks+2, stored)
 }
