@@ -30,16 +30,15 @@ const (
 
 // oldRead is one row of the old reads table.
 type oldRead struct {
-	meterID  string
-	channel  meters.Channel
-	start    time.Time
-	seconds  int
-	value    string // kWh, as the old table held it
-	quality  meters.Quality
-	version  int64
-	source   string
-	origin   readstore.Origin
-	position int // order of insertion into the fixture, for messages
+	meterID string
+	channel meters.Channel
+	start   time.Time
+	seconds int
+	value   string // kWh, as the old table held it
+	quality meters.Quality
+	version int64
+	source  string
+	origin  readstore.Origin
 }
 
 type readKey struct {
@@ -71,7 +70,7 @@ func (o *oldTable) record(meterID string, channel meters.Channel, seconds int, s
 		r := oldRead{
 			meterID: meterID, channel: channel, start: start.Add(time.Duration(i*seconds) * time.Second), seconds: seconds,
 			value: fixtureValues[o.n%len(fixtureValues)], quality: meters.Quality(quality[i%len(quality)]),
-			version: version, source: source, origin: origin, position: o.n,
+			version: version, source: source, origin: origin,
 		}
 		o.n++
 		o.rows[r.key()] = r
