@@ -27,14 +27,6 @@ func storeBlocks(t *testing.T, pool *pgxpool.Pool, blocks ...StoredBlock) {
 	}
 }
 
-func unix(s string) int64 {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return t.Unix()
-}
-
 // correctedReads stores M1's history: import v1 (offset 10) over 05:00-05:30,
 // v2 (offset 11) over the same intervals correcting 05:00 and 05:30 (its
 // 05:15 equal to v1's, so not stored), then a stale resend of v1 (offset
