@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -12,6 +13,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement"
 	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 	"github.com/gridsettle/gridsettle/settlement/publish"
@@ -65,12 +67,18 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 		},
 	}, p.Log)
 	return &services{
-		alerts:   hook,
-		applier:  ingest.NewApplier(p.Config.Market, p.Topics, p.Outbox, hook).WithLimits(ingest.Limits{Bounds: p.Config.IngestBounds}),
+		alerts: hook,
+		applier: ingest.NewApplier(p.Config.Market, p.Topics, p.Outbox, hook).WithLimits(ingest.Limits{Bounds: p.Config.IngestBounds}).
+			WithPartitions(readstore.NewPartitions(p.DB, partitionLockTimeout)),
 		runs:     runs,
 		exporter: exporter,
 	}, nil
 }
+
+// partitionLockTimeout bounds how long creating a read_blocks partition
+// waits for the table (readstore.Partitions): the batch that needed it
+// fails as transient and is retried.
+const partitionLockTimeout = 5 * time.Second
 
 // newAlertHook is the customer-alert hook of the market. Ingest evaluates
 // alerts with it, and every registry writer must give its SettingsChanged to

@@ -91,6 +91,9 @@ type Applier struct {
 	outbox *outbox.Writer
 	hooks  []Hook
 	limits Limits
+	// partitions creates read_blocks partitions outside batch transactions;
+	// nil: each batch creates what it needs in its own transaction.
+	partitions *readstore.Partitions
 }
 
 // NewApplier returns an Applier for the market (its currency and
@@ -124,6 +127,14 @@ func (a *Applier) WithLimits(l Limits) *Applier {
 	}
 	l.MaxDeadLetterBytes = max(l.MaxDeadLetterBytes, 2*deadLetterReserve)
 	a.limits = l
+	return a
+}
+
+// WithPartitions makes a create the read_blocks partitions a batch needs
+// through p, before the batch's transaction touches read_blocks
+// (readstore.Partitions), and returns a. Call it before a is used.
+func (a *Applier) WithPartitions(p *readstore.Partitions) *Applier {
+	a.partitions = p
 	return a
 }
 
@@ -315,7 +326,8 @@ func (b *batch) appliedEnds(out outcome, applied *Applied) time.Time {
 func (a *Applier) effects(ctx context.Context, tx pgx.Tx, reads []readstore.ReadRecord, prices []readstore.PriceRecord,
 	slot int32, applied *Applied, out *outcome) error {
 	if len(reads) > 0 {
-		r, err := readstore.ApplyReads(ctx, tx, readstore.ReadOptions{SettlementSeconds: a.market.IntervalSeconds, Slot: slot}, reads)
+		r, err := readstore.ApplyReads(ctx, tx, readstore.ReadOptions{SettlementSeconds: a.market.IntervalSeconds, Slot: slot,
+			Partitions: a.partitions}, reads)
 		if err != nil {
 			return err
 		}

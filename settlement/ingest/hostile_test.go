@@ -245,7 +245,7 @@ func checkApplied(t *testing.T, e *env, cases []ingesttest.Case) {
 		source  string
 		origin  readstore.Origin
 	}
-	rows, err := e.pool.Query(t.Context(), `SELECT meter_id, channel, interval_start, value, version, source, topic, partition, "offset" FROM reads`)
+	rows, err := e.pool.Query(t.Context(), `SELECT meter_id, channel, interval_start, value, version, source, topic, partition, "offset" FROM current_reads`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -346,7 +346,7 @@ func TestReplayAfterRegistryFix(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM quarantine WHERE replayed_at IS NULL AND reason = 'unknown_meter'`); n != 1 {
 		t.Errorf("%d unknown_meter items left, want 1 (M4)", n)
 	}
-	if n := e.count(`SELECT count(*) FROM reads WHERE meter_id = 'M3' AND "offset" = 0 AND partition = 0`); n != 1 {
+	if n := e.count(`SELECT count(*) FROM current_reads WHERE meter_id = 'M3' AND "offset" = 0 AND partition = 0`); n != 1 {
 		t.Errorf("M3 reads with their lineage: %d", n)
 	}
 	if n := e.count(`SELECT count(*) FROM positions WHERE slot = $1`, readstore.ReplaySlot); n != 1 {
@@ -388,7 +388,7 @@ func TestReplayOfNULSource(t *testing.T) {
 	if reason != string(meters.Unprocessable) || !strings.Contains(detail, "U+0000") {
 		t.Errorf("NUL source after replay: %s %q, want unprocessable naming U+0000", reason, detail)
 	}
-	if n := e.count(`SELECT count(*) FROM reads WHERE meter_id = 'M3'`); n != 1 {
+	if n := e.count(`SELECT count(*) FROM current_reads WHERE meter_id = 'M3'`); n != 1 {
 		t.Errorf("%d reads of M3, want 1 (05:15)", n)
 	}
 }

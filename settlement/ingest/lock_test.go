@@ -76,7 +76,7 @@ func TestBatchBehindALockTimesOutAndRetries(t *testing.T) {
 	for i := 0; time.Since(locked) < hold; i++ {
 		sent := time.Now()
 		e.produce(false, rec(R, 1, "M1", read("M1", "export", at(i), 900, 1, "1")))
-		for e.count(`SELECT count(*) FROM reads WHERE channel = 'export'`) != i+1 {
+		for e.count(`SELECT count(*) FROM current_reads WHERE channel = 'export'`) != i+1 {
 			if time.Since(sent) > bound {
 				t.Fatalf("partition 1's record %d not committed within %s while partition 0 is locked", i, bound)
 			}
@@ -88,7 +88,7 @@ func TestBatchBehindALockTimesOutAndRetries(t *testing.T) {
 		}
 	}
 	t.Logf("partition 1's worst commit latency while partition 0 was locked for %s: %s", hold, worst)
-	if n := e.count(`SELECT count(*) FROM reads WHERE channel = 'import'`); n != 0 {
+	if n := e.count(`SELECT count(*) FROM current_reads WHERE channel = 'import'`); n != 0 {
 		t.Fatalf("%d reads of the locked partition applied", n)
 	}
 	if f := counterValue(c.c.m.failures.WithLabelValues(R, "0")); f < 2 {
@@ -103,7 +103,7 @@ func TestBatchBehindALockTimesOutAndRetries(t *testing.T) {
 
 	release()
 	e.caughtUpWithin(catchUpBound)
-	if n := e.count(`SELECT count(*) FROM reads WHERE channel = 'import'`); n != 2 {
+	if n := e.count(`SELECT count(*) FROM current_reads WHERE channel = 'import'`); n != 2 {
 		t.Errorf("%d reads of partition 0 after the release, want 2", n)
 	}
 	if n := e.count(`SELECT count(*) FROM quarantine`); n != 0 {
@@ -132,7 +132,8 @@ func TestBatchesAreCappedInReads(t *testing.T) {
 	recs = append(recs, rec(R, 0, "M1", read("M1", "import", start.Add(5*time.Hour).Format(time.RFC3339), 900, 1, twelve...)))
 	e.produce(false, recs...)
 	e.caughtUp()
-	rows, err := e.pool.Query(t.Context(), `SELECT count(*) FROM reads GROUP BY xmin::text ORDER BY min(interval_start)`)
+	rows, err := e.pool.Query(t.Context(), `
+		SELECT sum((SELECT count(v) FROM unnest(values_micro) v))::int FROM read_blocks GROUP BY xmin::text ORDER BY min(start)`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func TestDatabaseRefusesOneRecord(t *testing.T) {
 			END IF;
 			RETURN NEW;
 		END $$;
-		CREATE TRIGGER refuse_m2 BEFORE INSERT OR UPDATE ON reads FOR EACH ROW EXECUTE FUNCTION refuse_m2()`)
+		CREATE TRIGGER refuse_m2 BEFORE INSERT OR UPDATE ON read_blocks FOR EACH ROW EXECUTE FUNCTION refuse_m2()`)
 	e.produce(false,
 		rec(R, 1, "M1", read("M1", "import", "2026-11-01T05:00:00Z", 900, 1, "1")),
 		rec(R, 1, "M1", read("M1", "import", "2026-11-01T05:15:00Z", 900, 1, "1")),
@@ -140,7 +140,7 @@ func TestDatabaseRefusesOneRecord(t *testing.T) {
 		t.Errorf("refused batches %v, want at least 1", n)
 	}
 	checkUnprocessable(t, e, R, 1, 2, "reads of M2 refused", "22021")
-	if n := e.count(`SELECT count(*) FROM reads WHERE meter_id = 'M1'`); n != 4 {
+	if n := e.count(`SELECT count(*) FROM current_reads WHERE meter_id = 'M1'`); n != 4 {
 		t.Errorf("%d reads of M1, want 4", n)
 	}
 	if wm := e.watermark(R, 1); !wm.Equal(time.Date(2026, 11, 1, 6, 0, 0, 0, time.UTC)) {
@@ -199,7 +199,7 @@ func TestHookRefusesOneRecord(t *testing.T) {
 		}
 	}
 	equal(t, "changes the hook saw", seen, []string{"M1@0", "M1@1", "M1@3", "M1@4"})
-	if n := e.count(`SELECT count(*) FROM reads`); n != 4 {
+	if n := e.count(`SELECT count(*) FROM current_reads`); n != 4 {
 		t.Errorf("%d reads, want 4 (M2's refused)", n)
 	}
 }
@@ -423,7 +423,7 @@ func TestRefusedRecordWithoutDeadLetter(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.registry()
-			refuse(e, "reads", "meter_id", "M2")
+			refuse(e, "read_blocks", "meter_id", "M2")
 			refuse(e, "outbox", "record_id", R+"/1/1")
 			if c.quarantine {
 				refuse(e, "quarantine", `"offset"`, "1")
@@ -436,7 +436,7 @@ func TestRefusedRecordWithoutDeadLetter(t *testing.T) {
 			cons := e.start(Config{})
 			e.caughtUpWithin(30 * time.Second)
 			cons.stop()
-			if n := e.count(`SELECT count(*) FROM reads WHERE meter_id = 'M1'`); n != 2 {
+			if n := e.count(`SELECT count(*) FROM current_reads WHERE meter_id = 'M1'`); n != 2 {
 				t.Errorf("%d reads of M1, want 2", n)
 			}
 			if n := e.count(`SELECT count(*) FROM outbox`); n != 0 {
@@ -450,7 +450,7 @@ func TestRefusedRecordWithoutDeadLetter(t *testing.T) {
 				return
 			}
 			if len(qs) != 1 || qs[0].offset != 1 || qs[0].reason != string(meters.Unprocessable) ||
-				!strings.Contains(qs[0].detail, "reads row refused") || !strings.Contains(qs[0].detail, "outbox row refused") {
+				!strings.Contains(qs[0].detail, "read_blocks row refused") || !strings.Contains(qs[0].detail, "outbox row refused") {
 				t.Errorf("quarantine %+v, want offset 1 unprocessable naming both refusals", qs)
 			}
 		})

@@ -77,7 +77,7 @@ func TestRecreatedInputLogIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		in0 := st.Inputs[0]
-		others := e.count(`SELECT count(*) FROM reads WHERE channel = 'export'`) == 1 && e.count(`SELECT count(*) FROM prices`) == 1
+		others := e.count(`SELECT count(*) FROM current_reads WHERE channel = 'export'`) == 1 && e.count(`SELECT count(*) FROM prices`) == 1
 		if in0.Refused != nil && others {
 			break
 		}
@@ -106,7 +106,7 @@ func TestRecreatedInputLogIsRefused(t *testing.T) {
 	}
 	// Nothing of the new log applied, nothing quarantined, and it stays so.
 	time.Sleep(2 * refusedRecheck)
-	if n := e.count(`SELECT count(*) FROM reads WHERE channel = 'import'`); n != 6 {
+	if n := e.count(`SELECT count(*) FROM current_reads WHERE channel = 'import'`); n != 6 {
 		t.Errorf("%d import reads, want the 6 of the old log", n)
 	}
 	if n := e.count(`SELECT count(*) FROM quarantine`); n != 0 {
@@ -122,7 +122,7 @@ func TestRecreatedInputLogIsRefused(t *testing.T) {
 	if st.Inputs[0].Refused != nil || st.Inputs[0].NextOffset != 3 {
 		t.Errorf("after the reset: %+v", st.Inputs[0])
 	}
-	if n := e.count(`SELECT count(*) FROM reads WHERE channel = 'import'`); n != 8 {
+	if n := e.count(`SELECT count(*) FROM current_reads WHERE channel = 'import'`); n != 8 {
 		t.Errorf("%d import reads after the reset, want 8", n)
 	}
 	if g := counterValue(c.c.m.refused.WithLabelValues(R, "0")); g != 0 {
@@ -148,7 +148,7 @@ func TestLogEndingBelowStoredOffsetIsRefused(t *testing.T) {
 	e.produce(false, rec(R, 1, "M1", read("M1", "export", "2026-11-01T05:00:00Z", 900, 1, "1")))
 	deadline := time.Now().Add(catchUpBound)
 	for e.count(`SELECT count(*) FROM ingest_offsets WHERE refused_at IS NOT NULL`) == 0 ||
-		e.count(`SELECT count(*) FROM reads WHERE meter_id = 'M1'`) != 1 {
+		e.count(`SELECT count(*) FROM current_reads WHERE meter_id = 'M1'`) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no refusal, or partition 1 stalled, within %s; logs:\n%s", catchUpBound, c.logs.String())
 		}
@@ -168,7 +168,7 @@ func TestLogEndingBelowStoredOffsetIsRefused(t *testing.T) {
 	if g := counterValue(c.c.m.refused.WithLabelValues(R, "2")); g != 1 {
 		t.Errorf("refused gauge %v, want 1", g)
 	}
-	if n := e.count(`SELECT count(*) FROM reads`); n != 3 {
+	if n := e.count(`SELECT count(*) FROM current_reads`); n != 3 {
 		t.Errorf("%d reads, want 3", n)
 	}
 }

@@ -1,15 +1,14 @@
 package readstore
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
@@ -46,6 +45,9 @@ type ReadsOutcome struct {
 type ReadOptions struct {
 	SettlementSeconds int   // the market's settlement interval L
 	Slot              int32 // the positions slot this writer owns (see positions)
+	// Partitions creates the read_blocks partitions the batch needs before
+	// the batch touches the table; nil: created in the batch's transaction.
+	Partitions *Partitions
 }
 
 type chanKey struct {
@@ -53,17 +55,46 @@ type chanKey struct {
 	channel meters.Channel
 }
 
-type readKey struct {
+// dayKey is one channel's UTC day at one interval length (a channel has
+// one length, but a stored block's own length is what indexes it).
+type dayKey struct {
 	chanKey
-	start int64 // unix seconds
+	day, seconds int64
 }
 
-// currentRead is the current read of one key while a batch is applied.
+// currentRead is the current read of one key while a batch is applied;
+// version 0: no read.
 type currentRead struct {
-	read   meters.Read
-	origin Origin
-	stored *Origin // the row's lineage as loaded (the write guard); nil: no row
-	dirty  bool
+	micro   int64
+	version int64
+	quality meters.Quality
+	source  string
+}
+
+// dayReads are the current reads of one channel-day, by interval index:
+// one map look-up per record and day instead of one per read.
+type dayReads []currentRead
+
+// at is the current read of the interval starting at start (unix seconds)
+// of ck with the given length, creating its day when create.
+func (st *readState) at(ck chanKey, start, seconds int64, create bool) *currentRead {
+	day := utcDay(start)
+	k := dayKey{ck, day, seconds}
+	d := st.days[k]
+	if d == nil {
+		if !create {
+			return nil
+		}
+		d = make(dayReads, secondsPerDay/seconds)
+		st.days[k] = d
+	}
+	return &d[(start-day)/seconds]
+}
+
+// read is c as the read of ck at start.
+func (c *currentRead) read(ck chanKey, start, seconds int64) meters.Read {
+	return meters.Read{MeterID: ck.meter, Channel: ck.channel, Start: time.Unix(start, 0).UTC(), IntervalSeconds: int(seconds),
+		Value: decimal.New(c.micro, -microPerKWh), Quality: c.quality, Version: c.version, Source: c.source}
 }
 
 // readState is what a batch of reads needs to know about the database,
@@ -73,9 +104,9 @@ type readState struct {
 	assignments map[string][]meters.Assignment // by meter, by effective_from
 	lengths     map[chanKey]int
 	newLengths  []chanKey
-	reads       map[readKey]*currentRead
-	written     []readKey // dirty keys in first-write order
-	values      int       // reads in the batch's decodable records: at most this many change
+	days        map[dayKey]dayReads
+	blocks      []StoredBlock // to append: the reads each applied record made current
+	values      int           // reads in the batch's decodable records: at most this many change
 }
 
 // ApplyReads applies a batch of reads records inside tx, in slice order
@@ -86,11 +117,22 @@ type readState struct {
 // quarantine for every record that cannot be used. A record is applied whole
 // or quarantined whole with the first reason that fails.
 //
-// It reads the rows it needs once and writes with set-based statements; if a
-// row it read changed before it wrote, it returns ErrConcurrentWrite and tx
-// must be rolled back.
+// Each applied record appends one block per UTC day holding the reads it
+// made current (migrations/00800_read_blocks.sql); nothing stored is ever
+// rewritten. The batch locks the channel_lengths rows of its channels before
+// it reads their blocks, so two writers of one channel (a consumer and a
+// quarantine replay, or two owners of a partition during a rebalance) take
+// turns; a channel another writer created meanwhile returns
+// ErrConcurrentWrite and tx must be rolled back.
+//
+// The read_blocks partitions the batch needs are created first, through
+// opt.Partitions on their own connection; tx must not have touched
+// read_blocks yet when opt.Partitions is set.
 func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadRecord) (ReadsOutcome, error) {
 	var out ReadsOutcome
+	if err := ensureFor(ctx, tx, opt.Partitions, recs); err != nil {
+		return out, err
+	}
 	st, err := loadReadState(ctx, tx, recs)
 	if err != nil {
 		return out, err
@@ -98,25 +140,25 @@ func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadReco
 	pos := newPositionDeltas(opt.SettlementSeconds)
 	var covering []*meters.Assignment
 	out.Changes = make([]ReadChange, 0, st.values)
-	st.written = make([]readKey, 0, st.values)
 	for i := range recs {
 		r := &recs[i]
 		rej := r.Rejection
+		var micros []int64
 		if rej == nil {
-			covering, rej = st.check(r, covering[:0])
+			covering, micros, rej = st.check(r, covering[:0])
 		}
 		if rej != nil {
 			out.Quarantined = append(out.Quarantined, quarantined(r.Source, rej))
 			continue
 		}
-		st.apply(r, covering, pos, &out)
+		st.apply(r, covering, micros, pos, &out)
 		out.Applied = append(out.Applied, i)
 	}
-	if err := st.copyNew(ctx, tx); err != nil {
+	if err := AppendBlocks(ctx, tx, st.blocks); err != nil {
 		return ReadsOutcome{}, err
 	}
 	b := &pgx.Batch{}
-	st.queueWrites(b)
+	st.queueLengths(b)
 	pos.queue(b, opt.Slot)
 	writeQuarantine(b, out.Quarantined)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -125,45 +167,29 @@ func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadReco
 	return out, nil
 }
 
-// uniqueViolation is Postgres's SQLSTATE for a duplicate key.
-const uniqueViolation = "23505"
-
-var readColumnNames = []string{"meter_id", "channel", "interval_start", "interval_seconds", "value", "quality", "version",
-	"source", "topic", "partition", "offset"}
-
-// copyNew inserts the reads whose key had no row when the batch loaded, with
-// COPY (the bulk of a stream is new reads, and COPY is several times faster
-// than INSERT). If another writer inserted one of those keys meanwhile, the
-// unique key refuses the COPY: a concurrent write.
-func (st *readState) copyNew(ctx context.Context, tx pgx.Tx) error {
-	fresh := make([]*currentRead, 0, len(st.written))
-	for _, k := range st.written {
-		if c := st.reads[k]; c.stored == nil {
-			fresh = append(fresh, c)
+// ensureFor creates the partitions of the blocks recs can append: on p's
+// connection when p is set, else in tx.
+func ensureFor(ctx context.Context, tx pgx.Tx, p *Partitions, recs []ReadRecord) error {
+	var starts []int64
+	for i := range recs {
+		if recs[i].Rejection != nil {
+			continue
+		}
+		b := &recs[i].Block
+		first := b.Start.Unix()
+		last := first + int64((len(b.Values)-1)*b.IntervalSeconds)
+		starts = append(starts, first)
+		if monthOf(last) != monthOf(first) {
+			// a record of up to 10,000 values can span months: every one
+			for m := nextMonth(monthOf(first)); m <= last; m = nextMonth(m) {
+				starts = append(starts, m)
+			}
 		}
 	}
-	if len(fresh) == 0 {
-		return nil
+	if p != nil {
+		return p.Ensure(ctx, starts)
 	}
-	// One row buffer, filled as COPY asks for each row: building every row
-	// first kept a batch's reads alive twice over (issue 9's memory
-	// profile).
-	row := make([]any, len(readColumnNames))
-	src := pgx.CopyFromSlice(len(fresh), func(i int) ([]any, error) {
-		c := fresh[i]
-		r := &c.read
-		row[0], row[1], row[2], row[3], row[4], row[5] = r.MeterID, string(r.Channel), r.Start, int32(r.IntervalSeconds), r.Value, string(r.Quality)
-		row[6], row[7], row[8], row[9], row[10] = r.Version, r.Source, c.origin.Topic, c.origin.Partition, c.origin.Offset
-		return row, nil
-	})
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"reads"}, readColumnNames, src); err != nil {
-		var pg *pgconn.PgError
-		if errors.As(err, &pg) && pg.Code == uniqueViolation {
-			return fmt.Errorf("copy new reads: %w", ErrConcurrentWrite)
-		}
-		return fmt.Errorf("copy new reads: %w", err)
-	}
-	return nil
+	return EnsurePartitions(ctx, tx, starts)
 }
 
 type readRange struct {
@@ -175,13 +201,12 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	st := &readState{
 		assignments: map[string][]meters.Assignment{},
 		lengths:     map[chanKey]int{},
-		reads:       map[readKey]*currentRead{},
+		days:        map[dayKey]dayReads{},
 	}
 	seenMeter := map[string]bool{}
-	seenChan := map[chanKey]bool{}
-	seenRange := map[readRange]bool{}
-	var meterIDs, chanMeters, chanNames, rangeMeters, rangeChans []string
-	var rangeStarts, rangeEnds []time.Time
+	ranges := map[chanKey]*readRange{}
+	var meterIDs []string
+	var order []*readRange
 	for i := range recs {
 		if recs[i].Rejection != nil {
 			continue
@@ -193,19 +218,31 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 			seenMeter[b.MeterID] = true
 			meterIDs = append(meterIDs, b.MeterID)
 		}
-		if !seenChan[ck] {
-			seenChan[ck] = true
-			chanMeters, chanNames = append(chanMeters, b.MeterID), append(chanNames, string(b.Channel))
-		}
-		rg := readRange{ck, b.Start.Unix(), b.End().Unix()}
-		if !seenRange[rg] {
-			seenRange[rg] = true
-			rangeMeters, rangeChans = append(rangeMeters, b.MeterID), append(rangeChans, string(b.Channel))
-			rangeStarts, rangeEnds = append(rangeStarts, b.Start), append(rangeEnds, b.End())
+		// One range per channel: the blocks that can hold a read of the
+		// batch start in [UTC day of its first read, its last end).
+		lo, hi := utcDay(b.Start.Unix()), b.End().Unix()
+		if rg := ranges[ck]; rg != nil {
+			rg.start, rg.end = min(rg.start, lo), max(rg.end, hi)
+		} else {
+			rg = &readRange{ck, lo, hi}
+			ranges[ck] = rg
+			order = append(order, rg)
 		}
 	}
 	if len(meterIDs) == 0 {
 		return st, nil
+	}
+	// Channels in key order, so that two batches lock their common
+	// channels in the same order and cannot deadlock.
+	slices.SortFunc(order, func(a, b *readRange) int {
+		return cmp.Or(cmp.Compare(a.meter, b.meter), cmp.Compare(a.channel, b.channel))
+	})
+	n := len(order)
+	rangeMeters, rangeChans := make([]string, n), make([]string, n)
+	rangeStarts, rangeEnds := make([]time.Time, n), make([]time.Time, n)
+	for i, rg := range order {
+		rangeMeters[i], rangeChans[i] = rg.meter, string(rg.channel)
+		rangeStarts[i], rangeEnds[i] = time.Unix(rg.start, 0), time.Unix(rg.end, 0)
 	}
 	b := &pgx.Batch{}
 	b.Queue(`
@@ -218,10 +255,14 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		}
 		return err
 	})
+	// The lock comes before the blocks are read: a writer that held it
+	// has committed when this statement returns, and the next one (its own
+	// snapshot, read committed) sees its blocks.
 	b.Queue(`
 		SELECT c.meter_id, c.channel, c.interval_seconds
-		FROM unnest($1::text[], $2::text[]) AS k(meter_id, channel)
-		JOIN channel_lengths c USING (meter_id, channel)`, chanMeters, chanNames,
+		FROM channel_lengths c JOIN unnest($1::text[], $2::text[]) AS k(meter_id, channel) USING (meter_id, channel)
+		ORDER BY c.meter_id, c.channel
+		FOR NO KEY UPDATE OF c`, rangeMeters, rangeChans,
 	).Query(func(rows pgx.Rows) error {
 		var k chanKey
 		var n int
@@ -232,28 +273,39 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		return err
 	})
 	b.Queue(`
-		SELECT r.meter_id, r.channel, r.interval_start, r.interval_seconds, r.value, r.quality, r.version, r.source,
-		       r.topic, r.partition, r."offset"
-		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS k(meter_id, channel, s, e)
-		JOIN reads r ON r.meter_id = k.meter_id AND r.channel = k.channel AND r.interval_start >= k.s AND r.interval_start < k.e`,
-		rangeMeters, rangeChans, rangeStarts, rangeEnds,
+		SELECT `+blockColumns+`
+		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS k(km, kc, ks, ke)
+		JOIN read_blocks ON meter_id = km AND channel = kc AND start >= ks AND start < ke`,
+		rangeMeters, rangeChans, rangeStarts, rangeEnds, // pgx asks for binary results of these types in a batch too
 	).Query(func(rows pgx.Rows) error {
-		var rd meters.Read
-		var o Origin
-		_, err := pgx.ForEachRow(rows, []any{&rd.MeterID, &rd.Channel, &rd.Start, &rd.IntervalSeconds, &rd.Value, &rd.Quality,
-			&rd.Version, &rd.Source, &o.Topic, &o.Partition, &o.Offset}, func() error {
-			rd.Start = rd.Start.UTC()
-			stored := o
-			// Overlapping ranges of a batch may return a row twice.
-			st.reads[readKey{chanKey{rd.MeterID, rd.Channel}, rd.Start.Unix()}] = &currentRead{read: rd, origin: o, stored: &stored}
-			return nil
-		})
-		return err
+		for rows.Next() {
+			blk, err := scanBlock(rows.RawValues())
+			if err != nil {
+				return err
+			}
+			st.load(&blk)
+		}
+		return rows.Err()
 	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load state of reads batch: %w", err)
 	}
 	return st, nil
+}
+
+// load keeps, per key, the stored read of the highest version.
+func (st *readState) load(b *StoredBlock) {
+	ck := chanKey{b.MeterID, b.Channel}
+	for i, v := range b.Values {
+		if v == NoRead {
+			continue
+		}
+		c := st.at(ck, b.StartAt(i), b.IntervalSeconds, true)
+		if c.version >= b.Version {
+			continue
+		}
+		*c = currentRead{micro: v, version: b.Version, quality: b.QualityAt(i), source: b.Source}
+	}
 }
 
 // covers finds the assignment of as (sorted by effective_from) in force at t.
@@ -276,7 +328,7 @@ func covers(as []meters.Assignment, t time.Time) *meters.Assignment {
 // (unknown_meter, interval_length_mismatch, conflicting_duplicate), then
 // unprocessable for text Postgres cannot store, and returns the assignment
 // covering each read.
-func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*meters.Assignment, *meters.Rejection) {
+func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*meters.Assignment, []int64, *meters.Rejection) {
 	b := &r.Block
 	as := st.assignments[b.MeterID]
 	step := time.Duration(b.IntervalSeconds) * time.Second
@@ -284,26 +336,39 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 		t := b.Start.Add(time.Duration(i) * step)
 		a := covers(as, t)
 		if a == nil {
-			return nil, &meters.Rejection{Reason: meters.UnknownMeter,
+			return nil, nil, &meters.Rejection{Reason: meters.UnknownMeter,
 				Detail: fmt.Sprintf("meter_id: no assignment of %s covers the interval starting %s", b.MeterID, t.Format(time.RFC3339))}
 		}
 		covering = append(covering, a)
 	}
 	ck := chanKey{b.MeterID, b.Channel}
 	if n, ok := st.lengths[ck]; ok && n != b.IntervalSeconds {
-		return nil, &meters.Rejection{Reason: meters.IntervalLengthMismatch,
+		return nil, nil, &meters.Rejection{Reason: meters.IntervalLengthMismatch,
 			Detail: fmt.Sprintf("interval_seconds: %s %s has %d-second intervals, the record has %d", b.MeterID, b.Channel, n, b.IntervalSeconds)}
 	}
+	micros := make([]int64, len(b.Values))
+	for i, v := range b.Values {
+		m, ok := microKWh(v)
+		if !ok {
+			// The decoder's range and decimals checks make this impossible;
+			// a record that still gets here is refused, never rounded.
+			return nil, nil, &meters.Rejection{Reason: meters.Unprocessable,
+				Detail: fmt.Sprintf("values[%d]: %s is not a whole number of micro-kWh", i, v)}
+		}
+		micros[i] = m
+	}
+	secs := int64(b.IntervalSeconds)
 	for i := range b.Values {
-		k := readKey{ck, b.Start.Unix() + int64(i*b.IntervalSeconds)}
-		c := st.reads[k]
-		if c == nil || c.read.Version != b.Version {
+		start := b.Start.Unix() + int64(i)*secs
+		c := st.at(ck, start, secs, false)
+		if c == nil || c.version != b.Version {
 			continue
 		}
-		if !c.read.Value.Equal(b.Values[i]) || c.read.Quality != b.Quality[i] {
-			return nil, &meters.Rejection{Reason: meters.ConflictingDuplicate,
+		if c.micro != micros[i] || c.quality != b.Quality[i] {
+			return nil, nil, &meters.Rejection{Reason: meters.ConflictingDuplicate,
 				Detail: fmt.Sprintf("values[%d]: version %d of the read at %s is %s (%s), the record has %s (%s)",
-					i, b.Version, time.Unix(k.start, 0).UTC().Format(time.RFC3339), c.read.Value, c.read.Quality, b.Values[i], b.Quality[i])}
+					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), decimal.New(c.micro, -microPerKWh), c.quality,
+					b.Values[i], b.Quality[i])}
 		}
 	}
 	// Decided here rather than left to the database's refusal (SQLSTATE
@@ -313,84 +378,79 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 	// a record that passed every other one. A source is the only free text
 	// of a read or a price; the rest is ASCII or a fixed set.
 	if strings.IndexByte(b.Source, 0) >= 0 {
-		return nil, &meters.Rejection{Reason: meters.Unprocessable, Detail: "source: holds U+0000, which PostgreSQL text cannot store"}
+		return nil, nil, &meters.Rejection{Reason: meters.Unprocessable, Detail: "source: holds U+0000, which PostgreSQL text cannot store"}
 	}
-	return covering, nil
+	return covering, micros, nil
 }
 
 // apply makes the checked record's reads current where their version is
-// higher, and moves positions by the difference.
-func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, pos *positionDeltas, out *ReadsOutcome) {
+// higher, moves positions by the difference, and keeps the reads it made
+// current as the record's blocks.
+func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros []int64, pos *positionDeltas, out *ReadsOutcome) {
 	b := &r.Block
 	ck := chanKey{b.MeterID, b.Channel}
 	if _, ok := st.lengths[ck]; !ok {
 		st.lengths[ck] = b.IntervalSeconds
 		st.newLengths = append(st.newLengths, ck)
 	}
+	stored := micros // reused in place: micros is this record's own
+	first, last, estimated := -1, -1, false
+	secs := int64(b.IntervalSeconds)
 	for i, v := range b.Values {
-		k := readKey{ck, b.Start.Unix() + int64(i*b.IntervalSeconds)}
-		c := st.reads[k]
-		if c != nil && b.Version < c.read.Version {
+		start := b.Start.Unix() + int64(i)*secs
+		c := st.at(ck, start, secs, true)
+		if c.version > b.Version {
 			out.Stale++
+			stored[i] = NoRead
 			continue
 		}
-		if c != nil && b.Version == c.read.Version {
+		if c.version == b.Version {
 			out.Duplicates++ // check ruled out a conflict
+			stored[i] = NoRead
 			continue
 		}
+		var prev *meters.Read
+		if c.version > 0 {
+			p := c.read(ck, start, secs)
+			prev = &p
+			pos.addMicro(covering[i], start, secs, c.micro, b.Channel, true)
+		}
+		pos.addMicro(covering[i], start, secs, micros[i], b.Channel, false)
+		*c = currentRead{micro: micros[i], version: b.Version, quality: b.Quality[i], source: b.Source}
 		rd := meters.Read{
-			MeterID: b.MeterID, Channel: b.Channel, Start: time.Unix(k.start, 0).UTC(),
+			MeterID: b.MeterID, Channel: b.Channel, Start: time.Unix(start, 0).UTC(),
 			IntervalSeconds: b.IntervalSeconds, Value: v, Quality: b.Quality[i],
 			Version: b.Version, Source: b.Source,
 		}
-		var prev *meters.Read
-		if c == nil {
-			c = &currentRead{}
-			st.reads[k] = c
-		} else {
-			p := c.read
-			prev = &p
-			pos.add(covering[i], p, true)
-		}
-		pos.add(covering[i], rd, false)
-		if !c.dirty {
-			c.dirty = true
-			st.written = append(st.written, k)
-		}
-		c.read, c.origin = rd, r.Origin
 		out.Changes = append(out.Changes, ReadChange{Read: rd, Previous: prev, Assignment: covering[i], Origin: r.Origin})
+		if first < 0 {
+			first = i
+		}
+		last = i
+		estimated = estimated || b.Quality[i] != meters.Actual
 	}
+	if first < 0 {
+		return // nothing became current: no version to keep
+	}
+	blk := StoredBlock{
+		MeterID: b.MeterID, Channel: b.Channel, Start: b.Start.Unix() + int64(first*b.IntervalSeconds),
+		IntervalSeconds: int64(b.IntervalSeconds), Version: b.Version, Values: stored[first : last+1],
+		Source: b.Source, Origin: r.Origin,
+	}
+	if estimated {
+		q := make([]byte, 0, last+1-first)
+		for _, x := range b.Quality[first : last+1] {
+			q = append(q, x[0])
+		}
+		blk.Quality = string(q)
+	}
+	st.blocks = append(st.blocks, SplitDays(blk)...)
 }
 
-// queueWrites writes the corrected reads and the new channel lengths. A
-// corrected row is updated only if it still carries the lineage it was
-// loaded with; any other count is a concurrent write.
-func (st *readState) queueWrites(b *pgx.Batch) {
-	corrected := 0
-	for _, k := range st.written {
-		if st.reads[k].stored != nil {
-			corrected++
-		}
-	}
-	if corrected > 0 {
-		upd := newReadColumns(corrected)
-		for _, k := range st.written {
-			if c := st.reads[k]; c.stored != nil {
-				upd.add(c)
-			}
-		}
-		b.Queue(`
-			UPDATE reads r SET interval_seconds = u.interval_seconds, value = u.value, quality = u.quality, version = u.version,
-			       source = u.source, topic = u.topic, partition = u.partition, "offset" = u."offset"
-			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::numeric[], $6::text[], $7::bigint[],
-			            $8::text[], $9::text[], $10::int[], $11::bigint[], $12::text[], $13::int[], $14::bigint[])
-			     AS u(meter_id, channel, interval_start, interval_seconds, value, quality, version, source, topic, partition, "offset",
-			          was_topic, was_partition, was_offset)
-			WHERE r.meter_id = u.meter_id AND r.channel = u.channel AND r.interval_start = u.interval_start
-			  AND r.topic = u.was_topic AND r.partition = u.was_partition AND r."offset" = u.was_offset`,
-			append(upd.args(), upd.wasTopic, upd.wasPartition, upd.wasOffset)...,
-		).Exec(expectRows("update corrected reads", upd.n))
-	}
+// queueLengths writes the channels' first interval lengths. A channel
+// another writer created since the batch looked is a concurrent write: this
+// batch read that channel's blocks before they existed.
+func (st *readState) queueLengths(b *pgx.Batch) {
 	if n := len(st.newLengths); n > 0 {
 		ms, cs, ls := make([]string, n), make([]string, n), make([]int32, n)
 		for i, k := range st.newLengths {
@@ -403,48 +463,15 @@ func (st *readState) queueWrites(b *pgx.Batch) {
 	}
 }
 
-// readColumns are corrected reads as column arrays for unnest, with the
-// lineage each row was loaded with.
-type readColumns struct {
-	n                                      int
-	meter, channel, quality, source, topic []string
-	start                                  []time.Time
-	seconds, partition                     []int32
-	value                                  []decimal.Decimal
-	version, offset                        []int64
-	wasTopic                               []string
-	wasPartition                           []int32
-	wasOffset                              []int64
-}
-
-func newReadColumns(n int) *readColumns {
-	return &readColumns{
-		meter: make([]string, 0, n), channel: make([]string, 0, n), quality: make([]string, 0, n),
-		source: make([]string, 0, n), topic: make([]string, 0, n), start: make([]time.Time, 0, n),
-		seconds: make([]int32, 0, n), partition: make([]int32, 0, n), value: make([]decimal.Decimal, 0, n),
-		version: make([]int64, 0, n), offset: make([]int64, 0, n),
-		wasTopic: make([]string, 0, n), wasPartition: make([]int32, 0, n), wasOffset: make([]int64, 0, n),
+// microKWh is v in micro-kWh, if it is a whole number of them within int64.
+func microKWh(v decimal.Decimal) (int64, bool) {
+	m := v.Shift(microPerKWh)
+	if !m.IsInteger() || m.Sign() < 0 || m.GreaterThan(maxMicro) {
+		return 0, false
 	}
+	return m.IntPart(), true
 }
 
-func (c *readColumns) add(r *currentRead) {
-	c.n++
-	c.meter = append(c.meter, r.read.MeterID)
-	c.channel = append(c.channel, string(r.read.Channel))
-	c.start = append(c.start, r.read.Start)
-	c.seconds = append(c.seconds, int32(r.read.IntervalSeconds))
-	c.value = append(c.value, r.read.Value)
-	c.quality = append(c.quality, string(r.read.Quality))
-	c.version = append(c.version, r.read.Version)
-	c.source = append(c.source, r.read.Source)
-	c.topic = append(c.topic, r.origin.Topic)
-	c.partition = append(c.partition, r.origin.Partition)
-	c.offset = append(c.offset, r.origin.Offset)
-	c.wasTopic = append(c.wasTopic, r.stored.Topic)
-	c.wasPartition = append(c.wasPartition, r.stored.Partition)
-	c.wasOffset = append(c.wasOffset, r.stored.Offset)
-}
-
-func (c *readColumns) args() []any {
-	return []any{c.meter, c.channel, c.start, c.seconds, c.value, c.quality, c.version, c.source, c.topic, c.partition, c.offset}
-}
+// maxMicro bounds a stored value: the contract's largest value, 1,000,000
+// kWh, in micro-kWh.
+var maxMicro = decimal.New(1, 12)
