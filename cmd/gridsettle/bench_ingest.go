@@ -145,17 +145,17 @@ type readsInput struct {
 // benchMeters is the number of meters for n reads: about a day of reads per
 // channel (6 records of 16, or 1 of 96), the shape of a catch-up after an
 // outage. The meter count grows with n, not the days, so that whatever n
-// the input stays on 2026-10-05 (local), in the past: no read is
-// start_out_of_range. Both shapes share the meters, and so the registry.
+// the input ends by a record into 2026-10-06 (local), in the past: no read
+// is start_out_of_range. Both shapes share the meters, and so the registry.
 func benchMeters(n int) int32 { return int32(max(100, (n+15)/16*10/66)) }
 
-// newReadsInput is at least n reads in records of perRecord, starting at
-// local midnight of 2026-10-05 in loc, the market's time zone. A meter's
-// next record starts where its last one ended: with 96 reads of 15
-// minutes, each record is one local day (the generated days are 24 hours:
-// loc has no daylight-saving change there unless it is a zone whose change
-// falls on those days, and even then records stay contiguous, never
-// overlapping).
+// newReadsInput is at least n reads in records of perRecord, every meter's
+// first one starting at local midnight of 2026-10-05 in loc, the market's
+// time zone. A meter's records follow each other without gap or overlap,
+// so with 96 reads of 15 minutes each record is one local day: 2026-10-05
+// and -06 have no daylight-saving change in America/Chicago (the default);
+// in a zone where they had one, a record would be the 24 hours from local
+// midnight rather than the local day.
 func newReadsInput(n, perRecord int, meters int32, loc *time.Location, seed int64) readsInput {
 	return readsInput{perRecord: perRecord, records: (n + perRecord - 1) / perRecord, meters: meters,
 		day0: time.Date(2026, 10, 5, 0, 0, 0, 0, loc).Unix(), seed: seed}
