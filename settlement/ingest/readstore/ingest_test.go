@@ -345,16 +345,7 @@ func TestConcurrentWriteIsDetected(t *testing.T) {
 		done <- err
 	}()
 	// Commit only once the second writer waits on our row lock.
-	for {
-		var waiting bool
-		if err := pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForLockWaiter(t, pool)
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -89,24 +89,46 @@ type positionKey struct {
 // rows. Rows are written in key order so that writers sharing a slot (only
 // replays do) cannot deadlock.
 func (p *positionDeltas) queue(b *pgx.Batch, slot int32) {
-	for g, m := range p.micro {
-		v := decimal.New(m, -microPerKWh)
-		if old, ok := p.kwh[g]; ok {
-			v = old.Add(v)
-		}
-		p.kwh[g] = v
-	}
-	if len(p.kwh) == 0 {
+	if len(p.kwh) == 0 && len(p.micro) == 0 {
 		return
 	}
 	sum := map[positionKey]decimal.Decimal{}
-	for g, kwh := range p.kwh {
-		k := positionKey{g.assignment.ParticipantID, g.assignment.SettlementPoint, g.start}
-		mwh := kwh.Mul(g.assignment.LossFactor).Shift(-3)
+	addMWh := func(k positionKey, mwh decimal.Decimal) {
 		if old, ok := sum[k]; ok {
 			mwh = old.Add(mwh)
 		}
 		sum[k] = mwh
+	}
+	for g, kwh := range p.kwh {
+		addMWh(positionKey{g.assignment.ParticipantID, g.assignment.SettlementPoint, g.start},
+			kwh.Mul(g.assignment.LossFactor).Shift(-3))
+	}
+	// Integer sums regrouped by what the loss factor multiplies (participant,
+	// point, loss factor, interval) first: every meter has its own
+	// assignment, but a batch's meters share a few loss factors, so the
+	// decimal multiply runs per group, not per read. Exact either way.
+	type rate struct {
+		participant, point, lossFactor string
+	}
+	type rateKey struct {
+		rate
+		start int64
+	}
+	rates := map[*meters.Assignment]rate{}
+	factors := map[string]decimal.Decimal{}
+	micro := map[rateKey]int64{}
+	for g, m := range p.micro {
+		r, ok := rates[g.assignment]
+		if !ok {
+			r = rate{g.assignment.ParticipantID, g.assignment.SettlementPoint, g.assignment.LossFactor.String()}
+			rates[g.assignment] = r
+			factors[r.lossFactor] = g.assignment.LossFactor
+		}
+		micro[rateKey{r, g.start}] += m
+	}
+	for k, m := range micro {
+		addMWh(positionKey{k.participant, k.point, k.start},
+			decimal.New(m, -microPerKWh).Mul(factors[k.lossFactor]).Shift(-3))
 	}
 	keys := make([]positionKey, 0, len(sum))
 	for k := range sum {

@@ -346,16 +346,9 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 		return nil, nil, &meters.Rejection{Reason: meters.IntervalLengthMismatch,
 			Detail: fmt.Sprintf("interval_seconds: %s %s has %d-second intervals, the record has %d", b.MeterID, b.Channel, n, b.IntervalSeconds)}
 	}
-	micros := make([]int64, len(b.Values))
-	for i, v := range b.Values {
-		m, ok := microKWh(v)
-		if !ok {
-			// The decoder's range and decimals checks make this impossible;
-			// a record that still gets here is refused, never rounded.
-			return nil, nil, &meters.Rejection{Reason: meters.Unprocessable,
-				Detail: fmt.Sprintf("values[%d]: %s is not a whole number of micro-kWh", i, v)}
-		}
-		micros[i] = m
+	micros, rej := microsOf(b)
+	if rej != nil {
+		return nil, nil, rej
 	}
 	secs := int64(b.IntervalSeconds)
 	for i := range b.Values {
@@ -461,6 +454,27 @@ func (st *readState) queueLengths(b *pgx.Batch) {
 			SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) ON CONFLICT DO NOTHING`, ms, cs, ls,
 		).Exec(expectRows("insert channel lengths", n))
 	}
+}
+
+// microsOf is b's values in micro-kWh, in a slice of the caller's own: the
+// decoder's (meters.ReadBlock.Micro) when it made b, else converted exactly.
+// A value that is not a whole number of micro-kWh (the decoder's range and
+// decimals checks make it impossible) is refused, never rounded.
+func microsOf(b *meters.ReadBlock) ([]int64, *meters.Rejection) {
+	micros := make([]int64, len(b.Values))
+	if len(b.Micro) == len(b.Values) {
+		copy(micros, b.Micro)
+		return micros, nil
+	}
+	for i, v := range b.Values {
+		m, ok := microKWh(v)
+		if !ok {
+			return nil, &meters.Rejection{Reason: meters.Unprocessable,
+				Detail: fmt.Sprintf("values[%d]: %s is not a whole number of micro-kWh", i, v)}
+		}
+		micros[i] = m
+	}
+	return micros, nil
 }
 
 // microKWh is v in micro-kWh, if it is a whole number of them within int64.
