@@ -58,6 +58,44 @@ type Read struct {
 	Offset          int64     `json:"offset"`
 }
 
+// ReadVersion is a stored version of a read (versions=all): the read and the
+// input record whose version replaced it, null for the current one.
+type ReadVersion struct {
+	Read
+	SupersededBy *InputOffset `json:"superseded_by"`
+}
+
+// InputOffset is where an input record is in its topic.
+type InputOffset struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+func inputOffset(o *readstore.Origin) *InputOffset {
+	if o == nil {
+		return nil
+	}
+	return &InputOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+}
+
+// versionsParam is the versions query parameter of reads and prices:
+// current (the default) or all, which adds superseded versions (explain.md
+// "Every version of every input is kept").
+var versionsParam = EnumParam("versions", "current (the default): the current version of each; all: every stored version, "+
+	"each with superseded_by, the input record that replaced it (null for the current one)", versionsCurrent, versionsAll)
+
+const (
+	versionsCurrent = "current"
+	versionsAll     = "all"
+)
+
+// allVersions reports whether the request asks for every version.
+func allVersions(c echo.Context) (bool, error) {
+	v, err := QueryEnum(c, "versions", versionsCurrent, versionsAll)
+	return v == versionsAll, err
+}
+
 // Price is a current price with its lineage.
 type Price struct {
 	Market          string    `json:"market"`
@@ -70,6 +108,12 @@ type Price struct {
 	Topic           string    `json:"topic"`
 	Partition       int32     `json:"partition"`
 	Offset          int64     `json:"offset"`
+}
+
+// PriceVersion is a stored version of a price (versions=all), as ReadVersion.
+type PriceVersion struct {
+	Price
+	SupersededBy *InputOffset `json:"superseded_by"`
 }
 
 // Position is the live (unsettled) position of a participant at a
@@ -163,18 +207,22 @@ func (g IngestRoutes) Routes() []Route {
 	}
 	return []Route{{
 		Method: http.MethodGet, Path: "/api/v1/meters/{meter_id}/reads", Roles: Readers,
-		Summary:     "Current reads of a meter",
-		Description: "The current (highest version) read of each interval, with its quality, source and input offset, ordered by start then channel.",
-		Params: append([]Param{Path("meter_id", "the meter"),
-			EnumParam("channel", "only this channel", string(meters.Import), string(meters.Export))}, rangeParams...),
-		Response: ListBody(Read{}), Handler: g.reads,
+		Summary: "Current reads of a meter, or every version",
+		Description: "The current (highest version) read of each interval, with its quality, source and input offset, ordered by start then channel. " +
+			"With versions=all, every stored version of each read (corrections supersede, never erase), ordered by start, channel and version, " +
+			"each with superseded_by: the input record whose version replaced it, null for the current one.",
+		Params: append(append([]Param{Path("meter_id", "the meter"),
+			EnumParam("channel", "only this channel", string(meters.Import), string(meters.Export))}, rangeParams...), versionsParam),
+		Response: ListBody(OneOf{Read{}, ReadVersion{}}), Handler: g.reads,
 	}, {
 		Method: http.MethodGet, Path: "/api/v1/prices", Roles: Readers,
-		Summary:     "Current prices",
-		Description: "The current (highest version) price of each market, settlement point and interval, with its input offset.",
-		Params: append([]Param{Query("settlement_point", "only this settlement point"),
-			EnumParam("market", "only this market", string(meters.RealTime), string(meters.DayAhead))}, rangeParams...),
-		Response: ListBody(Price{}), Handler: g.prices,
+		Summary: "Current prices, or every version",
+		Description: "The current (highest version) price of each market, settlement point and interval, with its input offset. " +
+			"With versions=all, every stored version of each price, ordered by market, settlement point, start and version, " +
+			"each with superseded_by: the input record whose version replaced it, null for the current one.",
+		Params: append(append([]Param{Query("settlement_point", "only this settlement point"),
+			EnumParam("market", "only this market", string(meters.RealTime), string(meters.DayAhead))}, rangeParams...), versionsParam),
+		Response: ListBody(OneOf{Price{}, PriceVersion{}}), Handler: g.prices,
 	}, {
 		Method: http.MethodGet, Path: "/api/v1/positions", Roles: Readers,
 		Summary: "Live positions of an operating day",
@@ -235,11 +283,28 @@ func (g IngestRoutes) reads(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	every, err := allVersions(c)
+	if err != nil {
+		return err
+	}
 	var after readstore.ReadKey
 	if ok, err := Cursor(c, &after); err != nil {
 		return err
 	} else if ok {
 		f.After = &after
+	}
+	if every {
+		vs, err := readstore.ReadVersions(c.Request().Context(), g.Pool, f, limit+1)
+		if err != nil {
+			return err
+		}
+		items := make([]ReadVersion, len(vs))
+		for i := range vs {
+			items[i] = ReadVersion{Read: apiRead(vs[i].Read, vs[i].Origin), SupersededBy: inputOffset(vs[i].SupersededBy)}
+		}
+		return List(c, items, limit, func(r ReadVersion) any {
+			return readstore.ReadKey{Start: r.Start, Channel: meters.Channel(r.Channel), Version: r.Version}
+		})
 	}
 	rs, err := readstore.CurrentReads(c.Request().Context(), g.Pool, f, limit+1)
 	if err != nil {
@@ -247,15 +312,19 @@ func (g IngestRoutes) reads(c echo.Context) error {
 	}
 	items := make([]Read, len(rs))
 	for i, r := range rs {
-		items[i] = Read{
-			MeterID: r.MeterID, Channel: string(r.Channel), Start: r.Start, IntervalSeconds: r.IntervalSeconds,
-			Value: r.Value.StringFixedBank(decimalScale), Quality: string(r.Quality), Version: r.Version, Source: r.Source,
-			Topic: r.Origin.Topic, Partition: r.Origin.Partition, Offset: r.Origin.Offset,
-		}
+		items[i] = apiRead(r.Read, r.Origin)
 	}
 	return List(c, items, limit, func(r Read) any {
 		return readstore.ReadKey{Start: r.Start, Channel: meters.Channel(r.Channel)}
 	})
+}
+
+func apiRead(r meters.Read, o readstore.Origin) Read {
+	return Read{
+		MeterID: r.MeterID, Channel: string(r.Channel), Start: r.Start, IntervalSeconds: r.IntervalSeconds,
+		Value: r.Value.StringFixedBank(decimalScale), Quality: string(r.Quality), Version: r.Version, Source: r.Source,
+		Topic: o.Topic, Partition: o.Partition, Offset: o.Offset,
+	}
 }
 
 // timeRange is the [from, to) instant filter, zero when absent.
@@ -291,6 +360,9 @@ func (g IngestRoutes) prices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if f.AllVersions, err = allVersions(c); err != nil {
+		return err
+	}
 	var after readstore.PriceKey
 	if ok, err := Cursor(c, &after); err != nil {
 		return err
@@ -301,17 +373,30 @@ func (g IngestRoutes) prices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items := make([]Price, len(ps))
-	for i, p := range ps {
-		items[i] = Price{
-			Market: string(p.Market), SettlementPoint: p.SettlementPoint, Start: p.Start, IntervalSeconds: p.IntervalSeconds,
-			Price: p.Price.Price.StringFixedBank(decimalScale), Currency: p.Currency, Version: p.Version,
-			Topic: p.Origin.Topic, Partition: p.Origin.Partition, Offset: p.Origin.Offset,
+	if f.AllVersions {
+		items := make([]PriceVersion, len(ps))
+		for i := range ps {
+			items[i] = PriceVersion{Price: apiPrice(&ps[i]), SupersededBy: inputOffset(ps[i].SupersededBy)}
 		}
+		return List(c, items, limit, func(p PriceVersion) any {
+			return readstore.PriceKey{Market: meters.Market(p.Market), SettlementPoint: p.SettlementPoint, Start: p.Start, Version: p.Version}
+		})
+	}
+	items := make([]Price, len(ps))
+	for i := range ps {
+		items[i] = apiPrice(&ps[i])
 	}
 	return List(c, items, limit, func(p Price) any {
 		return readstore.PriceKey{Market: meters.Market(p.Market), SettlementPoint: p.SettlementPoint, Start: p.Start}
 	})
+}
+
+func apiPrice(p *readstore.StoredPrice) Price {
+	return Price{
+		Market: string(p.Market), SettlementPoint: p.SettlementPoint, Start: p.Start, IntervalSeconds: p.IntervalSeconds,
+		Price: p.Price.Price.StringFixedBank(decimalScale), Currency: p.Currency, Version: p.Version,
+		Topic: p.Origin.Topic, Partition: p.Origin.Partition, Offset: p.Origin.Offset,
+	}
 }
 
 func (g IngestRoutes) positions(c echo.Context) error {

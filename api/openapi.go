@@ -310,6 +310,9 @@ func (sb *schemaBuilder) page(item any, itemSchema Schema) Schema {
 			"next_cursor": Schema{"type": "string", "description": "absent on the last page"},
 		},
 	}
+	if alts, ok := item.(OneOf); ok && len(alts) > 0 {
+		item = alts[0]
+	}
 	if _, isSchema := item.(Schema); isSchema {
 		return env
 	}
@@ -324,11 +327,23 @@ func (sb *schemaBuilder) page(item any, itemSchema Schema) Schema {
 	return Schema{"$ref": "#/components/schemas/" + name}
 }
 
-// valueSchema is the schema of v: v itself when it is a Schema, else the
-// schema of its Go type.
+// OneOf is a body of one of several Go types, which a request parameter
+// picks (versions=all lists ReadVersion where the default lists Read): its
+// schema is oneOf theirs, and a list's page is named after the first.
+type OneOf []any
+
+// valueSchema is the schema of v: v itself when it is a Schema, oneOf its
+// members' when it is a OneOf, else the schema of its Go type.
 func (sb *schemaBuilder) valueSchema(v any) Schema {
-	if s, ok := v.(Schema); ok {
-		return s
+	switch x := v.(type) {
+	case Schema:
+		return x
+	case OneOf:
+		alts := make([]any, len(x))
+		for i, m := range x {
+			alts[i] = sb.valueSchema(m)
+		}
+		return Schema{"oneOf": alts}
 	}
 	return sb.schemaOf(reflect.TypeOf(v))
 }

@@ -287,6 +287,20 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	get("/api/v1/meters/{meter_id}/reads", "/api/v1/meters/M1/reads?from=2026-11-01T05:00:00Z", an, 200)
 	get("/api/v1/meters/{meter_id}/reads", "/api/v1/meters/M1/reads?from=yesterday", an, 400)
 	get("/api/v1/prices", "/api/v1/prices?settlement_point=HB_NORTH&market=RT", an, 200)
+	// Every version: superseded reads and a corrected price, with superseded_by.
+	seedReadVersions(t, s.pool, "M8")
+	ingestData(t, s.pool, nil, []string{`{"market":"RT","settlement_point":"HB_NORTH","start":"2026-11-01T05:00:00Z","interval_seconds":900,"price":"31","version":2}`})
+	if w := get("/api/v1/meters/{meter_id}/reads", "/api/v1/meters/M8/reads?versions=all", an, 200); !strings.Contains(w.Body.String(), `"superseded_by":{`) {
+		t.Errorf("no superseded read in %s", w.Body)
+	}
+	get("/api/v1/meters/{meter_id}/reads", "/api/v1/meters/M8/reads?versions=current", an, 200)
+	a.check("GET /api/v1/meters/{meter_id}/reads", req{method: http.MethodGet, path: "/api/v1/meters/M8/reads?versions=all&limit=2", token: an, accept: "text/csv"}, 200)
+	get("/api/v1/meters/{meter_id}/reads", "/api/v1/meters/M8/reads?versions=every", an, 400)
+	if w := get("/api/v1/prices", "/api/v1/prices?settlement_point=HB_NORTH&market=RT&versions=all&limit=3", an, 200); !strings.Contains(w.Body.String(), `"superseded_by":{`) {
+		t.Errorf("no superseded price in %s", w.Body)
+	}
+	a.check("GET /api/v1/prices", req{method: http.MethodGet, path: "/api/v1/prices?versions=all", token: an, accept: "text/csv"}, 200)
+	get("/api/v1/prices", "/api/v1/prices?versions=every", an, 400)
 	get("/api/v1/positions", "/api/v1/positions?operating_day=2026-11-01", an, 200)
 	get("/api/v1/positions", "/api/v1/positions", an, 400)
 	get("/api/v1/quarantine", "/api/v1/quarantine", an, 200)

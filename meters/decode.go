@@ -157,8 +157,9 @@ func (d *Decoder) ReadBlock(data []byte) (ReadBlock, *Rejection) {
 		return ReadBlock{}, reject(QualityLengthMismatch, "quality has %d codes for %d values", len(d.quals), len(d.nums))
 	}
 	b.Values = make([]decimal.Decimal, len(d.nums))
+	b.Micro = make([]int64, len(d.nums))
 	for i := range d.nums {
-		b.Values[i] = d.nums[i].decimal()
+		b.Values[i], b.Micro[i] = d.nums[i].decimal()
 	}
 	b.Quality = make([]Quality, len(d.nums))
 	if hasQuality {
@@ -254,7 +255,7 @@ func (d *Decoder) Price(data []byte, marketCurrency string) (Price, *Rejection) 
 	if n.decimals() > MaxDecimals {
 		return Price{}, reject(TooManyDecimals, "price: %s has more than %d decimal places", n.text(data), MaxDecimals)
 	}
-	p.Price = n.decimal()
+	p.Price, _ = n.decimal()
 	return p, nil
 }
 
@@ -903,9 +904,10 @@ func (n number) exceeds() bool {
 func (n number) decimals() int { return len(bytes.TrimRight(n.frac, "0")) }
 
 // decimal converts a checked number (|n| ≤ 1,000,000, at most 6 decimals,
-// so at most 13 significant digits) exactly. It keeps the written scale up to
-// 6 places; zeros written beyond the sixth place are dropped.
-func (n number) decimal() decimal.Decimal {
+// so at most 13 significant digits) exactly, and gives it in millionths too.
+// The decimal keeps the written scale up to 6 places; zeros written beyond
+// the sixth place are dropped.
+func (n number) decimal() (decimal.Decimal, int64) {
 	frac := n.frac
 	if len(frac) > MaxDecimals {
 		frac = frac[:MaxDecimals]
@@ -920,5 +922,9 @@ func (n number) decimal() decimal.Decimal {
 	if n.neg {
 		m = -m
 	}
-	return decimal.New(m, -int32(len(frac)))
+	micro := m
+	for range MaxDecimals - len(frac) {
+		micro *= 10
+	}
+	return decimal.New(m, -int32(len(frac))), micro
 }

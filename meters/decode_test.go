@@ -587,6 +587,9 @@ func checkAccepted(t *testing.T, b ReadBlock) {
 		if v.Sign() < 0 || v.GreaterThan(decimal.NewFromInt(1000000)) || v.Exponent() < -MaxDecimals {
 			t.Fatalf("accepted value %d = %s", i, v)
 		}
+		if len(b.Micro) != len(b.Values) || !decimal.New(b.Micro[i], -MaxDecimals).Equal(v) {
+			t.Fatalf("value %d = %s, in micro-kWh %v", i, v, b.Micro)
+		}
 		switch b.Quality[i] {
 		case Actual, Estimated, Substituted:
 		default:

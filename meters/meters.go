@@ -42,9 +42,12 @@ type ReadBlock struct {
 	Start           time.Time // UTC, aligned to IntervalSeconds
 	IntervalSeconds int
 	Values          []decimal.Decimal // kWh, exact
-	Quality         []Quality         // same length as Values
-	Version         int64
-	Source          string
+	// Micro are Values in micro-kWh (values have at most 6 decimal places
+	// by value), as the decoder read them; nil for a block built otherwise.
+	Micro   []int64
+	Quality []Quality // same length as Values
+	Version int64
+	Source  string
 }
 
 // End is the end of the block's last interval.

@@ -38,7 +38,7 @@ var benchFlags = []string{"reads", "meters", "participants", "points", "records"
 
 // benchSizes are the input sizes of one invocation.
 type benchSizes struct {
-	Reads        int           // ingest: reads produced, in records of 16
+	Reads        int           // ingest: reads produced for each record shape (16 and 96 reads per record)
 	Meters       int           // runs: meters (= accounts) with a day of reads
 	Participants int           // runs: participants ...
 	Points       int           // ... × settlement points = statement lines
@@ -82,7 +82,7 @@ func newBenchCmd(m *Main) *cobra.Command {
 	fs := c.Flags()
 	bindFlags(fs, groupLog|groupDatabase|groupMarket|groupSettlement|groupIngest|groupMQTT)
 	_ = fs.MarkHidden("run-lags")
-	fs.Int("reads", issueSizes.Reads, "ingest: `number` of reads produced, 16 per record (env GRIDSETTLE_BENCH_READS)")
+	fs.Int("reads", issueSizes.Reads, "ingest: `number` of reads produced and ingested for each record shape, 16 and 96 reads per record; the targets are stated over 10000000 (env GRIDSETTLE_BENCH_READS)")
 	fs.Int("meters", issueSizes.Meters, "runs/export/api: `number` of meters (one account each) with a day of reads (env GRIDSETTLE_BENCH_METERS)")
 	fs.Int("participants", issueSizes.Participants, "runs/export/api: `number` of participants (env GRIDSETTLE_BENCH_PARTICIPANTS)")
 	fs.Int("points", issueSizes.Points, "runs/export/api: `number` of settlement points; participants × points statement lines (env GRIDSETTLE_BENCH_POINTS)")

@@ -133,6 +133,22 @@ func randomSuffix() string {
 // pool on it and its URL. The database is dropped when t ends.
 func New(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
+	return newDatabase(t, true)
+}
+
+// Empty creates a fresh database for t with no migration applied, for tests
+// of the migrations themselves (one that converts old rows migrates part of
+// the way, writes the old schema and goes on). Like New, it returns a pool
+// and the URL, and the database is dropped when t ends.
+func Empty(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	return newDatabase(t, false)
+}
+
+// newDatabase creates a database, a copy of the migrated template when
+// migrated, that is dropped when t ends.
+func newDatabase(t testing.TB, migrated bool) (*pgxpool.Pool, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	base, err := server(ctx)
@@ -145,7 +161,11 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	}
 	defer admin.Close(ctx)
 	name := "gstest_" + randomSuffix()
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+template); err != nil {
+	create := "CREATE DATABASE " + name
+	if migrated {
+		create += " TEMPLATE " + template
+	}
+	if _, err := admin.Exec(ctx, create); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	dbURL, err := withDatabase(base, name)

@@ -207,6 +207,7 @@ func (h *Hook) queueBooks(b *pgx.Batch, cal *calendar, books map[monthKey]*month
 			// interval's own month is its book.
 			if bk := books[monthKey{acct, cal.month(start)}]; bk != nil {
 				v := e
+				v.stored = true
 				bk.cells[cell{point, start.Unix()}] = &v
 			}
 			return nil

@@ -175,6 +175,10 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		fired = append(fired, now...)
 	}
 
+	fresh := freshEnergy(total.energy, months, cal, a.Partition)
+	if err := copyEnergy(ctx, tx, fresh, a.Partition); err != nil {
+		return nil, err
+	}
 	b := &pgx.Batch{}
 	queueUsage(b, total.usage, a.Partition)
 	queueEnergy(b, total.energy, a.Partition)
@@ -187,6 +191,52 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		return nil, fmt.Errorf("alerts: write aggregates: %w", err)
 	}
 	return fired, nil
+}
+
+// freshEnergy takes out of m the cells that have no alert_energy row in
+// any slot, as the month books loaded them: those are appended with COPY
+// instead of an upsert that looks each one up first (most cells are new:
+// an upsert per read was the largest part of ingest's Postgres time). Only
+// a consumer's own slot qualifies: nobody else writes it while its
+// transaction holds the partition's offset, whereas quarantine replays
+// share theirs.
+func freshEnergy(m map[energyKey]energy, months map[monthKey]*monthBook, cal *calendar, slot int32) map[energyKey]energy {
+	if slot < 0 {
+		return nil
+	}
+	fresh := map[energyKey]energy{}
+	for k, e := range m {
+		bk := months[monthKey{k.account, cal.month(time.Unix(k.start, 0))}]
+		if bk == nil {
+			continue
+		}
+		if c := bk.cells[k.cell]; c != nil && !c.stored {
+			fresh[k] = e
+			delete(m, k)
+		}
+	}
+	return fresh
+}
+
+var energyColumns = []string{"account_id", "interval_start", "settlement_point", "slot", "energy_mwh", "estimated_reads"}
+
+// copyEnergy appends the rows of cells no slot has yet (freshEnergy).
+func copyEnergy(ctx context.Context, tx pgx.Tx, m map[energyKey]energy, slot int32) error {
+	if len(m) == 0 {
+		return nil
+	}
+	keys := sortedKeys(m, cmpEnergy)
+	row := make([]any, len(energyColumns))
+	src := pgx.CopyFromSlice(len(keys), func(i int) ([]any, error) {
+		k := keys[i]
+		e := m[k]
+		row[0], row[1], row[2], row[3], row[4], row[5] = k.account, time.Unix(k.start, 0).UTC(), k.point, slot, e.mwh, int32(e.estimated)
+		return row, nil
+	})
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"alert_energy"}, energyColumns, src); err != nil {
+		return fmt.Errorf("alerts: append %d energy cells: %w", len(keys), err)
+	}
+	return nil
 }
 
 func scanLimits(rows pgx.Rows, into map[string]limits) error {

@@ -55,6 +55,9 @@ func (u *usage) add(v usage) {
 type energy struct {
 	mwh       decimal.Decimal
 	estimated int
+	// stored: a month book loaded this cell from alert_energy (some slot
+	// has a row for it); a cell the book did not load has no row at all.
+	stored bool
 }
 
 func (e *energy) add(v energy) {

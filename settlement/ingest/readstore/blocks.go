@@ -57,9 +57,21 @@ func (b *StoredBlock) QualityAt(i int) meters.Quality {
 func (b *StoredBlock) ReadAt(i int) meters.Read {
 	return meters.Read{
 		MeterID: b.MeterID, Channel: b.Channel, Start: time.Unix(b.StartAt(i), 0).UTC(),
-		IntervalSeconds: int(b.IntervalSeconds), Value: decimal.New(b.Values[i], -microPerKWh),
+		IntervalSeconds: int(b.IntervalSeconds), Value: KWh(b.Values[i]),
 		Quality: b.QualityAt(i), Version: b.Version, Source: b.Source,
 	}
+}
+
+// KWh is micro micro-kWh as a decimal of kWh at its shortest exact scale
+// (1500000 is 1.5, not 1.500000), as producers mostly write values: sums of
+// stored and new values then keep the scale their inputs had.
+func KWh(micro int64) decimal.Decimal {
+	exp := int32(-microPerKWh)
+	for exp < 0 && micro%10 == 0 {
+		micro /= 10
+		exp++
+	}
+	return decimal.New(micro, exp)
 }
 
 // slotRef is one stored read: Values[i] of blocks[block].

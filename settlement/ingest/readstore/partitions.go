@@ -3,6 +3,7 @@ package readstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,22 +51,23 @@ func (p *Partitions) Ensure(ctx context.Context, starts []int64) error {
 	if p == nil {
 		return nil
 	}
-	var missing []int64
+	// The lock is held while missing months are created, so a concurrent
+	// batch needing the same month waits for it to exist rather than
+	// taking it for created (creating is rare: once per month and process).
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	var missing []int64
 	latest := int64(0)
 	for _, s := range starts {
 		m := monthOf(s)
 		latest = max(latest, m)
-		if !p.known[m] {
-			p.known[m] = true // optimistic; undone below on failure
+		if !p.known[m] && !slices.Contains(missing, m) {
 			missing = append(missing, m)
 		}
 	}
-	if latest > 0 && !p.known[nextMonth(latest)] {
-		p.known[nextMonth(latest)] = true
-		missing = append(missing, nextMonth(latest))
+	if next := nextMonth(latest); latest > 0 && !p.known[next] && !slices.Contains(missing, next) {
+		missing = append(missing, next)
 	}
-	p.mu.Unlock()
 	if len(missing) == 0 {
 		return nil
 	}
@@ -77,12 +79,10 @@ func (p *Partitions) Ensure(ctx context.Context, starts []int64) error {
 		return EnsurePartitions(ctx, tx, missing)
 	})
 	if err != nil {
-		p.mu.Lock()
-		for _, m := range missing {
-			delete(p.known, m)
-		}
-		p.mu.Unlock()
 		return err
+	}
+	for _, m := range missing {
+		p.known[m] = true
 	}
 	return nil
 }

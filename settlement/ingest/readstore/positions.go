@@ -53,7 +53,7 @@ func (p *positionDeltas) addMicro(a *meters.Assignment, start, seconds, micro in
 	L := int64(p.settlementSeconds)
 	if seconds > L {
 		p.add(a, meters.Read{Channel: ch, Start: time.Unix(start, 0).UTC(), IntervalSeconds: int(seconds),
-			Value: decimal.New(micro, -microPerKWh)}, remove)
+			Value: KWh(micro)}, remove)
 		return
 	}
 	if (ch == meters.Export) != remove {

@@ -59,6 +59,14 @@ type priceState struct {
 	newLengths []pointKey
 	prices     map[priceKey]*currentPrice
 	written    []priceKey
+	superseded []supersededPrice
+}
+
+// supersededPrice is a version a correction of the batch replaced: the
+// stored one, or one an earlier record of the batch made current.
+type supersededPrice struct {
+	currentPrice
+	by Origin
 }
 
 // ApplyPrices applies a batch of price records inside tx, in slice order,
@@ -216,6 +224,7 @@ func (st *priceState) apply(r *PriceRecord, out *PricesOutcome) {
 	} else {
 		was := c.price
 		prev = &was
+		st.superseded = append(st.superseded, supersededPrice{currentPrice: currentPrice{price: was, origin: c.origin}, by: r.Origin})
 	}
 	if !c.dirty {
 		c.dirty = true
@@ -225,8 +234,8 @@ func (st *priceState) apply(r *PriceRecord, out *PricesOutcome) {
 	out.Changes = append(out.Changes, PriceChange{Price: p, Previous: prev, Origin: r.Origin})
 }
 
-// queueWrites writes the final current prices and new lengths, guarded like
-// readState.queueWrites.
+// queueWrites writes the final current prices, the versions they superseded
+// and new lengths, guarded like readState.queueWrites.
 func (st *priceState) queueWrites(b *pgx.Batch) {
 	var ins, upd priceColumns
 	for _, k := range st.written {
@@ -257,6 +266,23 @@ func (st *priceState) queueWrites(b *pgx.Batch) {
 			  AND p.topic = u.was_topic AND p.partition = u.was_partition AND p."offset" = u.was_offset`,
 			append(upd.args(), upd.wasTopic, upd.wasPartition, upd.wasOffset)...,
 		).Exec(expectRows("update corrected prices", upd.n))
+	}
+	// After the guarded writes: a batch that lost a race fails there with
+	// ErrConcurrentWrite, not here on the key of a version both superseded.
+	if n := len(st.superseded); n > 0 {
+		var old priceColumns
+		byTopic, byPartition, byOffset := make([]string, n), make([]int32, n), make([]int64, n)
+		for i := range st.superseded {
+			s := &st.superseded[i]
+			old.add(&s.currentPrice)
+			byTopic[i], byPartition[i], byOffset[i] = s.by.Topic, s.by.Partition, s.by.Offset
+		}
+		b.Queue(`
+			INSERT INTO price_versions (market, settlement_point, interval_start, interval_seconds, price, currency, version,
+			                            topic, partition, "offset", superseded_topic, superseded_partition, superseded_offset)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::numeric[], $6::text[], $7::bigint[],
+			                     $8::text[], $9::int[], $10::bigint[], $11::text[], $12::int[], $13::bigint[])`,
+			append(old.args(), byTopic, byPartition, byOffset)...)
 	}
 	if n := len(st.newLengths); n > 0 {
 		ms, ps, ls := make([]string, n), make([]string, n), make([]int32, n)

@@ -94,7 +94,7 @@ func (st *readState) at(ck chanKey, start, seconds int64, create bool) *currentR
 // read is c as the read of ck at start.
 func (c *currentRead) read(ck chanKey, start, seconds int64) meters.Read {
 	return meters.Read{MeterID: ck.meter, Channel: ck.channel, Start: time.Unix(start, 0).UTC(), IntervalSeconds: int(seconds),
-		Value: decimal.New(c.micro, -microPerKWh), Quality: c.quality, Version: c.version, Source: c.source}
+		Value: KWh(c.micro), Quality: c.quality, Version: c.version, Source: c.source}
 }
 
 // readState is what a batch of reads needs to know about the database,
@@ -194,7 +194,7 @@ func ensureFor(ctx context.Context, tx pgx.Tx, p *Partitions, recs []ReadRecord)
 
 type readRange struct {
 	chanKey
-	start, end int64
+	day, start, end int64 // UTC day of the first read, first start, last end
 }
 
 func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readState, error) {
@@ -220,11 +220,12 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		}
 		// One range per channel: the blocks that can hold a read of the
 		// batch start in [UTC day of its first read, its last end).
-		lo, hi := utcDay(b.Start.Unix()), b.End().Unix()
+		lo, hi := b.Start.Unix(), b.End().Unix()
 		if rg := ranges[ck]; rg != nil {
 			rg.start, rg.end = min(rg.start, lo), max(rg.end, hi)
+			rg.day = utcDay(rg.start)
 		} else {
-			rg = &readRange{ck, lo, hi}
+			rg = &readRange{ck, utcDay(lo), lo, hi}
 			ranges[ck] = rg
 			order = append(order, rg)
 		}
@@ -239,10 +240,10 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	})
 	n := len(order)
 	rangeMeters, rangeChans := make([]string, n), make([]string, n)
-	rangeStarts, rangeEnds := make([]time.Time, n), make([]time.Time, n)
+	rangeDays, rangeStarts, rangeEnds := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 	for i, rg := range order {
 		rangeMeters[i], rangeChans[i] = rg.meter, string(rg.channel)
-		rangeStarts[i], rangeEnds[i] = time.Unix(rg.start, 0), time.Unix(rg.end, 0)
+		rangeDays[i], rangeStarts[i], rangeEnds[i] = time.Unix(rg.day, 0), time.Unix(rg.start, 0), time.Unix(rg.end, 0)
 	}
 	b := &pgx.Batch{}
 	b.Queue(`
@@ -272,11 +273,15 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		})
 		return err
 	})
+	// The index bounds the scan to the range's days; the end test drops
+	// the day's earlier blocks that end before the range (the rest of a
+	// day sent in several records), which need not travel.
 	b.Queue(`
 		SELECT `+blockColumns+`
-		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS k(km, kc, ks, ke)
-		JOIN read_blocks ON meter_id = km AND channel = kc AND start >= ks AND start < ke`,
-		rangeMeters, rangeChans, rangeStarts, rangeEnds, // pgx asks for binary results of these types in a batch too
+		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS k(km, kc, kd, ks, ke)
+		JOIN read_blocks ON meter_id = km AND channel = kc AND start >= kd AND start < ke
+		 AND start + cardinality(values_micro) * interval_seconds * interval '1 second' > ks`,
+		rangeMeters, rangeChans, rangeDays, rangeStarts, rangeEnds, // pgx asks for binary results of these types in a batch too
 	).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			blk, err := scanBlock(rows.RawValues())
@@ -346,16 +351,9 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 		return nil, nil, &meters.Rejection{Reason: meters.IntervalLengthMismatch,
 			Detail: fmt.Sprintf("interval_seconds: %s %s has %d-second intervals, the record has %d", b.MeterID, b.Channel, n, b.IntervalSeconds)}
 	}
-	micros := make([]int64, len(b.Values))
-	for i, v := range b.Values {
-		m, ok := microKWh(v)
-		if !ok {
-			// The decoder's range and decimals checks make this impossible;
-			// a record that still gets here is refused, never rounded.
-			return nil, nil, &meters.Rejection{Reason: meters.Unprocessable,
-				Detail: fmt.Sprintf("values[%d]: %s is not a whole number of micro-kWh", i, v)}
-		}
-		micros[i] = m
+	micros, rej := microsOf(b)
+	if rej != nil {
+		return nil, nil, rej
 	}
 	secs := int64(b.IntervalSeconds)
 	for i := range b.Values {
@@ -367,7 +365,7 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 		if c.micro != micros[i] || c.quality != b.Quality[i] {
 			return nil, nil, &meters.Rejection{Reason: meters.ConflictingDuplicate,
 				Detail: fmt.Sprintf("values[%d]: version %d of the read at %s is %s (%s), the record has %s (%s)",
-					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), decimal.New(c.micro, -microPerKWh), c.quality,
+					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), KWh(c.micro), c.quality,
 					b.Values[i], b.Quality[i])}
 		}
 	}
@@ -461,6 +459,27 @@ func (st *readState) queueLengths(b *pgx.Batch) {
 			SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) ON CONFLICT DO NOTHING`, ms, cs, ls,
 		).Exec(expectRows("insert channel lengths", n))
 	}
+}
+
+// microsOf is b's values in micro-kWh, in a slice of the caller's own: the
+// decoder's (meters.ReadBlock.Micro) when it made b, else converted exactly.
+// A value that is not a whole number of micro-kWh (the decoder's range and
+// decimals checks make it impossible) is refused, never rounded.
+func microsOf(b *meters.ReadBlock) ([]int64, *meters.Rejection) {
+	micros := make([]int64, len(b.Values))
+	if len(b.Micro) == len(b.Values) {
+		copy(micros, b.Micro)
+		return micros, nil
+	}
+	for i, v := range b.Values {
+		m, ok := microKWh(v)
+		if !ok {
+			return nil, &meters.Rejection{Reason: meters.Unprocessable,
+				Detail: fmt.Sprintf("values[%d]: %s is not a whole number of micro-kWh", i, v)}
+		}
+		micros[i] = m
+	}
+	return micros, nil
 }
 
 // microKWh is v in micro-kWh, if it is a whole number of them within int64.
