@@ -24,9 +24,10 @@ import (
 // as the rule says, and sums are 128-bit, so nothing can overflow or round.
 // The loss factor is applied once per (line or account, loss factor) sum,
 // which is exact since multiplication distributes over the sum. Each sum
-// keeps the decimal scale of the values it adds (a numeric sum's scale: 6
-// for stored values, 9 once a split piece is added), so the figures carry
-// the same digits as when Postgres sums the current_reads view's values.
+// keeps the decimal scale of the values it adds (a numeric sum's scale),
+// each stored value at its shortest exact scale (readstore.KWh) and a split
+// piece at 9, so the figures carry the digits they had when Postgres summed
+// the values as sent.
 
 // nanoScale is the fixed point of kWh sums: 9 decimal places.
 const nanoScale = 9
@@ -363,10 +364,22 @@ func (d *dayReads) read(as []assignment, start, secs, micro int64, export bool, 
 	if micro < 0 || micro > maxReadMicro {
 		return fmt.Errorf("value of %d micro-kWh is out of range", micro)
 	}
-	// A stored value has 6 decimal places (micro-kWh): in nano-kWh it is
-	// exact, and its sums keep scale 6, as a sum of the current_reads view's
-	// values (migrations/00800_read_blocks.sql) would.
-	return d.mapRead(a, start, secs, micro*1000, microScale, export, quality)
+	// A stored value is micro-kWh: in nano-kWh it is exact. It counts at its
+	// shortest exact scale, as readstore.KWh reads it back (1500000 is 1.5):
+	// the scale producers mostly write, so sums keep the digits their inputs
+	// had.
+	return d.mapRead(a, start, secs, micro*1000, shortestScale(micro), export, quality)
+}
+
+// shortestScale is the fewest decimal places that hold micro micro-kWh
+// exactly.
+func shortestScale(micro int64) int8 {
+	s := int8(microScale)
+	for s > 0 && micro%10 == 0 {
+		micro /= 10
+		s--
+	}
+	return s
 }
 
 // mapRead adds a read of nano nano-kWh at scale to the intervals of the day
