@@ -25,6 +25,8 @@ func FuzzDayReadsRead(f *testing.F) {
 	f.Add(int64(1), uint8(3), int16(-3), true)
 	f.Add(int64(999_999_999_999), uint8(2), int16(95), false)
 	f.Add(int64(7), uint8(0), int16(40), true)
+	f.Add(int64(1_500_000), uint8(1), int16(30), false) // 1.5: one decimal place
+	f.Add(int64(2_000_000), uint8(0), int16(55), true)  // 2: none
 	f.Add(int64(1_000_000_000_001), uint8(1), int16(2), false)
 	f.Fuzz(func(t *testing.T, micro int64, lenIdx uint8, slot int16, export bool) {
 		const intervals = 96
@@ -66,21 +68,28 @@ func FuzzDayReadsRead(f *testing.F) {
 		for i := range d.cells {
 			// the digits too: a stored value at its shortest scale, a split
 			// piece at 9 places
-			if got := d.cells[i].net.value(nanoScale); got.String() != want[i].Mul(sign).String() {
+			if got := d.cells[i].net.value(nanoScale); !sameDigits(got, want[i].Mul(sign)) {
 				t.Fatalf("%d micro-kWh at %s for %d s: interval %d has %s, want %s", micro, startAt.Format(time.RFC3339), secs, i,
-					got, want[i].Mul(sign))
+					digits(got), digits(want[i].Mul(sign)))
 			}
 		}
 		got, other := d.charges[0].imp.value(nanoScale), d.charges[0].exp.value(nanoScale)
 		if export {
 			got, other = other, got
 		}
-		if got.String() != total.String() || !other.IsZero() {
+		if !sameDigits(got, total) || !other.IsZero() {
 			t.Fatalf("%d micro-kWh at %s for %d s: account sums %s and %s, want %s and 0", micro, startAt.Format(time.RFC3339), secs,
-				got, other, total)
+				digits(got), other, digits(total))
 		}
 	})
 }
+
+// sameDigits: a and b are equal and written with as many decimal places
+// (decimal.String drops the zeros that end a fraction).
+func sameDigits(a, b decimal.Decimal) bool { return a.Equal(b) && a.Exponent() == b.Exponent() }
+
+// digits writes d with all its decimal places.
+func digits(d decimal.Decimal) string { return d.StringFixed(max(0, -d.Exponent())) }
 
 // TestMapReadTies reaches the half-even ties of a split at 9 places with
 // values of more places than ingest allows (read_blocks cannot hold them):
