@@ -36,10 +36,12 @@
 //     once, half-even, by settlement.LineFiguresOf / ChargeFiguresOf.
 //
 // The per-read work (assignment lookup, mapping onto settlement intervals,
-// exact sums) streams the day's reads once, in binary form, and sums them
-// in Go with exact integer arithmetic (energy.go): a day of 100,000 meters
-// is ten million reads, and one plain scan of them is what the run's time is
-// bounded by, where hash-aggregating them twice in SQL cost ten times more.
+// exact sums) streams the day's read blocks once, resolves each channel's
+// current reads (settlement/ingest/readstore/blocks.go) and sums them in Go
+// with exact integer arithmetic (energy.go): a day of 100,000 meters is ten
+// million reads in about 800,000 blocks, and one plain scan of them is what
+// the run's time is bounded by, where hash-aggregating the reads twice in
+// SQL cost ten times more.
 // The mapping's uneven split is the rule of meters.ToSettlementIntervals,
 // and a test holds the two to the same figures.
 package postgres
