@@ -110,6 +110,21 @@ func (e *env) read(meter, channel string, start time.Time, seconds int, value, q
 	}
 }
 
+// block appends a read block as ingest stores a record's reads
+// (migrations/00800_read_blocks.sql): values in micro-kWh, readstore.NoRead
+// where the record did not change the read, all actual.
+func (e *env) block(meter, channel string, start time.Time, seconds int, version int, micro ...int64) {
+	e.t.Helper()
+	b := readstore.StoredBlock{MeterID: meter, Channel: meters.Channel(channel), Start: start.Unix(),
+		IntervalSeconds: int64(seconds), Version: int64(version), Values: micro, Origin: readstore.Origin{Topic: "ami.interval-reads"}}
+	if err := readstore.EnsurePartitions(e.t.Context(), e.pool, []int64{b.Start}); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := readstore.AppendBlocks(e.t.Context(), e.pool, []readstore.StoredBlock{b}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // price upserts the current RT price of (point, start).
 func (e *env) price(point string, start time.Time, seconds int, price string, version int) {
 	e.t.Helper()

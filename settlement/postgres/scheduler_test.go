@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 func runIDs(runs []Run) []string {
@@ -79,6 +81,64 @@ func TestSchedulerRunsDueRunsOnceInOrder(t *testing.T) {
 	// each recorded once, in the run's own transaction
 	if n := e.count(`SELECT count(*) FROM scheduled_runs`); n != 7 {
 		t.Fatalf("%d scheduled runs recorded, want 7", n)
+	}
+}
+
+// TestSchedulerSeesEveryReadOfABlock: a stored block holds reads past its
+// start (migrations/00800_read_blocks.sql), so the days with reads and the
+// span of reads come from every read of a block, not its start. One block
+// starting at 00:00Z on Nov 10 (18:00 on Nov 9 in Chicago) with 40
+// quarter-hours reaches into Nov 10; a correction of one of its reads
+// (version 2, the rest of its record stale) makes one read current, not a
+// second one; Nov 11 has no read, and the last block, from 18:00 on Nov 12
+// in Chicago, ends on Nov 13.
+func TestSchedulerSeesEveryReadOfABlock(t *testing.T) {
+	t.Parallel()
+	m := settlement.Market{Location: chicago(t), Currency: "USD", IntervalSeconds: 900}
+	e := newEnv(t, m)
+	e.registry([]string{"P"}, []string{"S"}, []string{"A"})
+	e.assign("M", "A", "P", "S", "1", longAgo, time.Time{})
+	kwh := make([]int64, 40)
+	for i := range kwh {
+		kwh[i] = 1_000_000
+	}
+	e.block("M", "import", time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC), 900, 1, kwh...)
+	e.block("M", "import", time.Date(2026, 11, 10, 6, 0, 0, 0, time.UTC), 900, 2, readstore.NoRead, 5_000_000, readstore.NoRead)
+	for i := range 28 {
+		kwh[i] = 2_000_000
+	}
+	e.block("M", "import", time.Date(2026, 11, 13, 0, 0, 0, 0, time.UTC), 900, 1, kwh[:28]...)
+	sched, err := settlement.ParseSchedule("initial=P1D")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScheduler(t, e, SchedulerConfig{Schedule: sched, Now: func() time.Time { return time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC) }}, nil)
+	got, err := s.RunDue(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"run-2026-11-09-initial-1", "run-2026-11-10-initial-1", "run-2026-11-12-initial-1", "run-2026-11-13-initial-1"}
+	if !slices.Equal(runIDs(got), want) {
+		t.Fatalf("started %v, want %v", runIDs(got), want)
+	}
+	// Nov 9: 24 reads of 1 kWh before 06:00Z; Nov 10: 15 of 1 kWh and the
+	// corrected 5 kWh; Nov 12: 24 of 2 kWh; Nov 13: 4 of 2 kWh
+	for i, fig := range []struct {
+		mwh   string
+		reads int
+	}{{"0.024", 24}, {"0.02", 16}, {"0.048", 24}, {"0.008", 4}} {
+		var mwh decimal.Decimal
+		var reads int
+		if got[i].Status != Completed {
+			t.Fatalf("%s: %s %s", got[i].RunID, got[i].Status, got[i].Error)
+		}
+		if err := e.pool.QueryRow(t.Context(), `SELECT energy_mwh, reads_actual FROM statement_lines WHERE run_id = $1`,
+			got[i].RunID).Scan(&mwh, &reads); err != nil {
+			t.Fatal(err)
+		}
+		if !mwh.Equal(decimal.RequireFromString(fig.mwh)) || reads != fig.reads {
+			t.Errorf("%s: %s MWh from %d reads, want %s from %d", got[i].RunID, mwh, reads, fig.mwh, fig.reads)
+		}
 	}
 }
 
