@@ -42,9 +42,14 @@ CREATE INDEX read_blocks_key ON read_blocks (meter_id, channel, start);
 -- read_blocks_partition below, which is idempotent and safe to race). None
 -- is ever dropped automatically: true-ups, resettlements, explain and export
 -- regeneration need old versions.
+--
+-- Ingest runs as the runtime role, which does not own read_blocks and so
+-- may not create its partitions (migrations/roles.go): the function runs
+-- with its owner's rights (SECURITY DEFINER), in the schema it was created
+-- in, and can do nothing but create the partition of one month.
 -- +goose StatementBegin
 CREATE FUNCTION read_blocks_partition(at timestamptz) RETURNS text
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     lo   timestamptz := date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     hi   timestamptz := lo + interval '1 month';

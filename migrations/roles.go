@@ -22,6 +22,14 @@ import (
 // adds it here (a test holds the list to the tables with such triggers).
 var AppendOnly = []string{"journal_entries", "journal_lines", "api_audit"}
 
+// Versioned are the tables of kept input versions (the read store and the
+// superseded prices, settlement/ingest/readstore/doc.go): components only
+// ever append to them, so GrantRuntime withholds UPDATE and DELETE on them,
+// and on the partitions of read_blocks, from the runtime role. Unlike
+// AppendOnly they have no refusing triggers: the schema's owner may remove
+// old versions (retention is an explicit operator's act, never automatic).
+var Versioned = []string{"read_blocks", "price_versions"}
+
 // versionTable is where goose records the applied migrations.
 const versionTable = "goose_db_version"
 
@@ -174,6 +182,10 @@ func GrantRuntime(ctx context.Context, pool *pgxpool.Pool, role string) error {
 	for i, t := range AppendOnly {
 		appendOnly[i] = pgx.Identifier{schema, t}.Sanitize()
 	}
+	versioned := make([]string, len(Versioned))
+	for i, t := range Versioned {
+		versioned[i] = pgx.Identifier{schema, t}.Sanitize()
+	}
 	stmts := []string{
 		`GRANT USAGE ON SCHEMA ` + s + ` TO ` + r,
 		// From nothing, so a privilege granted by hand or by an older
@@ -182,6 +194,17 @@ func GrantRuntime(ctx context.Context, pool *pgxpool.Pool, role string) error {
 		`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ` + s + ` FROM ` + r,
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ` + s + ` TO ` + r,
 		`REVOKE UPDATE, DELETE ON ` + strings.Join(appendOnly, ", ") + ` FROM ` + r,
+		`REVOKE UPDATE, DELETE ON ` + strings.Join(versioned, ", ") + ` FROM ` + r,
+		// Partitions created later by read_blocks_partition() are the
+		// owner's and grant the runtime role nothing; reaching them through
+		// read_blocks is governed by read_blocks' own privileges.
+		`DO $$
+		DECLARE p regclass;
+		BEGIN
+			FOR p IN SELECT relid FROM pg_partition_tree('read_blocks') WHERE isleaf LOOP
+				EXECUTE format('REVOKE UPDATE, DELETE ON %s FROM %I', p, ` + quoteLiteral(role) + `);
+			END LOOP;
+		END $$`,
 		`REVOKE INSERT, UPDATE, DELETE ON ` + pgx.Identifier{schema, versionTable}.Sanitize() + ` FROM ` + r,
 		`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ` + s + ` TO ` + r,
 	}

@@ -67,12 +67,27 @@ func TestMigrateGrantsRuntimeRole(t *testing.T) {
 	if _, err := rt.Exec(t.Context(), `INSERT INTO participants VALUES ('P-1', 'One')`); err != nil {
 		t.Fatal(err)
 	}
+	// The runtime role creates a month of the read store it does not own
+	// (ingest does, for a record of a month not yet created), appends to it,
+	// and can neither rewrite nor remove a kept version.
+	if _, err := rt.Exec(t.Context(), `SELECT read_blocks_partition('2019-05-20T00:00:00Z')`); err != nil {
+		t.Fatalf("runtime role creates a read store month: %v", err)
+	}
+	if _, err := rt.Exec(t.Context(), `INSERT INTO read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, topic, partition, "offset")
+		VALUES ('M', 'import', '2019-05-20T00:00:00Z', 900, 1, '{1}', 't', 0, 0)`); err != nil {
+		t.Fatalf("runtime role appends a read block: %v", err)
+	}
 	for _, q := range []string{
 		`DELETE FROM journal_entries`,
 		`TRUNCATE journal_entries, journal_lines`,
 		`UPDATE journal_lines SET amount = 0`,
 		`ALTER TABLE journal_entries DISABLE TRIGGER ALL`,
 		`DELETE FROM api_audit`,
+		`UPDATE read_blocks SET values_micro = '{2}'`,
+		`DELETE FROM read_blocks`,
+		`DELETE FROM read_blocks_2019m05`,
+		`TRUNCATE read_blocks`,
+		`DELETE FROM price_versions`,
 	} {
 		refused(t, rt, q)
 	}
