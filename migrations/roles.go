@@ -249,13 +249,14 @@ func CreateRoles(ctx context.Context, conn *pgx.Conn, owner, runtime string) err
 	stmts := []string{
 		`GRANT CREATE, CONNECT, TEMPORARY ON DATABASE ` + pgx.Identifier{db}.Sanitize() + ` TO ` + o,
 		`ALTER SCHEMA ` + pgx.Identifier{schema}.Sanitize() + ` OWNER TO ` + o,
-		// Identity and serial sequences follow their tables.
+		// Identity and serial sequences follow their tables; views (read_versions,
+		// current_reads) are transferred too, or the owner could not grant on them.
 		`DO $$
 		DECLARE obj record;
 		BEGIN
 			FOR obj IN SELECT format('ALTER TABLE %s OWNER TO %I', c.oid::regclass, ` + quoteLiteral(owner) + `) AS q
 			           FROM pg_class c
-			           WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+			           WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v')
 			             AND c.relowner <> ` + quoteLiteral(owner) + `::regrole
 			           UNION ALL
 			           SELECT format('ALTER FUNCTION %s OWNER TO %I', p.oid::regprocedure, ` + quoteLiteral(owner) + `)

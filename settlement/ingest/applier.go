@@ -130,12 +130,21 @@ func (a *Applier) WithLimits(l Limits) *Applier {
 	return a
 }
 
-// WithPartitions makes a create the read_blocks partitions a batch needs
-// through p, before the batch's transaction touches read_blocks
+// WithPartitions makes a consumer create the read_blocks months a batch
+// needs through p before the batch's transaction begins
 // (readstore.Partitions), and returns a. Call it before a is used.
 func (a *Applier) WithPartitions(p *readstore.Partitions) *Applier {
 	a.partitions = p
 	return a
+}
+
+// prepare creates the read_blocks months b's reads need. The consumer calls
+// it before b's transaction begins, holding no connection.
+func (a *Applier) prepare(ctx context.Context, b *batch) error {
+	if a.partitions == nil || len(b.reads) == 0 {
+		return nil
+	}
+	return a.partitions.Ensure(ctx, readstore.PartitionStarts(b.reads))
 }
 
 // newDecoder is a decoder with a's bounds; one per goroutine.

@@ -728,6 +728,9 @@ const batchTimeout = time.Minute
 // applyBatch runs b's transaction.
 func (c *Consumer) applyBatch(ctx context.Context, b *batch) (outcome, error) {
 	failpoint.Hit(failpoint.IngestBeforeBegin)
+	if err := c.applier.prepare(ctx, b); err != nil {
+		return outcome{}, err
+	}
 	var out outcome
 	err := c.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error

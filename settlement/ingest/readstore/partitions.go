@@ -14,25 +14,42 @@ import (
 // Partitions creates the monthly partitions of read_blocks before a batch
 // writes into them (migrations/00800_read_blocks.sql).
 //
-// Creating a partition locks read_blocks exclusively until it commits, so it
-// is never done inside an ingest transaction (which would hold that lock for
-// the whole batch, or wait on itself once it has read the table): Ensure
-// runs on its own connection, in its own short transaction, before the
-// batch's transaction touches read_blocks, with a short lock timeout (a
-// timeout fails the batch as transient, and it is retried). Each month is
-// created once per process; the month after the latest one asked for is
-// created with it, so that live data finds its next month ready.
+// Creating a partition locks read_blocks exclusively until it commits, so
+// the consumer creates a batch's months before it begins the batch's
+// transaction (which would otherwise hold that lock for the whole batch),
+// on a connection of its own, in a short transaction with a short lock
+// timeout (a timeout fails the batch as transient, and it is retried).
+// Ensure must be called holding no connection of the pool: callers that
+// wait for one another here would otherwise hold the connections the
+// creator needs. Each month is created once per process; the month after
+// the latest one asked for is created with it, so that live data finds its
+// next month ready.
 type Partitions struct {
 	pool        *pgxpool.Pool
 	lockTimeout time.Duration
 	mu          sync.Mutex
-	known       map[int64]bool // month starts, unix seconds
+	created     map[int64]bool // month starts, unix seconds
+}
+
+// createdAll reports whether Ensure created every month of starts.
+func (p *Partitions) createdAll(starts []int64) bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range starts {
+		if !p.created[monthOf(s)] {
+			return false
+		}
+	}
+	return true
 }
 
 // NewPartitions returns a Partitions creating on pool, waiting at most
 // lockTimeout for the table's lock.
 func NewPartitions(pool *pgxpool.Pool, lockTimeout time.Duration) *Partitions {
-	return &Partitions{pool: pool, lockTimeout: lockTimeout, known: map[int64]bool{}}
+	return &Partitions{pool: pool, lockTimeout: lockTimeout, created: map[int64]bool{}}
 }
 
 func monthOf(unix int64) int64 {
@@ -45,8 +62,8 @@ func nextMonth(month int64) int64 {
 }
 
 // Ensure makes sure a partition exists for every block start in starts
-// (unix seconds). p may be nil: the caller then guarantees the partitions
-// exist (tests that create them, or a transaction that already did).
+// (unix seconds). p may be nil: then it does nothing, and batches check
+// their months in their own transactions.
 func (p *Partitions) Ensure(ctx context.Context, starts []int64) error {
 	if p == nil {
 		return nil
@@ -61,11 +78,11 @@ func (p *Partitions) Ensure(ctx context.Context, starts []int64) error {
 	for _, s := range starts {
 		m := monthOf(s)
 		latest = max(latest, m)
-		if !p.known[m] && !slices.Contains(missing, m) {
+		if !p.created[m] && !slices.Contains(missing, m) {
 			missing = append(missing, m)
 		}
 	}
-	if next := nextMonth(latest); latest > 0 && !p.known[next] && !slices.Contains(missing, next) {
+	if next := nextMonth(latest); latest > 0 && !p.created[next] && !slices.Contains(missing, next) {
 		missing = append(missing, next)
 	}
 	if len(missing) == 0 {
@@ -82,7 +99,7 @@ func (p *Partitions) Ensure(ctx context.Context, starts []int64) error {
 		return err
 	}
 	for _, m := range missing {
-		p.known[m] = true
+		p.created[m] = true
 	}
 	return nil
 }

@@ -45,8 +45,8 @@ type ReadsOutcome struct {
 type ReadOptions struct {
 	SettlementSeconds int   // the market's settlement interval L
 	Slot              int32 // the positions slot this writer owns (see positions)
-	// Partitions creates the read_blocks partitions the batch needs before
-	// the batch touches the table; nil: created in the batch's transaction.
+	// Partitions knows the read_blocks months created before the batch's
+	// transaction began; nil: the batch checks every month it needs.
 	Partitions *Partitions
 }
 
@@ -125,9 +125,9 @@ type readState struct {
 // turns; a channel another writer created meanwhile returns
 // ErrConcurrentWrite and tx must be rolled back.
 //
-// The read_blocks partitions the batch needs are created first, through
-// opt.Partitions on their own connection; tx must not have touched
-// read_blocks yet when opt.Partitions is set.
+// The read_blocks partitions the batch needs must exist: the consumer
+// creates them with opt.Partitions before it begins tx; a month that was
+// not is created in tx.
 func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadRecord) (ReadsOutcome, error) {
 	var out ReadsOutcome
 	if err := ensureFor(ctx, tx, opt.Partitions, recs); err != nil {
@@ -167,9 +167,22 @@ func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadReco
 	return out, nil
 }
 
-// ensureFor creates the partitions of the blocks recs can append: on p's
-// connection when p is set, else in tx.
+// ensureFor makes sure, inside tx, that the partitions of the blocks recs
+// can append exist: months p has created (Partitions.Ensure, before the
+// transaction) need nothing; any other is created in tx, which then holds
+// read_blocks exclusively until it ends (a quarantine replay, or a caller
+// without Partitions).
 func ensureFor(ctx context.Context, tx pgx.Tx, p *Partitions, recs []ReadRecord) error {
+	starts := PartitionStarts(recs)
+	if p.createdAll(starts) {
+		return nil
+	}
+	return EnsurePartitions(ctx, tx, starts)
+}
+
+// PartitionStarts are instants in every month the valid records of recs
+// can append a block to.
+func PartitionStarts(recs []ReadRecord) []int64 {
 	var starts []int64
 	for i := range recs {
 		if recs[i].Rejection != nil {
@@ -179,17 +192,12 @@ func ensureFor(ctx context.Context, tx pgx.Tx, p *Partitions, recs []ReadRecord)
 		first := b.Start.Unix()
 		last := first + int64((len(b.Values)-1)*b.IntervalSeconds)
 		starts = append(starts, first)
-		if monthOf(last) != monthOf(first) {
-			// a record of up to 10,000 values can span months: every one
-			for m := nextMonth(monthOf(first)); m <= last; m = nextMonth(m) {
-				starts = append(starts, m)
-			}
+		// a record of up to 10,000 values can span months: every one
+		for m := nextMonth(monthOf(first)); m <= last; m = nextMonth(m) {
+			starts = append(starts, m)
 		}
 	}
-	if p != nil {
-		return p.Ensure(ctx, starts)
-	}
-	return EnsurePartitions(ctx, tx, starts)
+	return starts
 }
 
 type readRange struct {
