@@ -37,6 +37,11 @@ CREATE TABLE read_blocks (
     CHECK (quality = '' OR length(quality) = cardinality(values_micro))
 ) PARTITION BY RANGE (start);
 CREATE INDEX read_blocks_key ON read_blocks (meter_id, channel, start);
+-- The scheduler asks, every minute, for the span of stored reads and which
+-- operating days have any (settlement/postgres/scheduler.go): without an
+-- index leading on start, each asking scans the whole store. Blocks arrive
+-- roughly in time order, so this index grows at its right edge.
+CREATE INDEX read_blocks_start ON read_blocks (start);
 
 -- Monthly partitions by block start, created ahead by ingest (and by
 -- read_blocks_partition below, which is idempotent and safe to race). None
