@@ -166,7 +166,7 @@ func (b *bench) runs(ctx context.Context) error {
 	b.print(benchFigure{name: "run of one operating day", unit: "s", values: took, limits: limit, lowerIsBetter: true,
 		limitWhat: fmt.Sprintf("COPY of the day's %s reads (%s read blocks) out of Postgres", human(float64(d.readsInDay)),
 			human(float64(d.blocks))),
-		target: "≤ 30 s at 100,000 meters", pass: atMost(30),
+		target: "≤ 10 s at 100,000 meters", pass: atMost(10),
 		note: cmpJoin(sizeNote(d.meters, 100_000, "meters"), "incl. account charges, ledger and outbox rows")})
 	return nil
 }
