@@ -40,6 +40,10 @@
 //     behind a lock fails as transient and is retried, so one partition
 //     stuck behind a lock holds the others' next poll for that long at
 //     most, not for the batch's deadline;
+//   - the read store months a batch needs are created before its
+//     transaction begins, holding no connection (readstore.Partitions):
+//     creating one locks read_blocks, and batches waiting for a month must
+//     not hold the connections its creator needs;
 //   - only applied records move the partition's event-time watermark and
 //     appear in Applied.Ends; a quarantined record never does;
 //   - a dead letter (key, value, headers) fits Limits.MaxDeadLetterBytes,
