@@ -28,7 +28,7 @@ func ToSettlementIntervals(start time.Time, lenSeconds int, value decimal.Decima
 	L := int64(settlementSeconds)
 	if lenSeconds <= settlementSeconds {
 		s := start.Unix()
-		return []Slice{{Start: time.Unix(s-floorMod(s, L), 0).UTC(), KWh: value}}
+		return []Slice{{Start: time.Unix(Floor(s, L), 0).UTC(), KWh: value}}
 	}
 	n := lenSeconds / settlementSeconds
 	piece := DivRoundBank(value, int64(n), splitScale)
@@ -45,6 +45,11 @@ func ToSettlementIntervals(start time.Time, lenSeconds int, value decimal.Decima
 	}
 	return out
 }
+
+// Floor is the start of the interval of seconds length, counted from the
+// unix epoch, that holds unix second t: the settlement interval of a read
+// no longer than it, or (seconds 86400) the UTC day.
+func Floor(t, seconds int64) int64 { return t - floorMod(t, seconds) }
 
 func floorMod(a, m int64) int64 {
 	r := a % m

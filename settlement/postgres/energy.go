@@ -32,10 +32,6 @@ import (
 // nanoScale is the fixed point of kWh sums: 9 decimal places.
 const nanoScale = 9
 
-// microScale is the scale of stored values: micro-kWh (values_micro of
-// migrations/00800_read_blocks.sql).
-const microScale = meters.MaxDecimals
-
 // maxReadMicro bounds a stored value, 10^6 kWh (messages.md), so that
 // nano-kWh pieces and their sums stay far inside int64 and int128.
 const maxReadMicro = 1_000_000_000_000
@@ -368,18 +364,7 @@ func (d *dayReads) read(as []assignment, start, secs, micro int64, export bool, 
 	// shortest exact scale, as readstore.KWh reads it back (1500000 is 1.5):
 	// the scale producers mostly write, so sums keep the digits their inputs
 	// had.
-	return d.mapRead(a, start, secs, micro*1000, shortestScale(micro), export, quality)
-}
-
-// shortestScale is the fewest decimal places that hold micro micro-kWh
-// exactly.
-func shortestScale(micro int64) int8 {
-	s := int8(microScale)
-	for s > 0 && micro%10 == 0 {
-		micro /= 10
-		s--
-	}
-	return s
+	return d.mapRead(a, start, secs, micro*1000, int8(readstore.ShortestScale(micro)), export, quality)
 }
 
 // mapRead adds a read of nano nano-kWh at scale to the intervals of the day

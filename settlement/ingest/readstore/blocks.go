@@ -66,12 +66,23 @@ func (b *StoredBlock) ReadAt(i int) meters.Read {
 // (1500000 is 1.5, not 1.500000), as producers mostly write values: sums of
 // stored and new values then keep the scale their inputs had.
 func KWh(micro int64) decimal.Decimal {
-	exp := int32(-microPerKWh)
-	for exp < 0 && micro%10 == 0 {
+	scale := ShortestScale(micro)
+	for range microPerKWh - scale {
 		micro /= 10
-		exp++
 	}
-	return decimal.New(micro, exp)
+	return decimal.New(micro, -scale)
+}
+
+// ShortestScale is the fewest decimal places that hold micro micro-kWh as
+// kWh exactly: the scale a stored value counts at (KWh, and the runs'
+// integer kernel in settlement/postgres/energy.go).
+func ShortestScale(micro int64) int32 {
+	s := int32(microPerKWh)
+	for s > 0 && micro%10 == 0 {
+		micro /= 10
+		s--
+	}
+	return s
 }
 
 // slotRef is one stored read: Values[i] of blocks[block].
@@ -171,7 +182,7 @@ func Versions(blocks []StoredBlock) []ReadVersion {
 }
 
 // utcDay is the start of t's UTC day, unix seconds.
-func utcDay(t int64) int64 { return t - ((t%secondsPerDay)+secondsPerDay)%secondsPerDay }
+func utcDay(t int64) int64 { return meters.Floor(t, secondsPerDay) }
 
 // BlockWindow selects the blocks that can hold a read starting in
 // [From, To): those starting in [UTC day of From, To), since no block

@@ -59,7 +59,7 @@ func (p *positionDeltas) addMicro(a *meters.Assignment, start, seconds, micro in
 	if (ch == meters.Export) != remove {
 		micro = -micro
 	}
-	p.micro[groupKey{a, start - ((start%L)+L)%L}] += micro
+	p.micro[groupKey{a, meters.Floor(start, L)}] += micro
 }
 
 // add adds read's energy under assignment a (subtracts it when remove),

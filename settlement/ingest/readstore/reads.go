@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
 	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
@@ -469,36 +468,13 @@ func (st *readState) queueLengths(b *pgx.Batch) {
 	}
 }
 
-// microsOf is b's values in micro-kWh, in a slice of the caller's own: the
-// decoder's (meters.ReadBlock.Micro) when it made b, else converted exactly.
-// A value that is not a whole number of micro-kWh (the decoder's range and
-// decimals checks make it impossible) is refused, never rounded.
+// microsOf is b's values in micro-kWh as the decoder read them
+// (meters.ReadBlock.Micro), in a slice of the caller's own. A block not made
+// by meters.Decoder has none and is refused, never converted by a second
+// rule.
 func microsOf(b *meters.ReadBlock) ([]int64, *meters.Rejection) {
-	micros := make([]int64, len(b.Values))
-	if len(b.Micro) == len(b.Values) {
-		copy(micros, b.Micro)
-		return micros, nil
+	if len(b.Micro) != len(b.Values) {
+		return nil, &meters.Rejection{Reason: meters.Unprocessable, Detail: "values: not decoded into micro-kWh"}
 	}
-	for i, v := range b.Values {
-		m, ok := microKWh(v)
-		if !ok {
-			return nil, &meters.Rejection{Reason: meters.Unprocessable,
-				Detail: fmt.Sprintf("values[%d]: %s is not a whole number of micro-kWh", i, v)}
-		}
-		micros[i] = m
-	}
-	return micros, nil
+	return slices.Clone(b.Micro), nil
 }
-
-// microKWh is v in micro-kWh, if it is a whole number of them within int64.
-func microKWh(v decimal.Decimal) (int64, bool) {
-	m := v.Shift(microPerKWh)
-	if !m.IsInteger() || m.Sign() < 0 || m.GreaterThan(maxMicro) {
-		return 0, false
-	}
-	return m.IntPart(), true
-}
-
-// maxMicro bounds a stored value: the contract's largest value, 1,000,000
-// kWh, in micro-kWh.
-var maxMicro = decimal.New(1, 12)
