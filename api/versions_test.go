@@ -164,6 +164,21 @@ func TestReadVersionsAPI(t *testing.T) {
 			t.Errorf("versions=%s: %+v", bad, p)
 		}
 	}
+	// The widest range the contract allows, and a year-9999 one, answer
+	// what is stored (nothing in year 9999) without walking the empty years.
+	var wide Page[ReadVersion]
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/meters/M1/reads?versions=all&from=2000-01-01T00:00:00Z&to=9999-12-31T00:00:00Z",
+		token: tok}), 200, &wide)
+	if len(wide.Items) != len(all) {
+		t.Errorf("2000 to 9999: %d versions, want %d", len(wide.Items), len(all))
+	}
+	var far Page[ReadVersion]
+	ok(t, s.do(req{method: http.MethodGet, path: "/api/v1/meters/M1/reads?versions=all&from=9999-01-01T00:00:00Z", token: tok}), 200, &far)
+	if len(far.Items) != 0 || far.NextCursor != "" {
+		t.Errorf("from 9999: %+v", far)
+	}
+	// Every version is an analyst's answer: without a token, 401.
+	mustStatus(t, s.do(req{method: http.MethodGet, path: "/api/v1/meters/M1/reads?versions=all"}), http.StatusUnauthorized)
 }
 
 // TestPriceVersionsAPI: as TestReadVersionsAPI for prices.

@@ -513,6 +513,11 @@ func checkBadParameters(t *testing.T, base string) {
 		{"/api/v1/meters/M1/reads", "channel", "\x00"},
 		{"/api/v1/meters/M1/reads", "from", "\xff"},
 		{"/api/v1/prices", "settlement_point", "HB\x00NORTH"},
+		{"/api/v1/meters/M1/reads", "versions", "\x00"},
+		{"/api/v1/meters/M1/reads", "versions", "al\xe2\x82"}, // cut mid-character
+		{"/api/v1/meters/M1/reads?versions=all&", "cursor", "\xff"},
+		{"/api/v1/prices", "versions", mb},
+		{"/api/v1/prices", "versions", "ALL"},
 		{"/api/v1/alerts", "account_id", "\xff"},
 		{"/api/v1/audit", "actor", "\x00"},
 		{"/api/v1/audit", "actor", "\xed\xa0\x80"},
