@@ -27,8 +27,14 @@ import (
 type Partitions struct {
 	pool        *pgxpool.Pool
 	lockTimeout time.Duration
-	mu          sync.Mutex
-	created     map[int64]bool // month starts, unix seconds
+	// creating is held by the one Ensure creating months, across its I/O,
+	// so that a concurrent batch needing the same month waits for it to
+	// exist rather than taking it for created. mu guards created and is
+	// never held across I/O: createdAll runs inside batch transactions,
+	// which hold connections the creator may need.
+	creating sync.Mutex
+	mu       sync.Mutex
+	created  map[int64]bool // month starts, unix seconds
 }
 
 // createdAll reports whether Ensure created every month of starts.
@@ -68,9 +74,36 @@ func (p *Partitions) Ensure(ctx context.Context, starts []int64) error {
 	if p == nil {
 		return nil
 	}
-	// The lock is held while missing months are created, so a concurrent
-	// batch needing the same month waits for it to exist rather than
-	// taking it for created (creating is rare: once per month and process).
+	if len(p.missing(starts)) == 0 {
+		return nil
+	}
+	p.creating.Lock()
+	defer p.creating.Unlock()
+	missing := p.missing(starts) // another Ensure may have created them meanwhile
+	if len(missing) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`,
+			fmt.Sprint(p.lockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		return EnsurePartitions(ctx, tx, missing)
+	})
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range missing {
+		p.created[m] = true
+	}
+	return nil
+}
+
+// missing are the months of starts, and the month after the latest, that
+// Ensure has not created.
+func (p *Partitions) missing(starts []int64) []int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var missing []int64
@@ -85,21 +118,5 @@ func (p *Partitions) Ensure(ctx context.Context, starts []int64) error {
 	if next := nextMonth(latest); latest > 0 && !p.created[next] && !slices.Contains(missing, next) {
 		missing = append(missing, next)
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`,
-			fmt.Sprint(p.lockTimeout.Milliseconds())); err != nil {
-			return err
-		}
-		return EnsurePartitions(ctx, tx, missing)
-	})
-	if err != nil {
-		return err
-	}
-	for _, m := range missing {
-		p.created[m] = true
-	}
-	return nil
+	return missing
 }
