@@ -240,7 +240,7 @@ func (b *bench) execEach(ctx context.Context, args []any, stmts ...string) error
 // empty. Those the schema no longer has (the old reads table, once the
 // conversion migration drops it) are left out.
 var ingestTables = []string{"read_blocks", "reads", "channel_lengths", "positions", "quarantine", "ingest_offsets", "outbox",
-	"outbox_streams", "alerts", "alert_daily_usage", "alert_energy", "alert_meters", "alert_watermarks"}
+	"outbox_streams", "alerts", "alert_daily_usage", "alert_energy_blocks", "alert_month_books", "alert_meters", "alert_watermarks"}
 
 func (b *bench) resetIngestTables(ctx context.Context) error {
 	rows, err := b.pool.Query(ctx, `SELECT quote_ident(n) FROM unnest($1::text[]) n WHERE to_regclass(quote_ident(n)) IS NOT NULL`, ingestTables)

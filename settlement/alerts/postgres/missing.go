@@ -63,7 +63,7 @@ type missing struct {
 	uncovered []silence // silent long enough, but no assignment covered the watermark
 }
 
-func (h *Hook) newMissing(a ingest.Applied, touched map[string]meterTouch) *missing {
+func (h *Hook) newMissing(a ingest.Applied, steps []step) *missing {
 	m := &missing{h: h, topic: a.Topic, slot: a.Partition, meters: map[string]*meterState{}, hi: a.Watermark}
 	for i, e := range a.Ends {
 		if i == 0 || e.End.Before(m.lo) {
@@ -73,13 +73,28 @@ func (h *Hook) newMissing(a ingest.Applied, touched map[string]meterTouch) *miss
 			m.hi = e.End
 		}
 	}
+	// Only a meter whose last end is at least the window before the batch's
+	// last watermark can fire in this batch: of the meters the batch
+	// touches, only those are read (with their assignments). The others are
+	// written blind (queueMeters only moves last ends and alerted gaps
+	// forward), which in a catch-up is nearly all of them.
+	cutoff := m.hi.Add(-h.window)
+	touched := map[string]bool{}
+	for _, st := range steps {
+		eachMeterRun(st.meters, func(id string, t meterTouch) {
+			if !t.end.After(cutoff) {
+				touched[id] = true
+			}
+		})
+	}
 	m.touched = sortedKeys(touched, cmp.Compare[string])
 	return m
 }
 
 // queueLoad queues the reads of the partition's followed watermark, of the
-// touched meters, and of the meters that are silent by the batch's last
-// watermark and not yet alerted for their gap, with their assignments.
+// touched meters that can fire in this batch (newMissing), and of the
+// meters that are silent by the batch's last watermark and not yet alerted
+// for their gap, with their assignments.
 func (m *missing) queueLoad(b *pgx.Batch) {
 	q := b.Queue(`SELECT watermark FROM alert_watermarks WHERE topic = $1 AND partition = $2`, m.topic, m.slot)
 	q.QueryRow(func(row pgx.Row) error {
@@ -137,9 +152,10 @@ func (m *missing) queueLoad(b *pgx.Batch) {
 }
 
 // wait queues s until the watermark passes its last end + window, unless
-// its current gap was alerted already.
+// its current gap was alerted already or the watermark cannot get there in
+// this batch.
 func (m *missing) wait(s *meterState) {
-	if !s.lastEnd.IsZero() && s.alerted.Before(s.lastEnd) {
+	if !s.lastEnd.IsZero() && s.alerted.Before(s.lastEnd) && !s.lastEnd.After(m.hi.Add(-m.h.window)) {
 		heap.Push(&m.queue, silence{s, s.lastEnd})
 	}
 }
@@ -148,6 +164,25 @@ func (m *missing) wait(s *meterState) {
 // on this partition.
 func (m *missing) live(e silence) bool {
 	return e.m.lastEnd.Equal(e.lastEnd) && e.m.alerted.Before(e.lastEnd) && e.m.slot == m.slot
+}
+
+// eachMeterRun calls fn once per run of a step's touches of one meter, with
+// the run's latest end. A step's touches land together before the
+// watermark moves (reads.go), so a meter's earlier ends in a run never
+// count: a record of a day's reads is one touch, not 96. (A meter in two
+// runs of a step is touched twice, which is the same.)
+func eachMeterRun(ds []meterDelta, fn func(id string, t meterTouch)) {
+	for i := 0; i < len(ds); {
+		t := ds[i].meterTouch
+		j := i + 1
+		for ; j < len(ds) && ds[j].id == ds[i].id; j++ {
+			if ds[j].end.After(t.end) {
+				t.end = ds[j].end
+			}
+		}
+		fn(ds[i].id, t)
+		i = j
+	}
 }
 
 // touch records a record's reads of a meter.

@@ -22,6 +22,12 @@ type pointDay struct {
 	point, day string
 }
 
+// accountCell is an account's energy in one cell, over every loss factor.
+type accountCell struct {
+	account string
+	cell
+}
+
 // cellsOf are the settlement intervals whose settlement price a price of
 // the interval [start, start+seconds) takes part in, in time order.
 func (h *Hook) cellsOf(p meters.Price) []cell {
@@ -113,24 +119,26 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 		}
 		return nil
 	})
+	// The energy of budgeted accounts at the affected cells: blocks start at
+	// most a UTC day before the cells they hold.
 	budgets := map[monthKey]decimal.Decimal{}
+	energyAt := map[accountCell]*energy{}
+	var budget decimal.Decimal
 	b.Queue(`
-		SELECT DISTINCT e.account_id, e.interval_start, a.monthly_budget
-		FROM unnest($1::text[], $2::timestamptz[]) AS k(point, t)
-		JOIN alert_energy e ON e.settlement_point = k.point AND e.interval_start = k.t
+		SELECT e.account_id, e.settlement_point, e.first_start, e.interval_seconds, e.loss_factor, e.nano_kwh, e.estimated_reads,
+		       a.monthly_budget
+		FROM (SELECT point, min(t) AS lo, max(t) AS hi FROM unnest($1::text[], $2::timestamptz[]) AS k(point, t) GROUP BY point) k
+		JOIN alert_energy_blocks e ON e.settlement_point = k.point AND e.first_start > k.lo - interval '1 day' AND e.first_start <= k.hi
 		JOIN accounts a ON a.account_id = e.account_id AND a.monthly_budget IS NOT NULL`, cellPoints, cellStarts,
 	).Query(func(rows pgx.Rows) error {
-		var acct string
-		var start time.Time
-		var budget decimal.Decimal
-		_, err := pgx.ForEachRow(rows, []any{&acct, &start, &budget}, func() error {
-			budgets[monthKey{acct, cal.month(start)}] = budget
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read budgeted accounts with energy at repriced intervals: %w", err)
-		}
-		return nil
+		return scanEnergyBlocks(rows, func(acct string, c cell, e energy) {
+			if !affected[c] {
+				return
+			}
+			k := accountCell{acct, c}
+			energyAt[k] = addTo(energyAt[k], e)
+			budgets[monthKey{acct, cal.month(time.Unix(c.start, 0))}] = budget
+		}, &budget)
 	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("alerts: load prices and watching accounts: %w", err)
@@ -144,8 +152,17 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 		}
 		months[k] = bk
 	}
-	if err := h.openBooks(ctx, tx, cal, nil, months, false, sortedKeys(points, cmp.Compare[string]), raw); err != nil {
+	if err := h.openBooks(ctx, tx, nil, months, false, sortedKeys(points, cmp.Compare[string]), nil, raw); err != nil {
 		return nil, err
+	}
+	if err := h.buildBooks(ctx, tx, months, raw); err != nil {
+		return nil, err
+	}
+	// A stored book needs only its energy at the affected cells.
+	for k, e := range energyAt {
+		if bk := months[monthKey{k.account, cal.month(time.Unix(k.start, 0))}]; bk != nil && !bk.built {
+			bk.cells[k.cell] = e
+		}
 	}
 
 	// The prices as they were before the batch, then record by record.
@@ -164,7 +181,9 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 	byCell := map[cell][]*monthBook{}
 	for _, k := range sortedKeys(months, cmpMonth) {
 		bk := months[k]
-		bk.priceAll(prices)
+		if bk.built {
+			bk.priceAll(prices)
+		}
 		for c := range bk.cells {
 			if affected[c] {
 				byCell[c] = append(byCell[c], bk)
@@ -213,12 +232,17 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 			}
 		}
 		for bk := range touched {
-			if al, ok := bk.check(h, prices); ok {
+			if al, ok := bk.check(h); ok {
 				now = append(now, al)
 			}
 		}
 		slices.SortFunc(now, func(x, y alerts.Alert) int { return cmp.Compare(x.AlertID, y.AlertID) })
 		fired = append(fired, now...)
+	}
+	b = &pgx.Batch{}
+	queueSpendWrites(b, months)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("alerts: write month books: %w", err)
 	}
 	return fired, nil
 }

@@ -18,7 +18,7 @@ import (
 // totals are a batch's differences, summed per aggregate row.
 type totals struct {
 	usage  map[dayKey]usage
-	energy map[energyKey]energy
+	energy map[energyKey]flow
 	meters map[string]meterTouch
 }
 
@@ -30,7 +30,7 @@ func (t totals) add(s step) {
 	}
 	for _, d := range s.energy {
 		e := t.energy[d.key]
-		e.add(d.energy)
+		e.add(d.flow)
 		t.energy[d.key] = e
 	}
 	for _, d := range s.meters {
@@ -69,15 +69,18 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 			return nil, err
 		}
 	}
-	steps := h.readSteps(a, cal, watching)
-	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}, meters: map[string]meterTouch{}}
+	steps, err := h.readSteps(a, cal, watching)
+	if err != nil {
+		return nil, err
+	}
+	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]flow{}, meters: map[string]meterTouch{}}
 	for _, s := range steps {
 		total.add(s)
 	}
 	var ms *missing
 	if !a.Replay && a.Topic == h.topics.Reads && len(a.Ends) > 0 {
 		// The silent meters.
-		ms = h.newMissing(a, total.meters)
+		ms = h.newMissing(a, steps)
 		b := &pgx.Batch{}
 		ms.queueLoad(b)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -116,8 +119,18 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 			points[k.point] = true
 		}
 	}
+	// The prices the batch's energy is priced at.
+	var around []cell
+	for k := range total.energy {
+		if months[monthKey{k.account, cal.month(time.Unix(k.start, 0))}] != nil {
+			around = append(around, k.cell)
+		}
+	}
 	raw := rawPrices{}
-	if err := h.openBooks(ctx, tx, cal, days, months, true, sortedKeys(points, cmp.Compare[string]), raw); err != nil {
+	if err := h.openBooks(ctx, tx, days, months, true, sortedKeys(points, cmp.Compare[string]), around, raw); err != nil {
+		return nil, err
+	}
+	if err := h.buildBooks(ctx, tx, months, raw); err != nil {
 		return nil, err
 	}
 	prices, err := raw.prices(h.market.IntervalSeconds)
@@ -125,7 +138,9 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		return nil, err
 	}
 	for _, bk := range months {
-		bk.priceAll(prices)
+		if bk.built {
+			bk.priceAll(prices)
+		}
 	}
 
 	var fired []alerts.Alert
@@ -146,7 +161,7 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		var monthBooks []*monthBook
 		for _, e := range s.energy {
 			if bk := months[monthKey{e.key.account, cal.month(time.Unix(e.key.start, 0))}]; bk != nil {
-				bk.addEnergy(e.key.cell, e.energy, prices)
+				bk.addEnergy(e.key, e.flow, prices)
 				if bk.seen != i+1 {
 					bk.seen = i + 1
 					monthBooks = append(monthBooks, bk)
@@ -159,14 +174,12 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 			}
 		}
 		for _, bk := range monthBooks {
-			if al, ok := bk.check(h, prices); ok {
+			if al, ok := bk.check(h); ok {
 				now = append(now, al)
 			}
 		}
 		if ms != nil {
-			for _, m := range s.meters {
-				ms.touch(m.id, m.meterTouch)
-			}
+			eachMeterRun(s.meters, ms.touch)
 			if s.hasEnd {
 				now = append(now, ms.advance(s.end)...)
 			}
@@ -175,13 +188,12 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		fired = append(fired, now...)
 	}
 
-	fresh := freshEnergy(total.energy, months, cal, a.Partition)
-	if err := copyEnergy(ctx, tx, fresh, a.Partition); err != nil {
+	if err := h.appendEnergy(ctx, tx, total.energy, a.Partition); err != nil {
 		return nil, err
 	}
 	b := &pgx.Batch{}
 	queueUsage(b, total.usage, a.Partition)
-	queueEnergy(b, total.energy, a.Partition)
+	queueSpendWrites(b, months)
 	if ms != nil {
 		ms.queueWrites(b)
 	} else {
@@ -191,52 +203,6 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		return nil, fmt.Errorf("alerts: write aggregates: %w", err)
 	}
 	return fired, nil
-}
-
-// freshEnergy takes out of m the cells that have no alert_energy row in
-// any slot, as the month books loaded them: those are appended with COPY
-// instead of an upsert that looks each one up first (most cells are new:
-// an upsert per read was the largest part of ingest's Postgres time). Only
-// a consumer's own slot qualifies: nobody else writes it while its
-// transaction holds the partition's offset, whereas quarantine replays
-// share theirs.
-func freshEnergy(m map[energyKey]energy, months map[monthKey]*monthBook, cal *calendar, slot int32) map[energyKey]energy {
-	if slot < 0 {
-		return nil
-	}
-	fresh := map[energyKey]energy{}
-	for k, e := range m {
-		bk := months[monthKey{k.account, cal.month(time.Unix(k.start, 0))}]
-		if bk == nil {
-			continue
-		}
-		if c := bk.cells[k.cell]; c != nil && !c.stored {
-			fresh[k] = e
-			delete(m, k)
-		}
-	}
-	return fresh
-}
-
-var energyColumns = []string{"account_id", "interval_start", "settlement_point", "slot", "energy_mwh", "estimated_reads"}
-
-// copyEnergy appends the rows of cells no slot has yet (freshEnergy).
-func copyEnergy(ctx context.Context, tx pgx.Tx, m map[energyKey]energy, slot int32) error {
-	if len(m) == 0 {
-		return nil
-	}
-	keys := sortedKeys(m, cmpEnergy)
-	row := make([]any, len(energyColumns))
-	src := pgx.CopyFromSlice(len(keys), func(i int) ([]any, error) {
-		k := keys[i]
-		e := m[k]
-		row[0], row[1], row[2], row[3], row[4], row[5] = k.account, time.Unix(k.start, 0).UTC(), k.point, slot, e.mwh, int32(e.estimated)
-		return row, nil
-	})
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"alert_energy"}, energyColumns, src); err != nil {
-		return fmt.Errorf("alerts: append %d energy cells: %w", len(keys), err)
-	}
-	return nil
 }
 
 func scanLimits(rows pgx.Rows, into map[string]limits) error {
@@ -253,12 +219,12 @@ func scanLimits(rows pgx.Rows, into map[string]limits) error {
 }
 
 // openBooks prunes the books whose identity has fired already, then locks
-// the remaining accounts and loads their figures as committed, and into raw
-// the RT prices the month books need: at every point their accounts have
-// energy at in the month, and at points. With sharePoints, points are
-// locked FOR SHARE first (doc.go, "Concurrency").
-func (h *Hook) openBooks(ctx context.Context, tx pgx.Tx, cal *calendar, days map[dayKey]*dayBook, months map[monthKey]*monthBook,
-	sharePoints bool, points []string, raw rawPrices) error {
+// the remaining accounts and loads their figures as committed (a month book
+// without a row is left for buildBooks), and into raw the RT prices of the
+// cells around. With sharePoints, points are locked FOR SHARE first (doc.go,
+// "Concurrency").
+func (h *Hook) openBooks(ctx context.Context, tx pgx.Tx, days map[dayKey]*dayBook, months map[monthKey]*monthBook,
+	sharePoints bool, points []string, around []cell, raw rawPrices) error {
 	if len(days)+len(months) == 0 {
 		return nil
 	}
@@ -321,7 +287,10 @@ func (h *Hook) openBooks(ctx context.Context, tx pgx.Tx, cal *calendar, days map
 			return nil
 		})
 	}
-	h.queueBooks(b, cal, months, points, raw)
+	queueSpends(b, months)
+	if len(months) > 0 {
+		h.queuePricesAround(b, around, raw)
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("alerts: lock and load accounts: %w", err)
 	}
@@ -382,27 +351,4 @@ func queueUsage(b *pgx.Batch, m map[dayKey]usage, slot int32) {
 			estimated_reads = u.estimated_reads + excluded.estimated_reads,
 			last_end = GREATEST(u.last_end, excluded.last_end)`,
 		accts, days, kwh, est, ends, slot)
-}
-
-// queueEnergy adds the batch's settlement energy differences to slot's rows.
-func queueEnergy(b *pgx.Batch, m map[energyKey]energy, slot int32) {
-	if len(m) == 0 {
-		return
-	}
-	keys := sortedKeys(m, cmpEnergy)
-	n := len(keys)
-	accts, points, starts := make([]string, n), make([]string, n), make([]time.Time, n)
-	mwh, est := make([]decimal.Decimal, n), make([]int32, n)
-	for i, k := range keys {
-		e := m[k]
-		accts[i], points[i], starts[i], mwh[i], est[i] = k.account, k.point, time.Unix(k.start, 0).UTC(), e.mwh, int32(e.estimated)
-	}
-	b.Queue(`
-		INSERT INTO alert_energy AS e (account_id, interval_start, settlement_point, slot, energy_mwh, estimated_reads)
-		SELECT k.account_id, k.interval_start, k.settlement_point, $6, k.mwh, k.est
-		FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::numeric[], $5::int[]) AS k(account_id, interval_start, settlement_point, mwh, est)
-		ON CONFLICT (account_id, interval_start, settlement_point, slot) DO UPDATE SET
-			energy_mwh = e.energy_mwh + excluded.energy_mwh,
-			estimated_reads = e.estimated_reads + excluded.estimated_reads`,
-		accts, starts, points, mwh, est, slot)
 }

@@ -125,7 +125,7 @@ func TestReplayFiresNothingNew(t *testing.T) {
 	}
 
 	d.exec(`TRUNCATE read_blocks, prices, channel_lengths, price_lengths, positions, quarantine, ingest_offsets,
-		alert_daily_usage, alert_energy, alert_meters, alert_watermarks, outbox, outbox_streams`)
+		alert_daily_usage, alert_energy_blocks, alert_month_books, alert_meters, alert_watermarks, outbox, outbox_streams`)
 	c.consume(d, "second", 3)
 	c.caughtUp(d)
 	var n int

@@ -70,8 +70,9 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []registrystore.A
 		}
 	}
 	if _, err := tx.Exec(ctx, `
-		WITH u AS (DELETE FROM alert_daily_usage WHERE account_id = ANY($1::text[]))
-		DELETE FROM alert_energy WHERE account_id = ANY($1::text[])`, accounts); err != nil {
+		WITH u AS (DELETE FROM alert_daily_usage WHERE account_id = ANY($1::text[])),
+		     m AS (DELETE FROM alert_month_books WHERE account_id = ANY($1::text[]))
+		DELETE FROM alert_energy_blocks WHERE account_id = ANY($1::text[])`, accounts); err != nil {
 		return fmt.Errorf("alerts: drop the aggregates of %d accounts: %w", len(accounts), err)
 	}
 	if len(watching) == 0 {
@@ -82,32 +83,37 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []registrystore.A
 		return err
 	}
 	cal := h.calendar()
-	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]energy{}}
+	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]flow{}}
 	sb := stepBuilder{watching: watching}
 	if window.MeterIDs != nil {
 		err = readstore.StreamChannels(ctx, tx, window, func(blocks []readstore.StoredBlock) error {
 			as := cover[blocks[0].MeterID]
+			var readErr error
 			readstore.Current(blocks, func(b *readstore.StoredBlock, i int) {
 				r := b.ReadAt(i)
 				// every assignment of the accounts covering the read's start,
 				// as the join on the registry did
 				for k := range as {
-					if as[k].Covers(r.Start) {
-						sb.read(h, cal, &as[k], r, false)
+					if readErr == nil && as[k].Covers(r.Start) {
+						readErr = sb.read(h, cal, &as[k], r, false)
 						total.add(step{usage: sb.usage, energy: sb.energy})
 						sb.usage, sb.energy = sb.usage[:0], sb.energy[:0]
 					}
 				}
 			})
-			return nil
+			return readErr
 		})
 		if err != nil {
 			return fmt.Errorf("alerts: sum the current reads of %d accounts: %w", len(watching), err)
 		}
 	}
+	// Month books are built from this energy when their accounts are next
+	// evaluated (books.go).
+	if err := h.appendEnergy(ctx, tx, total.energy, readstore.ReplaySlot); err != nil {
+		return err
+	}
 	b := &pgx.Batch{}
 	queueUsage(b, total.usage, readstore.ReplaySlot)
-	queueEnergy(b, total.energy, readstore.ReplaySlot)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("alerts: write the rebuilt aggregates of %d accounts: %w", len(watching), err)
 	}

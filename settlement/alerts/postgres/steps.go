@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"cmp"
+	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -29,10 +31,12 @@ type monthKey struct {
 	account, month string
 }
 
-// energyKey is an account's settlement energy in one cell.
+// energyKey is an account's settlement energy in one cell under one loss
+// factor.
 type energyKey struct {
 	account string
 	cell
+	lossMicro int64 // the loss factor × 10^6 (the registry keeps at most 6 decimal places)
 }
 
 // usage is import kWh with the non-actual reads behind it and the latest
@@ -55,14 +59,54 @@ func (u *usage) add(v usage) {
 type energy struct {
 	mwh       decimal.Decimal
 	estimated int
-	// stored: a month book loaded this cell from alert_energy (some slot
-	// has a row for it); a cell the book did not load has no row at all.
-	stored bool
 }
 
 func (e *energy) add(v energy) {
 	e.mwh = e.mwh.Add(v.mwh)
 	e.estimated += v.estimated
+}
+
+// flow is net import before the loss factor, in exact integer nano-kWh,
+// with the non-actual reads behind it: what a batch moves, summed without
+// decimal arithmetic.
+type flow struct {
+	nano      int64
+	estimated int
+}
+
+func (f *flow) add(v flow) {
+	f.nano += v.nano
+	f.estimated += v.estimated
+}
+
+// mwhOf is the settlement energy of nano nano-kWh at loss factor lf, exact.
+func mwhOf(nano int64, lf decimal.Decimal) decimal.Decimal {
+	return decimal.New(nano, -9).Mul(lf).Shift(-3)
+}
+
+// scaled is d × 10^places as an integer; ok is false when that is not an
+// integer or does not fit an int64. Reads have at most 6 decimal places
+// (9 once split over shorter settlement intervals) and loss factors 6, so
+// scaled never fails on what the registry and the decoder admit.
+func scaled(d decimal.Decimal, places int32) (int64, bool) {
+	exp := d.Exponent() + places
+	if n := d.NumDigits(); n > 19 || n == 19 && !d.Coefficient().IsInt64() {
+		return 0, false
+	}
+	v := d.CoefficientInt64()
+	for ; exp < 0; exp++ {
+		if v%10 != 0 {
+			return 0, false
+		}
+		v /= 10
+	}
+	for ; exp > 0; exp-- {
+		if v > math.MaxInt64/10 || v < math.MinInt64/10 {
+			return 0, false
+		}
+		v *= 10
+	}
+	return v, true
 }
 
 // meterTouch is what a record says about a meter: the partition its reads
@@ -79,7 +123,7 @@ type usageDelta struct {
 
 type energyDelta struct {
 	key energyKey
-	energy
+	flow
 }
 
 type meterDelta struct {
@@ -133,29 +177,36 @@ func (c *calendar) month(t time.Time) string { return c.day(t)[:7] }
 // same assignment, as positions do). Only the deltas a setting in watching
 // needs are made: daily usage for accounts with a threshold, energy for
 // accounts with a budget.
-func (h *Hook) readSteps(a ingest.Applied, cal *calendar, watching map[string]limits) []step {
+func (h *Hook) readSteps(a ingest.Applied, cal *calendar, watching map[string]limits) ([]step, error) {
 	// Sized for the common batch, one new read per change: growing these
 	// from empty copied them over and over (issue 9's ingest profile).
 	n := len(a.Reads)
 	b := stepBuilder{usage: make([]usageDelta, 0, n), energy: make([]energyDelta, 0, n), meters: make([]meterDelta, 0, n),
 		cuts: make([]stepCut, 0, len(a.Ends)+1), watching: watching}
 	rs := a.Reads
-	take := func(match func(readstore.Origin) bool) {
+	take := func(match func(readstore.Origin) bool) error {
 		for len(rs) > 0 && match(rs[0].Origin) {
-			b.change(h, cal, rs[0])
+			if err := b.change(h, cal, rs[0]); err != nil {
+				return err
+			}
 			rs = rs[1:]
 		}
+		return nil
 	}
 	for _, e := range a.Ends {
-		take(func(o readstore.Origin) bool { return o.Offset <= e.Offset })
+		if err := take(func(o readstore.Origin) bool { return o.Offset <= e.Offset }); err != nil {
+			return nil, err
+		}
 		b.cut(e.End, true)
 	}
 	for len(rs) > 0 {
 		o := rs[0].Origin
-		take(func(x readstore.Origin) bool { return x == o })
+		if err := take(func(x readstore.Origin) bool { return x == o }); err != nil {
+			return nil, err
+		}
 		b.cut(time.Time{}, false)
 	}
-	return b.steps()
+	return b.steps(), nil
 }
 
 // stepBuilder collects the deltas of every step in shared slices, each step
@@ -189,14 +240,14 @@ func (b *stepBuilder) steps() []step {
 	return out
 }
 
-func (b *stepBuilder) change(h *Hook, cal *calendar, c readstore.ReadChange) {
+func (b *stepBuilder) change(h *Hook, cal *calendar, c readstore.ReadChange) error {
 	r := c.Read
 	b.meters = append(b.meters, meterDelta{r.MeterID, meterTouch{slot: c.Origin.Partition,
 		end: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
-	b.read(h, cal, c.Assignment, r, false)
-	if c.Previous != nil {
-		b.read(h, cal, c.Assignment, *c.Previous, true)
+	if err := b.read(h, cal, c.Assignment, r, false); err != nil || c.Previous == nil {
+		return err
 	}
+	return b.read(h, cal, c.Assignment, *c.Previous, true)
 }
 
 // read adds (or, with remove, takes away) read r under assignment a: import
@@ -204,10 +255,10 @@ func (b *stepBuilder) change(h *Hook, cal *calendar, c readstore.ReadChange) {
 // threshold, and settlement energy (import positive, export negative, times
 // the loss factor) to each settlement interval the read maps onto if it has
 // a budget.
-func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meters.Read, remove bool) {
+func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meters.Read, remove bool) error {
 	l := b.watching[a.AccountID]
 	if !l.daily.Valid && !l.budget.Valid {
-		return
+		return nil
 	}
 	bad := 0
 	if r.Quality != meters.Actual {
@@ -225,17 +276,25 @@ func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meter
 			usage{kwh: v, estimated: bad, lastEnd: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
 	}
 	if !l.budget.Valid {
-		return
+		return nil
+	}
+	lf, ok := scaled(a.LossFactor, 6)
+	if !ok {
+		return fmt.Errorf("alerts: loss factor %s of meter %s has more than 6 decimal places", a.LossFactor, a.MeterID)
 	}
 	neg := (r.Channel == meters.Export) != remove
 	for _, sl := range meters.ToSettlementIntervals(r.Start, r.IntervalSeconds, r.Value, h.market.IntervalSeconds) {
-		kwh := sl.KWh
-		if neg {
-			kwh = kwh.Neg()
+		nano, ok := scaled(sl.KWh, 9)
+		if !ok {
+			return fmt.Errorf("alerts: read %s of meter %s at %s is not a whole number of nano-kWh", sl.KWh, r.MeterID, sl.Start)
 		}
-		b.energy = append(b.energy, energyDelta{energyKey{a.AccountID, cell{a.SettlementPoint, sl.Start.Unix()}},
-			energy{mwh: settlement.MWh(kwh, a.LossFactor), estimated: bad}})
+		if neg {
+			nano = -nano
+		}
+		b.energy = append(b.energy, energyDelta{energyKey{a.AccountID, cell{a.SettlementPoint, sl.Start.Unix()}, lf},
+			flow{nano: nano, estimated: bad}})
 	}
+	return nil
 }
 
 // sortedKeys returns m's keys in the order cmp gives.
@@ -257,7 +316,8 @@ func cmpMonth(a, b monthKey) int {
 }
 
 func cmpEnergy(a, b energyKey) int {
-	return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.start, b.start), cmp.Compare(a.point, b.point))
+	return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.point, b.point), cmp.Compare(a.lossMicro, b.lossMicro),
+		cmp.Compare(a.start, b.start))
 }
 
 // monthBounds is the month's [start, end) as UTC instants: local midnight

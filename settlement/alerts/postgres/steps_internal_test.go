@@ -128,14 +128,18 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 			ends = append(ends, ingest.RecordEnd{Offset: c.Origin.Offset, End: c.Read.Start.Add(time.Hour)})
 		}
 		sumUsage := map[dayKey]usage{}
-		sumEnergy := map[energyKey]energy{}
+		sumEnergy := map[energyKey]flow{}
 		sum := totals{usage: sumUsage, energy: sumEnergy, meters: map[string]meterTouch{}}
 		watching := map[string]limits{"A": {daily: decimal.NullDecimal{Valid: true}, budget: decimal.NullDecimal{Valid: true}}}
-		for _, s := range h.readSteps(ingest.Applied{Reads: changes, Ends: ends}, h.calendar(), watching) {
+		steps, err := h.readSteps(ingest.Applied{Reads: changes, Ends: ends}, h.calendar(), watching)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range steps {
 			sum.add(s)
 		}
 		wantUsage := map[dayKey]usage{}
-		wantEnergy := map[energyKey]energy{}
+		wantEnergy := map[accountCell]energy{}
 		for _, r := range current {
 			bad := 0
 			if r.Quality != meters.Actual {
@@ -152,7 +156,7 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 				if r.Channel == meters.Export {
 					kwh = kwh.Neg()
 				}
-				k := energyKey{"A", cell{"P", sl.Start.Unix()}}
+				k := accountCell{"A", cell{"P", sl.Start.Unix()}}
 				e := wantEnergy[k]
 				e.add(energy{mwh: kwh.Mul(a.LossFactor).Shift(-3), estimated: bad})
 				wantEnergy[k] = e
@@ -169,16 +173,51 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 				t.Errorf("usage %v missing (want %s)", k, w.kwh)
 			}
 		}
-		for k, e := range sumEnergy {
+		gotEnergy := map[accountCell]energy{}
+		for k, f := range sumEnergy {
+			if !decimal.New(k.lossMicro, -6).Equal(a.LossFactor) {
+				t.Errorf("energy %v: loss factor %d millionths, want %s", k, k.lossMicro, a.LossFactor)
+			}
+			gotEnergy[accountCell{k.account, k.cell}] = energy{mwh: mwhOf(f.nano, a.LossFactor), estimated: f.estimated}
+		}
+		for k, e := range gotEnergy {
 			w := wantEnergy[k]
 			if !e.mwh.Equal(w.mwh) || e.estimated != w.estimated {
 				t.Errorf("energy %v: %s MWh, %d estimated; current reads %s, %d", k, e.mwh, e.estimated, w.mwh, w.estimated)
 			}
 		}
 		for k, w := range wantEnergy {
-			if _, ok := sumEnergy[k]; !ok {
+			if _, ok := gotEnergy[k]; !ok {
 				t.Errorf("energy %v missing (want %s)", k, w.mwh)
 			}
 		}
 	})
+}
+
+// TestScaled: a decimal is a whole number of 10^-places units exactly when
+// scaled says so, whatever its representation (trailing zeros, a positive
+// exponent), and never wraps around an int64.
+func TestScaled(t *testing.T) {
+	for _, c := range []struct {
+		in     string
+		places int32
+		want   int64
+		ok     bool
+	}{
+		{"1.5", 9, 1_500_000_000, true},
+		{"-0.000000001", 9, -1, true},
+		{"1.0000000000", 9, 1_000_000_000, true}, // 10 decimal places, all zero
+		{"0.0000000001", 9, 0, false},
+		{"12E3", 6, 12_000_000_000, true},
+		{"1.0125", 6, 1_012_500, true},
+		{"9223372036.854775807", 9, 9_223_372_036_854_775_807, true},
+		{"9223372036.854775808", 9, 0, false},
+		{"10000000000", 9, 0, false},
+		{"99999999999999999999", 0, 0, false},
+	} {
+		got, ok := scaled(decimal.RequireFromString(c.in), c.places)
+		if got != c.want || ok != c.ok {
+			t.Errorf("scaled(%s, %d) = %d, %v; want %d, %v", c.in, c.places, got, ok, c.want, c.ok)
+		}
+	}
 }
