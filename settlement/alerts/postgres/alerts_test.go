@@ -250,3 +250,31 @@ func TestMissingData(t *testing.T) {
 		t.Errorf("second gap: %+v", a)
 	}
 }
+
+// TestMissingDataInsideABatch: a meter silent for the window in the middle
+// of one batch fires at the record that takes the watermark there, although
+// a later record of the same batch ends its silence (the hook reads only
+// the touched meters that can fire, missing.go canFire).
+func TestMissingDataInsideABatch(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	d := c.newDB(baseRegistry + `
+		INSERT INTO accounts (account_id, name) VALUES ('ACC-1', 'one'), ('ACC-5', 'five');
+		INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from) VALUES
+			('M1', 'ACC-1', 'RET-A', 'HB_NORTH', 1, '2026-01-01T00:00:00Z'),
+			('M5', 'ACC-5', 'RET-A', 'HB_NORTH', 1, '2026-01-01T00:00:00Z')`)
+	recs := []*kgo.Record{readRec(2, "M5", "import", "2026-11-10T06:00:00Z", 900, 1, "1")}
+	for h := 6; h < 14; h++ {
+		start := time.Date(2026, 11, 10, h, 0, 0, 0, time.UTC).Format(time.RFC3339)
+		recs = append(recs, readRec(2, "M1", "import", start, 900, 1, "1", "1", "1", "1"))
+	}
+	recs = append(recs, readRec(2, "M5", "import", "2026-11-10T13:00:00Z", 900, 1, "1"))
+	c.produce(recs...) // all before the consumer starts: one batch
+	c.consume(d, "g", 4096)
+	c.caughtUp(d)
+	got := d.published()
+	equalIDs(t, got, "missing_data/M5/2026-11-10T06:15:00Z")
+	if a := got["missing_data/M5/2026-11-10T06:15:00Z"]; !a.EventTime.Equal(utc("2026-11-10T13:00:00Z")) || a.Observed != "6.75" {
+		t.Errorf("M5: %+v", a)
+	}
+}

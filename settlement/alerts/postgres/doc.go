@@ -2,8 +2,9 @@
 // ingest transaction (it implements ingest.Hook), stores each alert identity
 // once in the alerts table, and lists stored alerts for the API.
 //
-// It owns the tables of migrations/00302_alerts.sql: alerts, and the
-// aggregates alerts are evaluated from (alert_daily_usage, alert_energy,
+// It owns the tables of migrations/00302_alerts.sql and
+// 00804_alert_energy_blocks.sql: alerts, and the aggregates alerts are
+// evaluated from (alert_daily_usage, alert_energy_blocks, alert_month_books,
 // alert_meters, alert_watermarks). It does not own the rules and messages
 // (package alerts), the settlement price function (settlement.Prices), the
 // reads and prices (settlement/ingest/readstore) and registry (meters/postgres), or publishing (the outbox
@@ -16,13 +17,19 @@
 //   - daily_usage: per (account, operating day of the read's start) the raw
 //     import kWh of the current reads, the count of non-actual reads behind it
 //     and the latest interval end;
-//   - monthly_budget: per (account, settlement interval, settlement point) the
-//     settlement energy (import − export) × loss factor / 1000 of the current
-//     reads; the month-to-date cost is Σ energy × settlement price over priced
-//     intervals of the local month, computed when a budgeted account is
-//     evaluated: when a record moves its energy, or when a price record moves
-//     the settlement price of an interval it has energy in (a correction, or
-//     the missing 5-minute price arriving);
+//   - monthly_budget: per account and local month the running month-to-date
+//     cost Σ energy × settlement price over its priced intervals, with the
+//     non-actual reads behind them and the latest of them
+//     (alert_month_books, books.go). A record moves it by its energy ×
+//     the interval's settlement price (when the interval has one); a price
+//     record by the account's energy there × the change of the settlement
+//     price (a correction, or the missing 5-minute price arriving). The
+//     energy itself, (import − export) before the loss factor in exact
+//     integer nano-kWh, is appended per batch in blocks of one account,
+//     point, loss factor and UTC day (alert_energy_blocks): a price record
+//     reads the blocks of its intervals, never a month. A book without a
+//     row (a month never evaluated, or dropped by a rebuild) is built from
+//     its month of blocks and prices when its account is next evaluated;
 //   - price_spike / negative_price: when a price record moves the RT
 //     settlement price of an interval, for each account with price_alerts
 //     that has a meter assigned at that point during that operating day (as
@@ -44,7 +51,7 @@
 // previous value; quality counters likewise), so consumers of different
 // partitions never contend on an aggregate row. They are kept only for the
 // accounts a setting needs them for (alert_daily_usage: a daily threshold;
-// alert_energy: a monthly budget); the registry calls SettingsChanged when an
+// alert_energy_blocks: a monthly budget); the registry calls SettingsChanged when an
 // account gains or loses one, which rebuilds them from the current reads
 // under an exclusive advisory lock that every hook transaction holds shared
 // (scope.go), so the set of accounts kept never changes under an ingest
@@ -82,9 +89,14 @@
 //     order (and the registry), not on batch boundaries or the wall clock;
 //   - for every account with a threshold (budget), the sum over slots of its
 //     daily usage (energy) aggregates equals the figure recomputed from the
-//     current reads; accounts without one have no such rows.
+//     current reads; accounts without one have no such rows;
+//   - the month book of a budgeted account's month whose alert has not fired
+//     is absent, or equals Σ energy × settlement price, the estimated reads
+//     and the latest interval over the month's priced intervals with energy
+//     (TestMonthBookIsTheFigure); a fired month's book is no longer moved.
 //
-// Cost: a budget evaluation reads the account's month of energy and the
-// prices of its points; with many budgeted accounts per batch this dominates
-// the hook's time.
+// Cost: per batch, one energy block per budgeted account and day (COPY),
+// one book row per budgeted account under evaluation, one daily-usage row
+// per thresholded account and day, one alert_meters row per meter; prices
+// are read for the batch's intervals only.
 package postgres

@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -63,7 +64,11 @@ type missing struct {
 	uncovered []silence // silent long enough, but no assignment covered the watermark
 }
 
-func (h *Hook) newMissing(a ingest.Applied, steps []step) *missing {
+// loadMissing reads what missing_data needs to follow a's records: the
+// partition's followed watermark, the touched meters that can fire in this
+// batch (canFire), and the meters that are silent by the batch's last
+// watermark and not yet alerted for their gap, with their assignments.
+func (h *Hook) loadMissing(ctx context.Context, tx pgx.Tx, a ingest.Applied, steps []step) (*missing, error) {
 	m := &missing{h: h, topic: a.Topic, slot: a.Partition, meters: map[string]*meterState{}, hi: a.Watermark}
 	for i, e := range a.Ends {
 		if i == 0 || e.End.Before(m.lo) {
@@ -73,41 +78,61 @@ func (h *Hook) newMissing(a ingest.Applied, steps []step) *missing {
 			m.hi = e.End
 		}
 	}
-	// Only a meter whose last end is at least the window before the batch's
-	// last watermark can fire in this batch: of the meters the batch
-	// touches, only those are read (with their assignments). The others are
-	// written blind (queueMeters only moves last ends and alerted gaps
-	// forward), which in a catch-up is nearly all of them.
-	cutoff := m.hi.Add(-h.window)
-	touched := map[string]bool{}
-	for _, st := range steps {
+	err := tx.QueryRow(ctx, `SELECT watermark FROM alert_watermarks WHERE topic = $1 AND partition = $2`, m.topic, m.slot).Scan(&m.w)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("alerts: read alert watermark: %w", err)
+	}
+	m.w = m.w.UTC()
+	m.touched = m.canFire(steps)
+	b := &pgx.Batch{}
+	m.queueLoad(b)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("alerts: load meters: %w", err)
+	}
+	return m, nil
+}
+
+// canFire are the touched meters, in id order, that may fire in this batch:
+// those whose last end, as far as the batch's own records move it, the
+// watermark passes by the window before the meter's next records (or by
+// the batch's end). Only those are read, with their assignments; the others
+// are written blind (queueMeters only moves last ends and alerted gaps
+// forward), which in a catch-up is nearly all of them. A meter's stored
+// last end can only be later, and a meter silent before its first touch is
+// read as a silent meter anyway (queueLoad).
+func (m *missing) canFire(steps []step) []string {
+	marks := make([]time.Time, len(steps)) // the watermark after each step
+	w := m.w
+	for i, st := range steps {
+		if st.hasEnd && st.end.After(w) {
+			w = st.end
+		}
+		marks[i] = w
+	}
+	silentBy := func(lastEnd time.Time, mark time.Time) bool { return !lastEnd.Add(m.h.window).After(mark) }
+	last := map[string]time.Time{} // each meter's latest end so far
+	can := map[string]bool{}
+	for i, st := range steps {
 		eachMeterRun(st.meters, func(id string, t meterTouch) {
-			if !t.end.After(cutoff) {
-				touched[id] = true
+			prev, seen := last[id]
+			if seen && i > 0 && silentBy(prev, marks[i-1]) {
+				can[id] = true
+			}
+			if !seen || t.end.After(prev) {
+				last[id] = t.end
 			}
 		})
 	}
-	m.touched = sortedKeys(touched, cmp.Compare[string])
-	return m
+	for id, end := range last {
+		if len(marks) > 0 && silentBy(end, marks[len(marks)-1]) {
+			can[id] = true
+		}
+	}
+	return sortedKeys(can, cmp.Compare[string])
 }
 
-// queueLoad queues the reads of the partition's followed watermark, of the
-// touched meters that can fire in this batch (newMissing), and of the
-// meters that are silent by the batch's last watermark and not yet alerted
-// for their gap, with their assignments.
+// queueLoad queues the reads of the meters loadMissing needs.
 func (m *missing) queueLoad(b *pgx.Batch) {
-	q := b.Queue(`SELECT watermark FROM alert_watermarks WHERE topic = $1 AND partition = $2`, m.topic, m.slot)
-	q.QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&m.w)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read alert watermark: %w", err)
-		}
-		m.w = m.w.UTC()
-		return nil
-	})
 	b.Queue(`
 		WITH m AS (
 			SELECT t.meter_id, am.slot, am.last_end, am.alerted_end

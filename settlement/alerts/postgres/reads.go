@@ -80,11 +80,8 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 	var ms *missing
 	if !a.Replay && a.Topic == h.topics.Reads && len(a.Ends) > 0 {
 		// The silent meters.
-		ms = h.newMissing(a, steps)
-		b := &pgx.Batch{}
-		ms.queueLoad(b)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return nil, fmt.Errorf("alerts: load meters: %w", err)
+		if ms, err = h.loadMissing(ctx, tx, a, steps); err != nil {
+			return nil, err
 		}
 	}
 

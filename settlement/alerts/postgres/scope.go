@@ -15,9 +15,9 @@ import (
 )
 
 // Aggregates are kept only for accounts that have a setting they serve:
-// alert_daily_usage for accounts with a daily_kwh_threshold, alert_energy for
-// accounts with a monthly_budget (about one row per read: keeping it for every
-// account halved ingest, issue 9). Which accounts those are must not change
+// alert_daily_usage for accounts with a daily_kwh_threshold,
+// alert_energy_blocks and alert_month_books for accounts with a
+// monthly_budget (keeping them for every account halved ingest). Which accounts those are must not change
 // while an ingest transaction works, or a transaction that saw an account
 // without a setting would commit reads that a rebuild running meanwhile
 // cannot see. So every hook transaction holds the scope lock shared, and a
