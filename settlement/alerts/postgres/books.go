@@ -30,7 +30,7 @@ func (b *dayBook) check(h *Hook) (alerts.Alert, bool) {
 		return alerts.Alert{}, false
 	}
 	al, ok := alerts.CheckDailyUsage(alerts.Usage{
-		AccountID: b.key.account, OperatingDay: b.key.day, KWh: b.kwh, AllActual: b.estimated == 0, EventTime: b.lastEnd,
+		AccountID: b.key.account, OperatingDay: b.key.day, KWh: b.kwh(), AllActual: b.estimated == 0, EventTime: b.lastEnd,
 	}, b.threshold, h.locale)
 	b.done = ok
 	return al, ok

@@ -88,7 +88,7 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 	days := map[dayKey]*dayBook{}
 	for k := range total.usage {
 		if l, ok := watching[k.account]; ok && l.daily.Valid {
-			days[k] = &dayBook{key: k, threshold: l.daily.Decimal, usage: usage{kwh: decimal.Zero}}
+			days[k] = &dayBook{key: k, threshold: l.daily.Decimal}
 		}
 	}
 	months := map[monthKey]*monthBook{}
@@ -272,9 +272,14 @@ func (h *Hook) openBooks(ctx context.Context, tx pgx.Tx, days map[dayKey]*dayBoo
 		).Query(func(rows pgx.Rows) error {
 			var k dayKey
 			var u usage
-			_, err := pgx.ForEachRow(rows, []any{&k.account, &k.day, &u.kwh, &u.estimated, &u.lastEnd}, func() error {
+			var kwh decimal.Decimal
+			_, err := pgx.ForEachRow(rows, []any{&k.account, &k.day, &kwh, &u.estimated, &u.lastEnd}, func() error {
+				micro, ok := scaled(kwh, 6)
+				if !ok {
+					return fmt.Errorf("daily usage of %s on %s: %s kWh is not a whole number of micro-kWh", k.account, k.day, kwh)
+				}
 				if bk := days[k]; bk != nil {
-					bk.usage = usage{kwh: u.kwh, estimated: u.estimated, lastEnd: u.lastEnd.UTC()}
+					bk.usage = usage{micro: micro, estimated: u.estimated, lastEnd: u.lastEnd.UTC()}
 				}
 				return nil
 			})
@@ -337,7 +342,7 @@ func queueUsage(b *pgx.Batch, m map[dayKey]usage, slot int32) {
 	accts, days, kwh, est, ends := make([]string, n), make([]string, n), make([]decimal.Decimal, n), make([]int32, n), make([]time.Time, n)
 	for i, k := range keys {
 		u := m[k]
-		accts[i], days[i], kwh[i], est[i], ends[i] = k.account, k.day, u.kwh, int32(u.estimated), u.lastEnd
+		accts[i], days[i], kwh[i], est[i], ends[i] = k.account, k.day, u.kwh(), int32(u.estimated), u.lastEnd
 	}
 	b.Queue(`
 		INSERT INTO alert_daily_usage AS u (account_id, operating_day, slot, import_kwh, estimated_reads, last_end)

@@ -39,16 +39,27 @@ type energyKey struct {
 	lossMicro int64 // the loss factor × 10^6 (the registry keeps at most 6 decimal places)
 }
 
-// usage is import kWh with the non-actual reads behind it and the latest
+// usage is import in exact integer micro-kWh (a read has at most 6
+// decimal places) with the non-actual reads behind it and the latest
 // interval end.
 type usage struct {
-	kwh       decimal.Decimal
+	micro     int64
 	estimated int
 	lastEnd   time.Time
 }
 
+// kwh is the figure in kWh, without trailing zeros (as the reads were
+// written: 1.5, not 1.500000).
+func (u usage) kwh() decimal.Decimal {
+	v, exp := u.micro, int32(-6)
+	for exp < 0 && v%10 == 0 {
+		v, exp = v/10, exp+1
+	}
+	return decimal.New(v, exp)
+}
+
 func (u *usage) add(v usage) {
-	u.kwh = u.kwh.Add(v.kwh)
+	u.micro += v.micro
 	u.estimated += v.estimated
 	if v.lastEnd.After(u.lastEnd) {
 		u.lastEnd = v.lastEnd
@@ -225,6 +236,14 @@ type stepCut struct {
 	hasEnd                bool
 }
 
+// cutMeters is where the current step's meter touches begin.
+func (b *stepBuilder) cutMeters() int {
+	if len(b.cuts) == 0 {
+		return 0
+	}
+	return b.cuts[len(b.cuts)-1].meters
+}
+
 func (b *stepBuilder) cut(end time.Time, hasEnd bool) {
 	b.cuts = append(b.cuts, stepCut{len(b.usage), len(b.energy), len(b.meters), end, hasEnd})
 }
@@ -242,8 +261,17 @@ func (b *stepBuilder) steps() []step {
 
 func (b *stepBuilder) change(h *Hook, cal *calendar, c readstore.ReadChange) error {
 	r := c.Read
-	b.meters = append(b.meters, meterDelta{r.MeterID, meterTouch{slot: c.Origin.Partition,
-		end: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
+	t := meterTouch{slot: c.Origin.Partition, end: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}
+	// A record's reads are consecutive changes of one meter: one touch with
+	// the latest end stands for them all (missing.go eachMeterRun), unless
+	// the step was cut in between.
+	if n := len(b.meters); n > b.cutMeters() && b.meters[n-1].id == r.MeterID && b.meters[n-1].slot == t.slot {
+		if t.end.After(b.meters[n-1].end) {
+			b.meters[n-1].end = t.end
+		}
+	} else {
+		b.meters = append(b.meters, meterDelta{r.MeterID, t})
+	}
 	if err := b.read(h, cal, c.Assignment, r, false); err != nil || c.Previous == nil {
 		return err
 	}
@@ -267,13 +295,16 @@ func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meter
 	if remove {
 		bad = -bad
 	}
+	micro, ok := scaled(r.Value, 6)
+	if !ok {
+		return fmt.Errorf("alerts: read %s of meter %s at %s has more than 6 decimal places", r.Value, r.MeterID, r.Start)
+	}
+	if remove {
+		micro = -micro
+	}
 	if r.Channel == meters.Import && l.daily.Valid {
-		v := r.Value
-		if remove {
-			v = v.Neg()
-		}
 		b.usage = append(b.usage, usageDelta{dayKey{a.AccountID, cal.day(r.Start)},
-			usage{kwh: v, estimated: bad, lastEnd: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
+			usage{micro: micro, estimated: bad, lastEnd: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
 	}
 	if !l.budget.Valid {
 		return nil
@@ -282,8 +313,20 @@ func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meter
 	if !ok {
 		return fmt.Errorf("alerts: loss factor %s of meter %s has more than 6 decimal places", a.LossFactor, a.MeterID)
 	}
+	if r.Channel == meters.Export {
+		micro = -micro
+	}
+	L := h.market.IntervalSeconds
+	if r.IntervalSeconds <= L {
+		// The whole read lands in one settlement interval: no split, and
+		// nano-kWh are the micro-kWh × 1000.
+		start := meters.Floor(r.Start.Unix(), int64(L))
+		b.energy = append(b.energy, energyDelta{energyKey{a.AccountID, cell{a.SettlementPoint, start}, lf},
+			flow{nano: micro * 1000, estimated: bad}})
+		return nil
+	}
 	neg := (r.Channel == meters.Export) != remove
-	for _, sl := range meters.ToSettlementIntervals(r.Start, r.IntervalSeconds, r.Value, h.market.IntervalSeconds) {
+	for _, sl := range meters.ToSettlementIntervals(r.Start, r.IntervalSeconds, r.Value, L) {
 		nano, ok := scaled(sl.KWh, 9)
 		if !ok {
 			return fmt.Errorf("alerts: read %s of meter %s at %s is not a whole number of nano-kWh", sl.KWh, r.MeterID, sl.Start)
