@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
+	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
 )
@@ -385,38 +387,53 @@ var energyBlockColumns = []string{"account_id", "settlement_point", "loss_factor
 
 // appendEnergy appends m's energy differences to slot as blocks: one row
 // per account, point, loss factor and UTC day, an element per settlement
-// interval from the first one moved (NULL between moved ones).
+// interval from the first one moved (NULL between moved ones). Cells are
+// grouped into blocks by a map first and only the blocks are sorted by
+// their strings (a batch moves up to a few hundred thousand cells).
 func (h *Hook) appendEnergy(ctx context.Context, tx pgx.Tx, m map[energyKey]flow, slot int32) error {
 	if len(m) == 0 {
 		return nil
 	}
-	keys := sortedKeys(m, cmpEnergy) // blocks are runs of one account, point and loss factor
+	type blockKey struct {
+		account, point string
+		lossMicro      int64
+		day            int64 // unix seconds of the UTC day
+	}
+	type cellFlow struct {
+		start int64
+		flow
+	}
+	groups := map[blockKey][]cellFlow{}
+	for k, f := range m {
+		bk := blockKey{k.account, k.point, k.lossMicro, meters.Floor(k.start, 86400)}
+		groups[bk] = append(groups[bk], cellFlow{k.start, f})
+	}
+	keys := sortedKeys(groups, func(a, b blockKey) int {
+		return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.point, b.point), cmp.Compare(a.lossMicro, b.lossMicro),
+			cmp.Compare(a.day, b.day))
+	})
 	L := int64(h.market.IntervalSeconds)
-	var rows [][]any
-	for i := 0; i < len(keys); {
-		k := keys[i]
-		day := k.start - ((k.start%86400)+86400)%86400
-		j := i + 1
-		for j < len(keys) && keys[j].account == k.account && keys[j].point == k.point && keys[j].lossMicro == k.lossMicro &&
-			keys[j].start < day+86400 {
-			j++
+	rows := make([][]any, 0, len(keys))
+	for _, bk := range keys {
+		cells := groups[bk]
+		first, last := cells[0].start, cells[0].start
+		for _, c := range cells[1:] {
+			first, last = min(first, c.start), max(last, c.start)
 		}
-		n := (keys[j-1].start-k.start)/L + 1
+		n := (last-first)/L + 1
 		nano := make([]*int64, n)
 		var est []int32
-		for _, x := range keys[i:j] {
-			f := m[x]
-			at := (x.start - k.start) / L
-			nano[at] = &f.nano
-			if f.estimated != 0 {
+		for i := range cells {
+			at := (cells[i].start - first) / L
+			nano[at] = &cells[i].nano
+			if cells[i].estimated != 0 {
 				if est == nil {
 					est = make([]int32, n)
 				}
-				est[at] = int32(f.estimated)
+				est[at] = int32(cells[i].estimated)
 			}
 		}
-		rows = append(rows, []any{k.account, k.point, decimal.New(k.lossMicro, -6), slot, time.Unix(k.start, 0).UTC(), int32(L), nano, est})
-		i = j
+		rows = append(rows, []any{bk.account, bk.point, decimal.New(bk.lossMicro, -6), slot, time.Unix(first, 0).UTC(), int32(L), nano, est})
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"alert_energy_blocks"}, energyBlockColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("alerts: append %d energy blocks: %w", len(rows), err)

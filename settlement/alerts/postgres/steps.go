@@ -358,11 +358,6 @@ func cmpMonth(a, b monthKey) int {
 	return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.month, b.month))
 }
 
-func cmpEnergy(a, b energyKey) int {
-	return cmp.Or(cmp.Compare(a.account, b.account), cmp.Compare(a.point, b.point), cmp.Compare(a.lossMicro, b.lossMicro),
-		cmp.Compare(a.start, b.start))
-}
-
 // monthBounds is the month's [start, end) as UTC instants: local midnight
 // of its first day to local midnight of the next month's first day.
 func (h *Hook) monthBounds(month string) (time.Time, time.Time, error) {
