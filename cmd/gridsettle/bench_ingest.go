@@ -239,7 +239,7 @@ func (b *bench) execEach(ctx context.Context, args []any, stmts ...string) error
 // ingestTables are what ingesting writes; each ingest run starts them
 // empty. Those the schema no longer has (the old reads table, once the
 // conversion migration drops it) are left out.
-var ingestTables = []string{"read_blocks", "reads", "channel_lengths", "positions", "quarantine", "ingest_offsets", "outbox",
+var ingestTables = []string{"read_blocks", "reads", "channel_lengths", "position_days", "quarantine", "ingest_offsets", "outbox",
 	"outbox_streams", "alerts", "alert_daily_usage", "alert_energy_blocks", "alert_month_books", "alert_meters", "alert_watermarks"}
 
 func (b *bench) resetIngestTables(ctx context.Context) error {

@@ -124,7 +124,7 @@ func TestReplayFiresNothingNew(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d.exec(`TRUNCATE read_blocks, prices, price_versions, channel_lengths, price_lengths, positions, quarantine, ingest_offsets,
+	d.exec(`TRUNCATE read_blocks, prices, price_versions, channel_lengths, price_lengths, position_days, quarantine, ingest_offsets,
 		alert_daily_usage, alert_energy_blocks, alert_month_books, alert_meters, alert_watermarks, outbox, outbox_streams`)
 	c.consume(d, "second", 3)
 	c.caughtUp(d)

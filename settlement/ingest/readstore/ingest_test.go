@@ -1,6 +1,7 @@
 package readstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,10 @@ func registry(t *testing.T, pool *pgxpool.Pool) {
 type batch struct {
 	pool   *pgxpool.Pool
 	offset int64
+	// settlement is the market's settlement interval (0: 900 s); slot the
+	// positions slot the batches write.
+	settlement int
+	slot       int32
 }
 
 // reads applies JSON records as one batch of partition 0, in a transaction.
@@ -64,7 +69,7 @@ func (b *batch) tryReads(ctx context.Context, recs ...string) (ReadsOutcome, err
 	var out ReadsOutcome
 	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		var err error
-		out, err = ApplyReads(ctx, tx, ReadOptions{SettlementSeconds: 900}, in)
+		out, err = ApplyReads(ctx, tx, ReadOptions{SettlementSeconds: cmp.Or(b.settlement, 900), Slot: b.slot}, in)
 		return err
 	})
 	return out, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,18 +138,79 @@ func (p *positionDeltas) queue(b *pgx.Batch, slot int32) {
 	slices.SortFunc(keys, func(a, b positionKey) int {
 		return cmp.Or(cmp.Compare(a.participant, b.participant), cmp.Compare(a.point, b.point), cmp.Compare(a.start, b.start))
 	})
-	n := len(keys)
-	parts, points, starts, mwh := make([]string, n), make([]string, n), make([]time.Time, n), make([]decimal.Decimal, n)
-	for i, k := range keys {
-		parts[i], points[i], starts[i], mwh[i] = k.participant, k.point, time.Unix(k.start, 0).UTC(), sum[k]
+	// One row per (participant, point, UTC day) in key order, its deltas an
+	// array literal from 00:00 UTC to the last moved interval (NULL: not
+	// moved), migrations/00805_position_days.sql. The literal is sent as
+	// text and cast in SQL: encoding 2,400 deltas as a numeric[] parameter
+	// (the shopspring codec) took 1.4-3 ms and 31,000 allocations on the
+	// 2-core dev machine, writing them as 25 literals of 96 and encoding
+	// those as text[] 0.3 ms and 68. Each value keeps its scale
+	// (appendNumeric), so the database holds what a numeric parameter gave.
+	L := int64(p.settlementSeconds)
+	var parts, points, deltas []string
+	var days []time.Time
+	var lit []byte
+	for i := 0; i < len(keys); {
+		k := keys[i]
+		day := meters.Floor(k.start, 86400)
+		lit = append(lit[:0], '{')
+		next := int64(0) // the index the next element of the literal has
+		for ; i < len(keys) && keys[i].participant == k.participant && keys[i].point == k.point &&
+			meters.Floor(keys[i].start, 86400) == day; i++ {
+			at := (keys[i].start - day) / L
+			for ; next < at; next++ {
+				lit = append(lit, "NULL,"...)
+			}
+			lit = appendNumeric(lit, sum[keys[i]])
+			lit = append(lit, ',')
+			next++
+		}
+		lit[len(lit)-1] = '}'
+		parts, points = append(parts, k.participant), append(points, k.point)
+		days, deltas = append(days, time.Unix(day, 0).UTC()), append(deltas, string(lit))
 	}
 	b.Queue(`
-		INSERT INTO positions AS p (participant_id, settlement_point, interval_start, slot, energy_mwh)
-		SELECT u.participant_id, u.settlement_point, u.interval_start, $5, u.energy_mwh
-		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::numeric[]) AS u(participant_id, settlement_point, interval_start, energy_mwh)
-		ON CONFLICT (participant_id, settlement_point, interval_start, slot)
-		DO UPDATE SET energy_mwh = p.energy_mwh + excluded.energy_mwh`,
-		parts, points, starts, mwh, slot)
+		INSERT INTO position_days AS p (participant_id, settlement_point, day, slot, interval_seconds, energy_mwh)
+		SELECT u.participant_id, u.settlement_point, u.day, $5, $6, u.energy_mwh::numeric[]
+		FROM unnest($1::text[], $2::text[], $3::date[], $4::text[]) AS u(participant_id, settlement_point, day, energy_mwh)
+		ON CONFLICT (participant_id, settlement_point, day, slot)
+		DO UPDATE SET interval_seconds = least(p.interval_seconds, excluded.interval_seconds),
+			energy_mwh = position_days_add(p.interval_seconds, p.energy_mwh, excluded.interval_seconds, excluded.energy_mwh)`,
+		parts, points, days, deltas, slot, p.settlementSeconds)
+}
+
+// appendNumeric appends d as a numeric literal of d's scale (its exponent,
+// when negative): the coefficient's digits with a point inserted, which is
+// what a numeric parameter would have given the database.
+func appendNumeric(buf []byte, d decimal.Decimal) []byte {
+	var tmp [48]byte
+	var digits []byte
+	if d.NumDigits() <= 18 { // the coefficient fits an int64: no big.Int copied
+		digits = strconv.AppendInt(tmp[:0], d.CoefficientInt64(), 10)
+	} else {
+		digits = d.Coefficient().Append(tmp[:0], 10)
+	}
+	if digits[0] == '-' {
+		buf, digits = append(buf, '-'), digits[1:]
+	}
+	scale := -int(d.Exponent())
+	if scale <= 0 {
+		buf = append(buf, digits...)
+		for range -scale {
+			buf = append(buf, '0')
+		}
+		return buf
+	}
+	if len(digits) <= scale { // at least one digit before the point
+		buf = append(buf, '0', '.')
+		for range scale - len(digits) {
+			buf = append(buf, '0')
+		}
+		return append(buf, digits...)
+	}
+	buf = append(buf, digits[:len(digits)-scale]...)
+	buf = append(buf, '.')
+	return append(buf, digits[len(digits)-scale:]...)
 }
 
 // PositionEnergy is the live energy of one participant at one settlement
@@ -185,17 +247,27 @@ func PositionEnergies(ctx context.Context, db Querier, f PositionFilter, limit i
 	if f.After != nil {
 		after = *f.After
 	}
+	// Only the rows of the UTC days the range touches are read (the
+	// primary key leads (participant, point, day), position_days_day serves
+	// the days of every participant), and the page's first (participant,
+	// point) bounds the key range as well.
+	dayFrom := time.Unix(meters.Floor(f.From.Unix(), 86400), 0).UTC()
+	dayTo := time.Unix(meters.Floor(f.To.Add(-time.Nanosecond).Unix(), 86400), 0).UTC()
 	rows, err := db.Query(ctx, `
-		SELECT participant_id, settlement_point, interval_start, sum(energy_mwh)
-		FROM positions
-		WHERE interval_start >= $1 AND interval_start < $2
-		  AND ($3 = '' OR participant_id = $3) AND ($4 = '' OR settlement_point = $4)
-		  AND (NOT $5 OR (participant_id, settlement_point, interval_start) > ($6, $7, $8))
-		GROUP BY participant_id, settlement_point, interval_start
-		ORDER BY participant_id, settlement_point, interval_start
+		SELECT d.participant_id, d.settlement_point, t.interval_start, sum(e.energy_mwh)
+		FROM position_days d
+		CROSS JOIN LATERAL unnest(d.energy_mwh) WITH ORDINALITY AS e(energy_mwh, i)
+		CROSS JOIN LATERAL (SELECT (d.day + (e.i - 1) * d.interval_seconds * interval '1 second') AT TIME ZONE 'UTC') AS t(interval_start)
+		WHERE d.day BETWEEN $10 AND $11 AND e.energy_mwh IS NOT NULL
+		  AND t.interval_start >= $1 AND t.interval_start < $2
+		  AND ($3 = '' OR d.participant_id = $3) AND ($4 = '' OR d.settlement_point = $4)
+		  AND (NOT $5 OR (d.participant_id, d.settlement_point) >= ($6, $7))
+		  AND (NOT $5 OR (d.participant_id, d.settlement_point, t.interval_start) > ($6, $7, $8))
+		GROUP BY d.participant_id, d.settlement_point, t.interval_start
+		ORDER BY d.participant_id, d.settlement_point, t.interval_start
 		LIMIT $9`,
 		f.From, f.To, f.ParticipantID, f.SettlementPoint, f.After != nil,
-		after.ParticipantID, after.SettlementPoint, after.IntervalStart, limit)
+		after.ParticipantID, after.SettlementPoint, after.IntervalStart, limit, dayFrom, dayTo)
 	if err != nil {
 		return nil, fmt.Errorf("list positions: %w", err)
 	}
