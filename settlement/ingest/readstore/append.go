@@ -5,16 +5,18 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // CopyFromer is what AppendBlocks takes: a pool, a connection or a
 // transaction.
 type CopyFromer interface {
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // copyBlocksSQL appends blocks in Postgres's binary COPY format, which
@@ -23,26 +25,67 @@ type CopyFromer interface {
 const copyBlocksSQL = `COPY read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, quality, source,
 	topic, partition, "offset") FROM STDIN (FORMAT binary)`
 
-// AppendBlocks appends blocks to read_blocks with COPY. Each block must lie
-// within one UTC day (SplitDays) and its month's partition must exist
-// (Partitions.Ensure, EnsurePartitions).
+// blockEndSQL is the end of a read_blocks row: its last interval's end.
+const blockEndSQL = `start + cardinality(values_micro) * interval_seconds * interval '1 second'`
+
+// raiseLastEndsSQL raises channel_lengths.last_end of ($1, $2) to $3 where
+// it is lower (doc.go): channels without a row are left alone.
+const raiseLastEndsSQL = `
+	UPDATE channel_lengths c SET last_end = GREATEST(c.last_end, k.e)
+	FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(m, ch, e)
+	WHERE c.meter_id = k.m AND c.channel = k.ch AND (c.last_end IS NULL OR c.last_end < k.e)`
+
+// end is the end of b's last interval, unix seconds.
+func (b *StoredBlock) end() int64 { return b.Start + int64(len(b.Values))*b.IntervalSeconds }
+
+// AppendBlocks appends blocks to read_blocks with COPY, outside ingest
+// (ApplyReads appends its own): loading, conversions, tests. Each block
+// must lie within one UTC day (SplitDays) and its month's partition must
+// exist (Partitions.Ensure, EnsurePartitions). In one transaction (a
+// savepoint of db's, if db is one) it locks the channel_lengths rows of
+// the blocks' channels as ApplyReads does, in key order, so that the two
+// take turns, then appends and raises each row's last_end to its latest
+// block's end: the end ApplyReads trusts to skip looking up a channel.
+// A channel without a row gets none; ApplyReads computes its last_end from
+// every stored block when it creates the row.
 func AppendBlocks(ctx context.Context, db CopyFromer, blocks []StoredBlock) error {
 	if len(blocks) == 0 {
 		return nil
 	}
-	var conn *pgx.Conn
-	switch c := db.(type) {
-	case interface{ Conn() *pgx.Conn }: // a transaction or a pool's connection
-		conn = c.Conn()
-	case *pgxpool.Pool:
-		pc, err := c.Acquire(ctx)
-		if err != nil {
-			return fmt.Errorf("copy %d read blocks: %w", len(blocks), err)
+	ends := map[chanKey]int64{}
+	for i := range blocks {
+		ck := chanKey{blocks[i].MeterID, blocks[i].Channel}
+		ends[ck] = max(ends[ck], blocks[i].end())
+	}
+	keys := slices.SortedFunc(maps.Keys(ends), chanKey.compare)
+	ms, cs, es := make([]string, len(keys)), make([]string, len(keys)), make([]time.Time, len(keys))
+	for i, k := range keys {
+		ms[i], cs[i], es[i] = k.meter, string(k.channel), time.Unix(ends[k], 0)
+	}
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			SELECT FROM channel_lengths c JOIN unnest($1::text[], $2::text[]) AS k(meter_id, channel) USING (meter_id, channel)
+			ORDER BY c.meter_id, c.channel
+			FOR NO KEY UPDATE OF c`, ms, cs); err != nil {
+			return err
 		}
-		defer pc.Release()
-		conn = pc.Conn()
-	default:
-		return fmt.Errorf("copy %d read blocks: %T has no connection", len(blocks), db)
+		if err := copyBlocks(ctx, tx.Conn(), blocks); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, raiseLastEndsSQL, ms, cs, es)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("append %d read blocks: %w", len(blocks), err)
+	}
+	return nil
+}
+
+// copyBlocks appends blocks to read_blocks with COPY on conn, and nothing
+// else.
+func copyBlocks(ctx context.Context, conn *pgx.Conn, blocks []StoredBlock) error {
+	if len(blocks) == 0 {
+		return nil
 	}
 	if _, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(encodeBlocks(blocks)), copyBlocksSQL); err != nil {
 		return fmt.Errorf("copy %d read blocks: %w", len(blocks), err)

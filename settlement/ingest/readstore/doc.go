@@ -35,6 +35,21 @@
 //     reads their blocks, so two writers of a channel take turns and each
 //     computes positions and alert deltas from what the other committed; a
 //     channel created by another writer meanwhile is ErrConcurrentWrite;
+//   - a channel's channel_lengths.last_end is, at every commit, the
+//     greatest end (start + values × interval_seconds) of its stored blocks,
+//     NULL while it has none (migrations/00806_channel_last_end.sql). Every
+//     writer of read_blocks keeps it under the row's lock: ApplyReads (the
+//     consumer and quarantine replays) raises it for the channels whose
+//     rows it locked and sets it when it creates a row, from every stored
+//     block of the channel; AppendBlocks (loading, tests) raises it. A batch
+//     whose range of a channel starts at or after last_end cannot overlap a
+//     stored block, so it does not look the channel's blocks up: a
+//     channel's day sent in several records, in order, costs no look-up.
+//     The locking statement reads last_end, and after waiting for another
+//     writer it returns that writer's committed row (EvalPlanQual). A
+//     channel without a row is always looked up, so blocks written without
+//     one (read_blocks rows inserted by hand, `gridsettle bench`'s seeding)
+//     are seen;
 //   - values are exact integers of micro-kWh end to end (the contract allows
 //     6 decimal places by value); decimals never pass through a float;
 //   - ApplyReads and ApplyPrices quarantine each record with the first
