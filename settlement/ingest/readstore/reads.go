@@ -117,6 +117,9 @@ type readState struct {
 	// of the channels whose rows the batch locked.
 	lastEnds map[chanKey]int64
 	lookedUp int // channels whose stored blocks the batch looked up
+	// fromDay is the UTC day of the first read of each channel without a
+	// row: its stored blocks that can end last start on it or later.
+	fromDay map[chanKey]int64
 }
 
 // ApplyReads applies a batch of reads records inside tx, in slice order
@@ -224,6 +227,7 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		assignments: map[string][]meters.Assignment{},
 		lengths:     map[chanKey]int{},
 		lastEnds:    map[chanKey]int64{},
+		fromDay:     map[chanKey]int64{},
 		days:        map[dayKey]dayReads{},
 	}
 	seenMeter := map[string]bool{}
@@ -313,8 +317,12 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	// without a last_end, is looked up.
 	m := 0
 	for i, rg := range order {
-		if e, ok := st.lastEnds[rg.chanKey]; ok && e != noEnd && rg.start >= e {
+		e, ok := st.lastEnds[rg.chanKey]
+		if ok && e != noEnd && rg.start >= e {
 			continue
+		}
+		if !ok {
+			st.fromDay[rg.chanKey] = rg.day
 		}
 		rangeMeters[m], rangeChans[m], rangeDays[m], rangeStarts[m], rangeEnds[m] =
 			rangeMeters[i], rangeChans[i], rangeDays[i], rangeStarts[i], rangeEnds[i]
@@ -500,20 +508,26 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 
 // queueLengths writes the channels' first interval lengths. A channel
 // another writer created since the batch looked is a concurrent write: this
-// batch read that channel's blocks before they existed. A new row's
-// last_end is the end of the channel's latest stored block, computed after
-// the batch's own were copied: the batch's, and any appended by a path that
-// does not create channel rows (doc.go).
+// batch read that channel's blocks before they existed.
+//
+// A new row's last_end is computed after the batch's blocks were copied,
+// from the stored blocks starting on or after the UTC day of the batch's
+// first read of the channel: the batch's own, the overlapping ones it
+// looked up, and any appended later in time by a path that does not create
+// channel rows (doc.go). One starting before that day ends by its end, so
+// before any of those, and the batch applied a record of the channel, so
+// one of those exists (its own block, or the stored ones that made its
+// reads stale or duplicates). The bound spares the months before.
 func (st *readState) queueLengths(b *pgx.Batch) {
 	if n := len(st.newLengths); n > 0 {
-		ms, cs, ls := make([]string, n), make([]string, n), make([]int32, n)
+		ms, cs, ls, ds := make([]string, n), make([]string, n), make([]int32, n), make([]time.Time, n)
 		for i, k := range st.newLengths {
-			ms[i], cs[i], ls[i] = k.meter, string(k.channel), int32(st.lengths[k])
+			ms[i], cs[i], ls[i], ds[i] = k.meter, string(k.channel), int32(st.lengths[k]), time.Unix(st.fromDay[k], 0)
 		}
 		b.Queue(`
 			INSERT INTO channel_lengths (meter_id, channel, interval_seconds, last_end)
-			SELECT k.m, k.c, k.l, (SELECT max(`+blockEndSQL+`) FROM read_blocks WHERE meter_id = k.m AND channel = k.c)
-			FROM unnest($1::text[], $2::text[], $3::int[]) AS k(m, c, l) ON CONFLICT DO NOTHING`, ms, cs, ls,
+			SELECT k.m, k.c, k.l, (SELECT max(`+blockEndSQL+`) FROM read_blocks WHERE meter_id = k.m AND channel = k.c AND start >= k.d)
+			FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[]) AS k(m, c, l, d) ON CONFLICT DO NOTHING`, ms, cs, ls, ds,
 		).Exec(expectRows("insert channel lengths", n))
 	}
 }
