@@ -23,5 +23,19 @@ FROM (SELECT meter_id, channel,
       FROM read_blocks GROUP BY meter_id, channel) b
 WHERE b.meter_id = c.meter_id AND b.channel = c.channel;
 
+-- Ingest no longer looks up the blocks of a channel without a row (it has
+-- none: every writer of read_blocks creates the row). Ingest always
+-- created it; any channel with blocks but no row (loaded by hand) gets
+-- one, with the length of its earliest block, as ingest would have.
+INSERT INTO channel_lengths (meter_id, channel, interval_seconds, last_end)
+SELECT f.meter_id, f.channel, f.interval_seconds, e.last_end
+FROM (SELECT DISTINCT ON (meter_id, channel) meter_id, channel, interval_seconds
+      FROM read_blocks ORDER BY meter_id, channel, start, version) f
+JOIN (SELECT meter_id, channel,
+             max(start + cardinality(values_micro) * interval_seconds * interval '1 second') AS last_end
+      FROM read_blocks GROUP BY meter_id, channel) e USING (meter_id, channel)
+WHERE NOT EXISTS (SELECT FROM channel_lengths c WHERE c.meter_id = f.meter_id AND c.channel = f.channel);
+
+-- Down keeps the rows Up created: they hold what ingest would have stored.
 -- +goose Down
 ALTER TABLE channel_lengths DROP COLUMN last_end;

@@ -38,7 +38,8 @@ func channelLastEnds(t *testing.T, pool *pgxpool.Pool) []string {
 // the greatest end over every block and version, wherever the block
 // starts (a long block starting earlier can end last), counting the
 // intervals a block holds no read for (NULL elements); NULL for a channel
-// without blocks. Its Down drops the column, and Up again computes the same.
+// without blocks. A channel with blocks but no row gets one. Its Down drops
+// the column, and Up again computes the same.
 func TestChannelLastEndBackfill(t *testing.T) {
 	pool, _ := pgtest.Empty(t)
 	ctx := t.Context()
@@ -61,7 +62,9 @@ func TestChannelLastEndBackfill(t *testing.T) {
 			('M-1', 'export', '2026-03-31T22:00:00Z', 900, 1, '{1,2}', 't', 0, 4),
 			('M-1', 'export', '2026-04-01T05:00:00Z', 900, 3, '{7,NULL,NULL}', 't', 0, 5),
 			('M-1', 'export', '2026-04-01T05:00:00Z', 900, 2, '{6}', 't', 0, 6),
-			-- M-3: blocks, no channel row (nothing to backfill).
+			-- M-3: blocks but no channel row (loaded by hand): one is
+			-- made, with the earliest block's length.
+			('M-3', 'import', '2026-03-10T02:00:00Z', 1800, 1, '{1}', 't', 0, 7),
 			('M-3', 'import', '2026-03-10T00:00:00Z', 3600, 1, '{1,1,1}', 't', 0, 7),
 			-- M-4: another channel's length and its own end.
 			('M-4', 'import', '2026-03-10T10:00:00Z', 300, 1, '{1,1,1,1}', 't', 0, 8)`); err != nil {
@@ -71,6 +74,7 @@ func TestChannelLastEndBackfill(t *testing.T) {
 		"M-1 export 900 2026-04-01T05:45:00Z",
 		"M-1 import 900 2026-03-11T00:00:00Z",
 		"M-2 import 3600 NULL",
+		"M-3 import 3600 2026-03-10T03:00:00Z",
 		"M-4 import 300 2026-03-10T10:20:00Z",
 	}
 	if _, err := p.UpTo(ctx, lastEndVersion); err != nil {

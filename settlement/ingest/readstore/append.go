@@ -29,7 +29,7 @@ const copyBlocksSQL = `COPY read_blocks (meter_id, channel, start, interval_seco
 const blockEndSQL = `start + cardinality(values_micro) * interval_seconds * interval '1 second'`
 
 // raiseLastEndsSQL raises channel_lengths.last_end of ($1, $2) to $3 where
-// it is lower (doc.go): channels without a row are left alone.
+// it is lower (doc.go).
 const raiseLastEndsSQL = `
 	UPDATE channel_lengths c SET last_end = GREATEST(c.last_end, k.e)
 	FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(m, ch, e)
@@ -41,26 +41,39 @@ func (b *StoredBlock) end() int64 { return b.Start + int64(len(b.Values))*b.Inte
 // AppendBlocks appends blocks to read_blocks with COPY, outside ingest
 // (ApplyReads appends its own): loading, conversions, tests. Each block
 // must lie within one UTC day (SplitDays) and its month's partition must
-// exist (Partitions.Ensure, EnsurePartitions). In one transaction (a
-// savepoint of db's, if db is one) it locks the channel_lengths rows of
-// the blocks' channels as ApplyReads does, in key order, so that the two
-// take turns, then appends and raises each row's last_end to its latest
-// block's end: the end ApplyReads trusts to skip looking up a channel.
-// A channel without a row gets none; ApplyReads computes its last_end from
-// every stored block when it creates the row.
+// exist (Partitions.Ensure, EnsurePartitions).
+//
+// It keeps channel_lengths as ApplyReads does (doc.go), in one transaction
+// (a savepoint of db's, if db is one): it locks the rows of the blocks'
+// channels in key order, so that the two take turns, appends, then raises
+// each row's last_end to the end of the channel's latest block, and creates
+// the row of a channel that has none, with the length of its earliest
+// block here: ApplyReads does not look up the blocks of a channel without
+// a row.
 func AppendBlocks(ctx context.Context, db CopyFromer, blocks []StoredBlock) error {
 	if len(blocks) == 0 {
 		return nil
 	}
-	ends := map[chanKey]int64{}
+	type channel struct{ end, first, seconds int64 }
+	chans := map[chanKey]*channel{}
 	for i := range blocks {
-		ck := chanKey{blocks[i].MeterID, blocks[i].Channel}
-		ends[ck] = max(ends[ck], blocks[i].end())
+		b := &blocks[i]
+		ck := chanKey{b.MeterID, b.Channel}
+		c := chans[ck]
+		if c == nil {
+			c = &channel{first: b.Start, seconds: b.IntervalSeconds}
+			chans[ck] = c
+		}
+		c.end = max(c.end, b.end())
+		if b.Start < c.first {
+			c.first, c.seconds = b.Start, b.IntervalSeconds
+		}
 	}
-	keys := slices.SortedFunc(maps.Keys(ends), chanKey.compare)
-	ms, cs, es := make([]string, len(keys)), make([]string, len(keys)), make([]time.Time, len(keys))
+	keys := slices.SortedFunc(maps.Keys(chans), chanKey.compare)
+	n := len(keys)
+	ms, cs, ls, es := make([]string, n), make([]string, n), make([]int32, n), make([]time.Time, n)
 	for i, k := range keys {
-		ms[i], cs[i], es[i] = k.meter, string(k.channel), time.Unix(ends[k], 0)
+		ms[i], cs[i], ls[i], es[i] = k.meter, string(k.channel), int32(chans[k].seconds), time.Unix(chans[k].end, 0)
 	}
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
@@ -72,7 +85,11 @@ func AppendBlocks(ctx context.Context, db CopyFromer, blocks []StoredBlock) erro
 		if err := copyBlocks(ctx, tx.Conn(), blocks); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, raiseLastEndsSQL, ms, cs, es)
+		_, err := tx.Exec(ctx, `
+			INSERT INTO channel_lengths AS c (meter_id, channel, interval_seconds, last_end)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[])
+			ON CONFLICT (meter_id, channel) DO UPDATE SET last_end = GREATEST(c.last_end, excluded.last_end)
+			WHERE c.last_end IS NULL OR c.last_end < excluded.last_end`, ms, cs, ls, es)
 		return err
 	})
 	if err != nil {

@@ -73,10 +73,10 @@ func TestInOrderRecordsSkipTheLookUp(t *testing.T) {
 	registry(t, pool)
 	b := &batch{pool: pool}
 
-	// A new channel has no row, so no last_end: looked up.
+	// A new channel has no row, so no stored block: not looked up.
 	first := read("M2", "import", "2026-11-01T05:00:00Z", 900, 1, "1", "2")
-	if n, _ := lookedUp(t, pool, first); n != 1 {
-		t.Errorf("new channel: %d channels looked up, want 1", n)
+	if n, _ := lookedUp(t, pool, first); n != 0 {
+		t.Errorf("new channel: %d channels looked up, want 0", n)
 	}
 	b.reads(t, first)
 	if e := lastEnd(t, pool, "M2", "import"); e != "2026-11-01T05:30:00Z" {
@@ -204,16 +204,17 @@ func TestWaiterSeesTheHoldersLastEnd(t *testing.T) {
 }
 
 // badLastEnds lists the channels whose last_end is not the greatest end of
-// their stored blocks, recomputed from read_blocks.
+// their stored blocks, recomputed from read_blocks, or that have blocks
+// but no row.
 func badLastEnds(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
 	rows, err := pool.Query(t.Context(), `
-		SELECT c.meter_id || ' ' || c.channel || ': last_end ' || coalesce(c.last_end::text, 'NULL') ||
-		       ', blocks end ' || coalesce(b.e::text, 'NULL')
-		FROM channel_lengths c LEFT JOIN (
+		SELECT meter_id || ' ' || channel || ': ' || CASE WHEN c.meter_id IS NULL THEN 'no row' ELSE 'last_end ' ||
+		       coalesce(c.last_end::text, 'NULL') END || ', blocks end ' || coalesce(b.e::text, 'NULL')
+		FROM channel_lengths c FULL JOIN (
 			SELECT meter_id, channel, max(start + cardinality(values_micro) * interval_seconds * interval '1 second') AS e
 			FROM read_blocks GROUP BY meter_id, channel) b USING (meter_id, channel)
-		WHERE c.last_end IS DISTINCT FROM b.e
+		WHERE c.meter_id IS NULL OR c.last_end IS DISTINCT FROM b.e
 		ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
@@ -416,25 +417,40 @@ func lastEndProperty(t *testing.T, seed uint64) {
 	}
 }
 
-// Blocks appended outside ingest to a channel that has no row yet (bench
-// seeding, tests) count: the row ApplyReads creates takes its last_end from
-// every stored block of the channel, not from the batch's own, so a later
-// record before that end is looked up and versioned against them.
-func TestNewRowCountsBlocksAppendedWithoutOne(t *testing.T) {
+// AppendBlocks keeps channel rows as ApplyReads does: it creates the row of
+// a channel that has none (with its length and last_end), raises last_end
+// and never lowers it; ingest then looks the channel up when a record
+// starts before its last_end, and finds the blocks.
+func TestAppendBlocksKeepsChannelRows(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.New(t)
 	registry(t, pool)
-	storeBlocks(t, pool, StoredBlock{MeterID: "M2", Channel: meters.Import, Start: unix("2026-11-01T10:00:00Z"),
-		IntervalSeconds: 900, Version: 1, Values: []int64{4_000_000, 5_000_000}, Origin: Origin{Topic: readsTopic, Offset: 90}})
-	b := &batch{pool: pool}
-	b.reads(t, read("M2", "import", "2026-11-01T05:00:00Z", 900, 1, "1"))
+	at := func(start string, values ...int64) StoredBlock {
+		return StoredBlock{MeterID: "M2", Channel: meters.Import, Start: unix(start), IntervalSeconds: 900, Version: 1,
+			Values: values, Origin: Origin{Topic: readsTopic, Offset: 90}}
+	}
+	storeBlocks(t, pool, at("2026-11-01T10:00:00Z", 4_000_000, 5_000_000))
 	if e := lastEnd(t, pool, "M2", "import"); e != "2026-11-01T10:30:00Z" {
-		t.Fatalf("last_end %q, want the end of the block stored before the row", e)
+		t.Fatalf("last_end %q, want the end of the appended block", e)
 	}
+	storeBlocks(t, pool, at("2026-11-01T09:00:00Z", 1_000_000))
+	if e := lastEnd(t, pool, "M2", "import"); e != "2026-11-01T10:30:00Z" {
+		t.Fatalf("last_end %q after an earlier block, want it kept", e)
+	}
+	b := &batch{pool: pool}
+	out := b.reads(t, read("M2", "import", "2026-11-01T05:00:00Z", 300, 1, "1"))
+	equal(t, "another length", reasons(out.Quarantined), []meters.Reason{meters.IntervalLengthMismatch})
 	rec := read("M2", "import", "2026-11-01T05:15:00Z", 900, 1, "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "2", "9")
-	if n, reads := lookedUp(t, pool, rec); n != 1 || reads != 2 {
-		t.Errorf("%d channels looked up, %d reads loaded; want 1 and the stored block's 2", n, reads)
+	if n, reads := lookedUp(t, pool, rec); n != 1 || reads != 3 {
+		t.Errorf("%d channels looked up, %d reads loaded; want 1 and the stored blocks' 3", n, reads)
 	}
-	out := b.reads(t, rec)
+	out = b.reads(t, rec)
 	equal(t, "conflict with the stored 10:00", reasons(out.Quarantined), []meters.Reason{meters.ConflictingDuplicate})
+	storeBlocks(t, pool, at("2026-11-01T11:00:00Z", 6_000_000))
+	if e := lastEnd(t, pool, "M2", "import"); e != "2026-11-01T11:15:00Z" {
+		t.Fatalf("last_end %q, want it raised", e)
+	}
+	if bad := badLastEnds(t, pool); len(bad) > 0 {
+		t.Errorf("last_end wrong for %v", bad)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -117,9 +116,6 @@ type readState struct {
 	// of the channels whose rows the batch locked.
 	lastEnds map[chanKey]int64
 	lookedUp int // channels whose stored blocks the batch looked up
-	// fromDay is the UTC day of the first read of each channel without a
-	// row: its stored blocks that can end last start on it or later.
-	fromDay map[chanKey]int64
 }
 
 // ApplyReads applies a batch of reads records inside tx, in slice order
@@ -171,8 +167,9 @@ func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadReco
 		return ReadsOutcome{}, err
 	}
 	b := &pgx.Batch{}
-	st.queueLengths(b)
-	st.queueLastEnds(b)
+	ends := st.blockEnds()
+	st.queueLengths(b, ends)
+	st.queueLastEnds(b, ends)
 	pos.queue(b, opt.Slot)
 	writeQuarantine(b, out.Quarantined)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -227,7 +224,6 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		assignments: map[string][]meters.Assignment{},
 		lengths:     map[chanKey]int{},
 		lastEnds:    map[chanKey]int64{},
-		fromDay:     map[chanKey]int64{},
 		days:        map[dayKey]dayReads{},
 	}
 	seenMeter := map[string]bool{}
@@ -311,18 +307,17 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load state of reads batch: %w", err)
 	}
-	// Only the channels whose range may overlap a stored block: one that
-	// starts at or after the end of the channel's latest block (a channel's
-	// day sent in order) overlaps none. A channel without a row, or
-	// without a last_end, is looked up.
+	// Only the channels whose range may overlap a stored block: a channel
+	// without a row has no stored block (doc.go; one created meanwhile by
+	// another writer fails the batch's insert of its row), and one whose
+	// range starts at or after the end of its latest block (a channel's
+	// day sent in order) overlaps none. A row without a last_end is looked
+	// up all the same.
 	m := 0
 	for i, rg := range order {
 		e, ok := st.lastEnds[rg.chanKey]
-		if ok && e != noEnd && rg.start >= e {
+		if !ok || e != noEnd && rg.start >= e {
 			continue
-		}
-		if !ok {
-			st.fromDay[rg.chanKey] = rg.day
 		}
 		rangeMeters[m], rangeChans[m], rangeDays[m], rangeStarts[m], rangeEnds[m] =
 			rangeMeters[i], rangeChans[i], rangeDays[i], rangeStarts[i], rangeEnds[i]
@@ -506,55 +501,56 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 	st.blocks = append(st.blocks, SplitDays(blk)...)
 }
 
-// queueLengths writes the channels' first interval lengths. A channel
-// another writer created since the batch looked is a concurrent write: this
-// batch read that channel's blocks before they existed.
-//
-// A new row's last_end is computed after the batch's blocks were copied,
-// from the stored blocks starting on or after the UTC day of the batch's
-// first read of the channel: the batch's own, the overlapping ones it
-// looked up, and any appended later in time by a path that does not create
-// channel rows (doc.go). One starting before that day ends by its end, so
-// before any of those, and the batch applied a record of the channel, so
-// one of those exists (its own block, or the stored ones that made its
-// reads stale or duplicates). The bound spares the months before.
-func (st *readState) queueLengths(b *pgx.Batch) {
-	if n := len(st.newLengths); n > 0 {
-		ms, cs, ls, ds := make([]string, n), make([]string, n), make([]int32, n), make([]time.Time, n)
-		for i, k := range st.newLengths {
-			ms[i], cs[i], ls[i], ds[i] = k.meter, string(k.channel), int32(st.lengths[k]), time.Unix(st.fromDay[k], 0)
-		}
-		b.Queue(`
-			INSERT INTO channel_lengths (meter_id, channel, interval_seconds, last_end)
-			SELECT k.m, k.c, k.l, (SELECT max(`+blockEndSQL+`) FROM read_blocks WHERE meter_id = k.m AND channel = k.c AND start >= k.d)
-			FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[]) AS k(m, c, l, d) ON CONFLICT DO NOTHING`, ms, cs, ls, ds,
-		).Exec(expectRows("insert channel lengths", n))
-	}
-}
-
-// queueLastEnds raises the last_end of each locked channel the batch
-// appended a block ending after it to that block's end, in one statement:
-// the rows are this transaction's until it ends, so the count is exact.
-func (st *readState) queueLastEnds(b *pgx.Batch) {
+// blockEnds is the end of the latest block the batch appends to each
+// channel.
+func (st *readState) blockEnds() map[chanKey]int64 {
 	ends := map[chanKey]int64{}
 	for i := range st.blocks {
 		blk := &st.blocks[i]
 		ck := chanKey{blk.MeterID, blk.Channel}
-		last, ok := st.lastEnds[ck]
-		if !ok { // a new channel: its row is inserted with its last_end
-			continue
+		ends[ck] = max(ends[ck], blk.end())
+	}
+	return ends
+}
+
+// queueLengths writes the channels' first interval lengths. A channel
+// another writer created since the batch looked is a concurrent write: this
+// batch read that channel's blocks before they existed. A new channel had
+// no stored block, so its last_end is the end of its latest block in the
+// batch (an applied record of a new channel always appends one: every read
+// it holds becomes current).
+func (st *readState) queueLengths(b *pgx.Batch, ends map[chanKey]int64) {
+	if n := len(st.newLengths); n > 0 {
+		ms, cs, ls, es := make([]string, n), make([]string, n), make([]int32, n), make([]*time.Time, n)
+		for i, k := range st.newLengths {
+			ms[i], cs[i], ls[i] = k.meter, string(k.channel), int32(st.lengths[k])
+			if e, ok := ends[k]; ok {
+				t := time.Unix(e, 0)
+				es[i] = &t
+			}
 		}
-		if cur, seen := ends[ck]; seen {
-			last = cur
-		}
-		if e := blk.end(); e > last {
-			ends[ck] = e
+		b.Queue(`
+			INSERT INTO channel_lengths (meter_id, channel, interval_seconds, last_end)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[]) ON CONFLICT DO NOTHING`, ms, cs, ls, es,
+		).Exec(expectRows("insert channel lengths", n))
+	}
+}
+
+// queueLastEnds raises, in one statement, the last_end of each channel
+// whose row the batch locked to the end of its latest block in the batch,
+// where that is later: the rows are this transaction's until it ends, so
+// the count is exact. New channels' rows are inserted with theirs.
+func (st *readState) queueLastEnds(b *pgx.Batch, ends map[chanKey]int64) {
+	var keys []chanKey
+	for k, e := range ends {
+		if last, ok := st.lastEnds[k]; ok && e > last {
+			keys = append(keys, k)
 		}
 	}
-	if len(ends) == 0 {
+	if len(keys) == 0 {
 		return
 	}
-	keys := slices.SortedFunc(maps.Keys(ends), chanKey.compare)
+	slices.SortFunc(keys, chanKey.compare)
 	ms, cs, es := make([]string, len(keys)), make([]string, len(keys)), make([]time.Time, len(keys))
 	for i, k := range keys {
 		ms[i], cs[i], es[i] = k.meter, string(k.channel), time.Unix(ends[k], 0)
