@@ -451,7 +451,15 @@ func TestReadsConversionSkipsStoredVersions(t *testing.T) {
 	if err := readstore.EnsurePartitions(ctx, pool, []int64{stored.Start}); err != nil {
 		t.Fatal(err)
 	}
-	if err := readstore.AppendBlocks(ctx, pool, []readstore.StoredBlock{stored}); err != nil {
+	// Straight into read_blocks, as ingest's COPY wrote it then:
+	// readstore.AppendBlocks now also keeps channel_lengths.last_end, which
+	// this schema predates (migrations/00806_channel_last_end.sql).
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, quality, source,
+			topic, partition, "offset")
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		stored.MeterID, string(stored.Channel), time.Unix(stored.Start, 0), stored.IntervalSeconds, stored.Version,
+		stored.Values, stored.Quality, stored.Source, stored.Origin.Topic, stored.Origin.Partition, stored.Origin.Offset); err != nil {
 		t.Fatal(err)
 	}
 

@@ -5,16 +5,18 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // CopyFromer is what AppendBlocks takes: a pool, a connection or a
 // transaction.
 type CopyFromer interface {
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // copyBlocksSQL appends blocks in Postgres's binary COPY format, which
@@ -23,26 +25,84 @@ type CopyFromer interface {
 const copyBlocksSQL = `COPY read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, quality, source,
 	topic, partition, "offset") FROM STDIN (FORMAT binary)`
 
-// AppendBlocks appends blocks to read_blocks with COPY. Each block must lie
-// within one UTC day (SplitDays) and its month's partition must exist
-// (Partitions.Ensure, EnsurePartitions).
+// blockEndSQL is the end of a read_blocks row: its last interval's end.
+const blockEndSQL = `start + cardinality(values_micro) * interval_seconds * interval '1 second'`
+
+// raiseLastEndsSQL raises channel_lengths.last_end of ($1, $2) to $3 where
+// it is lower (doc.go).
+const raiseLastEndsSQL = `
+	UPDATE channel_lengths c SET last_end = GREATEST(c.last_end, k.e)
+	FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(m, ch, e)
+	WHERE c.meter_id = k.m AND c.channel = k.ch AND (c.last_end IS NULL OR c.last_end < k.e)`
+
+// end is the end of b's last interval, unix seconds.
+func (b *StoredBlock) end() int64 { return b.Start + int64(len(b.Values))*b.IntervalSeconds }
+
+// AppendBlocks appends blocks to read_blocks with COPY, outside ingest
+// (ApplyReads appends its own): loading, conversions, tests. Each block
+// must lie within one UTC day (SplitDays) and its month's partition must
+// exist (Partitions.Ensure, EnsurePartitions).
+//
+// It keeps channel_lengths as ApplyReads does (doc.go), in one transaction
+// (a savepoint of db's, if db is one): it locks the rows of the blocks'
+// channels in key order, so that the two take turns, appends, then raises
+// each row's last_end to the end of the channel's latest block, and creates
+// the row of a channel that has none, with the length of its earliest
+// block here: ApplyReads does not look up the blocks of a channel without
+// a row.
 func AppendBlocks(ctx context.Context, db CopyFromer, blocks []StoredBlock) error {
 	if len(blocks) == 0 {
 		return nil
 	}
-	var conn *pgx.Conn
-	switch c := db.(type) {
-	case interface{ Conn() *pgx.Conn }: // a transaction or a pool's connection
-		conn = c.Conn()
-	case *pgxpool.Pool:
-		pc, err := c.Acquire(ctx)
-		if err != nil {
-			return fmt.Errorf("copy %d read blocks: %w", len(blocks), err)
+	type channel struct{ end, first, seconds int64 }
+	chans := map[chanKey]*channel{}
+	for i := range blocks {
+		b := &blocks[i]
+		ck := chanKey{b.MeterID, b.Channel}
+		c := chans[ck]
+		if c == nil {
+			c = &channel{first: b.Start, seconds: b.IntervalSeconds}
+			chans[ck] = c
 		}
-		defer pc.Release()
-		conn = pc.Conn()
-	default:
-		return fmt.Errorf("copy %d read blocks: %T has no connection", len(blocks), db)
+		c.end = max(c.end, b.end())
+		if b.Start < c.first {
+			c.first, c.seconds = b.Start, b.IntervalSeconds
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(chans), chanKey.compare)
+	n := len(keys)
+	ms, cs, ls, es := make([]string, n), make([]string, n), make([]int32, n), make([]time.Time, n)
+	for i, k := range keys {
+		ms[i], cs[i], ls[i], es[i] = k.meter, string(k.channel), int32(chans[k].seconds), time.Unix(chans[k].end, 0)
+	}
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			SELECT FROM channel_lengths c JOIN unnest($1::text[], $2::text[]) AS k(meter_id, channel) USING (meter_id, channel)
+			ORDER BY c.meter_id, c.channel
+			FOR NO KEY UPDATE OF c`, ms, cs); err != nil {
+			return err
+		}
+		if err := copyBlocks(ctx, tx.Conn(), blocks); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO channel_lengths AS c (meter_id, channel, interval_seconds, last_end)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[])
+			ON CONFLICT (meter_id, channel) DO UPDATE SET last_end = GREATEST(c.last_end, excluded.last_end)
+			WHERE c.last_end IS NULL OR c.last_end < excluded.last_end`, ms, cs, ls, es)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("append %d read blocks: %w", len(blocks), err)
+	}
+	return nil
+}
+
+// copyBlocks appends blocks to read_blocks with COPY on conn, and nothing
+// else.
+func copyBlocks(ctx context.Context, conn *pgx.Conn, blocks []StoredBlock) error {
+	if len(blocks) == 0 {
+		return nil
 	}
 	if _, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(encodeBlocks(blocks)), copyBlocksSQL); err != nil {
 		return fmt.Errorf("copy %d read blocks: %w", len(blocks), err)

@@ -35,6 +35,20 @@
 //     reads their blocks, so two writers of a channel take turns and each
 //     computes positions and alert deltas from what the other committed; a
 //     channel created by another writer meanwhile is ErrConcurrentWrite;
+//   - every channel with a stored block has a channel_lengths row, and its
+//     last_end is, at every commit, the greatest end (start + values ×
+//     interval_seconds) of the channel's stored blocks, NULL while it has
+//     none (migrations/00806_channel_last_end.sql). The writers of
+//     read_blocks, ApplyReads (the consumer and quarantine replays) and
+//     AppendBlocks (loading, tests, `gridsettle bench` seeding), keep both
+//     under the row's lock: they create the row of a new channel with its
+//     last_end, and raise the last_end of the rows they locked. So a batch
+//     looks up the blocks of a channel only when its range of the channel
+//     starts before last_end: a new channel, or a channel's day sent in
+//     several records, in order, costs no look-up. The locking statement
+//     reads last_end, and after waiting for another writer it returns that
+//     writer's committed row (EvalPlanQual). Ingest may miss rows inserted
+//     into read_blocks by other means (by hand, some tests);
 //   - values are exact integers of micro-kWh end to end (the contract allows
 //     6 decimal places by value); decimals never pass through a float;
 //   - ApplyReads and ApplyPrices quarantine each record with the first

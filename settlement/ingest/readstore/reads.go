@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -52,6 +53,11 @@ type ReadOptions struct {
 type chanKey struct {
 	meter   string
 	channel meters.Channel
+}
+
+// compare orders channels by key, the order batches lock them in.
+func (k chanKey) compare(o chanKey) int {
+	return cmp.Or(cmp.Compare(k.meter, o.meter), cmp.Compare(k.channel, o.channel))
 }
 
 // dayKey is one channel's UTC day at one interval length (a channel has
@@ -106,6 +112,10 @@ type readState struct {
 	days        map[dayKey]dayReads
 	blocks      []StoredBlock // to append: the reads each applied record made current
 	values      int           // reads in the batch's decodable records: at most this many change
+	// lastEnds is channel_lengths.last_end (unix seconds; noEnd for NULL)
+	// of the channels whose rows the batch locked.
+	lastEnds map[chanKey]int64
+	lookedUp int // channels whose stored blocks the batch looked up
 }
 
 // ApplyReads applies a batch of reads records inside tx, in slice order
@@ -153,11 +163,13 @@ func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadReco
 		st.apply(r, covering, micros, pos, &out)
 		out.Applied = append(out.Applied, i)
 	}
-	if err := AppendBlocks(ctx, tx, st.blocks); err != nil {
+	if err := copyBlocks(ctx, tx.Conn(), st.blocks); err != nil {
 		return ReadsOutcome{}, err
 	}
 	b := &pgx.Batch{}
-	st.queueLengths(b)
+	ends := st.blockEnds()
+	st.queueLengths(b, ends)
+	st.queueLastEnds(b, ends)
 	pos.queue(b, opt.Slot)
 	writeQuarantine(b, out.Quarantined)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -199,6 +211,9 @@ func PartitionStarts(recs []ReadRecord) []int64 {
 	return starts
 }
 
+// noEnd is a NULL channel_lengths.last_end.
+const noEnd int64 = math.MinInt64
+
 type readRange struct {
 	chanKey
 	day, start, end int64 // UTC day of the first read, first start, last end
@@ -208,6 +223,7 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	st := &readState{
 		assignments: map[string][]meters.Assignment{},
 		lengths:     map[chanKey]int{},
+		lastEnds:    map[chanKey]int64{},
 		days:        map[dayKey]dayReads{},
 	}
 	seenMeter := map[string]bool{}
@@ -242,9 +258,7 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	}
 	// Channels in key order, so that two batches lock their common
 	// channels in the same order and cannot deadlock.
-	slices.SortFunc(order, func(a, b *readRange) int {
-		return cmp.Or(cmp.Compare(a.meter, b.meter), cmp.Compare(a.channel, b.channel))
-	})
+	slices.SortFunc(order, func(a, b *readRange) int { return a.compare(b.chanKey) })
 	n := len(order)
 	rangeMeters, rangeChans := make([]string, n), make([]string, n)
 	rangeDays, rangeStarts, rangeEnds := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
@@ -265,42 +279,77 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	})
 	// The lock comes before the blocks are read: a writer that held it
 	// has committed when this statement returns, and the next one (its own
-	// snapshot, read committed) sees its blocks.
+	// snapshot, read committed) sees its blocks. last_end is read by the
+	// locking statement itself: a row it waited for is re-read in its
+	// latest committed version once the holder commits (Postgres re-checks
+	// a row locked FOR NO KEY UPDATE after a wait, EvalPlanQual), so it is
+	// the end the holder left (TestWaiterSeesTheHoldersLastEnd).
 	b.Queue(`
-		SELECT c.meter_id, c.channel, c.interval_seconds
+		SELECT c.meter_id, c.channel, c.interval_seconds, c.last_end
 		FROM channel_lengths c JOIN unnest($1::text[], $2::text[]) AS k(meter_id, channel) USING (meter_id, channel)
 		ORDER BY c.meter_id, c.channel
 		FOR NO KEY UPDATE OF c`, rangeMeters, rangeChans,
 	).Query(func(rows pgx.Rows) error {
 		var k chanKey
 		var n int
-		_, err := pgx.ForEachRow(rows, []any{&k.meter, &k.channel, &n}, func() error {
+		var end *time.Time
+		_, err := pgx.ForEachRow(rows, []any{&k.meter, &k.channel, &n, &end}, func() error {
 			st.lengths[k] = n
+			e := noEnd
+			if end != nil {
+				e = end.Unix()
+			}
+			st.lastEnds[k] = e
 			return nil
 		})
 		return err
 	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("load state of reads batch: %w", err)
+	}
+	// Only the channels whose range may overlap a stored block: a channel
+	// without a row has no stored block (doc.go; one created meanwhile by
+	// another writer fails the batch's insert of its row), and one whose
+	// range starts at or after the end of its latest block (a channel's
+	// day sent in order) overlaps none. A row without a last_end is looked
+	// up all the same.
+	m := 0
+	for i, rg := range order {
+		e, ok := st.lastEnds[rg.chanKey]
+		if !ok || e != noEnd && rg.start >= e {
+			continue
+		}
+		rangeMeters[m], rangeChans[m], rangeDays[m], rangeStarts[m], rangeEnds[m] =
+			rangeMeters[i], rangeChans[i], rangeDays[i], rangeStarts[i], rangeEnds[i]
+		m++
+	}
+	st.lookedUp = m
+	if m == 0 {
+		return st, nil
+	}
 	// The index bounds the scan to the range's days; the end test drops
 	// the day's earlier blocks that end before the range (the rest of a
 	// day sent in several records), which need not travel.
-	b.Queue(`
+	rows, err := tx.Query(ctx, `
 		SELECT `+blockColumns+`
 		FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) AS k(km, kc, kd, ks, ke)
 		JOIN read_blocks ON meter_id = km AND channel = kc AND start >= kd AND start < ke
-		 AND start + cardinality(values_micro) * interval_seconds * interval '1 second' > ks`,
-		rangeMeters, rangeChans, rangeDays, rangeStarts, rangeEnds, // pgx asks for binary results of these types in a batch too
-	).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			blk, err := scanBlock(rows.RawValues())
-			if err != nil {
-				return err
-			}
-			st.load(&blk)
+		 AND `+blockEndSQL+` > ks`,
+		binaryResults, rangeMeters[:m], rangeChans[:m], rangeDays[:m], rangeStarts[:m], rangeEnds[:m],
+	)
+	if err != nil {
+		return nil, fmt.Errorf("load stored blocks of reads batch: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		blk, err := scanBlock(rows.RawValues())
+		if err != nil {
+			return nil, fmt.Errorf("load stored blocks of reads batch: %w", err)
 		}
-		return rows.Err()
-	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("load state of reads batch: %w", err)
+		st.load(&blk)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load stored blocks of reads batch: %w", err)
 	}
 	return st, nil
 }
@@ -452,20 +501,61 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 	st.blocks = append(st.blocks, SplitDays(blk)...)
 }
 
+// blockEnds is the end of the latest block the batch appends to each
+// channel.
+func (st *readState) blockEnds() map[chanKey]int64 {
+	ends := map[chanKey]int64{}
+	for i := range st.blocks {
+		blk := &st.blocks[i]
+		ck := chanKey{blk.MeterID, blk.Channel}
+		ends[ck] = max(ends[ck], blk.end())
+	}
+	return ends
+}
+
 // queueLengths writes the channels' first interval lengths. A channel
 // another writer created since the batch looked is a concurrent write: this
-// batch read that channel's blocks before they existed.
-func (st *readState) queueLengths(b *pgx.Batch) {
+// batch read that channel's blocks before they existed. A new channel had
+// no stored block, so its last_end is the end of its latest block in the
+// batch (an applied record of a new channel always appends one: every read
+// it holds becomes current).
+func (st *readState) queueLengths(b *pgx.Batch, ends map[chanKey]int64) {
 	if n := len(st.newLengths); n > 0 {
-		ms, cs, ls := make([]string, n), make([]string, n), make([]int32, n)
+		ms, cs, ls, es := make([]string, n), make([]string, n), make([]int32, n), make([]*time.Time, n)
 		for i, k := range st.newLengths {
 			ms[i], cs[i], ls[i] = k.meter, string(k.channel), int32(st.lengths[k])
+			if e, ok := ends[k]; ok {
+				t := time.Unix(e, 0)
+				es[i] = &t
+			}
 		}
 		b.Queue(`
-			INSERT INTO channel_lengths (meter_id, channel, interval_seconds)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) ON CONFLICT DO NOTHING`, ms, cs, ls,
+			INSERT INTO channel_lengths (meter_id, channel, interval_seconds, last_end)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[]) ON CONFLICT DO NOTHING`, ms, cs, ls, es,
 		).Exec(expectRows("insert channel lengths", n))
 	}
+}
+
+// queueLastEnds raises, in one statement, the last_end of each channel
+// whose row the batch locked to the end of its latest block in the batch,
+// where that is later: the rows are this transaction's until it ends, so
+// the count is exact. New channels' rows are inserted with theirs.
+func (st *readState) queueLastEnds(b *pgx.Batch, ends map[chanKey]int64) {
+	var keys []chanKey
+	for k, e := range ends {
+		if last, ok := st.lastEnds[k]; ok && e > last {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	slices.SortFunc(keys, chanKey.compare)
+	ms, cs, es := make([]string, len(keys)), make([]string, len(keys)), make([]time.Time, len(keys))
+	for i, k := range keys {
+		ms[i], cs[i], es[i] = k.meter, string(k.channel), time.Unix(ends[k], 0)
+	}
+	b.Queue(raiseLastEndsSQL, ms, cs, es).Exec(expectRows("raise channel last ends", len(keys)))
 }
 
 // microsOf is b's values in micro-kWh as the decoder read them
