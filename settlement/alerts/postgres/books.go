@@ -200,21 +200,32 @@ const longestPrice = time.Hour
 
 // queuePricesAround queues the RT prices a settlement price of the cells
 // can use, per point from its earliest cell less the longest price interval
-// to its latest cell's end.
+// to its latest cell's end. The bounds are taken here: a batch prices up to
+// a few hundred thousand cells at a handful of points.
 func (h *Hook) queuePricesAround(b *pgx.Batch, cells []cell, raw rawPrices) {
 	if len(cells) == 0 {
 		return
 	}
-	points, starts := make([]string, len(cells)), make([]time.Time, len(cells))
-	for i, c := range cells {
-		points[i], starts[i] = c.point, time.Unix(c.start, 0).UTC()
+	type bounds struct{ lo, hi int64 }
+	byPoint := map[string]*bounds{}
+	for _, c := range cells {
+		if bd := byPoint[c.point]; bd == nil {
+			byPoint[c.point] = &bounds{c.start, c.start}
+		} else {
+			bd.lo, bd.hi = min(bd.lo, c.start), max(bd.hi, c.start)
+		}
+	}
+	points := sortedKeys(byPoint, cmp.Compare[string])
+	los, his := make([]time.Time, len(points)), make([]time.Time, len(points))
+	for i, pt := range points {
+		los[i], his[i] = time.Unix(byPoint[pt].lo, 0).UTC(), time.Unix(byPoint[pt].hi, 0).UTC()
 	}
 	b.Queue(`
 		SELECT p.settlement_point, p.interval_start, p.interval_seconds, p.price
-		FROM (SELECT point, min(t) AS lo, max(t) AS hi FROM unnest($1::text[], $2::timestamptz[]) AS k(point, t) GROUP BY point) k
+		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(point, lo, hi)
 		JOIN prices p ON p.market = 'RT' AND p.settlement_point = k.point
-		 AND p.interval_start >= k.lo - $3::interval AND p.interval_start < k.hi + $4::interval`,
-		points, starts, longestPrice, h.market.Interval(),
+		 AND p.interval_start >= k.lo - $4::interval AND p.interval_start < k.hi + $5::interval`,
+		points, los, his, longestPrice, h.market.Interval(),
 	).Query(func(rows pgx.Rows) error { return raw.scan(rows) })
 }
 

@@ -82,13 +82,7 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 		ORDER BY settlement_point FOR NO KEY UPDATE`, sortedKeys(points, cmp.Compare[string]))
 	raw := rawPrices{}
 	// Every price a settlement price of the affected cells can use.
-	b.Queue(`
-		SELECT p.settlement_point, p.interval_start, p.interval_seconds, p.price
-		FROM (SELECT point, min(t) AS lo, max(t) AS hi FROM unnest($1::text[], $2::timestamptz[]) AS k(point, t) GROUP BY point) k
-		JOIN prices p ON p.market = 'RT' AND p.settlement_point = k.point
-		 AND p.interval_start >= k.lo - $3::interval AND p.interval_start < k.hi + $4::interval`,
-		cellPoints, cellStarts, longestPrice, h.market.Interval(),
-	).Query(func(rows pgx.Rows) error { return raw.scan(rows) })
+	h.queuePricesAround(b, cells, raw)
 	watchers := map[pointDay][]string{}
 	var dPoints, dDays []string
 	var dFrom, dTo []time.Time
