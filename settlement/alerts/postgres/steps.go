@@ -190,7 +190,7 @@ func (c *calendar) month(t time.Time) string { return c.day(t)[:7] }
 // accounts with a budget.
 func (h *Hook) readSteps(a ingest.Applied, cal *calendar, watching map[string]limits) ([]step, error) {
 	// Sized for the common batch, one new read per change: growing these
-	// from empty copied them over and over (issue 9's ingest profile).
+	// from empty copied them over and over (the ingest profile).
 	n := len(a.Reads)
 	b := stepBuilder{usage: make([]usageDelta, 0, n), energy: make([]energyDelta, 0, n), meters: make([]meterDelta, 0, n),
 		cuts: make([]stepCut, 0, len(a.Ends)+1), watching: watching}
