@@ -21,14 +21,21 @@ CREATE TABLE alert_energy_blocks (
     settlement_point text        NOT NULL,
     slot             int         NOT NULL,
     first_start      timestamptz NOT NULL,
+    last_start       timestamptz NOT NULL, -- the start of the last element
     interval_seconds int         NOT NULL, -- the settlement interval of the elements
     loss_factor      numeric     NOT NULL,
     nano_kwh         bigint[]    NOT NULL, -- (import − export) moved, per interval
     estimated_reads  int[],                -- the non-actual reads moved, per interval; NULL: none
-    CHECK (interval_seconds > 0 AND cardinality(nano_kwh) >= 1)
+    CHECK (interval_seconds > 0 AND cardinality(nano_kwh) >= 1 AND last_start >= first_start
+           AND last_start < first_start + interval '1 day')
 );
--- repricing an interval reads the blocks of its point that can hold it
-CREATE INDEX alert_energy_blocks_point ON alert_energy_blocks (settlement_point, first_start);
+-- Repricing an interval t reads the blocks of its point that can hold it:
+-- last_start in [t, t + 1 day), first_start at or before t. By last_start,
+-- because prices are mostly published before the reads of their interval
+-- arrive: then no block of the point ends at or after t and the look-up
+-- visits nothing, where by first_start it would visit the day of blocks
+-- before t.
+CREATE INDEX alert_energy_blocks_point ON alert_energy_blocks (settlement_point, last_start);
 -- building a book and rebuilding an account's aggregates read its blocks
 CREATE INDEX alert_energy_blocks_account ON alert_energy_blocks (account_id, first_start);
 
@@ -37,8 +44,9 @@ CREATE INDEX alert_energy_blocks_account ON alert_energy_blocks (account_id, fir
 -- configuration's, which SQL does not know). The cell kept its energy after
 -- the loss factor, in MWh, not the kWh before it: it is stored, exactly, as
 -- 1 MWh (10^12 nano-kWh) times a factor that is that energy.
-INSERT INTO alert_energy_blocks (account_id, settlement_point, slot, first_start, interval_seconds, loss_factor, nano_kwh, estimated_reads)
-SELECT account_id, settlement_point, slot, interval_start, 300, energy_mwh, ARRAY[1000000000000::bigint],
+INSERT INTO alert_energy_blocks (account_id, settlement_point, slot, first_start, last_start, interval_seconds, loss_factor,
+                                 nano_kwh, estimated_reads)
+SELECT account_id, settlement_point, slot, interval_start, interval_start, 300, energy_mwh, ARRAY[1000000000000::bigint],
        CASE WHEN estimated_reads <> 0 THEN ARRAY[estimated_reads] END
 FROM alert_energy;
 DROP TABLE alert_energy;

@@ -393,8 +393,8 @@ func queueSpendWrites(b *pgx.Batch, books map[monthKey]*monthBook) {
 		accts, months, costs, est, latest)
 }
 
-var energyBlockColumns = []string{"account_id", "settlement_point", "loss_factor", "slot", "first_start", "interval_seconds",
-	"nano_kwh", "estimated_reads"}
+var energyBlockColumns = []string{"account_id", "settlement_point", "loss_factor", "slot", "first_start", "last_start",
+	"interval_seconds", "nano_kwh", "estimated_reads"}
 
 // appendEnergy appends m's energy differences to slot as blocks: one row
 // per account, point, loss factor and UTC day, an element per settlement
@@ -444,7 +444,8 @@ func (h *Hook) appendEnergy(ctx context.Context, tx pgx.Tx, m map[energyKey]flow
 				est[at] = int32(cells[i].estimated)
 			}
 		}
-		rows = append(rows, []any{bk.account, bk.point, decimal.New(bk.lossMicro, -6), slot, time.Unix(first, 0).UTC(), int32(L), nano, est})
+		rows = append(rows, []any{bk.account, bk.point, decimal.New(bk.lossMicro, -6), slot, time.Unix(first, 0).UTC(),
+			time.Unix(last, 0).UTC(), int32(L), nano, est})
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"alert_energy_blocks"}, energyBlockColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("alerts: append %d energy blocks: %w", len(rows), err)

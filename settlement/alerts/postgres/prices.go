@@ -113,8 +113,9 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 		}
 		return nil
 	})
-	// The energy of budgeted accounts at the affected cells: blocks start at
-	// most a UTC day before the cells they hold.
+	// The energy of budgeted accounts at the affected cells: a block holding
+	// t has its last element in [t, t + 1 day) and its first at or before t
+	// (migrations/00804_alert_energy_blocks.sql).
 	budgets := map[monthKey]decimal.Decimal{}
 	energyAt := map[accountCell]*energy{}
 	var budget decimal.Decimal
@@ -122,7 +123,8 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 		SELECT e.account_id, e.settlement_point, e.first_start, e.interval_seconds, e.loss_factor, e.nano_kwh, e.estimated_reads,
 		       a.monthly_budget
 		FROM (SELECT point, min(t) AS lo, max(t) AS hi FROM unnest($1::text[], $2::timestamptz[]) AS k(point, t) GROUP BY point) k
-		JOIN alert_energy_blocks e ON e.settlement_point = k.point AND e.first_start > k.lo - interval '1 day' AND e.first_start <= k.hi
+		JOIN alert_energy_blocks e ON e.settlement_point = k.point AND e.last_start >= k.lo
+		 AND e.last_start < k.hi + interval '1 day' AND e.first_start <= k.hi
 		JOIN accounts a ON a.account_id = e.account_id AND a.monthly_budget IS NOT NULL`, cellPoints, cellStarts,
 	).Query(func(rows pgx.Rows) error {
 		return scanEnergyBlocks(rows, func(acct string, c cell, e energy) {
