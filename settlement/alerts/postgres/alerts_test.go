@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -276,5 +277,34 @@ func TestMissingDataInsideABatch(t *testing.T) {
 	equalIDs(t, got, "missing_data/M5/2026-11-10T06:15:00Z")
 	if a := got["missing_data/M5/2026-11-10T06:15:00Z"]; !a.EventTime.Equal(utc("2026-11-10T13:00:00Z")) || a.Observed != "6.75" {
 		t.Errorf("M5: %+v", a)
+	}
+}
+
+// TestLargestEnergyStillLands: 9,300 meters of one budgeted account each
+// send the largest read (10^6 kWh) for one interval in one batch: the
+// batch's sum for that account and interval leaves an int64 of nano-kWh, so
+// the batch fails and is applied in parts (settlement/ingest), and every
+// record lands, none set aside, with the energy exact.
+func TestLargestEnergyStillLands(t *testing.T) {
+	t.Parallel()
+	const n = 9_300
+	c := newCluster(t)
+	d := c.newDB(baseRegistry + fmt.Sprintf(`
+		INSERT INTO accounts (account_id, name, monthly_budget) VALUES ('ACC-BIG', 'big', 1000000000000);
+		INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
+		SELECT 'MB-' || i, 'ACC-BIG', 'RET-A', 'HB_NORTH', 1, '2026-01-01T00:00:00Z' FROM generate_series(1, %d) i`, n))
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = readRec(0, fmt.Sprintf("MB-%d", i+1), "import", "2026-11-10T06:00:00Z", 900, 1, "1000000")
+	}
+	c.produce(recs...) // all before the consumer starts: one batch
+	c.consume(d, "g", 100_000)
+	c.caughtUp(d)
+	if q := d.count(`SELECT count(*) FROM quarantine`); q != 0 {
+		t.Fatalf("%d records set aside", q)
+	}
+	got := d.strings(`SELECT trim_scale(sum(energy_mwh))::text FROM alert_energy WHERE account_id = 'ACC-BIG'`)
+	if want := fmt.Sprint(n * 1000); len(got) != 1 || got[0] != want {
+		t.Errorf("energy %v MWh, want %s", got, want)
 	}
 }

@@ -22,15 +22,25 @@ type totals struct {
 	meters map[string]meterTouch
 }
 
-func (t totals) add(s step) {
+func (t totals) add(s step) error {
 	for _, d := range s.usage {
 		u := t.usage[d.key]
-		u.add(d.usage)
+		var ok bool
+		if u.micro, ok = addInt64(u.micro, d.micro); !ok {
+			return fmt.Errorf("alerts: the import of account %s on %s leaves the range of an int64 of micro-kWh", d.key.account, d.key.day)
+		}
+		u.estimated += d.estimated
+		if d.lastEnd.After(u.lastEnd) {
+			u.lastEnd = d.lastEnd
+		}
 		t.usage[d.key] = u
 	}
 	for _, d := range s.energy {
 		e := t.energy[d.key]
-		e.add(d.flow)
+		if !e.add(d.flow) {
+			return fmt.Errorf("alerts: the energy of account %s at %s, %s leaves the range of an int64 of nano-kWh",
+				d.key.account, d.key.point, time.Unix(d.key.start, 0).UTC())
+		}
 		t.energy[d.key] = e
 	}
 	for _, d := range s.meters {
@@ -38,6 +48,7 @@ func (t totals) add(s step) {
 			t.meters[d.id] = d.meterTouch
 		}
 	}
+	return nil
 }
 
 // limits are an account's alert settings.
@@ -75,7 +86,9 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 	}
 	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]flow{}, meters: map[string]meterTouch{}}
 	for _, s := range steps {
-		total.add(s)
+		if err := total.add(s); err != nil {
+			return nil, err
+		}
 	}
 	var ms *missing
 	if !a.Replay && a.Topic == h.topics.Reads && len(a.Ends) > 0 {

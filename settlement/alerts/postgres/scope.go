@@ -95,8 +95,9 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []registrystore.A
 				// as the join on the registry did
 				for k := range as {
 					if readErr == nil && as[k].Covers(r.Start) {
-						readErr = sb.read(h, cal, &as[k], r, false)
-						total.add(step{usage: sb.usage, energy: sb.energy})
+						if readErr = sb.read(h, cal, &as[k], r, false); readErr == nil {
+							readErr = total.add(step{usage: sb.usage, energy: sb.energy})
+						}
 						sb.usage, sb.energy = sb.usage[:0], sb.energy[:0]
 					}
 				}

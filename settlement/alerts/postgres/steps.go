@@ -58,6 +58,16 @@ func (u usage) kwh() decimal.Decimal {
 	return decimal.New(v, exp)
 }
 
+// addInt64 is a + b, and false when the sum leaves int64. Figures summed
+// as integers cannot reach it from real meters (a read is at most 10^6 kWh,
+// 10^15 nano-kWh), but a batch of thousands of such reads of one account in
+// one interval could: the batch then fails and is applied in parts (see
+// settlement/ingest), never with a wrapped sum.
+func addInt64(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (b > 0) == (s > a) || b == 0
+}
+
 func (u *usage) add(v usage) {
 	u.micro += v.micro
 	u.estimated += v.estimated
@@ -85,9 +95,10 @@ type flow struct {
 	estimated int
 }
 
-func (f *flow) add(v flow) {
-	f.nano += v.nano
-	f.estimated += v.estimated
+func (f *flow) add(v flow) bool {
+	n, ok := addInt64(f.nano, v.nano)
+	f.nano, f.estimated = n, f.estimated+v.estimated
+	return ok
 }
 
 // mwhOf is the settlement energy of nano nano-kWh at loss factor lf, exact.

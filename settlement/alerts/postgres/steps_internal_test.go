@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -136,7 +137,9 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, s := range steps {
-			sum.add(s)
+			if err := sum.add(s); err != nil {
+				t.Fatal(err)
+			}
 		}
 		type dayFigure struct {
 			kwh       decimal.Decimal
@@ -222,5 +225,34 @@ func TestScaled(t *testing.T) {
 		if got != c.want || ok != c.ok {
 			t.Errorf("scaled(%s, %d) = %d, %v; want %d, %v", c.in, c.places, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// TestSumsNeverWrap: a batch whose energy for one account and interval
+// leaves an int64 of nano-kWh fails (and is then applied in parts), never
+// stores a wrapped sum; below the bound, sums are exact.
+func TestSumsNeverWrap(t *testing.T) {
+	for _, c := range []struct {
+		a, b int64
+		ok   bool
+	}{
+		{1, 2, true}, {math.MaxInt64, 0, true}, {math.MaxInt64, 1, false}, {math.MinInt64, -1, false},
+		{math.MinInt64, math.MaxInt64, true}, {-5, 5, true}, {math.MaxInt64 - 10, 10, true},
+	} {
+		s, ok := addInt64(c.a, c.b)
+		if ok != c.ok || ok && s != c.a+c.b {
+			t.Errorf("addInt64(%d, %d) = %d, %v", c.a, c.b, s, ok)
+		}
+	}
+	k := energyKey{"A", cell{"P", 0}, 1_000_000}
+	max := step{energy: []energyDelta{{k, flow{nano: 1_000_000_000_000_000}}}} // 10^6 kWh, the largest read
+	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]flow{}, meters: map[string]meterTouch{}}
+	var err error
+	n := 0
+	for ; err == nil && n < 10_000; n++ {
+		err = total.add(max)
+	}
+	if err == nil || n != 9_224 {
+		t.Errorf("after %d of the largest reads: %v; want an error at the 9,224th", n, err)
 	}
 }
