@@ -84,7 +84,14 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 	if err != nil {
 		return nil, err
 	}
-	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]flow{}, meters: map[string]meterTouch{}}
+	// Sized for the deltas, most of which are distinct keys in a catch-up:
+	// growing these maps from empty rehashed them over and over.
+	var nUsage, nEnergy, nMeters int
+	for _, s := range steps {
+		nUsage, nEnergy, nMeters = nUsage+len(s.usage), nEnergy+len(s.energy), nMeters+len(s.meters)
+	}
+	total := totals{usage: make(map[dayKey]usage, nUsage), energy: make(map[energyKey]flow, nEnergy),
+		meters: make(map[string]meterTouch, nMeters)}
 	for _, s := range steps {
 		if err := total.add(s); err != nil {
 			return nil, err
