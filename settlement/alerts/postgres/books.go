@@ -200,12 +200,25 @@ const longestPrice = time.Hour
 
 // queuePricesAround queues the RT prices a settlement price of the cells
 // can use, per point from its earliest cell less the longest price interval
-// to its latest cell's end. The bounds are taken here: a batch prices up to
-// a few hundred thousand cells at a handful of points.
+// to its latest cell's end.
 func (h *Hook) queuePricesAround(b *pgx.Batch, cells []cell, raw rawPrices) {
 	if len(cells) == 0 {
 		return
 	}
+	b.Queue(`
+		SELECT p.settlement_point, p.interval_start, p.interval_seconds, p.price
+		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(point, lo, hi)
+		JOIN prices p ON p.market = 'RT' AND p.settlement_point = k.point
+		 AND p.interval_start >= k.lo - $4::interval AND p.interval_start < k.hi + $5::interval`,
+		append(boundsArgs(cells), longestPrice, h.market.Interval())...,
+	).Query(func(rows pgx.Rows) error { return raw.scan(rows) })
+}
+
+// boundsArgs are the points of cells with the earliest and the latest cell
+// start at each, as the three arrays ($1 points, $2 earliest, $3 latest) a
+// look-up by point and time range takes. The bounds are taken here: a
+// batch has up to a few hundred thousand cells at a handful of points.
+func boundsArgs(cells []cell) []any {
 	type bounds struct{ lo, hi int64 }
 	byPoint := map[string]*bounds{}
 	for _, c := range cells {
@@ -220,13 +233,7 @@ func (h *Hook) queuePricesAround(b *pgx.Batch, cells []cell, raw rawPrices) {
 	for i, pt := range points {
 		los[i], his[i] = time.Unix(byPoint[pt].lo, 0).UTC(), time.Unix(byPoint[pt].hi, 0).UTC()
 	}
-	b.Queue(`
-		SELECT p.settlement_point, p.interval_start, p.interval_seconds, p.price
-		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(point, lo, hi)
-		JOIN prices p ON p.market = 'RT' AND p.settlement_point = k.point
-		 AND p.interval_start >= k.lo - $4::interval AND p.interval_start < k.hi + $5::interval`,
-		points, los, his, longestPrice, h.market.Interval(),
-	).Query(func(rows pgx.Rows) error { return raw.scan(rows) })
+	return []any{points, los, his}
 }
 
 // newMonthBook is an empty book of key with its month's bounds.
@@ -278,7 +285,7 @@ func queueSpends(b *pgx.Batch, books map[monthKey]*monthBook) {
 // energy into cells and the RT prices of every point they have energy at
 // into raw; the caller prices them (priceAll) once raw holds the prices it
 // evaluates from.
-func (h *Hook) buildBooks(ctx context.Context, tx pgx.Tx, books map[monthKey]*monthBook, raw rawPrices) error {
+func (h *Hook) buildBooks(ctx context.Context, tx pgx.Tx, cal *calendar, books map[monthKey]*monthBook, raw rawPrices) error {
 	var accts []string
 	var starts, ends []time.Time
 	var lo, hi time.Time
@@ -298,7 +305,6 @@ func (h *Hook) buildBooks(ctx context.Context, tx pgx.Tx, books map[monthKey]*mo
 	if len(accts) == 0 {
 		return nil
 	}
-	cal := h.calendar()
 	b := &pgx.Batch{}
 	// A block starts at most a UTC day before its first interval in the month.
 	b.Queue(`

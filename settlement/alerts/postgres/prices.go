@@ -66,11 +66,9 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 	cells := sortedKeys(affected, func(a, b cell) int { return cmp.Or(cmp.Compare(a.point, b.point), cmp.Compare(a.start, b.start)) })
 	points := map[string]bool{}
 	days := map[pointDay]bool{}
-	cellPoints, cellStarts := make([]string, len(cells)), make([]time.Time, len(cells))
-	for i, c := range cells {
+	for _, c := range cells {
 		points[c.point] = true
-		cellPoints[i], cellStarts[i] = c.point, time.Unix(c.start, 0).UTC()
-		days[pointDay{c.point, cal.day(cellStarts[i])}] = true
+		days[pointDay{c.point, cal.day(time.Unix(c.start, 0))}] = true
 	}
 
 	b := &pgx.Batch{}
@@ -122,10 +120,10 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 	b.Queue(`
 		SELECT e.account_id, e.settlement_point, e.first_start, e.interval_seconds, e.loss_factor, e.nano_kwh, e.estimated_reads,
 		       a.monthly_budget
-		FROM (SELECT point, min(t) AS lo, max(t) AS hi FROM unnest($1::text[], $2::timestamptz[]) AS k(point, t) GROUP BY point) k
+		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(point, lo, hi)
 		JOIN alert_energy_blocks e ON e.settlement_point = k.point AND e.last_start >= k.lo
 		 AND e.last_start < k.hi + interval '1 day' AND e.first_start <= k.hi
-		JOIN accounts a ON a.account_id = e.account_id AND a.monthly_budget IS NOT NULL`, cellPoints, cellStarts,
+		JOIN accounts a ON a.account_id = e.account_id AND a.monthly_budget IS NOT NULL`, boundsArgs(cells)...,
 	).Query(func(rows pgx.Rows) error {
 		return scanEnergyBlocks(rows, func(acct string, c cell, e energy) {
 			if !affected[c] {
@@ -151,7 +149,7 @@ func (h *Hook) prices(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Ap
 	if err := h.openBooks(ctx, tx, nil, months, false, sortedKeys(points, cmp.Compare[string]), nil, raw); err != nil {
 		return nil, err
 	}
-	if err := h.buildBooks(ctx, tx, months, raw); err != nil {
+	if err := h.buildBooks(ctx, tx, cal, months, raw); err != nil {
 		return nil, err
 	}
 	// A stored book needs only its energy at the affected cells.

@@ -25,13 +25,8 @@ type totals struct {
 func (t totals) add(s step) error {
 	for _, d := range s.usage {
 		u := t.usage[d.key]
-		var ok bool
-		if u.micro, ok = addInt64(u.micro, d.micro); !ok {
-			return fmt.Errorf("alerts: the import of account %s on %s leaves the range of an int64 of micro-kWh", d.key.account, d.key.day)
-		}
-		u.estimated += d.estimated
-		if d.lastEnd.After(u.lastEnd) {
-			u.lastEnd = d.lastEnd
+		if !u.add(d.usage) {
+			return usageOverflow(d.key)
 		}
 		t.usage[d.key] = u
 	}
@@ -49,6 +44,10 @@ func (t totals) add(s step) error {
 		}
 	}
 	return nil
+}
+
+func usageOverflow(k dayKey) error {
+	return fmt.Errorf("alerts: the import of account %s on %s leaves the range of an int64 of micro-kWh", k.account, k.day)
 }
 
 // limits are an account's alert settings.
@@ -147,7 +146,7 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 	if err := h.openBooks(ctx, tx, days, months, true, sortedKeys(points, cmp.Compare[string]), around, raw); err != nil {
 		return nil, err
 	}
-	if err := h.buildBooks(ctx, tx, months, raw); err != nil {
+	if err := h.buildBooks(ctx, tx, cal, months, raw); err != nil {
 		return nil, err
 	}
 	prices, err := raw.prices(h.market.IntervalSeconds)
@@ -168,7 +167,9 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		var dayBooks []*dayBook
 		for _, d := range s.usage {
 			if bk := days[d.key]; bk != nil {
-				bk.add(d.usage)
+				if !bk.add(d.usage) {
+					return nil, usageOverflow(d.key)
+				}
 				if bk.seen != i+1 {
 					bk.seen = i + 1
 					dayBooks = append(dayBooks, bk)

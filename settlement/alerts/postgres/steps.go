@@ -50,13 +50,7 @@ type usage struct {
 
 // kwh is the figure in kWh, without trailing zeros (as the reads were
 // written: 1.5, not 1.500000).
-func (u usage) kwh() decimal.Decimal {
-	v, exp := u.micro, int32(-6)
-	for exp < 0 && v%10 == 0 {
-		v, exp = v/10, exp+1
-	}
-	return decimal.New(v, exp)
-}
+func (u usage) kwh() decimal.Decimal { return readstore.KWh(u.micro) }
 
 // addInt64 is a + b, and false when the sum leaves int64. Figures summed
 // as integers cannot reach it from real meters (a read is at most 10^6 kWh,
@@ -68,12 +62,15 @@ func addInt64(a, b int64) (int64, bool) {
 	return s, (b > 0) == (s > a) || b == 0
 }
 
-func (u *usage) add(v usage) {
-	u.micro += v.micro
+// add adds v; false when the figure leaves an int64 (addInt64).
+func (u *usage) add(v usage) bool {
+	m, ok := addInt64(u.micro, v.micro)
+	u.micro = m
 	u.estimated += v.estimated
 	if v.lastEnd.After(u.lastEnd) {
 		u.lastEnd = v.lastEnd
 	}
+	return ok
 }
 
 // energy is settlement energy in MWh with the non-actual reads behind it.
@@ -101,9 +98,10 @@ func (f *flow) add(v flow) bool {
 	return ok
 }
 
-// mwhOf is the settlement energy of nano nano-kWh at loss factor lf, exact.
+// mwhOf is the settlement energy of nano nano-kWh at loss factor lf
+// (settlement.MWh, the one rule), exact.
 func mwhOf(nano int64, lf decimal.Decimal) decimal.Decimal {
-	return decimal.New(nano, -9).Mul(lf).Shift(-3)
+	return settlement.MWh(decimal.New(nano, -9), lf)
 }
 
 // scaled is d × 10^places as an integer; ok is false when that is not an

@@ -170,31 +170,10 @@ func TestWaiterSeesTheHoldersLastEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// B corrects 05:15, starting at the last_end stored before A.
-	second := &batch{pool: pool, offset: 2}
-	done := make(chan ReadsOutcome, 1)
-	failed := make(chan error, 1)
-	go func() {
-		out, err := second.tryReads(ctx, read("M2", "import", "2026-11-01T05:15:00Z", 900, 2, "5"))
-		if err != nil {
-			failed <- err
-			return
-		}
-		done <- out
-	}()
-	waitForLockWaiter(t, pool)
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-failed:
-		t.Fatalf("second writer: %v, want it to wait and apply", err)
-	case out := <-done:
-		if len(out.Changes) != 1 || out.Changes[0].Previous == nil || out.Changes[0].Previous.Version != 1 ||
-			out.Changes[0].Previous.Value.String() != "2" {
-			t.Fatalf("second writer's changes %+v, want it to replace the first's 2 (version 1)", out.Changes)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("second writer still waiting 30 s after the first committed")
+	out := secondWriterAfter(t, pool, tx, read("M2", "import", "2026-11-01T05:15:00Z", 900, 2, "5"))
+	if len(out.Changes) != 1 || out.Changes[0].Previous == nil || out.Changes[0].Previous.Version != 1 ||
+		out.Changes[0].Previous.Value.String() != "2" {
+		t.Fatalf("second writer's changes %+v, want it to replace the first's 2 (version 1)", out.Changes)
 	}
 	assertPositions(t, pool, map[string]string{
 		"RETAILER-A/HB_SOUTH/05:00": "0.0010312", "RETAILER-A/HB_SOUTH/05:15": "0.005156"})

@@ -33,30 +33,9 @@ func TestWritersOfAChannelTakeTurns(t *testing.T) {
 		[]ReadRecord{{Source: Source{Origin: Origin{Topic: readsTopic, Offset: 1}}, Block: block}}); err != nil {
 		t.Fatal(err)
 	}
-	second := &batch{pool: pool, offset: 2}
-	done := make(chan ReadsOutcome, 1)
-	failed := make(chan error, 1)
-	go func() {
-		out, err := second.tryReads(ctx, read("M2", "import", "2026-11-01T05:00:00Z", 900, 3, "5"))
-		if err != nil {
-			failed <- err
-			return
-		}
-		done <- out
-	}()
-	waitForLockWaiter(t, pool)
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-failed:
-		t.Fatalf("second writer: %v, want it to wait and apply", err)
-	case out := <-done:
-		if len(out.Changes) != 1 || out.Changes[0].Previous == nil || out.Changes[0].Previous.Version != 2 {
-			t.Fatalf("second writer replaced %+v, want version 2", out.Changes)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("second writer still waiting 30 s after the first committed")
+	out := secondWriterAfter(t, pool, tx, read("M2", "import", "2026-11-01T05:00:00Z", 900, 3, "5"))
+	if len(out.Changes) != 1 || out.Changes[0].Previous == nil || out.Changes[0].Previous.Version != 2 {
+		t.Fatalf("second writer replaced %+v, want version 2", out.Changes)
 	}
 	assertPositions(t, pool, map[string]string{"RETAILER-A/HB_SOUTH/05:00": "0.005156"})
 	var versions []int64
@@ -72,6 +51,39 @@ func TestWritersOfAChannelTakeTurns(t *testing.T) {
 
 // waitForLockWaiter returns once a session of the test's database waits on
 // a lock, failing the test after 30 s.
+// secondWriterAfter applies rec as a second writer (offset 2) while tx
+// holds the lock of rec's channel, commits tx once the second writer waits
+// on it, and returns what the second writer applied: it must wait, then
+// apply, within 30 s of the commit.
+func secondWriterAfter(t *testing.T, pool *pgxpool.Pool, tx pgx.Tx, rec string) ReadsOutcome {
+	t.Helper()
+	ctx := t.Context()
+	second := &batch{pool: pool, offset: 2}
+	done := make(chan ReadsOutcome, 1)
+	failed := make(chan error, 1)
+	go func() {
+		out, err := second.tryReads(ctx, rec)
+		if err != nil {
+			failed <- err
+			return
+		}
+		done <- out
+	}()
+	waitForLockWaiter(t, pool)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		t.Fatalf("second writer: %v, want it to wait and apply", err)
+	case out := <-done:
+		return out
+	case <-time.After(30 * time.Second):
+		t.Fatal("second writer still waiting 30 s after the first committed")
+	}
+	return ReadsOutcome{}
+}
+
 func waitForLockWaiter(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
