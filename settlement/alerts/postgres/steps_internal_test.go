@@ -111,22 +111,22 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 				q = meters.Estimated
 			}
 			r := meters.Read{MeterID: "M", Channel: ch, Start: time.Unix(start, 0).UTC(), IntervalSeconds: seconds,
-				Value: decimal.New(int64(data[i+2])*7919, -5), Quality: q, Version: int64(data[i+1] % 4)}
+				Value: decimal.New(int64(data[i+2])*7919, -5), Quality: q, Version: int64(data[i+1]%4) + 1}
 			k := key{ch, start}
 			prev, ok := current[k]
 			if ok && r.Version <= prev.Version {
 				continue // stale or duplicate: no change
 			}
-			c := readstore.ReadChange{Read: r, Assignment: a, Origin: readstore.Origin{Offset: int64(i)}}
+			var replaced *meters.Read
 			if ok {
-				c.Previous = &prev
+				replaced = &prev
 			}
 			current[k] = r
-			changes = append(changes, c)
+			changes = append(changes, changeOf(t, r, replaced, a, int64(i)))
 		}
 		var ends []ingest.RecordEnd
 		for _, c := range changes {
-			ends = append(ends, ingest.RecordEnd{Offset: c.Origin.Offset, End: c.Read.Start.Add(time.Hour)})
+			ends = append(ends, ingest.RecordEnd{Offset: c.Origin().Offset, End: c.Read().Start.Add(time.Hour)})
 		}
 		sumUsage := map[dayKey]usage{}
 		sumEnergy := map[energyKey]flow{}
@@ -198,6 +198,27 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 			}
 		}
 	})
+}
+
+// changeOf is r, replacing prev (nil: none), as the change of a record of
+// its own at offset, as the read store makes it.
+func changeOf(t *testing.T, r meters.Read, prev *meters.Read, a *meters.Assignment, offset int64) readstore.ReadChange {
+	micro := func(r meters.Read) int64 {
+		m, ok := scaled(r.Value, 6)
+		if !ok {
+			t.Fatalf("%s kWh is not a whole number of micro-kWh", r.Value)
+		}
+		return m
+	}
+	rec := &readstore.ReadRecord{Source: readstore.Source{Origin: readstore.Origin{Offset: offset}},
+		Block: meters.ReadBlock{MeterID: r.MeterID, Channel: r.Channel, Start: r.Start, IntervalSeconds: r.IntervalSeconds,
+			Values: []decimal.Decimal{r.Value}, Micro: []int64{micro(r)}, Quality: []meters.Quality{r.Quality},
+			Version: r.Version, Source: r.Source}}
+	c := readstore.ReadChange{Record: rec, Assignment: a}
+	if prev != nil {
+		c.Old = readstore.OldRead{Micro: micro(*prev), Version: prev.Version, Quality: prev.Quality, Source: prev.Source}
+	}
+	return c
 }
 
 // TestScaled: a decimal is a whole number of 10^-places units exactly when
