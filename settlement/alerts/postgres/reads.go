@@ -177,8 +177,15 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 			}
 		}
 		var monthBooks []*monthBook
-		for _, e := range s.energy {
-			if bk := months[monthKey{e.key.account, cal.month(time.Unix(e.key.start, 0))}]; bk != nil {
+		// A record's energy is mostly one account's in one month: its
+		// book is looked up again only when the month key changes.
+		var mk monthKey
+		var mb *monthBook
+		for j, e := range s.energy {
+			if k := (monthKey{e.key.account, cal.month(time.Unix(e.key.start, 0))}); j == 0 || k != mk {
+				mk, mb = k, months[k]
+			}
+			if bk := mb; bk != nil {
 				bk.addEnergy(e.key, e.flow, prices)
 				if bk.seen != i+1 {
 					bk.seen = i + 1

@@ -40,7 +40,7 @@ func lookedUp(t *testing.T, pool *pgxpool.Pool, recs ...string) (channels, reads
 		t.Fatal(err)
 	}
 	for _, d := range st.days {
-		for _, c := range d {
+		for _, c := range d.reads {
 			if c.version > 0 {
 				reads++
 			}

@@ -44,6 +44,10 @@ type positionDeltas struct {
 	rates  map[*meters.Assignment]int32 // index into rateOf, per assignment
 	byRate map[rateKey]int32            // index into rateOf, per rate
 	rateOf []rate
+	// last and lastRate are the latest assignment rateIndex was asked for
+	// and its rate: a record's reads mostly share one.
+	last     *meters.Assignment
+	lastRate int32
 }
 
 type groupKey struct {
@@ -74,12 +78,21 @@ func newPositionDeltas(settlementSeconds int) *positionDeltas {
 
 // rateIndex is a's rate, added on first sight.
 func (p *positionDeltas) rateIndex(a *meters.Assignment) int32 {
-	i, ok := p.rates[a]
-	if ok {
-		return i
+	if a == p.last {
+		return p.lastRate
 	}
+	i, ok := p.rates[a]
+	if !ok {
+		i = p.newRate(a)
+	}
+	p.last, p.lastRate = a, i
+	return i
+}
+
+// newRate is the rate of a, an assignment not seen before.
+func (p *positionDeltas) newRate(a *meters.Assignment) int32 {
 	k := rateKey{a.ParticipantID, a.SettlementPoint, a.LossFactor.String()}
-	i, ok = p.byRate[k]
+	i, ok := p.byRate[k]
 	if !ok {
 		i = int32(len(p.rateOf))
 		p.rateOf = append(p.rateOf, rate{k, a.LossFactor})

@@ -111,52 +111,102 @@ type dayKey struct {
 }
 
 // currentRead is the current read of one key while a batch is applied;
-// version 0: no read.
+// version 0: no read. It holds no pointer (the quality's code, the
+// source's index in readState.sources), so that the batch's days are
+// neither scanned by the garbage collector nor cleared of heap bits.
 type currentRead struct {
 	micro   int64
 	version int64
-	quality meters.Quality
-	source  string
+	source  int32
+	quality byte
 }
 
-// dayReads are the current reads of one channel-day, by interval index.
-type dayReads []currentRead
+// qualityOf is the quality whose code is q.
+func qualityOf(q byte) meters.Quality {
+	switch q {
+	case meters.Actual[0]:
+		return meters.Actual
+	case meters.Estimated[0]:
+		return meters.Estimated
+	case meters.Substituted[0]:
+		return meters.Substituted
+	}
+	return meters.Quality([]byte{q})
+}
+
+// dayReads are the current reads of one channel-day from interval index
+// first on: only the part of the day the batch touches. A whole day each
+// (96 to 288 reads) for records of 16 was most of what a batch allocated.
+type dayReads struct {
+	first int64
+	reads []currentRead
+}
+
+// cover extends d to hold the indexes [lo, hi).
+func (d *dayReads) cover(lo, hi int64) {
+	first, end := min(d.first, lo), max(d.first+int64(len(d.reads)), hi)
+	if first == d.first && end-first <= int64(cap(d.reads)) {
+		d.reads = d.reads[:end-first] // past len, never written: zero
+		return
+	}
+	grown := make([]currentRead, end-first, max(end-first, 2*int64(cap(d.reads))))
+	copy(grown[d.first-first:], d.reads)
+	d.first, d.reads = first, grown
+}
 
 // dayWalk follows one channel's reads of one interval length in start
-// order, looking up their channel-day once per UTC day rather than once
-// per read (a look-up hashes the meter ID: per read, it was a tenth of
-// ingest's CPU).
+// order, up to last, looking up their channel-day once per UTC day rather
+// than once per read (a look-up hashes the meter ID: per read, it was a
+// tenth of ingest's CPU).
 type dayWalk struct {
 	st       *readState
 	ck       chanKey
 	seconds  int64
+	last     int64 // the start of the walk's last read: a day it creates or extends holds up to it
 	create   bool
 	day, end int64 // the UTC day of d: [day, end); end 0 before the first
-	d        dayReads
+	d        *dayReads
 }
 
-func (st *readState) walk(ck chanKey, seconds int64, create bool) dayWalk {
-	return dayWalk{st: st, ck: ck, seconds: seconds, create: create}
+func (st *readState) walk(ck chanKey, seconds, last int64, create bool) dayWalk {
+	return dayWalk{st: st, ck: ck, seconds: seconds, last: last, create: create}
 }
 
 // at is the current read of the interval starting at start (unix seconds),
-// creating its day when the walk creates; nil when it does not and the day
-// has none.
+// creating it when the walk creates; nil when it does not and the batch
+// knows no read there.
 func (w *dayWalk) at(start int64) *currentRead {
 	if w.end == 0 || start < w.day || start >= w.end {
 		w.day = utcDay(start)
 		w.end = w.day + secondsPerDay
-		k := dayKey{w.ck, w.day, w.seconds}
-		w.d = w.st.days[k]
-		if w.d == nil && w.create {
-			w.d = make(dayReads, secondsPerDay/w.seconds)
-			w.st.days[k] = w.d
-		}
+		w.d = w.st.days[dayKey{w.ck, w.day, w.seconds}]
 	}
-	if w.d == nil {
+	i := (start - w.day) / w.seconds
+	if d := w.d; d != nil && i >= d.first && i < d.first+int64(len(d.reads)) {
+		return &d.reads[i-d.first]
+	}
+	if !w.create {
 		return nil
 	}
-	return &w.d[(start-w.day)/w.seconds]
+	hi := max(i, (min(w.last, w.end-1)-w.day)/w.seconds) + 1
+	if w.d == nil {
+		w.d = &dayReads{first: i, reads: make([]currentRead, hi-i)}
+		w.st.days[dayKey{w.ck, w.day, w.seconds}] = w.d
+	} else {
+		w.d.cover(i, hi)
+	}
+	return &w.d.reads[i-w.d.first]
+}
+
+// sourceOf is the index of src in st.sources, added on first sight.
+func (st *readState) sourceOf(src string) int32 {
+	i, ok := st.sourceIDs[src]
+	if !ok {
+		i = int32(len(st.sources))
+		st.sources = append(st.sources, src)
+		st.sourceIDs[src] = i
+	}
+	return i
 }
 
 // readState is what a batch of reads needs to know about the database,
@@ -166,7 +216,9 @@ type readState struct {
 	assignments map[string][]meters.Assignment // by meter, by effective_from
 	lengths     map[chanKey]int
 	newLengths  []chanKey
-	days        map[dayKey]dayReads
+	days        map[dayKey]*dayReads
+	sources     []string // the sources of current reads, by currentRead.source
+	sourceIDs   map[string]int32
 	blocks      []StoredBlock // to append: the reads each applied record made current
 	values      int           // reads in the batch's decodable records: at most this many change
 	// lastEnds is channel_lengths.last_end (unix seconds; noEnd for NULL)
@@ -281,7 +333,8 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		assignments: map[string][]meters.Assignment{},
 		lengths:     map[chanKey]int{},
 		lastEnds:    map[chanKey]int64{},
-		days:        map[dayKey]dayReads{},
+		days:        map[dayKey]*dayReads{},
+		sourceIDs:   map[string]int32{},
 	}
 	seenMeter := map[string]bool{}
 	ranges := map[chanKey]*readRange{}
@@ -413,7 +466,8 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 
 // load keeps, per key, the stored read of the highest version.
 func (st *readState) load(b *StoredBlock) {
-	w := st.walk(chanKey{b.MeterID, b.Channel}, b.IntervalSeconds, true)
+	w := st.walk(chanKey{b.MeterID, b.Channel}, b.IntervalSeconds, b.StartAt(len(b.Values)-1), true)
+	src := st.sourceOf(b.Source)
 	for i, v := range b.Values {
 		if v == NoRead {
 			continue
@@ -422,7 +476,7 @@ func (st *readState) load(b *StoredBlock) {
 		if c.version >= b.Version {
 			continue
 		}
-		*c = currentRead{micro: v, version: b.Version, quality: b.QualityAt(i), source: b.Source}
+		*c = currentRead{micro: v, version: b.Version, source: src, quality: b.QualityAt(i)[0]}
 	}
 }
 
@@ -469,17 +523,17 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 		return nil, nil, rej
 	}
 	secs := int64(b.IntervalSeconds)
-	w := st.walk(ck, secs, false)
+	w := st.walk(ck, secs, 0, false)
 	for i := range b.Values {
 		start := b.Start.Unix() + int64(i)*secs
 		c := w.at(start)
 		if c == nil || c.version != b.Version {
 			continue
 		}
-		if c.micro != micros[i] || c.quality != b.Quality[i] {
+		if c.micro != micros[i] || c.quality != b.Quality[i][0] {
 			return nil, nil, &meters.Rejection{Reason: meters.ConflictingDuplicate,
 				Detail: fmt.Sprintf("values[%d]: version %d of the read at %s is %s (%s), the record has %s (%s)",
-					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), KWh(c.micro), c.quality,
+					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), KWh(c.micro), qualityOf(c.quality),
 					KWh(micros[i]), b.Quality[i])}
 		}
 	}
@@ -508,7 +562,8 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 	stored := micros // reused in place: micros is this record's own
 	first, last, estimated := -1, -1, false
 	secs := int64(b.IntervalSeconds)
-	w := st.walk(ck, secs, true)
+	w := st.walk(ck, secs, b.Start.Unix()+int64(len(micros)-1)*secs, true)
+	src := st.sourceOf(b.Source)
 	for i := range micros {
 		start := b.Start.Unix() + int64(i)*secs
 		c := w.at(start)
@@ -524,11 +579,11 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 		}
 		ch := ReadChange{Record: r, Index: i, Assignment: covering[i]}
 		if c.version > 0 {
-			ch.Old = OldRead{Micro: c.micro, Version: c.version, Quality: c.quality, Source: c.source}
+			ch.Old = OldRead{Micro: c.micro, Version: c.version, Quality: qualityOf(c.quality), Source: st.sources[c.source]}
 			pos.addMicro(covering[i], start, secs, c.micro, b.Channel, true)
 		}
 		pos.addMicro(covering[i], start, secs, micros[i], b.Channel, false)
-		*c = currentRead{micro: micros[i], version: b.Version, quality: b.Quality[i], source: b.Source}
+		*c = currentRead{micro: micros[i], version: b.Version, source: src, quality: b.Quality[i][0]}
 		out.Changes = append(out.Changes, ch)
 		if first < 0 {
 			first = i
