@@ -147,9 +147,11 @@ func (a *Applier) prepare(ctx context.Context, b *batch) error {
 	return a.partitions.Ensure(ctx, readstore.PartitionStarts(b.reads))
 }
 
-// newDecoder is a decoder with a's bounds; one per goroutine.
+// newDecoder is a decoder with a's bounds; one per goroutine. It decodes
+// values into micro-kWh only: the read store and the hooks take integers
+// (readstore.ReadChange), and a quarantined record keeps its bytes.
 func (a *Applier) newDecoder() *meters.Decoder {
-	return &meters.Decoder{Bounds: a.limits.Bounds}
+	return &meters.Decoder{Bounds: a.limits.Bounds, MicroOnly: true}
 }
 
 // batch is one partition's records [from, to) as they go through a
@@ -184,7 +186,7 @@ type decoded struct {
 func (d decoded) reads() int {
 	switch {
 	case d.read != nil:
-		return max(1, len(d.read.Block.Values))
+		return max(1, d.read.Block.Len())
 	case d.price != nil:
 		return 1
 	}

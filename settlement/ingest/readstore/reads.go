@@ -310,7 +310,7 @@ func PartitionStarts(recs []ReadRecord) []int64 {
 		}
 		b := &recs[i].Block
 		first := b.Start.Unix()
-		last := first + int64((len(b.Values)-1)*b.IntervalSeconds)
+		last := first + int64((b.Len()-1)*b.IntervalSeconds)
 		starts = append(starts, first)
 		// a record of up to 10,000 values can span months: every one
 		for m := nextMonth(monthOf(first)); m <= last; m = nextMonth(m) {
@@ -345,7 +345,7 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 			continue
 		}
 		b := &recs[i].Block
-		st.values += len(b.Values)
+		st.values += b.Len()
 		ck := chanKey{b.MeterID, b.Channel}
 		if !seenMeter[b.MeterID] {
 			seenMeter[b.MeterID] = true
@@ -504,7 +504,7 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 	b := &r.Block
 	as := st.assignments[b.MeterID]
 	step := time.Duration(b.IntervalSeconds) * time.Second
-	for i := range b.Values {
+	for i := range b.Len() {
 		t := b.Start.Add(time.Duration(i) * step)
 		a := covers(as, t)
 		if a == nil {
@@ -524,7 +524,7 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 	}
 	secs := int64(b.IntervalSeconds)
 	w := st.walk(ck, secs, 0, false)
-	for i := range b.Values {
+	for i := range micros {
 		start := b.Start.Unix() + int64(i)*secs
 		c := w.at(start)
 		if c == nil || c.version != b.Version {
@@ -671,7 +671,7 @@ func (st *readState) queueLastEnds(b *pgx.Batch, ends map[chanKey]int64) {
 // by meters.Decoder has none and is refused, never converted by a second
 // rule.
 func microsOf(b *meters.ReadBlock) ([]int64, *meters.Rejection) {
-	if len(b.Micro) != len(b.Values) {
+	if len(b.Micro) != b.Len() {
 		return nil, &meters.Rejection{Reason: meters.Unprocessable, Detail: "values: not decoded into micro-kWh"}
 	}
 	return slices.Clone(b.Micro), nil
