@@ -221,6 +221,17 @@ func batchOf(topic string, partition int32, from int64, ds []decoded) *batch {
 	if n := len(ds); n > 0 {
 		b.to = ds[n-1].offset + 1
 	}
+	// Sized first: a record is a few hundred bytes, and a batch thousands.
+	var reads, prices int
+	for _, d := range ds {
+		switch {
+		case d.read != nil:
+			reads++
+		case d.price != nil:
+			prices++
+		}
+	}
+	b.reads, b.prices = make([]readstore.ReadRecord, 0, reads), make([]readstore.PriceRecord, 0, prices)
 	for _, d := range ds {
 		switch {
 		case d.read != nil:

@@ -340,12 +340,14 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	ranges := map[chanKey]*readRange{}
 	var meterIDs []string
 	var order []*readRange
+	records := 0
 	for i := range recs {
 		if recs[i].Rejection != nil {
 			continue
 		}
 		b := &recs[i].Block
 		st.values += b.Len()
+		records++
 		ck := chanKey{b.MeterID, b.Channel}
 		if !seenMeter[b.MeterID] {
 			seenMeter[b.MeterID] = true
@@ -366,6 +368,7 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	if len(meterIDs) == 0 {
 		return st, nil
 	}
+	st.blocks = make([]StoredBlock, 0, records) // a block per applied record, unless it crosses a day
 	// Channels in key order, so that two batches lock their common
 	// channels in the same order and cannot deadlock.
 	slices.SortFunc(order, func(a, b *readRange) int { return a.compare(b.chanKey) })
@@ -605,6 +608,10 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 			q = append(q, x[0])
 		}
 		blk.Quality = string(q)
+	}
+	if utcDay(blk.Start) == utcDay(blk.end()-1) {
+		st.blocks = append(st.blocks, blk) // SplitDays would return it alone, in a slice of its own
+		return
 	}
 	st.blocks = append(st.blocks, SplitDays(blk)...)
 }
