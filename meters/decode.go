@@ -41,6 +41,10 @@ type Decoder struct {
 	// Bounds are the start_out_of_range bounds; the zero value is the
 	// contract's defaults against the wall clock.
 	Bounds Bounds
+	// MicroOnly leaves ReadBlock.Values nil, its values in Micro alone: a
+	// decimal costs allocations per value, and ingest needs only the
+	// integers. Validation is the same either way.
+	MicroOnly bool
 
 	nums  []number // scratch: the values of the record being decoded
 	quals []Quality
@@ -156,10 +160,16 @@ func (d *Decoder) ReadBlock(data []byte) (ReadBlock, *Rejection) {
 	if hasQuality && len(d.quals) != len(d.nums) {
 		return ReadBlock{}, reject(QualityLengthMismatch, "quality has %d codes for %d values", len(d.quals), len(d.nums))
 	}
-	b.Values = make([]decimal.Decimal, len(d.nums))
 	b.Micro = make([]int64, len(d.nums))
-	for i := range d.nums {
-		b.Values[i], b.Micro[i] = d.nums[i].decimal()
+	if d.MicroOnly {
+		for i := range d.nums {
+			b.Micro[i] = d.nums[i].micro()
+		}
+	} else {
+		b.Values = make([]decimal.Decimal, len(d.nums))
+		for i := range d.nums {
+			b.Values[i], b.Micro[i] = d.nums[i].decimal()
+		}
 	}
 	b.Quality = make([]Quality, len(d.nums))
 	if hasQuality {
@@ -908,11 +918,30 @@ func (n number) decimals() int { return len(bytes.TrimRight(n.frac, "0")) }
 // The decimal keeps the written scale up to 6 places; zeros written beyond
 // the sixth place are dropped.
 func (n number) decimal() (decimal.Decimal, int64) {
+	m, places := n.scaled()
+	micro := m
+	for range MaxDecimals - places {
+		micro *= 10
+	}
+	return decimal.New(m, -int32(places)), micro
+}
+
+// micro is a checked number in millionths, as decimal gives it.
+func (n number) micro() int64 {
+	m, places := n.scaled()
+	for range MaxDecimals - places {
+		m *= 10
+	}
+	return m
+}
+
+// scaled is a checked number as an integer m of 10^-places units, at its
+// written scale up to 6 places.
+func (n number) scaled() (m int64, places int) {
 	frac := n.frac
 	if len(frac) > MaxDecimals {
 		frac = frac[:MaxDecimals]
 	}
-	var m int64
 	for _, c := range bytes.TrimLeft(n.intg, "0") {
 		m = m*10 + int64(c-'0')
 	}
@@ -922,9 +951,5 @@ func (n number) decimal() (decimal.Decimal, int64) {
 	if n.neg {
 		m = -m
 	}
-	micro := m
-	for range MaxDecimals - len(frac) {
-		micro *= 10
-	}
-	return decimal.New(m, -int32(len(frac))), micro
+	return m, len(frac)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,7 @@ func TestDecodeReadBlockRejects(t *testing.T) {
 			if rej == nil {
 				t.Fatalf("accepted %s", tt.in)
 			}
+			sameWithoutDecimals(t, &Decoder{}, []byte(tt.in))
 			if rej.Reason != tt.reason || !strings.Contains(rej.Detail, tt.detail) {
 				t.Errorf("got %s %q, want %s naming %q", rej.Reason, rej.Detail, tt.reason, tt.detail)
 			}
@@ -454,6 +456,30 @@ func TestDecodePriceRejects(t *testing.T) {
 	}
 }
 
+// sameWithoutDecimals: d with MicroOnly rejects data with the same
+// rejection, or accepts the same block without its Values.
+func sameWithoutDecimals(t *testing.T, d *Decoder, data []byte) {
+	t.Helper()
+	b, rej := d.ReadBlock(data)
+	micro := *d
+	micro.MicroOnly = true
+	mb, mrej := micro.ReadBlock(data)
+	if !reflect.DeepEqual(mrej, rej) {
+		t.Fatalf("without decimals: %v, with: %v", mrej, rej)
+	}
+	if rej != nil {
+		return
+	}
+	if mb.Values != nil || mb.Len() != b.Len() || !mb.End().Equal(b.End()) {
+		t.Fatalf("without decimals: %d values, %d long, ending %s; with: %d long, ending %s",
+			len(mb.Values), mb.Len(), mb.End(), b.Len(), b.End())
+	}
+	mb.Values = b.Values
+	if !reflect.DeepEqual(mb, b) {
+		t.Fatalf("without decimals: %+v, with: %+v", mb, b)
+	}
+}
+
 // exactValue parses plain notation independently of the decoder.
 func exactValue(s string) (*big.Rat, bool) {
 	r, ok := new(big.Rat).SetString(s)
@@ -470,6 +496,7 @@ func FuzzDecodeReadBlock(f *testing.F) {
 	f.Add([]byte(readWith("source", "\"\xe9\"")))
 	d := Decoder{Bounds: fixedNow}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		sameWithoutDecimals(t, &d, data)
 		b, rej := d.ReadBlock(data)
 		if rej != nil {
 			checkRejection(t, data, rej)

@@ -41,18 +41,28 @@ type ReadBlock struct {
 	Channel         Channel
 	Start           time.Time // UTC, aligned to IntervalSeconds
 	IntervalSeconds int
-	Values          []decimal.Decimal // kWh, exact
-	// Micro are Values in micro-kWh (values have at most 6 decimal places
-	// by value), as the decoder read them; nil for a block built otherwise.
+	Values          []decimal.Decimal // kWh, exact; nil when decoded with Decoder.MicroOnly
+	// Micro are the values in micro-kWh (values have at most 6 decimal
+	// places by value), as the decoder read them; nil for a block built
+	// otherwise.
 	Micro   []int64
 	Quality []Quality // same length as Values
 	Version int64
 	Source  string
 }
 
+// Len is the number of values: of Values, or of Micro when the block was
+// decoded without decimals (Decoder.MicroOnly).
+func (b ReadBlock) Len() int {
+	if b.Values == nil {
+		return len(b.Micro)
+	}
+	return len(b.Values)
+}
+
 // End is the end of the block's last interval.
 func (b ReadBlock) End() time.Time {
-	return b.Start.Add(time.Duration(len(b.Values)*b.IntervalSeconds) * time.Second)
+	return b.Start.Add(time.Duration(b.Len()*b.IntervalSeconds) * time.Second)
 }
 
 // Read is one interval read, identified by (MeterID, Channel, Start).
@@ -67,7 +77,8 @@ type Read struct {
 	Source          string
 }
 
-// Reads expands the block into its individual reads.
+// Reads expands the block into its individual reads (of Values: none for
+// a block decoded with Decoder.MicroOnly).
 func (b ReadBlock) Reads() []Read {
 	out := make([]Read, len(b.Values))
 	step := time.Duration(b.IntervalSeconds) * time.Second

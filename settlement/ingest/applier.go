@@ -147,9 +147,11 @@ func (a *Applier) prepare(ctx context.Context, b *batch) error {
 	return a.partitions.Ensure(ctx, readstore.PartitionStarts(b.reads))
 }
 
-// newDecoder is a decoder with a's bounds; one per goroutine.
+// newDecoder is a decoder with a's bounds; one per goroutine. It decodes
+// values into micro-kWh only: the read store and the hooks take integers
+// (readstore.ReadChange), and a quarantined record keeps its bytes.
 func (a *Applier) newDecoder() *meters.Decoder {
-	return &meters.Decoder{Bounds: a.limits.Bounds}
+	return &meters.Decoder{Bounds: a.limits.Bounds, MicroOnly: true}
 }
 
 // batch is one partition's records [from, to) as they go through a
@@ -184,7 +186,7 @@ type decoded struct {
 func (d decoded) reads() int {
 	switch {
 	case d.read != nil:
-		return max(1, len(d.read.Block.Values))
+		return max(1, d.read.Block.Len())
 	case d.price != nil:
 		return 1
 	}
@@ -219,6 +221,17 @@ func batchOf(topic string, partition int32, from int64, ds []decoded) *batch {
 	if n := len(ds); n > 0 {
 		b.to = ds[n-1].offset + 1
 	}
+	// Sized first: a record is a few hundred bytes, and a batch thousands.
+	var reads, prices int
+	for _, d := range ds {
+		switch {
+		case d.read != nil:
+			reads++
+		case d.price != nil:
+			prices++
+		}
+	}
+	b.reads, b.prices = make([]readstore.ReadRecord, 0, reads), make([]readstore.PriceRecord, 0, prices)
 	for _, d := range ds {
 		switch {
 		case d.read != nil:

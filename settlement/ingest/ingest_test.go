@@ -241,7 +241,7 @@ func (h *alertHook) AfterApply(_ context.Context, _ pgx.Tx, a Applied) ([]outbox
 	h.applied = append(h.applied, a)
 	var msgs []outbox.Message
 	for _, c := range a.Reads {
-		id := fmt.Sprintf("%s/%s/%d", c.Read.MeterID, c.Read.Start.Format(time.RFC3339), c.Read.Version)
+		id := fmt.Sprintf("%s/%s/%d", c.Read().MeterID, c.Read().Start.Format(time.RFC3339), c.Read().Version)
 		msgs = append(msgs, outbox.Message{Topic: topics.Alerts, Key: []byte(c.Assignment.AccountID), Value: []byte(id), ID: id, Schema: "test/v1"})
 	}
 	return msgs, nil
@@ -271,8 +271,8 @@ func TestHookRunsInTheBatchTransaction(t *testing.T) {
 			t.Errorf("applied %+v", a)
 		}
 		for _, c := range a.Reads {
-			ids = append(ids, c.Read.Start.Format("15:04")+" v"+strconv.FormatInt(c.Read.Version, 10))
-			if c.Previous != nil {
+			ids = append(ids, c.Read().Start.Format("15:04")+" v"+strconv.FormatInt(c.Read().Version, 10))
+			if c.Previous() != nil {
 				withPrevious++
 			}
 		}

@@ -161,9 +161,9 @@ type refusingHook struct {
 
 func (h *refusingHook) AfterApply(_ context.Context, _ pgx.Tx, a Applied) ([]outbox.Message, error) {
 	for _, c := range a.Reads {
-		if c.Read.MeterID == h.meter {
+		if c.Read().MeterID == h.meter {
 			// A time past year 9999 cannot be encoded.
-			if _, err := json.Marshal(c.Read.Start.AddDate(8000, 0, 0)); err != nil {
+			if _, err := json.Marshal(c.Read().Start.AddDate(8000, 0, 0)); err != nil {
 				return nil, fmt.Errorf("encode alert of %s: %w", h.meter, err)
 			}
 		}
@@ -195,7 +195,7 @@ func TestHookRefusesOneRecord(t *testing.T) {
 	var seen []string
 	for _, a := range h.applied {
 		for _, ch := range a.Reads {
-			seen = append(seen, ch.Read.MeterID+"@"+strconv.FormatInt(ch.Origin.Offset, 10))
+			seen = append(seen, ch.Read().MeterID+"@"+strconv.FormatInt(ch.Origin().Offset, 10))
 		}
 	}
 	equal(t, "changes the hook saw", seen, []string{"M1@0", "M1@1", "M1@3", "M1@4"})

@@ -110,37 +110,26 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 			days[k] = &dayBook{key: k, threshold: l.daily.Decimal}
 		}
 	}
+	// One pass over the energy: the month books of the accounts with a
+	// budget, the points they need prices of (which they may have no
+	// energy at yet), and the cells the batch's energy is priced at.
 	months := map[monthKey]*monthBook{}
+	points := map[string]bool{}
+	around := make([]cell, 0, len(total.energy))
 	for k := range total.energy {
 		l, ok := watching[k.account]
-		mk := monthKey{k.account, cal.month(time.Unix(k.start, 0))}
-		if !ok || !l.budget.Valid || months[mk] != nil {
+		if !ok || !l.budget.Valid {
 			continue
 		}
-		bk, err := h.newMonthBook(mk, l.budget.Decimal)
-		if err != nil {
-			return nil, err
+		if mk := (monthKey{k.account, cal.month(time.Unix(k.start, 0))}); months[mk] == nil {
+			bk, err := h.newMonthBook(mk, l.budget.Decimal)
+			if err != nil {
+				return nil, err
+			}
+			months[mk] = bk
 		}
-		months[mk] = bk
-	}
-	// Month books need the prices of the points the batch moves their
-	// energy at, which they may have no energy at yet.
-	budgeted := map[string]bool{}
-	for k := range months {
-		budgeted[k.account] = true
-	}
-	points := map[string]bool{}
-	for k := range total.energy {
-		if budgeted[k.account] {
-			points[k.point] = true
-		}
-	}
-	// The prices the batch's energy is priced at.
-	var around []cell
-	for k := range total.energy {
-		if months[monthKey{k.account, cal.month(time.Unix(k.start, 0))}] != nil {
-			around = append(around, k.cell)
-		}
+		points[k.point] = true
+		around = append(around, k.cell)
 	}
 	raw := rawPrices{}
 	if err := h.openBooks(ctx, tx, days, months, true, sortedKeys(points, cmp.Compare[string]), around, raw); err != nil {
@@ -177,8 +166,15 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 			}
 		}
 		var monthBooks []*monthBook
-		for _, e := range s.energy {
-			if bk := months[monthKey{e.key.account, cal.month(time.Unix(e.key.start, 0))}]; bk != nil {
+		// A record's energy is mostly one account's in one month: its
+		// book is looked up again only when the month key changes.
+		var mk monthKey
+		var mb *monthBook
+		for j, e := range s.energy {
+			if k := (monthKey{e.key.account, cal.month(time.Unix(e.key.start, 0))}); j == 0 || k != mk {
+				mk, mb = k, months[k]
+			}
+			if bk := mb; bk != nil {
 				bk.addEnergy(e.key, e.flow, prices)
 				if bk.seen != i+1 {
 					bk.seen = i + 1

@@ -84,7 +84,7 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []registrystore.A
 	}
 	cal := h.calendar()
 	total := totals{usage: map[dayKey]usage{}, energy: map[energyKey]flow{}}
-	sb := stepBuilder{watching: watching}
+	sb := stepBuilder{watching: watching, cal: cal, L: int64(h.market.IntervalSeconds)}
 	if window.MeterIDs != nil {
 		err = readstore.StreamChannels(ctx, tx, window, func(blocks []readstore.StoredBlock) error {
 			as := cover[blocks[0].MeterID]
@@ -95,7 +95,7 @@ func (h *Hook) rebuild(ctx context.Context, tx pgx.Tx, changes []registrystore.A
 				// as the join on the registry did
 				for k := range as {
 					if readErr == nil && as[k].Covers(r.Start) {
-						if readErr = sb.read(h, cal, &as[k], r, false); readErr == nil {
+						if readErr = sb.add(&as[k], b.Channel, b.StartAt(i), b.IntervalSeconds, b.Values[i], b.QualityAt(i)); readErr == nil {
 							readErr = total.add(step{usage: sb.usage, energy: sb.energy})
 						}
 						sb.usage, sb.energy = sb.usage[:0], sb.energy[:0]

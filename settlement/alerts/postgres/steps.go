@@ -198,18 +198,26 @@ func (c *calendar) month(t time.Time) string { return c.day(t)[:7] }
 // needs are made: daily usage for accounts with a threshold, energy for
 // accounts with a budget.
 func (h *Hook) readSteps(a ingest.Applied, cal *calendar, watching map[string]limits) ([]step, error) {
-	// Sized for the common batch, one new read per change: growing these
-	// from empty copied them over and over (the ingest profile).
+	// Sized for the common batch (one new read per change, a record's
+	// usage in one or two operating days): growing these from empty copied
+	// them over and over (the ingest profile).
 	n := len(a.Reads)
-	b := stepBuilder{usage: make([]usageDelta, 0, n), energy: make([]energyDelta, 0, n), meters: make([]meterDelta, 0, n),
-		cuts: make([]stepCut, 0, len(a.Ends)+1), watching: watching}
+	b := stepBuilder{usage: make([]usageDelta, 0, 2*len(a.Ends)), energy: make([]energyDelta, 0, n),
+		meters: make([]meterDelta, 0, len(a.Ends)), cuts: make([]stepCut, 0, len(a.Ends)+1), watching: watching,
+		cal: cal, L: int64(h.market.IntervalSeconds)}
 	rs := a.Reads
+	// take adds the changes of whole records, in order, while match holds
+	// for their origin.
 	take := func(match func(readstore.Origin) bool) error {
-		for len(rs) > 0 && match(rs[0].Origin) {
-			if err := b.change(h, cal, rs[0]); err != nil {
+		for len(rs) > 0 && match(rs[0].Record.Origin) {
+			j := 1
+			for j < len(rs) && rs[j].Record == rs[0].Record {
+				j++
+			}
+			if err := b.record(rs[:j]); err != nil {
 				return err
 			}
-			rs = rs[1:]
+			rs = rs[j:]
 		}
 		return nil
 	}
@@ -220,7 +228,7 @@ func (h *Hook) readSteps(a ingest.Applied, cal *calendar, watching map[string]li
 		b.cut(e.End, true)
 	}
 	for len(rs) > 0 {
-		o := rs[0].Origin
+		o := rs[0].Record.Origin
 		if err := take(func(x readstore.Origin) bool { return x == o }); err != nil {
 			return nil, err
 		}
@@ -237,6 +245,8 @@ type stepBuilder struct {
 	meters   []meterDelta
 	cuts     []stepCut
 	watching map[string]limits // the settings of the accounts deltas are made for
+	cal      *calendar
+	L        int64 // the settlement interval, seconds
 }
 
 type stepCut struct {
@@ -245,12 +255,12 @@ type stepCut struct {
 	hasEnd                bool
 }
 
-// cutMeters is where the current step's meter touches begin.
-func (b *stepBuilder) cutMeters() int {
+// from is where the current step's deltas begin.
+func (b *stepBuilder) from() stepCut {
 	if len(b.cuts) == 0 {
-		return 0
+		return stepCut{}
 	}
-	return b.cuts[len(b.cuts)-1].meters
+	return b.cuts[len(b.cuts)-1]
 }
 
 func (b *stepBuilder) cut(end time.Time, hasEnd bool) {
@@ -268,85 +278,157 @@ func (b *stepBuilder) steps() []step {
 	return out
 }
 
-func (b *stepBuilder) change(h *Hook, cal *calendar, c readstore.ReadChange) error {
-	r := c.Read
-	t := meterTouch{slot: c.Origin.Partition, end: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}
+// record adds cs, the changes of one record (in the record's order), to the
+// current step. Its settings are looked up once per assignment, not per
+// read, and values stay integers of micro-kWh as the read store keeps
+// them.
+func (b *stepBuilder) record(cs []readstore.ReadChange) error {
+	r := cs[0].Record
+	blk := &r.Block
+	secs := int64(blk.IntervalSeconds)
 	// A record's reads are consecutive changes of one meter: one touch with
-	// the latest end stands for them all (missing.go eachMeterRun), unless
-	// the step was cut in between.
-	if n := len(b.meters); n > b.cutMeters() && b.meters[n-1].id == r.MeterID && b.meters[n-1].slot == t.slot {
+	// the latest end, its last change's, stands for them all (missing.go
+	// eachMeterRun), merged into the step's previous touch of the meter.
+	t := meterTouch{slot: r.Origin.Partition, end: time.Unix(cs[len(cs)-1].Start()+secs, 0).UTC()}
+	if n := len(b.meters); n > b.from().meters && b.meters[n-1].id == blk.MeterID && b.meters[n-1].slot == t.slot {
 		if t.end.After(b.meters[n-1].end) {
 			b.meters[n-1].end = t.end
 		}
 	} else {
-		b.meters = append(b.meters, meterDelta{r.MeterID, t})
+		b.meters = append(b.meters, meterDelta{blk.MeterID, t})
 	}
-	if err := b.read(h, cal, c.Assignment, r, false); err != nil || c.Previous == nil {
-		return err
+	var a *meters.Assignment
+	var l limits
+	var lf int64
+	for i := range cs {
+		c := &cs[i]
+		if c.Assignment != a {
+			a = c.Assignment
+			l = b.watching[a.AccountID]
+			if l.budget.Valid {
+				var ok bool
+				if lf, ok = scaled(a.LossFactor, 6); !ok {
+					return fmt.Errorf("alerts: loss factor %s of meter %s has more than 6 decimal places", a.LossFactor, a.MeterID)
+				}
+			}
+		}
+		if !l.daily.Valid && !l.budget.Valid {
+			continue
+		}
+		start := c.Start()
+		b.read(a, l, lf, blk.Channel, start, secs, c.Micro(), c.Quality(), false)
+		if c.Old.Version > 0 {
+			b.read(a, l, lf, blk.Channel, start, secs, c.Old.Micro, c.Old.Quality, true)
+		}
 	}
-	return b.read(h, cal, c.Assignment, *c.Previous, true)
+	return nil
 }
 
-// read adds (or, with remove, takes away) read r under assignment a: import
-// kWh to the account's operating day of the read's start if it has a
-// threshold, and settlement energy (import positive, export negative, times
-// the loss factor) to each settlement interval the read maps onto if it has
-// a budget.
-func (b *stepBuilder) read(h *Hook, cal *calendar, a *meters.Assignment, r meters.Read, remove bool) error {
+// add adds one read of ch under a, outside any record (a rebuild from the
+// stored reads, scope.go).
+func (b *stepBuilder) add(a *meters.Assignment, ch meters.Channel, start, secs, micro int64, q meters.Quality) error {
 	l := b.watching[a.AccountID]
 	if !l.daily.Valid && !l.budget.Valid {
 		return nil
 	}
+	var lf int64
+	if l.budget.Valid {
+		var ok bool
+		if lf, ok = scaled(a.LossFactor, 6); !ok {
+			return fmt.Errorf("alerts: loss factor %s of meter %s has more than 6 decimal places", a.LossFactor, a.MeterID)
+		}
+	}
+	b.read(a, l, lf, ch, start, secs, micro, q, false)
+	return nil
+}
+
+// read adds (or, with remove, takes away) the read of ch starting at start
+// (unix seconds), secs long, of micro micro-kWh and quality q under
+// assignment a, whose settings are l and loss factor lf millionths: import kWh to the account's
+// operating day of the read's start if it has a threshold, and settlement
+// energy (import positive, export negative, times the loss factor) to each
+// settlement interval the read maps onto if it has a budget.
+func (b *stepBuilder) read(a *meters.Assignment, l limits, lf int64, ch meters.Channel, start, secs, micro int64,
+	q meters.Quality, remove bool) {
 	bad := 0
-	if r.Quality != meters.Actual {
+	if q != meters.Actual {
 		bad = 1
 	}
 	if remove {
-		bad = -bad
+		bad, micro = -bad, -micro
 	}
-	micro, ok := scaled(r.Value, 6)
-	if !ok {
-		return fmt.Errorf("alerts: read %s of meter %s at %s has more than 6 decimal places", r.Value, r.MeterID, r.Start)
-	}
-	if remove {
-		micro = -micro
-	}
-	if r.Channel == meters.Import && l.daily.Valid {
-		b.usage = append(b.usage, usageDelta{dayKey{a.AccountID, cal.day(r.Start)},
-			usage{micro: micro, estimated: bad, lastEnd: r.Start.Add(time.Duration(r.IntervalSeconds) * time.Second)}})
+	if ch == meters.Import && l.daily.Valid {
+		t := time.Unix(start, 0).UTC()
+		b.addUsage(dayKey{a.AccountID, b.cal.day(t)}, usage{micro: micro, estimated: bad, lastEnd: t.Add(time.Duration(secs) * time.Second)})
 	}
 	if !l.budget.Valid {
-		return nil
+		return
 	}
-	lf, ok := scaled(a.LossFactor, 6)
-	if !ok {
-		return fmt.Errorf("alerts: loss factor %s of meter %s has more than 6 decimal places", a.LossFactor, a.MeterID)
-	}
-	if r.Channel == meters.Export {
+	if ch == meters.Export {
 		micro = -micro
 	}
-	L := h.market.IntervalSeconds
-	if r.IntervalSeconds <= L {
+	if secs <= b.L {
 		// The whole read lands in one settlement interval: no split, and
 		// nano-kWh are the micro-kWh × 1000.
-		start := meters.Floor(r.Start.Unix(), int64(L))
-		b.energy = append(b.energy, energyDelta{energyKey{a.AccountID, cell{a.SettlementPoint, start}, lf},
-			flow{nano: micro * 1000, estimated: bad}})
-		return nil
+		b.addEnergy(energyKey{a.AccountID, cell{a.SettlementPoint, meters.Floor(start, b.L)}, lf}, flow{nano: micro * 1000, estimated: bad})
+		return
 	}
-	neg := (r.Channel == meters.Export) != remove
-	for _, sl := range meters.ToSettlementIntervals(r.Start, r.IntervalSeconds, r.Value, L) {
-		nano, ok := scaled(sl.KWh, 9)
-		if !ok {
-			return fmt.Errorf("alerts: read %s of meter %s at %s is not a whole number of nano-kWh", sl.KWh, r.MeterID, sl.Start)
-		}
-		if neg {
-			nano = -nano
-		}
-		b.energy = append(b.energy, energyDelta{energyKey{a.AccountID, cell{a.SettlementPoint, sl.Start.Unix()}, lf},
-			flow{nano: nano, estimated: bad}})
+	for i, nano := range splitNano(micro*1000, secs/b.L) {
+		b.addEnergy(energyKey{a.AccountID, cell{a.SettlementPoint, start + int64(i)*b.L}, lf}, flow{nano: nano, estimated: bad})
 	}
-	return nil
+}
+
+// splitNano is meters.ToSettlementIntervals on integers of nano-kWh (its
+// split scale): n pieces of v / n rounded half-even, the last taking the
+// rest, the sign following v's. Reads have at most 6 decimal places, so
+// every piece is a whole number of nano-kWh and the split is the same.
+func splitNano(v, n int64) []int64 {
+	neg := v < 0
+	if neg {
+		v = -v
+	}
+	q, r := v/n, v%n
+	if 2*r > n || 2*r == n && q%2 == 1 {
+		q++
+	}
+	out := make([]int64, n)
+	for i := range n - 1 {
+		out[i] = q
+	}
+	out[n-1] = v - q*(n-1)
+	if neg {
+		for i := range out {
+			out[i] = -out[i]
+		}
+	}
+	return out
+}
+
+// addUsage adds u to the current step's delta of k: a record's reads of
+// one operating day make one delta, not one per read (only the step's sum
+// means something). A sum that would leave an int64 starts a delta of its
+// own, left for the books and totals to refuse.
+func (b *stepBuilder) addUsage(k dayKey, u usage) {
+	if n := len(b.usage); n > b.from().usage && b.usage[n-1].key == k {
+		if s := b.usage[n-1].usage; s.add(u) {
+			b.usage[n-1].usage = s
+			return
+		}
+	}
+	b.usage = append(b.usage, usageDelta{k, u})
+}
+
+// addEnergy adds f to the current step's delta of k when it is the step's
+// latest (reads shorter than the settlement interval share one), else
+// appends it.
+func (b *stepBuilder) addEnergy(k energyKey, f flow) {
+	if n := len(b.energy); n > b.from().energy && b.energy[n-1].key == k {
+		if s := b.energy[n-1].flow; s.add(f) {
+			b.energy[n-1].flow = s
+			return
+		}
+	}
+	b.energy = append(b.energy, energyDelta{k, f})
 }
 
 // sortedKeys returns m's keys in the order cmp gives.

@@ -111,22 +111,22 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 				q = meters.Estimated
 			}
 			r := meters.Read{MeterID: "M", Channel: ch, Start: time.Unix(start, 0).UTC(), IntervalSeconds: seconds,
-				Value: decimal.New(int64(data[i+2])*7919, -5), Quality: q, Version: int64(data[i+1] % 4)}
+				Value: decimal.New(int64(data[i+2])*7919, -5), Quality: q, Version: int64(data[i+1]%4) + 1}
 			k := key{ch, start}
 			prev, ok := current[k]
 			if ok && r.Version <= prev.Version {
 				continue // stale or duplicate: no change
 			}
-			c := readstore.ReadChange{Read: r, Assignment: a, Origin: readstore.Origin{Offset: int64(i)}}
+			var replaced *meters.Read
 			if ok {
-				c.Previous = &prev
+				replaced = &prev
 			}
 			current[k] = r
-			changes = append(changes, c)
+			changes = append(changes, changeOf(t, r, replaced, a, int64(i)))
 		}
 		var ends []ingest.RecordEnd
 		for _, c := range changes {
-			ends = append(ends, ingest.RecordEnd{Offset: c.Origin.Offset, End: c.Read.Start.Add(time.Hour)})
+			ends = append(ends, ingest.RecordEnd{Offset: c.Origin().Offset, End: c.Read().Start.Add(time.Hour)})
 		}
 		sumUsage := map[dayKey]usage{}
 		sumEnergy := map[energyKey]flow{}
@@ -200,6 +200,27 @@ func FuzzStepsSumToCurrentReads(f *testing.F) {
 	})
 }
 
+// changeOf is r, replacing prev (nil: none), as the change of a record of
+// its own at offset, as the read store makes it.
+func changeOf(t *testing.T, r meters.Read, prev *meters.Read, a *meters.Assignment, offset int64) readstore.ReadChange {
+	micro := func(r meters.Read) int64 {
+		m, ok := scaled(r.Value, 6)
+		if !ok {
+			t.Fatalf("%s kWh is not a whole number of micro-kWh", r.Value)
+		}
+		return m
+	}
+	rec := &readstore.ReadRecord{Source: readstore.Source{Origin: readstore.Origin{Offset: offset}},
+		Block: meters.ReadBlock{MeterID: r.MeterID, Channel: r.Channel, Start: r.Start, IntervalSeconds: r.IntervalSeconds,
+			Values: []decimal.Decimal{r.Value}, Micro: []int64{micro(r)}, Quality: []meters.Quality{r.Quality},
+			Version: r.Version, Source: r.Source}}
+	c := readstore.ReadChange{Record: rec, Assignment: a}
+	if prev != nil {
+		c.Old = readstore.OldRead{Micro: micro(*prev), Version: prev.Version, Quality: prev.Quality, Source: prev.Source}
+	}
+	return c
+}
+
 // TestScaled: a decimal is a whole number of 10^-places units exactly when
 // scaled says so, whatever its representation (trailing zeros, a positive
 // exponent), and never wraps around an int64.
@@ -254,5 +275,37 @@ func TestSumsNeverWrap(t *testing.T) {
 	}
 	if err == nil || n != 9_224 {
 		t.Errorf("after %d of the largest reads: %v; want an error at the 9,224th", n, err)
+	}
+}
+
+// TestSplitNanoIsToSettlementIntervals: splitting integers of nano-kWh
+// gives exactly the pieces meters.ToSettlementIntervals gives for the
+// decimal, ties, remainders and signs included.
+func TestSplitNanoIsToSettlementIntervals(t *testing.T) {
+	start := at("2026-11-11T04:00:00Z")
+	values := []int64{0, 1, 2, 3, 5, 6, 7, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 23, 24, 25, 30, 31, 36, 999_999, 1_000_000_000_000}
+	for v := int64(1); v < 1<<40; v = v*7 + 3 {
+		values = append(values, v)
+	}
+	for _, micro := range values {
+		for _, secs := range []int{600, 900, 1800, 3600, 7200, 86400} {
+			for _, L := range []int{300, 900} {
+				if secs <= L || secs%L != 0 {
+					continue
+				}
+				want := meters.ToSettlementIntervals(start, secs, decimal.New(micro, -6), L)
+				for _, sign := range []int64{1, -1} {
+					got := splitNano(sign*micro*1000, int64(secs/L))
+					if len(got) != len(want) {
+						t.Fatalf("splitNano(%d, %d): %d pieces, want %d", sign*micro*1000, secs/L, len(got), len(want))
+					}
+					for i, w := range want {
+						if n, ok := scaled(w.KWh, 9); !ok || n*sign != got[i] {
+							t.Fatalf("splitNano(%d, %d)[%d] = %d, want %s kWh", sign*micro*1000, secs/L, i, got[i], w.KWh)
+						}
+					}
+				}
+			}
+		}
 	}
 }

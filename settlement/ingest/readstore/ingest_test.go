@@ -180,7 +180,7 @@ func TestReadsVersioningAndPositions(t *testing.T) {
 	if len(out.Quarantined) != 0 || out.Duplicates != 2 || out.Stale != 1 || len(out.Changes) != 2 || len(out.Applied) != 4 {
 		t.Fatalf("second batch: dup %d stale %d changes %d quarantined %v", out.Duplicates, out.Stale, len(out.Changes), out.Quarantined)
 	}
-	if c := out.Changes[1]; c.Previous == nil || c.Previous.Value.String() != "3" || c.Read.Value.String() != "2.5" {
+	if c := out.Changes[1]; c.Previous() == nil || c.Previous().Value.String() != "3" || c.Read().Value.String() != "2.5" {
 		t.Errorf("second change: %+v", c)
 	}
 	equal(t, "M1 reads", currentValues(t, pool, "M1"), []string{
@@ -359,7 +359,7 @@ func TestConcurrentWriteIsDetected(t *testing.T) {
 	}
 	// Retried on fresh state, it applies as a correction.
 	out := second.reads(t, read("M2", "import", "2026-11-01T05:00:00Z", 900, 2, "5"))
-	if len(out.Changes) != 1 || out.Changes[0].Previous == nil {
+	if len(out.Changes) != 1 || out.Changes[0].Previous() == nil {
 		t.Errorf("retry: %+v", out)
 	}
 	assertPositions(t, pool, map[string]string{"RETAILER-A/HB_SOUTH/05:00": "0.005156"})

@@ -40,7 +40,7 @@ func lookedUp(t *testing.T, pool *pgxpool.Pool, recs ...string) (channels, reads
 		t.Fatal(err)
 	}
 	for _, d := range st.days {
-		for _, c := range d {
+		for _, c := range d.reads {
 			if c.version > 0 {
 				reads++
 			}
@@ -93,7 +93,7 @@ func TestInOrderRecordsSkipTheLookUp(t *testing.T) {
 		if n, _ := lookedUp(t, pool, rec); n != 0 {
 			t.Errorf("in-order %s: %d channels looked up, want 0", rec, n)
 		}
-		if out := b.reads(t, rec); len(out.Changes) == 0 || out.Changes[0].Previous != nil {
+		if out := b.reads(t, rec); len(out.Changes) == 0 || out.Changes[0].Previous() != nil {
 			t.Fatalf("in-order %s: %+v", rec, out)
 		}
 	}
@@ -120,13 +120,13 @@ func TestInOrderRecordsSkipTheLookUp(t *testing.T) {
 	}
 	// a correction replaces the stored read,
 	out := b.reads(t, read("M2", "import", "2026-11-01T05:30:00Z", 900, 2, "3.5"))
-	if len(out.Changes) != 1 || out.Changes[0].Previous == nil || out.Changes[0].Previous.Value.String() != "3" {
+	if len(out.Changes) != 1 || out.Changes[0].Previous() == nil || out.Changes[0].Previous().Value.String() != "3" {
 		t.Errorf("correction: %+v, want it to replace 3", out.Changes)
 	}
 	// a record overlapping the end of the stored reads is a duplicate where
 	// they are and new after them,
 	out = b.reads(t, read("M2", "import", "2026-11-01T23:45:00Z", 900, 1, "5", "6", "7"))
-	if out.Duplicates != 2 || len(out.Changes) != 1 || out.Changes[0].Previous != nil {
+	if out.Duplicates != 2 || len(out.Changes) != 1 || out.Changes[0].Previous() != nil {
 		t.Errorf("overlapping record: %d duplicates, changes %+v; want 2 and one new", out.Duplicates, out.Changes)
 	}
 	// a conflict is found and quarantined,
@@ -134,7 +134,7 @@ func TestInOrderRecordsSkipTheLookUp(t *testing.T) {
 	equal(t, "conflict", reasons(out.Quarantined), []meters.Reason{meters.ConflictingDuplicate})
 	// and an earlier record fills a gap without raising last_end.
 	out = b.reads(t, read("M2", "import", "2026-11-01T06:00:00Z", 900, 1, "8"))
-	if len(out.Changes) != 1 || out.Changes[0].Previous != nil {
+	if len(out.Changes) != 1 || out.Changes[0].Previous() != nil {
 		t.Errorf("earlier record: %+v", out.Changes)
 	}
 	if e := lastEnd(t, pool, "M2", "import"); e != "2026-11-02T00:30:00Z" {
@@ -171,8 +171,8 @@ func TestWaiterSeesTheHoldersLastEnd(t *testing.T) {
 	}
 	// B corrects 05:15, starting at the last_end stored before A.
 	out := secondWriterAfter(t, pool, tx, read("M2", "import", "2026-11-01T05:15:00Z", 900, 2, "5"))
-	if len(out.Changes) != 1 || out.Changes[0].Previous == nil || out.Changes[0].Previous.Version != 1 ||
-		out.Changes[0].Previous.Value.String() != "2" {
+	if len(out.Changes) != 1 || out.Changes[0].Previous() == nil || out.Changes[0].Previous().Version != 1 ||
+		out.Changes[0].Previous().Value.String() != "2" {
 		t.Fatalf("second writer's changes %+v, want it to replace the first's 2 (version 1)", out.Changes)
 	}
 	assertPositions(t, pool, map[string]string{

@@ -34,7 +34,7 @@ func TestWritersOfAChannelTakeTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := secondWriterAfter(t, pool, tx, read("M2", "import", "2026-11-01T05:00:00Z", 900, 3, "5"))
-	if len(out.Changes) != 1 || out.Changes[0].Previous == nil || out.Changes[0].Previous.Version != 2 {
+	if len(out.Changes) != 1 || out.Changes[0].Previous() == nil || out.Changes[0].Previous().Version != 2 {
 		t.Fatalf("second writer replaced %+v, want version 2", out.Changes)
 	}
 	assertPositions(t, pool, map[string]string{"RETAILER-A/HB_SOUTH/05:00": "0.005156"})

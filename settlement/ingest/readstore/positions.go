@@ -37,13 +37,19 @@ type positionDeltas struct {
 	// integers and leaves decimals to queue. They are summed by what the
 	// loss factor multiplies (participant, point, loss factor: a rate) and
 	// interval as they come: every meter has its own assignment, but a
-	// batch's meters share a few rates, so the map stays a few thousand
+	// batch's meters share a few rates, so the maps stay a few thousand
 	// entries where one per meter and interval grew to hundreds of
-	// thousands (a tenth of ingest's CPU in records of 96).
-	micro  map[rateStart]int64
+	// thousands (a tenth of ingest's CPU in records of 96). micro[i] is
+	// rateOf[i]'s, by interval start: an int64 key hashes faster than a
+	// struct of rate and start.
+	micro  []map[int64]int64
 	rates  map[*meters.Assignment]int32 // index into rateOf, per assignment
 	byRate map[rateKey]int32            // index into rateOf, per rate
 	rateOf []rate
+	// last and lastRate are the latest assignment rateIndex was asked for
+	// and its rate: a record's reads mostly share one.
+	last     *meters.Assignment
+	lastRate int32
 }
 
 type groupKey struct {
@@ -62,27 +68,32 @@ type rate struct {
 	factor decimal.Decimal
 }
 
-type rateStart struct {
-	rate  int32
-	start int64
-}
-
 func newPositionDeltas(settlementSeconds int) *positionDeltas {
 	return &positionDeltas{settlementSeconds: settlementSeconds, kwh: map[groupKey]decimal.Decimal{},
-		micro: map[rateStart]int64{}, rates: map[*meters.Assignment]int32{}, byRate: map[rateKey]int32{}}
+		rates: map[*meters.Assignment]int32{}, byRate: map[rateKey]int32{}}
 }
 
 // rateIndex is a's rate, added on first sight.
 func (p *positionDeltas) rateIndex(a *meters.Assignment) int32 {
-	i, ok := p.rates[a]
-	if ok {
-		return i
+	if a == p.last {
+		return p.lastRate
 	}
+	i, ok := p.rates[a]
+	if !ok {
+		i = p.newRate(a)
+	}
+	p.last, p.lastRate = a, i
+	return i
+}
+
+// newRate is the rate of a, an assignment not seen before.
+func (p *positionDeltas) newRate(a *meters.Assignment) int32 {
 	k := rateKey{a.ParticipantID, a.SettlementPoint, a.LossFactor.String()}
-	i, ok = p.byRate[k]
+	i, ok := p.byRate[k]
 	if !ok {
 		i = int32(len(p.rateOf))
 		p.rateOf = append(p.rateOf, rate{k, a.LossFactor})
+		p.micro = append(p.micro, map[int64]int64{})
 		p.byRate[k] = i
 	}
 	p.rates[a] = i
@@ -102,7 +113,7 @@ func (p *positionDeltas) addMicro(a *meters.Assignment, start, seconds, micro in
 	if (ch == meters.Export) != remove {
 		micro = -micro
 	}
-	p.micro[rateStart{p.rateIndex(a), meters.Floor(start, L)}] += micro
+	p.micro[p.rateIndex(a)][meters.Floor(start, L)] += micro
 }
 
 // add adds read's energy under assignment a (subtracts it when remove),
@@ -146,9 +157,11 @@ func (p *positionDeltas) queue(b *pgx.Batch, slot int32) {
 		addMWh(positionKey{g.assignment.ParticipantID, g.assignment.SettlementPoint, g.start},
 			kwh.Mul(g.assignment.LossFactor).Shift(-3))
 	}
-	for k, m := range p.micro {
-		r := &p.rateOf[k.rate]
-		addMWh(positionKey{r.participant, r.point, k.start}, decimal.New(m, -microPerKWh).Mul(r.factor).Shift(-3))
+	for i, starts := range p.micro {
+		r := &p.rateOf[i]
+		for start, m := range starts {
+			addMWh(positionKey{r.participant, r.point, start}, decimal.New(m, -microPerKWh).Mul(r.factor).Shift(-3))
+		}
 	}
 	keys := make([]positionKey, 0, len(sum))
 	for k := range sum {

@@ -24,12 +24,55 @@ type ReadRecord struct {
 }
 
 // ReadChange is a read whose current value changed: a new read, or a higher
-// version replacing Previous.
+// version replacing Old. It points into its record rather than copying the
+// read, and keeps values in micro-kWh: a batch changes up to hundreds of
+// thousands of reads, and a meters.Read with a decimal each (and another
+// for the read it replaced) was most of what ingest allocated.
 type ReadChange struct {
-	Read       meters.Read
-	Previous   *meters.Read       // nil for the first read of its key
+	Record     *ReadRecord        // the applied record holding the read; shared, read-only
+	Index      int                // the read's index in Record.Block
 	Assignment *meters.Assignment // the registry row covering the read's start; shared, read-only
-	Origin     Origin
+	Old        OldRead            // the read it replaced; Version 0 for the first read of its key
+}
+
+// OldRead is the current read a change replaced.
+type OldRead struct {
+	Micro   int64 // micro-kWh
+	Version int64 // 0: there was none
+	Quality meters.Quality
+	Source  string
+}
+
+// Origin is where the changed read's record came from.
+func (c *ReadChange) Origin() Origin { return c.Record.Origin }
+
+// Start is the read's interval start, unix seconds.
+func (c *ReadChange) Start() int64 {
+	b := &c.Record.Block
+	return b.Start.Unix() + int64(c.Index*b.IntervalSeconds)
+}
+
+// Micro is the read's value in micro-kWh.
+func (c *ReadChange) Micro() int64 { return c.Record.Block.Micro[c.Index] }
+
+// Quality is the read's quality code.
+func (c *ReadChange) Quality() meters.Quality { return c.Record.Block.Quality[c.Index] }
+
+// Read is the changed read.
+func (c *ReadChange) Read() meters.Read {
+	b := &c.Record.Block
+	return meters.Read{MeterID: b.MeterID, Channel: b.Channel, Start: time.Unix(c.Start(), 0).UTC(),
+		IntervalSeconds: b.IntervalSeconds, Value: KWh(c.Micro()), Quality: c.Quality(), Version: b.Version, Source: b.Source}
+}
+
+// Previous is the read it replaced, nil for the first read of its key.
+func (c *ReadChange) Previous() *meters.Read {
+	if c.Old.Version == 0 {
+		return nil
+	}
+	r := c.Read()
+	r.Value, r.Quality, r.Version, r.Source = KWh(c.Old.Micro), c.Old.Quality, c.Old.Version, c.Old.Source
+	return &r
 }
 
 // ReadsOutcome is what ApplyReads did.
@@ -68,38 +111,102 @@ type dayKey struct {
 }
 
 // currentRead is the current read of one key while a batch is applied;
-// version 0: no read.
+// version 0: no read. It holds no pointer (the quality's code, the
+// source's index in readState.sources), so that the batch's days are
+// neither scanned by the garbage collector nor cleared of heap bits.
 type currentRead struct {
 	micro   int64
 	version int64
-	quality meters.Quality
-	source  string
+	source  int32
+	quality byte
 }
 
-// dayReads are the current reads of one channel-day, by interval index:
-// one map look-up per record and day instead of one per read.
-type dayReads []currentRead
-
-// at is the current read of the interval starting at start (unix seconds)
-// of ck with the given length, creating its day when create.
-func (st *readState) at(ck chanKey, start, seconds int64, create bool) *currentRead {
-	day := utcDay(start)
-	k := dayKey{ck, day, seconds}
-	d := st.days[k]
-	if d == nil {
-		if !create {
-			return nil
-		}
-		d = make(dayReads, secondsPerDay/seconds)
-		st.days[k] = d
+// qualityOf is the quality whose code is q.
+func qualityOf(q byte) meters.Quality {
+	switch q {
+	case meters.Actual[0]:
+		return meters.Actual
+	case meters.Estimated[0]:
+		return meters.Estimated
+	case meters.Substituted[0]:
+		return meters.Substituted
 	}
-	return &d[(start-day)/seconds]
+	return meters.Quality([]byte{q})
 }
 
-// read is c as the read of ck at start.
-func (c *currentRead) read(ck chanKey, start, seconds int64) meters.Read {
-	return meters.Read{MeterID: ck.meter, Channel: ck.channel, Start: time.Unix(start, 0).UTC(), IntervalSeconds: int(seconds),
-		Value: KWh(c.micro), Quality: c.quality, Version: c.version, Source: c.source}
+// dayReads are the current reads of one channel-day from interval index
+// first on: only the part of the day the batch touches. A whole day each
+// (96 to 288 reads) for records of 16 was most of what a batch allocated.
+type dayReads struct {
+	first int64
+	reads []currentRead
+}
+
+// cover extends d to hold the indexes [lo, hi).
+func (d *dayReads) cover(lo, hi int64) {
+	first, end := min(d.first, lo), max(d.first+int64(len(d.reads)), hi)
+	if first == d.first && end-first <= int64(cap(d.reads)) {
+		d.reads = d.reads[:end-first] // past len, never written: zero
+		return
+	}
+	grown := make([]currentRead, end-first, max(end-first, 2*int64(cap(d.reads))))
+	copy(grown[d.first-first:], d.reads)
+	d.first, d.reads = first, grown
+}
+
+// dayWalk follows one channel's reads of one interval length in start
+// order, up to last, looking up their channel-day once per UTC day rather
+// than once per read (a look-up hashes the meter ID: per read, it was a
+// tenth of ingest's CPU).
+type dayWalk struct {
+	st       *readState
+	ck       chanKey
+	seconds  int64
+	last     int64 // the start of the walk's last read: a day it creates or extends holds up to it
+	create   bool
+	day, end int64 // the UTC day of d: [day, end); end 0 before the first
+	d        *dayReads
+}
+
+func (st *readState) walk(ck chanKey, seconds, last int64, create bool) dayWalk {
+	return dayWalk{st: st, ck: ck, seconds: seconds, last: last, create: create}
+}
+
+// at is the current read of the interval starting at start (unix seconds),
+// creating it when the walk creates; nil when it does not and the batch
+// knows no read there.
+func (w *dayWalk) at(start int64) *currentRead {
+	if w.end == 0 || start < w.day || start >= w.end {
+		w.day = utcDay(start)
+		w.end = w.day + secondsPerDay
+		w.d = w.st.days[dayKey{w.ck, w.day, w.seconds}]
+	}
+	i := (start - w.day) / w.seconds
+	if d := w.d; d != nil && i >= d.first && i < d.first+int64(len(d.reads)) {
+		return &d.reads[i-d.first]
+	}
+	if !w.create {
+		return nil
+	}
+	hi := max(i, (min(w.last, w.end-1)-w.day)/w.seconds) + 1
+	if w.d == nil {
+		w.d = &dayReads{first: i, reads: make([]currentRead, hi-i)}
+		w.st.days[dayKey{w.ck, w.day, w.seconds}] = w.d
+	} else {
+		w.d.cover(i, hi)
+	}
+	return &w.d.reads[i-w.d.first]
+}
+
+// sourceOf is the index of src in st.sources, added on first sight.
+func (st *readState) sourceOf(src string) int32 {
+	i, ok := st.sourceIDs[src]
+	if !ok {
+		i = int32(len(st.sources))
+		st.sources = append(st.sources, src)
+		st.sourceIDs[src] = i
+	}
+	return i
 }
 
 // readState is what a batch of reads needs to know about the database,
@@ -109,7 +216,9 @@ type readState struct {
 	assignments map[string][]meters.Assignment // by meter, by effective_from
 	lengths     map[chanKey]int
 	newLengths  []chanKey
-	days        map[dayKey]dayReads
+	days        map[dayKey]*dayReads
+	sources     []string // the sources of current reads, by currentRead.source
+	sourceIDs   map[string]int32
 	blocks      []StoredBlock // to append: the reads each applied record made current
 	values      int           // reads in the batch's decodable records: at most this many change
 	// lastEnds is channel_lengths.last_end (unix seconds; noEnd for NULL)
@@ -201,7 +310,7 @@ func PartitionStarts(recs []ReadRecord) []int64 {
 		}
 		b := &recs[i].Block
 		first := b.Start.Unix()
-		last := first + int64((len(b.Values)-1)*b.IntervalSeconds)
+		last := first + int64((b.Len()-1)*b.IntervalSeconds)
 		starts = append(starts, first)
 		// a record of up to 10,000 values can span months: every one
 		for m := nextMonth(monthOf(first)); m <= last; m = nextMonth(m) {
@@ -224,18 +333,21 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		assignments: map[string][]meters.Assignment{},
 		lengths:     map[chanKey]int{},
 		lastEnds:    map[chanKey]int64{},
-		days:        map[dayKey]dayReads{},
+		days:        map[dayKey]*dayReads{},
+		sourceIDs:   map[string]int32{},
 	}
 	seenMeter := map[string]bool{}
 	ranges := map[chanKey]*readRange{}
 	var meterIDs []string
 	var order []*readRange
+	records := 0
 	for i := range recs {
 		if recs[i].Rejection != nil {
 			continue
 		}
 		b := &recs[i].Block
-		st.values += len(b.Values)
+		st.values += b.Len()
+		records++
 		ck := chanKey{b.MeterID, b.Channel}
 		if !seenMeter[b.MeterID] {
 			seenMeter[b.MeterID] = true
@@ -256,6 +368,7 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 	if len(meterIDs) == 0 {
 		return st, nil
 	}
+	st.blocks = make([]StoredBlock, 0, records) // a block per applied record, unless it crosses a day
 	// Channels in key order, so that two batches lock their common
 	// channels in the same order and cannot deadlock.
 	slices.SortFunc(order, func(a, b *readRange) int { return a.compare(b.chanKey) })
@@ -356,16 +469,17 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 
 // load keeps, per key, the stored read of the highest version.
 func (st *readState) load(b *StoredBlock) {
-	ck := chanKey{b.MeterID, b.Channel}
+	w := st.walk(chanKey{b.MeterID, b.Channel}, b.IntervalSeconds, b.StartAt(len(b.Values)-1), true)
+	src := st.sourceOf(b.Source)
 	for i, v := range b.Values {
 		if v == NoRead {
 			continue
 		}
-		c := st.at(ck, b.StartAt(i), b.IntervalSeconds, true)
+		c := w.at(b.StartAt(i))
 		if c.version >= b.Version {
 			continue
 		}
-		*c = currentRead{micro: v, version: b.Version, quality: b.QualityAt(i), source: b.Source}
+		*c = currentRead{micro: v, version: b.Version, source: src, quality: b.QualityAt(i)[0]}
 	}
 }
 
@@ -393,7 +507,7 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 	b := &r.Block
 	as := st.assignments[b.MeterID]
 	step := time.Duration(b.IntervalSeconds) * time.Second
-	for i := range b.Values {
+	for i := range b.Len() {
 		t := b.Start.Add(time.Duration(i) * step)
 		a := covers(as, t)
 		if a == nil {
@@ -412,17 +526,18 @@ func (st *readState) check(r *ReadRecord, covering []*meters.Assignment) ([]*met
 		return nil, nil, rej
 	}
 	secs := int64(b.IntervalSeconds)
-	for i := range b.Values {
+	w := st.walk(ck, secs, 0, false)
+	for i := range micros {
 		start := b.Start.Unix() + int64(i)*secs
-		c := st.at(ck, start, secs, false)
+		c := w.at(start)
 		if c == nil || c.version != b.Version {
 			continue
 		}
-		if c.micro != micros[i] || c.quality != b.Quality[i] {
+		if c.micro != micros[i] || c.quality != b.Quality[i][0] {
 			return nil, nil, &meters.Rejection{Reason: meters.ConflictingDuplicate,
 				Detail: fmt.Sprintf("values[%d]: version %d of the read at %s is %s (%s), the record has %s (%s)",
-					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), KWh(c.micro), c.quality,
-					b.Values[i], b.Quality[i])}
+					i, b.Version, time.Unix(start, 0).UTC().Format(time.RFC3339), KWh(c.micro), qualityOf(c.quality),
+					KWh(micros[i]), b.Quality[i])}
 		}
 	}
 	// Decided here rather than left to the database's refusal (SQLSTATE
@@ -450,9 +565,11 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 	stored := micros // reused in place: micros is this record's own
 	first, last, estimated := -1, -1, false
 	secs := int64(b.IntervalSeconds)
-	for i, v := range b.Values {
+	w := st.walk(ck, secs, b.Start.Unix()+int64(len(micros)-1)*secs, true)
+	src := st.sourceOf(b.Source)
+	for i := range micros {
 		start := b.Start.Unix() + int64(i)*secs
-		c := st.at(ck, start, secs, true)
+		c := w.at(start)
 		if c.version > b.Version {
 			out.Stale++
 			stored[i] = NoRead
@@ -463,20 +580,14 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 			stored[i] = NoRead
 			continue
 		}
-		var prev *meters.Read
+		ch := ReadChange{Record: r, Index: i, Assignment: covering[i]}
 		if c.version > 0 {
-			p := c.read(ck, start, secs)
-			prev = &p
+			ch.Old = OldRead{Micro: c.micro, Version: c.version, Quality: qualityOf(c.quality), Source: st.sources[c.source]}
 			pos.addMicro(covering[i], start, secs, c.micro, b.Channel, true)
 		}
 		pos.addMicro(covering[i], start, secs, micros[i], b.Channel, false)
-		*c = currentRead{micro: micros[i], version: b.Version, quality: b.Quality[i], source: b.Source}
-		rd := meters.Read{
-			MeterID: b.MeterID, Channel: b.Channel, Start: time.Unix(start, 0).UTC(),
-			IntervalSeconds: b.IntervalSeconds, Value: v, Quality: b.Quality[i],
-			Version: b.Version, Source: b.Source,
-		}
-		out.Changes = append(out.Changes, ReadChange{Read: rd, Previous: prev, Assignment: covering[i], Origin: r.Origin})
+		*c = currentRead{micro: micros[i], version: b.Version, source: src, quality: b.Quality[i][0]}
+		out.Changes = append(out.Changes, ch)
 		if first < 0 {
 			first = i
 		}
@@ -497,6 +608,10 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 			q = append(q, x[0])
 		}
 		blk.Quality = string(q)
+	}
+	if utcDay(blk.Start) == utcDay(blk.end()-1) {
+		st.blocks = append(st.blocks, blk) // SplitDays would return it alone, in a slice of its own
+		return
 	}
 	st.blocks = append(st.blocks, SplitDays(blk)...)
 }
@@ -563,7 +678,7 @@ func (st *readState) queueLastEnds(b *pgx.Batch, ends map[chanKey]int64) {
 // by meters.Decoder has none and is refused, never converted by a second
 // rule.
 func microsOf(b *meters.ReadBlock) ([]int64, *meters.Rejection) {
-	if len(b.Micro) != len(b.Values) {
+	if len(b.Micro) != b.Len() {
 		return nil, &meters.Rejection{Reason: meters.Unprocessable, Detail: "values: not decoded into micro-kWh"}
 	}
 	return slices.Clone(b.Micro), nil
