@@ -69,7 +69,7 @@ func newRegistryCmd(m *Main) *cobra.Command {
 	// The market's flags: accounts gaining a threshold or budget get their
 	// alert aggregates rebuilt in operating days and settlement intervals.
 	c.AddCommand(m.dbCommand(imp, groupMarket, nil, func(ctx context.Context, cfg Config, db *pgxpool.Pool, _ *pflag.FlagSet, files []string) error {
-		hook, err := newAlertHook(cfg.Market, nil)
+		hook, err := newAlertHook(cfg.Market, nil, nil)
 		if err != nil {
 			return err
 		}

@@ -241,7 +241,7 @@ func (c *chaos) setup(ctx context.Context) error {
 	for _, t := range []string{"participants", "settlement_points", "accounts", "meters"} {
 		files = append(files, filepath.Join(c.regDir, t+".csv"))
 	}
-	hook, err := newAlertHook(c.sc.Config.Market, nil)
+	hook, err := newAlertHook(c.sc.Config.Market, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/reporting"
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
@@ -34,7 +35,9 @@ type services struct {
 }
 
 func newServices(ctx context.Context, p *Platform) (*services, error) {
-	hook, err := newAlertHook(p.Config.Market, p.Metrics)
+	// One registry cache for the consumers, the replays and the alert hook.
+	registry := registrystore.NewCache(0)
+	hook, err := newAlertHook(p.Config.Market, p.Metrics, registry)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +72,7 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 	return &services{
 		alerts: hook,
 		applier: ingest.NewApplier(p.Config.Market, p.Topics, p.Outbox, hook).WithLimits(ingest.Limits{Bounds: p.Config.IngestBounds}).
-			WithPartitions(readstore.NewPartitions(p.DB, partitionLockTimeout)),
+			WithPartitions(readstore.NewPartitions(p.DB, partitionLockTimeout)).WithRegistryCache(registry),
 		runs:     runs,
 		exporter: exporter,
 	}, nil
@@ -83,9 +86,11 @@ const partitionLockTimeout = 5 * time.Second
 // newAlertHook is the customer-alert hook of the market. Ingest evaluates
 // alerts with it, and every registry writer must give its SettingsChanged to
 // the registry, which keeps the hook's aggregates whole when accounts gain
-// or lose a threshold or budget. reg may be nil (no metrics).
-func newAlertHook(market settlement.Market, reg prometheus.Registerer) (*alertspg.Hook, error) {
-	hook, err := alertspg.New(alertspg.Config{Market: market, Topics: kafka.DefaultTopics()}, reg)
+// or lose a threshold or budget. reg may be nil (no metrics); registry is
+// the process's registry cache, nil where the hook serves no ingest (its
+// own then).
+func newAlertHook(market settlement.Market, reg prometheus.Registerer, registry *registrystore.Cache) (*alertspg.Hook, error) {
+	hook, err := alertspg.New(alertspg.Config{Market: market, Topics: kafka.DefaultTopics(), Registry: registry}, reg)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gridsettle/gridsettle/meters"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/failpoint"
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
@@ -94,14 +95,16 @@ type Applier struct {
 	// partitions creates read_blocks partitions outside batch transactions;
 	// nil: each batch creates what it needs in its own transaction.
 	partitions *readstore.Partitions
+	// registry keeps the meters' assignments across batches and replays.
+	registry *registrystore.Cache
 }
 
 // NewApplier returns an Applier for the market (its currency and
 // settlement interval) and topics, writing outputs through w, with the
-// default Limits.
+// default Limits and a registry cache of its own.
 func NewApplier(market settlement.Market, topics kafka.Topics, w *outbox.Writer, hooks ...Hook) *Applier {
 	return &Applier{market: market, topics: topics, outbox: w, hooks: hooks,
-		limits: Limits{MaxDeadLetterBytes: DefaultMaxDeadLetterBytes}}
+		limits: Limits{MaxDeadLetterBytes: DefaultMaxDeadLetterBytes}, registry: registrystore.NewCache(0)}
 }
 
 // DefaultMaxDeadLetterBytes is the default record size of the dead-letter
@@ -135,6 +138,14 @@ func (a *Applier) WithLimits(l Limits) *Applier {
 // (readstore.Partitions), and returns a. Call it before a is used.
 func (a *Applier) WithPartitions(p *readstore.Partitions) *Applier {
 	a.partitions = p
+	return a
+}
+
+// WithRegistryCache makes a keep the meters' assignments in c, the
+// process's registry cache (shared with the alert hook), and returns a.
+// Call it before a is used.
+func (a *Applier) WithRegistryCache(c *registrystore.Cache) *Applier {
+	a.registry = c
 	return a
 }
 
@@ -349,7 +360,7 @@ func (a *Applier) effects(ctx context.Context, tx pgx.Tx, reads []readstore.Read
 	slot int32, applied *Applied, out *outcome) error {
 	if len(reads) > 0 {
 		r, err := readstore.ApplyReads(ctx, tx, readstore.ReadOptions{SettlementSeconds: a.market.IntervalSeconds, Slot: slot,
-			Partitions: a.partitions}, reads)
+			Partitions: a.partitions, Registry: a.registry}, reads)
 		if err != nil {
 			return err
 		}

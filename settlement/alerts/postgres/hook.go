@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
@@ -31,17 +32,21 @@ type Config struct {
 	// Window is how long a meter may be silent, in event time, before
 	// missing_data fires. Default DefaultWindow.
 	Window time.Duration
+	// Registry keeps the accounts' alert settings across batches (one per
+	// process, the ingest Applier's); nil: the Hook keeps its own.
+	Registry *registrystore.Cache
 }
 
 // Hook evaluates customer alerts inside every ingest transaction (it is an
 // ingest.Hook). Give the same Hook to the consumers' Applier and to the one
 // that serves quarantine replays.
 type Hook struct {
-	market settlement.Market
-	topics kafka.Topics
-	window time.Duration
-	locale alerts.Locale
-	fired  *prometheus.CounterVec
+	market   settlement.Market
+	topics   kafka.Topics
+	window   time.Duration
+	locale   alerts.Locale
+	fired    *prometheus.CounterVec
+	registry *registrystore.Cache
 }
 
 var _ ingest.Hook = (*Hook)(nil)
@@ -64,8 +69,11 @@ func New(cfg Config, reg prometheus.Registerer) (*Hook, error) {
 	if cfg.Window == 0 {
 		cfg.Window = DefaultWindow
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = registrystore.NewCache(0)
+	}
 	h := &Hook{
-		market: cfg.Market, topics: cfg.Topics, window: cfg.Window,
+		market: cfg.Market, topics: cfg.Topics, window: cfg.Window, registry: cfg.Registry,
 		locale: alerts.Locale{Location: cfg.Market.Location, Currency: cfg.Market.Currency},
 		fired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gridsettle_alerts_fired_total",

@@ -66,17 +66,21 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 	for _, c := range a.Reads {
 		accounts[c.Assignment.AccountID] = true
 	}
+	// Read after the scope lock (AfterApply), in a statement of its own:
+	// every settings change committed before the lock is seen, and none
+	// commits until this transaction ends. Only whether a threshold or
+	// budget is set counts here; their values are read under the accounts'
+	// locks (openBooks).
 	watching := map[string]limits{}
 	if len(accounts) > 0 {
-		rows, err := tx.Query(ctx, `
-			SELECT account_id, daily_kwh_threshold, monthly_budget FROM accounts
-			WHERE account_id = ANY($1::text[]) AND (daily_kwh_threshold IS NOT NULL OR monthly_budget IS NOT NULL)`,
-			sortedKeys(accounts, cmp.Compare[string]))
+		settings, err := h.registry.AlertSettings(ctx, tx, sortedKeys(accounts, cmp.Compare[string]))
 		if err != nil {
 			return nil, fmt.Errorf("alerts: load account settings: %w", err)
 		}
-		if err := scanLimits(rows, watching); err != nil {
-			return nil, err
+		for id, s := range settings {
+			if s.DailyThreshold || s.MonthlyBudget {
+				watching[id] = limits{daily: decimal.NullDecimal{Valid: s.DailyThreshold}, budget: decimal.NullDecimal{Valid: s.MonthlyBudget}}
+			}
 		}
 	}
 	steps, err := h.readSteps(a, cal, watching)

@@ -35,7 +35,7 @@ func lookedUp(t *testing.T, pool *pgxpool.Pool, recs ...string) (channels, reads
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	st, err := loadReadState(ctx, tx, decoded(0, recs...))
+	st, err := loadReadState(ctx, tx, nil, decoded(0, recs...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,9 @@ type ReadOptions struct {
 	// Partitions knows the read_blocks months created before the batch's
 	// transaction began; nil: the batch checks every month it needs.
 	Partitions *Partitions
+	// Registry keeps the meters' assignments across batches (one per
+	// process, shared by every writer); nil: the batch reads them all.
+	Registry *registrystore.Cache
 }
 
 type chanKey struct {
@@ -251,7 +254,7 @@ func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadReco
 	if err := ensureFor(ctx, tx, opt.Partitions, recs); err != nil {
 		return out, err
 	}
-	st, err := loadReadState(ctx, tx, recs)
+	st, err := loadReadState(ctx, tx, opt.Registry, recs)
 	if err != nil {
 		return out, err
 	}
@@ -328,13 +331,12 @@ type readRange struct {
 	day, start, end int64 // UTC day of the first read, first start, last end
 }
 
-func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readState, error) {
+func loadReadState(ctx context.Context, tx pgx.Tx, registry *registrystore.Cache, recs []ReadRecord) (*readState, error) {
 	st := &readState{
-		assignments: map[string][]meters.Assignment{},
-		lengths:     map[chanKey]int{},
-		lastEnds:    map[chanKey]int64{},
-		days:        map[dayKey]*dayReads{},
-		sourceIDs:   map[string]int32{},
+		lengths:   map[chanKey]int{},
+		lastEnds:  map[chanKey]int64{},
+		days:      map[dayKey]*dayReads{},
+		sourceIDs: map[string]int32{},
 	}
 	seenMeter := map[string]bool{}
 	ranges := map[chanKey]*readRange{}
@@ -380,16 +382,12 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		rangeDays[i], rangeStarts[i], rangeEnds[i] = time.Unix(rg.day, 0), time.Unix(rg.start, 0), time.Unix(rg.end, 0)
 	}
 	b := &pgx.Batch{}
-	b.Queue(`
-		SELECT meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from, effective_to
-		FROM meter_assignments WHERE meter_id = ANY($1::text[]) ORDER BY meter_id, effective_from`, meterIDs,
-	).Query(func(rows pgx.Rows) error {
-		as, err := pgx.CollectRows(rows, registrystore.ScanAssignment)
-		for _, a := range as {
-			st.assignments[a.MeterID] = append(st.assignments[a.MeterID], a)
-		}
-		return err
-	})
+	// The assignments as of this statement, the cached ones where the
+	// registry has not changed since they were read (meters/postgres/cache.go).
+	if registry == nil {
+		registry = registrystore.NewCache(0)
+	}
+	assignments := registry.QueueAssignments(b, meterIDs)
 	// The lock comes before the blocks are read: a writer that held it
 	// has committed when this statement returns, and the next one (its own
 	// snapshot, read committed) sees its blocks. last_end is read by the
@@ -418,6 +416,10 @@ func loadReadState(ctx context.Context, tx pgx.Tx, recs []ReadRecord) (*readStat
 		return err
 	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("load state of reads batch: %w", err)
+	}
+	var err error
+	if st.assignments, err = assignments.Finish(ctx, tx); err != nil {
 		return nil, fmt.Errorf("load state of reads batch: %w", err)
 	}
 	// Only the channels whose range may overlap a stored block: a channel
