@@ -144,12 +144,12 @@ func (h *Hook) loadMissing(ctx context.Context, tx pgx.Tx, a ingest.Applied, ste
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("alerts: load silent meters: %w", err)
 	}
-	can, before := m.canFire(steps)
+	can, touched := m.canFire(steps)
 	for _, s := range silent {
 		// A meter the batch touches before its watermark finds the meter
 		// silent cannot fire for this gap: its touches, as far as they can
 		// fire, are canFire's; it is written as touched.
-		if at, touched := before[s.id]; !touched || m.silentBy(s.lastEnd, at) {
+		if t, ok := touched[s.id]; !ok || m.silentBy(s.lastEnd, t.before) {
 			m.meters[s.id] = s
 		}
 	}
@@ -215,37 +215,47 @@ func (m *missing) silentBy(lastEnd, mark time.Time) bool { return !lastEnd.Add(m
 // are written blind (queueMeters only moves last ends and alerted gaps
 // forward), which in a catch-up is nearly all of them. A meter's stored
 // last end can only be later, and a meter silent before its first touch is
-// read as a silent meter anyway (loadMissing). before is, for each touched
-// meter, the watermark just before its first touch: the latest at which its
-// stored gap can fire in this batch.
-func (m *missing) canFire(steps []step) (can []string, before map[string]time.Time) {
+// read as a silent meter anyway (loadMissing). touched has every touched
+// meter.
+func (m *missing) canFire(steps []step) (can []string, touched map[string]touchSpan) {
+	n := 0
+	for _, st := range steps {
+		n += len(st.meters)
+	}
 	w := m.w
-	last := map[string]time.Time{} // each meter's latest end so far
-	before = map[string]time.Time{}
+	touched = make(map[string]touchSpan, n)
 	fires := map[string]bool{}
 	for _, st := range steps {
 		eachMeterRun(st.meters, func(id string, t meterTouch) {
-			prev, seen := last[id]
-			if !seen {
-				before[id] = w
-			} else if m.silentBy(prev, w) {
+			s, ok := touched[id]
+			if !ok {
+				touched[id] = touchSpan{w, t.end}
+				return
+			}
+			if m.silentBy(s.last, w) {
 				fires[id] = true
 			}
-			if !seen || t.end.After(prev) {
-				last[id] = t.end
+			if t.end.After(s.last) {
+				s.last = t.end
+				touched[id] = s
 			}
 		})
 		if st.hasEnd && st.end.After(w) {
 			w = st.end
 		}
 	}
-	for id, end := range last {
-		if m.silentBy(end, w) {
+	for id, s := range touched {
+		if m.silentBy(s.last, w) {
 			fires[id] = true
 		}
 	}
-	return sortedKeys(fires, cmp.Compare[string]), before
+	return sortedKeys(fires, cmp.Compare[string]), touched
 }
+
+// touchSpan is what canFire follows of a touched meter: the watermark
+// before its first touch (the latest at which its stored gap can fire in
+// the batch) and its latest end so far.
+type touchSpan struct{ before, last time.Time }
 
 // queueAssignments queues the read of the assignments of the loaded meters
 // over the batch's watermarks.
