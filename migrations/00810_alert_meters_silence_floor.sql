@@ -18,7 +18,8 @@
 --  - uncovered, per meter: silent for the window by its partition's
 --    watermark and not alerted, because no assignment covered the watermark;
 --    read every batch (alert_meters_uncovered), as an assignment may cover
---    a later watermark.
+--    a later watermark; or written by a quarantine replay, which keeps no
+--    floor, so that the partition's next batch evaluates it.
 --
 -- Both change only when a meter's candidacy does, so a batch's update of a
 -- meter reporting again changes no indexed column.

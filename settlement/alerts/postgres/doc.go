@@ -94,11 +94,12 @@
 //     is absent, or equals Σ energy × settlement price, the estimated reads
 //     and the latest interval over the month's priced intervals with energy
 //     (TestMonthBookIsTheFigure); a fired month's book is no longer moved;
-//   - at every commit, a meter is uncovered exactly when it is silent for the
-//     window by its partition's followed watermark and not alerted for its
-//     gap, and every other meter of the partition not alerted for its gap
-//     has its last end at or after the partition's silence floor (NULL: not
-//     known) (TestMissingDataFloorAndUncovered).
+//   - at every commit, a meter is uncovered when it is silent for the window
+//     by its partition's followed watermark and not alerted for its gap, or
+//     a quarantine replay wrote it since its partition's last batch, and
+//     every other meter of the partition not alerted for its gap has its
+//     last end at or after the partition's silence floor (NULL: not known)
+//     (TestMissingDataFloorAndUncovered, TestReplayedMeterBelowTheFloorFires).
 //
 // Cost: per batch, one energy block per budgeted account and day (COPY),
 // one book row per budgeted account under evaluation, one daily-usage row
@@ -112,8 +113,8 @@
 // floor reads no meter for it; one whose window reaches the floor reads the
 // partition's meters not alerted and sets the floor again; every batch
 // lowers it to the last ends it writes. Uncovered meters (silent, not
-// alerted: no assignment covered the watermark) are flagged and read by
-// every batch. Of the silent meters, those the batch touches before its
+// alerted: no assignment covered the watermark; or written by a replay,
+// which keeps no floor) are flagged and read by every batch. Of the silent meters, those the batch touches before its
 // watermark finds them silent are dropped, and assignments are read only
 // for the rest and the touched meters that can fire (canFire).
 package postgres

@@ -24,8 +24,10 @@ type meterState struct {
 	lastEnd time.Time
 	alerted time.Time // zero: never alerted
 	assign  []meters.Assignment
-	// uncovered is the stored flag: silent for the window by the
-	// partition's watermark, not alerted, as no assignment covered it.
+	// uncovered is the stored flag that has every batch of the meter's
+	// partition read it, whatever the partition's silence floor: silent for
+	// the window by the partition's watermark, not alerted, as no assignment
+	// covered it; or written by a replay (touchedMeters).
 	uncovered bool
 	dirty     bool
 }
@@ -420,11 +422,17 @@ func (m *missing) queueWrites(b *pgx.Batch) {
 }
 
 // touchedMeters are the meter rows a replay moves (no watermark: nothing is
-// evaluated), in id order.
+// evaluated), in id order, flagged uncovered. A replay is not its
+// partition's consumer: it neither reads nor keeps the partition's silence
+// floor, and the last end it writes may lie before the floor (a replayed
+// record is old), where no floor look-up would find the meter until the
+// window passed the floor. The flag has the partition's next batch read
+// the meter and evaluate it; that batch clears the flag and keeps the floor
+// at or before the meter's last end (queueWrites).
 func touchedMeters(t map[string]meterTouch) []*meterState {
 	var out []*meterState
 	for _, id := range sortedKeys(t, cmp.Compare[string]) {
-		out = append(out, &meterState{id: id, slot: t[id].slot, lastEnd: t[id].end})
+		out = append(out, &meterState{id: id, slot: t[id].slot, lastEnd: t[id].end, uncovered: true})
 	}
 	return out
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gridsettle/gridsettle/meters"
 )
 
 // TestMissingDataFloorAndUncovered, in batches of one record: the
@@ -67,5 +69,51 @@ func TestMissingDataFloorAndUncovered(t *testing.T) {
 	// floor is M1's last end as that look-up read it.
 	if floor, uncovered := state(); !floor.Equal(utc("2026-11-10T14:00:00Z")) || uncovered {
 		t.Errorf("floor %s, M3 uncovered %v; want 14:00, false", floor, uncovered)
+	}
+}
+
+// A meter a quarantine replay writes, with a last end before its
+// partition's silence floor, fires missing_data at the partition's next
+// record that finds it silent, as if its reads had never been set aside:
+// the replay does not keep the floor, so the meter must not wait for the
+// window to pass it.
+func TestReplayedMeterBelowTheFloorFires(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	d := c.newDB(baseRegistry + `
+		INSERT INTO accounts (account_id, name) VALUES ('ACC-1', 'one'), ('ACC-R', 'replayed');
+		INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from) VALUES
+			('M1', 'ACC-1', 'RET-A', 'HB_NORTH', 1, '2026-01-01T00:00:00Z')`)
+	hourly := func(meter string, h int) *kgo.Record {
+		return readRec(1, meter, "import", time.Date(2026, 11, 10, h, 0, 0, 0, time.UTC).Format(time.RFC3339), 900, 1, "1", "1", "1", "1")
+	}
+	// MR is not registered yet: its record (06:00-07:00) is quarantined.
+	recs := []*kgo.Record{hourly("MR", 6)}
+	for h := 6; h < 13; h++ {
+		recs = append(recs, hourly("M1", h))
+	}
+	c.produce(recs...)
+	c.consume(d, "g", 1)
+	c.caughtUp(d)
+	equalIDs(t, d.published())
+	var floor time.Time
+	if err := d.pool.QueryRow(t.Context(), `SELECT silence_floor FROM alert_watermarks WHERE partition = 1`).Scan(&floor); err != nil {
+		t.Fatal(err)
+	}
+	if !floor.After(utc("2026-11-10T07:00:00Z")) {
+		t.Fatalf("floor %s: the test needs it after MR's last end, 07:00", floor.UTC())
+	}
+	d.exec(`INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
+		VALUES ('MR', 'ACC-R', 'RET-A', 'HB_NORTH', 1, '2026-01-01T00:00:00Z')`)
+	if _, err := d.applier.Replay(t.Context(), d.pool, meters.UnknownMeter); err != nil {
+		t.Fatal(err)
+	}
+	equalIDs(t, d.published()) // a replay evaluates nothing
+	c.produce(hourly("M1", 13))
+	c.caughtUp(d)
+	got := d.published()
+	equalIDs(t, got, "missing_data/MR/2026-11-10T07:00:00Z")
+	if a := got["missing_data/MR/2026-11-10T07:00:00Z"]; !a.EventTime.Equal(utc("2026-11-10T14:00:00Z")) || a.Observed != "7.00" {
+		t.Errorf("MR: event time %s, observed %s; want 14:00, 7.00", a.EventTime, a.Observed)
 	}
 }
