@@ -93,10 +93,28 @@
 //   - the month book of a budgeted account's month whose alert has not fired
 //     is absent, or equals Σ energy × settlement price, the estimated reads
 //     and the latest interval over the month's priced intervals with energy
-//     (TestMonthBookIsTheFigure); a fired month's book is no longer moved.
+//     (TestMonthBookIsTheFigure); a fired month's book is no longer moved;
+//   - at every commit, a meter is uncovered when it is silent for the window
+//     by its partition's followed watermark and not alerted for its gap, or
+//     a quarantine replay wrote it since its partition's last batch, and
+//     every other meter of the partition not alerted for its gap has its
+//     last end at or after the partition's silence floor (NULL: not known)
+//     (TestMissingDataFloorAndUncovered, TestReplayedMeterBelowTheFloorFires).
 //
 // Cost: per batch, one energy block per budgeted account and day (COPY),
 // one book row per budgeted account under evaluation, one daily-usage row
 // per thresholded account and day, one alert_meters row per meter; prices
-// are read for the batch's intervals only.
+// are read for the batch's intervals only. No index holds a meter's last
+// end, so rewriting it stays on the row's page (a heap-only update):
+// missing_data finds silent meters through each partition's silence floor
+// (alert_watermarks.silence_floor, migrations/00810_alert_meters_silence_floor.sql),
+// before which no meter of the partition that is neither alerted for its
+// gap nor uncovered has its last end. A batch whose window stays before the
+// floor reads no meter for it; one whose window reaches the floor reads the
+// partition's meters not alerted and sets the floor again; every batch
+// lowers it to the last ends it writes. Uncovered meters (silent, not
+// alerted: no assignment covered the watermark; or written by a replay,
+// which keeps no floor) are flagged and read by every batch. Of the silent meters, those the batch touches before its
+// watermark finds them silent are dropped, and assignments are read only
+// for the rest and the touched meters that can fire (canFire).
 package postgres
