@@ -28,6 +28,20 @@ const copyBlocksSQL = `COPY read_blocks (meter_id, channel, start, interval_seco
 // blockEndSQL is the end of a read_blocks row: its last interval's end.
 const blockEndSQL = `start + cardinality(values_micro) * interval_seconds * interval '1 second'`
 
+// lockChannelsSQL locks the channel_lengths rows of the channels ($1, $2),
+// given in key order, and reads their lengths and last ends. One probe of
+// the primary key per channel, in the order given, so that two writers
+// lock their common channels in the same order and cannot deadlock: a join
+// with the keys, planned for thousands of them, hashed the whole table
+// after reading it, once per batch (70 ms for 4,096 channels of 95,000;
+// the LATERAL probes 16 ms), and a sort then decided the order.
+const lockChannelsSQL = `
+	SELECT c.meter_id, c.channel, c.interval_seconds, c.last_end
+	FROM unnest($1::text[], $2::text[]) AS k(meter_id, channel)
+	CROSS JOIN LATERAL (
+		SELECT * FROM channel_lengths c WHERE c.meter_id = k.meter_id AND c.channel = k.channel
+		FOR NO KEY UPDATE) c`
+
 // raiseLastEndsSQL raises channel_lengths.last_end of ($1, $2) to $3 where
 // it is lower (doc.go).
 const raiseLastEndsSQL = `
@@ -76,10 +90,7 @@ func AppendBlocks(ctx context.Context, db CopyFromer, blocks []StoredBlock) erro
 		ms[i], cs[i], ls[i], es[i] = k.meter, string(k.channel), int32(chans[k].seconds), time.Unix(chans[k].end, 0)
 	}
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-			SELECT FROM channel_lengths c JOIN unnest($1::text[], $2::text[]) AS k(meter_id, channel) USING (meter_id, channel)
-			ORDER BY c.meter_id, c.channel
-			FOR NO KEY UPDATE OF c`, ms, cs); err != nil {
+		if _, err := tx.Exec(ctx, lockChannelsSQL, ms, cs); err != nil {
 			return err
 		}
 		if err := copyBlocks(ctx, tx.Conn(), blocks); err != nil {
