@@ -36,6 +36,11 @@
 //     fetching is paused, the other partitions' is not;
 //   - a batch holds at most Config.MaxBatchRecords records and, unless it
 //     is a single record, Config.MaxBatchReads reads;
+//   - a round of the poll loop applies up to Config.Concurrency partitions
+//     at once, each partition's records of the round by one goroutine in
+//     offset order, even when the round took them in several polls (it
+//     drains what the client has fetched already, up to a bound: one poll
+//     held a producer batch of one or two partitions);
 //   - no batch waits for a lock longer than Config.LockTimeout: a batch
 //     behind a lock fails as transient and is retried, so one partition
 //     stuck behind a lock holds the others' next poll for that long at
