@@ -46,6 +46,21 @@ func ToSettlementIntervals(start time.Time, lenSeconds int, value decimal.Decima
 	return out
 }
 
+// SplitNano is ToSettlementIntervals' split of a long read on integers of
+// nano-kWh, its split scale: of nano ≥ 0 over n pieces, every piece but
+// the last is nano / n rounded half-even, and the last the remainder. A
+// read of at most 6 decimal places is a whole number of nano-kWh, so the
+// pieces are exactly the decimal split's. The runs' kernel
+// (settlement/postgres/energy.go) and the alert steps
+// (settlement/alerts/postgres/steps.go) split with it.
+func SplitNano(nano, n int64) (piece, last int64) {
+	q, r := nano/n, nano%n
+	if 2*r > n || 2*r == n && q%2 == 1 {
+		q++
+	}
+	return q, nano - (n-1)*q
+}
+
 // Floor is the start of the interval of seconds length, counted from the
 // unix epoch, that holds unix second t: the settlement interval of a read
 // no longer than it, or (seconds 86400) the UTC day.

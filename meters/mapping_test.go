@@ -66,3 +66,41 @@ func TestDivRoundBank(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitNanoIsToSettlementIntervals: splitting integers of nano-kWh
+// gives exactly the pieces ToSettlementIntervals gives for the decimal,
+// ties, remainders and signs included (a negative value splits as its
+// magnitude, negated: how the alert steps split export).
+func TestSplitNanoIsToSettlementIntervals(t *testing.T) {
+	start := time.Date(2026, 11, 11, 4, 0, 0, 0, time.UTC)
+	values := []int64{0, 1, 2, 3, 5, 6, 7, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 23, 24, 25, 30, 31, 36, 999_999, 1_000_000_000_000}
+	for v := int64(1); v < 1<<40; v = v*7 + 3 {
+		values = append(values, v)
+	}
+	for _, micro := range values {
+		for _, secs := range []int{600, 900, 1800, 3600, 7200, 86400} {
+			for _, L := range []int{300, 900} {
+				if secs <= L || secs%L != 0 {
+					continue
+				}
+				n := int64(secs / L)
+				piece, last := SplitNano(micro*1000, n)
+				for _, sign := range []int64{1, -1} {
+					want := ToSettlementIntervals(start, secs, decimal.New(sign*micro, -6), L)
+					if int64(len(want)) != n {
+						t.Fatalf("%d pieces of %d, want %d", n, micro, len(want))
+					}
+					for i, w := range want {
+						got := piece
+						if int64(i) == n-1 {
+							got = last
+						}
+						if nano := w.KWh.Shift(9); !nano.IsInteger() || nano.IntPart() != sign*got {
+							t.Fatalf("SplitNano(%d, %d) piece %d = %d (sign %d), want %s kWh", micro*1000, n, i, got, sign, w.KWh)
+						}
+					}
+				}
+			}
+		}
+	}
+}

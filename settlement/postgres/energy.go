@@ -384,10 +384,7 @@ func (d *dayReads) mapRead(a *assignment, start, secs, nano int64, scale int8, e
 		return fmt.Errorf("a %d-second read does not split into %d-second intervals", secs, d.l)
 	}
 	n := secs / d.l
-	q, r := nano/n, nano%n
-	if 2*r > n || 2*r == n && q%2 == 1 {
-		q++
-	}
+	q, last := meters.SplitNano(nano, n)
 	for k := range n {
 		t := start + k*d.lµ
 		if t < d.first || t >= d.end {
@@ -395,7 +392,7 @@ func (d *dayReads) mapRead(a *assignment, start, secs, nano int64, scale int8, e
 		}
 		p := q
 		if k == n-1 {
-			p = nano - (n-1)*q
+			p = last
 		}
 		if err := d.piece(a, (t-d.first)/d.lµ, p, max(scale, nanoScale), export, quality, k == 0 || t == d.first); err != nil {
 			return err

@@ -304,12 +304,9 @@ func (b *stepBuilder) record(cs []readstore.ReadChange) error {
 		c := &cs[i]
 		if c.Assignment != a {
 			a = c.Assignment
-			l = b.watching[a.AccountID]
-			if l.budget.Valid {
-				var ok bool
-				if lf, ok = scaled(a.LossFactor, 6); !ok {
-					return fmt.Errorf("alerts: loss factor %s of meter %s has more than 6 decimal places", a.LossFactor, a.MeterID)
-				}
+			var err error
+			if l, lf, err = b.settings(a); err != nil {
+				return err
 			}
 		}
 		if !l.daily.Valid && !l.budget.Valid {
@@ -327,19 +324,25 @@ func (b *stepBuilder) record(cs []readstore.ReadChange) error {
 // add adds one read of ch under a, outside any record (a rebuild from the
 // stored reads, scope.go).
 func (b *stepBuilder) add(a *meters.Assignment, ch meters.Channel, start, secs, micro int64, q meters.Quality) error {
+	l, lf, err := b.settings(a)
+	if err == nil && (l.daily.Valid || l.budget.Valid) {
+		b.read(a, l, lf, ch, start, secs, micro, q, false)
+	}
+	return err
+}
+
+// settings are the limits of a's account and, when it has a budget, a's
+// loss factor in millionths.
+func (b *stepBuilder) settings(a *meters.Assignment) (limits, int64, error) {
 	l := b.watching[a.AccountID]
-	if !l.daily.Valid && !l.budget.Valid {
-		return nil
+	if !l.budget.Valid {
+		return l, 0, nil
 	}
-	var lf int64
-	if l.budget.Valid {
-		var ok bool
-		if lf, ok = scaled(a.LossFactor, 6); !ok {
-			return fmt.Errorf("alerts: loss factor %s of meter %s has more than 6 decimal places", a.LossFactor, a.MeterID)
-		}
+	lf, ok := scaled(a.LossFactor, 6)
+	if !ok {
+		return l, 0, fmt.Errorf("alerts: loss factor %s of meter %s has more than 6 decimal places", a.LossFactor, a.MeterID)
 	}
-	b.read(a, l, lf, ch, start, secs, micro, q, false)
-	return nil
+	return l, lf, nil
 }
 
 // read adds (or, with remove, takes away) the read of ch starting at start
@@ -373,35 +376,23 @@ func (b *stepBuilder) read(a *meters.Assignment, l limits, lf int64, ch meters.C
 		b.addEnergy(energyKey{a.AccountID, cell{a.SettlementPoint, meters.Floor(start, b.L)}, lf}, flow{nano: micro * 1000, estimated: bad})
 		return
 	}
-	for i, nano := range splitNano(micro*1000, secs/b.L) {
-		b.addEnergy(energyKey{a.AccountID, cell{a.SettlementPoint, start + int64(i)*b.L}, lf}, flow{nano: nano, estimated: bad})
-	}
-}
-
-// splitNano is meters.ToSettlementIntervals on integers of nano-kWh (its
-// split scale): n pieces of v / n rounded half-even, the last taking the
-// rest, the sign following v's. Reads have at most 6 decimal places, so
-// every piece is a whole number of nano-kWh and the split is the same.
-func splitNano(v, n int64) []int64 {
-	neg := v < 0
+	n := secs / b.L
+	nano := micro * 1000
+	neg := nano < 0
 	if neg {
-		v = -v
+		nano = -nano
 	}
-	q, r := v/n, v%n
-	if 2*r > n || 2*r == n && q%2 == 1 {
-		q++
-	}
-	out := make([]int64, n)
-	for i := range n - 1 {
-		out[i] = q
-	}
-	out[n-1] = v - q*(n-1)
-	if neg {
-		for i := range out {
-			out[i] = -out[i]
+	piece, last := meters.SplitNano(nano, n)
+	for i := range n {
+		p := piece
+		if i == n-1 {
+			p = last
 		}
+		if neg {
+			p = -p
+		}
+		b.addEnergy(energyKey{a.AccountID, cell{a.SettlementPoint, start + i*b.L}, lf}, flow{nano: p, estimated: bad})
 	}
-	return out
 }
 
 // addUsage adds u to the current step's delta of k: a record's reads of

@@ -277,35 +277,3 @@ func TestSumsNeverWrap(t *testing.T) {
 		t.Errorf("after %d of the largest reads: %v; want an error at the 9,224th", n, err)
 	}
 }
-
-// TestSplitNanoIsToSettlementIntervals: splitting integers of nano-kWh
-// gives exactly the pieces meters.ToSettlementIntervals gives for the
-// decimal, ties, remainders and signs included.
-func TestSplitNanoIsToSettlementIntervals(t *testing.T) {
-	start := at("2026-11-11T04:00:00Z")
-	values := []int64{0, 1, 2, 3, 5, 6, 7, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 23, 24, 25, 30, 31, 36, 999_999, 1_000_000_000_000}
-	for v := int64(1); v < 1<<40; v = v*7 + 3 {
-		values = append(values, v)
-	}
-	for _, micro := range values {
-		for _, secs := range []int{600, 900, 1800, 3600, 7200, 86400} {
-			for _, L := range []int{300, 900} {
-				if secs <= L || secs%L != 0 {
-					continue
-				}
-				want := meters.ToSettlementIntervals(start, secs, decimal.New(micro, -6), L)
-				for _, sign := range []int64{1, -1} {
-					got := splitNano(sign*micro*1000, int64(secs/L))
-					if len(got) != len(want) {
-						t.Fatalf("splitNano(%d, %d): %d pieces, want %d", sign*micro*1000, secs/L, len(got), len(want))
-					}
-					for i, w := range want {
-						if n, ok := scaled(w.KWh, 9); !ok || n*sign != got[i] {
-							t.Fatalf("splitNano(%d, %d)[%d] = %d, want %s kWh", sign*micro*1000, secs/L, i, got[i], w.KWh)
-						}
-					}
-				}
-			}
-		}
-	}
-}

@@ -197,12 +197,16 @@ func appendInt8Array(p []byte, vs []int64) []byte {
 
 // SplitDays cuts b at UTC day boundaries, so that no stored block crosses
 // one (migrations/00800_read_blocks.sql); the parts share b's slices.
-func SplitDays(b StoredBlock) []StoredBlock {
-	var out []StoredBlock
+func SplitDays(b StoredBlock) []StoredBlock { return appendDays(nil, b) }
+
+// appendDays appends b's parts of SplitDays to dst: ingest appends a block
+// per applied record, mostly within one day, to the batch's blocks without
+// a slice of its own each.
+func appendDays(dst []StoredBlock, b StoredBlock) []StoredBlock {
 	for len(b.Values) > 0 {
 		n := int((utcDay(b.Start) + secondsPerDay - b.Start + b.IntervalSeconds - 1) / b.IntervalSeconds)
 		if n >= len(b.Values) {
-			return append(out, b)
+			return append(dst, b)
 		}
 		part := b
 		part.Values = b.Values[:n:n]
@@ -211,9 +215,9 @@ func SplitDays(b StoredBlock) []StoredBlock {
 			part.Quality, b.Quality = b.Quality[:n], b.Quality[n:]
 		}
 		b.Start += int64(n) * b.IntervalSeconds
-		out = append(out, part)
+		dst = append(dst, part)
 	}
-	return out
+	return dst
 }
 
 // EnsurePartitions creates, in db, the read_blocks partitions of the months

@@ -124,18 +124,9 @@ type currentRead struct {
 	quality byte
 }
 
-// qualityOf is the quality whose code is q.
-func qualityOf(q byte) meters.Quality {
-	switch q {
-	case meters.Actual[0]:
-		return meters.Actual
-	case meters.Estimated[0]:
-		return meters.Estimated
-	case meters.Substituted[0]:
-		return meters.Substituted
-	}
-	return meters.Quality([]byte{q})
-}
+// qualityOf is the quality whose code is q (a one-byte string: no
+// allocation).
+func qualityOf(q byte) meters.Quality { return meters.Quality([]byte{q}) }
 
 // dayReads are the current reads of one channel-day from interval index
 // first on: only the part of the day the batch touches. A whole day each
@@ -606,11 +597,7 @@ func (st *readState) apply(r *ReadRecord, covering []*meters.Assignment, micros 
 		}
 		blk.Quality = string(q)
 	}
-	if utcDay(blk.Start) == utcDay(blk.end()-1) {
-		st.blocks = append(st.blocks, blk) // SplitDays would return it alone, in a slice of its own
-		return
-	}
-	st.blocks = append(st.blocks, SplitDays(blk)...)
+	st.blocks = appendDays(st.blocks, blk)
 }
 
 // blockEnds is the end of the latest block the batch appends to each
