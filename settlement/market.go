@@ -13,6 +13,29 @@ type Market struct {
 	Currency            string          // ISO 4217, e.g. USD
 	IntervalSeconds     int             // settlement interval length L: 300, 900, 1800 or 3600
 	PriceSpikeThreshold decimal.Decimal // per MWh; price_spike alerts fire at or above it
+	Estimation          Estimation      // how runs estimate missing reads; the zero value is the default, standard
+}
+
+// DefaultMaxLinear is --estimation-max-linear's default (estimation.md).
+const DefaultMaxLinear = time.Hour
+
+// Estimation is how runs estimate missing reads (estimation.md): the zero
+// value is what users expect by default, `--estimation standard` with
+// linear interpolation up to an hour.
+type Estimation struct {
+	// Off is `--estimation none`: missing intervals contribute nothing.
+	Off bool
+	// MaxLinear is `--estimation-max-linear`, the longest gap interpolated
+	// linearly; 0 means DefaultMaxLinear.
+	MaxLinear time.Duration
+}
+
+// MaxLinearGap is the longest gap interpolated linearly.
+func (e Estimation) MaxLinearGap() time.Duration {
+	if e.MaxLinear == 0 {
+		return DefaultMaxLinear
+	}
+	return e.MaxLinear
 }
 
 // Interval is the settlement interval length.

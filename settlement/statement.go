@@ -29,6 +29,11 @@ type Interval struct {
 	Price          decimal.NullDecimal // invalid: unpriced
 	ActualReads    int                 // reads of quality A contributing to the interval
 	EstimatedReads int                 // reads of quality E or S contributing to the interval
+	// EstimatedMWh is the part of MWh that gridsettle's own estimates
+	// contribute (estimation.md), exact; GridsettleEstimatedReads counts
+	// those estimates, as ActualReads counts reads.
+	EstimatedMWh             decimal.Decimal
+	GridsettleEstimatedReads int
 }
 
 // Amount is MWh × price, exact; invalid when the interval is unpriced.
@@ -39,30 +44,41 @@ func (i Interval) Amount() decimal.NullDecimal {
 	return decimal.NullDecimal{Decimal: i.MWh.Mul(i.Price.Decimal), Valid: true}
 }
 
-// ReadCounts are current reads counted by quality.
+// ReadCounts are current reads counted by quality, and the channel
+// intervals gridsettle estimated, by method (estimation.md).
 type ReadCounts struct {
-	Actual      int `json:"actual"`
-	Estimated   int `json:"estimated"`
-	Substituted int `json:"substituted"`
+	Actual              int            `json:"actual"`
+	Estimated           int            `json:"estimated"`
+	Substituted         int            `json:"substituted"`
+	GridsettleEstimated EstimateCounts `json:"gridsettle_estimated"`
+}
+
+// EstimateCounts are channel intervals estimated by gridsettle, by method.
+type EstimateCounts struct {
+	LIN int `json:"LIN"`
+	LDY int `json:"LDY"`
+	ZER int `json:"ZER"`
 }
 
 // LineFigures are the settled figures of one statement line.
 type LineFigures struct {
-	EnergyMWh         decimal.Decimal // Σ over every interval, half-even to 6 places
-	UnpricedEnergyMWh decimal.Decimal // Σ over unpriced intervals, half-even to 6 places
-	Amount            decimal.Decimal // Σ of priced amounts, half-even to 2 places
-	Intervals         int
-	PricedIntervals   int
+	EnergyMWh          decimal.Decimal // Σ over every interval, half-even to 6 places
+	UnpricedEnergyMWh  decimal.Decimal // Σ over unpriced intervals, half-even to 6 places
+	EstimatedEnergyMWh decimal.Decimal // Σ of gridsettle's estimates over every interval, half-even to 6 places (included in EnergyMWh)
+	Amount             decimal.Decimal // Σ of priced amounts, half-even to 2 places
+	Intervals          int
+	PricedIntervals    int
 }
 
 // LineFiguresOf settles a line from every settlement interval of its day
 // (all of them, with or without energy): the sums are exact and each is
 // rounded once, half-even.
 func LineFiguresOf(intervals []Interval) LineFigures {
-	energy, unpriced, amount := decimal.Zero, decimal.Zero, decimal.Zero
+	energy, unpriced, amount, estimated := decimal.Zero, decimal.Zero, decimal.Zero, decimal.Zero
 	priced := 0
 	for _, iv := range intervals {
 		energy = energy.Add(iv.MWh)
+		estimated = estimated.Add(iv.EstimatedMWh)
 		if a := iv.Amount(); a.Valid {
 			priced++
 			amount = amount.Add(a.Decimal)
@@ -71,32 +87,36 @@ func LineFiguresOf(intervals []Interval) LineFigures {
 		}
 	}
 	return LineFigures{
-		EnergyMWh:         energy.RoundBank(EnergyScale),
-		UnpricedEnergyMWh: unpriced.RoundBank(EnergyScale),
-		Amount:            amount.RoundBank(MoneyScale),
-		Intervals:         len(intervals),
-		PricedIntervals:   priced,
+		EnergyMWh:          energy.RoundBank(EnergyScale),
+		UnpricedEnergyMWh:  unpriced.RoundBank(EnergyScale),
+		EstimatedEnergyMWh: estimated.RoundBank(EnergyScale),
+		Amount:             amount.RoundBank(MoneyScale),
+		Intervals:          len(intervals),
+		PricedIntervals:    priced,
 	}
 }
 
 // ChargeFigures are the settled figures of one account charge.
 type ChargeFigures struct {
-	ImportKWh  decimal.Decimal
-	ExportKWh  decimal.Decimal
-	NetKWh     decimal.Decimal
-	EnergyCost decimal.Decimal
+	ImportKWh    decimal.Decimal
+	ExportKWh    decimal.Decimal
+	NetKWh       decimal.Decimal
+	EstimatedKWh decimal.Decimal // included in NetKWh (estimation.md)
+	EnergyCost   decimal.Decimal
 }
 
 // ChargeFiguresOf settles an account charge from its exact sums: raw kWh
 // imported and exported after mapping onto settlement intervals (before the
-// loss factor), and the exact amount over priced intervals.
-func ChargeFiguresOf(importKWh, exportKWh, pricedAmount decimal.Decimal) ChargeFigures {
+// loss factor), estimates included, the exact net kWh of gridsettle's
+// estimates (import − export), and the exact amount over priced intervals.
+func ChargeFiguresOf(importKWh, exportKWh, estimatedKWh, pricedAmount decimal.Decimal) ChargeFigures {
 	imp, exp := importKWh.RoundBank(EnergyScale), exportKWh.RoundBank(EnergyScale)
 	return ChargeFigures{
-		ImportKWh:  imp,
-		ExportKWh:  exp,
-		NetKWh:     imp.Sub(exp),
-		EnergyCost: pricedAmount.RoundBank(MoneyScale),
+		ImportKWh:    imp,
+		ExportKWh:    exp,
+		NetKWh:       imp.Sub(exp),
+		EstimatedKWh: estimatedKWh.RoundBank(EnergyScale),
+		EnergyCost:   pricedAmount.RoundBank(MoneyScale),
 	}
 }
 
@@ -185,51 +205,53 @@ func money(d decimal.Decimal) string  { return d.StringFixedBank(MoneyScale) }
 // settlement.statements (settlement.statement/v1) and served by the API:
 // decimals as strings with their fixed scale, fields in the contract's order.
 type StatementMessage struct {
-	StatementID       string     `json:"statement_id"`
-	ParticipantID     string     `json:"participant_id"`
-	SettlementPoint   string     `json:"settlement_point"`
-	OperatingDay      string     `json:"operating_day"`
-	RunType           RunType    `json:"run_type"`
-	Version           int        `json:"version"`
-	PreviousVersion   *int       `json:"previous_version"`
-	Currency          string     `json:"currency"`
-	EnergyMWh         string     `json:"energy_mwh"`
-	Amount            string     `json:"amount"`
-	UnpricedEnergyMWh string     `json:"unpriced_energy_mwh"`
-	PreviousEnergyMWh string     `json:"previous_energy_mwh"`
-	PreviousAmount    string     `json:"previous_amount"`
-	DeltaEnergyMWh    string     `json:"delta_energy_mwh"`
-	DeltaAmount       string     `json:"delta_amount"`
-	Intervals         int        `json:"intervals"`
-	PricedIntervals   int        `json:"priced_intervals"`
-	Reads             ReadCounts `json:"reads"`
-	RunID             string     `json:"run_id"`
-	ComputedAt        time.Time  `json:"computed_at"`
+	StatementID        string     `json:"statement_id"`
+	ParticipantID      string     `json:"participant_id"`
+	SettlementPoint    string     `json:"settlement_point"`
+	OperatingDay       string     `json:"operating_day"`
+	RunType            RunType    `json:"run_type"`
+	Version            int        `json:"version"`
+	PreviousVersion    *int       `json:"previous_version"`
+	Currency           string     `json:"currency"`
+	EnergyMWh          string     `json:"energy_mwh"`
+	Amount             string     `json:"amount"`
+	UnpricedEnergyMWh  string     `json:"unpriced_energy_mwh"`
+	PreviousEnergyMWh  string     `json:"previous_energy_mwh"`
+	PreviousAmount     string     `json:"previous_amount"`
+	DeltaEnergyMWh     string     `json:"delta_energy_mwh"`
+	DeltaAmount        string     `json:"delta_amount"`
+	Intervals          int        `json:"intervals"`
+	PricedIntervals    int        `json:"priced_intervals"`
+	EstimatedEnergyMWh string     `json:"estimated_energy_mwh"`
+	Reads              ReadCounts `json:"reads"`
+	RunID              string     `json:"run_id"`
+	ComputedAt         time.Time  `json:"computed_at"`
 }
 
 // Message is the line's published form.
 func (l StatementLine) Message() StatementMessage {
 	return StatementMessage{
-		StatementID:       l.StatementID,
-		ParticipantID:     l.ParticipantID,
-		SettlementPoint:   l.SettlementPoint,
-		OperatingDay:      l.Run.Day.String(),
-		RunType:           l.Run.Type,
-		Version:           l.Run.Version,
-		PreviousVersion:   l.Run.PreviousVersion,
-		Currency:          l.Run.Currency,
-		EnergyMWh:         energy(l.EnergyMWh),
-		Amount:            money(l.Amount),
-		UnpricedEnergyMWh: energy(l.UnpricedEnergyMWh),
-		PreviousEnergyMWh: energy(l.PreviousEnergyMWh),
-		PreviousAmount:    money(l.PreviousAmount),
-		DeltaEnergyMWh:    energy(l.DeltaEnergyMWh),
-		DeltaAmount:       money(l.DeltaAmount),
-		Intervals:         l.Intervals,
-		PricedIntervals:   l.PricedIntervals,
-		Reads:             l.Reads,
-		RunID:             l.Run.RunID,
-		ComputedAt:        l.Run.ComputedAt.UTC(),
+		StatementID:        l.StatementID,
+		ParticipantID:      l.ParticipantID,
+		SettlementPoint:    l.SettlementPoint,
+		OperatingDay:       l.Run.Day.String(),
+		RunType:            l.Run.Type,
+		Version:            l.Run.Version,
+		PreviousVersion:    l.Run.PreviousVersion,
+		Currency:           l.Run.Currency,
+		EnergyMWh:          energy(l.EnergyMWh),
+		Amount:             money(l.Amount),
+		UnpricedEnergyMWh:  energy(l.UnpricedEnergyMWh),
+		PreviousEnergyMWh:  energy(l.PreviousEnergyMWh),
+		PreviousAmount:     money(l.PreviousAmount),
+		DeltaEnergyMWh:     energy(l.DeltaEnergyMWh),
+		DeltaAmount:        money(l.DeltaAmount),
+		Intervals:          l.Intervals,
+		PricedIntervals:    l.PricedIntervals,
+		EstimatedEnergyMWh: energy(l.EstimatedEnergyMWh),
+		Reads:              l.Reads,
+		RunID:              l.Run.RunID,
+		ComputedAt:         l.Run.ComputedAt.UTC(),
 	}
 }
 
@@ -246,6 +268,7 @@ type ChargeMessage struct {
 	ImportKWh          string  `json:"import_kwh"`
 	ExportKWh          string  `json:"export_kwh"`
 	NetKWh             string  `json:"net_kwh"`
+	EstimatedKWh       string  `json:"estimated_kwh"`
 	EnergyCost         string  `json:"energy_cost"`
 	PreviousEnergyCost string  `json:"previous_energy_cost"`
 	DeltaEnergyCost    string  `json:"delta_energy_cost"`
@@ -264,6 +287,7 @@ func (c AccountCharge) Message() ChargeMessage {
 		ImportKWh:          energy(c.ImportKWh),
 		ExportKWh:          energy(c.ExportKWh),
 		NetKWh:             energy(c.NetKWh),
+		EstimatedKWh:       energy(c.EstimatedKWh),
 		EnergyCost:         money(c.EnergyCost),
 		PreviousEnergyCost: money(c.PreviousEnergyCost),
 		DeltaEnergyCost:    money(c.DeltaEnergyCost),

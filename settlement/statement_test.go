@@ -123,7 +123,7 @@ func TestChargeFigures(t *testing.T) {
 		{"0.0000005", "0.0000015", "0", "0.000000", "0.000002", "-0.000002", "0.00"},
 		{"0", "12.5", "-0.375", "0.000000", "12.500000", "-12.500000", "-0.38"},
 	} {
-		got := ChargeFiguresOf(dec(tc.imp), dec(tc.exp), dec(tc.cost))
+		got := ChargeFiguresOf(dec(tc.imp), dec(tc.exp), decimal.Zero, dec(tc.cost))
 		if got.ImportKWh.StringFixedBank(6) != tc.wantImp || got.ExportKWh.StringFixedBank(6) != tc.wantExp ||
 			got.NetKWh.StringFixedBank(6) != tc.net || got.EnergyCost.StringFixedBank(2) != tc.wantC {
 			t.Errorf("ChargeFiguresOf(%s, %s, %s) = %s %s %s %s, want %s %s %s %s", tc.imp, tc.exp, tc.cost,
@@ -148,8 +148,8 @@ func TestStatementLineJSON(t *testing.T) {
 	want := `{"statement_id":"HB_NORTH/RETAILER-A/2026-11-01/2","participant_id":"RETAILER-A","settlement_point":"HB_NORTH",` +
 		`"operating_day":"2026-11-01","run_type":"final","version":2,"previous_version":1,"currency":"USD",` +
 		`"energy_mwh":"1234.567890","amount":"45678.90","unpriced_energy_mwh":"0.000000","previous_energy_mwh":"1230.000000",` +
-		`"previous_amount":"45500.00","delta_energy_mwh":"4.567890","delta_amount":"178.90","intervals":100,"priced_intervals":100,` +
-		`"reads":{"actual":9600,"estimated":0,"substituted":0},"run_id":"run-2026-11-01-final-2","computed_at":"2026-12-27T06:00:00Z"}`
+		`"previous_amount":"45500.00","delta_energy_mwh":"4.567890","delta_amount":"178.90","intervals":100,"priced_intervals":100,"estimated_energy_mwh":"0.000000",` +
+		`"reads":{"actual":9600,"estimated":0,"substituted":0,"gridsettle_estimated":{"LIN":0,"LDY":0,"ZER":0}},"run_id":"run-2026-11-01-final-2","computed_at":"2026-12-27T06:00:00Z"}`
 	if string(got) != want {
 		t.Fatalf("statement line\n got %s\nwant %s", got, want)
 	}
@@ -170,14 +170,14 @@ func TestStatementLineJSON(t *testing.T) {
 
 func TestAccountChargeJSON(t *testing.T) {
 	run := RunRef{RunID: "run-2026-11-01-final-2", Day: Day{2026, 11, 1}, Type: Final, Version: 2, Currency: "USD"}
-	c := run.Charge("ACC-0042", "RETAILER-A", ChargeFiguresOf(dec("31.204"), dec("4.1"), dec("1.234")), dec("1.2"))
+	c := run.Charge("ACC-0042", "RETAILER-A", ChargeFiguresOf(dec("31.204"), dec("4.1"), decimal.Zero, dec("1.234")), dec("1.2"))
 	got, err := json.Marshal(c.Message())
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"charge_id":"ACC-0042/RETAILER-A/2026-11-01/2","account_id":"ACC-0042","participant_id":"RETAILER-A",` +
 		`"operating_day":"2026-11-01","run_type":"final","version":2,"import_kwh":"31.204000","export_kwh":"4.100000",` +
-		`"net_kwh":"27.104000","energy_cost":"1.23","previous_energy_cost":"1.20","delta_energy_cost":"0.03","currency":"USD"}`
+		`"net_kwh":"27.104000","estimated_kwh":"0.000000","energy_cost":"1.23","previous_energy_cost":"1.20","delta_energy_cost":"0.03","currency":"USD"}`
 	if string(got) != want {
 		t.Fatalf("account charge\n got %s\nwant %s", got, want)
 	}

@@ -532,7 +532,7 @@ func settle(m settlement.Market, ref settlement.RunRef, s *snapshot, prev previo
 	})
 	for _, k := range ckeys {
 		sums := s.charges[k] // zero sums: only in an earlier version
-		fig := settlement.ChargeFiguresOf(sums.importKWh, sums.exportKWh, sums.pricedAmount)
+		fig := settlement.ChargeFiguresOf(sums.importKWh, sums.exportKWh, sums.estimatedKWh, sums.pricedAmount)
 		res.charges = append(res.charges, ref.Charge(k.account, k.participant, fig, prev.charges[k]))
 	}
 	return res

@@ -36,7 +36,8 @@ type cell struct {
 }
 
 type chargeSums struct {
-	importKWh, exportKWh decimal.Decimal // raw, after mapping, before loss factor
+	importKWh, exportKWh decimal.Decimal // raw, after mapping, before loss factor, estimates included
+	estimatedKWh         decimal.Decimal // Σ import − Σ export of gridsettle's estimates, exact
 	pricedAmount         decimal.Decimal // Σ over priced intervals of mwh × price, exact
 }
 
