@@ -19,6 +19,8 @@ const (
 // appended record by record.
 type fixture struct {
 	t      *testing.T
+	reg    *Registry
+	m      Market
 	o      *Oracle
 	log    []Input
 	offset map[TopicPartition]int64
@@ -42,13 +44,26 @@ func newFixture(t *testing.T, intervalSeconds int64, accountRows, meterRows []st
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := New(reg, Market{Location: chicago(t), Currency: "USD", IntervalSeconds: intervalSeconds,
-		PriceSpikeThreshold: decimal.NewFromInt(1000), Now: fixtureNow}, Topics{Reads: readsTopic, Prices: pricesTopic})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{t: t, o: o, offset: map[TopicPartition]int64{}}
+	f := &fixture{t: t, reg: reg, offset: map[TopicPartition]int64{}, m: Market{Location: chicago(t), Currency: "USD",
+		IntervalSeconds: intervalSeconds, PriceSpikeThreshold: decimal.NewFromInt(1000), Now: fixtureNow}}
+	f.market(func(*Market) {})
+	return f
 }
+
+// market changes the fixture's market with set and builds its oracle anew.
+func (f *fixture) market(set func(*Market)) *fixture {
+	f.t.Helper()
+	set(&f.m)
+	o, err := New(f.reg, f.m, Topics{Reads: readsTopic, Prices: pricesTopic})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.o = o
+	return f
+}
+
+// noEstimation is --estimation none, for what reads alone must give.
+func noEstimation(m *Market) { m.Estimation.Off = true }
 
 // fixtureNow is the consumer's clock of every fixture.
 var fixtureNow = time.Date(2026, time.December, 6, 7, 30, 0, 0, time.UTC)

@@ -27,6 +27,16 @@ type Market struct {
 	// --ingest-max-future-prices; zero means PT15M and P7D.
 	MaxFuture       time.Duration
 	MaxFuturePrices time.Duration
+	// Estimation is --estimation and --estimation-max-linear; the zero
+	// value is the default.
+	Estimation Estimation
+}
+
+// Estimation is how runs estimate missing reads (estimation.md). The zero
+// value is `--estimation standard` with `--estimation-max-linear PT1H`.
+type Estimation struct {
+	Off       bool          // --estimation none: no estimates
+	MaxLinear time.Duration // longest gap interpolated linearly; zero means one hour
 }
 
 // Topics names the two input topics.
@@ -58,6 +68,8 @@ func New(reg *Registry, m Market, topics Topics) (*Oracle, error) {
 		return nil, errors.New("oracle: now (the consumer's clock of start_out_of_range) missing")
 	case m.MaxFuture < 0 || m.MaxFuturePrices < 0:
 		return nil, errors.New("oracle: negative future bound")
+	case m.Estimation.MaxLinear < 0:
+		return nil, errors.New("oracle: negative estimation max linear")
 	case topics.Reads == "" || topics.Prices == "" || topics.Reads == topics.Prices:
 		return nil, errors.New("oracle: two distinct input topics are required")
 	}
@@ -69,6 +81,9 @@ func New(reg *Registry, m Market, topics Topics) (*Oracle, error) {
 	}
 	if m.MaxFuturePrices == 0 {
 		m.MaxFuturePrices = 7 * 24 * time.Hour
+	}
+	if m.Estimation.MaxLinear == 0 {
+		m.Estimation.MaxLinear = time.Hour
 	}
 	o := &Oracle{reg: reg, m: m, topics: topics, byAccount: map[string][]Assignment{}}
 	for _, as := range reg.Meters {

@@ -10,35 +10,65 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// ReadCounts are a statement line's current reads by quality.
+// ReadCounts are a statement line's current reads by quality, and the
+// channel intervals the run estimated, by method.
 type ReadCounts struct {
-	Actual      int `json:"actual"`
-	Estimated   int `json:"estimated"`
-	Substituted int `json:"substituted"`
+	Actual              int            `json:"actual"`
+	Estimated           int            `json:"estimated"`
+	Substituted         int            `json:"substituted"`
+	GridsettleEstimated EstimateCounts `json:"gridsettle_estimated"`
+}
+
+// EstimateCounts are channel intervals estimated by the run, by method.
+type EstimateCounts struct {
+	LIN int `json:"LIN"`
+	LDY int `json:"LDY"`
+	ZER int `json:"ZER"`
+}
+
+// add counts f once.
+func (c *ReadCounts) add(f flow) {
+	switch {
+	case f.method == MethodLinear:
+		c.GridsettleEstimated.LIN++
+	case f.method == MethodLikeDay:
+		c.GridsettleEstimated.LDY++
+	case f.method == MethodZero:
+		c.GridsettleEstimated.ZER++
+	case f.quality == "A":
+		c.Actual++
+	case f.quality == "E":
+		c.Estimated++
+	default:
+		c.Substituted++
+	}
 }
 
 // Line is a statement line with the fields of messages.md
 // (settlement.statement/v1) except computed_at, which is wall-clock time.
 type Line struct {
-	StatementID       string     `json:"statement_id"`
-	ParticipantID     string     `json:"participant_id"`
-	SettlementPoint   string     `json:"settlement_point"`
-	OperatingDay      string     `json:"operating_day"`
-	RunType           string     `json:"run_type"`
-	Version           int        `json:"version"`
-	PreviousVersion   *int       `json:"previous_version"`
-	Currency          string     `json:"currency"`
-	EnergyMWh         string     `json:"energy_mwh"`
-	Amount            string     `json:"amount"`
-	UnpricedEnergyMWh string     `json:"unpriced_energy_mwh"`
-	PreviousEnergyMWh string     `json:"previous_energy_mwh"`
-	PreviousAmount    string     `json:"previous_amount"`
-	DeltaEnergyMWh    string     `json:"delta_energy_mwh"`
-	DeltaAmount       string     `json:"delta_amount"`
-	Intervals         int        `json:"intervals"`
-	PricedIntervals   int        `json:"priced_intervals"`
-	Reads             ReadCounts `json:"reads"`
-	RunID             string     `json:"run_id"`
+	StatementID       string `json:"statement_id"`
+	ParticipantID     string `json:"participant_id"`
+	SettlementPoint   string `json:"settlement_point"`
+	OperatingDay      string `json:"operating_day"`
+	RunType           string `json:"run_type"`
+	Version           int    `json:"version"`
+	PreviousVersion   *int   `json:"previous_version"`
+	Currency          string `json:"currency"`
+	EnergyMWh         string `json:"energy_mwh"`
+	Amount            string `json:"amount"`
+	UnpricedEnergyMWh string `json:"unpriced_energy_mwh"`
+	PreviousEnergyMWh string `json:"previous_energy_mwh"`
+	PreviousAmount    string `json:"previous_amount"`
+	DeltaEnergyMWh    string `json:"delta_energy_mwh"`
+	DeltaAmount       string `json:"delta_amount"`
+	Intervals         int    `json:"intervals"`
+	PricedIntervals   int    `json:"priced_intervals"`
+	// EstimatedEnergyMWh is the part of EnergyMWh the run's estimates
+	// contribute.
+	EstimatedEnergyMWh string     `json:"estimated_energy_mwh"`
+	Reads              ReadCounts `json:"reads"`
+	RunID              string     `json:"run_id"`
 }
 
 // Charge is an account charge with the fields of messages.md
@@ -53,6 +83,7 @@ type Charge struct {
 	ImportKWh          string `json:"import_kwh"`
 	ExportKWh          string `json:"export_kwh"`
 	NetKWh             string `json:"net_kwh"`
+	EstimatedKWh       string `json:"estimated_kwh"` // the estimates' net kWh, included in NetKWh
 	EnergyCost         string `json:"energy_cost"`
 	PreviousEnergyCost string `json:"previous_energy_cost"`
 	DeltaEnergyCost    string `json:"delta_energy_cost"`
@@ -71,6 +102,11 @@ type IntervalFigure struct {
 	Amount          *decimal.Decimal // nil: unpriced
 	ActualReads     int              // quality A reads with energy in the interval
 	EstimatedReads  int              // quality E and S
+	// EstimatedEnergyMWh is the part of EnergyMWh the run's estimates
+	// contribute; GridsettleEstimatedReads counts their pieces in the
+	// interval, as ActualReads counts reads.
+	EstimatedEnergyMWh       decimal.Decimal
+	GridsettleEstimatedReads int
 }
 
 // Statement is everything one run of an operating day emits.
@@ -82,6 +118,7 @@ type Statement struct {
 	Lines        []Line           // by statement_id
 	Charges      []Charge         // by charge_id
 	Intervals    []IntervalFigure // by participant, settlement point, start
+	Estimates    []Estimate       // by meter, channel, start; none with Estimation.Off
 }
 
 // Run is one completed run of a sequence: its type, version and the input
@@ -127,17 +164,29 @@ type lineKey struct{ participant, point string }
 type chargeKey struct{ account, participant string }
 
 type lineAcc struct {
-	energy, unpriced, amount decimal.Decimal
-	reads                    ReadCounts
-	perT                     map[int64]*intervalAcc
+	energy, unpriced, amount, estimated decimal.Decimal
+	reads                               ReadCounts
+	perT                                map[int64]*intervalAcc
 }
 
 type intervalAcc struct {
-	energy, amount    decimal.Decimal
-	actual, estimated int
+	energy, amount, estimatedEnergy decimal.Decimal
+	actual, estimated, gridsettle   int
 }
 
-type chargeAcc struct{ imp, exp, cost decimal.Decimal }
+// chargeAcc sums kWh before the loss factor; est is the estimates' import
+// minus export.
+type chargeAcc struct{ imp, exp, est, cost decimal.Decimal }
+
+// flow is what a run settles: a current read, or an estimate, which flows
+// exactly like a read of its channel (estimation.md).
+type flow struct {
+	meter, channel string
+	start, length  int64
+	kWh            decimal.Decimal
+	quality        string // of a read
+	method         string // of an estimate
+}
 
 // Statement computes the run of day over s as version version; prev is the
 // statement of the latest earlier completed run of day (nil for the first).
@@ -168,14 +217,23 @@ func (s *State) Statement(day, runType string, version int, prev *Statement) (*S
 		}
 		return p
 	}
+	estimates := s.estimates(from, to)
+	flows := make([]flow, 0, len(s.Reads)+len(estimates))
+	for _, r := range s.Reads {
+		flows = append(flows, flow{meter: r.MeterID, channel: r.Channel, start: r.Start.Unix(), length: r.IntervalSeconds,
+			kWh: r.Value, quality: r.Quality})
+	}
+	for _, e := range estimates {
+		flows = append(flows, flow{meter: e.MeterID, channel: e.Channel, start: e.Start.Unix(), length: e.IntervalSeconds,
+			kWh: e.ValueKWh, method: e.Method})
+	}
 	lines := map[lineKey]*lineAcc{}
 	charges := map[chargeKey]*chargeAcc{}
-	for _, r := range s.Reads {
-		start := r.Start.Unix()
-		a := s.o.reg.Meters[r.MeterID][s.o.reg.assignment(r.MeterID, start)]
+	for _, f := range flows {
+		a := s.o.reg.Meters[f.meter][s.o.reg.assignment(f.meter, f.start)]
 		scale := a.LossFactor.Shift(-3)
 		counted := false
-		for _, p := range s.o.split(start, r.IntervalSeconds, r.Value) {
+		for _, p := range s.o.split(f.start, f.length, f.kWh) {
 			if p.t < from || p.t >= to {
 				continue
 			}
@@ -193,27 +251,23 @@ func (s *State) Statement(day, runType string, version int, prev *Statement) (*S
 			}
 			if !counted {
 				counted = true
-				switch r.Quality {
-				case "A":
-					la.reads.Actual++
-				case "E":
-					la.reads.Estimated++
-				default:
-					la.reads.Substituted++
-				}
+				la.reads.add(f)
 			}
 			ia := la.perT[p.t]
 			if ia == nil {
 				ia = &intervalAcc{}
 				la.perT[p.t] = ia
 			}
-			if r.Quality == "A" {
+			switch {
+			case f.method != "":
+				ia.gridsettle++
+			case f.quality == "A":
 				ia.actual++
-			} else {
+			default:
 				ia.estimated++
 			}
 			net := p.kWh
-			if r.Channel == "export" {
+			if f.channel == "export" {
 				net = net.Neg()
 				ca.exp = ca.exp.Add(p.kWh)
 			} else {
@@ -222,6 +276,11 @@ func (s *State) Statement(day, runType string, version int, prev *Statement) (*S
 			mwh := net.Mul(scale)
 			la.energy = la.energy.Add(mwh)
 			ia.energy = ia.energy.Add(mwh)
+			if f.method != "" {
+				ca.est = ca.est.Add(net)
+				la.estimated = la.estimated.Add(mwh)
+				ia.estimatedEnergy = ia.estimatedEnergy.Add(mwh)
+			}
 			if price := priceAt(a.SettlementPoint, p.t); price != nil {
 				amt := mwh.Mul(*price)
 				la.amount = la.amount.Add(amt)
@@ -234,7 +293,7 @@ func (s *State) Statement(day, runType string, version int, prev *Statement) (*S
 	}
 
 	st := &Statement{OperatingDay: day, RunType: runType, Version: version,
-		RunID: fmt.Sprintf("run-%s-%s-%d", day, runType, version)}
+		RunID: fmt.Sprintf("run-%s-%s-%d", day, runType, version), Estimates: estimates}
 	prevLines := map[lineKey]Line{}
 	prevCharges := map[chargeKey]Charge{}
 	if prev != nil {
@@ -259,10 +318,11 @@ func (s *State) Statement(day, runType string, version int, prev *Statement) (*S
 			StatementID:   fmt.Sprintf("%s/%s/%s/%d", k.point, k.participant, day, version),
 			ParticipantID: k.participant, SettlementPoint: k.point, OperatingDay: day,
 			RunType: runType, Version: version, Currency: currency,
-			EnergyMWh:         fixed(la.energy, 6),
-			UnpricedEnergyMWh: fixed(la.unpriced, 6),
-			Amount:            fixed(la.amount, 2),
-			PreviousEnergyMWh: "0.000000", PreviousAmount: "0.00",
+			EnergyMWh:          fixed(la.energy, 6),
+			UnpricedEnergyMWh:  fixed(la.unpriced, 6),
+			Amount:             fixed(la.amount, 2),
+			EstimatedEnergyMWh: fixed(la.estimated, 6),
+			PreviousEnergyMWh:  "0.000000", PreviousAmount: "0.00",
 			Intervals: len(ts), Reads: la.reads, RunID: st.RunID,
 		}
 		if prev != nil {
@@ -280,10 +340,11 @@ func (s *State) Statement(day, runType string, version int, prev *Statement) (*S
 				l.PricedIntervals++
 			}
 			f := IntervalFigure{ParticipantID: k.participant, SettlementPoint: k.point,
-				Start: time.Unix(t, 0).UTC(), EnergyMWh: decimal.Zero}
+				Start: time.Unix(t, 0).UTC(), EnergyMWh: decimal.Zero, EstimatedEnergyMWh: decimal.Zero}
 			ia := la.perT[t]
 			if ia != nil {
 				f.EnergyMWh, f.ActualReads, f.EstimatedReads = ia.energy, ia.actual, ia.estimated
+				f.EstimatedEnergyMWh, f.GridsettleEstimatedReads = ia.estimatedEnergy, ia.gridsettle
 			}
 			if price != nil {
 				amt := decimal.Zero
@@ -303,8 +364,9 @@ func (s *State) Statement(day, runType string, version int, prev *Statement) (*S
 			AccountID: k.account, ParticipantID: k.participant, OperatingDay: day,
 			RunType: runType, Version: version,
 			ImportKWh: imp.StringFixed(6), ExportKWh: exp.StringFixed(6),
-			NetKWh:     imp.Sub(exp).StringFixed(6),
-			EnergyCost: fixed(ca.cost, 2), PreviousEnergyCost: "0.00", Currency: currency,
+			NetKWh:       imp.Sub(exp).StringFixed(6),
+			EstimatedKWh: fixed(ca.est, 6),
+			EnergyCost:   fixed(ca.cost, 2), PreviousEnergyCost: "0.00", Currency: currency,
 		}
 		if p, ok := prevCharges[k]; ok {
 			c.PreviousEnergyCost = p.EnergyCost

@@ -58,7 +58,7 @@ func TestFiveMinutePriceAverageRoundsHalfEven(t *testing.T) {
 
 func TestHourlyReadIsSplitAcrossQuarterHours(t *testing.T) {
 	f := newFixture(t, 900, []string{"ACC-3,Three,,,false"},
-		[]string{"M3,ACC-3,RETAILER-A,HB_NORTH,1.000000," + always + ","})
+		[]string{"M3,ACC-3,RETAILER-A,HB_NORTH,1.000000," + always + ","}).market(noEstimation)
 	f.reads("M3", "import", "2026-10-31T15:00:00Z", 3600, "100")
 	f.prices("HB_NORTH", "2026-10-31T15:00:00Z", 900, "10", "20", "30", "40")
 	st := f.statement("2026-10-31")
@@ -97,7 +97,7 @@ func TestRetailerSwitchMidDay(t *testing.T) {
 	f := newFixture(t, 900, []string{"ACC-4,Four,,,false"}, []string{
 		"M4,ACC-4,RETAILER-A,HB_NORTH,1.000000," + always + ",2026-10-31T17:00:00Z",
 		"M4,ACC-4,RETAILER-B,HB_NORTH,1.000000,2026-10-31T17:00:00Z,",
-	})
+	}).market(noEstimation)
 	f.reads("M4", "import", "2026-10-31T16:00:00Z", 900, repeat("0.5", 8)...)
 	f.prices("HB_NORTH", "2026-10-31T16:00:00Z", 3600, "40", "40")
 	st := f.statement("2026-10-31")
@@ -117,7 +117,7 @@ func TestRetailerSwitchMidDay(t *testing.T) {
 
 func TestProsumerExport(t *testing.T) {
 	f := newFixture(t, 900, []string{"ACC-5,Five,,,false"},
-		[]string{"M5,ACC-5,RETAILER-A,HB_NORTH,1.018500," + always + ","})
+		[]string{"M5,ACC-5,RETAILER-A,HB_NORTH,1.018500," + always + ","}).market(noEstimation)
 	f.reads("M5", "import", "2026-10-31T15:00:00Z", 900, "0.5", "0.2", "0", "0")
 	f.reads("M5", "export", "2026-10-31T15:00:00Z", 900, "0", "0.3", "0.8", "1.0")
 	f.prices("HB_NORTH", "2026-10-31T15:00:00Z", 900, "30", "-10", "25", "50")
