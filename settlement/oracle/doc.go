@@ -3,8 +3,8 @@
 // used to check gridsettle from outside: given the registry CSV files and
 // the input records as a consumer sees them (topic, partition, offset,
 // bytes), it says what the quarantine, the current reads and prices, the
-// statement lines, account charges and interval figures of any sequence of
-// runs, and the alert identities must be.
+// statement lines, account charges, interval figures and estimates of any
+// sequence of runs, and the alert identities must be.
 //
 // It shares no code with the streaming path: it imports only the standard
 // library and shopspring/decimal (a test enforces it), parses the registry
@@ -17,8 +17,10 @@
 //
 // API: ReadRegistry, New (Market.Now required), Oracle.Ingest (log +
 // snapshot → State: Quarantine, Reads, Prices, Counts, Alerts),
-// State.Statement (one run), Oracle.Runs (a sequence of runs with previous
-// figures and deltas).
+// State.Statement (one run, with the estimates it settles on in
+// Statement.Estimates), Oracle.Runs (a sequence of runs with previous
+// figures and deltas). Market.Estimation is --estimation and
+// --estimation-max-linear.
 //
 // # Readings of the contract
 //
@@ -79,8 +81,8 @@
 //     a longer read spans an assignment change; its pieces go to the
 //     settlement intervals (and so operating days) that contain them.
 //   - A line exists for every (participant, point) with a piece of a current
-//     read (either channel, zero values included) in the day, or a line in
-//     the previous version. `reads` counts each current read once per line it
+//     read or of an estimate (either channel, zero values included) in the
+//     day, or a line in the previous version; likewise a charge. `reads` counts each current read once per line it
 //     has a piece in; per interval, a read counts in every interval it has a
 //     piece in (5-minute reads: three per 15-minute interval), E and S both
 //     as estimated.
@@ -92,6 +94,43 @@
 //     contains (its start is the settlement interval's start rounded down to
 //     the price length); shorter ones are averaged only when all L/len are
 //     present.
+//
+// Estimation (estimation.md):
+//   - The channels estimated are those whose length is known in the run's
+//     snapshot: that of the first record of the channel the snapshot
+//     accepts. A channel without any accepted record is never estimated,
+//     however long its meter has been assigned.
+//   - A channel interval [t, t+len), t a multiple of len in unix seconds, is
+//     of day D when one of its pieces (settlement.md step 2, as a read) is
+//     in a settlement interval of D. It is missing when the snapshot has no
+//     read of the channel at t and an assignment of the meter covers t. An
+//     interval that no assignment covers is neither a read nor missing: it
+//     ends a gap, and is no neighbour of it.
+//   - A gap is followed beyond D and across assignments as far as it goes
+//     (only as far as needed to know that it is longer than MaxLinear). It is
+//     linear when n × len ≤ MaxLinear and the intervals just before and just
+//     after it both hold a current read covered by an assignment (any); k
+//     counts from the gap's first interval, even when that lies in another
+//     day, and the value is rounded once:
+//     round_half_even((v_before × (n+1) + (v_after − v_before) × k) / (n+1), 6).
+//   - Otherwise, per interval, like day: the value of the current read at
+//     exactly t − 1, 2, 3 or 4 × 604,800 s, the first found, of any quality
+//     and assignment; otherwise ZER, 0. Only current reads (reads after D
+//     included) are bases, never estimates.
+//   - An estimate flows as a read of its channel: the assignment covering t,
+//     split into pieces as a read, only pieces in D. The line counts it once
+//     in reads.gridsettle_estimated, an interval once per piece in
+//     GridsettleEstimatedReads; neither counts it as a read.
+//     estimated_energy_mwh is round_half_even(Σ piece MWh, 6), net (export
+//     negative) after the loss factor like energy_mwh; estimated_kwh is
+//     round_half_even(Σ import pieces − Σ export pieces, 6) kWh before the
+//     loss factor: one rounding of the difference, whereas net_kwh is the
+//     difference of the rounded import_kwh and export_kwh.
+//   - Statement.Estimates holds one row per estimated channel interval of D
+//     with its whole value: a 60-minute interval across midnight is in the
+//     run of each day. Values have 6 decimal places.
+//   - Estimation.Off: no estimates, every estimate figure zero, the other
+//     figures those of reads alone.
 //
 // Alerts (see Alert for what "may" and "must" mean):
 //   - Event-time rules are evaluated after every accepted record; a figure

@@ -47,26 +47,24 @@ func (c *ReadCounts) add(f flow) {
 // Line is a statement line with the fields of messages.md
 // (settlement.statement/v1) except computed_at, which is wall-clock time.
 type Line struct {
-	StatementID       string `json:"statement_id"`
-	ParticipantID     string `json:"participant_id"`
-	SettlementPoint   string `json:"settlement_point"`
-	OperatingDay      string `json:"operating_day"`
-	RunType           string `json:"run_type"`
-	Version           int    `json:"version"`
-	PreviousVersion   *int   `json:"previous_version"`
-	Currency          string `json:"currency"`
-	EnergyMWh         string `json:"energy_mwh"`
-	Amount            string `json:"amount"`
-	UnpricedEnergyMWh string `json:"unpriced_energy_mwh"`
-	PreviousEnergyMWh string `json:"previous_energy_mwh"`
-	PreviousAmount    string `json:"previous_amount"`
-	DeltaEnergyMWh    string `json:"delta_energy_mwh"`
-	DeltaAmount       string `json:"delta_amount"`
-	Intervals         int    `json:"intervals"`
-	PricedIntervals   int    `json:"priced_intervals"`
-	// EstimatedEnergyMWh is the part of EnergyMWh the run's estimates
-	// contribute.
-	EstimatedEnergyMWh string     `json:"estimated_energy_mwh"`
+	StatementID        string     `json:"statement_id"`
+	ParticipantID      string     `json:"participant_id"`
+	SettlementPoint    string     `json:"settlement_point"`
+	OperatingDay       string     `json:"operating_day"`
+	RunType            string     `json:"run_type"`
+	Version            int        `json:"version"`
+	PreviousVersion    *int       `json:"previous_version"`
+	Currency           string     `json:"currency"`
+	EnergyMWh          string     `json:"energy_mwh"`
+	Amount             string     `json:"amount"`
+	UnpricedEnergyMWh  string     `json:"unpriced_energy_mwh"`
+	PreviousEnergyMWh  string     `json:"previous_energy_mwh"`
+	PreviousAmount     string     `json:"previous_amount"`
+	DeltaEnergyMWh     string     `json:"delta_energy_mwh"`
+	DeltaAmount        string     `json:"delta_amount"`
+	Intervals          int        `json:"intervals"`
+	PricedIntervals    int        `json:"priced_intervals"`
+	EstimatedEnergyMWh string     `json:"estimated_energy_mwh"` // the estimates' part of EnergyMWh
 	Reads              ReadCounts `json:"reads"`
 	RunID              string     `json:"run_id"`
 }
