@@ -145,6 +145,7 @@ func Generate(cfg Config) (*Scenario, error) {
 	}
 	g := newGen(cfg)
 	g.registry()
+	g.history()
 	g.stream()
 	g.badRecords()
 	return g.scenario(), nil
