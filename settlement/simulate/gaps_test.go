@@ -118,7 +118,8 @@ func dstChange(sc *simulate.Scenario) int64 {
 }
 
 // checkGaps: the scenario has a gap of every kind estimation.md tells
-// apart, on the channels, days and instants where estimates are hard.
+// apart, on the channels, days and instants where estimates are hard. The
+// scenario must have two days or more and cross a DST change.
 func checkGaps(t *testing.T, sc *simulate.Scenario, main, final *oracle.State) []seenGap {
 	t.Helper()
 	gaps := gapsOf(sc, main, final)

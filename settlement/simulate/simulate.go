@@ -21,7 +21,7 @@ type Config struct {
 	Meters   int            // at least MinMeters
 	Days     int            // operating days, from StartDay
 	StartDay settlement.Day // the first operating day
-	Market   settlement.Market
+	Market   settlement.Market // any IANA zone, half-hour offsets (Australia/Adelaide, Asia/Kolkata) included
 	Topics   kafka.Topics // only Reads and Prices are used
 }
 
