@@ -18,11 +18,11 @@ import (
 // WithDefaults.
 type Config struct {
 	Seed     int64
-	Meters   int            // at least MinMeters
-	Days     int            // operating days, from StartDay
-	StartDay settlement.Day // the first operating day
+	Meters   int               // at least MinMeters
+	Days     int               // operating days, from StartDay
+	StartDay settlement.Day    // the first operating day
 	Market   settlement.Market // any IANA zone, half-hour offsets (Australia/Adelaide, Asia/Kolkata) included
-	Topics   kafka.Topics // only Reads and Prices are used
+	Topics   kafka.Topics      // only Reads and Prices are used
 }
 
 // MinMeters is the fewest meters a scenario can have: the first ten play
