@@ -1,4 +1,4 @@
-//go:build oracle_estimates
+//go:build linux && oracle_estimates
 
 package main
 
@@ -7,7 +7,8 @@ import "github.com/gridsettle/gridsettle/settlement/oracle"
 // This file is the seam between the chaos suite and the oracle's estimate
 // fields (estimation.md), written against the names the oracle was
 // expected to give them. Wiring it: fix any name that differs here, delete
-// chaos_estimates_unwired.go and this file's build constraint.
+// chaos_estimates_unwired.go and "&& oracle_estimates" from this file's build
+// constraint.
 
 // oracleEstimates are the estimate figures of the oracle's run st.
 func oracleEstimates(st *oracle.Statement) (*runEstimates, bool) {

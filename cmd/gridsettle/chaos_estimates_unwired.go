@@ -1,4 +1,4 @@
-//go:build !oracle_estimates
+//go:build linux && !oracle_estimates
 
 package main
 
