@@ -154,6 +154,7 @@ type chaosChecked struct {
 	StatementLines  int // stored, published and computed by the oracle
 	Charges         int
 	Intervals       int
+	Estimates       int // run_estimates rows computed by the oracle, all compared
 	OutputRecords   int // committed output records (each checked once)
 	JournalEntries  int
 }

@@ -584,8 +584,9 @@ type runRow struct {
 
 // checkRuns: every completed run's statement lines, account charges and
 // interval figures equal the oracle's for the input its lineage says it
-// read, with the previous completed run as previous version; the topics
-// hold every line and charge once, equal to the rows.
+// read, with the previous completed run as previous version, estimate
+// figures included (compareEstimates); the topics hold every line and
+// charge once, equal to the oracle's.
 func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, log []oracle.Input, stmts, charges []*kgo.Record) error {
 	rows, err := c.pool.Query(ctx, `SELECT run_id, operating_day::text, run_type, version, status, coalesce(error, ''), lineage, computed_at
 		FROM runs ORDER BY operating_day, version`)
@@ -626,6 +627,10 @@ func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, lo
 	if err != nil {
 		return err
 	}
+	estimates, err := c.storedEstimates(ctx)
+	if err != nil {
+		return err
+	}
 	wantLines := map[string]oracle.Line{}
 	wantCharges := map[string]oracle.Charge{}
 	computed := map[string]time.Time{}
@@ -662,12 +667,13 @@ func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, lo
 			}
 			c.st.Checked.Intervals += len(st.Intervals)
 			c.compareIntervals(p, st, intervals[ids[i]])
+			c.compareEstimates(p, st, estimates[ids[i]])
 		}
 	}
 	ck := &c.st.Checked
 	ck.Runs, ck.StatementLines, ck.Charges = len(completed), len(wantLines), len(wantCharges)
-	compareRows(p, "statement lines", wantLines, lines)
-	compareRows(p, "account charges", wantCharges, chargeRows)
+	compareRows(p, "statement lines", withoutEstimates(wantLines, lineWithoutEstimates), lines)
+	compareRows(p, "account charges", withoutEstimates(wantCharges, chargeWithoutEstimates), chargeRows)
 	compareTopic(p, "settlement.statements", statementSchema, wantLines, stmts,
 		func(l oracle.Line) (string, *time.Time) {
 			t, ok := computed[l.RunID]
@@ -989,7 +995,7 @@ func (c *chaos) checkFaults(p *problems) {
 		n    int
 	}{{"quarantined records", ck.Quarantined}, {"published alerts", ck.AlertsPublished}, {"runs", ck.Runs},
 		{"statement lines", ck.StatementLines}, {"account charges", ck.Charges}, {"run intervals", ck.Intervals},
-		{"journal entries", ck.JournalEntries}} {
+		{"journal entries", ck.JournalEntries}, {"estimates", ck.Estimates}} {
 		if n.n == 0 {
 			p.add("vacuous", "no %s were compared", n.what)
 		}

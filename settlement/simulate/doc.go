@@ -19,8 +19,20 @@
 //     corrections, negative prices, a price spike, missing price intervals,
 //     JSON numbers as well as strings for decimals, and bad records of every
 //     quarantine reason of the contract;
-//   - a late part (Scenario.Late): restatements and late reads meant to be
-//     produced after a first settlement run, so that a second run has deltas.
+//   - gaps of every kind estimation.md tells apart (reads that never come,
+//     or come only in the late part): short gaps with reads on both sides
+//     (linear interpolation), one of them across a retailer switch, one
+//     across the DST change on a 5-minute channel, one on a 60-minute
+//     channel, one across midnight, and random ones in featured meters'
+//     blocks; a 5-hour outage of a meter whose reads go back a week before
+//     the first day (like day); a 2-hour gap across midnight without
+//     history and a meter commissioned two days before the first day that
+//     falls silent (zero); in a market with a half-hour offset (Config's
+//     Market.Location, e.g. Australia/Adelaide) a 60-minute gap straddles
+//     local midnight, so the runs of both days estimate it;
+//   - a late part (Scenario.Late): restatements, late reads and the reads of
+//     some gaps, meant to be produced after a first settlement run, so that
+//     a second run has deltas and replaces estimates by actual reads.
 //
 // Produce sends records with a transactional franz-go producer in several
 // transactions, as a real upstream does; WriteRegistry writes the registry
@@ -39,8 +51,16 @@
 //     depend on how the input is batched); spikes and negative prices are
 //     never corrected away;
 //   - instants the stream is built around (the switch, the move-out, the new
-//     connection, the outage) are whole UTC hours, so every block stays
-//     aligned to its interval length;
+//     connection, the outages, the commissioning) are whole UTC hours, and
+//     gaps are aligned to their meter's interval length, so every block
+//     stays aligned to its interval length, in any market time zone;
+//   - the history before the first day (like-day reads, a new meter's
+//     first days) is sent first on its partition and runs up to the first
+//     day without a hole, and its meters' accounts have no threshold,
+//     budget or price alerts, so it fires no alert;
+//   - a gap never holds back part of a block that is resent, corrected or
+//     delayed, so late-filled gaps are new reads (version 1), never stale;
+//   - the gaps add about 3% records to the stream (history included);
 //   - bad records refer only to instants already seen on their partition, so
 //     whether a quarantined record moves the event-time watermark or not
 //     makes no difference to alerts; the exception is start_out_of_range

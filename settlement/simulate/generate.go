@@ -13,20 +13,24 @@ const (
 	hour   = int64(3600)
 	window = 4 * hour // head-ends send a meter channel's reads in blocks of up to 4 hours
 	slot   = int64(300)
+	week   = 7 * 24 * hour
 )
 
 // Fixed roles of the first meters (indices into gen.meters).
 const (
-	roleSwitch   = 0 // retailer switch at noon of the first day
-	roleDead     = 1 // falls silent at 06:00 of the last day: a missing_data alert
-	roleOutage   = 2 // 12 hours missing, backfilled later
-	roleMoveOut  = 3 // assignment closes at 14:00 of the last day
-	roleNewConn  = 4 // assignment opens at 08:00 of the last day
-	roleFiveMin  = 5 // prosumer, 5-minute reads, price alerts at the hub
-	roleHourly   = 6 // 60-minute reads, price alerts at the windy zone
-	roleHalfHour = 7 // prosumer, 30-minute reads
-	roleRef      = 8 // reference meter of the bad records: no random features
-	roleLate     = 9 // its last block arrives only in the late part
+	roleSwitch   = 0  // retailer switch at noon of the first day
+	roleDead     = 1  // falls silent at 06:00 of the last day: a missing_data alert
+	roleOutage   = 2  // 12 hours missing, backfilled later
+	roleMoveOut  = 3  // assignment closes at 14:00 of the last day
+	roleNewConn  = 4  // assignment opens at 08:00 of the last day
+	roleFiveMin  = 5  // prosumer, 5-minute reads, price alerts at the hub
+	roleHourly   = 6  // 60-minute reads, price alerts at the windy zone
+	roleHalfHour = 7  // prosumer, 30-minute reads
+	roleRef      = 8  // reference meter of the bad records: no random features
+	roleLate     = 9  // its last block arrives only in the late part
+	roleLikeDay  = 10 // a week of reads before the first day, then a 5-hour outage and a gap across the DST change
+	roleNewMeter = 11 // commissioned two days before the first day, silent from 10:00 of the last day
+	lastRole     = roleNewMeter
 )
 
 // Percent of a meter's average power by local hour: night trough, morning
@@ -53,8 +57,18 @@ type meterSpec struct {
 	numeric  bool  // values as JSON numbers instead of strings
 	terse    bool  // defaults (channel, quality, version) left out
 	source   string
-	features bool // resends, corrections and late blocks may happen
+	features bool  // resends, corrections, late blocks and short gaps may happen
+	histFrom int64 // reads of [histFrom, first day) are sent first, in front of the stream
+	gaps     []gap // reads held back from the main stream
 	rng      *rand.Rand
+}
+
+// gap is a span of a meter's reads that the main stream lacks: the
+// missing reads gridsettle estimates. Its bounds are aligned to the
+// meter's interval length.
+type gap struct {
+	from, to int64
+	late     bool // the reads arrive in the late part; otherwise never
 }
 
 // round makes v (micro-kWh) representable with the meter's decimal places.
@@ -116,6 +130,9 @@ type gen struct {
 	late        []Record
 	outageFrom  int64
 	outageTo    int64
+	dstAt       int64 // the first DST change inside the days, or 0
+	day2At      int64 // the start of the second day, or 0 when there is one day
+	commission  int64 // the new meter's first read and assignment
 	backfillW   int
 	deadAt      int64
 	switchAt    int64
@@ -160,6 +177,12 @@ func newGen(cfg Config) *gen {
 	g.newConnAt = g.localHour(lastDay, 8)
 	g.moveOutAt = g.localHour(lastDay, 14)
 	g.missingHou = floor(g.localHour(lastDay, 10)+15*60, 900)
+	g.dstAt = g.dstChange()
+	if len(g.days) > 1 {
+		start, _ := cfg.Market.Bounds(g.days[1])
+		g.day2At = start.Unix()
+	}
+	g.commission = g.localHour(firstDay.AddDays(-2), 0)
 	g.outageFrom = g.w0 + window
 	g.outageTo = g.outageFrom + 3*window
 	g.backfillW = min(5, g.nW)
@@ -179,7 +202,32 @@ func (g *gen) localHour(d settlement.Day, h int) int64 {
 	return floor(time.Date(d.Year, d.Month, d.Day, h, 0, 0, 0, g.loc).Unix(), hour)
 }
 
-func (g *gen) hourAt(t int64) int64 { return int64(g.slotHour[(t-g.rangeStart)/slot]) }
+// dstChange is the first instant inside the days where the market's UTC
+// offset changes, found to the 5-minute slot, or 0 without one.
+func (g *gen) dstChange() int64 {
+	for _, d := range g.days {
+		start, end := g.cfg.Market.Bounds(d)
+		if end.Sub(start) == 24*time.Hour {
+			continue
+		}
+		_, off := start.In(g.loc).Zone()
+		for t := start.Unix(); t < end.Unix(); t += slot {
+			if _, o := time.Unix(t, 0).In(g.loc).Zone(); o != off {
+				return t
+			}
+		}
+	}
+	return 0
+}
+
+// hourAt is the local hour of t; reads of the history before the first
+// day are rare enough to convert one by one.
+func (g *gen) hourAt(t int64) int64 {
+	if t < g.rangeStart {
+		return int64(time.Unix(t, 0).In(g.loc).Hour())
+	}
+	return int64(g.slotHour[(t-g.rangeStart)/slot])
+}
 
 func (g *gen) windowOf(t int64) int { return int((t - g.w0) / window) }
 
@@ -203,6 +251,18 @@ func (g *gen) scenario() *Scenario {
 	return &sc
 }
 
+// history sends the reads of meters that have some before the first day,
+// in front of the stream: they are the first records of their partition,
+// and they run up to the first day, so they open no 6-hour hole that a
+// missing_data alert would see.
+func (g *gen) history() {
+	for _, m := range g.meters {
+		for ws := floor(m.histFrom, window); ws < g.rangeStart; ws += window {
+			g.meterReads(0, m, max(ws, m.histFrom), min(ws+window, g.rangeStart))
+		}
+	}
+}
+
 // stream generates the good part of the stream window by window: prices,
 // then every meter's blocks in a shuffled order.
 func (g *gen) stream() {
@@ -222,7 +282,12 @@ func (g *gen) stream() {
 }
 
 func (g *gen) meterWindow(w int, m *meterSpec, ws, we int64) {
-	from, to := max(ws, m.from, g.rangeStart), min(we, m.to, g.rangeEnd)
+	g.meterReads(w, m, max(ws, m.from, g.rangeStart), min(we, m.to, g.rangeEnd))
+}
+
+// meterReads generates m's reads of [from, to) and routes them as blocks
+// of window w.
+func (g *gen) meterReads(w int, m *meterSpec, from, to int64) {
 	if from >= to {
 		return
 	}
@@ -261,6 +326,9 @@ func microKWh(w int64, secs int) int64 { return w * int64(secs) * 10 / 36 }
 func (g *gen) block(w int, m *meterSpec, ch meters.Channel, start int64, vals []int64, q []byte) {
 	v1 := g.readRecord(m, ch, start, m.length, vals, q, 1)
 	switch {
+	case m.cuts(start, len(vals)):
+		g.cut(w, m, ch, start, vals, q, m.gaps)
+		return
 	case m.idx == roleOutage && start >= g.outageFrom && start < g.outageTo:
 		g.emit(g.backfillW, v1)
 		return
@@ -299,8 +367,64 @@ func (g *gen) block(w int, m *meterSpec, ch meters.Channel, start int64, vals []
 		g.emit(w, v1)
 		vals2, q2 := g.raise(m, vals, q)
 		g.late = append(g.late, g.readRecord(m, ch, start, m.length, vals2, q2, 2))
+	case r < 100 && len(vals) >= 3: // a short gap inside the block, sometimes filled after the first run
+		g.cut(w, m, ch, start, vals, q, []gap{g.shortGap(m, start, len(vals))})
 	default:
 		g.emit(w, v1)
+	}
+}
+
+// cuts reports whether a block of n reads from start loses reads to m's
+// gaps.
+func (m *meterSpec) cuts(start int64, n int) bool {
+	end := start + int64(n*m.length)
+	for _, gp := range m.gaps {
+		if gp.from < end && start < gp.to {
+			return true
+		}
+	}
+	return false
+}
+
+// shortGap is 1 to (at most an hour of) reads strictly inside a block of n
+// reads from start: with reads on both sides, it is estimated by linear
+// interpolation.
+func (g *gen) shortGap(m *meterSpec, start int64, n int) gap {
+	k := 1 + m.rng.IntN(min(int(hour)/m.length, n-2))
+	i := 1 + m.rng.IntN(n-1-k)
+	from := start + int64(i*m.length)
+	return gap{from: from, to: from + int64(k*m.length), late: m.rng.IntN(3) == 0}
+}
+
+// cut sends a block without the reads that gaps hold back: the reads
+// around them in window w, those of a late gap in the late part, each run
+// of consecutive reads as a block of its own.
+func (g *gen) cut(w int, m *meterSpec, ch meters.Channel, start int64, vals []int64, q []byte, gaps []gap) {
+	fate := func(i int) int { // 0 sent, 1 late, 2 never
+		t := start + int64(i*m.length)
+		for _, gp := range gaps {
+			if t >= gp.from && t < gp.to {
+				if gp.late {
+					return 1
+				}
+				return 2
+			}
+		}
+		return 0
+	}
+	for i := 0; i < len(vals); {
+		f, j := fate(i), i+1
+		for j < len(vals) && fate(j) == f {
+			j++
+		}
+		r := g.readRecord(m, ch, start+int64(i*m.length), m.length, vals[i:j], q[i:j], 1)
+		switch f {
+		case 0:
+			g.emit(w, r)
+		case 1:
+			g.late = append(g.late, r)
+		}
+		i = j
 	}
 }
 

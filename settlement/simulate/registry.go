@@ -64,8 +64,9 @@ func (g *gen) meterSpec(i int) *meterSpec {
 		account:  accountID(i),
 		from:     g.rangeStart,
 		to:       g.rangeEnd,
+		histFrom: g.rangeStart,
 		places:   4,
-		features: i > roleLate,
+		features: i > lastRole,
 		rng:      rand.New(rand.NewPCG(uint64(g.cfg.Seed), uint64(i))),
 	}
 	if i%10 == 9 { // every tenth meter is a second meter of the previous account
@@ -87,7 +88,7 @@ func (g *gen) meterSpec(i int) *meterSpec {
 	m.terse = r.IntN(100) < 20
 	m.source = sources[r.IntN(len(sources))]
 	switch i {
-	case roleSwitch, roleDead, roleOutage, roleMoveOut, roleNewConn, roleRef, roleLate:
+	case roleSwitch, roleDead, roleOutage, roleMoveOut, roleNewConn, roleRef, roleLate, roleLikeDay, roleNewMeter:
 		m.length, m.prosumer = 900, false
 	case roleFiveMin:
 		m.length, m.prosumer, m.point = 300, true, pointSpecs[hub].id
@@ -107,8 +108,56 @@ func (g *gen) meterSpec(i int) *meterSpec {
 		m.to = g.moveOutAt
 	case roleNewConn:
 		m.from = g.newConnAt
+	case roleNewMeter:
+		m.from, m.histFrom, m.to = g.commission, g.commission, g.localHour(g.days[len(g.days)-1], 10)
 	}
+	g.roleGaps(m)
 	return m
+}
+
+// roleGaps gives the meters of fixed roles the gaps of estimation.md's
+// cases: short ones for linear interpolation (one across a retailer
+// switch, one across the DST change, one on a 60-minute channel, one
+// across midnight), a 5-hour outage with like-day history, and a 2-hour
+// gap across midnight without any, which is estimated as zero. The new
+// meter's silence (roleNewMeter) is zero too: it has no week-old reads.
+func (g *gen) roleGaps(m *meterSpec) {
+	dst := g.dstAt
+	if dst == 0 {
+		dst = g.localHour(g.days[0], 15)
+	}
+	add := func(from, to int64, late bool) {
+		l := int64(m.length)
+		m.gaps = append(m.gaps, gap{from: floor(from, l), to: ceil(to, l), late: late})
+	}
+	switch m.idx {
+	case roleSwitch:
+		add(g.switchAt-hour/2, g.switchAt+hour/2, true)
+	case roleFiveMin:
+		add(dst-hour/4, dst+hour/4, false)
+	case roleHourly:
+		add(g.localHour(g.days[0], 15), g.localHour(g.days[0], 15)+hour, true)
+		if g.day2At != 0 { // straddles midnight in a market with a half-hour offset
+			add(floor(g.day2At, hour), floor(g.day2At, hour)+hour, false)
+		}
+	case roleHalfHour:
+		if g.day2At != 0 {
+			add(g.day2At-hour, g.day2At+hour, false)
+		}
+	case roleMoveOut:
+		if g.day2At != 0 {
+			add(g.day2At-hour/2, g.day2At+hour/2, false)
+		}
+	case roleLikeDay:
+		outage := g.localHour(g.days[len(g.days)-1], 9)
+		add(outage, outage+5*hour, true)
+		if g.dstAt != 0 {
+			add(g.dstAt-hour, g.dstAt+hour, false)
+		}
+		for _, gp := range m.gaps {
+			m.histFrom = min(m.histFrom, gp.from-week)
+		}
+	}
 }
 
 func pickPoint(r int, prosumer bool) string {
@@ -160,6 +209,8 @@ func (g *gen) account(i int) meters.Account {
 		a.PriceAlerts = true
 	case roleRef:
 		a.MonthlyBudget = dec(lowBudget)
+	case roleLikeDay, roleNewMeter: // their reads before the first day are no alert's business
+		a.DailyKWhThreshold, a.MonthlyBudget, a.PriceAlerts = nil, nil, false
 	}
 	return a
 }
@@ -192,6 +243,8 @@ func (g *gen) assignments(m *meterSpec, since int64) []meters.Assignment {
 		a.EffectiveTo = &to
 	case roleNewConn:
 		a.EffectiveFrom = time.Unix(g.newConnAt, 0).UTC()
+	case roleNewMeter:
+		a.EffectiveFrom = time.Unix(g.commission, 0).UTC()
 	}
 	return []meters.Assignment{a}
 }

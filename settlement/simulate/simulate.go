@@ -18,11 +18,11 @@ import (
 // WithDefaults.
 type Config struct {
 	Seed     int64
-	Meters   int            // at least MinMeters
-	Days     int            // operating days, from StartDay
-	StartDay settlement.Day // the first operating day
-	Market   settlement.Market
-	Topics   kafka.Topics // only Reads and Prices are used
+	Meters   int               // at least MinMeters
+	Days     int               // operating days, from StartDay
+	StartDay settlement.Day    // the first operating day
+	Market   settlement.Market // any IANA zone, half-hour offsets (Australia/Adelaide, Asia/Kolkata) included
+	Topics   kafka.Topics      // only Reads and Prices are used
 }
 
 // MinMeters is the fewest meters a scenario can have: the first ten play
@@ -145,6 +145,7 @@ func Generate(cfg Config) (*Scenario, error) {
 	}
 	g := newGen(cfg)
 	g.registry()
+	g.history()
 	g.stream()
 	g.badRecords()
 	return g.scenario(), nil
