@@ -343,7 +343,9 @@ func (c *chaos) oracle() (*oracle.Oracle, error) {
 	// The instances consumed with the wall clock and the default future
 	// bounds; the scenario's records do not depend on when (simulate's doc).
 	return oracle.New(reg, oracle.Market{Location: m.Location, Currency: m.Currency, IntervalSeconds: int64(m.IntervalSeconds),
-		PriceSpikeThreshold: m.PriceSpikeThreshold, Now: time.Now()}, oracle.Topics{Reads: topics.Reads, Prices: topics.Prices})
+		PriceSpikeThreshold: m.PriceSpikeThreshold, Now: time.Now(),
+		Estimation: oracle.Estimation{Off: m.Estimation.Off, MaxLinear: m.Estimation.MaxLinear}},
+		oracle.Topics{Reads: topics.Reads, Prices: topics.Prices})
 }
 
 // checkOutputLog: every committed output record carries the headers and

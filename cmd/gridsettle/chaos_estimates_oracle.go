@@ -1,17 +1,14 @@
-//go:build linux && oracle_estimates
+//go:build linux
 
 package main
 
 import "github.com/gridsettle/gridsettle/settlement/oracle"
 
-// This file is the seam between the chaos suite and the oracle's estimate
-// fields (estimation.md), written against the names the oracle was
-// expected to give them. Wiring it: fix any name that differs here, delete
-// chaos_estimates_unwired.go and "&& oracle_estimates" from this file's build
-// constraint.
+// This file is the one place the chaos suite names the oracle's estimate
+// fields (estimation.md).
 
 // oracleEstimates are the estimate figures of the oracle's run st.
-func oracleEstimates(st *oracle.Statement) (*runEstimates, bool) {
+func oracleEstimates(st *oracle.Statement) *runEstimates {
 	e := newRunEstimates()
 	for _, l := range st.Lines {
 		n := l.Reads.GridsettleEstimated
@@ -35,7 +32,7 @@ func oracleEstimates(st *oracle.Statement) (*runEstimates, bool) {
 			LossFactor:      fixed(x.LossFactor, 6),
 		}
 	}
-	return e, true
+	return e
 }
 
 // lineWithoutEstimates is l with its estimate figures zeroed, as
