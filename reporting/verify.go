@@ -51,15 +51,17 @@ type Report struct {
 // signature and public key files.
 const maxSmallFile = 1 << 20
 
-// Verify checks an export folder offline and returns the first discrepancy
-// as a *Discrepancy: exactly the expected files (signing-key.pub.pem may be
-// absent when trusted is given: the signed files are the export); the
+// Verify checks an export folder of either format offline and returns the
+// first discrepancy as a *Discrepancy: exactly the files of the manifest's
+// format (signing-key.pub.pem may be absent when trusted is given: the
+// signed files are the export); the
 // signature of the exact bytes of manifest.json, by trusted when it is
 // given, else by the folder's own signing-key.pub.pem (the report then says
 // the signer is not authenticated); the manifest's canonical form and key id; every Parquet
 // file's size and SHA-256; and, by reading the Parquet files, their schemas,
-// row order, row counts, control totals, ledger lineage and the statement
-// lines' agreement with their interval rows. Parquet files are parsed only
+// row order, row counts, control totals, ledger lineage, the statement
+// lines' agreement with their interval rows and (v2) every estimate's
+// method and line. Parquet files are parsed only
 // once their hashes matched the signed manifest.
 func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report, error) {
 	r := Report{Dir: dir}
