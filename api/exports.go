@@ -58,6 +58,7 @@ var exportMediaTypes = map[string]string{
 	parquet.StatementsFile:  "application/vnd.apache.parquet",
 	parquet.IntervalsFile:   "application/vnd.apache.parquet",
 	parquet.LedgerFile:      "application/vnd.apache.parquet",
+	parquet.EstimatesFile:   "application/vnd.apache.parquet",
 	reporting.ManifestFile:  echo.MIMEApplicationJSON,
 	reporting.SignatureFile: "text/plain; charset=utf-8",
 	reporting.PublicKeyFile: "application/x-pem-file",

@@ -182,7 +182,7 @@ func TestExportsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	amounts := map[string]string{}
-	if _, err := parquet.ReadStatements(ctx, bytes.NewReader(b), int64(len(b)), func(st parquet.Statement) error {
+	if _, err := parquet.ReadStatements(ctx, bytes.NewReader(b), int64(len(b)), parquet.LayoutV2, func(st parquet.Statement) error {
 		amounts[st.StatementID] = st.Amount.StringFixed(2)
 		return nil
 	}); err != nil {

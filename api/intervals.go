@@ -24,16 +24,18 @@ type IntervalRoutes struct {
 
 // StatementInterval is one settlement interval of a statement line, with
 // the exact (unrounded) figures at intervals.parquet's scales. Price and
-// amount are null when the interval is unpriced. The estimation figures of
-// api.md (estimated_energy_mwh, gridsettle_estimated_reads) come with the
-// estimation issue, which stores them.
+// amount are null when the interval is unpriced. EstimatedEnergyMWh is the
+// part of EnergyMWh that gridsettle's estimates contribute, and
+// GridsettleEstimatedReads counts those estimates' pieces (estimation.md).
 type StatementInterval struct {
-	SettlementInterval time.Time `json:"settlement_interval"`
-	EnergyMWh          string    `json:"energy_mwh"`
-	Price              *string   `json:"price"`
-	Amount             *string   `json:"amount"`
-	ActualReads        int32     `json:"actual_reads"`
-	EstimatedReads     int32     `json:"estimated_reads"`
+	SettlementInterval       time.Time `json:"settlement_interval"`
+	EnergyMWh                string    `json:"energy_mwh"`
+	EstimatedEnergyMWh       string    `json:"estimated_energy_mwh"`
+	Price                    *string   `json:"price"`
+	Amount                   *string   `json:"amount"`
+	ActualReads              int32     `json:"actual_reads"`
+	EstimatedReads           int32     `json:"estimated_reads"`
+	GridsettleEstimatedReads int32     `json:"gridsettle_estimated_reads"`
 }
 
 // The scales of intervals.parquet's decimal columns.
@@ -121,10 +123,12 @@ func (g IntervalRoutes) intervals(c echo.Context) error {
 
 func statementInterval(i parquet.Interval) StatementInterval {
 	s := StatementInterval{
-		SettlementInterval: i.IntervalStart.UTC(),
-		EnergyMWh:          i.EnergyMWh.StringFixed(intervalEnergyScale),
-		ActualReads:        i.ActualReads,
-		EstimatedReads:     i.EstimatedReads,
+		SettlementInterval:       i.IntervalStart.UTC(),
+		EnergyMWh:                i.EnergyMWh.StringFixed(intervalEnergyScale),
+		EstimatedEnergyMWh:       i.EstimatedEnergyMWh.StringFixed(intervalEnergyScale),
+		ActualReads:              i.ActualReads,
+		EstimatedReads:           i.EstimatedReads,
+		GridsettleEstimatedReads: i.GridsettleEstimatedReads,
 	}
 	if i.Price.Valid {
 		p := i.Price.Decimal.StringFixed(intervalPriceScale)

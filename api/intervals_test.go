@@ -35,7 +35,7 @@ func TestStatementIntervalsEqualExport(t *testing.T) {
 	}
 	file := w.Body.Bytes()
 	want := map[[2]string][]StatementInterval{}
-	if _, err := parquet.ReadIntervals(t.Context(), bytes.NewReader(file), int64(len(file)), func(i parquet.Interval) error {
+	if _, err := parquet.ReadIntervals(t.Context(), bytes.NewReader(file), int64(len(file)), parquet.LayoutV2, func(i parquet.Interval) error {
 		k := [2]string{i.SettlementPoint, i.ParticipantID}
 		want[k] = append(want[k], statementInterval(i))
 		return nil

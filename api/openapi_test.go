@@ -255,6 +255,18 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	post("/api/v1/runs", `{"operating_day":"2026-11-01","run_type":"sometime"}`, "", op, 400)
 	get("/api/v1/runs", "/api/v1/runs?operating_day=2026-11-01", an, 200)
 	get("/api/v1/runs/{run_id}", "/api/v1/runs/"+run.RunID, an, 200)
+	// The run's estimates, stored as a run stores them (a meter the day's
+	// run has no assignment for, so it cannot have estimated it itself).
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO run_estimates (run_id, meter_id, channel, interval_start, interval_seconds,
+		value_kwh, method, account_id, participant_id, settlement_point, loss_factor)
+		VALUES ($1, 'M-EST', 'import', '2026-11-01T05:00:00Z', 900, 1.5, 'LIN', 'ACC-1', 'RET-A', 'HB_NORTH', 1),
+		       ($1, 'M-EST', 'export', '2026-11-01T06:00:00Z', 3600, 0, 'ZER', 'ACC-1', 'RET-A', 'HB_NORTH', 1)`, run.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if w := get("/api/v1/runs/{run_id}/estimates", "/api/v1/runs/"+run.RunID+"/estimates", an, 200); !strings.Contains(w.Body.String(), `"value_kwh":"1.500000"`) {
+		t.Errorf("estimates: %s", w.Body)
+	}
+	get("/api/v1/runs/{run_id}/estimates", "/api/v1/runs/"+run.RunID+"/estimates?method=AVG", an, 400)
 	get("/api/v1/statements", "/api/v1/statements?operating_day=2026-11-01", an, 200)
 	get("/api/v1/statements", "/api/v1/statements?operating_day=2026-13-01", an, 400)
 	const line = "HB_NORTH%2FRET-A%2F2026-11-01%2F1"
@@ -337,7 +349,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		if r.Response == nil || !r.Response.List {
 			continue
 		}
-		listPath := strings.NewReplacer("{meter_id}", "M1", "{account_id}", "ACC-1", "{statement_id}", line).Replace(r.Path)
+		listPath := strings.NewReplacer("{meter_id}", "M1", "{account_id}", "ACC-1", "{statement_id}", line, "{run_id}", run.RunID).Replace(r.Path)
 		if r.Path == "/api/v1/positions" {
 			listPath += "?operating_day=2026-11-01"
 		}
@@ -356,6 +368,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	etagged := map[string]string{
 		"GET /api/v1/runs":                                "/api/v1/runs",
 		"GET /api/v1/runs/{run_id}":                       "/api/v1/runs/" + run.RunID,
+		"GET /api/v1/runs/{run_id}/estimates":             "/api/v1/runs/" + run.RunID + "/estimates",
 		"GET /api/v1/statements":                          "/api/v1/statements?operating_day=2026-11-01",
 		"GET /api/v1/statements/{statement_id}/intervals": "/api/v1/statements/" + line + "/intervals",
 		"GET /api/v1/accounts/{account_id}/charges":       "/api/v1/accounts/ACC-1/charges",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
@@ -13,8 +14,8 @@ import (
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
-// RunRoutes are the settlement run endpoints: runs (list, one, start),
-// statement lines and account charges.
+// RunRoutes are the settlement run endpoints: runs (list, one, start, their
+// estimates), statement lines and account charges.
 type RunRoutes struct {
 	Runs *settlementpg.Runs // reads
 	// Starter starts the runs of POST /api/v1/runs; nil: Runs. cmd gives
@@ -54,6 +55,20 @@ func (g RunRoutes) Routes() []Route {
 			Summary:  "One settlement run",
 			Params:   []Param{Path("run_id", "e.g. run-2026-11-01-final-2")},
 			Response: JSONBody(settlementpg.Run{}), ETag: true, Handler: g.get,
+		},
+		{
+			Method: http.MethodGet, Path: "/api/v1/runs/{run_id}/estimates", Roles: Readers,
+			Summary: "The estimates a run made for missing reads (estimation.md)",
+			Description: "One item per estimated channel interval of the run's operating day: the whole interval's " +
+				"value in kWh (6 places), the method (LIN, LDY or ZER) and the assignment covering its start, as in " +
+				"estimates.parquet. Ordered by meter, channel and interval start. 404 for an unknown run; a run that " +
+				"estimated nothing has an empty list.",
+			Params: []Param{
+				Path("run_id", "e.g. run-2026-11-01-final-2"),
+				Query("meter_id", "only estimates of this meter"),
+				EnumParam("method", "only estimates made by this method", settlement.EstimateMethods...),
+			},
+			Response: ListBody(Estimate{}), ETag: true, Handler: g.estimates,
 		},
 		{
 			Method: http.MethodPost, Path: "/api/v1/runs", Roles: Operators,
@@ -135,6 +150,66 @@ func (g RunRoutes) get(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, run)
+}
+
+// Estimate is one estimate of a run as the API serves it: the columns of
+// estimates.parquet, decimals as strings at that file's scale.
+type Estimate struct {
+	MeterID         string    `json:"meter_id"`
+	Channel         string    `json:"channel"`
+	IntervalStart   time.Time `json:"interval_start"`
+	IntervalSeconds int       `json:"interval_seconds"`
+	ValueKWh        string    `json:"value_kwh"`
+	Method          string    `json:"method"`
+	AccountID       string    `json:"account_id"`
+	ParticipantID   string    `json:"participant_id"`
+	SettlementPoint string    `json:"settlement_point"`
+	LossFactor      string    `json:"loss_factor"`
+}
+
+// estimateScale is that of estimates.parquet's value_kwh and loss_factor.
+const estimateScale = 6
+
+func (g RunRoutes) estimates(c echo.Context) error {
+	q := settlementpg.EstimateQuery{}
+	var err error
+	if q.RunID, err = PathID(c, "run_id"); err != nil {
+		return err
+	}
+	if q.MeterID, err = QueryID(c, "meter_id"); err != nil {
+		return err
+	}
+	if q.Method, err = QueryEnum(c, "method", settlement.EstimateMethods...); err != nil {
+		return err
+	}
+	limit, err := Limit(c)
+	if err != nil {
+		return err
+	}
+	var after settlementpg.EstimateKey
+	has, err := Cursor(c, &after)
+	if err != nil {
+		return err
+	}
+	q.After, q.Limit = keyIf(has, &after), limit+1
+	estimates, err := g.Runs.Estimates(c.Request().Context(), q)
+	if errors.Is(err, settlementpg.ErrNotFound) {
+		return NotFoundf("run %q not found", q.RunID)
+	}
+	if err != nil {
+		return err
+	}
+	items := make([]Estimate, len(estimates))
+	for i, e := range estimates {
+		items[i] = Estimate{
+			MeterID: e.MeterID, Channel: e.Channel, IntervalStart: e.IntervalStart, IntervalSeconds: e.IntervalSeconds,
+			ValueKWh: e.ValueKWh.StringFixed(estimateScale), Method: e.Method, AccountID: e.AccountID,
+			ParticipantID: e.ParticipantID, SettlementPoint: e.SettlementPoint, LossFactor: e.LossFactor.StringFixed(estimateScale),
+		}
+	}
+	return List(c, items, limit, func(e Estimate) any {
+		return settlementpg.EstimateKey{MeterID: e.MeterID, Channel: e.Channel, IntervalStart: e.IntervalStart}
+	})
 }
 
 // dayAndRunType checks the operating_day and run_type fields of a request

@@ -128,8 +128,9 @@ func TestRunsAndStatementsAPI(t *testing.T) {
 		l["delta_amount"] != "30.00" || l["energy_mwh"] != "2.000000" || l["previous_version"] != 1.0 || l["intervals"] != 100.0 {
 		t.Fatalf("statement %v", l)
 	}
-	if len(l) != 20 {
-		t.Errorf("statement has %d fields, messages.md has 20: %v", len(l), l)
+	reads, _ := l["reads"].(map[string]any)
+	if len(l) != 21 || l["estimated_energy_mwh"] != "0.000000" || reads["gridsettle_estimated"] == nil {
+		t.Errorf("statement has %d fields, messages.md has 21 (estimated_energy_mwh and reads.gridsettle_estimated among them): %v", len(l), l)
 	}
 	ok(t, s.do(req{method: "GET", path: "/api/v1/statements?version=1", token: toks[Analyst]}), http.StatusOK, &lines)
 	if len(lines.Items) != 2 || lines.Items[0]["amount"] != "30.00" || lines.Items[0]["previous_version"] != nil {

@@ -25,11 +25,13 @@ import (
 )
 
 // Source streams one run's rows, each kind in natural-key order (see
-// reporting/parquet). Build calls Statements, then Intervals, then Ledger.
+// reporting/parquet). Build calls Statements, then Intervals, then Ledger,
+// then Estimates.
 type Source interface {
 	Statements(ctx context.Context, fn func(parquet.Statement) error) error
 	Intervals(ctx context.Context, fn func(parquet.Interval) error) error
 	Ledger(ctx context.Context, fn func(parquet.LedgerLine) error) error
+	Estimates(ctx context.Context, fn func(parquet.Estimate) error) error
 }
 
 // Run is what the manifest says about a run beyond its rows.
@@ -49,6 +51,11 @@ type Config struct {
 	Market    settlement.Market
 	Codec     parquet.Codec
 	Key       ed25519.PrivateKey // signs manifests
+	// Format is the format of exports written from now on; "" means
+	// Format. Regenerate writes the stored export's own format instead.
+	// FormatV1 is here for the exports written before v2 (and the tests
+	// that stand in for them).
+	Format string
 	// OpenFile creates every file an export writes; nil means os.OpenFile.
 	// Tests stand in a folder that hangs with it: a call stuck in the file
 	// system cannot be interrupted, so callers must be able to walk away
@@ -83,8 +90,12 @@ func (c Config) Validate() error {
 	if _, err := parquet.ParseCodec(string(c.Codec)); err != nil {
 		return fmt.Errorf("export %w", err)
 	}
-	return nil
+	_, err := c.layout()
+	return err
 }
+
+// layout is the layout exports are written in.
+func (c Config) layout() (Layout, error) { return LayoutOf(cmp.Or(c.Format, Format)) }
 
 // PublicKey is the public half of the signing key.
 func (c Config) PublicKey() ed25519.PublicKey { return c.Key.Public().(ed25519.PublicKey) }
@@ -147,8 +158,8 @@ func Publish(ctx context.Context, root string, run Run, previous *string, src So
 }
 
 // Regenerate builds the export of run again into a scratch folder next to
-// the published one, with the published manifest's generator, and compares
-// the two byte for byte. It never touches
+// the published one, with the published manifest's generator and format,
+// and compares the two byte for byte. It never touches
 // the published folder. differs names the first file that differs (empty
 // when identical).
 func Regenerate(ctx context.Context, root string, run Run, previous *string, src Source, cfg Config) (differs string, err error) {
@@ -162,7 +173,7 @@ func Regenerate(ctx context.Context, root string, run Run, previous *string, src
 	// CompareFolders names it.
 	if b, err := os.ReadFile(filepath.Join(final, ManifestFile)); err == nil {
 		if stored, err := ParseManifest(b); err == nil {
-			cfg.storedGenerator = stored.Generator
+			cfg.storedGenerator, cfg.Format = stored.Generator, stored.Format
 		}
 	}
 	if _, err := Build(ctx, scratch, run, previous, src, cfg); err != nil {
@@ -204,8 +215,9 @@ func scratchDir(final, what string) (string, error) {
 }
 
 // CompareFolders compares two export folders byte for byte and returns the
-// name of the first file that differs or is missing from either, or "" when
-// they are identical.
+// name of the first file that differs or is missing from one of them, or
+// "" when they are identical. A file missing from both is no difference
+// (a FormatV1 folder has no estimates.parquet).
 func CompareFolders(ctx context.Context, a, b string) (string, error) {
 	for _, dir := range []string{a, b} {
 		entries, err := os.ReadDir(dir)
@@ -238,6 +250,10 @@ func CompareFolders(ctx context.Context, a, b string) (string, error) {
 func sameFile(a, b string) (bool, error) {
 	fa, err := os.Open(a)
 	if errors.Is(err, fs.ErrNotExist) {
+		_, err := os.Lstat(b)
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil
+		}
 		return false, nil
 	} else if err != nil {
 		return false, fmt.Errorf("compare export files: %w", err)
@@ -272,30 +288,21 @@ func sameFile(a, b string) (bool, error) {
 	}
 }
 
-// Build writes the export of run into dir, an existing empty folder: the
-// three Parquet files streamed from src, then the manifest computed from
-// the rows written, its signature and the public key. Every file and dir
-// itself are fsynced. It does not verify or publish the folder (Publish
-// does).
+// Build writes the export of run into dir, an existing empty folder, in
+// the configured format: the Parquet files streamed from src, then the
+// manifest computed from the rows written, its signature and the public
+// key. Every file and dir itself are fsynced. It does not verify or publish
+// the folder (Publish does).
 func Build(ctx context.Context, dir string, run Run, previous *string, src Source, cfg Config) (Written, error) {
 	if err := cfg.Validate(); err != nil {
 		return Written{}, err
 	}
-	t := newTally(run.OperatingDay, run.RunType, run.Version)
-	var files []File
-	f, err := writeParquet(ctx, dir, parquet.StatementsFile, cfg, parquet.NewStatementWriter, src.Statements, t.statement)
+	layout, _ := cfg.layout() // validated
+	t := newTally(run.OperatingDay, run.RunType, run.Version, layout)
+	files, err := writeDataFiles(ctx, dir, layout, src, cfg, t)
 	if err != nil {
 		return Written{}, err
 	}
-	files = append(files, f)
-	if f, err = writeParquet(ctx, dir, parquet.IntervalsFile, cfg, parquet.NewIntervalWriter, src.Intervals, t.interval); err != nil {
-		return Written{}, err
-	}
-	files = append(files, f)
-	if f, err = writeParquet(ctx, dir, parquet.LedgerFile, cfg, parquet.NewLedgerWriter, src.Ledger, t.ledgerLine); err != nil {
-		return Written{}, err
-	}
-	files = append(files, f)
 	totals, ledger, err := t.finish()
 	if err != nil {
 		return Written{}, fmt.Errorf("export of %s: %w", run.RunID, err)
@@ -309,7 +316,7 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 	})
 	pub := cfg.PublicKey()
 	m := Manifest{
-		Format:       Format,
+		Format:       layout.Format,
 		OperatingDay: run.OperatingDay.String(),
 		RunType:      run.RunType,
 		Version:      run.Version,
@@ -345,6 +352,51 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 	}
 	sum := sha256.Sum256(body)
 	return Written{Manifest: m, ManifestSHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// writeDataFiles writes the Parquet files of layout into dir, in the
+// manifest's order, through t.
+func writeDataFiles(ctx context.Context, dir string, layout Layout, src Source, cfg Config, t *tally) ([]File, error) {
+	l := layout.Parquet
+	steps := []func() (File, error){
+		func() (File, error) {
+			return writeParquet(ctx, dir, parquet.StatementsFile, cfg, func(w io.Writer, c parquet.Codec) (*parquet.Writer[parquet.Statement], error) {
+				return parquet.NewStatementWriter(w, c, l)
+			}, src.Statements, t.statement)
+		},
+		func() (File, error) {
+			return writeParquet(ctx, dir, parquet.IntervalsFile, cfg, func(w io.Writer, c parquet.Codec) (*parquet.Writer[parquet.Interval], error) {
+				return parquet.NewIntervalWriter(w, c, l)
+			}, src.Intervals, t.interval)
+		},
+		func() (File, error) {
+			return writeParquet(ctx, dir, parquet.LedgerFile, cfg, parquet.NewLedgerWriter, src.Ledger, t.ledgerLine)
+		},
+	}
+	if layout.v2() {
+		steps = append(steps, func() (File, error) {
+			return writeParquet(ctx, dir, parquet.EstimatesFile, cfg, parquet.NewEstimateWriter, src.Estimates, t.estimate)
+		})
+	}
+	files := make([]File, 0, len(steps))
+	for _, step := range steps {
+		f, err := step()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	if !layout.v2() {
+		// A v1 folder has nowhere to put estimates: writing one for a run
+		// that made some would drop them silently.
+		if err := src.Estimates(ctx, func(e parquet.Estimate) error {
+			return fmt.Errorf("the run estimated %s %s at %s, and a %s export has no %s", e.MeterID, e.Channel,
+				e.IntervalStart.UTC().Format(time.RFC3339), layout.Format, parquet.EstimatesFile)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
 }
 
 // writeParquet streams rows from stream through check into a new file

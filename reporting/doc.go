@@ -1,6 +1,7 @@
 // Package reporting owns regulatory exports (spec/exports.md): for one
 // completed run, a folder {export_root}/{operating_day}/{run_type}-v{version}/
-// with statements.parquet, intervals.parquet and ledger.parquet, a manifest
+// with statements.parquet, intervals.parquet, ledger.parquet and (format
+// gridsettle-export/v2) estimates.parquet, a manifest
 // (files with sha256, size and row count, control totals, lineage, the hash
 // of the day's previous manifest), its ed25519 signature and the signing
 // public key; and the offline verification of such a folder.
@@ -11,6 +12,12 @@
 // cmd), which call Verify and VerifyCommand.
 //
 // Invariants:
+//   - An export keeps its format: new exports are written as Format (v2:
+//     estimates.parquet, the estimate columns, the estimated_energy_mwh
+//     control total); Regenerate writes the format (and generator) of the
+//     stored manifest, so a v1 export regenerates as v1, byte for byte, and
+//     Verify checks each folder against the layout its manifest names. A run
+//     with estimates is never written as v1 (v1 has nowhere to put them).
 //   - Deterministic: a folder's bytes depend only on the run's rows, the
 //     run's metadata, the previous manifest's hash, the configuration
 //     (generator, market, codec) and the key: never on the wall clock, map

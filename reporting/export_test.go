@@ -58,6 +58,13 @@ func (s source) Ledger(ctx context.Context, fn func(parquet.LedgerLine) error) e
 	return each(ctx, s.d.Ledger, fn)
 }
 
+func (s source) Estimates(ctx context.Context, fn func(parquet.Estimate) error) error {
+	return each(ctx, s.d.Estimates, fn)
+}
+
+// estimated is the fixture day with estimates, as v2 exports carry them.
+func estimated() reportingtest.Day { return reportingtest.FallBackDay().WithEstimates() }
+
 func runOf(d reportingtest.Day) reporting.Run {
 	return reporting.Run{
 		RunID: d.RunID, OperatingDay: d.Day, RunType: d.RunType, Version: int(d.Version), ComputedAt: d.ComputedAt,
@@ -75,60 +82,180 @@ func configOf(d reportingtest.Day) reporting.Config {
 
 var previous = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
-// publish writes the fixture day's export under a fresh root and returns
-// the folder.
+// publish writes the fixture day's export under a fresh root, in the
+// current format, and returns the folder.
 func publish(t *testing.T, d reportingtest.Day) (string, reporting.Written) {
 	t.Helper()
+	return publishAs(t, d, configOf(d))
+}
+
+func publishAs(t *testing.T, d reportingtest.Day, cfg reporting.Config) (string, reporting.Written) {
+	t.Helper()
 	root := t.TempDir()
-	w, err := reporting.Publish(t.Context(), root, runOf(d), &previous, source{d}, configOf(d))
+	w, err := reporting.Publish(t.Context(), root, runOf(d), &previous, source{d}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(root, "2026-11-01", "final-v2"), w
 }
 
+// v1 is the configuration of a build from before v2: exports written as
+// gridsettle-export/v1.
+func v1(d reportingtest.Day) reporting.Config {
+	cfg := configOf(d)
+	cfg.Format = reporting.FormatV1
+	return cfg
+}
+
 // TestGoldenExport: the folder of the fixture day is byte-identical on every
 // run and to the checked-in manifest, signature and key (the manifest holds
-// the Parquet files' hashes, so it pins their bytes too).
+// the Parquet files' hashes, so it pins their bytes too), in each format:
+// testdata/final-v2 is a gridsettle-export/v1 folder written before v2
+// existed, which must be written again exactly as it was.
 func TestGoldenExport(t *testing.T) {
-	d := reportingtest.FallBackDay()
+	for _, tc := range []struct {
+		format, golden string
+		day            reportingtest.Day
+		cfg            func(reportingtest.Day) reporting.Config
+	}{
+		{reporting.FormatV1, filepath.Join("testdata", "final-v2"), reportingtest.FallBackDay(), v1},
+		{reporting.FormatV2, filepath.Join("testdata", "format-v2", "final-v2"), estimated(), configOf},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			dir, w := publishAs(t, tc.day, tc.cfg(tc.day))
+			again, _ := publishAs(t, tc.day, tc.cfg(tc.day))
+			if differs, err := reporting.CompareFolders(t.Context(), dir, again); err != nil || differs != "" {
+				t.Fatalf("two exports of the same run differ in %q (%v)", differs, err)
+			}
+			m := w.Manifest
+			if m.Format != tc.format || m.ControlTotals.LedgerSum != "0.00" || m.Files[1].Rows != 300 || m.Lineage.Ledger.FirstEntryID == nil ||
+				m.Lineage.Inputs[0].Topic != "ami.interval-reads" || *m.PreviousManifestSHA256 != previous {
+				t.Errorf("manifest: %+v", m)
+			}
+			for _, name := range []string{reporting.ManifestFile, reporting.SignatureFile, reporting.PublicKeyFile} {
+				got, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden := filepath.Join(tc.golden, name)
+				if *update {
+					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(golden, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run with -update to create it)", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s differs from %s; if the change is intended, run with -update:\n%s", name, golden, got)
+				}
+			}
+		})
+	}
+}
+
+// TestV2ControlTotals: a v2 export holds estimates.parquet with one row per
+// estimate, and its manifest the control total estimated_energy_mwh, the
+// sum of that column of statements.parquet; verification recomputes both.
+func TestV2ControlTotals(t *testing.T) {
+	d := estimated()
 	dir, w := publish(t, d)
-	again, _ := publish(t, d)
-	if differs, err := reporting.CompareFolders(t.Context(), dir, again); err != nil || differs != "" {
-		t.Fatalf("two exports of the same run differ in %q (%v)", differs, err)
-	}
 	m := w.Manifest
-	if m.ControlTotals.LedgerSum != "0.00" || m.Files[1].Rows != 300 || m.Lineage.Ledger.FirstEntryID == nil ||
-		m.Lineage.Inputs[0].Topic != "ami.interval-reads" || *m.PreviousManifestSHA256 != previous {
-		t.Errorf("manifest: %+v", m)
+	var names []string
+	for _, f := range m.Files {
+		names = append(names, f.Name)
 	}
-	for _, name := range []string{reporting.ManifestFile, reporting.SignatureFile, reporting.PublicKeyFile} {
-		got, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
+	if m.Format != reporting.FormatV2 || !slices.Equal(names, []string{"statements.parquet", "intervals.parquet", "ledger.parquet", "estimates.parquet"}) ||
+		m.Files[3].Rows != int64(len(d.Estimates)) || len(d.Estimates) != 5 {
+		t.Fatalf("manifest: %+v", m)
+	}
+	var want decimal.Decimal
+	for _, s := range d.Statements {
+		want = want.Add(s.EstimatedEnergyMWh)
+	}
+	if want.IsZero() || m.ControlTotals.EstimatedEnergyMWh != want.StringFixed(6) {
+		t.Fatalf("estimated_energy_mwh %q, want %s", m.ControlTotals.EstimatedEnergyMWh, want.StringFixed(6))
+	}
+	r, err := reporting.Verify(t.Context(), dir, configOf(d).PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := strings.Join(r.Checks, "\n")
+	for _, s := range []string{"estimated_energy_mwh " + want.StringFixed(6), "estimates: 5", "estimates.parquet: sha256", "gridsettle-export/v2"} {
+		if !strings.Contains(report, s) {
+			t.Errorf("report without %q:\n%s", s, report)
 		}
-		golden := filepath.Join("testdata", "final-v2", name)
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(golden, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from %s; if the change is intended, run with -update:\n%s", name, golden, got)
-		}
+	}
+	// A run without estimates still has estimates.parquet, empty, and a
+	// zero total.
+	dir, w = publish(t, reportingtest.FallBackDay())
+	if f := w.Manifest.Files[3]; f.Name != parquet.EstimatesFile || f.Rows != 0 || w.Manifest.ControlTotals.EstimatedEnergyMWh != "0.000000" {
+		t.Fatalf("manifest of a run without estimates: %+v", w.Manifest)
+	}
+	if _, err := reporting.Verify(t.Context(), dir, configOf(d).PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestV1StaysV1: an export written as gridsettle-export/v1 is regenerated
+// as v1, byte for byte, by a build that writes v2 (and another generator),
+// and verifies as v1: no estimates.parquet, no estimated_energy_mwh total.
+// A run with estimates cannot be written as v1 (it would drop them).
+func TestV1StaysV1(t *testing.T) {
+	d := reportingtest.FallBackDay()
+	dir, w := publishAs(t, d, v1(d))
+	root := filepath.Dir(filepath.Dir(dir))
+	if w.Manifest.Format != reporting.FormatV1 || len(w.Manifest.Files) != 3 || w.Manifest.ControlTotals.EstimatedEnergyMWh != "" {
+		t.Fatalf("v1 manifest: %+v", w.Manifest)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, reporting.ManifestFile)); bytes.Contains(b, []byte("estimated")) {
+		t.Fatalf("v1 manifest mentions estimates:\n%s", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, parquet.EstimatesFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("v1 folder has %s: %v", parquet.EstimatesFile, err)
+	}
+	current := configOf(d)
+	current.Generator = "gridsettle v9.9.9"
+	if differs, err := reporting.Regenerate(t.Context(), root, runOf(d), &previous, source{d}, current); err != nil || differs != "" {
+		t.Fatalf("v1 export regenerated by a v2 build differs in %q (%v)", differs, err)
+	}
+	r, err := reporting.Verify(t.Context(), dir, current.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(r.Checks, "\n"), "gridsettle-export/v1") {
+		t.Errorf("report: %v", r.Checks)
+	}
+	// An estimates.parquet slipped into a v1 folder is not part of it.
+	extra := copyDir(t, dir)
+	if err := os.WriteFile(filepath.Join(extra, parquet.EstimatesFile), []byte("PAR1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reporting.Verify(t.Context(), extra, current.PublicKey()); err == nil || !strings.Contains(err.Error(), "unexpected file in a gridsettle-export/v1") {
+		t.Fatalf("v1 folder with estimates.parquet: %v", err)
+	}
+	e := estimated()
+	if _, err := reporting.Publish(t.Context(), t.TempDir(), runOf(e), nil, source{e}, v1(e)); err == nil ||
+		!strings.Contains(err.Error(), "estimated_energy_mwh") {
+		t.Fatalf("run with estimates written as v1: %v", err)
+	}
+	e.Statements = reportingtest.FallBackDay().Statements
+	for i := range e.Intervals {
+		e.Intervals[i].GridsettleEstimatedReads, e.Intervals[i].EstimatedEnergyMWh = 0, decimal.Zero
+	}
+	if _, err := reporting.Publish(t.Context(), t.TempDir(), runOf(e), nil, source{e}, v1(e)); err == nil ||
+		!strings.Contains(err.Error(), "has no estimates.parquet") {
+		t.Fatalf("run with (zero) estimates written as v1: %v", err)
 	}
 }
 
 func TestPublishNeverOverwrites(t *testing.T) {
-	d := reportingtest.FallBackDay()
+	d := estimated()
 	dir, _ := publish(t, d)
 	root := filepath.Dir(filepath.Dir(dir))
 	before, _ := os.ReadFile(filepath.Join(dir, reporting.ManifestFile))
@@ -169,7 +296,7 @@ func TestPublishNeverOverwrites(t *testing.T) {
 }
 
 func TestVerifyGenuine(t *testing.T) {
-	d := reportingtest.FallBackDay()
+	d := estimated()
 	dir, w := publish(t, d)
 	pub := configOf(d).PublicKey()
 	r, err := reporting.Verify(t.Context(), dir, pub)
@@ -212,12 +339,16 @@ func TestVerifyGenuine(t *testing.T) {
 func copyDir(t *testing.T, dir string) string {
 	t.Helper()
 	dst := t.TempDir()
-	for _, name := range reporting.FolderFiles {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -229,7 +360,7 @@ func copyDir(t *testing.T, dir string) string {
 // discrepancy that names the damaged file (the manifest when its
 // signature no longer verifies).
 func TestTamperedFolderFails(t *testing.T) {
-	d := reportingtest.FallBackDay()
+	d := estimated()
 	dir, _ := publish(t, d)
 	pub := configOf(d).PublicKey()
 	for _, name := range reporting.FolderFiles {
@@ -289,6 +420,13 @@ func TestTamperedFolderFails(t *testing.T) {
 	if _, err := reporting.Verify(t.Context(), missing, pub); err == nil || !strings.Contains(err.Error(), "ledger.parquet is missing") {
 		t.Fatalf("missing file: %v", err)
 	}
+	noEstimates := copyDir(t, dir)
+	if err := os.Remove(filepath.Join(noEstimates, parquet.EstimatesFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reporting.Verify(t.Context(), noEstimates, pub); err == nil || !strings.Contains(err.Error(), "estimates.parquet is missing") {
+		t.Fatalf("v2 folder without estimates.parquet: %v", err)
+	}
 }
 
 // TestVerifyWithoutTheFolderKey: the signed files are the export. With a
@@ -296,7 +434,7 @@ func TestTamperedFolderFails(t *testing.T) {
 // download); without one the folder's key is needed, and the command says
 // so.
 func TestVerifyWithoutTheFolderKey(t *testing.T) {
-	d := reportingtest.FallBackDay()
+	d := estimated()
 	dir, _ := publish(t, d)
 	pub := configOf(d).PublicKey()
 	signed := copyDir(t, dir)
@@ -358,7 +496,7 @@ func resign(t *testing.T, dir string, key ed25519.PrivateKey, change func(*repor
 // key the signature passes and the recomputation from the rows finds the
 // discrepancy; with the trusted key the signature fails first.
 func TestForgedButSelfSigned(t *testing.T) {
-	d := reportingtest.FallBackDay()
+	d := estimated()
 	forger := configOf(d)
 	forger.Key = testKey("forger")
 	root := t.TempDir()
@@ -382,7 +520,7 @@ func TestForgedButSelfSigned(t *testing.T) {
 	d.Statements[1].Amount = d.Statements[1].Amount.Add(decimal.NewFromInt(1000))
 	d.Statements[1].DeltaAmount = d.Statements[1].DeltaAmount.Add(decimal.NewFromInt(1000))
 	var b bytes.Buffer
-	w, err := parquet.NewStatementWriter(&b, parquet.ZSTD)
+	w, err := parquet.NewStatementWriter(&b, parquet.ZSTD, parquet.LayoutV2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,6 +543,41 @@ func TestForgedButSelfSigned(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "interval rows in intervals.parquet round to") {
 		t.Fatalf("self-signed folder with a raised amount: %v", err)
 	}
+
+	// An estimates file with an estimate by a method estimation.md does
+	// not have, hashed and signed again.
+	est := copyDir(t, genuine)
+	d.Estimates[0].Method = "AVG"
+	b.Reset()
+	ew, err := parquet.NewEstimateWriter(&b, parquet.ZSTD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range d.Estimates {
+		if err := ew.Write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ew.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(est, parquet.EstimatesFile), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum = sha256.Sum256(b.Bytes())
+	resign(t, est, forger.Key, func(m *reporting.Manifest) {
+		m.Files[3].SHA256, m.Files[3].Bytes = hex.EncodeToString(sum[:]), int64(b.Len())
+	})
+	var disc *reporting.Discrepancy
+	if _, err = reporting.Verify(t.Context(), est, nil); !errors.As(err, &disc) || disc.File != parquet.EstimatesFile || !strings.Contains(err.Error(), `method "AVG"`) {
+		t.Fatalf("self-signed folder with a bad estimate: %v", err)
+	}
+	// A manifest whose estimated total was changed and signed again.
+	total := copyDir(t, genuine)
+	resign(t, total, forger.Key, func(m *reporting.Manifest) { m.ControlTotals.EstimatedEnergyMWh = "0.000000" })
+	if _, err := reporting.Verify(t.Context(), total, nil); err == nil || !strings.Contains(err.Error(), "control_totals") {
+		t.Fatalf("self-signed manifest with a wrong estimated total: %v", err)
+	}
 }
 
 // TestRefusesInconsistentRows: the checks Build makes as it writes.
@@ -425,9 +598,16 @@ func TestRefusesInconsistentRows(t *testing.T) {
 		{"value that does not fit", "column energy_mwh", func(d *reportingtest.Day) {
 			d.Intervals[3].EnergyMWh = d.Intervals[3].EnergyMWh.Add(decimal.New(1, -19))
 		}},
+		{"estimated energy", "estimated_energy_mwh", func(d *reportingtest.Day) {
+			d.Statements[0].EstimatedEnergyMWh = d.Statements[0].EstimatedEnergyMWh.Add(decimal.New(1, -6))
+		}},
+		{"estimate of no line", "has no statement line", func(d *reportingtest.Day) { d.Estimates[4].SettlementPoint = "LZ_WEST" }},
+		{"estimate method", "is not one of", func(d *reportingtest.Day) { d.Estimates[0].Method = "lin" }},
+		{"estimate out of order", "natural-key order", func(d *reportingtest.Day) { d.Estimates[0], d.Estimates[1] = d.Estimates[1], d.Estimates[0] }},
+		{"estimate value that does not fit", "column value_kwh", func(d *reportingtest.Day) { d.Estimates[1].ValueKWh = decimal.New(1, -7) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := reportingtest.FallBackDay()
+			d := estimated()
 			tc.damage(&d)
 			root := t.TempDir()
 			_, err := reporting.Publish(t.Context(), root, runOf(d), nil, source{d}, configOf(d))

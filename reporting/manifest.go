@@ -5,14 +5,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/gridsettle/gridsettle/reporting/parquet"
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
-// Format is the manifest's format identifier.
-const Format = "gridsettle-export/v1"
+// The manifest's format identifiers (exports.md "Manifest"). An export
+// keeps the format it was written with: regenerating it writes that format
+// again, byte for byte.
+const (
+	// FormatV1: statements.parquet, intervals.parquet and ledger.parquet
+	// without estimate columns.
+	FormatV1 = "gridsettle-export/v1"
+	// FormatV2 adds estimates.parquet, the estimate columns of
+	// statements.parquet and intervals.parquet (parquet.LayoutV2) and the
+	// control total estimated_energy_mwh.
+	FormatV2 = "gridsettle-export/v2"
+	// Format is what exports are written as from now on.
+	Format = FormatV2
+)
 
 // The files of an export folder besides the Parquet files.
 const (
@@ -21,12 +34,41 @@ const (
 	PublicKeyFile = "signing-key.pub.pem"
 )
 
-// DataFiles are the Parquet files of an export, in the manifest's order.
-var DataFiles = []string{parquet.StatementsFile, parquet.IntervalsFile, parquet.LedgerFile}
+// Layout is what a format means for the folder: the layout of its Parquet
+// files and which of them it holds, in the manifest's order.
+type Layout struct {
+	Format    string
+	Parquet   parquet.Layout
+	DataFiles []string
+}
 
-// FolderFiles are every file of an export folder, and nothing else may be
-// in it.
-var FolderFiles = append(append([]string{}, DataFiles...), ManifestFile, SignatureFile, PublicKeyFile)
+var layouts = []Layout{
+	{FormatV1, parquet.LayoutV1, []string{parquet.StatementsFile, parquet.IntervalsFile, parquet.LedgerFile}},
+	{FormatV2, parquet.LayoutV2, []string{parquet.StatementsFile, parquet.IntervalsFile, parquet.LedgerFile, parquet.EstimatesFile}},
+}
+
+// LayoutOf is the layout of format; an unknown format is an error.
+func LayoutOf(format string) (Layout, error) {
+	for _, l := range layouts {
+		if l.Format == format {
+			return l, nil
+		}
+	}
+	return Layout{}, fmt.Errorf("export format %q: want %s or %s", format, FormatV1, FormatV2)
+}
+
+// FolderFiles are every file of a folder of this layout, and nothing else
+// may be in it.
+func (l Layout) FolderFiles() []string {
+	return append(slices.Clone(l.DataFiles), ManifestFile, SignatureFile, PublicKeyFile)
+}
+
+// v2 reports whether the layout carries estimates.
+func (l Layout) v2() bool { return l.Parquet >= parquet.LayoutV2 }
+
+// FolderFiles are every file an export folder of any format may hold: those
+// of the latest format, which holds every file of the earlier ones.
+var FolderFiles = layouts[len(layouts)-1].FolderFiles()
 
 // Manifest is manifest.json (exports.md "Manifest"). Field order is the
 // JSON order; decimals are strings with their column's scale.
@@ -73,12 +115,14 @@ type FolderFile struct {
 
 // ControlTotals are sums over the files' rows: energy_mwh, amount and
 // delta_amount over statements.parquet, ledger_sum over ledger.parquet
-// (zero, since every entry balances).
+// (zero, since every entry balances), and from FormatV2 on
+// estimated_energy_mwh over statements.parquet (empty, so absent, in v1).
 type ControlTotals struct {
-	EnergyMWh   string `json:"energy_mwh"`
-	Amount      string `json:"amount"`
-	DeltaAmount string `json:"delta_amount"`
-	LedgerSum   string `json:"ledger_sum"`
+	EnergyMWh          string `json:"energy_mwh"`
+	Amount             string `json:"amount"`
+	DeltaAmount        string `json:"delta_amount"`
+	LedgerSum          string `json:"ledger_sum"`
+	EstimatedEnergyMWh string `json:"estimated_energy_mwh,omitempty"`
 }
 
 // Lineage is what the run read and what it posted.
@@ -140,8 +184,8 @@ func ParseManifest(b []byte) (Manifest, error) {
 	if dec.More() {
 		return m, fmt.Errorf("decode %s: data after the manifest", ManifestFile)
 	}
-	if m.Format != Format {
-		return m, fmt.Errorf("%s: format %q, want %q", ManifestFile, m.Format, Format)
+	if _, err := LayoutOf(m.Format); err != nil {
+		return m, fmt.Errorf("%s: %w", ManifestFile, err)
 	}
 	again, err := m.Marshal()
 	if err != nil {

@@ -2,6 +2,8 @@ package reporting
 
 import (
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -13,14 +15,16 @@ import (
 // tally accumulates what the manifest says about the rows, and checks the
 // rows against each other, from the rows as they stream by: when a folder
 // is built from the database and again when it is verified from the files.
-// Statements must come first, then intervals, then ledger lines.
+// Statements must come first, then intervals, then ledger lines, then
+// estimates.
 type tally struct {
 	day     settlement.Day
 	runType string
 	version int
+	layout  Layout
 
-	statements, intervals, ledgerLines int64
-	energy, amount, delta, ledgerSum   decimal.Decimal
+	statements, intervals, ledgerLines, estimates int64
+	energy, amount, delta, ledgerSum, estimated   decimal.Decimal
 
 	lines map[lineKey]*lineTally
 	order []*lineTally // lines in statements.parquet order, so the first discrepancy is always the same one
@@ -36,9 +40,9 @@ type lineKey struct{ participant, point string }
 
 // lineTally sums a statement line's interval rows.
 type lineTally struct {
-	statement                parquet.Statement
-	energy, unpriced, amount exactSum
-	intervals, priced        int32
+	statement                           parquet.Statement
+	energy, unpriced, amount, estimated exactSum
+	intervals, priced                   int32
 }
 
 // The scales interval rows are summed at: those of their Parquet columns
@@ -71,8 +75,8 @@ func (s *exactSum) add(d decimal.Decimal, scale int32) {
 
 func (s *exactSum) value(scale int32) decimal.Decimal { return s.units.Decimal(scale).Add(s.rest) }
 
-func newTally(day settlement.Day, runType string, version int) *tally {
-	return &tally{day: day, runType: runType, version: version, lines: map[lineKey]*lineTally{}}
+func newTally(day settlement.Day, runType string, version int, layout Layout) *tally {
+	return &tally{day: day, runType: runType, version: version, layout: layout, lines: map[lineKey]*lineTally{}}
 }
 
 func (t *tally) statement(s parquet.Statement) error {
@@ -95,6 +99,7 @@ func (t *tally) statement(s parquet.Statement) error {
 	t.energy = t.energy.Add(s.EnergyMWh)
 	t.amount = t.amount.Add(s.Amount)
 	t.delta = t.delta.Add(s.DeltaAmount)
+	t.estimated = t.estimated.Add(s.EstimatedEnergyMWh)
 	return nil
 }
 
@@ -110,6 +115,7 @@ func (t *tally) interval(i parquet.Interval) error {
 	}
 	l.intervals++
 	l.energy.add(i.EnergyMWh, energyScale)
+	l.estimated.add(i.EstimatedEnergyMWh, energyScale)
 	if i.Amount.Valid {
 		l.priced++
 		l.amount.add(i.Amount.Decimal, amountScale)
@@ -145,6 +151,24 @@ func (t *tally) ledgerLine(l parquet.LedgerLine) error {
 	return nil
 }
 
+// estimate checks an estimates.parquet row: a method of estimation.md, a
+// length, and the statement line it flows into (an estimate in the day
+// creates its line as a read would).
+func (t *tally) estimate(e parquet.Estimate) error {
+	t.estimates++
+	where := fmt.Sprintf("%s row %d (%s %s at %s)", parquet.EstimatesFile, t.estimates, e.MeterID, e.Channel,
+		e.IntervalStart.UTC().Format(time.RFC3339))
+	switch {
+	case !slices.Contains(settlement.EstimateMethods, e.Method):
+		return fmt.Errorf("%s: method %q is not one of %v", where, e.Method, settlement.EstimateMethods)
+	case e.IntervalSeconds <= 0:
+		return fmt.Errorf("%s: interval_seconds %d is not positive", where, e.IntervalSeconds)
+	case t.lines[lineKey{e.ParticipantID, e.SettlementPoint}] == nil:
+		return fmt.Errorf("%s: participant %s at %s has no statement line", where, e.ParticipantID, e.SettlementPoint)
+	}
+	return nil
+}
+
 // closeEntry checks that the entry just summed balances.
 func (t *tally) closeEntry() error {
 	if t.ledger.LastEntryID == nil {
@@ -172,6 +196,7 @@ func (t *tally) finish() (ControlTotals, LedgerLineage, error) {
 			{"energy_mwh", s.EnergyMWh, l.energy.value(energyScale).RoundBank(6)},
 			{"unpriced_energy_mwh", s.UnpricedEnergyMWh, l.unpriced.value(energyScale).RoundBank(6)},
 			{"amount", s.Amount, l.amount.value(amountScale).RoundBank(2)},
+			{"estimated_energy_mwh", s.EstimatedEnergyMWh, l.estimated.value(energyScale).RoundBank(6)},
 		} {
 			if !c.got.Equal(c.want) {
 				return ControlTotals{}, LedgerLineage{}, fmt.Errorf("%s %s: %s %s, but its interval rows in %s round to %s",
@@ -184,10 +209,14 @@ func (t *tally) finish() (ControlTotals, LedgerLineage, error) {
 				l.intervals, l.priced, s.ParticipantID, s.SettlementPoint)
 		}
 	}
-	return ControlTotals{
+	totals := ControlTotals{
 		EnergyMWh:   t.energy.StringFixed(6),
 		Amount:      t.amount.StringFixed(2),
 		DeltaAmount: t.delta.StringFixed(2),
 		LedgerSum:   t.ledgerSum.StringFixed(2),
-	}, t.ledger, nil
+	}
+	if t.layout.v2() {
+		totals.EstimatedEnergyMWh = t.estimated.StringFixed(6)
+	}
+	return totals, t.ledger, nil
 }

@@ -51,15 +51,17 @@ type Report struct {
 // signature and public key files.
 const maxSmallFile = 1 << 20
 
-// Verify checks an export folder offline and returns the first discrepancy
-// as a *Discrepancy: exactly the expected files (signing-key.pub.pem may be
-// absent when trusted is given: the signed files are the export); the
+// Verify checks an export folder of either format offline and returns the
+// first discrepancy as a *Discrepancy: exactly the files of the manifest's
+// format (signing-key.pub.pem may be absent when trusted is given: the
+// signed files are the export); the
 // signature of the exact bytes of manifest.json, by trusted when it is
 // given, else by the folder's own signing-key.pub.pem (the report then says
 // the signer is not authenticated); the manifest's canonical form and key id; every Parquet
 // file's size and SHA-256; and, by reading the Parquet files, their schemas,
-// row order, row counts, control totals, ledger lineage and the statement
-// lines' agreement with their interval rows. Parquet files are parsed only
+// row order, row counts, control totals, ledger lineage, the statement
+// lines' agreement with their interval rows and (v2) every estimate's
+// method and line. Parquet files are parsed only
 // once their hashes matched the signed manifest.
 func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report, error) {
 	r := Report{Dir: dir}
@@ -81,9 +83,10 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 		return slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == name })
 	}
 	// The folder's public key is a convenience: with a trusted key the
-	// signed files are the whole export.
+	// signed files are the whole export. Which Parquet files the folder
+	// must hold depends on the manifest's format, checked once it is read.
 	hasKey := has(PublicKeyFile)
-	for _, name := range FolderFiles {
+	for _, name := range []string{ManifestFile, SignatureFile, PublicKeyFile} {
 		if has(name) {
 			continue
 		}
@@ -92,11 +95,6 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 		} else if name != PublicKeyFile {
 			return r, discrepancy(name, "%s is missing", name)
 		}
-	}
-	if hasKey {
-		r.Checks = append(r.Checks, fmt.Sprintf("folder: the %d files of an export and nothing else", len(FolderFiles)))
-	} else {
-		r.Checks = append(r.Checks, fmt.Sprintf("folder: the %d signed files of an export and nothing else (no %s; the trusted key is given)", len(FolderFiles)-1, PublicKeyFile))
 	}
 
 	small := map[string][]byte{}
@@ -145,8 +143,19 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 	if err != nil {
 		return r, discrepancy(ManifestFile, "%s: %v", ManifestFile, err)
 	}
-	if names := fileNames(m.Files); !slices.Equal(names, DataFiles) {
-		return r, discrepancy(ManifestFile, "%s lists files %v, want %v", ManifestFile, names, DataFiles)
+	layout, _ := LayoutOf(m.Format) // ParseManifest checked it
+	if err := checkFolderFiles(layout, has); err != nil {
+		return r, err
+	}
+	folder := layout.FolderFiles()
+	if hasKey {
+		r.Checks = append(r.Checks, fmt.Sprintf("folder: the %d files of a %s export and nothing else", len(folder), layout.Format))
+	} else {
+		r.Checks = append(r.Checks, fmt.Sprintf("folder: the %d signed files of a %s export and nothing else (no %s; the trusted key is given)",
+			len(folder)-1, layout.Format, PublicKeyFile))
+	}
+	if names := fileNames(m.Files); !slices.Equal(names, layout.DataFiles) {
+		return r, discrepancy(ManifestFile, "%s lists files %v, want %v", ManifestFile, names, layout.DataFiles)
 	}
 	r.Checks = append(r.Checks, fmt.Sprintf("manifest: %s, %s %s v%d (%s), sha256 %s", m.Format, m.OperatingDay, m.RunType, m.Version, m.RunID, r.ManifestSHA256))
 
@@ -155,7 +164,7 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 			return r, err
 		}
 	}
-	checks, err := checkRows(ctx, dir, m, day)
+	checks, err := checkRows(ctx, dir, m, day, layout)
 	if err != nil {
 		return r, err
 	}
@@ -166,12 +175,28 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 	return r, nil
 }
 
+// checkFolderFiles checks that the folder (has) holds every Parquet file of
+// layout and none of another format's.
+func checkFolderFiles(layout Layout, has func(string) bool) error {
+	for _, name := range layout.DataFiles {
+		if !has(name) {
+			return discrepancy(name, "%s is missing", name)
+		}
+	}
+	for _, name := range FolderFiles {
+		if has(name) && !slices.Contains(layout.FolderFiles(), name) {
+			return discrepancy(name, "%s: unexpected file in a %s export folder", name, layout.Format)
+		}
+	}
+	return nil
+}
+
 // ListFolder lists every file of the export folder dir, whose manifest is
 // m, in FolderFiles order: the manifest's entries for the Parquet files,
 // then manifest.json, its signature and the public key, hashed as they are
 // in the folder.
 func ListFolder(ctx context.Context, dir string, m Manifest) ([]FolderFile, error) {
-	out := make([]FolderFile, 0, len(FolderFiles))
+	out := make([]FolderFile, 0, len(m.Files)+3)
 	for _, f := range m.Files {
 		out = append(out, FolderFile{Name: f.Name, SHA256: f.SHA256, Bytes: f.Bytes, Rows: &f.Rows})
 	}
@@ -265,25 +290,29 @@ func checkHash(ctx context.Context, dir string, f File) error {
 
 // checkRows reads the Parquet files back and compares what they hold with
 // the manifest.
-func checkRows(ctx context.Context, dir string, m Manifest, day settlement.Day) ([]string, error) {
-	t := newTally(day, m.RunType, m.Version)
-	for i, read := range []func(context.Context, io.ReaderAt, int64) (int64, error){
-		func(ctx context.Context, r io.ReaderAt, n int64) (int64, error) {
-			return parquet.ReadStatements(ctx, r, n, t.statement)
+func checkRows(ctx context.Context, dir string, m Manifest, day settlement.Day, layout Layout) ([]string, error) {
+	t := newTally(day, m.RunType, m.Version, layout)
+	readers := map[string]func(context.Context, io.ReaderAt, int64) (int64, error){
+		parquet.StatementsFile: func(ctx context.Context, r io.ReaderAt, n int64) (int64, error) {
+			return parquet.ReadStatements(ctx, r, n, layout.Parquet, t.statement)
 		},
-		func(ctx context.Context, r io.ReaderAt, n int64) (int64, error) {
-			return parquet.ReadIntervals(ctx, r, n, t.interval)
+		parquet.IntervalsFile: func(ctx context.Context, r io.ReaderAt, n int64) (int64, error) {
+			return parquet.ReadIntervals(ctx, r, n, layout.Parquet, t.interval)
 		},
-		func(ctx context.Context, r io.ReaderAt, n int64) (int64, error) {
+		parquet.LedgerFile: func(ctx context.Context, r io.ReaderAt, n int64) (int64, error) {
 			return parquet.ReadLedger(ctx, r, n, t.ledgerLine)
 		},
-	} {
-		f := m.Files[i]
+		parquet.EstimatesFile: func(ctx context.Context, r io.ReaderAt, n int64) (int64, error) {
+			return parquet.ReadEstimates(ctx, r, n, t.estimate)
+		},
+	}
+	// m.Files are layout.DataFiles, in the order the tally needs.
+	for _, f := range m.Files {
 		file, err := os.Open(filepath.Join(dir, f.Name))
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", f.Name, err)
 		}
-		rows, err := read(ctx, file, f.Bytes)
+		rows, err := readers[f.Name](ctx, file, f.Bytes)
 		file.Close()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -306,12 +335,24 @@ func checkRows(ctx context.Context, dir string, m Manifest, day settlement.Day) 
 		return nil, discrepancy(ManifestFile, "%s: lineage.ledger %s, %s holds %s", ManifestFile,
 			describeLedger(m.Lineage.Ledger), parquet.LedgerFile, describeLedger(ledger))
 	}
-	return []string{
-		fmt.Sprintf("control totals recomputed from the rows: energy_mwh %s, amount %s, delta_amount %s, ledger_sum %s",
-			totals.EnergyMWh, totals.Amount, totals.DeltaAmount, totals.LedgerSum),
-		fmt.Sprintf("statement lines: each of the %d agrees with its interval rows (energy, unpriced energy, amount rounded half-even, interval counts)", t.statements),
+	recomputed := fmt.Sprintf("control totals recomputed from the rows: energy_mwh %s, amount %s, delta_amount %s, ledger_sum %s",
+		totals.EnergyMWh, totals.Amount, totals.DeltaAmount, totals.LedgerSum)
+	if layout.v2() {
+		recomputed += ", estimated_energy_mwh " + totals.EstimatedEnergyMWh
+	}
+	lines := "energy, unpriced energy, amount rounded half-even, interval counts"
+	if layout.v2() {
+		lines = "energy, unpriced energy, estimated energy, amount rounded half-even, interval counts"
+	}
+	checks := []string{
+		recomputed,
+		fmt.Sprintf("statement lines: each of the %d agrees with its interval rows (%s)", t.statements, lines),
 		fmt.Sprintf("ledger: %s, every entry balances", describeLedger(ledger)),
-	}, nil
+	}
+	if layout.v2() {
+		checks = append(checks, fmt.Sprintf("estimates: %d, each with a method of estimation.md and the statement line it flows into", t.estimates))
+	}
+	return checks, nil
 }
 
 func sameLedger(a, b LedgerLineage) bool {

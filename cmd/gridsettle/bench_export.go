@@ -19,7 +19,7 @@ import (
 //   - the issue's figure, compared with its target: writing
 //     intervals.parquet, from the first row read from Postgres to the
 //     file's fsync (rows checked, encoded, compressed and hashed);
-//   - the whole export, as an operator waits for it: the three Parquet
+//   - the whole export, as an operator waits for it: the Parquet
 //     files, manifest, signature, and the read-back verification Publish
 //     does before renaming the folder into place.
 func (b *bench) export(ctx context.Context) error {
@@ -36,7 +36,7 @@ func (b *bench) export(ctx context.Context) error {
 		return fmt.Errorf("count run intervals: %w", err)
 	}
 	copySQL := fmt.Sprintf(`COPY (SELECT participant_id, settlement_point, interval_start, energy_mwh, price, amount,
-		actual_reads, estimated_reads FROM run_intervals WHERE run_id = '%s'
+		actual_reads, estimated_reads, gridsettle_estimated_reads, estimated_energy_mwh FROM run_intervals WHERE run_id = '%s'
 		ORDER BY participant_id COLLATE "C", settlement_point COLLATE "C", interval_start) TO STDOUT`, d.run.RunID)
 	var intervals, whole, limits []float64
 	for rep := range b.opts.repeat {

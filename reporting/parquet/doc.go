@@ -1,6 +1,6 @@
-// Package parquet writes and reads the three Parquet files of a regulatory
-// export (exports.md): statements.parquet, intervals.parquet and
-// ledger.parquet. It writes them with github.com/xitongsys/parquet-go (the
+// Package parquet writes and reads the Parquet files of a regulatory
+// export (exports.md): statements.parquet, intervals.parquet,
+// ledger.parquet and, from layout v2 on, estimates.parquet. It writes them with github.com/xitongsys/parquet-go (the
 // files' bytes depend on it, see Libraries) and reads them back with
 // github.com/parquet-go/parquet-go, an independent implementation that
 // decodes typed values without reflection, after checking the schema
@@ -18,7 +18,12 @@
 //     truncation. Timestamps are UTC instants in whole microseconds.
 //   - Rows are written, and must be read back, in strictly increasing
 //     natural-key order (statement_id; participant, settlement point,
-//     interval start; entry id, line number).
+//     interval start; entry id, line number; meter, channel, interval
+//     start).
+//   - Layouts are frozen once written: LayoutV1 (gridsettle-export/v1) has
+//     its own records, so its files keep their bytes; LayoutV2 appends the
+//     estimate columns after v1's. A v1 writer refuses a row whose estimate
+//     figures are not zero rather than drop them.
 //   - Decimals are converted through exact 128-bit integers
 //     (reporting/internal/fixed), and through big.Int only for coefficients
 //     of more than 18 digits; both give the same unscaled values.

@@ -39,14 +39,36 @@ type spec[R, Rec any] struct {
 }
 
 var (
+	statementsSpecV1 = spec[Statement, statementRecordV1]{
+		name: StatementsFile, encode: Statement.recordV1, decode: statementOf, compare: compareStatements,
+	}
 	statementsSpec = spec[Statement, statementRecord]{
-		name: StatementsFile, encode: Statement.record, decode: statementOf, compare: compareStatements,
+		name: StatementsFile, encode: Statement.record, decode: statementOfV2, compare: compareStatements,
+	}
+	intervalsSpecV1 = spec[Interval, intervalRecordV1]{
+		name: IntervalsFile, encode: Interval.recordV1, decode: intervalOf, compare: compareIntervals,
 	}
 	intervalsSpec = spec[Interval, intervalRecord]{
-		name: IntervalsFile, encode: Interval.record, decode: intervalOf, compare: compareIntervals,
+		name: IntervalsFile, encode: Interval.record, decode: intervalOfV2, compare: compareIntervals,
 	}
 	ledgerSpec = spec[LedgerLine, ledgerRecord]{
 		name: LedgerFile, encode: LedgerLine.record, decode: ledgerLineOf, compare: compareLedgerLines,
 		readTies: true,
 	}
+	estimatesSpec = spec[Estimate, estimateRecord]{
+		name: EstimatesFile, encode: Estimate.record, decode: estimateOf, compare: compareEstimates,
+	}
 )
+
+// byLayout picks the v1 or v2 variant of an operation on a file whose
+// columns depend on the layout; any other layout is an error.
+func byLayout[T any](l Layout, name string, v1, v2 func() (T, error)) (T, error) {
+	switch l {
+	case LayoutV1:
+		return v1()
+	case LayoutV2:
+		return v2()
+	}
+	var zero T
+	return zero, fmt.Errorf("%s: unknown layout %d", name, l)
+}

@@ -17,10 +17,11 @@ import (
 	"github.com/gridsettle/gridsettle/reporting/reportingtest"
 )
 
-// The files' schemas as exports.md declares them, in the notation of
-// github.com/parquet-go/parquet-go, an implementation independent of the
-// writer's.
-var wantSchemas = map[string]string{
+// The files' schemas as exports.md and estimation.md declare them, in the
+// notation of github.com/parquet-go/parquet-go, an implementation
+// independent of the writer's: v1's, then v2's (v1's columns, then the
+// estimate columns, and estimates.parquet).
+var wantSchemasV1 = map[string]string{
 	parquet.StatementsFile: `
 	required binary statement_id (STRING);
 	required binary participant_id (STRING);
@@ -56,6 +57,26 @@ var wantSchemas = map[string]string{
 	required binary entry_hash (STRING);`,
 }
 
+var wantSchemasV2 = map[string]string{
+	parquet.StatementsFile: wantSchemasV1[parquet.StatementsFile] + `
+	required int64 estimated_energy_mwh (DECIMAL(18,6));`,
+	parquet.IntervalsFile: wantSchemasV1[parquet.IntervalsFile] + `
+	required int32 gridsettle_estimated_reads (INT(32,true));
+	required fixed_len_byte_array(16) estimated_energy_mwh (DECIMAL(38,18));`,
+	parquet.LedgerFile: wantSchemasV1[parquet.LedgerFile],
+	parquet.EstimatesFile: `
+	required binary meter_id (STRING);
+	required binary channel (STRING);
+	required int64 interval_start (TIMESTAMP(isAdjustedToUTC=true,unit=MICROS));
+	required int32 interval_seconds (INT(32,true));
+	required int64 value_kwh (DECIMAL(18,6));
+	required binary method (STRING);
+	required binary account_id (STRING);
+	required binary participant_id (STRING);
+	required binary settlement_point (STRING);
+	required int64 loss_factor (DECIMAL(18,6));`,
+}
+
 // convertedTypes are the legacy annotations that readers such as DuckDB
 // rely on; columns not listed must have none.
 var convertedTypes = map[string]deprecated.ConvertedType{
@@ -66,6 +87,8 @@ var convertedTypes = map[string]deprecated.ConvertedType{
 	"interval_start": deprecated.TimestampMicros, "posted_at": deprecated.TimestampMicros,
 	"energy_mwh": deprecated.Decimal, "unpriced_energy_mwh": deprecated.Decimal, "amount": deprecated.Decimal,
 	"previous_amount": deprecated.Decimal, "delta_amount": deprecated.Decimal, "price": deprecated.Decimal,
+	"estimated_energy_mwh": deprecated.Decimal, "value_kwh": deprecated.Decimal, "loss_factor": deprecated.Decimal,
+	"meter_id": deprecated.UTF8, "channel": deprecated.UTF8, "method": deprecated.UTF8, "account_id": deprecated.UTF8,
 }
 
 // TestIndependentReader reads the files with another Parquet implementation:
@@ -73,30 +96,40 @@ var convertedTypes = map[string]deprecated.ConvertedType{
 // from the raw unscaled values match what was written, and each statement
 // line's amount is its interval amounts' sum rounded half-even to cents.
 func TestIndependentReader(t *testing.T) {
-	d := reportingtest.FallBackDay()
-	for _, c := range []parquet.Codec{parquet.ZSTD, parquet.Snappy} {
-		t.Run(string(c), func(t *testing.T) {
-			files := writeAll(t, d, c)
-			cols := map[string][]map[string]pgo.Value{}
-			for name, b := range files {
-				f, err := pgo.OpenFile(bytes.NewReader(b), int64(len(b)))
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				if got, want := schemaBody(f.Schema().String()), schemaBody(wantSchemas[name]); got != want {
-					t.Errorf("%s schema:\n%s\nwant:\n%s", name, got, want)
-				}
-				for _, e := range f.Metadata().Schema[1:] {
-					want, annotated := convertedTypes[e.Name]
-					if e.ConvertedType.Valid != annotated || (annotated && e.ConvertedType.V != want) {
-						t.Errorf("%s column %s: converted type %v (set %t), want %v (set %t)", name, e.Name, e.ConvertedType.V, e.ConvertedType.Valid, want, annotated)
-					}
-				}
-				cols[name] = readValues(t, f)
-			}
-			checkIndependentTotals(t, d, cols)
-		})
+	for _, l := range layouts {
+		for _, c := range []parquet.Codec{parquet.ZSTD, parquet.Snappy} {
+			t.Run(fmt.Sprintf("v%d/%s", l.layout, c), func(t *testing.T) { readIndependently(t, l.day(), l.layout, c) })
+		}
 	}
+}
+
+func readIndependently(t *testing.T, d reportingtest.Day, l parquet.Layout, c parquet.Codec) {
+	wantSchemas := wantSchemasV1
+	if l == parquet.LayoutV2 {
+		wantSchemas = wantSchemasV2
+	}
+	files := writeAll(t, d, c, l)
+	if len(files) != len(wantSchemas) {
+		t.Fatalf("%d files, want %d", len(files), len(wantSchemas))
+	}
+	cols := map[string][]map[string]pgo.Value{}
+	for name, b := range files {
+		f, err := pgo.OpenFile(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := schemaBody(f.Schema().String()), schemaBody(wantSchemas[name]); got != want {
+			t.Errorf("%s schema:\n%s\nwant:\n%s", name, got, want)
+		}
+		for _, e := range f.Metadata().Schema[1:] {
+			want, annotated := convertedTypes[e.Name]
+			if e.ConvertedType.Valid != annotated || (annotated && e.ConvertedType.V != want) {
+				t.Errorf("%s column %s: converted type %v (set %t), want %v (set %t)", name, e.Name, e.ConvertedType.V, e.ConvertedType.Valid, want, annotated)
+			}
+		}
+		cols[name] = readValues(t, f)
+	}
+	checkIndependentTotals(t, d, cols)
 }
 
 func schemaBody(s string) string {
@@ -161,8 +194,8 @@ func unscaled(v pgo.Value, scale int32) decimal.Decimal {
 func checkIndependentTotals(t *testing.T, d reportingtest.Day, cols map[string][]map[string]pgo.Value) {
 	t.Helper()
 	type sums struct {
-		energy, amount decimal.Decimal
-		rows, priced   int32
+		energy, amount, estimated decimal.Decimal
+		rows, priced              int32
 	}
 	byLine := map[string]*sums{}
 	intervals := cols[parquet.IntervalsFile]
@@ -178,6 +211,9 @@ func checkIndependentTotals(t *testing.T, d reportingtest.Day, cols map[string][
 		}
 		s.rows++
 		s.energy = s.energy.Add(unscaled(r["energy_mwh"], 18))
+		if v, ok := r["estimated_energy_mwh"]; ok {
+			s.estimated = s.estimated.Add(unscaled(v, 18))
+		}
 		if r["price"].IsNull() != r["amount"].IsNull() {
 			t.Fatalf("interval row %d: price null %t, amount null %t", i, r["price"].IsNull(), r["amount"].IsNull())
 		}
@@ -210,6 +246,9 @@ func checkIndependentTotals(t *testing.T, d reportingtest.Day, cols map[string][
 		if !amount.Equal(d.Statements[i].Amount) {
 			t.Errorf("statement row %d amount %s, wrote %s", i, amount, d.Statements[i].Amount)
 		}
+		if v, ok := r["estimated_energy_mwh"]; ok && (s == nil || !s.estimated.RoundBank(6).Equal(unscaled(v, 6))) {
+			t.Errorf("statement %s: estimated energy %s; its interval rows give %+v", r["statement_id"], unscaled(v, 6), s)
+		}
 	}
 	var ledger decimal.Decimal
 	for _, r := range cols[parquet.LedgerFile] {
@@ -217,6 +256,9 @@ func checkIndependentTotals(t *testing.T, d reportingtest.Day, cols map[string][
 	}
 	if len(cols[parquet.LedgerFile]) != len(d.Ledger) || !ledger.IsZero() {
 		t.Errorf("ledger: %d rows summing to %s, want %d rows summing to 0", len(cols[parquet.LedgerFile]), ledger, len(d.Ledger))
+	}
+	if est := cols[parquet.EstimatesFile]; len(est) != len(d.Estimates) {
+		t.Errorf("%d estimate rows, want %d", len(est), len(d.Estimates))
 	}
 	if total.IsZero() {
 		t.Error("fixture statements sum to zero: the totals check would not notice a dropped row")

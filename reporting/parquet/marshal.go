@@ -81,6 +81,11 @@ func optional[T any](t *layout.Table, v *T) {
 }
 
 func (r statementRecord) appendTo(c []*layout.Table) {
+	r.v1().appendTo(c)
+	required(c[14], r.EstimatedEnergyMWh)
+}
+
+func (r statementRecordV1) appendTo(c []*layout.Table) {
 	requiredText(c[0], r.StatementID)
 	requiredText(c[1], r.ParticipantID)
 	requiredText(c[2], r.SettlementPoint)
@@ -98,6 +103,12 @@ func (r statementRecord) appendTo(c []*layout.Table) {
 }
 
 func (r intervalRecord) appendTo(c []*layout.Table) {
+	r.v1().appendTo(c)
+	required(c[8], r.GridsettleEstimatedReads)
+	required(c[9], r.EstimatedEnergyMWh)
+}
+
+func (r intervalRecordV1) appendTo(c []*layout.Table) {
 	requiredText(c[0], r.ParticipantID)
 	requiredText(c[1], r.SettlementPoint)
 	required(c[2], r.IntervalStart)
@@ -117,4 +128,17 @@ func (r ledgerRecord) appendTo(c []*layout.Table) {
 	required(c[5], r.EffectiveDate)
 	required(c[6], r.PostedAt)
 	requiredText(c[7], r.EntryHash)
+}
+
+func (r estimateRecord) appendTo(c []*layout.Table) {
+	requiredText(c[0], r.MeterID)
+	requiredText(c[1], r.Channel)
+	required(c[2], r.IntervalStart)
+	required(c[3], r.IntervalSeconds)
+	required(c[4], r.ValueKWh)
+	requiredText(c[5], r.Method)
+	requiredText(c[6], r.AccountID)
+	requiredText(c[7], r.ParticipantID)
+	requiredText(c[8], r.SettlementPoint)
+	required(c[9], r.LossFactor)
 }

@@ -20,19 +20,19 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
-// writeAll writes the three files of a day into memory.
-func writeAll(t *testing.T, d reportingtest.Day, c parquet.Codec) map[string][]byte {
+// writeAll writes the files of a day in layout l into memory.
+func writeAll(t *testing.T, d reportingtest.Day, c parquet.Codec, l parquet.Layout) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	var b bytes.Buffer
-	sw, err := parquet.NewStatementWriter(&b, c)
+	sw, err := parquet.NewStatementWriter(&b, c, l)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeRows(t, sw, d.Statements)
 	out[parquet.StatementsFile] = bytes.Clone(b.Bytes())
 	b.Reset()
-	iw, err := parquet.NewIntervalWriter(&b, c)
+	iw, err := parquet.NewIntervalWriter(&b, c, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,28 @@ func writeAll(t *testing.T, d reportingtest.Day, c parquet.Codec) map[string][]b
 	}
 	writeRows(t, lw, d.Ledger)
 	out[parquet.LedgerFile] = bytes.Clone(b.Bytes())
+	if l == parquet.LayoutV1 {
+		return out
+	}
+	b.Reset()
+	ew, err := parquet.NewEstimateWriter(&b, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRows(t, ew, d.Estimates)
+	out[parquet.EstimatesFile] = bytes.Clone(b.Bytes())
 	return out
+}
+
+// layouts are the fixture day of each layout and where its golden files
+// are: v1's are those written before v2 existed, and must stay the same.
+var layouts = []struct {
+	layout parquet.Layout
+	day    func() reportingtest.Day
+	dir    string
+}{
+	{parquet.LayoutV1, reportingtest.FallBackDay, "testdata"},
+	{parquet.LayoutV2, func() reportingtest.Day { return reportingtest.FallBackDay().WithEstimates() }, filepath.Join("testdata", "v2")},
 }
 
 func writeRows[R any](t *testing.T, w *parquet.Writer[R], rows []R) {
@@ -63,46 +84,55 @@ func writeRows[R any](t *testing.T, w *parquet.Writer[R], rows []R) {
 	}
 }
 
-// TestGolden writes the fixture day twice with each codec: both runs must
-// be byte-identical, and identical to the checked-in files, which pins the
-// bytes across machines and library upgrades.
+// TestGolden writes the fixture day twice in each layout with each codec:
+// both runs must be byte-identical, and identical to the checked-in files,
+// which pins the bytes across machines and library upgrades; the v1 files
+// are those of exports written before v2, which must regenerate as they
+// were.
 func TestGolden(t *testing.T) {
-	d := reportingtest.FallBackDay()
-	for _, c := range []parquet.Codec{parquet.ZSTD, parquet.Snappy} {
-		first, second := writeAll(t, d, c), writeAll(t, d, c)
-		for name, b := range first {
-			if !bytes.Equal(b, second[name]) {
-				t.Fatalf("%s %s: two writes of the same rows differ", c, name)
-			}
-			golden := filepath.Join("testdata", string(c), name)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
+	for _, l := range layouts {
+		d := l.day()
+		for _, c := range []parquet.Codec{parquet.ZSTD, parquet.Snappy} {
+			first, second := writeAll(t, d, c, l.layout), writeAll(t, d, c, l.layout)
+			for name, b := range first {
+				if !bytes.Equal(b, second[name]) {
+					t.Fatalf("v%d %s %s: two writes of the same rows differ", l.layout, c, name)
 				}
-				if err := os.WriteFile(golden, b, 0o644); err != nil {
-					t.Fatal(err)
+				golden := filepath.Join(l.dir, string(c), name)
+				if *update {
+					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(golden, b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
 				}
-				continue
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(b, want) {
-				t.Errorf("%s differs from %s (%d bytes, golden %d); if the change is intended, run with -update", name, golden, len(b), len(want))
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run with -update to create it)", err)
+				}
+				if !bytes.Equal(b, want) {
+					t.Errorf("%s differs from %s (%d bytes, golden %d); if the change is intended, run with -update", name, golden, len(b), len(want))
+				}
 			}
 		}
 	}
 }
 
-// TestRoundTrip reads every file back with this package's reader: the rows
-// are the ones written, value for value.
+// TestRoundTrip reads every file of each layout back with this package's
+// reader: the rows are the ones written, value for value.
 func TestRoundTrip(t *testing.T) {
-	d := reportingtest.FallBackDay()
-	files := writeAll(t, d, parquet.ZSTD)
+	for _, l := range layouts {
+		t.Run(fmt.Sprintf("v%d", l.layout), func(t *testing.T) { roundTrip(t, l.day(), l.layout) })
+	}
+}
+
+func roundTrip(t *testing.T, d reportingtest.Day, l parquet.Layout) {
+	files := writeAll(t, d, parquet.ZSTD, l)
 	var statements []parquet.Statement
 	b := files[parquet.StatementsFile]
-	if _, err := parquet.ReadStatements(t.Context(), bytes.NewReader(b), int64(len(b)), func(s parquet.Statement) error {
+	if _, err := parquet.ReadStatements(t.Context(), bytes.NewReader(b), int64(len(b)), l, func(s parquet.Statement) error {
 		statements = append(statements, s)
 		return nil
 	}); err != nil {
@@ -114,17 +144,19 @@ func TestRoundTrip(t *testing.T) {
 	for i, s := range statements {
 		w := d.Statements[i]
 		if s.StatementID != w.StatementID || s.OperatingDay != w.OperatingDay || !s.Amount.Equal(w.Amount) ||
-			!s.EnergyMWh.Equal(w.EnergyMWh) || !s.DeltaAmount.Equal(w.DeltaAmount) || s.PricedIntervals != w.PricedIntervals {
+			!s.EnergyMWh.Equal(w.EnergyMWh) || !s.DeltaAmount.Equal(w.DeltaAmount) || s.PricedIntervals != w.PricedIntervals ||
+			!s.EstimatedEnergyMWh.Equal(w.EstimatedEnergyMWh) {
 			t.Errorf("statement %d: read %+v, wrote %+v", i, s, w)
 		}
 	}
 	i := 0
 	b = files[parquet.IntervalsFile]
-	if _, err := parquet.ReadIntervals(t.Context(), bytes.NewReader(b), int64(len(b)), func(r parquet.Interval) error {
+	if _, err := parquet.ReadIntervals(t.Context(), bytes.NewReader(b), int64(len(b)), l, func(r parquet.Interval) error {
 		w := d.Intervals[i]
 		if r.ParticipantID != w.ParticipantID || !r.IntervalStart.Equal(w.IntervalStart) || !r.EnergyMWh.Equal(w.EnergyMWh) ||
 			r.Price.Valid != w.Price.Valid || !r.Price.Decimal.Equal(w.Price.Decimal) ||
-			r.Amount.Valid != w.Amount.Valid || !r.Amount.Decimal.Equal(w.Amount.Decimal) || r.EstimatedReads != w.EstimatedReads {
+			r.Amount.Valid != w.Amount.Valid || !r.Amount.Decimal.Equal(w.Amount.Decimal) || r.EstimatedReads != w.EstimatedReads ||
+			r.GridsettleEstimatedReads != w.GridsettleEstimatedReads || !r.EstimatedEnergyMWh.Equal(w.EstimatedEnergyMWh) {
 			t.Errorf("interval %d: read %+v, wrote %+v", i, r, w)
 		}
 		i++
@@ -150,6 +182,67 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if i != len(d.Ledger) {
 		t.Fatalf("%d ledger lines read, want %d", i, len(d.Ledger))
+	}
+	if l == parquet.LayoutV1 {
+		return
+	}
+	var estimates []parquet.Estimate
+	b = files[parquet.EstimatesFile]
+	if _, err := parquet.ReadEstimates(t.Context(), bytes.NewReader(b), int64(len(b)), func(e parquet.Estimate) error {
+		estimates = append(estimates, e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(estimates) != len(d.Estimates) || len(estimates) == 0 {
+		t.Fatalf("%d estimates read, want %d", len(estimates), len(d.Estimates))
+	}
+	for i, e := range estimates {
+		w := d.Estimates[i]
+		if e.MeterID != w.MeterID || e.Channel != w.Channel || !e.IntervalStart.Equal(w.IntervalStart) ||
+			e.IntervalSeconds != w.IntervalSeconds || !e.ValueKWh.Equal(w.ValueKWh) || e.Method != w.Method ||
+			e.AccountID != w.AccountID || e.ParticipantID != w.ParticipantID || e.SettlementPoint != w.SettlementPoint ||
+			!e.LossFactor.Equal(w.LossFactor) {
+			t.Errorf("estimate %d: read %+v, wrote %+v", i, e, w)
+		}
+	}
+}
+
+// TestV1RefusesEstimateFigures: a v1 file has no estimate columns, so a row
+// with estimate figures is refused rather than written without them; a v2
+// file is not read as v1, nor v1 as v2.
+func TestV1RefusesEstimateFigures(t *testing.T) {
+	sw, _ := parquet.NewStatementWriter(&bytes.Buffer{}, parquet.ZSTD, parquet.LayoutV1)
+	if err := sw.Write(parquet.Statement{StatementID: "a", EstimatedEnergyMWh: decimal.New(1, -6)}); err == nil ||
+		!strings.Contains(err.Error(), "column estimated_energy_mwh") {
+		t.Fatalf("v1 statement with estimated energy: %v", err)
+	}
+	at := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
+	iw, _ := parquet.NewIntervalWriter(&bytes.Buffer{}, parquet.ZSTD, parquet.LayoutV1)
+	if err := iw.Write(parquet.Interval{ParticipantID: "P", SettlementPoint: "S", IntervalStart: at, GridsettleEstimatedReads: 1}); err == nil ||
+		!strings.Contains(err.Error(), "column gridsettle_estimated_reads") {
+		t.Fatalf("v1 interval with estimated reads: %v", err)
+	}
+	if _, err := parquet.NewStatementWriter(&bytes.Buffer{}, parquet.ZSTD, 3); err == nil {
+		t.Fatal("layout 3 accepted")
+	}
+	v2 := writeAll(t, reportingtest.FallBackDay().WithEstimates(), parquet.ZSTD, parquet.LayoutV2)
+	v1 := writeAll(t, reportingtest.FallBackDay(), parquet.ZSTD, parquet.LayoutV1)
+	for _, tc := range []struct {
+		b []byte
+		l parquet.Layout
+	}{{v2[parquet.StatementsFile], parquet.LayoutV1}, {v1[parquet.StatementsFile], parquet.LayoutV2}} {
+		if _, err := parquet.ReadStatements(t.Context(), bytes.NewReader(tc.b), int64(len(tc.b)), tc.l, func(parquet.Statement) error { return nil }); err == nil {
+			t.Errorf("statements read as layout v%d", tc.l)
+		}
+	}
+	for _, tc := range []struct {
+		b []byte
+		l parquet.Layout
+	}{{v2[parquet.IntervalsFile], parquet.LayoutV1}, {v1[parquet.IntervalsFile], parquet.LayoutV2}} {
+		if _, err := parquet.ReadIntervals(t.Context(), bytes.NewReader(tc.b), int64(len(tc.b)), tc.l, func(parquet.Interval) error { return nil }); err == nil {
+			t.Errorf("intervals read as layout v%d", tc.l)
+		}
 	}
 }
 
@@ -180,7 +273,7 @@ func TestValueThatDoesNotFit(t *testing.T) {
 		{"participant not UTF-8", interval(func(i *parquet.Interval) { i.ParticipantID = "P\xff" }), "participant_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w, err := parquet.NewIntervalWriter(&bytes.Buffer{}, parquet.ZSTD)
+			w, err := parquet.NewIntervalWriter(&bytes.Buffer{}, parquet.ZSTD, parquet.LayoutV2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +287,7 @@ func TestValueThatDoesNotFit(t *testing.T) {
 		})
 	}
 	// Trailing zeros beyond the scale are exact, so they fit.
-	w, err := parquet.NewStatementWriter(&bytes.Buffer{}, parquet.Snappy)
+	w, err := parquet.NewStatementWriter(&bytes.Buffer{}, parquet.Snappy, parquet.LayoutV2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +307,7 @@ func TestValueThatDoesNotFit(t *testing.T) {
 func TestNaturalKeyOrder(t *testing.T) {
 	day := settlement.Day{Year: 2026, Month: time.November, Day: 1}
 	at := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
-	sw, _ := parquet.NewStatementWriter(&bytes.Buffer{}, parquet.ZSTD)
+	sw, _ := parquet.NewStatementWriter(&bytes.Buffer{}, parquet.ZSTD, parquet.LayoutV2)
 	if err := sw.Write(parquet.Statement{StatementID: "b", OperatingDay: day}); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +316,7 @@ func TestNaturalKeyOrder(t *testing.T) {
 			t.Fatalf("statement %q after \"b\" accepted", id)
 		}
 	}
-	iw, _ := parquet.NewIntervalWriter(&bytes.Buffer{}, parquet.ZSTD)
+	iw, _ := parquet.NewIntervalWriter(&bytes.Buffer{}, parquet.ZSTD, parquet.LayoutV2)
 	if err := iw.Write(parquet.Interval{ParticipantID: "P", SettlementPoint: "S", IntervalStart: at.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -265,12 +358,12 @@ func TestEmptyFile(t *testing.T) {
 // TestReadRefusesOtherSchemas: a Parquet file that is not the expected one
 // (here statements read as ledger) is refused by its schema, not decoded.
 func TestReadRefusesOtherSchemas(t *testing.T) {
-	b := writeAll(t, reportingtest.FallBackDay(), parquet.ZSTD)[parquet.StatementsFile]
+	b := writeAll(t, reportingtest.FallBackDay(), parquet.ZSTD, parquet.LayoutV2)[parquet.StatementsFile]
 	_, err := parquet.ReadLedger(t.Context(), bytes.NewReader(b), int64(len(b)), func(parquet.LedgerLine) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "ledger.parquet") {
 		t.Fatalf("statements read as ledger: %v", err)
 	}
-	_, err = parquet.ReadStatements(t.Context(), bytes.NewReader(b[:len(b)-1]), int64(len(b)-1), func(parquet.Statement) error { return nil })
+	_, err = parquet.ReadStatements(t.Context(), bytes.NewReader(b[:len(b)-1]), int64(len(b)-1), parquet.LayoutV2, func(parquet.Statement) error { return nil })
 	if err == nil {
 		t.Fatal("truncated file read")
 	}
@@ -298,7 +391,7 @@ func BenchmarkIntervalWriter(b *testing.B) {
 		b.Run(string(c), func(b *testing.B) {
 			rows := 0
 			for b.Loop() {
-				w, err := parquet.NewIntervalWriter(io.Discard, c)
+				w, err := parquet.NewIntervalWriter(io.Discard, c, parquet.LayoutV2)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -325,7 +418,7 @@ func BenchmarkIntervalWriter(b *testing.B) {
 func BenchmarkIntervalReader(b *testing.B) {
 	base := reportingtest.FallBackDay().Intervals
 	var buf bytes.Buffer
-	w, err := parquet.NewIntervalWriter(&buf, parquet.ZSTD)
+	w, err := parquet.NewIntervalWriter(&buf, parquet.ZSTD, parquet.LayoutV2)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -342,7 +435,7 @@ func BenchmarkIntervalReader(b *testing.B) {
 	}
 	rows := int64(0)
 	for b.Loop() {
-		n, err := parquet.ReadIntervals(b.Context(), bytes.NewReader(buf.Bytes()), int64(buf.Len()), func(parquet.Interval) error { return nil })
+		n, err := parquet.ReadIntervals(b.Context(), bytes.NewReader(buf.Bytes()), int64(buf.Len()), parquet.LayoutV2, func(parquet.Interval) error { return nil })
 		if err != nil {
 			b.Fatal(err)
 		}

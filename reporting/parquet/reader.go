@@ -19,16 +19,25 @@ import (
 // file is never held in memory as rows.
 const readBatch = 1024
 
-// ReadStatements reads statements.parquet from r (size bytes), checks its
-// schema and row order, and calls fn with every row. It returns the number
-// of rows read.
-func ReadStatements(ctx context.Context, r io.ReaderAt, size int64, fn func(Statement) error) (int64, error) {
-	return read(ctx, r, size, statementsSpec, fn)
+// ReadStatements reads statements.parquet of layout l from r (size bytes),
+// checks its schema and row order, and calls fn with every row. It returns
+// the number of rows read.
+func ReadStatements(ctx context.Context, r io.ReaderAt, size int64, l Layout, fn func(Statement) error) (int64, error) {
+	return byLayout(l, StatementsFile,
+		func() (int64, error) { return read(ctx, r, size, statementsSpecV1, fn) },
+		func() (int64, error) { return read(ctx, r, size, statementsSpec, fn) })
 }
 
-// ReadIntervals reads intervals.parquet like ReadStatements.
-func ReadIntervals(ctx context.Context, r io.ReaderAt, size int64, fn func(Interval) error) (int64, error) {
-	return read(ctx, r, size, intervalsSpec, fn)
+// ReadIntervals reads intervals.parquet of layout l like ReadStatements.
+func ReadIntervals(ctx context.Context, r io.ReaderAt, size int64, l Layout, fn func(Interval) error) (int64, error) {
+	return byLayout(l, IntervalsFile,
+		func() (int64, error) { return read(ctx, r, size, intervalsSpecV1, fn) },
+		func() (int64, error) { return read(ctx, r, size, intervalsSpec, fn) })
+}
+
+// ReadEstimates reads estimates.parquet (LayoutV2) like ReadStatements.
+func ReadEstimates(ctx context.Context, r io.ReaderAt, size int64, fn func(Estimate) error) (int64, error) {
+	return read(ctx, r, size, estimatesSpec, fn)
 }
 
 // ReadLedger reads ledger.parquet like ReadStatements. The rows' LineNo is

@@ -2,6 +2,7 @@ package parquet
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,11 +14,28 @@ import (
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
-// File names of the three Parquet files of an export.
+// File names of the Parquet files of an export.
 const (
 	StatementsFile = "statements.parquet"
 	IntervalsFile  = "intervals.parquet"
 	LedgerFile     = "ledger.parquet"
+	EstimatesFile  = "estimates.parquet" // LayoutV2 only
+)
+
+// Layout is which columns statements.parquet and intervals.parquet have:
+// an export keeps the layout it was written with, so that regenerating it
+// gives the same bytes (exports.md "Manifest").
+type Layout int
+
+const (
+	// LayoutV1 is the layout of gridsettle-export/v1: no estimate columns
+	// and no estimates.parquet.
+	LayoutV1 Layout = 1
+	// LayoutV2 is that of gridsettle-export/v2: statements.parquet gains
+	// estimated_energy_mwh, intervals.parquet gridsettle_estimated_reads and
+	// estimated_energy_mwh, appended after the v1 columns; estimates.parquet
+	// holds the run's estimates (estimation.md).
+	LayoutV2 Layout = 2
 )
 
 // Statement is one row of statements.parquet: one statement line of the
@@ -37,6 +55,9 @@ type Statement struct {
 	DeltaAmount       decimal.Decimal // DECIMAL(18,2)
 	Intervals         int32
 	PricedIntervals   int32
+	// EstimatedEnergyMWh is the part of EnergyMWh that gridsettle's
+	// estimates contribute; LayoutV2 only.
+	EstimatedEnergyMWh decimal.Decimal // DECIMAL(18,6)
 }
 
 // Interval is one row of intervals.parquet: one participant × settlement
@@ -52,6 +73,10 @@ type Interval struct {
 	Amount          decimal.NullDecimal // DECIMAL(38,24)
 	ActualReads     int32
 	EstimatedReads  int32
+	// The estimate pieces in the interval and their exact energy
+	// (estimation.md); LayoutV2 only.
+	GridsettleEstimatedReads int32
+	EstimatedEnergyMWh       decimal.Decimal // DECIMAL(38,18)
 }
 
 // LedgerLine is one row of ledger.parquet: one journal line posted by the
@@ -69,6 +94,23 @@ type LedgerLine struct {
 	EntryHash     string // hex SHA-256 of the journal entry
 }
 
+// Estimate is one row of estimates.parquet: one channel interval the run
+// estimated (estimation.md), with the whole interval's value and the
+// assignment covering its start. Its natural key is (MeterID, Channel,
+// IntervalStart).
+type Estimate struct {
+	MeterID         string
+	Channel         string
+	IntervalStart   time.Time
+	IntervalSeconds int32
+	ValueKWh        decimal.Decimal // DECIMAL(18,6)
+	Method          string          // LIN, LDY or ZER
+	AccountID       string
+	ParticipantID   string
+	SettlementPoint string
+	LossFactor      decimal.Decimal // DECIMAL(18,6)
+}
+
 // The records below are the files' schemas. Tags follow design/parquet.md:
 // converted types (not logicaltype= alone), DECIMAL on INT64 up to 18
 // digits and on FIXED_LEN_BYTE_ARRAY(16) beyond, TIMESTAMP_MICROS adjusted
@@ -77,6 +119,28 @@ type LedgerLine struct {
 // skip row groups that do hold nulls.
 
 type statementRecord struct {
+	StatementID       string `parquet:"name=statement_id, type=BYTE_ARRAY, convertedtype=UTF8"`
+	ParticipantID     string `parquet:"name=participant_id, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	SettlementPoint   string `parquet:"name=settlement_point, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	OperatingDay      int32  `parquet:"name=operating_day, type=INT32, convertedtype=DATE"`
+	RunType           string `parquet:"name=run_type, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	Version           int32  `parquet:"name=version, type=INT32"`
+	Currency          string `parquet:"name=currency, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	EnergyMWh         int64  `parquet:"name=energy_mwh, type=INT64, convertedtype=DECIMAL, precision=18, scale=6"`
+	UnpricedEnergyMWh int64  `parquet:"name=unpriced_energy_mwh, type=INT64, convertedtype=DECIMAL, precision=18, scale=6"`
+	Amount            int64  `parquet:"name=amount, type=INT64, convertedtype=DECIMAL, precision=18, scale=2"`
+	PreviousAmount    int64  `parquet:"name=previous_amount, type=INT64, convertedtype=DECIMAL, precision=18, scale=2"`
+	DeltaAmount       int64  `parquet:"name=delta_amount, type=INT64, convertedtype=DECIMAL, precision=18, scale=2"`
+	Intervals         int32  `parquet:"name=intervals, type=INT32"`
+	PricedIntervals   int32  `parquet:"name=priced_intervals, type=INT32"`
+	// LayoutV2 from here.
+	EstimatedEnergyMWh int64 `parquet:"name=estimated_energy_mwh, type=INT64, convertedtype=DECIMAL, precision=18, scale=6"`
+}
+
+// statementRecordV1 is statementRecord without the columns LayoutV2 added.
+// The library derives a file's schema from a struct, so each layout has its
+// own; v1 is frozen.
+type statementRecordV1 struct {
 	StatementID       string `parquet:"name=statement_id, type=BYTE_ARRAY, convertedtype=UTF8"`
 	ParticipantID     string `parquet:"name=participant_id, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
 	SettlementPoint   string `parquet:"name=settlement_point, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
@@ -102,6 +166,21 @@ type intervalRecord struct {
 	Amount          *string `parquet:"name=amount, type=FIXED_LEN_BYTE_ARRAY, length=16, convertedtype=DECIMAL, precision=38, scale=24, repetitiontype=OPTIONAL, omitstats=true"`
 	ActualReads     int32   `parquet:"name=actual_reads, type=INT32"`
 	EstimatedReads  int32   `parquet:"name=estimated_reads, type=INT32"`
+	// LayoutV2 from here.
+	GridsettleEstimatedReads int32  `parquet:"name=gridsettle_estimated_reads, type=INT32"`
+	EstimatedEnergyMWh       string `parquet:"name=estimated_energy_mwh, type=FIXED_LEN_BYTE_ARRAY, length=16, convertedtype=DECIMAL, precision=38, scale=18"`
+}
+
+// intervalRecordV1 is intervalRecord without the columns LayoutV2 added.
+type intervalRecordV1 struct {
+	ParticipantID   string  `parquet:"name=participant_id, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	SettlementPoint string  `parquet:"name=settlement_point, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	IntervalStart   int64   `parquet:"name=interval_start, type=INT64, convertedtype=TIMESTAMP_MICROS, isadjustedtoutc=true"`
+	EnergyMWh       string  `parquet:"name=energy_mwh, type=FIXED_LEN_BYTE_ARRAY, length=16, convertedtype=DECIMAL, precision=38, scale=18"`
+	Price           *int64  `parquet:"name=price, type=INT64, convertedtype=DECIMAL, precision=18, scale=6, repetitiontype=OPTIONAL, omitstats=true"`
+	Amount          *string `parquet:"name=amount, type=FIXED_LEN_BYTE_ARRAY, length=16, convertedtype=DECIMAL, precision=38, scale=24, repetitiontype=OPTIONAL, omitstats=true"`
+	ActualReads     int32   `parquet:"name=actual_reads, type=INT32"`
+	EstimatedReads  int32   `parquet:"name=estimated_reads, type=INT32"`
 }
 
 type ledgerRecord struct {
@@ -113,6 +192,19 @@ type ledgerRecord struct {
 	EffectiveDate int32  `parquet:"name=effective_date, type=INT32, convertedtype=DATE"`
 	PostedAt      int64  `parquet:"name=posted_at, type=INT64, convertedtype=TIMESTAMP_MICROS, isadjustedtoutc=true"`
 	EntryHash     string `parquet:"name=entry_hash, type=BYTE_ARRAY, convertedtype=UTF8"`
+}
+
+type estimateRecord struct {
+	MeterID         string `parquet:"name=meter_id, type=BYTE_ARRAY, convertedtype=UTF8"`
+	Channel         string `parquet:"name=channel, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	IntervalStart   int64  `parquet:"name=interval_start, type=INT64, convertedtype=TIMESTAMP_MICROS, isadjustedtoutc=true"`
+	IntervalSeconds int32  `parquet:"name=interval_seconds, type=INT32"`
+	ValueKWh        int64  `parquet:"name=value_kwh, type=INT64, convertedtype=DECIMAL, precision=18, scale=6"`
+	Method          string `parquet:"name=method, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	AccountID       string `parquet:"name=account_id, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	ParticipantID   string `parquet:"name=participant_id, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	SettlementPoint string `parquet:"name=settlement_point, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	LossFactor      int64  `parquet:"name=loss_factor, type=INT64, convertedtype=DECIMAL, precision=18, scale=6"`
 }
 
 // columnError names the column a conversion failed on.
@@ -182,6 +274,7 @@ func (s Statement) record() (statementRecord, error) {
 		{"amount", decimal18x2, s.Amount, &r.Amount},
 		{"previous_amount", decimal18x2, s.PreviousAmount, &r.PreviousAmount},
 		{"delta_amount", decimal18x2, s.DeltaAmount, &r.DeltaAmount},
+		{"estimated_energy_mwh", decimal18x6, s.EstimatedEnergyMWh, &r.EstimatedEnergyMWh},
 	} {
 		v, err := c.t.int64Of(c.v)
 		if err != nil {
@@ -192,6 +285,29 @@ func (s Statement) record() (statementRecord, error) {
 	return r, nil
 }
 
+// errNoV1Column refuses a figure that a LayoutV1 file has no column for:
+// writing it as v1 would drop it silently.
+var errNoV1Column = errors.New("is not zero, and a gridsettle-export/v1 file has no such column")
+
+func (s Statement) recordV1() (statementRecordV1, error) {
+	if !s.EstimatedEnergyMWh.IsZero() {
+		return statementRecordV1{}, columnError("estimated_energy_mwh", errNoV1Column)
+	}
+	r, err := s.record()
+	return r.v1(), err
+}
+
+func (r statementRecord) v1() statementRecordV1 {
+	return statementRecordV1{
+		StatementID: r.StatementID, ParticipantID: r.ParticipantID, SettlementPoint: r.SettlementPoint,
+		OperatingDay: r.OperatingDay, RunType: r.RunType, Version: r.Version, Currency: r.Currency,
+		EnergyMWh: r.EnergyMWh, UnpricedEnergyMWh: r.UnpricedEnergyMWh, Amount: r.Amount,
+		PreviousAmount: r.PreviousAmount, DeltaAmount: r.DeltaAmount,
+		Intervals: r.Intervals, PricedIntervals: r.PricedIntervals,
+	}
+}
+
+// statementOf decodes the columns both layouts have.
 func statementOf(v pgo.Row, prev *Statement) (Statement, error) {
 	return Statement{
 		StatementID:       string(v[0].ByteArray()),
@@ -210,12 +326,18 @@ func statementOf(v pgo.Row, prev *Statement) (Statement, error) {
 	}, nil
 }
 
+func statementOfV2(v pgo.Row, prev *Statement) (Statement, error) {
+	s, err := statementOf(v, prev)
+	s.EstimatedEnergyMWh = decimal18x6.fromInt64(v[14].Int64())
+	return s, err
+}
+
 func compareStatements(a, b Statement) int { return strings.Compare(a.StatementID, b.StatementID) }
 
 func (i Interval) record() (intervalRecord, error) {
 	r := intervalRecord{
 		ParticipantID: i.ParticipantID, SettlementPoint: i.SettlementPoint,
-		ActualReads: i.ActualReads, EstimatedReads: i.EstimatedReads,
+		ActualReads: i.ActualReads, EstimatedReads: i.EstimatedReads, GridsettleEstimatedReads: i.GridsettleEstimatedReads,
 	}
 	if err := checkText("participant_id", i.ParticipantID); err != nil {
 		return r, err
@@ -229,6 +351,9 @@ func (i Interval) record() (intervalRecord, error) {
 	}
 	if r.EnergyMWh, err = decimal38x18.fixed16Of(i.EnergyMWh); err != nil {
 		return r, columnError("energy_mwh", err)
+	}
+	if r.EstimatedEnergyMWh, err = decimal38x18.fixed16Of(i.EstimatedEnergyMWh); err != nil {
+		return r, columnError("estimated_energy_mwh", err)
 	}
 	if i.Price.Valid {
 		p, err := decimal18x6.int64Of(i.Price.Decimal)
@@ -247,6 +372,25 @@ func (i Interval) record() (intervalRecord, error) {
 	return r, nil
 }
 
+func (i Interval) recordV1() (intervalRecordV1, error) {
+	switch {
+	case i.GridsettleEstimatedReads != 0:
+		return intervalRecordV1{}, columnError("gridsettle_estimated_reads", errNoV1Column)
+	case !i.EstimatedEnergyMWh.IsZero():
+		return intervalRecordV1{}, columnError("estimated_energy_mwh", errNoV1Column)
+	}
+	r, err := i.record()
+	return r.v1(), err
+}
+
+func (r intervalRecord) v1() intervalRecordV1 {
+	return intervalRecordV1{
+		ParticipantID: r.ParticipantID, SettlementPoint: r.SettlementPoint, IntervalStart: r.IntervalStart,
+		EnergyMWh: r.EnergyMWh, Price: r.Price, Amount: r.Amount, ActualReads: r.ActualReads, EstimatedReads: r.EstimatedReads,
+	}
+}
+
+// intervalOf decodes the columns both layouts have.
 func intervalOf(v pgo.Row, prev *Interval) (Interval, error) {
 	i := Interval{
 		ParticipantID: textOf(v[0], prev.ParticipantID), SettlementPoint: textOf(v[1], prev.SettlementPoint),
@@ -265,6 +409,18 @@ func intervalOf(v pgo.Row, prev *Interval) (Interval, error) {
 			return i, columnError("amount", err)
 		}
 		i.Amount = decimal.NewNullDecimal(a)
+	}
+	return i, nil
+}
+
+func intervalOfV2(v pgo.Row, prev *Interval) (Interval, error) {
+	i, err := intervalOf(v, prev)
+	if err != nil {
+		return i, err
+	}
+	i.GridsettleEstimatedReads = v[8].Int32()
+	if i.EstimatedEnergyMWh, err = decimal38x18.fromFixed16(v[9].ByteArray()); err != nil {
+		return i, columnError("estimated_energy_mwh", err)
 	}
 	return i, nil
 }
@@ -312,4 +468,47 @@ func ledgerLineOf(v pgo.Row, prev *LedgerLine) (LedgerLine, error) {
 // readers accept that (spec.readTies).
 func compareLedgerLines(a, b LedgerLine) int {
 	return cmp.Or(cmp.Compare(a.EntryID, b.EntryID), cmp.Compare(a.LineNo, b.LineNo))
+}
+
+func (e Estimate) record() (estimateRecord, error) {
+	r := estimateRecord{
+		MeterID: e.MeterID, Channel: e.Channel, IntervalSeconds: e.IntervalSeconds, Method: e.Method,
+		AccountID: e.AccountID, ParticipantID: e.ParticipantID, SettlementPoint: e.SettlementPoint,
+	}
+	for _, c := range []struct{ name, v string }{
+		{"meter_id", e.MeterID}, {"channel", e.Channel}, {"method", e.Method}, {"account_id", e.AccountID},
+		{"participant_id", e.ParticipantID}, {"settlement_point", e.SettlementPoint},
+	} {
+		if err := checkText(c.name, c.v); err != nil {
+			return r, err
+		}
+	}
+	var err error
+	if r.IntervalStart, err = microsOf("interval_start", e.IntervalStart); err != nil {
+		return r, err
+	}
+	if r.ValueKWh, err = decimal18x6.int64Of(e.ValueKWh); err != nil {
+		return r, columnError("value_kwh", err)
+	}
+	if r.LossFactor, err = decimal18x6.int64Of(e.LossFactor); err != nil {
+		return r, columnError("loss_factor", err)
+	}
+	return r, nil
+}
+
+func estimateOf(v pgo.Row, prev *Estimate) (Estimate, error) {
+	return Estimate{
+		MeterID: textOf(v[0], prev.MeterID), Channel: textOf(v[1], prev.Channel), IntervalStart: timeOf(v[2].Int64()),
+		IntervalSeconds: v[3].Int32(), ValueKWh: decimal18x6.fromInt64(v[4].Int64()), Method: textOf(v[5], prev.Method),
+		AccountID: textOf(v[6], prev.AccountID), ParticipantID: textOf(v[7], prev.ParticipantID),
+		SettlementPoint: textOf(v[8], prev.SettlementPoint), LossFactor: decimal18x6.fromInt64(v[9].Int64()),
+	}, nil
+}
+
+func compareEstimates(a, b Estimate) int {
+	return cmp.Or(
+		strings.Compare(a.MeterID, b.MeterID),
+		strings.Compare(a.Channel, b.Channel),
+		a.IntervalStart.Compare(b.IntervalStart),
+	)
 }

@@ -44,14 +44,23 @@ type Writer[R any] struct {
 	err     error // sticky: once the library failed, the file is unusable
 }
 
-// NewStatementWriter starts statements.parquet on out.
-func NewStatementWriter(out io.Writer, c Codec) (*Writer[Statement], error) {
-	return newWriter(out, c, statementsSpec)
+// NewStatementWriter starts statements.parquet of layout l on out.
+func NewStatementWriter(out io.Writer, c Codec, l Layout) (*Writer[Statement], error) {
+	return byLayout(l, StatementsFile,
+		func() (*Writer[Statement], error) { return newWriter(out, c, statementsSpecV1) },
+		func() (*Writer[Statement], error) { return newWriter(out, c, statementsSpec) })
 }
 
-// NewIntervalWriter starts intervals.parquet on out.
-func NewIntervalWriter(out io.Writer, c Codec) (*Writer[Interval], error) {
-	return newWriter(out, c, intervalsSpec)
+// NewIntervalWriter starts intervals.parquet of layout l on out.
+func NewIntervalWriter(out io.Writer, c Codec, l Layout) (*Writer[Interval], error) {
+	return byLayout(l, IntervalsFile,
+		func() (*Writer[Interval], error) { return newWriter(out, c, intervalsSpecV1) },
+		func() (*Writer[Interval], error) { return newWriter(out, c, intervalsSpec) })
+}
+
+// NewEstimateWriter starts estimates.parquet (LayoutV2) on out.
+func NewEstimateWriter(out io.Writer, c Codec) (*Writer[Estimate], error) {
+	return newWriter(out, c, estimatesSpec)
 }
 
 // NewLedgerWriter starts ledger.parquet on out.

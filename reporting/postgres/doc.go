@@ -1,6 +1,6 @@
 // Package postgres produces regulatory exports from the database: it reads
-// a completed run's rows (runs, statement_lines, run_intervals, and the
-// journal entries the run posted) and hands them to package reporting,
+// a completed run's rows (runs, statement_lines, run_intervals,
+// run_estimates, and the journal entries the run posted) and hands them to package reporting,
 // which writes, signs and verifies the folder; it keeps the exports
 // registry (table exports, migrations 004xx); and its Exporter is what the
 // rest of gridsettle calls: its worker (Run) exports each completed run,

@@ -412,7 +412,7 @@ func (e *Exporter) get(ctx context.Context, q querier, where string, args ...any
 // completeFiles lists the whole folder of an export registered when the
 // registry held only the manifest's Parquet files.
 func (e *Exporter) completeFiles(ctx context.Context, x *Export) error {
-	if len(x.Files) == len(reporting.FolderFiles) {
+	if len(x.Files) > len(x.Manifest.Files) {
 		return nil
 	}
 	files, err := reporting.ListFolder(ctx, filepath.Join(e.cfg.Root, filepath.FromSlash(x.Dir)), x.Manifest)
@@ -459,8 +459,8 @@ func (e *Exporter) List(ctx context.Context, day *settlement.Day, afterSeq int64
 	return out, nil
 }
 
-// Open opens one file of an export's folder (a name of
-// reporting.FolderFiles) for serving byte for byte.
+// Open opens one file of an export's folder (a name of the folder files of
+// its format) for serving byte for byte.
 func (e *Exporter) Open(ctx context.Context, exportID, name string) (*os.File, error) {
 	if !slices.Contains(reporting.FolderFiles, name) {
 		return nil, fmt.Errorf("export file %q: %w", name, ErrNotFound)
@@ -468,6 +468,13 @@ func (e *Exporter) Open(ctx context.Context, exportID, name string) (*os.File, e
 	x, err := e.Get(ctx, exportID)
 	if err != nil {
 		return nil, err
+	}
+	layout, err := reporting.LayoutOf(x.Manifest.Format)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", exportID, err)
+	}
+	if !slices.Contains(layout.FolderFiles(), name) {
+		return nil, fmt.Errorf("export file %q of a %s export: %w", name, layout.Format, ErrNotFound)
 	}
 	f, err := os.Open(filepath.Join(e.cfg.Root, filepath.FromSlash(x.Dir), name))
 	if err != nil {

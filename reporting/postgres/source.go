@@ -55,7 +55,8 @@ func dayOf(t time.Time) settlement.Day {
 func (s runSource) Statements(ctx context.Context, fn func(parquet.Statement) error) error {
 	return stream(ctx, s.q, "statement lines", `
 		SELECT statement_id, participant_id, settlement_point, operating_day, run_type, version, currency,
-		       energy_mwh, unpriced_energy_mwh, amount, previous_amount, delta_amount, intervals, priced_intervals
+		       energy_mwh, unpriced_energy_mwh, amount, previous_amount, delta_amount, intervals, priced_intervals,
+		       estimated_energy_mwh
 		FROM statement_lines WHERE run_id = $1
 		ORDER BY statement_id COLLATE "C"`, []any{s.runID},
 		func(rows pgx.Rows) (parquet.Statement, error) {
@@ -63,7 +64,7 @@ func (s runSource) Statements(ctx context.Context, fn func(parquet.Statement) er
 			var day time.Time
 			err := rows.Scan(&st.StatementID, &st.ParticipantID, &st.SettlementPoint, &day, &st.RunType, &st.Version,
 				&st.Currency, &st.EnergyMWh, &st.UnpricedEnergyMWh, &st.Amount, &st.PreviousAmount, &st.DeltaAmount,
-				&st.Intervals, &st.PricedIntervals)
+				&st.Intervals, &st.PricedIntervals, &st.EstimatedEnergyMWh)
 			st.OperatingDay = dayOf(day)
 			return st, err
 		}, fn)
@@ -87,5 +88,22 @@ func (s runSource) Ledger(ctx context.Context, fn func(parquet.LedgerLine) error
 			err := rows.Scan(&l.EntryID, &l.LineNo, &l.EntryKey, &l.Account, &l.Amount, &l.Currency, &day, &l.PostedAt, &l.EntryHash)
 			l.EffectiveDate, l.PostedAt = dayOf(day), l.PostedAt.UTC()
 			return l, err
+		}, fn)
+}
+
+// Estimates streams the run's estimates (table run_estimates) in
+// estimates.parquet's natural-key order.
+func (s runSource) Estimates(ctx context.Context, fn func(parquet.Estimate) error) error {
+	return stream(ctx, s.q, "estimates", `
+		SELECT meter_id, channel, interval_start, interval_seconds, value_kwh, method, account_id, participant_id,
+		       settlement_point, loss_factor
+		FROM run_estimates WHERE run_id = $1
+		ORDER BY meter_id COLLATE "C", channel COLLATE "C", interval_start`, []any{s.runID},
+		func(rows pgx.Rows) (parquet.Estimate, error) {
+			var e parquet.Estimate
+			err := rows.Scan(&e.MeterID, &e.Channel, &e.IntervalStart, &e.IntervalSeconds, &e.ValueKWh, &e.Method,
+				&e.AccountID, &e.ParticipantID, &e.SettlementPoint, &e.LossFactor)
+			e.IntervalStart = e.IntervalStart.UTC()
+			return e, err
 		}, fn)
 }

@@ -26,7 +26,8 @@ type Line struct {
 // line is not nil) in natural-key order, as it is read.
 func Stream(ctx context.Context, q Querier, runID string, line *Line, fn func(parquet.Interval) error) error {
 	query := `
-		SELECT participant_id, settlement_point, interval_start, energy_mwh, price, amount, actual_reads, estimated_reads
+		SELECT participant_id, settlement_point, interval_start, energy_mwh, price, amount, actual_reads, estimated_reads,
+		       gridsettle_estimated_reads, estimated_energy_mwh
 		FROM run_intervals WHERE run_id = $1`
 	args := []any{runID}
 	if line != nil {
@@ -81,7 +82,13 @@ func scan(rows pgx.Rows, prev parquet.Interval) (i parquet.Interval, err error) 
 	if i.ActualReads, err = col(6).int32(); err != nil {
 		return i, err
 	}
-	i.EstimatedReads, err = col(7).int32()
+	if i.EstimatedReads, err = col(7).int32(); err != nil {
+		return i, err
+	}
+	if i.GridsettleEstimatedReads, err = col(8).int32(); err != nil {
+		return i, err
+	}
+	i.EstimatedEnergyMWh, err = col(9).decimal()
 	return i, err
 }
 
