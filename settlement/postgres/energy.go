@@ -189,7 +189,11 @@ func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Marke
 		meters: map[string][]assignment{},
 	}
 	if !m.Estimation.Off {
-		d.est = &dayEstimates{maxLinear: int64(m.Estimation.MaxLinearGap() / time.Second)}
+		ml := m.Estimation.MaxLinearGap()
+		if ml < time.Second || ml > settlement.MaxLinearLimit {
+			return fmt.Errorf("the longest linear estimate, %s, is not from 1s to %s", ml, settlement.MaxLinearLimit)
+		}
+		d.est = &dayEstimates{maxLinear: int64(ml / time.Second)}
 	}
 	for i, t := range starts {
 		if toPG(t) != d.first+int64(i)*d.lµ {

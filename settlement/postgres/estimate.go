@@ -141,8 +141,9 @@ func (c *chanDay) neighbour(t int64) int64 {
 
 // interpolate is the k-th of n interpolated values between vb and va
 // (micro-kWh): round_half_even(vb + (va − vb)·k/(n+1)) micro-kWh, which is
-// the contract's rounding to 6 places of kWh. Values are at most 10^12 and
-// n+1 at most maxLinearLimit/300 s, so nothing overflows.
+// the contract's rounding to 6 places of kWh. Values are at most 10^12
+// (maxReadMicro) and n+1 at most settlement.MaxLinearLimit over the
+// shortest channel length, 300 s, plus one: 2017, so nothing overflows.
 func interpolate(vb, va, k, n int64) int64 {
 	q, _ := meters.SplitNano(vb*(n+1)+(va-vb)*k, n+1) // the half-even quotient
 	return q
