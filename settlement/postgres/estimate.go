@@ -1,7 +1,8 @@
 package postgres
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 
 	"github.com/gridsettle/gridsettle/meters"
 )
@@ -70,8 +71,7 @@ type chanEstimate struct {
 
 // readAt is the index of the read starting at t, or -1.
 func (c *chanDay) readAt(t int64) int {
-	i := sort.Search(len(c.reads), func(i int) bool { return c.reads[i].start >= t })
-	if i < len(c.reads) && c.reads[i].start == t {
+	if i, ok := slices.BinarySearchFunc(c.reads, t, func(r chanRead, t int64) int { return cmp.Compare(r.start, t) }); ok {
 		return i
 	}
 	return -1
