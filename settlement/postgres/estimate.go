@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 // The pure part of estimation (settlement/README.md and
@@ -147,4 +149,49 @@ func (c *chanDay) neighbour(t int64) int64 {
 func interpolate(vb, va, k, n int64) int64 {
 	q, _ := meters.SplitNano(vb*(n+1)+(va-vb)*k, n+1) // the half-even quotient
 	return q
+}
+
+// likeDayBatch bounds the keys of one like-day look-up.
+const likeDayBatch = 100_000
+
+// answerLikeDays settles the pending estimates of made: each takes the
+// value of its channel's current read exactly 1, else 2, 3, 4 weeks
+// earlier (LDY), else zero (ZER). lookup gives the current value of each
+// key, readstore.NoRead for none; it is asked once per week back (in
+// batches of at most likeDayBatch), for only the estimates still pending.
+func answerLikeDays(made []madeEstimate, lookup func([]readstore.ValueKey) ([]int64, error)) error {
+	var pending []int // indexes into made
+	for i := range made {
+		if made[i].method == methodPending {
+			pending = append(pending, i)
+		}
+	}
+	var keys []readstore.ValueKey
+	for w := int64(1); w <= likeDayWeeks && len(pending) > 0; w++ {
+		var rest []int
+		for lo := 0; lo < len(pending); lo += likeDayBatch {
+			batch := pending[lo:min(lo+likeDayBatch, len(pending))]
+			keys = keys[:0]
+			for _, i := range batch {
+				m := &made[i]
+				keys = append(keys, readstore.ValueKey{MeterID: m.meter, Channel: m.channel, Start: m.start - w*secondsPerWeek})
+			}
+			vals, err := lookup(keys)
+			if err != nil {
+				return fmt.Errorf("like days %d weeks back: %w", w, err)
+			}
+			for k, i := range batch {
+				if vals[k] == readstore.NoRead {
+					rest = append(rest, i)
+					continue
+				}
+				made[i].micro, made[i].method = vals[k], methodLDY
+			}
+		}
+		pending = rest
+	}
+	for _, i := range pending {
+		made[i].method = methodZER
+	}
+	return nil
 }

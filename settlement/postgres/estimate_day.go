@@ -21,9 +21,6 @@ import (
 // ZER. Every estimate then enters the sums through the kernel a read takes
 // (mapRead), flagged by its method so that it never counts as a read.
 
-// likeDayBatch bounds the keys of one like-day look-up.
-const likeDayBatch = 100_000
-
 // dayEstimates is the estimation state of one run's day.
 type dayEstimates struct {
 	maxLinear int64                     // seconds
@@ -157,20 +154,9 @@ func (d *dayReads) estimateRest(ctx context.Context, tx pgx.Tx) error {
 			}
 		}
 	}
-	var pending []int // indexes into made
-	for i := range d.est.made {
-		if d.est.made[i].method == methodPending {
-			pending = append(pending, i)
-		}
-	}
-	for w := int64(1); w <= likeDayWeeks && len(pending) > 0; w++ {
-		var err error
-		if pending, err = d.est.likeDay(ctx, tx, w, pending); err != nil {
-			return err
-		}
-	}
-	for _, i := range pending {
-		d.est.made[i].method = methodZER
+	lookup := func(keys []readstore.ValueKey) ([]int64, error) { return readstore.CurrentValues(ctx, tx, keys) }
+	if err := answerLikeDays(d.est.made, lookup); err != nil {
+		return err
 	}
 	for i := range d.est.made {
 		if e := &d.est.made[i]; e.method != methodLIN {
@@ -180,33 +166,6 @@ func (d *dayReads) estimateRest(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	return nil
-}
-
-// likeDay answers the pending estimates (indexes into made) whose channel
-// has a current read w weeks earlier, and returns those still pending.
-func (e *dayEstimates) likeDay(ctx context.Context, tx pgx.Tx, w int64, pending []int) ([]int, error) {
-	var rest []int
-	keys := make([]readstore.ValueKey, 0, min(len(pending), likeDayBatch))
-	for lo := 0; lo < len(pending); lo += likeDayBatch {
-		batch := pending[lo:min(lo+likeDayBatch, len(pending))]
-		keys = keys[:0]
-		for _, i := range batch {
-			m := &e.made[i]
-			keys = append(keys, readstore.ValueKey{MeterID: m.meter, Channel: m.channel, Start: m.start - w*secondsPerWeek})
-		}
-		vals, err := readstore.CurrentValues(ctx, tx, keys)
-		if err != nil {
-			return nil, fmt.Errorf("like days %d weeks back: %w", w, err)
-		}
-		for k, i := range batch {
-			if vals[k] == readstore.NoRead {
-				rest = append(rest, i)
-				continue
-			}
-			e.made[i].micro, e.made[i].method = vals[k], methodLDY
-		}
-	}
-	return rest, nil
 }
 
 // countEstimate counts one estimated channel interval by its method.

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 func TestChannelEstimates(t *testing.T) {
@@ -217,5 +220,65 @@ func TestInterpolate(t *testing.T) {
 		if got := interpolate(tc.vb, tc.va, tc.k, tc.n); got != tc.want {
 			t.Errorf("interpolate(%d, %d, %d, %d) = %d, want %d", tc.vb, tc.va, tc.k, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestAnswerLikeDays: each pending estimate takes the read exactly 1, else
+// 2, 3, 4 UTC weeks back, unchanged, else zero; each week asks only for
+// those still pending; LIN estimates are left alone. Across the fall-back
+// change the like day is the same UTC instant, a local hour off.
+func TestAnswerLikeDays(t *testing.T) {
+	t.Parallel()
+	loc := chicago(t)
+	at := time.Date(2026, 11, 3, 9, 0, 0, 0, loc).Unix() // 15:00Z, CST
+	w := int64(secondsPerWeek)
+	key := func(meter string, start int64) readstore.ValueKey {
+		return readstore.ValueKey{MeterID: meter, Channel: meters.Import, Start: start}
+	}
+	stored := map[readstore.ValueKey]int64{
+		key("M1", at-w):   7_000_000, // 10:00 CDT a week back
+		key("M1", at-2*w): 1,
+		key("M2", at-2*w): 2_500_000,
+		key("M3", at-4*w): 0, // a zero read is a like day
+		key("M4", at-5*w): 9, // too far back
+		key("M5", at):     8, // the day itself is never a like day
+	}
+	var asked [][]string
+	lookup := func(keys []readstore.ValueKey) ([]int64, error) {
+		var names []string
+		out := make([]int64, len(keys))
+		for i, k := range keys {
+			names = append(names, k.MeterID)
+			v, ok := stored[k]
+			if !ok {
+				v = readstore.NoRead
+			}
+			out[i] = v
+		}
+		asked = append(asked, names)
+		return out, nil
+	}
+	made := []madeEstimate{
+		{meter: "M1", channel: meters.Import, start: at, method: methodPending},
+		{meter: "M2", channel: meters.Import, start: at, method: methodPending},
+		{meter: "M6", channel: meters.Import, start: at, micro: 4, method: methodLIN},
+		{meter: "M3", channel: meters.Import, start: at, method: methodPending},
+		{meter: "M4", channel: meters.Import, start: at, method: methodPending},
+		{meter: "M5", channel: meters.Import, start: at, method: methodPending},
+	}
+	if err := answerLikeDays(made, lookup); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range made {
+		got = append(got, fmt.Sprintf("%s %s %d", m.meter, m.method, m.micro))
+	}
+	want := []string{"M1 LDY 7000000", "M2 LDY 2500000", "M6 LIN 4", "M3 LDY 0", "M4 ZER 0", "M5 ZER 0"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	wantAsked := "[[M1 M2 M3 M4 M5] [M2 M3 M4 M5] [M3 M4 M5] [M3 M4 M5]]"
+	if fmt.Sprint(asked) != wantAsked {
+		t.Errorf("asked %v, want %s", asked, wantAsked)
 	}
 }
