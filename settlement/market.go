@@ -19,6 +19,11 @@ type Market struct {
 // DefaultMaxLinear is --estimation-max-linear's default (estimation.md).
 const DefaultMaxLinear = time.Hour
 
+// MaxLinearLimit bounds --estimation-max-linear: a run reads the reads of
+// that long on both sides of its day, and interpolating across a week is
+// no estimate of a meter's use any more.
+const MaxLinearLimit = 7 * 24 * time.Hour
+
 // Estimation is how runs estimate missing reads (estimation.md): the zero
 // value is what users expect by default, `--estimation standard` with
 // linear interpolation up to an hour.

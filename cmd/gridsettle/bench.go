@@ -80,7 +80,7 @@ func newBenchCmd(m *Main) *cobra.Command {
 		ValidArgs: append(append(slices.Clone(benchNames), benchAlone...), "all"),
 	}
 	fs := c.Flags()
-	bindFlags(fs, groupLog|groupDatabase|groupMarket|groupSettlement|groupIngest|groupMQTT)
+	bindFlags(fs, groupLog|groupDatabase|groupMarket|groupSettlement|groupIngest|groupMQTT|groupEstimation)
 	_ = fs.MarkHidden("run-lags")
 	fs.Int("reads", issueSizes.Reads, "ingest: `number` of reads produced and ingested for each record shape, 16 and 96 reads per record; the targets are stated over 10000000 (env GRIDSETTLE_BENCH_READS)")
 	fs.Int("meters", issueSizes.Meters, "runs/export/api: `number` of meters (one account each) with a day of reads (env GRIDSETTLE_BENCH_METERS)")

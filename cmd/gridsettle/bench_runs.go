@@ -65,20 +65,10 @@ func (b *bench) dayFixture(ctx context.Context) (*benchDay, error) {
 		return nil, fmt.Errorf("seed retailer switches: %w", err)
 	}
 	d.switchedMtrs = int(tag.RowsAffected())
-	if d.readsInDay, d.blocks, err = b.seedDayReads(ctx, start, end, s.Meters); err != nil {
+	if d.readsInDay, d.blocks, _, err = b.seedDayReads(ctx, start, end, s.Meters, false); err != nil {
 		return nil, err
 	}
-	if err := b.execEach(ctx, []any{start, end, m.IntervalSeconds, m.Currency, s.Points, b.opts.seed},
-		`INSERT INTO prices (market, settlement_point, interval_start, interval_seconds, price, currency, version, topic, partition, "offset")
-		 SELECT 'RT', 'SP-' || lpad(p::text, 3, '0'), $1::timestamptz + k * $3::int * interval '1 second', $3::int,
-		        CASE WHEN h % 50 = 0 THEN -(h % 3000) * 0.01 ELSE 15 + (h % 9000) * 0.01 END, $4, 1, 'market.prices', p % 8, p * 1000 + k
-		 FROM generate_series(1, $5::int) p
-		 CROSS JOIN generate_series(-4, (extract(epoch FROM $2::timestamptz - $1::timestamptz)::int / $3::int) - 1) k
-		 CROSS JOIN LATERAL (SELECT abs(hashint8extended(p::bigint * 100000 + k, $6)) AS h) hh
-		 WHERE h % 97 <> 5`,
-		`INSERT INTO ingest_offsets (topic, partition, next_offset)
-		 SELECT t, p, 1000000 FROM unnest(ARRAY['ami.interval-reads', 'market.prices']) t, generate_series(0, 7) p`,
-		`ANALYZE read_blocks, prices, meter_assignments, ingest_offsets`); err != nil {
+	if err := b.seedDayPrices(ctx, start, end); err != nil {
 		return nil, err
 	}
 	b.log.Info("runs: seeded", "reads", d.readsInDay, "read_blocks", d.blocks, "switched_meters", d.switchedMtrs, "took", time.Since(t0).Round(time.Millisecond))
@@ -102,6 +92,24 @@ func (b *bench) dayFixture(ctx context.Context) (*benchDay, error) {
 	}, b.log)
 	b.day = d
 	return d, nil
+}
+
+// seedDayPrices seeds the RT prices of [start, end) at every point: about
+// 1% of the (point, interval) prices missing (unpriced), 2% negative.
+func (b *bench) seedDayPrices(ctx context.Context, start, end time.Time) error {
+	m, s := b.cfg.Market, b.opts.sizes
+	return b.execEach(ctx, []any{start, end, m.IntervalSeconds, m.Currency, s.Points, b.opts.seed},
+		`INSERT INTO prices (market, settlement_point, interval_start, interval_seconds, price, currency, version, topic, partition, "offset")
+		 SELECT 'RT', 'SP-' || lpad(p::text, 3, '0'), $1::timestamptz + k * $3::int * interval '1 second', $3::int,
+		        CASE WHEN h % 50 = 0 THEN -(h % 3000) * 0.01 ELSE 15 + (h % 9000) * 0.01 END, $4, 1, 'market.prices', p % 8, p * 1000 + k
+		 FROM generate_series(1, $5::int) p
+		 CROSS JOIN generate_series(-4, (extract(epoch FROM $2::timestamptz - $1::timestamptz)::int / $3::int) - 1) k
+		 CROSS JOIN LATERAL (SELECT abs(hashint8extended(p::bigint * 100000 + k, $6)) AS h) hh
+		 WHERE h % 97 <> 5`,
+		`INSERT INTO ingest_offsets (topic, partition, next_offset)
+		 SELECT t, p, 1000000 FROM unnest(ARRAY['ami.interval-reads', 'market.prices']) t, generate_series(0, 7) p
+		 ON CONFLICT DO NOTHING`,
+		`ANALYZE read_blocks, prices, meter_assignments, ingest_offsets`)
 }
 
 // runTypes are the run types of successive repetitions, as a day's runs
@@ -144,13 +152,15 @@ func (b *bench) runs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	start, end := b.cfg.Market.Bounds(d.day)
-	// The blocks the run streams (settlement/ingest/readstore/blocks.go):
-	// those starting from the UTC day of an hour before the day to its end.
-	from := start.Add(-time.Hour).Truncate(24 * time.Hour)
-	copySQL := fmt.Sprintf(`COPY (SELECT meter_id, channel, start, interval_seconds, values_micro, quality FROM read_blocks
-		WHERE start >= '%s' AND start < '%s') TO STDOUT`,
-		from.Format(time.RFC3339), end.Format(time.RFC3339))
+	if err := b.runsDay(ctx, d); err != nil {
+		return err
+	}
+	return b.runsWithGaps(ctx, d)
+}
+
+// runsDay times the runs of the fixture's day, every read present.
+func (b *bench) runsDay(ctx context.Context, d *benchDay) error {
+	copySQL := b.streamedBlocks(d.day)
 	var took, limit []float64
 	for rep := range b.opts.repeat {
 		t, err := b.settleDay(ctx, d, runTypes[min(rep, len(runTypes)-1)])
@@ -169,6 +179,84 @@ func (b *bench) runs(ctx context.Context) error {
 		target: "≤ 10 s at 100,000 meters", pass: atMost(10),
 		note: cmpJoin(sizeNote(d.meters, 100_000, "meters"), "incl. account charges, ledger and outbox rows")})
 	return nil
+}
+
+// benchGapDay is a week after benchOperatingDay, in the same UTC offset:
+// the like days one week back of its missing reads are the fixture's day.
+var benchGapDay = settlement.Day{Year: 2026, Month: time.October, Day: 27}
+
+// runsWithGaps times the runs of a day with about 2% of its reads missing
+// in gaps of every kind (benchGap), the fixture's day being their like day.
+func (b *bench) runsWithGaps(ctx context.Context, d *benchDay) error {
+	start, end := b.cfg.Market.Bounds(benchGapDay)
+	t0 := time.Now()
+	reads, blocks, missing, err := b.seedDayReads(ctx, start, end, d.meters, true)
+	if err != nil {
+		return err
+	}
+	if err := b.seedDayPrices(ctx, start, end); err != nil {
+		return err
+	}
+	b.log.Info("runs: seeded a day with gaps", "reads", reads, "missing", missing, "read_blocks", blocks,
+		"took", time.Since(t0).Round(time.Millisecond))
+	// The switched meters' first assignments ended the week before: one
+	// charge a meter, and the lines of the assignments still in force.
+	var lines int
+	if err := b.pool.QueryRow(ctx, `SELECT count(DISTINCT (participant_id, settlement_point)) FROM meter_assignments
+		WHERE effective_to IS NULL OR effective_to > $1`, start).Scan(&lines); err != nil {
+		return fmt.Errorf("count the lines of %s: %w", benchGapDay, err)
+	}
+	g := &benchDay{day: benchGapDay, meters: d.meters, lines: lines, runs: d.runs}
+	copySQL := b.streamedBlocks(g.day)
+	var took, limit []float64
+	var byMethod string
+	for rep := range b.opts.repeat {
+		t, err := b.settleDay(ctx, g, runTypes[min(rep, len(runTypes)-1)])
+		if err != nil {
+			return err
+		}
+		var lin, ldy, zer int64
+		if err := b.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE method = 'LIN'),
+			count(*) FILTER (WHERE method = 'LDY'), count(*) FILTER (WHERE method = 'ZER')
+			FROM run_estimates WHERE run_id = $1`, g.run.RunID).Scan(&lin, &ldy, &zer); err != nil {
+			return fmt.Errorf("count the estimates of %s: %w", g.run.RunID, err)
+		}
+		want := missing // one per missing read
+		if b.cfg.Market.Estimation.Off {
+			want = 0
+		}
+		if lin+ldy+zer != want {
+			return fmt.Errorf("run %s made %d estimates, want %d", g.run.RunID, lin+ldy+zer, want)
+		}
+		byMethod = fmt.Sprintf("estimates LIN %s, LDY %s, ZER %s", human(float64(lin)), human(float64(ldy)), human(float64(zer)))
+		l, err := b.copyOut(ctx, copySQL)
+		if err != nil {
+			return err
+		}
+		took, limit = append(took, t.Seconds()), append(limit, l.Seconds())
+	}
+	b.print(benchFigure{name: "run of a day with missing reads", unit: "s", values: took, limits: limit, lowerIsBetter: true,
+		limitWhat: fmt.Sprintf("COPY of the day's %s reads (%s read blocks) out of Postgres", human(float64(reads)),
+			human(float64(blocks))),
+		target: "≤ 12 s at 100,000 meters", pass: atMost(12),
+		note: cmpJoin(sizeNote(d.meters, 100_000, "meters"),
+			fmt.Sprintf("%.1f%% of reads missing", 100*float64(missing)/float64(reads+missing)), byMethod)})
+	return nil
+}
+
+// streamedBlocks is a COPY of the blocks a run of day streams
+// (settlement/postgres/energy.go, the run's window): those starting from
+// the UTC day of an hour before the day to its end, and with estimation
+// --estimation-max-linear and an hour more on both sides.
+func (b *bench) streamedBlocks(day settlement.Day) string {
+	start, end := b.cfg.Market.Bounds(day)
+	from := start.Add(-time.Hour)
+	if e := b.cfg.Market.Estimation; !e.Off {
+		from, end = from.Add(-e.MaxLinearGap()-time.Hour), end.Add(e.MaxLinearGap()+time.Hour)
+	}
+	return fmt.Sprintf(`COPY (SELECT meter_id, channel, start, interval_seconds, values_micro, quality FROM read_blocks
+		WHERE start >= '%s' AND start < '%s') TO STDOUT`,
+		from.Truncate(24*time.Hour).Format(time.RFC3339), end.Format(time.RFC3339))
 }
 
 // copyOut runs a COPY ... TO STDOUT and discards the rows: the plain
@@ -209,11 +297,13 @@ const benchRecordReads = 16
 // read_blocks as ingest would store them: one record of up to 16 reads per
 // meter channel, cut at UTC days, version 1, appended in the order the
 // records end (as they arrive through the day, all meters interleaved, and
-// not meter by meter, which would favour the run's scan in meter order). It
-// returns the reads and blocks written.
-func (b *bench) seedDayReads(ctx context.Context, start, end time.Time, meterCount int) (reads, blocks int64, err error) {
+// not meter by meter, which would favour the run's scan in meter order).
+// With gaps, one meter in ten more also exports (a channel with no
+// history), and each channel may miss a run of reads (benchGap). It
+// returns the reads and blocks written and the reads left missing.
+func (b *bench) seedDayReads(ctx context.Context, start, end time.Time, meterCount int, gaps bool) (reads, blocks, missing int64, err error) {
 	if err := readstore.EnsurePartitions(ctx, b.pool, []int64{start.Unix(), end.Unix()}); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	seed := uint64(b.opts.seed)
 	span := end.Unix() - start.Unix()
@@ -232,7 +322,7 @@ func (b *bench) seedDayReads(ctx context.Context, start, end time.Time, meterCou
 		}
 		n := span / length
 		channels := []meters.Channel{meters.Import}
-		if i%10 == 3 {
+		if i%10 == 3 || gaps && i%10 == 4 {
 			channels = append(channels, meters.Export)
 		}
 		id := fmt.Sprintf("MTR-%07d", i)
@@ -241,8 +331,16 @@ func (b *bench) seedDayReads(ctx context.Context, start, end time.Time, meterCou
 			if ch == meters.Export {
 				exp = 1
 			}
+			var holeFrom, holeTo int64
+			if gaps {
+				holeFrom, holeTo = benchGap(uint64(i)*2+exp, n, length, seed)
+				missing += holeTo - holeFrom
+			}
 			for r := int64(0); r < n; r += benchRecordReads {
 				k := min(n-r, benchRecordReads)
+				if r >= holeFrom && r+k <= holeTo {
+					continue // the whole record is missing
+				}
 				vals, q := make([]int64, k), make([]byte, k)
 				estimated := false
 				for j := range k {
@@ -259,6 +357,9 @@ func (b *bench) seedDayReads(ctx context.Context, start, end time.Time, meterCou
 					case h%251 == 1:
 						q[j], estimated = 'S', true
 					}
+					if r+j >= holeFrom && r+j < holeTo {
+						vals[j] = readstore.NoRead
+					}
 				}
 				blk := readstore.StoredBlock{MeterID: id, Channel: ch, Start: start.Unix() + r*length,
 					IntervalSeconds: length, Version: 1, Values: vals, Source: "headend-bench-1",
@@ -269,7 +370,7 @@ func (b *bench) seedDayReads(ctx context.Context, start, end time.Time, meterCou
 				for _, part := range readstore.SplitDays(blk) {
 					all = append(all, arrival{blk.Start + k*length, part})
 				}
-				reads += k
+				reads += k - max(0, min(r+k, holeTo)-max(r, holeFrom))
 			}
 		}
 	}
@@ -279,13 +380,34 @@ func (b *bench) seedDayReads(ctx context.Context, start, end time.Time, meterCou
 		batch = append(batch, a.block)
 		if len(batch) == cap(batch) || k == len(all)-1 {
 			if err := readstore.AppendBlocks(ctx, b.pool, batch); err != nil {
-				return 0, 0, fmt.Errorf("seed reads: %w", err)
+				return 0, 0, 0, fmt.Errorf("seed reads: %w", err)
 			}
 			blocks += int64(len(batch))
 			batch = batch[:0]
 		}
 	}
-	return reads, blocks, nil
+	return reads, blocks, missing, nil
+}
+
+// benchGap is the run of missing reads [from, to) of a channel of n reads
+// of length seconds (key names the meter channel): in four channels of ten
+// one, of every kind estimation knows: in three, up to an hour (LIN); in
+// one, three hours (LDY where the channel has a like day, else ZER). Gaps
+// stay inside the day so that both neighbours of the short ones are read.
+// About 2% of the reads go missing.
+func benchGap(key uint64, n, length int64, seed uint64) (from, to int64) {
+	h := benchHash(key^0x5bd1e995_00000000, seed)
+	var k int64
+	switch h % 10 {
+	case 0:
+		k = 3 * 3600 / length
+	case 1, 2, 3:
+		k = 1 + int64(h/10%uint64(3600/length))
+	default:
+		return 0, 0
+	}
+	from = 1 + int64(h/1000%uint64(n-k-1))
+	return from, from + k
 }
 
 // benchHash is a seeded 64-bit mix (splitmix64's finalizer) of x: the

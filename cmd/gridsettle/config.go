@@ -109,6 +109,7 @@ const (
 	groupIngest                           // ingest bounds: --ingest-max-future, --ingest-max-future-prices
 	groupComponents                       // --components
 	groupMQTT                             // the MQTT bridge: broker, session, topics, batch limits
+	groupEstimation                       // how runs estimate missing reads
 )
 
 // flagDef is one flag: its name is also its environment variable
@@ -378,6 +379,26 @@ var flagDefs = []flagDef{
 		set: func(c *Config, v string) (err error) {
 			c.Schedule, err = settlement.ParseSchedule(v)
 			return err
+		}},
+	{name: "estimation", def: "standard", group: groupEstimation,
+		usage: "how runs estimate missing reads: `mode` standard (LIN, like day, zero) or none (missing intervals contribute nothing)",
+		set: func(c *Config, v string) error {
+			switch v {
+			case "standard", "none":
+				c.Market.Estimation.Off = v == "none"
+				return nil
+			}
+			return fmt.Errorf("%q is not standard or none", v)
+		}},
+	{name: "estimation-max-linear", def: "PT1H", group: groupEstimation,
+		usage: "longest gap (an ISO 8601 `duration`, PT1S to P7D) runs estimate by linear interpolation",
+		set: func(c *Config, v string) error {
+			d, err := parseBound(v)
+			if err != nil || d > settlement.MaxLinearLimit {
+				return fmt.Errorf("%q is not an ISO 8601 duration from PT1S to P7D (e.g. PT1H, PT30M)", v)
+			}
+			c.Market.Estimation.MaxLinear = d
+			return nil
 		}},
 	{name: "environment", def: "dev", group: groupComponents | groupMQTT,
 		usage: "`name` of this deployment, part of every Kafka transactional id (instances of one deployment share it; two deployments on one cluster must not) and of the CloudEvents source gridsettle/{name}",

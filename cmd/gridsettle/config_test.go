@@ -65,6 +65,9 @@ func TestConfigDefaults(t *testing.T) {
 	if !slices.Equal(c.Schedule, settlement.DefaultSchedule()) {
 		t.Errorf("run lags %v, want %v", c.Schedule, settlement.DefaultSchedule())
 	}
+	if e := m.Estimation; e.Off || e.MaxLinearGap() != time.Hour {
+		t.Errorf("estimation %+v, want standard up to PT1H", e)
+	}
 	if strings.Join(c.Components, ",") != "ingest,publish,scheduler,api" {
 		t.Errorf("components %v", c.Components)
 	}
@@ -132,6 +135,13 @@ func TestConfigRejects(t *testing.T) {
 		{devGroups, nil, []string{"--run-lags", "initial=5"}, `--run-lags: run lag for initial: lag "5" is not an ISO 8601 duration…`},
 		{devGroups, nil, []string{"--run-lags", "resettlement=P1D"}, `--run-lags: run lag "resettlement=P1D": "resettlement" is not a scheduled run type…`},
 		{devGroups, nil, []string{"--run-lags", "final=P1D,final=P2D"}, "--run-lags: run lag for final given twice"},
+		{devGroups, nil, []string{"--estimation", "off"}, `--estimation: "off" is not standard or none`},
+		{devGroups, map[string]string{"GRIDSETTLE_ESTIMATION": "Standard"}, nil,
+			`--estimation (from GRIDSETTLE_ESTIMATION): "Standard" is not standard or none`},
+		{devGroups, nil, []string{"--estimation-max-linear", "1h"}, `--estimation-max-linear: "1h" is not an ISO 8601 duration from PT1S to P7D…`},
+		{devGroups, nil, []string{"--estimation-max-linear", "PT0S"}, `--estimation-max-linear: "PT0S" is not an ISO 8601 duration…`},
+		{devGroups, nil, []string{"--estimation-max-linear", "P8D"}, `--estimation-max-linear: "P8D" is not an ISO 8601 duration…`},
+		{devGroups, nil, []string{"--estimation-max-linear", "P1M"}, `--estimation-max-linear: "P1M" is not an ISO 8601 duration…`},
 		{devGroups, nil, []string{"--components", "ingest,billing"}, `--components: "billing" is not one of ingest, publish, scheduler, bridge, api`},
 		{devGroups, nil, []string{"--components", ","}, "--components: name at least one…"},
 		{devGroups, nil, []string{"--export-schedule", "CRON_TZ=America/Chicago"},
@@ -202,6 +212,28 @@ func TestConfigRejects(t *testing.T) {
 				t.Errorf("got  %q\nwant %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestConfigEstimation(t *testing.T) {
+	c, err := parse(t, devGroups, map[string]string{"GRIDSETTLE_ESTIMATION": "none", "GRIDSETTLE_ESTIMATION_MAX_LINEAR": "PT2H"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Market.Estimation; !e.Off || e.MaxLinearGap() != 2*time.Hour {
+		t.Errorf("from the environment: %+v", e)
+	}
+	c, err = parse(t, devGroups, map[string]string{"GRIDSETTLE_ESTIMATION": "none"},
+		"--estimation", "standard", "--estimation-max-linear", "PT30M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Market.Estimation; e.Off || e.MaxLinearGap() != 30*time.Minute {
+		t.Errorf("flags must beat the environment: %+v", e)
+	}
+	c, err = parse(t, devGroups, nil, "--estimation-max-linear", "P7D")
+	if err != nil || c.Market.Estimation.MaxLinearGap() != settlement.MaxLinearLimit {
+		t.Errorf("P7D: %v %+v", err, c.Market.Estimation)
 	}
 }
 

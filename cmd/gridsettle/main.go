@@ -110,7 +110,7 @@ func serveDefaults(c *cobra.Command) *cobra.Command {
 
 // platformGroups are the flags shared by the commands that run components.
 const platformGroups = groupLog | groupDataDir | groupDatabase | groupTopics | groupHTTP | groupListen |
-	groupExports | groupSigning | groupMarket | groupSettlement | groupIngest | groupComponents | groupMQTT
+	groupExports | groupSigning | groupMarket | groupSettlement | groupIngest | groupComponents | groupMQTT | groupEstimation
 
 // command binds the flags of groups to c and makes it run fn with the
 // validated Config and a logger at its level.

@@ -29,8 +29,13 @@
 //     in the transaction that records each failure, and a failing run never
 //     holds up the other due runs;
 //   - each run emits the full statement of its day: every (participant,
-//     point) and (account, participant) with a current read in the day or a
-//     line in an earlier version; deltas are against the latest earlier
+//     point) and (account, participant) with a current read or an estimate
+//     in the day or a line in an earlier version;
+//   - estimates (estimation.md) belong to the run that made them: made from
+//     its snapshot's current reads only, stored in run_estimates, never as
+//     reads, so the next run estimates again and an actual read that
+//     arrived meanwhile replaces the estimate; they enter the sums like
+//     reads but never count as reads (actual, estimated, substituted); deltas are against the latest earlier
 //     completed version, so the deltas of a line sum to its latest figure;
 //   - amounts are summed exactly (128-bit integers and decimals) and rounded
 //     once, half-even, by settlement.LineFiguresOf / ChargeFiguresOf.
@@ -44,4 +49,12 @@
 // SQL cost ten times more.
 // The mapping's uneven split is the rule of meters.ToSettlementIntervals,
 // and a test holds the two to the same figures.
+//
+// Estimation rides on that one scan (estimate_day.go): the streamed window
+// grows by --estimation-max-linear and an hour on both sides, so that every
+// gap reaching into the day is seen with its neighbours; the gap rules are
+// pure Go (estimate.go); like days are looked up by key afterwards, one
+// query per week back for only the intervals still unanswered
+// (readstore.CurrentValues), so a run's extra cost is that of the day's
+// blocks and its gaps, never of the weeks between.
 package postgres

@@ -123,11 +123,14 @@ func (s *kwhSum) value(fixed int) decimal.Decimal {
 type energyCell struct {
 	net               kwhSum // import − export
 	actual, estimated int
+	estNet            kwhSum // the part of net that gridsettle's estimates make
+	gsEstimated       int    // estimate pieces
 }
 
 // chargeAcc is one (account, participant, loss factor) group.
 type chargeAcc struct {
 	imp, exp kwhSum
+	est      kwhSum // Σ import − Σ export of gridsettle's estimates
 	priced   kwhSum // Σ net kWh × settlement price, at nanoScale + the prices' scale
 }
 
@@ -174,6 +177,8 @@ type dayReads struct {
 	charges    []chargeAcc
 	prices     [][]priceCell // per point index, per interval
 	priceScale int           // the common scale of priceCell.coef
+	points     []string      // settlement points by index
+	est        *dayEstimates // nil when estimation is off
 }
 
 // readEnergy settles the day's current reads into s.lines and s.charges.
@@ -183,20 +188,36 @@ func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Marke
 		lµ: int64(m.IntervalSeconds) * 1e6, l: int64(m.IntervalSeconds), n: len(starts),
 		meters: map[string][]assignment{},
 	}
+	if !m.Estimation.Off {
+		ml := m.Estimation.MaxLinearGap()
+		if ml < time.Second || ml > settlement.MaxLinearLimit {
+			return fmt.Errorf("the longest linear estimate, %s, is not from 1s to %s", ml, settlement.MaxLinearLimit)
+		}
+		d.est = &dayEstimates{maxLinear: int64(ml / time.Second)}
+	}
 	for i, t := range starts {
 		if toPG(t) != d.first+int64(i)*d.lµ {
 			return fmt.Errorf("the intervals of the day are not contiguous at %s", t.UTC().Format(time.RFC3339))
 		}
 	}
-	points, err := d.loadAssignments(ctx, tx)
-	if err != nil {
+	if err := d.loadAssignments(ctx, tx); err != nil {
 		return err
 	}
-	if err := d.loadPrices(s.prices, points); err != nil {
+	if err := d.loadPrices(s.prices); err != nil {
 		return err
+	}
+	if d.est != nil {
+		if err := d.est.loadChannels(ctx, tx, d.meters); err != nil {
+			return err
+		}
 	}
 	if err := d.stream(ctx, tx); err != nil {
 		return err
+	}
+	if d.est != nil {
+		if err := d.estimateRest(ctx, tx); err != nil {
+			return err
+		}
 	}
 	d.collect(s)
 	return nil
@@ -206,24 +227,35 @@ func toPG(t time.Time) int64 { return t.UnixMicro() - pgEpochMicros }
 
 func fromPG(us int64) time.Time { return time.UnixMicro(us + pgEpochMicros).UTC() }
 
-// loadAssignments reads the registry rows that can cover a read of the day
-// and numbers the line and charge groups. It returns the settlement points
-// by index.
-func (d *dayReads) loadAssignments(ctx context.Context, tx pgx.Tx) ([]string, error) {
+// window is the span of read starts (pg microseconds, exclusive both) the
+// run looks at: those that can reach into the day and, when estimating,
+// those that can bound a gap that reaches into it or be in it.
+func (d *dayReads) window() (lo, hi int64) {
+	lo, hi = d.first-maxReadSeconds*1e6, d.end
+	if d.est != nil {
+		margin := (d.est.maxLinear + maxReadSeconds) * 1e6
+		lo, hi = lo-margin, hi+margin
+	}
+	return lo, hi
+}
+
+// loadAssignments reads the registry rows that can cover a read of the
+// window and numbers the line and charge groups and settlement points.
+func (d *dayReads) loadAssignments(ctx context.Context, tx pgx.Tx) error {
+	lo, hi := d.window()
 	rows, err := tx.Query(ctx, `
 		SELECT meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from, effective_to
 		FROM meter_assignments
 		WHERE effective_from < $2 AND (effective_to IS NULL OR effective_to > $1)
 		ORDER BY meter_id, effective_from`,
-		fromPG(d.first).Add(-maxReadSeconds*time.Second), fromPG(d.end))
+		fromPG(lo), fromPG(hi))
 	if err != nil {
-		return nil, fmt.Errorf("read assignments: %w", err)
+		return fmt.Errorf("read assignments: %w", err)
 	}
 	lineIdx := map[lineGroupKey]int32{}
 	lineOf := map[lineKey]int32{}
 	chgIdx := map[chargeGroupKey]int32{}
 	pointIdx := map[string]int32{}
-	var points []string
 	var (
 		meter, account, participant, point string
 		lf                                 decimal.Decimal
@@ -238,9 +270,9 @@ func (d *dayReads) loadAssignments(ctx context.Context, tx pgx.Tx) ([]string, er
 		}
 		p, ok := pointIdx[point]
 		if !ok {
-			p = int32(len(points))
+			p = int32(len(d.points))
 			pointIdx[point] = p
-			points = append(points, point)
+			d.points = append(d.points, point)
 		}
 		a.point = p
 		lk := lineKey{participant, point}
@@ -265,17 +297,17 @@ func (d *dayReads) loadAssignments(ctx context.Context, tx pgx.Tx) ([]string, er
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read assignments: %w", err)
+		return fmt.Errorf("read assignments: %w", err)
 	}
 	d.cells = make([]energyCell, len(d.lineKeys)*d.n)
 	d.reads = make([]settlement.ReadCounts, len(d.lines))
 	d.charges = make([]chargeAcc, len(d.chgKeys))
-	return points, nil
+	return nil
 }
 
 // loadPrices turns the settlement prices into integers at one common
 // scale, so that a priced piece costs one 128-bit multiply-add.
-func (d *dayReads) loadPrices(prices map[string][]decimal.NullDecimal, points []string) error {
+func (d *dayReads) loadPrices(prices map[string][]decimal.NullDecimal) error {
 	for _, ps := range prices {
 		for _, p := range ps {
 			if p.Valid && p.Decimal.Exponent() < 0 {
@@ -283,8 +315,8 @@ func (d *dayReads) loadPrices(prices map[string][]decimal.NullDecimal, points []
 			}
 		}
 	}
-	d.prices = make([][]priceCell, len(points))
-	for i, point := range points {
+	d.prices = make([][]priceCell, len(d.points))
+	for i, point := range d.points {
 		ps := prices[point]
 		if ps == nil {
 			continue
@@ -305,13 +337,16 @@ func (d *dayReads) loadPrices(prices map[string][]decimal.NullDecimal, points []
 	return nil
 }
 
-// stream reads the current reads that can reach into the day, once: the
-// blocks that can hold a read starting in (first − maxReadSeconds, end)
-// (settlement/ingest/readstore/blocks.go), each channel's resolved to its
-// current reads.
+// stream reads the current reads of the window once: the blocks that can
+// hold a read starting in it (settlement/ingest/readstore/blocks.go), each
+// channel's resolved to its current reads. Those starting in
+// (first − maxReadSeconds, end) can reach into the day and are settled;
+// when estimating, every channel's reads of the window then settle its
+// gaps (estimate.go).
 func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
 	lo := d.first - maxReadSeconds*1e6 // exclusive: a read starting there ends by the day's start
-	w := readstore.BlockWindow{From: fromPG(lo), To: fromPG(d.end)}
+	wlo, whi := d.window()
+	w := readstore.BlockWindow{From: fromPG(wlo), To: fromPG(whi)}
 	var failed error
 	err := readstore.StreamChannels(ctx, tx, w, func(blocks []readstore.StoredBlock) error {
 		as := d.meters[blocks[0].MeterID]
@@ -319,9 +354,15 @@ func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
 			return nil // no assignment: not settled (as the registry join drops it)
 		}
 		export := blocks[0].Channel == meters.Export
+		if d.est != nil {
+			d.est.reads = d.est.reads[:0]
+		}
 		readstore.Current(blocks, func(b *readstore.StoredBlock, i int) {
 			if failed != nil {
 				return
+			}
+			if d.est != nil {
+				d.est.reads = append(d.est.reads, chanRead{start: b.StartAt(i), micro: b.Values[i]})
 			}
 			start := b.StartAt(i)*1e6 - pgEpochMicros
 			if start <= lo || start >= d.end {
@@ -335,6 +376,9 @@ func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
 				failed = fmt.Errorf("read of %s at %s: %w", b.MeterID, fromPG(start).Format(time.RFC3339), err)
 			}
 		})
+		if failed == nil && d.est != nil {
+			failed = d.estimateChannel(blocks[0].MeterID, blocks[0].Channel, as, d.est.reads)
+		}
 		return failed
 	})
 	if err != nil {
@@ -347,13 +391,7 @@ func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
 // the day's intervals and adds it to its line and account, as the
 // assignment covering its start says.
 func (d *dayReads) read(as []assignment, start, secs, micro int64, export bool, quality byte) error {
-	var a *assignment
-	for i := range as {
-		if as[i].from <= start && start < as[i].to {
-			a = &as[i]
-			break
-		}
-	}
+	a := coverAt(as, start)
 	if a == nil {
 		return nil
 	}
@@ -401,6 +439,16 @@ func (d *dayReads) mapRead(a *assignment, start, secs, nano int64, scale int8, e
 	return nil
 }
 
+// coverAt is the assignment of as covering start (pg microseconds), or nil.
+func coverAt(as []assignment, start int64) *assignment {
+	for i := range as {
+		if as[i].from <= start && start < as[i].to {
+			return &as[i]
+		}
+	}
+	return nil
+}
+
 func floorMod(a, b int64) int64 { return ((a % b) + b) % b }
 
 // piece adds kWh landing in interval i (counted as a read of its line when
@@ -415,13 +463,22 @@ func (d *dayReads) piece(a *assignment, i int64, nano int64, scale int8, export 
 	}
 	c := &d.cells[int(a.line)*d.n+int(i)]
 	c.net.add(signed, scale)
-	if quality == 'A' {
+	ch := &d.charges[a.chg]
+	rc := &d.reads[a.lineOfLine]
+	switch m := method(quality); m {
+	case methodLIN, methodLDY, methodZER:
+		c.estNet.add(signed, scale)
+		c.gsEstimated++
+		ch.est.add(signed, scale)
+		if first {
+			countEstimate(&rc.GridsettleEstimated, m)
+		}
+	case 'A':
 		c.actual++
-	} else {
+	default:
 		c.estimated++
 	}
 	if first {
-		rc := &d.reads[a.lineOfLine]
 		switch quality {
 		case 'A':
 			rc.Actual++
@@ -431,7 +488,6 @@ func (d *dayReads) piece(a *assignment, i int64, nano int64, scale int8, export 
 			rc.Substituted++
 		}
 	}
-	ch := &d.charges[a.chg]
 	if export {
 		ch.exp.add(nano, scale)
 	} else {
@@ -466,6 +522,10 @@ func (d *dayReads) collect(s *snapshot) {
 			out.mwh = out.mwh.Add(settlement.MWh(c.net.value(nanoScale), d.lineLF[g]))
 			out.actual += c.actual
 			out.estimated += c.estimated
+			if c.estNet.any {
+				out.estMWh = out.estMWh.Add(settlement.MWh(c.estNet.value(nanoScale), d.lineLF[g]))
+				out.gsEstimated += c.gsEstimated
+			}
 		}
 	}
 	for i, k := range d.lines {
@@ -483,7 +543,11 @@ func (d *dayReads) collect(s *snapshot) {
 		s.charges[k] = chargeSums{
 			importKWh:    c.importKWh.Add(a.imp.value(nanoScale)),
 			exportKWh:    c.exportKWh.Add(a.exp.value(nanoScale)),
+			estimatedKWh: c.estimatedKWh.Add(a.est.value(nanoScale)),
 			pricedAmount: c.pricedAmount.Add(settlement.MWh(a.priced.value(nanoScale+d.priceScale), d.chgLF[g])),
 		}
+	}
+	if d.est != nil {
+		s.estimates = d.est.rows(d)
 	}
 }

@@ -179,7 +179,8 @@ func (r *Runs) Statements(ctx context.Context, q StatementQuery) ([]settlement.S
 	sql := `SELECT s.statement_id, s.participant_id, s.settlement_point, s.operating_day, s.run_type, s.version,
 		       s.previous_version, s.currency, s.energy_mwh, s.unpriced_energy_mwh, s.amount, s.previous_energy_mwh,
 		       s.previous_amount, s.delta_energy_mwh, s.delta_amount, s.intervals, s.priced_intervals, s.reads_actual,
-		       s.reads_estimated, s.reads_substituted, s.run_id, s.computed_at
+		       s.reads_estimated, s.reads_substituted, s.run_id, s.computed_at, s.estimated_energy_mwh,
+		       s.reads_estimated_lin, s.reads_estimated_ldy, s.reads_estimated_zer
 		FROM ` + from
 	if len(where) > 0 {
 		sql += "\n\t\tWHERE " + strings.Join(where, "\n\t\t  AND ")
@@ -199,7 +200,9 @@ func (r *Runs) Statements(ctx context.Context, q StatementQuery) ([]settlement.S
 		err := row.Scan(&l.StatementID, &l.ParticipantID, &l.SettlementPoint, &day, &t, &l.Run.Version,
 			&l.Run.PreviousVersion, &l.Run.Currency, &l.EnergyMWh, &l.UnpricedEnergyMWh, &l.Amount,
 			&l.PreviousEnergyMWh, &l.PreviousAmount, &l.DeltaEnergyMWh, &l.DeltaAmount, &l.Intervals,
-			&l.PricedIntervals, &l.Reads.Actual, &l.Reads.Estimated, &l.Reads.Substituted, &l.Run.RunID, &l.Run.ComputedAt)
+			&l.PricedIntervals, &l.Reads.Actual, &l.Reads.Estimated, &l.Reads.Substituted, &l.Run.RunID, &l.Run.ComputedAt,
+			&l.EstimatedEnergyMWh, &l.Reads.GridsettleEstimated.LIN, &l.Reads.GridsettleEstimated.LDY,
+			&l.Reads.GridsettleEstimated.ZER)
 		l.Run.Day, l.Run.Type = dayOf(day), settlement.RunType(t)
 		l.Run.ComputedAt = l.Run.ComputedAt.UTC()
 		return l, err
@@ -247,7 +250,7 @@ func (r *Runs) Charges(ctx context.Context, q ChargeQuery) ([]settlement.Account
 	}
 	rows, err := r.pool.Query(ctx, `
 		SELECT charge_id, account_id, participant_id, operating_day, run_type, version, import_kwh, export_kwh,
-		       net_kwh, energy_cost, previous_energy_cost, delta_energy_cost, currency, run_id
+		       net_kwh, energy_cost, previous_energy_cost, delta_energy_cost, currency, run_id, estimated_kwh
 		FROM account_charges c
 		WHERE c.account_id = $1
 		  AND ($2::date IS NULL OR c.operating_day >= $2)
@@ -265,7 +268,8 @@ func (r *Runs) Charges(ctx context.Context, q ChargeQuery) ([]settlement.Account
 		var day time.Time
 		var t string
 		err := row.Scan(&c.ChargeID, &c.AccountID, &c.ParticipantID, &day, &t, &c.Run.Version, &c.ImportKWh,
-			&c.ExportKWh, &c.NetKWh, &c.EnergyCost, &c.PreviousEnergyCost, &c.DeltaEnergyCost, &c.Run.Currency, &c.Run.RunID)
+			&c.ExportKWh, &c.NetKWh, &c.EnergyCost, &c.PreviousEnergyCost, &c.DeltaEnergyCost, &c.Run.Currency, &c.Run.RunID,
+			&c.EstimatedKWh)
 		c.Run.Day, c.Run.Type = dayOf(day), settlement.RunType(t)
 		return c, err
 	})

@@ -281,6 +281,9 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 	if err := writeResult(ctx, tx, res); err != nil {
 		return Run{}, fmt.Errorf("write run %s: %w", run.RunID, err)
 	}
+	if err := writeEstimates(ctx, tx, run.RunID, res.estimates); err != nil {
+		return Run{}, fmt.Errorf("write run %s: %w", run.RunID, err)
+	}
 	t3 := time.Now()
 	finished := r.cfg.Now().UTC().Truncate(time.Microsecond)
 	if _, err := ledgerpg.Post(ctx, tx, finished, postings(res.lines)...); err != nil {
@@ -475,13 +478,14 @@ type result struct {
 	lines     []settlement.StatementLine
 	intervals map[lineKey][]settlement.Interval // every interval of the day, per line
 	charges   []settlement.AccountCharge
+	estimates []runEstimate
 }
 
 // settle computes the full statement of the day from the snapshot and the
 // previous version: every line and charge with current data or an earlier
 // figure, in a stable order.
 func settle(m settlement.Market, ref settlement.RunRef, s *snapshot, prev previous) result {
-	res := result{intervals: map[lineKey][]settlement.Interval{}}
+	res := result{intervals: map[lineKey][]settlement.Interval{}, estimates: s.estimates}
 	keys := make([]lineKey, 0, len(s.lines)+len(prev.lines))
 	for k := range s.lines {
 		keys = append(keys, k)
@@ -501,13 +505,16 @@ func settle(m settlement.Market, ref settlement.RunRef, s *snapshot, prev previo
 		ivs := make([]settlement.Interval, len(starts))
 		var reads settlement.ReadCounts
 		for i, t := range starts {
-			ivs[i] = settlement.Interval{Start: t, MWh: decimal.Zero}
+			ivs[i] = settlement.Interval{Start: t, MWh: decimal.Zero, EstimatedMWh: decimal.Zero}
 			if prices != nil {
 				ivs[i].Price = prices[i]
 			}
 			if cells != nil {
 				c := cells.cells[i]
 				ivs[i].MWh, ivs[i].ActualReads, ivs[i].EstimatedReads = c.mwh, c.actual, c.estimated
+				if c.gsEstimated > 0 {
+					ivs[i].EstimatedMWh, ivs[i].GridsettleEstimatedReads = c.estMWh, c.gsEstimated
+				}
 			}
 		}
 		if cells != nil {
@@ -547,35 +554,39 @@ func writeResult(ctx context.Context, tx pgx.Tx, res result) error {
 			l.StatementID, r.RunID, l.ParticipantID, l.SettlementPoint, dayTime(r.Day), string(r.Type), r.Version,
 			r.PreviousVersion, r.Currency, l.EnergyMWh, l.UnpricedEnergyMWh, l.Amount, l.PreviousEnergyMWh,
 			l.PreviousAmount, l.DeltaEnergyMWh, l.DeltaAmount, l.Intervals, l.PricedIntervals,
-			l.Reads.Actual, l.Reads.Estimated, l.Reads.Substituted, r.ComputedAt,
+			l.Reads.Actual, l.Reads.Estimated, l.Reads.Substituted, r.ComputedAt, l.EstimatedEnergyMWh,
+			l.Reads.GridsettleEstimated.LIN, l.Reads.GridsettleEstimated.LDY, l.Reads.GridsettleEstimated.ZER,
 		})
 		for _, iv := range res.intervals[lineKey{l.ParticipantID, l.SettlementPoint}] {
 			ivRows = append(ivRows, []any{r.RunID, l.ParticipantID, l.SettlementPoint, iv.Start, iv.MWh,
-				iv.Price, iv.Amount(), iv.ActualReads, iv.EstimatedReads})
+				iv.Price, iv.Amount(), iv.ActualReads, iv.EstimatedReads, iv.EstimatedMWh, iv.GridsettleEstimatedReads})
 		}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"statement_lines"}, []string{
 		"statement_id", "run_id", "participant_id", "settlement_point", "operating_day", "run_type", "version",
 		"previous_version", "currency", "energy_mwh", "unpriced_energy_mwh", "amount", "previous_energy_mwh",
 		"previous_amount", "delta_energy_mwh", "delta_amount", "intervals", "priced_intervals",
-		"reads_actual", "reads_estimated", "reads_substituted", "computed_at",
+		"reads_actual", "reads_estimated", "reads_substituted", "computed_at", "estimated_energy_mwh",
+		"reads_estimated_lin", "reads_estimated_ldy", "reads_estimated_zer",
 	}, pgx.CopyFromRows(lineRows)); err != nil {
 		return fmt.Errorf("write %d statement lines: %w", len(lineRows), err)
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"run_intervals"}, []string{
 		"run_id", "participant_id", "settlement_point", "interval_start", "energy_mwh", "price", "amount",
-		"actual_reads", "estimated_reads",
+		"actual_reads", "estimated_reads", "estimated_energy_mwh", "gridsettle_estimated_reads",
 	}, pgx.CopyFromRows(ivRows)); err != nil {
 		return fmt.Errorf("write %d run intervals: %w", len(ivRows), err)
 	}
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"account_charges"}, []string{
 		"charge_id", "run_id", "account_id", "participant_id", "operating_day", "run_type", "version",
 		"import_kwh", "export_kwh", "net_kwh", "energy_cost", "previous_energy_cost", "delta_energy_cost", "currency",
+		"estimated_kwh",
 	}, pgx.CopyFromSlice(len(res.charges), func(i int) ([]any, error) {
 		c := res.charges[i]
 		r := c.Run
 		return []any{c.ChargeID, r.RunID, c.AccountID, c.ParticipantID, dayTime(r.Day), string(r.Type), r.Version,
-			c.ImportKWh, c.ExportKWh, c.NetKWh, c.EnergyCost, c.PreviousEnergyCost, c.DeltaEnergyCost, r.Currency}, nil
+			c.ImportKWh, c.ExportKWh, c.NetKWh, c.EnergyCost, c.PreviousEnergyCost, c.DeltaEnergyCost, r.Currency,
+			c.EstimatedKWh}, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("write %d account charges: %w", n, err)

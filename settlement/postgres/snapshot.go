@@ -22,6 +22,9 @@ type snapshot struct {
 	prices  map[string][]decimal.NullDecimal // per point, per interval of the day
 	lines   map[lineKey]*lineCells
 	charges map[chargeKey]chargeSums
+	// estimates are gridsettle's estimates of the day's missing channel
+	// intervals (estimate.go), in no particular order.
+	estimates []runEstimate
 }
 
 // lineCells are the exact per-interval sums of one (participant, point).
@@ -33,6 +36,8 @@ type lineCells struct {
 type cell struct {
 	mwh               decimal.Decimal
 	actual, estimated int
+	estMWh            decimal.Decimal // the part of mwh gridsettle's estimates make
+	gsEstimated       int             // estimate pieces
 }
 
 type chargeSums struct {
