@@ -247,7 +247,7 @@ func (d *demo) drive(ctx context.Context) error {
 		return err
 	}
 	if err := d.stream(ctx, "streaming corrections:", s.scenario.Late,
-		fmt.Sprintf("%d late reads, upward read corrections and price corrections", len(s.scenario.Late))); err != nil {
+		fmt.Sprintf("%d late reads (the outage's actuals among them), upward read corrections and price corrections", len(s.scenario.Late))); err != nil {
 		return err
 	}
 	if s.final, err = d.settle(ctx, settlement.Final); err != nil {
@@ -367,8 +367,9 @@ func describeStream(sc *simulate.Scenario, m settlement.Market) string {
 	case hours < 24:
 		shape = fmt.Sprintf("a %d-hour day as clocks spring forward: %d settlement intervals", hours, len(m.Intervals(demoDay)))
 	}
-	return fmt.Sprintf("operating day %s (%s, %s): %d read blocks, %d prices (5-minute at the hub, with a spike and negative prices), %d bad records",
-		demoDay, m.Location, shape, reads, prices, bad)
+	history := historyBlocks(sc, m)
+	return fmt.Sprintf("operating day %s (%s, %s): %d read blocks (%d of them the week before, the like days estimates draw on; a head-end outage and short gaps left for estimation), %d prices (5-minute at the hub, with a spike and negative prices), %d bad records",
+		demoDay, m.Location, shape, reads, history, prices, bad)
 }
 
 // stream produces records in Kafka transactions, as an upstream system
@@ -445,9 +446,9 @@ func (d *demo) settle(ctx context.Context, t settlement.RunType) (settlementpg.R
 		}
 		changes = fmt.Sprintf(", %d changed since v%d", changed, *lines[0].Run.PreviousVersion)
 	}
-	d.say("run %s v%d completed in %s: %d statement lines%s; its export %s is being written",
+	d.say("run %s v%d completed in %s: %d statement lines%s, %s; its export %s is being written",
 		t, run.Version, run.FinishedAt.Sub(run.StartedAt).Round(time.Millisecond), len(lines), changes,
-		reporting.Dir(demoDay, string(t), run.Version))
+		totalEstimates(lines), reporting.Dir(demoDay, string(t), run.Version))
 	return run, nil
 }
 

@@ -34,6 +34,10 @@ func (d *demo) summary(ctx context.Context, s *story) error {
 	}
 	fmt.Fprintln(w)
 	statementTable(w, s, initial, final)
+	fmt.Fprintln(w)
+	if err := d.estimateSummary(ctx, w, s, initial, final); err != nil {
+		return err
+	}
 
 	alerts, err := d.alerts(ctx)
 	if err != nil {
