@@ -674,8 +674,8 @@ func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, lo
 	}
 	ck := &c.st.Checked
 	ck.Runs, ck.StatementLines, ck.Charges = len(completed), len(wantLines), len(wantCharges)
-	compareRows(p, "statement lines", withoutEstimates(wantLines, lineWithoutEstimates), lines)
-	compareRows(p, "account charges", withoutEstimates(wantCharges, chargeWithoutEstimates), chargeRows)
+	compareRows(p, "statement lines", wantLines, lines)
+	compareRows(p, "account charges", wantCharges, chargeRows)
 	compareTopic(p, "settlement.statements", statementSchema, wantLines, stmts,
 		func(l oracle.Line) (string, *time.Time) {
 			t, ok := computed[l.RunID]
@@ -768,7 +768,8 @@ func compareTopic[T any](p *problems, topic, schema string, want map[string]T, r
 func (c *chaos) statementRows(ctx context.Context) (map[string]oracle.Line, error) {
 	rows, err := c.pool.Query(ctx, `SELECT statement_id, participant_id, settlement_point, operating_day::text, run_type,
 		version, previous_version, currency, energy_mwh, amount, unpriced_energy_mwh, previous_energy_mwh, previous_amount,
-		delta_energy_mwh, delta_amount, intervals, priced_intervals, reads_actual, reads_estimated, reads_substituted, run_id
+		delta_energy_mwh, delta_amount, intervals, priced_intervals, reads_actual, reads_estimated, reads_substituted, run_id,
+		estimated_energy_mwh, reads_estimated_lin, reads_estimated_ldy, reads_estimated_zer
 		FROM statement_lines`)
 	if err != nil {
 		return nil, fmt.Errorf("read statement lines: %w", err)
@@ -777,15 +778,18 @@ func (c *chaos) statementRows(ctx context.Context) (map[string]oracle.Line, erro
 	out := map[string]oracle.Line{}
 	for rows.Next() {
 		var l oracle.Line
-		var energy, amount, unpriced, prevEnergy, prevAmount, deltaEnergy, deltaAmount decimal.Decimal
+		var energy, amount, unpriced, prevEnergy, prevAmount, deltaEnergy, deltaAmount, estimated decimal.Decimal
+		n := &l.Reads.GridsettleEstimated
 		if err := rows.Scan(&l.StatementID, &l.ParticipantID, &l.SettlementPoint, &l.OperatingDay, &l.RunType, &l.Version,
 			&l.PreviousVersion, &l.Currency, &energy, &amount, &unpriced, &prevEnergy, &prevAmount, &deltaEnergy, &deltaAmount,
-			&l.Intervals, &l.PricedIntervals, &l.Reads.Actual, &l.Reads.Estimated, &l.Reads.Substituted, &l.RunID); err != nil {
+			&l.Intervals, &l.PricedIntervals, &l.Reads.Actual, &l.Reads.Estimated, &l.Reads.Substituted, &l.RunID,
+			&estimated, &n.LIN, &n.LDY, &n.ZER); err != nil {
 			return nil, fmt.Errorf("read statement lines: %w", err)
 		}
 		l.EnergyMWh, l.Amount, l.UnpricedEnergyMWh = fixed(energy, 6), fixed(amount, 2), fixed(unpriced, 6)
 		l.PreviousEnergyMWh, l.PreviousAmount = fixed(prevEnergy, 6), fixed(prevAmount, 2)
 		l.DeltaEnergyMWh, l.DeltaAmount = fixed(deltaEnergy, 6), fixed(deltaAmount, 2)
+		l.EstimatedEnergyMWh = fixed(estimated, 6)
 		out[l.StatementID] = l
 	}
 	return out, rows.Err()
@@ -794,7 +798,8 @@ func (c *chaos) statementRows(ctx context.Context) (map[string]oracle.Line, erro
 // chargeRows are the stored account charges in the oracle's shape.
 func (c *chaos) chargeRows(ctx context.Context) (map[string]oracle.Charge, error) {
 	rows, err := c.pool.Query(ctx, `SELECT charge_id, account_id, participant_id, operating_day::text, run_type, version,
-		import_kwh, export_kwh, net_kwh, energy_cost, previous_energy_cost, delta_energy_cost, currency FROM account_charges`)
+		import_kwh, export_kwh, net_kwh, energy_cost, previous_energy_cost, delta_energy_cost, currency, estimated_kwh
+		FROM account_charges`)
 	if err != nil {
 		return nil, fmt.Errorf("read account charges: %w", err)
 	}
@@ -802,13 +807,14 @@ func (c *chaos) chargeRows(ctx context.Context) (map[string]oracle.Charge, error
 	out := map[string]oracle.Charge{}
 	for rows.Next() {
 		var ch oracle.Charge
-		var imp, exp, net, cost, prevCost, deltaCost decimal.Decimal
+		var imp, exp, net, cost, prevCost, deltaCost, estimated decimal.Decimal
 		if err := rows.Scan(&ch.ChargeID, &ch.AccountID, &ch.ParticipantID, &ch.OperatingDay, &ch.RunType, &ch.Version,
-			&imp, &exp, &net, &cost, &prevCost, &deltaCost, &ch.Currency); err != nil {
+			&imp, &exp, &net, &cost, &prevCost, &deltaCost, &ch.Currency, &estimated); err != nil {
 			return nil, fmt.Errorf("read account charges: %w", err)
 		}
 		ch.ImportKWh, ch.ExportKWh, ch.NetKWh = fixed(imp, 6), fixed(exp, 6), fixed(net, 6)
 		ch.EnergyCost, ch.PreviousEnergyCost, ch.DeltaEnergyCost = fixed(cost, 2), fixed(prevCost, 2), fixed(deltaCost, 2)
+		ch.EstimatedKWh = fixed(estimated, 6)
 		out[ch.ChargeID] = ch
 	}
 	return out, rows.Err()
@@ -822,7 +828,7 @@ type intervalKey struct {
 // intervalRows are the stored run intervals by run.
 func (c *chaos) intervalRows(ctx context.Context) (map[string]map[intervalKey]oracle.IntervalFigure, error) {
 	rows, err := c.pool.Query(ctx, `SELECT run_id, participant_id, settlement_point, interval_start, energy_mwh, price, amount,
-		actual_reads, estimated_reads FROM run_intervals`)
+		actual_reads, estimated_reads, estimated_energy_mwh, gridsettle_estimated_reads FROM run_intervals`)
 	if err != nil {
 		return nil, fmt.Errorf("read run intervals: %w", err)
 	}
@@ -833,7 +839,7 @@ func (c *chaos) intervalRows(ctx context.Context) (map[string]map[intervalKey]or
 		var f oracle.IntervalFigure
 		var price, amount decimal.NullDecimal
 		if err := rows.Scan(&run, &f.ParticipantID, &f.SettlementPoint, &f.Start, &f.EnergyMWh, &price, &amount,
-			&f.ActualReads, &f.EstimatedReads); err != nil {
+			&f.ActualReads, &f.EstimatedReads, &f.EstimatedEnergyMWh, &f.GridsettleEstimatedReads); err != nil {
 			return nil, fmt.Errorf("read run intervals: %w", err)
 		}
 		if price.Valid {
@@ -860,7 +866,8 @@ func (c *chaos) compareIntervals(p *problems, st *oracle.Statement, got map[inte
 		case !ok:
 			p.add("run intervals", "%s %v: in the oracle, not stored", st.RunID, k)
 		case !g.EnergyMWh.Equal(w.EnergyMWh) || !eqDec(g.Price, w.Price) || !eqDec(g.Amount, w.Amount) ||
-			g.ActualReads != w.ActualReads || g.EstimatedReads != w.EstimatedReads:
+			g.ActualReads != w.ActualReads || g.EstimatedReads != w.EstimatedReads ||
+			!g.EstimatedEnergyMWh.Equal(w.EstimatedEnergyMWh) || g.GridsettleEstimatedReads != w.GridsettleEstimatedReads:
 			p.add("run intervals", "%s %v: stored %s, oracle %s", st.RunID, k, figure(g), figure(w))
 		}
 		delete(got, k)
@@ -877,7 +884,8 @@ func figure(f oracle.IntervalFigure) string {
 		}
 		return d.String()
 	}
-	return fmt.Sprintf("energy %s price %s amount %s reads A%d E%d", f.EnergyMWh, s(f.Price), s(f.Amount), f.ActualReads, f.EstimatedReads)
+	return fmt.Sprintf("energy %s price %s amount %s reads A%d E%d, estimated %s over %d estimates", f.EnergyMWh, s(f.Price), s(f.Amount),
+		f.ActualReads, f.EstimatedReads, f.EstimatedEnergyMWh, f.GridsettleEstimatedReads)
 }
 
 // checkLedger: the hash chain verifies (every entry balanced, linked and

@@ -10,28 +10,28 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
+	"github.com/gridsettle/gridsettle/settlement/oracle"
 )
 
 func TestCompareEstimateMap(t *testing.T) {
-	line := lineEstimates{EnergyMWh: "0.004125", LIN: 2, ZER: 1}
-	zero := lineEstimates{EnergyMWh: "0.000000"}
-	eq := func(a, b lineEstimates) bool { return a == b }
+	k := estimateKey{"MTR-000006", "export", 1_793_548_800}
+	row := estimateRow{IntervalSeconds: 300, ValueKWh: "0.137500", Method: "LIN", AccountID: "ACC-000006",
+		ParticipantID: "VPP-SUNRISE", SettlementPoint: "HB_NORTH", LossFactor: "1.031200"}
+	other := row
+	other.Method = "LDY"
 	for _, c := range []struct {
 		name      string
-		want, got map[string]lineEstimates
+		want, got map[estimateKey]estimateRow
 		problems  int
 	}{
-		{"equal", map[string]lineEstimates{"a": line}, map[string]lineEstimates{"a": line}, 0},
-		{"different", map[string]lineEstimates{"a": line}, map[string]lineEstimates{"a": zero}, 1},
-		{"estimates not stored", map[string]lineEstimates{"a": line}, nil, 1},
-		{"estimates not in the oracle", nil, map[string]lineEstimates{"a": line}, 1},
-		// Which lines exist is compared by checkRuns: a side without a
-		// line has no estimate figures there.
-		{"no figures on one side", map[string]lineEstimates{"a": {}}, nil, 0},
-		{"no figures on the other", nil, map[string]lineEstimates{"a": {}}, 0},
+		{"equal", map[estimateKey]estimateRow{k: row}, map[estimateKey]estimateRow{k: row}, 0},
+		{"different", map[estimateKey]estimateRow{k: row}, map[estimateKey]estimateRow{k: other}, 1},
+		{"not stored", map[estimateKey]estimateRow{k: row}, nil, 1},
+		{"not in the oracle", nil, map[estimateKey]estimateRow{k: row}, 1},
+		{"none", nil, nil, 0},
 	} {
 		var p problems
-		compareEstimateMap(&p, "run-1", "statement line", c.want, c.got, eq)
+		compareEstimateMap(&p, "run-1", c.want, c.got)
 		if p.counts["estimates"] != c.problems {
 			t.Errorf("%s: problems %v, want %d", c.name, p.byKind, c.problems)
 		}
@@ -39,7 +39,8 @@ func TestCompareEstimateMap(t *testing.T) {
 }
 
 // TestStoredEstimates reads the estimate columns of migration 00900 back
-// in the shape the oracle's figures are compared in.
+// in the shape the oracle's figures are compared in: run_estimates rows
+// and the estimate figures of lines, charges and intervals.
 func TestStoredEstimates(t *testing.T) {
 	pool, _ := pgtest.New(t)
 	ctx := t.Context()
@@ -70,19 +71,32 @@ func TestStoredEstimates(t *testing.T) {
 	if r == nil || len(got) != 1 {
 		t.Fatalf("runs %v", got)
 	}
-	if l := r.lines["HB_NORTH/RETAILER-A/2026-11-01/1"]; l != (lineEstimates{EnergyMWh: "0.004125", LIN: 2, LDY: 3, ZER: 1}) {
+	lines, err := c.statementRows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := lines["HB_NORTH/RETAILER-A/2026-11-01/1"]; l.EstimatedEnergyMWh != "0.004125" ||
+		l.Reads.GridsettleEstimated != (oracle.EstimateCounts{LIN: 2, LDY: 3, ZER: 1}) {
 		t.Errorf("line %+v", l)
 	}
-	if ch := r.charges["ACC-000001/RETAILER-A/2026-11-01/1"]; ch != "1.250000" {
-		t.Errorf("charge %q", ch)
+	charges, err := c.chargeRows(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	iv := r.intervals[intervalKey{"RETAILER-A", "HB_NORTH", start.Unix()}]
-	if !iv.EnergyMWh.Equal(decimal.RequireFromString("0.000412500000000001")) || iv.Reads != 3 {
+	if ch := charges["ACC-000001/RETAILER-A/2026-11-01/1"]; ch.EstimatedKWh != "1.250000" {
+		t.Errorf("charge %+v", ch)
+	}
+	intervals, err := c.intervalRows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv := intervals["run-2026-11-01-initial-1"][intervalKey{"RETAILER-A", "HB_NORTH", start.Unix()}]
+	if !iv.EstimatedEnergyMWh.Equal(decimal.RequireFromString("0.000412500000000001")) || iv.GridsettleEstimatedReads != 3 {
 		t.Errorf("interval %+v", iv)
 	}
 	want := estimateRow{IntervalSeconds: 300, ValueKWh: "0.137500", Method: "LIN", AccountID: "ACC-000006",
 		ParticipantID: "VPP-SUNRISE", SettlementPoint: "HB_NORTH", LossFactor: "1.031200"}
-	if e := r.estimates[estimateKey{"MTR-000006", "export", start.Unix()}]; e != want {
+	if e := r[estimateKey{"MTR-000006", "export", start.Unix()}]; e != want {
 		t.Errorf("estimate %+v, want %+v", e, want)
 	}
 }
