@@ -6,10 +6,11 @@ import (
 	"slices"
 
 	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
-// The pure part of estimation (settlement/README.md and
+// The pure part of estimation (settlement/postgres/doc.go and
 // ../shared/spec/estimation.md "Which intervals are missing", "Methods"):
 // given one channel's current reads around a day, which channel intervals
 // of the day are missing, and which of them linear interpolation settles.
@@ -27,14 +28,15 @@ const (
 	methodPending method = '?'
 )
 
+// String is the method's name in run_estimates and the API.
 func (m method) String() string {
 	switch m {
 	case methodLIN:
-		return "LIN"
+		return settlement.MethodLinear
 	case methodLDY:
-		return "LDY"
+		return settlement.MethodLikeDay
 	case methodZER:
-		return "ZER"
+		return settlement.MethodZero
 	}
 	return "pending"
 }
