@@ -229,6 +229,9 @@ func (b *bench) runsWithGaps(ctx context.Context, d *benchDay) error {
 			return fmt.Errorf("run %s made %d estimates, want %d", g.run.RunID, lin+ldy+zer, want)
 		}
 		byMethod = fmt.Sprintf("estimates LIN %s, LDY %s, ZER %s", human(float64(lin)), human(float64(ldy)), human(float64(zer)))
+		if b.cfg.Market.Estimation.Off {
+			byMethod = "no estimates (--estimation none)"
+		}
 		l, err := b.copyOut(ctx, copySQL)
 		if err != nil {
 			return err
