@@ -59,6 +59,9 @@ type chaosConfig struct {
 	Out      io.Writer // progress, one line per step
 	// Workers is how many ingest,publish workers run; 0: chaosWorkers.
 	Workers int
+	// Market is the market the stream is generated for and every process
+	// settles; zero fields take simulate's defaults (the contract's).
+	Market settlement.Market
 }
 
 const (
@@ -225,7 +228,7 @@ func (c *chaos) setup(ctx context.Context) error {
 		return fmt.Errorf("create harness log: %w", err)
 	}
 	c.log = slog.New(slog.NewTextHandler(c.logFile, nil))
-	c.sc, err = simulate.Generate(simulate.Config{Seed: c.cfg.Seed, Meters: c.cfg.Meters, Days: c.cfg.Days})
+	c.sc, err = simulate.Generate(simulate.Config{Seed: c.cfg.Seed, Meters: c.cfg.Meters, Days: c.cfg.Days, Market: c.cfg.Market})
 	if err != nil {
 		return err
 	}
@@ -347,6 +350,9 @@ func (c *chaos) startSlot(slot, armed string) error {
 		"--partitions", strconv.Itoa(chaosPartitions), "--environment", "chaos",
 		"--export-dir", filepath.Join(c.cfg.Dir, "exports"), "--signing-key", c.keyPath(),
 		"--ingest-session-timeout", chaosSession.String(), "--publish-lease-timeout", chaosLeaseTimeout.String()}
+	m := c.sc.Config.Market
+	args = append(args, "--market-timezone", m.Location.String(), "--market-currency", m.Currency,
+		"--settlement-interval", strconv.Itoa(m.IntervalSeconds), "--price-spike-threshold", m.PriceSpikeThreshold.String())
 	if slot == "api" {
 		args = append(args, "--components", "api", "--http-addr", c.httpAddr, "--admin-token", c.token)
 	} else {

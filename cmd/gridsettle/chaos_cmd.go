@@ -36,7 +36,9 @@ func newChaosCmd(m *Main) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	fs := c.Flags()
-	bindFlags(fs, groupLog)
+	// The market flags set the market the stream is generated for and the
+	// workers settle (a half-hour zone such as Australia/Adelaide, say).
+	bindFlags(fs, groupLog|groupMarket)
 	fs.Duration("duration", 30*time.Minute, "how long to inject faults (env GRIDSETTLE_CHAOS_DURATION)")
 	fs.Int64("seed", 1, "`seed` of the workload and of the faults (env GRIDSETTLE_CHAOS_SEED)")
 	fs.Int("meters", 200, "`number` of simulated meters (env GRIDSETTLE_CHAOS_METERS)")
@@ -88,7 +90,7 @@ func newChaosCmd(m *Main) *cobra.Command {
 			}
 		}()
 		st, err := runChaos(ctx, chaosConfig{Binary: exe, DatabaseURL: cluster.URL(), Dir: dir, Seed: seed,
-			Meters: meters, Days: days, Duration: duration, Out: m.Stdout})
+			Meters: meters, Days: days, Duration: duration, Out: m.Stdout, Market: cfg.Market})
 		fmt.Fprint(m.Stdout, st.summary())
 		if err != nil {
 			fmt.Fprintf(m.Stdout, "chaos FAILED; processes' logs are in %s\n", filepath.Join(dir, "logs"))
