@@ -1,0 +1,1 @@
+Hq9zhvMnbXMPZnVBEpRmlkbumkkQEq7oXI7CJtCNqORD7nRlXz+Q4bboa5KsHA+wPw2MfNhhdrwiKPIr3MEUDw==
