@@ -65,13 +65,16 @@ func (c *Completeness) canonical() *Completeness {
 	return out
 }
 
-// Check is the completeness invariant of a manifest: the inputs are
-// exactly the lineage's partitions, each with the lineage's offset_through,
-// in partition order; and in each every count is at least zero, records =
-// applied + Σ quarantined, records are at most offset_through + 1 (one per
-// offset at most), and reads_applied, reads_stale and reads_duplicate come
-// all three or not at all. Which topic carries reads counts is the run's
-// business (the reads topic is configurable), not checked here.
+// Check is the completeness invariant of a manifest: the inputs are listed
+// once each, in partition order; every lineage partition is among them with
+// the lineage's offset_through, and any other has offset_through -1 (the
+// lineage lists only partitions the snapshot read something of, while
+// completeness lists every input partition); and in each every count is at
+// least zero, records = applied + Σ quarantined, records are at most
+// offset_through + 1 (one per offset at most), and reads_applied,
+// reads_stale and reads_duplicate come all three or not at all. Which topic
+// carries reads counts is the run's business (the reads topic is
+// configurable), not checked here.
 func (c *Completeness) Check(lineage []Input) error {
 	offsets := make(map[string]int64, len(lineage))
 	for _, in := range lineage {
@@ -87,10 +90,11 @@ func (c *Completeness) Check(lineage []Input) error {
 			}
 		}
 		offset, ok := offsets[name]
-		if !ok {
-			return fmt.Errorf("completeness counts input %s, which lineage.inputs does not list", name)
+		if !ok && in.OffsetThrough != -1 {
+			return fmt.Errorf("completeness counts input %s through offset %d, but lineage.inputs does not list it "+
+				"(a partition the lineage leaves out was read through -1: nothing)", name, in.OffsetThrough)
 		}
-		if in.OffsetThrough != offset {
+		if ok && in.OffsetThrough != offset {
 			return fmt.Errorf("completeness counts input %s through offset %d, lineage.inputs says %d", name, in.OffsetThrough, offset)
 		}
 		if err := in.check(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,11 +19,11 @@ import (
 func ptr(n int64) *int64 { return &n }
 
 // counted is the run of d with its input records counted (explain.md
-// "Completeness"): runOf's partitions and an empty one of market.prices,
-// listed out of order, as a run might store them.
+// "Completeness"): runOf's partitions and market.prices/1, from which the
+// snapshot read nothing, so that the lineage does not list it; listed out
+// of order, as a run might store them.
 func counted(d reportingtest.Day) reporting.Run {
 	run := runOf(d)
-	run.Inputs = append(run.Inputs, reporting.Input{Topic: "market.prices", Partition: 1, OffsetThrough: -1})
 	run.Completeness = &reporting.Completeness{Inputs: []reporting.CompletenessInput{
 		{Topic: "market.prices", Partition: 1, OffsetThrough: -1},
 		{Topic: "market.prices", Partition: 0, OffsetThrough: 4411, Records: 4400, Applied: 4399,
@@ -134,8 +135,8 @@ func TestCompletenessRefused(t *testing.T) {
 	}{
 		{"offset", "counts input ami.interval-reads/1 through offset 97, lineage.inputs says 98",
 			func(r *reporting.Run) { r.Completeness.Inputs[2].OffsetThrough = 97 }},
-		{"partition not counted", "lineage input market.prices/1 has no completeness counts",
-			func(r *reporting.Run) { r.Completeness.Inputs = r.Completeness.Inputs[1:] }},
+		{"partition not counted", "lineage input market.prices/0 has no completeness counts",
+			func(r *reporting.Run) { r.Completeness.Inputs = r.Completeness.Inputs[2:] }},
 		{"records", "records 4401 ≠ applied 4399 + Σ quarantined 1",
 			func(r *reporting.Run) { r.Completeness.Inputs[1].Records = 4401 }},
 	} {
@@ -163,7 +164,8 @@ func TestCompletenessVerify(t *testing.T) {
 	cfg := configOf(d)
 	genuine, _ := publishRun(t, d, counted(d), cfg)
 	// The manifest's inputs are sorted: 0 and 1 are ami.interval-reads/0
-	// and /1, 2 and 3 market.prices/0 and /1; so are the lineage's.
+	// and /1, 2 and 3 market.prices/0 and /1; the lineage's are the first
+	// three of these.
 	for _, tc := range []struct {
 		name, want string
 		change     func(*reporting.Completeness, *reporting.Lineage)
@@ -176,10 +178,14 @@ func TestCompletenessVerify(t *testing.T) {
 			func(c *reporting.Completeness, _ *reporting.Lineage) { c.Inputs[1].OffsetThrough = 97 }},
 		{"offset_through of lineage", "completeness counts input market.prices/0 through offset 4411, lineage.inputs says 4412",
 			func(_ *reporting.Completeness, l *reporting.Lineage) { l.Inputs[2].OffsetThrough = 4412 }},
-		{"partition not counted", "lineage input market.prices/1 has no completeness counts",
-			func(c *reporting.Completeness, _ *reporting.Lineage) { c.Inputs = c.Inputs[:3] }},
-		{"partition not in lineage", "completeness counts input market.prices/1, which lineage.inputs does not list",
-			func(_ *reporting.Completeness, l *reporting.Lineage) { l.Inputs = l.Inputs[:3] }},
+		{"partition not counted", "lineage input market.prices/0 has no completeness counts",
+			func(c *reporting.Completeness, _ *reporting.Lineage) { c.Inputs = slices.Delete(c.Inputs, 2, 3) }},
+		{"partition not in lineage", "completeness counts input market.prices/1 through offset 0, but lineage.inputs does not list it",
+			func(c *reporting.Completeness, _ *reporting.Lineage) { c.Inputs[3].OffsetThrough = 0 }},
+		{"empty partition in lineage", "completeness counts input market.prices/1 through offset -1, lineage.inputs says 7",
+			func(_ *reporting.Completeness, l *reporting.Lineage) {
+				l.Inputs = append(l.Inputs, reporting.Input{Topic: "market.prices", Partition: 1, OffsetThrough: 7})
+			}},
 		{"order", "completeness input ami.interval-reads/0 follows ami.interval-reads/1",
 			func(c *reporting.Completeness, _ *reporting.Lineage) {
 				c.Inputs[0], c.Inputs[1] = c.Inputs[1], c.Inputs[0]

@@ -597,7 +597,8 @@ func TestCompletenessFromTheRun(t *testing.T) {
 		{"topic": "ami.interval-reads", "partition": 1, "offset_through": 977, "records": 970, "applied": 968,
 		 "quarantined": {"unknown_meter": 1, "malformed_json": 1}, "reads_applied": 15000, "reads_stale": 3, "reads_duplicate": 40},
 		{"topic": "ami.interval-reads", "partition": 0, "offset_through": 1200, "records": 1201, "applied": 1201,
-		 "quarantined": {}, "reads_applied": 19000, "reads_stale": 0, "reads_duplicate": 0}]}`
+		 "quarantined": {}, "reads_applied": 19000, "reads_stale": 0, "reads_duplicate": 0},
+		{"topic": "market.prices", "partition": 0, "offset_through": -1, "records": 0, "applied": 0, "quarantined": {}}]}`
 	insertCountedRun(t, pool, final, &counts)
 	p, err := e.Produce(ctx, final.Day, settlement.RunType(final.RunType), int(final.Version))
 	if err != nil || !p.Created {
@@ -610,6 +611,8 @@ func TestCompletenessFromTheRun(t *testing.T) {
 		{Topic: "ami.interval-reads", Partition: 1, OffsetThrough: 977, Records: 970, Applied: 968,
 			Quarantined:  map[string]int64{"malformed_json": 1, "unknown_meter": 1},
 			ReadsApplied: n(15000), ReadsStale: n(3), ReadsDuplicate: n(40)},
+		// Nothing read: not in the lineage, in completeness with zeros.
+		{Topic: "market.prices", Partition: 0, OffsetThrough: -1, Quarantined: map[string]int64{}},
 	}}
 	if got := p.Export.Manifest.Completeness; !reflect.DeepEqual(got, want) {
 		t.Fatalf("registered completeness %+v, want %+v", got, want)
@@ -630,7 +633,7 @@ func TestCompletenessFromTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(strings.Join(r.Checks, "\n"), "completeness: every record of the 2 input partitions") {
+	if !strings.Contains(strings.Join(r.Checks, "\n"), "completeness: every record of the 3 input partitions") {
 		t.Fatalf("report %v", r.Checks)
 	}
 	again, err := e.Produce(ctx, final.Day, settlement.RunType(final.RunType), int(final.Version))

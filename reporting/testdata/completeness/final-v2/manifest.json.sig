@@ -1,1 +1,1 @@
-Hq9zhvMnbXMPZnVBEpRmlkbumkkQEq7oXI7CJtCNqORD7nRlXz+Q4bboa5KsHA+wPw2MfNhhdrwiKPIr3MEUDw==
+NZZ/HWVyV0R36MAfYnQtzrI7ecj3j1Oydzjwmuqk15uxUzrH9UCYhORbiSAcI6BEsMJA21sGikeXgHrKBgHDDg==
