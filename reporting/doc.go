@@ -33,12 +33,13 @@
 //     only, so regenerating an export reproduces it. It accounts for
 //     every lineage partition through its offset_through (and lists the
 //     partitions the snapshot read nothing of, which the lineage leaves
-//     out, through -1), with records = applied + Σ quarantined and no count
-//     negative in each (Completeness.Check); Build refuses a run whose counts break this,
-//     before writing, and Verify fails a manifest that does. A run made
-//     before counting existed (NULL) gets no completeness field, rather
-//     than a null one, so the v2 exports written before counting
-//     regenerate byte for byte; a v1 manifest never has one.
+//     out, through -1), with records = applied + Σ quarantined and no
+//     count negative in each (Completeness.Check); Build refuses a run
+//     whose counts break this, before writing, and Verify fails a manifest
+//     that does. A run made before counting existed (NULL) gets no
+//     completeness field, rather than a null one, so the v2 exports
+//     written before counting regenerate byte for byte; a v1 manifest
+//     never has one.
 //   - Consistent: each statement line's energy, unpriced energy, amount and
 //     interval counts are those of its interval rows (rounded half-even
 //     where settlement.md rounds); every ledger entry balances. A run whose

@@ -193,7 +193,7 @@ func checkCompleteness(m Manifest, layout Layout) (string, error) {
 		return "", discrepancy(ManifestFile, "%s: a %s manifest has no completeness", ManifestFile, layout.Format)
 	}
 	if err := m.Completeness.Check(m.Lineage.Inputs); err != nil {
-		return "", discrepancy(ManifestFile, "%s: %v", ManifestFile, err)
+		return "", discrepancy(ManifestFile, "%s: %w", ManifestFile, err)
 	}
 	return fmt.Sprintf("completeness: every record of the %d input partitions through the lineage's offsets is accounted for "+
 		"(records = applied + Σ quarantined, no count negative)", len(m.Completeness.Inputs)), nil
