@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,4 +238,27 @@ func TestCompletenessVerify(t *testing.T) {
 		!strings.Contains(err.Error(), "a gridsettle-export/v1 manifest has no completeness") {
 		t.Fatalf("v1 manifest with completeness: %v", err)
 	}
+}
+
+// FuzzCompletenessCheck: Check accepts a partition's counts exactly when
+// they are non-negative, records = applied + Σ quarantined and records ≤
+// offset_through + 1, computed here without overflow (big.Int).
+func FuzzCompletenessCheck(f *testing.F) {
+	f.Add(int64(123456), int64(120000), int64(119990), int64(6), int64(4))
+	f.Add(int64(-1), int64(0), int64(0), int64(0), int64(0))
+	f.Add(int64(98), int64(100), int64(100), int64(0), int64(0))
+	f.Add(int64(200000), int64(120000), int64(119990), int64(math.MaxInt64), int64(math.MaxInt64))
+	f.Fuzz(func(t *testing.T, offset, records, applied, q1, q2 int64) {
+		c := &reporting.Completeness{Inputs: []reporting.CompletenessInput{{Topic: "t", OffsetThrough: offset,
+			Records: records, Applied: applied, Quarantined: map[string]int64{"a": q1, "b": q2}}}}
+		err := c.Check([]reporting.Input{{Topic: "t", OffsetThrough: offset}})
+		sum := new(big.Int).Add(big.NewInt(applied), big.NewInt(q1))
+		sum.Add(sum, big.NewInt(q2))
+		offsets := new(big.Int).Add(big.NewInt(offset), big.NewInt(1))
+		want := records >= 0 && applied >= 0 && q1 >= 0 && q2 >= 0 &&
+			sum.Cmp(big.NewInt(records)) == 0 && big.NewInt(records).Cmp(offsets) <= 0
+		if (err == nil) != want {
+			t.Fatalf("offset_through %d, records %d, applied %d, quarantined %d and %d: Check says %v", offset, records, applied, q1, q2, err)
+		}
+	})
 }
