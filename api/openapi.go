@@ -96,6 +96,8 @@ var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[ledgerpg.Report]():             "LedgerVerification",
 	reflect.TypeFor[settlementpg.Lineage]():        "RunLineage",
 	reflect.TypeFor[reporting.Lineage]():           "ManifestLineage",
+	reflect.TypeFor[reporting.Completeness]():      "ManifestCompleteness",
+	reflect.TypeFor[reporting.CompletenessInput](): "ManifestCompletenessInput",
 }
 
 // componentName is the name t gets in components.schemas, or "" when t is

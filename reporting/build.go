@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/gridsettle/gridsettle/reporting/parquet"
@@ -42,6 +41,9 @@ type Run struct {
 	Version      int
 	ComputedAt   time.Time
 	Inputs       []Input // the run's lineage: input offsets its snapshot included
+	// Completeness is the run's count of its input records through those
+	// offsets; nil for a run made before they were counted.
+	Completeness *Completeness
 }
 
 // Config is how exports are written. Everything in it but OpenFile ends up
@@ -298,6 +300,15 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 		return Written{}, err
 	}
 	layout, _ := cfg.layout() // validated
+	inputs := slices.Clone(run.Inputs)
+	if inputs == nil {
+		inputs = []Input{}
+	}
+	slices.SortFunc(inputs, func(a, b Input) int { return compareInputs(a.Topic, a.Partition, b.Topic, b.Partition) })
+	completeness, err := manifestCompleteness(run, inputs, layout)
+	if err != nil {
+		return Written{}, err
+	}
 	t := newTally(run.OperatingDay, run.RunType, run.Version, layout)
 	files, err := writeDataFiles(ctx, dir, layout, src, cfg, t)
 	if err != nil {
@@ -307,13 +318,6 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 	if err != nil {
 		return Written{}, fmt.Errorf("export of %s: %w", run.RunID, err)
 	}
-	inputs := slices.Clone(run.Inputs)
-	if inputs == nil {
-		inputs = []Input{}
-	}
-	slices.SortFunc(inputs, func(a, b Input) int {
-		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
-	})
 	pub := cfg.PublicKey()
 	m := Manifest{
 		Format:       layout.Format,
@@ -331,6 +335,7 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 		Files:                  files,
 		ControlTotals:          totals,
 		Lineage:                Lineage{Inputs: inputs, Ledger: ledger},
+		Completeness:           completeness,
 		PreviousManifestSHA256: previous,
 		SigningKeyID:           KeyID(pub),
 	}
@@ -352,6 +357,21 @@ func Build(ctx context.Context, dir string, run Run, previous *string, src Sourc
 	}
 	sum := sha256.Sum256(body)
 	return Written{Manifest: m, ManifestSHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// manifestCompleteness is what the manifest of layout says of run's
+// completeness, checked against its lineage (inputs) before it is signed:
+// nothing in FormatV1, which has no such field, or for a run whose input
+// was not counted.
+func manifestCompleteness(run Run, inputs []Input, layout Layout) (*Completeness, error) {
+	if !layout.v2() || run.Completeness == nil {
+		return nil, nil
+	}
+	c := run.Completeness.canonical()
+	if err := c.Check(inputs); err != nil {
+		return nil, fmt.Errorf("export of %s: %w", run.RunID, err)
+	}
+	return c, nil
 }
 
 // writeDataFiles writes the Parquet files of layout into dir, in the

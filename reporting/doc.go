@@ -2,9 +2,10 @@
 // completed run, a folder {export_root}/{operating_day}/{run_type}-v{version}/
 // with statements.parquet, intervals.parquet, ledger.parquet and (format
 // gridsettle-export/v2) estimates.parquet, a manifest
-// (files with sha256, size and row count, control totals, lineage, the hash
-// of the day's previous manifest), its ed25519 signature and the signing
-// public key; and the offline verification of such a folder.
+// (files with sha256, size and row count, control totals, lineage, in v2
+// the run's completeness, the hash of the day's previous manifest), its
+// ed25519 signature and the signing public key; and the offline
+// verification of such a folder.
 //
 // It does not own where rows come from (reporting/postgres reads them from
 // the runs' tables and records exports in the database), the Parquet
@@ -26,6 +27,19 @@
 //     the rows as they are written, and Verify recomputes them by reading
 //     the files back; Publish verifies every folder before renaming it into
 //     place.
+//   - Completeness (v2, explain.md "Completeness") is the run's own count
+//     of its input records (Run.Completeness, from runs.completeness),
+//     copied, never recounted: a later replay changes later runs' counts
+//     only, so regenerating an export reproduces it. It accounts for
+//     every lineage partition through its offset_through (and lists the
+//     partitions the snapshot read nothing of, which the lineage leaves
+//     out, through -1), with records = applied + Σ quarantined and no
+//     count negative in each (Completeness.Check); Build refuses a run
+//     whose counts break this, before writing, and Verify fails a manifest
+//     that does. A run made before counting existed (NULL) gets no
+//     completeness field, rather than a null one, so the v2 exports
+//     written before counting regenerate byte for byte; a v1 manifest
+//     never has one.
 //   - Consistent: each statement line's energy, unpriced energy, amount and
 //     interval counts are those of its interval rows (rounded half-even
 //     where settlement.md rounds); every ledger entry balances. A run whose
@@ -45,6 +59,8 @@
 // A regulator can check a folder without gridsettle: sha256sum the files,
 // base64-decode manifest.json.sig and verify it over the exact bytes of
 // manifest.json with an ed25519 tool (for example `openssl pkeyutl -verify
-// -pubin -inkey KEY.pem -rawin -in manifest.json -sigfile SIG.bin`), and
-// sum the columns with DuckDB.
+// -pubin -inkey KEY.pem -rawin -in manifest.json -sigfile SIG.bin`), sum
+// the columns with DuckDB, and recount each input partition up to its
+// offset_through with any Kafka client (read_committed) to reconcile it with
+// completeness.
 package reporting

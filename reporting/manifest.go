@@ -20,8 +20,8 @@ const (
 	// without estimate columns.
 	FormatV1 = "gridsettle-export/v1"
 	// FormatV2 adds estimates.parquet, the estimate columns of
-	// statements.parquet and intervals.parquet (parquet.LayoutV2) and the
-	// control total estimated_energy_mwh.
+	// statements.parquet and intervals.parquet (parquet.LayoutV2), the
+	// control total estimated_energy_mwh and completeness.
 	FormatV2 = "gridsettle-export/v2"
 	// Format is what exports are written as from now on.
 	Format = FormatV2
@@ -72,6 +72,10 @@ var FolderFiles = layouts[len(layouts)-1].FolderFiles()
 
 // Manifest is manifest.json (exports.md "Manifest"). Field order is the
 // JSON order; decimals are strings with their column's scale.
+// Completeness is absent in FormatV1 and, in FormatV2, for a run made
+// before gridsettle counted its input records (runs.completeness NULL):
+// there is nothing to account with, and the v2 exports written before
+// counting existed regenerate byte for byte.
 type Manifest struct {
 	Format                 string        `json:"format"`
 	OperatingDay           string        `json:"operating_day"`
@@ -84,6 +88,7 @@ type Manifest struct {
 	Files                  []File        `json:"files"`
 	ControlTotals          ControlTotals `json:"control_totals"`
 	Lineage                Lineage       `json:"lineage"`
+	Completeness           *Completeness `json:"completeness,omitempty"`
 	PreviousManifestSHA256 *string       `json:"previous_manifest_sha256"`
 	SigningKeyID           string        `json:"signing_key_id"`
 }

@@ -57,7 +57,8 @@ const maxSmallFile = 1 << 20
 // signed files are the export); the
 // signature of the exact bytes of manifest.json, by trusted when it is
 // given, else by the folder's own signing-key.pub.pem (the report then says
-// the signer is not authenticated); the manifest's canonical form and key id; every Parquet
+// the signer is not authenticated); the manifest's canonical form and key id;
+// (v2) its completeness against its lineage (Completeness.Check); every Parquet
 // file's size and SHA-256; and, by reading the Parquet files, their schemas,
 // row order, row counts, control totals, ledger lineage, the statement
 // lines' agreement with their interval rows and (v2) every estimate's
@@ -158,6 +159,11 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 		return r, discrepancy(ManifestFile, "%s lists files %v, want %v", ManifestFile, names, layout.DataFiles)
 	}
 	r.Checks = append(r.Checks, fmt.Sprintf("manifest: %s, %s %s v%d (%s), sha256 %s", m.Format, m.OperatingDay, m.RunType, m.Version, m.RunID, r.ManifestSHA256))
+	check, err := checkCompleteness(m, layout)
+	if err != nil {
+		return r, err
+	}
+	r.Checks = append(r.Checks, check)
 
 	for _, f := range m.Files {
 		if err := checkHash(ctx, dir, f); err != nil {
@@ -173,6 +179,24 @@ func Verify(ctx context.Context, dir string, trusted ed25519.PublicKey) (Report,
 	}
 	r.Checks = append(r.Checks, checks...)
 	return r, nil
+}
+
+// checkCompleteness checks the manifest's completeness (Completeness.Check)
+// and says what it found.
+func checkCompleteness(m Manifest, layout Layout) (string, error) {
+	switch {
+	case m.Completeness == nil && !layout.v2():
+		return fmt.Sprintf("completeness: none in a %s export", layout.Format), nil
+	case m.Completeness == nil:
+		return "completeness: none (the run was made before gridsettle counted its input records)", nil
+	case !layout.v2():
+		return "", discrepancy(ManifestFile, "%s: a %s manifest has no completeness", ManifestFile, layout.Format)
+	}
+	if err := m.Completeness.Check(m.Lineage.Inputs); err != nil {
+		return "", discrepancy(ManifestFile, "%s: %w", ManifestFile, err)
+	}
+	return fmt.Sprintf("completeness: every record of the %d input partitions through the lineage's offsets is accounted for "+
+		"(records = applied + Σ quarantined, no count negative)", len(m.Completeness.Inputs)), nil
 }
 
 // checkFolderFiles checks that the folder (has) holds every Parquet file of

@@ -44,6 +44,11 @@
 //     pile-up), while shutdown and the pool's closing do not wait for it.
 //     A run whose export failed is tried again after a backoff, without
 //     holding up the others.
+//   - A manifest's completeness is the run's runs.completeness as the run
+//     stored it (NULL: none), so a replay after the run never changes what
+//     its export regenerates to. It is decoded strictly: a field the
+//     manifest has no place for stops the export instead of being dropped
+//     from a signed account.
 //   - Rows are read in natural-key order with byte-wise ("C") collation, so
 //     the files do not depend on the database's locale.
 //   - A run's interval rows are read by package intervalrows (shared with

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,9 +222,9 @@ func loadRun(ctx context.Context, q querier, runID string) (runRow, error) {
 	var lineage struct {
 		Inputs []reporting.Input `json:"inputs"`
 	}
-	var raw []byte
-	err := q.QueryRow(ctx, `SELECT run_id, operating_day, run_type, version, status, computed_at, lineage FROM runs WHERE run_id = $1`,
-		runID).Scan(&r.RunID, &day, &r.RunType, &r.Version, &r.status, &computed, &raw)
+	var raw, completeness []byte
+	err := q.QueryRow(ctx, `SELECT run_id, operating_day, run_type, version, status, computed_at, lineage, completeness FROM runs WHERE run_id = $1`,
+		runID).Scan(&r.RunID, &day, &r.RunType, &r.Version, &r.status, &computed, &raw, &completeness)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("run %s: %w", runID, ErrNotFound)
 	} else if err != nil {
@@ -235,8 +236,28 @@ func loadRun(ctx context.Context, q querier, runID string) (runRow, error) {
 	if err := json.Unmarshal(raw, &lineage); err != nil {
 		return r, fmt.Errorf("run %s lineage: %w", runID, err)
 	}
+	if r.Completeness, err = decodeCompleteness(completeness); err != nil {
+		return r, fmt.Errorf("run %s completeness: %w", runID, err)
+	}
 	r.OperatingDay, r.ComputedAt, r.Inputs = dayOf(day), computed.UTC(), lineage.Inputs
 	return r, nil
+}
+
+// decodeCompleteness decodes runs.completeness, nil when it is NULL (a run
+// made before its input was counted; a JSON null says the same). It is
+// strict: a field the manifest has no place for would be dropped from a
+// signed account, so it stops the export instead.
+func decodeCompleteness(raw []byte) (*reporting.Completeness, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	var c *reporting.Completeness
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return c, nil
 }
 
 // exportLock is the advisory lock class (two-key form) of the exports of

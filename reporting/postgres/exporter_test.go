@@ -6,12 +6,14 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -33,9 +35,17 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// insertRun stores a fixture day as a completed run would have: the run,
-// its statement lines, interval rows, estimates and journal entries.
+// insertRun stores a fixture day as a completed run made before input
+// records were counted would have: the run (completeness NULL), its
+// statement lines, interval rows, estimates and journal entries.
 func insertRun(t *testing.T, pool *pgxpool.Pool, d reportingtest.Day) {
+	t.Helper()
+	insertCountedRun(t, pool, d, nil)
+}
+
+// insertCountedRun is insertRun with runs.completeness set to the JSON
+// completeness (nil: NULL).
+func insertCountedRun(t *testing.T, pool *pgxpool.Pool, d reportingtest.Day, completeness *string) {
 	t.Helper()
 	ctx := t.Context()
 	tx, err := pool.Begin(ctx)
@@ -50,9 +60,10 @@ func insertRun(t *testing.T, pool *pgxpool.Pool, d reportingtest.Day) {
 		}
 	}
 	day := d.Day.String()
-	exec(`INSERT INTO runs (run_id, operating_day, run_type, version, status, started_at, finished_at, computed_at, lineage, currency)
-		VALUES ($1, $2, $3, $4, 'completed', $5, $5, $5, $6, 'USD')`, d.RunID, day, d.RunType, d.Version, d.ComputedAt,
-		`{"inputs": [{"topic": "ami.interval-reads", "partition": 1, "offset_through": 977}, {"topic": "ami.interval-reads", "partition": 0, "offset_through": 1200}]}`)
+	exec(`INSERT INTO runs (run_id, operating_day, run_type, version, status, started_at, finished_at, computed_at, lineage, currency, completeness)
+		VALUES ($1, $2, $3, $4, 'completed', $5, $5, $5, $6, 'USD', $7)`, d.RunID, day, d.RunType, d.Version, d.ComputedAt,
+		`{"inputs": [{"topic": "ami.interval-reads", "partition": 1, "offset_through": 977}, {"topic": "ami.interval-reads", "partition": 0, "offset_through": 1200}]}`,
+		completeness)
 	for _, s := range d.Statements {
 		exec(`INSERT INTO statement_lines (statement_id, run_id, participant_id, settlement_point, operating_day, run_type, version,
 			currency, energy_mwh, unpriced_energy_mwh, amount, previous_energy_mwh, previous_amount, delta_energy_mwh, delta_amount,
@@ -567,4 +578,94 @@ func TestFilesNameTheWholeFolder(t *testing.T) {
 		t.Fatalf("list: %+v, %v", list, err)
 	}
 	check(list[0])
+}
+
+// TestCompletenessFromTheRun: the export of a counted run carries
+// runs.completeness as its manifest's completeness (inputs by topic then
+// partition, reasons sorted whatever order jsonb keeps them in), verifies,
+// and regenerates byte for byte from the stored counts. A run with NULL
+// completeness has none; counts that do not account for the run's lineage,
+// or hold a field the manifest has no place for, stop its export.
+func TestCompletenessFromTheRun(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := t.Context()
+	root := t.TempDir()
+	e := newExporter(t, pool, root, nil)
+	initial, final := reportingtest.FallBackInitial(), reportingtest.FallBackDay().WithEstimates()
+	counts := `{"inputs": [
+		{"topic": "ami.interval-reads", "partition": 1, "offset_through": 977, "records": 970, "applied": 968,
+		 "quarantined": {"unknown_meter": 1, "malformed_json": 1}, "reads_applied": 15000, "reads_stale": 3, "reads_duplicate": 40},
+		{"topic": "ami.interval-reads", "partition": 0, "offset_through": 1200, "records": 1201, "applied": 1201,
+		 "quarantined": {}, "reads_applied": 19000, "reads_stale": 0, "reads_duplicate": 0},
+		{"topic": "market.prices", "partition": 0, "offset_through": -1, "records": 0, "applied": 0, "quarantined": {}}]}`
+	insertCountedRun(t, pool, final, &counts)
+	p, err := e.Produce(ctx, final.Day, settlement.RunType(final.RunType), int(final.Version))
+	if err != nil || !p.Created {
+		t.Fatalf("%+v, %v", p, err)
+	}
+	n := func(v int64) *int64 { return &v }
+	want := &reporting.Completeness{Inputs: []reporting.CompletenessInput{
+		{Topic: "ami.interval-reads", Partition: 0, OffsetThrough: 1200, Records: 1201, Applied: 1201, Quarantined: map[string]int64{},
+			ReadsApplied: n(19000), ReadsStale: n(0), ReadsDuplicate: n(0)},
+		{Topic: "ami.interval-reads", Partition: 1, OffsetThrough: 977, Records: 970, Applied: 968,
+			Quarantined:  map[string]int64{"malformed_json": 1, "unknown_meter": 1},
+			ReadsApplied: n(15000), ReadsStale: n(3), ReadsDuplicate: n(40)},
+		// Nothing read: not in the lineage, in completeness with zeros.
+		{Topic: "market.prices", Partition: 0, OffsetThrough: -1, Quarantined: map[string]int64{}},
+	}}
+	if got := p.Export.Manifest.Completeness; !reflect.DeepEqual(got, want) {
+		t.Fatalf("registered completeness %+v, want %+v", got, want)
+	}
+	dir := filepath.Join(root, "2026-11-01", "final-v2")
+	b, err := os.ReadFile(filepath.Join(dir, reporting.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(compact.String(), `"records":970,"applied":968,"quarantined":{"malformed_json":1,"unknown_meter":1},"reads_applied":15000`) {
+		t.Fatalf("manifest:\n%s", b)
+	}
+	r, err := e.Verify(ctx, p.Export.ExportID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(r.Checks, "\n"), "completeness: every record of the 3 input partitions") {
+		t.Fatalf("report %v", r.Checks)
+	}
+	again, err := e.Produce(ctx, final.Day, settlement.RunType(final.RunType), int(final.Version))
+	if err != nil || again.Identical == nil || !*again.Identical {
+		t.Fatalf("regenerated after changing nothing: %+v, %v", again, err)
+	}
+
+	// The initial run: counts that do not match its lineage, or that hold a
+	// field the manifest cannot carry, are refused; NULL means none.
+	insertRun(t, pool, initial)
+	for _, tc := range []struct{ completeness, want string }{
+		{strings.Replace(counts, "977", "976", 1), "counts input ami.interval-reads/1 through offset 976, lineage.inputs says 977"},
+		{strings.Replace(counts, `"records": 970`, `"records": 970, "skipped": 0`, 1), `unknown field "skipped"`},
+	} {
+		if _, err := pool.Exec(ctx, `UPDATE runs SET completeness = $2 WHERE run_id = $1`, initial.RunID, tc.completeness); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Produce(ctx, initial.Day, settlement.RunType(initial.RunType), int(initial.Version)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("export with completeness %s: %v, want %q", tc.completeness, err, tc.want)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE runs SET completeness = NULL WHERE run_id = $1`, initial.RunID); err != nil {
+		t.Fatal(err)
+	}
+	p, err = e.Produce(ctx, initial.Day, settlement.RunType(initial.RunType), int(initial.Version))
+	if err != nil || !p.Created || p.Export.Manifest.Completeness != nil {
+		t.Fatalf("export of an uncounted run: %+v, %v", p, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "2026-11-01", "initial-v1", reporting.ManifestFile)); bytes.Contains(b, []byte("completeness")) {
+		t.Fatalf("manifest of an uncounted run:\n%s", b)
+	}
+	if _, err := e.Verify(ctx, p.Export.ExportID); err != nil {
+		t.Fatal(err)
+	}
 }

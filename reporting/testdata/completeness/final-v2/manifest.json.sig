@@ -1,0 +1,1 @@
+NZZ/HWVyV0R36MAfYnQtzrI7ecj3j1Oydzjwmuqk15uxUzrH9UCYhORbiSAcI6BEsMJA21sGikeXgHrKBgHDDg==
