@@ -91,11 +91,13 @@ func newSchemaBuilder() *schemaBuilder {
 // schemaNames are the contract's names (api.md, messages.md) of types whose
 // Go names differ; every other named struct is a component under its Go name.
 var schemaNames = map[reflect.Type]string{
-	reflect.TypeFor[settlement.StatementMessage](): "StatementLine",
-	reflect.TypeFor[settlement.ChargeMessage]():    "AccountCharge",
-	reflect.TypeFor[ledgerpg.Report]():             "LedgerVerification",
-	reflect.TypeFor[settlementpg.Lineage]():        "RunLineage",
-	reflect.TypeFor[reporting.Lineage]():           "ManifestLineage",
+	reflect.TypeFor[settlement.StatementMessage]():    "StatementLine",
+	reflect.TypeFor[settlement.ChargeMessage]():       "AccountCharge",
+	reflect.TypeFor[ledgerpg.Report]():                "LedgerVerification",
+	reflect.TypeFor[settlementpg.Lineage]():           "RunLineage",
+	reflect.TypeFor[settlementpg.Completeness]():      "RunCompleteness",
+	reflect.TypeFor[settlementpg.CompletenessInput](): "RunCompletenessInput",
+	reflect.TypeFor[reporting.Lineage]():              "ManifestLineage",
 }
 
 // componentName is the name t gets in components.schemas, or "" when t is
