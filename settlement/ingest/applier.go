@@ -575,7 +575,8 @@ func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Rea
 		if len(items) == 0 {
 			return nil
 		}
-		if err := readstore.LockCounts(ctx, tx, origins(items)); err != nil {
+		counted, err := readstore.LockCounts(ctx, tx, origins(items))
+		if err != nil {
 			return err
 		}
 		applied := Applied{Topic: a.topics.Reads, Partition: -1, Replay: true}
@@ -596,7 +597,7 @@ func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Rea
 		if err := readstore.MarkReplayed(ctx, tx, ids); err != nil {
 			return err
 		}
-		if err := readstore.MoveCounts(ctx, tx, replayCounts(reason, reads, prices, out)); err != nil {
+		if err := readstore.MoveCounts(ctx, tx, replayCounts(reason, reads, prices, out, counted)); err != nil {
 			return err
 		}
 		res = ReplayResult{Replayed: len(ids), StillQuarantined: len(out.quarantined)}
@@ -624,10 +625,16 @@ func origins(items []readstore.QuarantineItem) []readstore.Origin {
 // makes to their partitions' counts, whose effects were out: a record
 // applied now moves from quarantined to applied, its reads into the reads
 // counts; one quarantined again for another reason moves to that reason.
-// Records is unchanged: nothing new was consumed.
-func replayCounts(reason meters.Reason, reads []readstore.ReadRecord, prices []readstore.PriceRecord, out outcome) []readstore.PartitionCounts {
+// Records is unchanged: nothing new was consumed. A record its partition
+// never counted (consumed before counts were kept) moves nothing.
+func replayCounts(reason meters.Reason, reads []readstore.ReadRecord, prices []readstore.PriceRecord, out outcome,
+	counted func(readstore.Origin) bool) []readstore.PartitionCounts {
 	var changes []readstore.PartitionCounts
+	var uncounted readstore.Counts // the changes of uncounted records, dropped
 	at := func(o readstore.Origin) *readstore.Counts {
+		if !counted(o) {
+			return &uncounted
+		}
 		for i := range changes {
 			if changes[i].Topic == o.Topic && changes[i].Partition == o.Partition {
 				return &changes[i].Counts

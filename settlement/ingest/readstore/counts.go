@@ -106,18 +106,38 @@ type PartitionCounts struct {
 // LockCounts locks the rows of the partitions of origins, in key order, until
 // tx ends. A quarantine replay takes them before it applies anything, in the
 // order the consumers do (offset row first, then the read store's rows),
-// so that a replay and a consumer batch cannot deadlock.
-func LockCounts(ctx context.Context, tx pgx.Tx, origins []Origin) error {
+// so that a replay and a consumer batch cannot deadlock. counted reports
+// whether the record at an origin is in its partition's counts: its row
+// exists and counting had begun at its offset (counted_from).
+func LockCounts(ctx context.Context, tx pgx.Tx, origins []Origin) (counted func(Origin) bool, err error) {
+	type partition struct {
+		topic string
+		n     int32
+	}
 	topics, parts := make([]string, 0, len(origins)), make([]int32, 0, len(origins))
 	for _, o := range origins {
 		topics, parts = append(topics, o.Topic), append(parts, o.Partition)
 	}
-	if _, err := tx.Exec(ctx, `
-		SELECT 1 FROM ingest_offsets o JOIN unnest($1::text[], $2::int[]) AS p (topic, partition) USING (topic, partition)
-		ORDER BY o.topic, o.partition FOR UPDATE OF o`, topics, parts); err != nil {
-		return fmt.Errorf("lock the counts of replayed partitions: %w", err)
+	rows, err := tx.Query(ctx, `
+		SELECT topic, partition, counted_from FROM ingest_offsets
+		WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))
+		ORDER BY topic, partition FOR UPDATE`, topics, parts)
+	if err != nil {
+		return nil, fmt.Errorf("lock the counts of replayed partitions: %w", err)
 	}
-	return nil
+	from := map[partition]int64{}
+	var p partition
+	var f int64
+	if _, err := pgx.ForEachRow(rows, []any{&p.topic, &p.n, &f}, func() error {
+		from[p] = f
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("lock the counts of replayed partitions: %w", err)
+	}
+	return func(o Origin) bool {
+		f, ok := from[partition{o.Topic, o.Partition}]
+		return ok && o.Offset >= f
+	}, nil
 }
 
 // MoveCounts adds each change to its partition's counts in tx (a

@@ -36,8 +36,12 @@ func TestCounts(t *testing.T) {
 		ReadsApplied: 100, ReadsStale: 3, ReadsDuplicate: 5})
 	batch(10, 12, Counts{Records: 2, Applied: 1, Quarantined: map[meters.Reason]int64{meters.MalformedJSON: 1}, ReadsApplied: 16})
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := LockCounts(ctx, tx, []Origin{{Topic: readsTopic, Partition: 1, Offset: 3}}); err != nil {
+		counted, err := LockCounts(ctx, tx, []Origin{{Topic: readsTopic, Partition: 1, Offset: 3}, {Topic: readsTopic, Partition: 1, Offset: 4}})
+		if err != nil {
 			return err
+		}
+		if !counted(Origin{Topic: readsTopic, Partition: 1, Offset: 3}) || counted(Origin{Topic: readsTopic, Partition: 7, Offset: 3}) {
+			t.Error("counted: a record of a counted partition is, one of a partition without a row is not")
 		}
 		return MoveCounts(ctx, tx, []PartitionCounts{{Topic: readsTopic, Partition: 1, Counts: Counts{Applied: 1,
 			Quarantined: map[meters.Reason]int64{meters.MalformedJSON: -1}, ReadsApplied: 10, ReadsDuplicate: 6}}})
@@ -58,5 +62,19 @@ func TestCounts(t *testing.T) {
 		!maps.Equal(p.Quarantined, want.Quarantined) || p.ReadsApplied != want.ReadsApplied ||
 		p.ReadsStale != want.ReadsStale || p.ReadsDuplicate != want.ReadsDuplicate {
 		t.Errorf("counts: got %+v, want %+v", p.Counts, want)
+	}
+
+	// A partition consumed before counts were kept counts its later records only.
+	if _, err := pool.Exec(ctx, `UPDATE ingest_offsets SET counted_from = 5 WHERE partition = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		counted, err := LockCounts(ctx, tx, []Origin{{Topic: readsTopic, Partition: 1, Offset: 4}})
+		if err == nil && (counted(Origin{Topic: readsTopic, Partition: 1, Offset: 4}) || !counted(Origin{Topic: readsTopic, Partition: 1, Offset: 5})) {
+			t.Error("counted: offsets below counted_from are not")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
