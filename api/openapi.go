@@ -91,13 +91,15 @@ func newSchemaBuilder() *schemaBuilder {
 // schemaNames are the contract's names (api.md, messages.md) of types whose
 // Go names differ; every other named struct is a component under its Go name.
 var schemaNames = map[reflect.Type]string{
-	reflect.TypeFor[settlement.StatementMessage](): "StatementLine",
-	reflect.TypeFor[settlement.ChargeMessage]():    "AccountCharge",
-	reflect.TypeFor[ledgerpg.Report]():             "LedgerVerification",
-	reflect.TypeFor[settlementpg.Lineage]():        "RunLineage",
-	reflect.TypeFor[reporting.Lineage]():           "ManifestLineage",
-	reflect.TypeFor[reporting.Completeness]():      "ManifestCompleteness",
-	reflect.TypeFor[reporting.CompletenessInput](): "ManifestCompletenessInput",
+	reflect.TypeFor[settlement.StatementMessage]():    "StatementLine",
+	reflect.TypeFor[settlement.ChargeMessage]():       "AccountCharge",
+	reflect.TypeFor[ledgerpg.Report]():                "LedgerVerification",
+	reflect.TypeFor[settlementpg.Lineage]():           "RunLineage",
+	reflect.TypeFor[settlementpg.Completeness]():      "RunCompleteness",
+	reflect.TypeFor[settlementpg.CompletenessInput](): "RunCompletenessInput",
+	reflect.TypeFor[reporting.Lineage]():              "ManifestLineage",
+	reflect.TypeFor[reporting.Completeness]():         "ManifestCompleteness",
+	reflect.TypeFor[reporting.CompletenessInput]():    "ManifestCompletenessInput",
 }
 
 // componentName is the name t gets in components.schemas, or "" when t is

@@ -33,6 +33,7 @@ func testRuns(t *testing.T, pool *pgxpool.Pool) *settlementpg.Runs {
 	}
 	return settlementpg.NewRuns(pool, settlementpg.Config{
 		Market:          settlement.Market{Location: loc, Currency: "USD", IntervalSeconds: 900},
+		ReadsTopic:      "ami.interval-reads",
 		StatementsTopic: "settlement.statements",
 		ChargesTopic:    "settlement.account-charges",
 		Outbox:          outbox.NewWriter(map[string]int32{"settlement.statements": 2, "settlement.account-charges": 2}),
@@ -92,15 +93,25 @@ func TestRunsAndStatementsAPI(t *testing.T) {
 		t.Fatalf("run %+v", r1)
 	}
 	seedDay(t, s, "2000")
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO ingest_offsets (topic, partition, next_offset, records, applied, quarantined,
+		reads_applied) VALUES ('ami.interval-reads', 0, 3, 2, 1, '{"unknown_meter": 1}', 4)`); err != nil {
+		t.Fatal(err)
+	}
 	var r2 settlementpg.Run
 	ok(t, s.do(req{method: "POST", path: "/api/v1/runs", token: toks[Admin], body: `{"operating_day":"2026-11-01","run_type":"final"}`}), http.StatusCreated, &r2)
 
 	var raw map[string]any
 	ok(t, s.do(req{method: "GET", path: "/api/v1/runs/" + r2.RunID, token: toks[Analyst]}), http.StatusOK, &raw)
-	for _, f := range []string{"run_id", "operating_day", "run_type", "version", "status", "started_at", "finished_at", "lineage"} {
+	for _, f := range []string{"run_id", "operating_day", "run_type", "version", "status", "started_at", "finished_at", "lineage",
+		"completeness"} {
 		if _, has := raw[f]; !has {
 			t.Errorf("run lacks %s: %v", f, raw)
 		}
+	}
+	wantCompleteness := `{"inputs":[{"applied":1,"offset_through":2,"partition":0,"quarantined":{"unknown_meter":1},` +
+		`"reads_applied":4,"reads_duplicate":0,"reads_stale":0,"records":2,"topic":"ami.interval-reads"}]}`
+	if b, _ := json.Marshal(raw["completeness"]); string(b) != wantCompleteness {
+		t.Errorf("completeness %s, want %s", b, wantCompleteness)
 	}
 	if _, has := raw["error"]; has {
 		t.Errorf("a completed run carries an error: %v", raw)

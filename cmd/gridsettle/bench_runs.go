@@ -86,6 +86,7 @@ func (b *bench) dayFixture(ctx context.Context) (*benchDay, error) {
 	// figure is the run's, the export has its own.
 	d.runs = settlementpg.NewRuns(b.pool, settlementpg.Config{
 		Market:          m,
+		ReadsTopic:      b.topics.Reads,
 		StatementsTopic: b.topics.Statements,
 		ChargesTopic:    b.topics.AccountCharges,
 		Outbox:          ob,

@@ -160,6 +160,9 @@ type chaosChecked struct {
 	Estimates       int // run_estimates rows computed by the oracle, all compared
 	OutputRecords   int // committed output records (each checked once)
 	JournalEntries  int
+	// CompletenessInputs are the input partitions of completed runs'
+	// completeness recounted from the input log.
+	CompletenessInputs int
 }
 
 // runChaos runs the suite and returns what it measured; the error lists

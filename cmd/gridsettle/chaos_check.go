@@ -581,6 +581,7 @@ type runRow struct {
 	id, day, runType, status, errText string
 	version                           int
 	lineage                           settlementpg.Lineage
+	completeness                      *settlementpg.Completeness
 	computedAt                        *time.Time
 }
 
@@ -590,15 +591,15 @@ type runRow struct {
 // figures included (compareEstimates); the topics hold every line and
 // charge once, equal to the oracle's.
 func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, log []oracle.Input, stmts, charges []*kgo.Record) error {
-	rows, err := c.pool.Query(ctx, `SELECT run_id, operating_day::text, run_type, version, status, coalesce(error, ''), lineage, computed_at
-		FROM runs ORDER BY operating_day, version`)
+	rows, err := c.pool.Query(ctx, `SELECT run_id, operating_day::text, run_type, version, status, coalesce(error, ''), lineage, completeness,
+		computed_at FROM runs ORDER BY operating_day, version`)
 	if err != nil {
 		return fmt.Errorf("read runs: %w", err)
 	}
 	var runs []runRow
 	for rows.Next() {
 		var r runRow
-		if err := rows.Scan(&r.id, &r.day, &r.runType, &r.version, &r.status, &r.errText, &r.lineage, &r.computedAt); err != nil {
+		if err := rows.Scan(&r.id, &r.day, &r.runType, &r.version, &r.status, &r.errText, &r.lineage, &r.completeness, &r.computedAt); err != nil {
 			return err
 		}
 		runs = append(runs, r)
@@ -616,6 +617,9 @@ func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, lo
 	}
 	if !slices.Equal(slices.Sorted(slices.Values(completed)), slices.Sorted(slices.Values(c.st.Runs))) {
 		p.add("runs", "completed runs %v, but the API completed %v", completed, c.st.Runs)
+	}
+	if err := c.checkCompleteness(p, o, log, runs); err != nil {
+		return err
 	}
 	lines, err := c.statementRows(ctx)
 	if err != nil {
@@ -1005,7 +1009,8 @@ func (c *chaos) checkFaults(p *problems) {
 		n    int
 	}{{"quarantined records", ck.Quarantined}, {"published alerts", ck.AlertsPublished}, {"runs", ck.Runs},
 		{"statement lines", ck.StatementLines}, {"account charges", ck.Charges}, {"run intervals", ck.Intervals},
-		{"journal entries", ck.JournalEntries}, {"estimates", ck.Estimates}} {
+		{"journal entries", ck.JournalEntries}, {"estimates", ck.Estimates},
+		{"completeness partitions", ck.CompletenessInputs}} {
 		if n.n == 0 {
 			p.add("vacuous", "no %s were compared", n.what)
 		}

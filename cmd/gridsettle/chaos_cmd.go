@@ -121,9 +121,9 @@ func (st *chaosStats) summary() string {
 		st.CASMisses, st.BatchFailures, st.ReloadFailures, st.RelayRestarts, st.Fenced, st.AbortedRecords)
 	w("load:   %d records produced, %d resent, %d not JSON; runs %s", st.Produced, st.Resent, st.Poison, strings.Join(st.Runs, " "))
 	ck := st.Checked
-	w("checked against the oracle: %d input records; %d quarantined = dead letters; %d alerts published (%d must, %d may); %d runs: %d statement lines, %d account charges, %d run intervals, %d estimates; %d journal entries; %d output records each once",
+	w("checked against the oracle: %d input records; %d quarantined = dead letters; %d alerts published (%d must, %d may); %d runs: %d statement lines, %d account charges, %d run intervals, %d estimates; %d completeness partitions; %d journal entries; %d output records each once",
 		ck.InputRecords, ck.Quarantined, ck.AlertsPublished, ck.AlertsMust, ck.AlertsMay, ck.Runs, ck.StatementLines, ck.Charges,
-		ck.Intervals, ck.Estimates, ck.JournalEntries, ck.OutputRecords)
+		ck.Intervals, ck.Estimates, ck.CompletenessInputs, ck.JournalEntries, ck.OutputRecords)
 	w("time:   setup %v, faults %v, settling %v, quiescence %v, checks %v, total %v",
 		st.Setup.Round(time.Millisecond), st.Faulting.Round(time.Millisecond), st.Settling.Round(time.Millisecond),
 		st.Quiescence.Round(time.Millisecond), st.Checking.Round(time.Millisecond), st.Total.Round(time.Millisecond))

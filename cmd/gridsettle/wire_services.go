@@ -61,6 +61,7 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 	}
 	runs := settlementpg.NewRuns(p.DB, settlementpg.Config{
 		Market:          p.Config.Market,
+		ReadsTopic:      p.Topics.Reads,
 		StatementsTopic: p.Topics.Statements,
 		ChargesTopic:    p.Topics.AccountCharges,
 		Outbox:          p.Outbox,

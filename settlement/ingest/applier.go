@@ -267,9 +267,30 @@ type outcome struct {
 	duplicates    int
 	quarantined   []readstore.Quarantined
 	watermark     time.Time
+	// ignored[k] are the stale and duplicate reads of reads record
+	// appliedReads[k]; readsApplied, readsStale and readsDuplicate sum the
+	// reads of the applied reads records (prices have their own stale and
+	// duplicates, which completeness does not count).
+	ignored                                  []readstore.IgnoredReads
+	readsApplied, readsStale, readsDuplicate int
 }
 
 func (o outcome) records() int { return len(o.appliedReads) + len(o.appliedPrices) }
+
+// counts are the completeness counts of a consumer batch of `records` data
+// records whose effects were o. It fails unless every record was either
+// applied or quarantined.
+func (o outcome) counts(records int) (readstore.Counts, error) {
+	c := readstore.Counts{Records: int64(records), Applied: int64(o.records()),
+		ReadsApplied: int64(o.readsApplied), ReadsStale: int64(o.readsStale), ReadsDuplicate: int64(o.readsDuplicate)}
+	for _, q := range o.quarantined {
+		c.Quarantine(q.Reason, 1)
+	}
+	if o.records()+len(o.quarantined) != records {
+		return c, fmt.Errorf("counts: %d records, %d applied and %d quarantined", records, o.records(), len(o.quarantined))
+	}
+	return c, nil
+}
 
 // apply runs one batch in tx: the compare-and-set on the stored offset
 // first, then the effects, the watermark of the applied records, the hooks,
@@ -288,8 +309,14 @@ func (a *Applier) apply(ctx context.Context, tx pgx.Tx, b *batch) (outcome, erro
 	if err := a.effects(ctx, tx, b.reads, b.prices, b.partition, &applied, &out); err != nil {
 		return out, err
 	}
-	if hi := b.appliedEnds(out, &applied); hi.After(wm) {
-		if wm, err = readstore.RaiseWatermark(ctx, tx, b.topic, b.partition, hi); err != nil {
+	counts, err := out.counts(len(b.reads) + len(b.prices))
+	if err != nil {
+		return out, err
+	}
+	// A batch of transaction markers only, or one that neither counts nor
+	// moves event time, has nothing more to write on its row.
+	if hi := b.appliedEnds(out, &applied); hi.After(wm) || counts.Records > 0 {
+		if wm, err = readstore.CloseBatch(ctx, tx, b.topic, b.partition, hi, counts); err != nil {
 			return out, err
 		}
 	}
@@ -316,6 +343,15 @@ func (a *Applier) setAside(ctx context.Context, tx pgx.Tx, b *batch, q readstore
 	}
 	if !ok {
 		return errOffsetMoved
+	}
+	// Counted as quarantined even when the quarantine row itself is refused
+	// (offset only): the record was consumed and not applied, and the log
+	// says why.
+	var counts readstore.Counts
+	counts.Records = 1
+	counts.Quarantine(q.Reason, 1)
+	if _, err := readstore.CloseBatch(ctx, tx, b.topic, b.partition, time.Time{}, counts); err != nil {
+		return err
 	}
 	if !quarantine {
 		return nil
@@ -370,6 +406,8 @@ func (a *Applier) effects(ctx context.Context, tx pgx.Tx, reads []readstore.Read
 		out.stale += r.Stale
 		out.duplicates += r.Duplicates
 		out.quarantined = append(out.quarantined, r.Quarantined...)
+		out.ignored = r.Ignored
+		out.readsApplied, out.readsStale, out.readsDuplicate = len(r.Changes), r.Stale, r.Duplicates
 	}
 	if len(prices) > 0 {
 		p, err := readstore.ApplyPrices(ctx, tx, a.market.Currency, prices)
@@ -534,6 +572,13 @@ func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Rea
 				priceIDs = append(priceIDs, it.ID)
 			}
 		}
+		if len(items) == 0 {
+			return nil
+		}
+		counted, err := readstore.LockCounts(ctx, tx, origins(items))
+		if err != nil {
+			return err
+		}
 		applied := Applied{Topic: a.topics.Reads, Partition: -1, Replay: true}
 		if reason == meters.UnknownSettlementPoint {
 			applied.Topic = a.topics.Prices
@@ -552,6 +597,9 @@ func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Rea
 		if err := readstore.MarkReplayed(ctx, tx, ids); err != nil {
 			return err
 		}
+		if err := readstore.MoveCounts(ctx, tx, replayCounts(reason, reads, prices, out, counted)); err != nil {
+			return err
+		}
 		res = ReplayResult{Replayed: len(ids), StillQuarantined: len(out.quarantined)}
 		if len(ids) == 0 {
 			return nil
@@ -563,4 +611,58 @@ func (a *Applier) replayOnce(ctx context.Context, db Beginner, reason meters.Rea
 		return a.outbox.Enqueue(ctx, tx, msgs...)
 	})
 	return res, err
+}
+
+func origins(items []readstore.QuarantineItem) []readstore.Origin {
+	out := make([]readstore.Origin, len(items))
+	for i, it := range items {
+		out[i] = it.Source.Origin
+	}
+	return out
+}
+
+// replayCounts are the changes a replay of records quarantined for reason
+// makes to their partitions' counts, whose effects were out: a record
+// applied now moves from quarantined to applied, its reads into the reads
+// counts; one quarantined again for another reason moves to that reason.
+// Records is unchanged: nothing new was consumed. A record its partition
+// never counted (consumed before counts were kept) moves nothing.
+func replayCounts(reason meters.Reason, reads []readstore.ReadRecord, prices []readstore.PriceRecord, out outcome,
+	counted func(readstore.Origin) bool) []readstore.PartitionCounts {
+	var changes []readstore.PartitionCounts
+	var uncounted readstore.Counts // the changes of uncounted records, dropped
+	at := func(o readstore.Origin) *readstore.Counts {
+		if !counted(o) {
+			return &uncounted
+		}
+		for i := range changes {
+			if changes[i].Topic == o.Topic && changes[i].Partition == o.Partition {
+				return &changes[i].Counts
+			}
+		}
+		changes = append(changes, readstore.PartitionCounts{Topic: o.Topic, Partition: o.Partition})
+		return &changes[len(changes)-1].Counts
+	}
+	for k, i := range out.appliedReads {
+		r := &reads[i]
+		c, ign := at(r.Origin), out.ignored[k]
+		c.Applied++
+		c.Quarantine(reason, -1)
+		c.ReadsApplied += int64(r.Block.Len() - ign.Stale - ign.Duplicates)
+		c.ReadsStale += int64(ign.Stale)
+		c.ReadsDuplicate += int64(ign.Duplicates)
+	}
+	for _, i := range out.appliedPrices {
+		c := at(prices[i].Origin)
+		c.Applied++
+		c.Quarantine(reason, -1)
+	}
+	for _, q := range out.quarantined {
+		if q.Reason != reason {
+			c := at(q.Origin)
+			c.Quarantine(reason, -1)
+			c.Quarantine(q.Reason, 1)
+		}
+	}
+	return changes
 }

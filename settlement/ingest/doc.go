@@ -56,6 +56,15 @@
 //     its length and SHA-256 in headers; the quarantine keeps it whole;
 //   - a quarantine item is replayed at most once: replays lock the items and
 //     mark them replayed in the transaction that applies them;
+//   - every data record a batch consumes is counted on its partition's
+//     ingest_offsets row (completeness: records, applied, quarantined by
+//     reason, and the reads of applied reads records as applied, stale or
+//     duplicate) by the statement that closes the batch
+//     (readstore.CloseBatch), so counts commit exactly with the offset and
+//     records = applied + Σ quarantined; a record skipped by the offset
+//     alone counts as quarantined. A replay locks the rows of its records'
+//     partitions before it applies anything and moves each record it
+//     applies from quarantined to applied there (its reads too);
 //   - a partition whose log was reset under its stored offset is refused,
 //     never followed silently (below).
 //
@@ -86,8 +95,13 @@
 // An operator decides where the partition resumes in the new log (0 to
 // apply all of it: reads and prices are versioned, so records applied
 // before are ignored as duplicates or stale) and says so in one statement;
-// the owner sees it within refusedRecheck and consumes from there:
+// the owner sees it within refusedRecheck and consumes from there. The
+// completeness counts describe the log consumed, so they start again with
+// the new one, from the resume offset (counted_from; a run stores no
+// completeness while it is above 0):
 //
-//	UPDATE ingest_offsets SET next_offset = 0, refused_at = NULL, refused_log_end = NULL
+//	UPDATE ingest_offsets SET next_offset = 0, refused_at = NULL, refused_log_end = NULL,
+//		records = 0, applied = 0, quarantined = '{}', reads_applied = 0, reads_stale = 0, reads_duplicate = 0,
+//		counted_from = 0
 //	WHERE topic = 'ami.interval-reads' AND partition = 3;
 package ingest

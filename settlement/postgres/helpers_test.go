@@ -47,6 +47,7 @@ func newEnv(t testing.TB, m settlement.Market) *env {
 	e := &env{t: t, pool: pool, now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)}
 	e.runs = NewRuns(pool, Config{
 		Market:          m,
+		ReadsTopic:      "ami.interval-reads",
 		StatementsTopic: statementsTopic,
 		ChargesTopic:    chargesTopic,
 		Outbox:          outbox.NewWriter(map[string]int32{statementsTopic: 4, chargesTopic: 4}),

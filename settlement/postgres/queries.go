@@ -17,14 +17,14 @@ import (
 var ErrNotFound = errors.New("not found")
 
 const runColumns = `run_id, operating_day, run_type, version, status, coalesce(error, ''), started_at, finished_at,
-	computed_at, lineage`
+	computed_at, lineage, completeness`
 
 func scanRun(row pgx.Row) (Run, error) {
 	var r Run
 	var day time.Time
 	var computed *time.Time
 	err := row.Scan(&r.RunID, &day, &r.RunType, &r.Version, &r.Status, &r.Error, &r.StartedAt, &r.FinishedAt,
-		&computed, &r.Lineage)
+		&computed, &r.Lineage, &r.Completeness)
 	if err != nil {
 		return Run{}, err
 	}

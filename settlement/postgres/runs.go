@@ -43,6 +43,9 @@ type Run struct {
 	StartedAt    time.Time          `json:"started_at"`
 	FinishedAt   *time.Time         `json:"finished_at"`
 	Lineage      Lineage            `json:"lineage"`
+	// Completeness is nil for a failed run and for runs made before ingest
+	// counted its records.
+	Completeness *Completeness `json:"completeness"`
 	// ComputedAt is the run's time as written into its statement lines and
 	// reused by exports; zero for a failed run.
 	ComputedAt time.Time `json:"-"`
@@ -61,9 +64,33 @@ type LineageInput struct {
 	OffsetThrough int64  `json:"offset_through"`
 }
 
+// Completeness is what ingest had done with the records of every input
+// partition it knows, as a run's snapshot saw it (explain.md
+// "Completeness: every input record accounted for"): the same snapshot as
+// the lineage's offsets. For every input, Records = Applied + Σ Quarantined.
+type Completeness struct {
+	Inputs []CompletenessInput `json:"inputs"`
+}
+
+// CompletenessInput is the counts of one input partition through
+// OffsetThrough (-1: nothing consumed). The reads counts are set on the
+// reads topic's partitions only.
+type CompletenessInput struct {
+	Topic          string           `json:"topic"`
+	Partition      int32            `json:"partition"`
+	OffsetThrough  int64            `json:"offset_through"`
+	Records        int64            `json:"records"`
+	Applied        int64            `json:"applied"`
+	Quarantined    map[string]int64 `json:"quarantined"` // by reason; encoding/json sorts the keys
+	ReadsApplied   *int64           `json:"reads_applied,omitempty"`
+	ReadsStale     *int64           `json:"reads_stale,omitempty"`
+	ReadsDuplicate *int64           `json:"reads_duplicate,omitempty"`
+}
+
 // Config is what runs need besides the database.
 type Config struct {
 	Market          settlement.Market
+	ReadsTopic      string         // ami.interval-reads: its partitions' completeness carries the reads counts
 	StatementsTopic string         // settlement.statements
 	ChargesTopic    string         // settlement.account-charges
 	Outbox          *outbox.Writer // statement and charge messages go through it
@@ -270,12 +297,14 @@ func (r *Runs) execute(ctx context.Context, conn *pgx.Conn, day settlement.Day, 
 
 	run := Run{
 		RunID: ref.RunID, OperatingDay: day.String(), RunType: t, Version: version, Status: Running,
-		StartedAt: startedAt, Lineage: snap.lineage, ComputedAt: ref.ComputedAt,
+		StartedAt: startedAt, Lineage: snap.lineage, Completeness: snap.completeness, ComputedAt: ref.ComputedAt,
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO runs (run_id, operating_day, run_type, version, status, started_at, computed_at, lineage, previous_version, currency)
-		VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9)`,
-		run.RunID, dayTime(day), t, version, startedAt, ref.ComputedAt, snap.lineage, prevVersion, ref.Currency); err != nil {
+		INSERT INTO runs (run_id, operating_day, run_type, version, status, started_at, computed_at, lineage, previous_version, currency,
+			completeness)
+		VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10)`,
+		run.RunID, dayTime(day), t, version, startedAt, ref.ComputedAt, snap.lineage, prevVersion, ref.Currency,
+		snap.completeness); err != nil {
 		return Run{}, fmt.Errorf("record run %s: %w", run.RunID, err)
 	}
 	if err := writeResult(ctx, tx, res); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
 // maxReadSeconds is the longest read interval of the contract: a read that
@@ -18,10 +19,11 @@ const maxReadSeconds = 3600
 // snapshot is what one run settles from, read in one REPEATABLE READ
 // transaction.
 type snapshot struct {
-	lineage Lineage
-	prices  map[string][]decimal.NullDecimal // per point, per interval of the day
-	lines   map[lineKey]*lineCells
-	charges map[chargeKey]chargeSums
+	lineage      Lineage
+	completeness *Completeness
+	prices       map[string][]decimal.NullDecimal // per point, per interval of the day
+	lines        map[lineKey]*lineCells
+	charges      map[chargeKey]chargeSums
 	// estimates are gridsettle's estimates of the day's missing channel
 	// intervals (estimate.go), in no particular order.
 	estimates []runEstimate
@@ -63,6 +65,9 @@ func (r *Runs) snapshot(ctx context.Context, conn *pgx.Conn, day settlement.Day)
 	if s.lineage, err = readLineage(ctx, tx); err != nil {
 		return nil, err
 	}
+	if s.completeness, err = readCompleteness(ctx, tx, r.cfg.ReadsTopic); err != nil {
+		return nil, err
+	}
 	m := r.cfg.Market
 	starts := m.Intervals(day)
 	if len(starts) == 0 {
@@ -91,6 +96,34 @@ func readLineage(ctx context.Context, tx pgx.Tx) (Lineage, error) {
 		in = []LineageInput{}
 	}
 	return Lineage{Inputs: in}, nil
+}
+
+// readCompleteness reads ingest's counts of every input partition it knows,
+// in the snapshot that read the lineage, so that both stop at the same
+// offsets: a batch commits its counts with its offset. nil when some
+// partition was consumed before ingest counted (its counts do not start at
+// offset 0).
+func readCompleteness(ctx context.Context, tx pgx.Tx, readsTopic string) (*Completeness, error) {
+	stored, err := readstore.ReadCounts(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	c := &Completeness{Inputs: make([]CompletenessInput, 0, len(stored))}
+	for _, s := range stored {
+		if s.CountedFrom > 0 {
+			return nil, nil
+		}
+		in := CompletenessInput{Topic: s.Topic, Partition: s.Partition, OffsetThrough: s.NextOffset - 1,
+			Records: s.Records, Applied: s.Applied, Quarantined: make(map[string]int64, len(s.Quarantined))}
+		for reason, n := range s.Quarantined {
+			in.Quarantined[string(reason)] = n
+		}
+		if s.Topic == readsTopic {
+			in.ReadsApplied, in.ReadsStale, in.ReadsDuplicate = &s.ReadsApplied, &s.ReadsStale, &s.ReadsDuplicate
+		}
+		c.Inputs = append(c.Inputs, in)
+	}
+	return c, nil
 }
 
 // readPrices settles the price of every point with RT prices near the day,

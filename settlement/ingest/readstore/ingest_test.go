@@ -380,7 +380,7 @@ func TestOffsets(t *testing.T) {
 			var err error
 			ok, _, err = AdvanceOffset(ctx, tx, readsTopic, 1, from, to)
 			if ok && !wm.IsZero() {
-				_, err = RaiseWatermark(ctx, tx, readsTopic, 1, wm)
+				_, err = CloseBatch(ctx, tx, readsTopic, 1, wm, Counts{})
 			}
 			return err
 		}); err != nil {

@@ -17,9 +17,8 @@ import (
 // of this one) owns that range. The row stays locked until tx ends, which
 // serialises concurrent owners of one partition.
 //
-// The watermark is not moved here: only applied records move it
-// (messages.md), and which records apply is known only after the batch's
-// effects; RaiseWatermark moves it then, in the same transaction.
+// The watermark and the counts are not moved here: CloseBatch moves them
+// once the batch's effects are known, in the same transaction.
 func AdvanceOffset(ctx context.Context, tx pgx.Tx, topic string, partition int32, from, to int64) (bool, time.Time, error) {
 	var wm *time.Time
 	err := tx.QueryRow(ctx, `
@@ -35,22 +34,6 @@ func AdvanceOffset(ctx context.Context, tx pgx.Tx, topic string, partition int32
 		return true, time.Time{}, nil
 	}
 	return true, wm.UTC(), nil
-}
-
-// RaiseWatermark raises the stored watermark of (topic, partition) to at
-// least watermark, inside the transaction whose AdvanceOffset locked the
-// row, and returns the resulting watermark. The watermark only ever moves
-// up.
-func RaiseWatermark(ctx context.Context, tx pgx.Tx, topic string, partition int32, watermark time.Time) (time.Time, error) {
-	var wm time.Time
-	err := tx.QueryRow(ctx, `
-		UPDATE ingest_offsets SET watermark = GREATEST(watermark, $3)
-		WHERE topic = $1 AND partition = $2
-		RETURNING watermark`, topic, partition, watermark).Scan(&wm)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("raise watermark of %s/%d to %s: %w", topic, partition, watermark.Format(time.RFC3339), err)
-	}
-	return wm.UTC(), nil
 }
 
 // LoadedOffset is the stored position of one partition as its consumer

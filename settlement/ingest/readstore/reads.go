@@ -82,7 +82,13 @@ type ReadsOutcome struct {
 	Quarantined []Quarantined
 	Stale       int // reads ignored: lower version than the current one
 	Duplicates  int // reads ignored: same version, value and quality
+	// Ignored[k] are the stale and duplicate reads of record Applied[k]: a
+	// replay counts them on each record's own partition.
+	Ignored []IgnoredReads
 }
+
+// IgnoredReads are the reads of one applied record that versioning ignored.
+type IgnoredReads struct{ Stale, Duplicates int }
 
 // ReadOptions says how to apply a batch of reads.
 type ReadOptions struct {
@@ -263,8 +269,10 @@ func ApplyReads(ctx context.Context, tx pgx.Tx, opt ReadOptions, recs []ReadReco
 			out.Quarantined = append(out.Quarantined, quarantined(r.Source, rej))
 			continue
 		}
+		stale, dups := out.Stale, out.Duplicates
 		st.apply(r, covering, micros, pos, &out)
 		out.Applied = append(out.Applied, i)
+		out.Ignored = append(out.Ignored, IgnoredReads{Stale: out.Stale - stale, Duplicates: out.Duplicates - dups})
 	}
 	if err := copyBlocks(ctx, tx.Conn(), st.blocks); err != nil {
 		return ReadsOutcome{}, err
