@@ -96,10 +96,9 @@ var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[ledgerpg.Report]():                "LedgerVerification",
 	reflect.TypeFor[settlementpg.Lineage]():           "RunLineage",
 	reflect.TypeFor[settlementpg.Completeness]():      "RunCompleteness",
-	reflect.TypeFor[settlementpg.CompletenessInput](): "RunCompletenessInput",
+	reflect.TypeFor[settlementpg.CompletenessInput](): "CompletenessInput",
 	reflect.TypeFor[reporting.Lineage]():              "ManifestLineage",
 	reflect.TypeFor[reporting.Completeness]():         "ManifestCompleteness",
-	reflect.TypeFor[reporting.CompletenessInput]():    "ManifestCompletenessInput",
 }
 
 // componentName is the name t gets in components.schemas, or "" when t is

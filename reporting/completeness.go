@@ -8,34 +8,17 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/gridsettle/gridsettle/settlement"
 )
 
 // Completeness accounts for every input record up to the lineage's offsets
 // (explain.md "Completeness: every input record accounted for"): per input
-// partition, the counts ingest kept, as they stood in the run's snapshot.
-// It comes from the run (runs.completeness), never from the input topics
-// now, so a later replay does not change what an export regenerates to.
-type Completeness struct {
-	Inputs []CompletenessInput `json:"inputs"`
-}
-
-// CompletenessInput is one input partition through OffsetThrough
-// (inclusive, the lineage's): Records = Applied + Σ Quarantined. The reads
-// counts exist only for the reads topic's partitions, so they are pointers
-// that a prices partition leaves nil, and its JSON has no reads_* keys.
-type CompletenessInput struct {
-	Topic         string `json:"topic"`
-	Partition     int32  `json:"partition"`
-	OffsetThrough int64  `json:"offset_through"`
-	Records       int64  `json:"records"`
-	Applied       int64  `json:"applied"`
-	// Quarantined is by reason; encoding/json writes a map's keys sorted,
-	// so the manifest's bytes do not depend on map order.
-	Quarantined    map[string]int64 `json:"quarantined"`
-	ReadsApplied   *int64           `json:"reads_applied,omitempty"`
-	ReadsStale     *int64           `json:"reads_stale,omitempty"`
-	ReadsDuplicate *int64           `json:"reads_duplicate,omitempty"`
-}
+// partition, the counts ingest kept, as they stood in the run's snapshot,
+// in settlement's shape (settlement/completeness.go). It comes from the run
+// (runs.completeness), never from the input topics now, so a later replay
+// does not change what an export regenerates to.
+type Completeness settlement.Completeness
 
 // compareInputs is the order of a manifest's input partitions, in lineage
 // and completeness alike: by topic (bytewise), then partition.
@@ -51,7 +34,7 @@ func inputName(topic string, partition int32) string { return fmt.Sprintf("%s/%d
 func (c *Completeness) canonical() *Completeness {
 	out := &Completeness{Inputs: slices.Clone(c.Inputs)}
 	if out.Inputs == nil {
-		out.Inputs = []CompletenessInput{}
+		out.Inputs = []settlement.CompletenessInput{}
 	}
 	for i := range out.Inputs {
 		out.Inputs[i].Quarantined = maps.Clone(out.Inputs[i].Quarantined)
@@ -59,7 +42,7 @@ func (c *Completeness) canonical() *Completeness {
 			out.Inputs[i].Quarantined = map[string]int64{}
 		}
 	}
-	slices.SortFunc(out.Inputs, func(a, b CompletenessInput) int {
+	slices.SortFunc(out.Inputs, func(a, b settlement.CompletenessInput) int {
 		return compareInputs(a.Topic, a.Partition, b.Topic, b.Partition)
 	})
 	return out
@@ -97,7 +80,7 @@ func (c *Completeness) Check(lineage []Input) error {
 		if ok && in.OffsetThrough != offset {
 			return fmt.Errorf("completeness counts input %s through offset %d, lineage.inputs says %d", name, in.OffsetThrough, offset)
 		}
-		if err := in.check(); err != nil {
+		if err := checkInput(in); err != nil {
 			return fmt.Errorf("completeness of input %s: %w", name, err)
 		}
 		counted[name] = true
@@ -110,8 +93,8 @@ func (c *Completeness) Check(lineage []Input) error {
 	return nil
 }
 
-// check is the invariant of one partition's counts.
-func (in CompletenessInput) check() error {
+// checkInput is the invariant of one partition's counts.
+func checkInput(in settlement.CompletenessInput) error {
 	type count struct {
 		name string
 		n    int64

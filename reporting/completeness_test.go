@@ -15,6 +15,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/reporting"
 	"github.com/gridsettle/gridsettle/reporting/reportingtest"
+	"github.com/gridsettle/gridsettle/settlement"
 )
 
 func ptr(n int64) *int64 { return &n }
@@ -25,7 +26,7 @@ func ptr(n int64) *int64 { return &n }
 // of order, as a run might store them.
 func counted(d reportingtest.Day) reporting.Run {
 	run := runOf(d)
-	run.Completeness = &reporting.Completeness{Inputs: []reporting.CompletenessInput{
+	run.Completeness = &reporting.Completeness{Inputs: []settlement.CompletenessInput{
 		{Topic: "market.prices", Partition: 1, OffsetThrough: -1},
 		{Topic: "market.prices", Partition: 0, OffsetThrough: 4411, Records: 4400, Applied: 4399,
 			Quarantined: map[string]int64{"unknown_settlement_point": 1}},
@@ -249,7 +250,7 @@ func FuzzCompletenessCheck(f *testing.F) {
 	f.Add(int64(98), int64(100), int64(100), int64(0), int64(0))
 	f.Add(int64(200000), int64(120000), int64(119990), int64(math.MaxInt64), int64(math.MaxInt64))
 	f.Fuzz(func(t *testing.T, offset, records, applied, q1, q2 int64) {
-		c := &reporting.Completeness{Inputs: []reporting.CompletenessInput{{Topic: "t", OffsetThrough: offset,
+		c := &reporting.Completeness{Inputs: []settlement.CompletenessInput{{Topic: "t", OffsetThrough: offset,
 			Records: records, Applied: applied, Quarantined: map[string]int64{"a": q1, "b": q2}}}}
 		err := c.Check([]reporting.Input{{Topic: "t", OffsetThrough: offset}})
 		sum := new(big.Int).Add(big.NewInt(applied), big.NewInt(q1))

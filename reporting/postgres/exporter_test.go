@@ -605,7 +605,7 @@ func TestCompletenessFromTheRun(t *testing.T) {
 		t.Fatalf("%+v, %v", p, err)
 	}
 	n := func(v int64) *int64 { return &v }
-	want := &reporting.Completeness{Inputs: []reporting.CompletenessInput{
+	want := &reporting.Completeness{Inputs: []settlement.CompletenessInput{
 		{Topic: "ami.interval-reads", Partition: 0, OffsetThrough: 1200, Records: 1201, Applied: 1201, Quarantined: map[string]int64{},
 			ReadsApplied: n(19000), ReadsStale: n(0), ReadsDuplicate: n(0)},
 		{Topic: "ami.interval-reads", Partition: 1, OffsetThrough: 977, Records: 970, Applied: 968,

@@ -64,28 +64,13 @@ type LineageInput struct {
 	OffsetThrough int64  `json:"offset_through"`
 }
 
-// Completeness is what ingest had done with the records of every input
-// partition it knows, as a run's snapshot saw it (explain.md
-// "Completeness: every input record accounted for"): the same snapshot as
-// the lineage's offsets. For every input, Records = Applied + Σ Quarantined.
-type Completeness struct {
-	Inputs []CompletenessInput `json:"inputs"`
-}
-
-// CompletenessInput is the counts of one input partition through
-// OffsetThrough (-1: nothing consumed). The reads counts are set on the
-// reads topic's partitions only.
-type CompletenessInput struct {
-	Topic          string           `json:"topic"`
-	Partition      int32            `json:"partition"`
-	OffsetThrough  int64            `json:"offset_through"`
-	Records        int64            `json:"records"`
-	Applied        int64            `json:"applied"`
-	Quarantined    map[string]int64 `json:"quarantined"` // by reason; encoding/json sorts the keys
-	ReadsApplied   *int64           `json:"reads_applied,omitempty"`
-	ReadsStale     *int64           `json:"reads_stale,omitempty"`
-	ReadsDuplicate *int64           `json:"reads_duplicate,omitempty"`
-}
+// Completeness and CompletenessInput are settlement's one shape of the
+// input counts (settlement/completeness.go), as a run stores and answers
+// them.
+type (
+	Completeness      = settlement.Completeness
+	CompletenessInput = settlement.CompletenessInput
+)
 
 // Config is what runs need besides the database.
 type Config struct {
