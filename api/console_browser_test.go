@@ -197,6 +197,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	ok(t, s.do(req{method: "POST", path: "/api/v1/runs", token: toks[Operator], body: `{"operating_day":"2026-11-01","run_type":"initial"}`}), http.StatusCreated, nil)
 	seedVariedDay(t, s, "0.375")
 	spike()
+	// A gap of M1 (every version of its reads of 14:00 – 14:30; its channel
+	// length known, as ingest would have recorded it) that the final run
+	// settles on estimates, which the chart marks.
+	for _, q := range []string{
+		`INSERT INTO channel_lengths (meter_id, channel, interval_seconds) VALUES ('M1', 'import', 900) ON CONFLICT DO NOTHING`,
+		`DELETE FROM read_blocks WHERE meter_id = 'M1' AND start >= '2026-11-01T14:00:00Z' AND start < '2026-11-01T14:45:00Z'`,
+	} {
+		if _, err := s.pool.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 	ok(t, s.do(req{method: "POST", path: "/api/v1/runs", token: toks[Operator], body: `{"operating_day":"2026-11-01","run_type":"final"}`}), http.StatusCreated, nil)
 	ok(t, s.do(req{method: "POST", path: "/api/v1/exports", token: toks[Operator],
 		body: `{"operating_day":"2026-11-01","run_type":"final","version":2}`}), http.StatusCreated, nil)
@@ -254,21 +265,30 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		var ivs Page[StatementInterval]
 		ok(t, s.do(req{method: "GET", path: "/api/v1/statements/" + url.PathEscape(line) + "/intervals?limit=1000", token: toks[Analyst]}), http.StatusOK, &ivs)
-		wantPoints := make([][3]string, len(ivs.Items))
+		wantPoints := make([][4]string, len(ivs.Items))
+		estimated := 0
 		for i, x := range ivs.Items {
 			p := ""
 			if x.Price != nil {
 				p = *x.Price
 			}
-			wantPoints[i] = [3]string{x.SettlementInterval.Format(time.RFC3339), x.EnergyMWh, p}
+			wantPoints[i] = [4]string{x.SettlementInterval.Format(time.RFC3339), x.EnergyMWh, p, x.EstimatedEnergyMWh}
+			if x.GridsettleEstimatedReads > 0 {
+				estimated++
+			}
 		}
-		points := func() [][3]string {
-			return eval[[][3]string](tb, "chart points", `[...document.querySelectorAll('svg[data-kind=interval-chart] [data-interval]')].map(g =>
-				[g.dataset.interval, g.dataset.energyMwh, g.dataset.price])`)
+		points := func() [][4]string {
+			return eval[[][4]string](tb, "chart points", `[...document.querySelectorAll('svg[data-kind=interval-chart] [data-interval]')].map(g =>
+				[g.dataset.interval, g.dataset.energyMwh, g.dataset.price, g.dataset.estimatedMwh])`)
 		}
 		got := points()
 		if len(got) != 100 || !slices.Equal(got, wantPoints) {
 			t.Fatalf("chart: %d points, the API %d intervals; first %v, want %v", len(got), len(wantPoints), got[:min(2, len(got))], wantPoints[:min(2, len(wantPoints))])
+		}
+		// The estimated share is marked where, and only where, the API
+		// says gridsettle estimated.
+		if marks := eval[int](tb, "estimate marks", `document.querySelectorAll('svg[data-kind=interval-chart] rect.bar.est').length`); estimated == 0 || marks != estimated {
+			t.Errorf("chart: %d estimate marks, the API has %d intervals with estimates (want some)", marks, estimated)
 		}
 		var negative, spikes, unpriced int
 		for _, p := range got {
@@ -310,7 +330,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		for _, r := range reads.Items {
 			wantValues = append(wantValues, r.Value)
 		}
-		if len(values) != 100 || !slices.Equal(values, wantValues) {
+		if len(values) != 100-3 || !slices.Equal(values, wantValues) { // the day's reads but the gap's 3
 			t.Errorf("inputs page: %d reads, the API %d", len(values), len(wantValues))
 		}
 

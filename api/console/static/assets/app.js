@@ -398,8 +398,10 @@
     }
     const items = intervals.items;
     const unpriced = items.filter((i) => i.price === null).length;
+    const estimated = items.filter((i) => i.gridsettle_estimated_reads > 0).length;
     out.push(el('p', { class: 'legend' },
       el('span', { class: 'k-energy' }, '■ energy (MWh)'),
+      el('span', { class: 'k-estimated' }, `■ of which estimated by gridsettle (${estimated} of ${items.length} intervals)`),
       el('span', { class: 'k-price' }, '● RT price'),
       el('span', { class: 'k-unpriced' }, `▮ unpriced (${unpriced} of ${items.length} intervals)`)));
     out.push(chart(items));
@@ -441,12 +443,22 @@
     let segment = [];
     items.forEach((i, k) => {
       const x = left + k * step;
-      const g = svg('g', { 'data-interval': i.settlement_interval, 'data-energy-mwh': i.energy_mwh, 'data-price': i.price === null ? '' : i.price });
-      g.append(svg('title', null, `${i.settlement_interval}: ${i.energy_mwh} MWh at ${i.price === null ? 'no price (unpriced)' : i.price}, amount ${i.amount === null ? '-' : i.amount}`));
+      const g = svg('g', {
+        'data-interval': i.settlement_interval, 'data-energy-mwh': i.energy_mwh, 'data-price': i.price === null ? '' : i.price,
+        'data-estimated-mwh': i.estimated_energy_mwh,
+      });
+      const estimated = dec.cmp(i.estimated_energy_mwh, '0') !== 0
+        ? `, of which ${i.estimated_energy_mwh} MWh estimated by gridsettle (${i.gridsettle_estimated_reads} estimates)` : '';
+      g.append(svg('title', null, `${i.settlement_interval}: ${i.energy_mwh} MWh at ${i.price === null ? 'no price (unpriced)' : i.price}, amount ${i.amount === null ? '-' : i.amount}${estimated}`));
       if (i.price === null) g.append(svg('rect', { class: 'unpriced', x, y: top, width: step, height: plotH }));
       const e = +i.energy_mwh;
       const y0 = ey(0), y1 = ey(e);
       g.append(svg('rect', { class: e < 0 ? 'bar neg' : 'bar', x: x + step * 0.1, y: Math.min(y0, y1), width: step * 0.8, height: Math.max(Math.abs(y1 - y0), 0.5) }));
+      if (estimated) {
+        // The estimated share (estimation.md), drawn over the bar from zero.
+        const ye = ey(+i.estimated_energy_mwh);
+        g.append(svg('rect', { class: 'bar est', x: x + step * 0.1, y: Math.min(y0, ye), width: step * 0.8, height: Math.max(Math.abs(ye - y0), 0.5) }));
+      }
       if (i.price === null) {
         if (segment.length) segments.push(segment);
         segment = [];
