@@ -159,20 +159,32 @@ func (b *bench) runs(ctx context.Context) error {
 	return b.runsWithGaps(ctx, d)
 }
 
-// runsDay times the runs of the fixture's day, every read present.
-func (b *bench) runsDay(ctx context.Context, d *benchDay) error {
+// timeRuns runs d's day once per repetition, calling check after each
+// run, and times each run and the COPY of the blocks it streams.
+func (b *bench) timeRuns(ctx context.Context, d *benchDay, check func() error) (took, limit []float64, err error) {
 	copySQL := b.streamedBlocks(d.day)
-	var took, limit []float64
 	for rep := range b.opts.repeat {
 		t, err := b.settleDay(ctx, d, runTypes[min(rep, len(runTypes)-1)])
 		if err != nil {
-			return err
+			return nil, nil, err
+		}
+		if err := check(); err != nil {
+			return nil, nil, err
 		}
 		l, err := b.copyOut(ctx, copySQL)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		took, limit = append(took, t.Seconds()), append(limit, l.Seconds())
+	}
+	return took, limit, nil
+}
+
+// runsDay times the runs of the fixture's day, every read present.
+func (b *bench) runsDay(ctx context.Context, d *benchDay) error {
+	took, limit, err := b.timeRuns(ctx, d, func() error { return nil })
+	if err != nil {
+		return err
 	}
 	b.print(benchFigure{name: "run of one operating day", unit: "s", values: took, limits: limit, lowerIsBetter: true,
 		limitWhat: fmt.Sprintf("COPY of the day's %s reads (%s read blocks) out of Postgres", human(float64(d.readsInDay)),
@@ -208,14 +220,8 @@ func (b *bench) runsWithGaps(ctx context.Context, d *benchDay) error {
 		return fmt.Errorf("count the lines of %s: %w", benchGapDay, err)
 	}
 	g := &benchDay{day: benchGapDay, meters: d.meters, lines: lines, runs: d.runs}
-	copySQL := b.streamedBlocks(g.day)
-	var took, limit []float64
 	var byMethod string
-	for rep := range b.opts.repeat {
-		t, err := b.settleDay(ctx, g, runTypes[min(rep, len(runTypes)-1)])
-		if err != nil {
-			return err
-		}
+	took, limit, err := b.timeRuns(ctx, g, func() error {
 		var lin, ldy, zer int64
 		if err := b.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE method = 'LIN'),
 			count(*) FILTER (WHERE method = 'LDY'), count(*) FILTER (WHERE method = 'ZER')
@@ -233,11 +239,10 @@ func (b *bench) runsWithGaps(ctx context.Context, d *benchDay) error {
 		if b.cfg.Market.Estimation.Off {
 			byMethod = "no estimates (--estimation none)"
 		}
-		l, err := b.copyOut(ctx, copySQL)
-		if err != nil {
-			return err
-		}
-		took, limit = append(took, t.Seconds()), append(limit, l.Seconds())
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	b.print(benchFigure{name: "run of a day with missing reads", unit: "s", values: took, limits: limit, lowerIsBetter: true,
 		limitWhat: fmt.Sprintf("COPY of the day's %s reads (%s read blocks) out of Postgres", human(float64(reads)),
