@@ -252,6 +252,9 @@ func (g RunRoutes) start(c echo.Context) error {
 		return Audit(ctx, tx, c, http.StatusCreated, fmt.Sprintf("started run %s (%s of %s, version %d): %s",
 			run.RunID, run.RunType, run.OperatingDay, run.Version, run.Status))
 	})
+	if errors.Is(err, settlement.ErrDayOutOfRange) {
+		return BadParam("operating_day", "%s", err)
+	}
 	if err != nil {
 		return err
 	}

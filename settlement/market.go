@@ -1,6 +1,7 @@
 package settlement
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -79,6 +80,25 @@ func (m Market) Bounds(d Day) (start, end time.Time) {
 	start = time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, m.Location).UTC()
 	end = time.Date(d.Year, d.Month, d.Day+1, 0, 0, 0, 0, m.Location).UTC()
 	return start, end
+}
+
+// ErrDayOutOfRange is a day no run can settle: its intervals reach past
+// 9999-12-31T23:59:59Z, the last instant RFC 3339 (JSON, the API, the
+// messages) can write.
+var ErrDayOutOfRange = errors.New("operating day out of range")
+
+// lastEnd is the end of the last instant RFC 3339 can write.
+var lastEnd = time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// CheckDay reports ErrDayOutOfRange for a day whose settlement intervals
+// cannot all be written: 9999-12-31 in a zone west of UTC ends in year
+// 10000.
+func (m Market) CheckDay(d Day) error {
+	if _, end := m.Bounds(d); end.After(lastEnd) {
+		return fmt.Errorf("%w: %s in %s ends at %s, after 9999-12-31T23:59:59Z", ErrDayOutOfRange, d, m.Location,
+			end.Format("2006-01-02T15:04Z07:00"))
+	}
+	return nil
 }
 
 // Intervals are the starts of the settlement intervals of d: those aligned

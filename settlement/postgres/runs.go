@@ -137,6 +137,9 @@ func (r *Runs) startWith(ctx context.Context, day settlement.Day, t settlement.R
 	if _, err := settlement.ParseRunType(string(t)); err != nil {
 		return Run{}, err
 	}
+	if err := r.cfg.Market.CheckDay(day); err != nil {
+		return Run{}, err
+	}
 	run, err := r.locked(ctx, day, t, sched, hook)
 	if err != nil {
 		return Run{}, err
