@@ -52,9 +52,14 @@ type Run struct {
 }
 
 // Lineage is what a run's snapshot included: for every input partition
-// with anything consumed, the last offset applied.
+// with anything consumed, the last offset applied; the quarantine replays
+// and the registry version it saw (migrations/00903_explain.sql), so that
+// explain rebuilds its inputs exactly however the store moved on. Both are
+// nil for runs made before runs recorded them.
 type Lineage struct {
-	Inputs []LineageInput `json:"inputs"`
+	Inputs          []LineageInput `json:"inputs"`
+	ReplaysThrough  *int64         `json:"replays_through,omitempty"`
+	RegistryVersion *int64         `json:"registry_version,omitempty"`
 }
 
 // LineageInput is one input partition of a run's lineage.

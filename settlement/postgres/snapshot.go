@@ -95,7 +95,12 @@ func readLineage(ctx context.Context, tx pgx.Tx) (Lineage, error) {
 	if in == nil {
 		in = []LineageInput{}
 	}
-	return Lineage{Inputs: in}, nil
+	l := Lineage{Inputs: in, ReplaysThrough: new(int64), RegistryVersion: new(int64)}
+	if err := tx.QueryRow(ctx, `SELECT (SELECT version FROM replay_version), (SELECT version FROM registry_version)`).
+		Scan(l.ReplaysThrough, l.RegistryVersion); err != nil {
+		return Lineage{}, fmt.Errorf("read replay and registry versions: %w", err)
+	}
+	return l, nil
 }
 
 // readCompleteness reads ingest's counts of every input partition it knows,

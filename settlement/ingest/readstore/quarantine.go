@@ -74,12 +74,24 @@ func LockReplayable(ctx context.Context, tx pgx.Tx, reason meters.Reason) ([]Qua
 	return out, nil
 }
 
-// MarkReplayed records that the items with these ids have been applied.
+// MarkReplayed records that the items with these ids have been applied, with
+// the replay's number: taken here, from the one row of replay_version, which
+// stays locked until tx ends, so replays commit in the order of their
+// numbers and a run's snapshot includes exactly the replays numbered up to
+// the one it sees (migrations/00903_explain.sql). It is taken last, after
+// the counts' rows, so replays lock in the order batches do and then one
+// row batches never touch.
 func MarkReplayed(ctx context.Context, tx pgx.Tx, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	tag, err := tx.Exec(ctx, `UPDATE quarantine SET replayed_at = now() WHERE id = ANY($1::bigint[]) AND replayed_at IS NULL`, ids)
+	var replay int64
+	if err := tx.QueryRow(ctx, `UPDATE replay_version SET version = nextval('replay_version_seq') RETURNING version`).
+		Scan(&replay); err != nil {
+		return fmt.Errorf("number the replay: %w", err)
+	}
+	tag, err := tx.Exec(ctx, `UPDATE quarantine SET replayed_at = now(), replay_version = $2
+		WHERE id = ANY($1::bigint[]) AND replayed_at IS NULL`, ids, replay)
 	if err != nil {
 		return fmt.Errorf("mark quarantine replayed: %w", err)
 	}
