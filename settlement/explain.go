@@ -57,7 +57,9 @@ func (s *ReadState) Equal(o *ReadState) bool {
 		eqPtr(s.Partition, o.Partition) && eqPtr(s.Offset, o.Offset)
 }
 
-func eqPtr[T comparable](a, b *T) bool { return (a == nil && b == nil) || (a != nil && b != nil && *a == *b) }
+func eqPtr[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
 
 // MarshalJSON writes the value and loss factor at 6 places.
 func (s *ReadState) MarshalJSON() ([]byte, error) {
