@@ -211,15 +211,16 @@ func (e *Explanation) MarshalJSON() ([]byte, error) {
 // changes of each interval must account for its whole energy difference
 // (E1 − E0): when they do not, the inputs given are not those the two runs
 // settled, and Explain says so rather than answer a wrong sum. deltaEnergy
-// and deltaAmount are the rounded line figures after − before.
-func Explain(statementID, against string, deltaEnergy, deltaAmount decimal.Decimal, intervals []ExplainInterval) (*Explanation, error) {
+// and deltaAmount are the rounded line figures after − before; point is
+// the line's settlement point.
+func Explain(statementID, against, point string, deltaEnergy, deltaAmount decimal.Decimal, intervals []ExplainInterval) (*Explanation, error) {
 	e := &Explanation{StatementID: statementID, Against: against, DeltaEnergyMWh: deltaEnergy, DeltaAmount: deltaAmount,
 		Summary: map[string]KindSummary{ChangeRead: {}, ChangePrice: {}}}
 	for _, in := range intervals {
 		p0, p1 := orZero(in.PriceBefore), orZero(in.PriceAfter)
 		var readEnergy decimal.Decimal
 		if priceDiffers(in.PriceBefore, in.PriceAfter) {
-			e.add(Change{Kind: ChangePrice, SettlementInterval: in.Start, PriceBefore: in.PriceBefore,
+			e.add(Change{Kind: ChangePrice, SettlementInterval: in.Start, SettlementPoint: point, PriceBefore: in.PriceBefore,
 				PriceAfter: in.PriceAfter, AmountEffect: in.EnergyBefore.Mul(p1.Sub(p0))})
 		}
 		for _, r := range in.Reads {
