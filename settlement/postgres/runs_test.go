@@ -236,7 +236,9 @@ func TestTwoRunsAndARerun(t *testing.T) {
 		!r1.ComputedAt.Equal(time.Date(2026, 11, 7, 6, 0, 0, 0, time.UTC)) {
 		t.Fatalf("run 1: %+v", r1)
 	}
-	wantLineage := `{"inputs":[{"topic":"ami.interval-reads","partition":0,"offset_through":13},{"topic":"market.prices","partition":0,"offset_through":326}]}`
+	// No replay yet; the registry as the scenario left it.
+	wantLineage := fmt.Sprintf(`{"inputs":[{"topic":"ami.interval-reads","partition":0,"offset_through":13},{"topic":"market.prices","partition":0,"offset_through":326}],"replays_through":0,"registry_version":%d}`,
+		e.count(`SELECT version FROM registry_version`))
 	if b, _ := json.Marshal(r1.Lineage); string(b) != wantLineage {
 		t.Fatalf("lineage %s, want %s", b, wantLineage)
 	}
