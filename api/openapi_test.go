@@ -271,6 +271,8 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	get("/api/v1/statements", "/api/v1/statements?operating_day=2026-13-01", an, 400)
 	const line = "HB_NORTH%2FRET-A%2F2026-11-01%2F1"
 	get("/api/v1/statements/{statement_id}/intervals", "/api/v1/statements/"+line+"/intervals", an, 200)
+	get("/api/v1/statements/{statement_id}/explain", "/api/v1/statements/"+line+"/explain?limit=2", an, 200)
+	get("/api/v1/statements/{statement_id}/explain", "/api/v1/statements/"+line+"/explain?against=-1", an, 400)
 	get("/api/v1/accounts/{account_id}/charges", "/api/v1/accounts/ACC-1/charges?from=2026-11-01&to=2026-11-01", an, 200)
 	get("/api/v1/ledger/balances", "/api/v1/ledger/balances", an, 200)
 	get("/api/v1/ledger/entries", "/api/v1/ledger/entries", an, 200)
@@ -371,6 +373,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		"GET /api/v1/runs/{run_id}/estimates":             "/api/v1/runs/" + run.RunID + "/estimates",
 		"GET /api/v1/statements":                          "/api/v1/statements?operating_day=2026-11-01",
 		"GET /api/v1/statements/{statement_id}/intervals": "/api/v1/statements/" + line + "/intervals",
+		"GET /api/v1/statements/{statement_id}/explain":   "/api/v1/statements/" + line + "/explain",
 		"GET /api/v1/accounts/{account_id}/charges":       "/api/v1/accounts/ACC-1/charges",
 	}
 	for key, path := range etagged {
