@@ -148,11 +148,11 @@ func TestCacheSeesRegistryChangesBetweenBatches(t *testing.T) {
 
 	// Unseen by the version: the cache answers.
 	if _, err := pool.Exec(ctx, `
-		ALTER TABLE meter_assignments DISABLE TRIGGER registry_version_bump;
+		ALTER TABLE meter_assignments DISABLE TRIGGER meter_assignment_history_update;
 		ALTER TABLE accounts DISABLE TRIGGER registry_version_bump;
 		UPDATE meter_assignments SET loss_factor = 2 WHERE meter_id = 'M-2';
 		UPDATE accounts SET monthly_budget = 5 WHERE account_id = 'ACC-2';
-		ALTER TABLE meter_assignments ENABLE ALWAYS TRIGGER registry_version_bump;
+		ALTER TABLE meter_assignments ENABLE ALWAYS TRIGGER meter_assignment_history_update;
 		ALTER TABLE accounts ENABLE ALWAYS TRIGGER registry_version_bump`); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,8 @@
 // snapshot → State: Quarantine, Reads, Prices, Counts, Alerts),
 // State.Statement (one run, with the estimates it settles on in
 // Statement.Estimates), Oracle.Runs (a sequence of runs with previous
-// figures and deltas). Market.Estimation is --estimation and
+// figures and deltas), Explain (an explanation of one statement line
+// between two runs). Market.Estimation is --estimation and
 // --estimation-max-linear.
 //
 // # Readings of the contract
@@ -158,6 +159,28 @@
 //     end, written RFC 3339 UTC with Z. A meter without any read on its
 //     partition never fires (its gap has no start). A late read that moves
 //     the last end while still ≥ 6 hours behind opens a new identity.
+//
+// Explain (explain.md "Explain a statement line"):
+//   - A version's side of a read key in a settlement interval is the current
+//     read (or the run's estimate) whose covering assignment, in the
+//     registry that run used, has the line's participant and point, and
+//     which has a piece in that interval of the day. A change is listed
+//     exactly when the two sides shown differ: value and loss factor by
+//     decimal equality (1 = 1.000), version, quality, estimate method and
+//     source position exactly, or one side nil. So a correction that only
+//     bumps the version or quality is listed with effect 0, while an
+//     assignment change that keeps participant, point and loss factor
+//     (another account) shows nothing different and is not listed.
+//   - The price of an interval is the settlement price of the line's point
+//     in that run (null when unpriced); with no run (version 0) every price
+//     is null. A price change is listed for every interval of the day whose
+//     price differs, even where the line has no energy (its amount effect
+//     E0 × ΔP is then 0).
+//   - Against version 0, or a version with no line, E0 is 0 in every
+//     interval; intervals outside the operating day never count, even for
+//     a read that has other pieces in the day.
+//   - The two runs must have the same settlement interval and time zone;
+//     each estimates with its own market's estimation settings.
 //
 // Invariants: no float anywhere; output decimals have the fixed scale of
 // their field; results do not depend on map iteration order.
