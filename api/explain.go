@@ -61,13 +61,14 @@ type explainHandler struct {
 	cache *explainCache
 }
 
-// explainCursor is the cursor of a page of changes: the index of the next
-// change, with the explanation it belongs to, so that a cursor of another
-// explanation is refused rather than answering a page of this one.
+// explainCursor is the cursor of a page of changes: the last change
+// answered (its place in the contract's order), with the explanation it
+// belongs to, so that a cursor of another explanation is refused rather
+// than answering a page of this one.
 type explainCursor struct {
-	Statement string `json:"s"`
-	Against   *int   `json:"a"`
-	Next      int    `json:"n"`
+	Statement string               `json:"s"`
+	Against   *int                 `json:"a"`
+	After     settlement.ChangeKey `json:"k"`
 }
 
 func (h explainHandler) explain(c echo.Context) error {
@@ -94,10 +95,14 @@ func (h explainHandler) explain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if has && (cur.Statement != id || !sameAgainst(cur.Against, against) || cur.Next < 1) {
+	if has && (cur.Statement != id || !sameAgainst(cur.Against, against)) {
 		return BadParam("cursor", "is not a cursor of this explanation")
 	}
-	e, err := h.get(c.Request().Context(), id, against)
+	var after *settlement.ChangeKey
+	if has {
+		after = &cur.After
+	}
+	page, more, err := h.page(c.Request().Context(), id, against, after, limit)
 	switch {
 	case errors.Is(err, settlementpg.ErrNotFound):
 		return NotFoundf("no explanation of statement line %q against %s: the line does not exist, its day has no "+
@@ -109,23 +114,14 @@ func (h explainHandler) explain(c echo.Context) error {
 		// internal error by handleError, never an answer.
 		return err
 	}
-	start := 0
-	if has {
-		if cur.Next >= len(e.Changes) {
-			return BadParam("cursor", "is not a cursor of this explanation")
-		}
-		start = cur.Next
-	}
-	page := *e // the summary and totals cover every change
-	end := min(start+limit, len(e.Changes))
-	page.Changes = e.Changes[start:end]
 	page.NextCursor = ""
-	if end < len(e.Changes) {
-		if page.NextCursor, err = EncodeCursor(explainCursor{Statement: id, Against: against, Next: end}); err != nil {
+	if more {
+		next := page.Changes[len(page.Changes)-1].Key()
+		if page.NextCursor, err = EncodeCursor(explainCursor{Statement: id, Against: against, After: next}); err != nil {
 			return err
 		}
 	}
-	return c.JSON(http.StatusOK, &page)
+	return c.JSON(http.StatusOK, page)
 }
 
 func sameAgainst(a, b *int) bool {
@@ -139,28 +135,60 @@ func againstText(against *int) string {
 	return fmt.Sprintf("version %d", *against)
 }
 
-// get is the explanation of id against against, computed once while it
-// stays in the cache.
-func (h explainHandler) get(ctx context.Context, id string, against *int) (*settlement.Explanation, error) {
+// page is the page of at most limit changes after `after` (nil: the
+// first), and whether more follow. An
+// explanation is computed whole once and paged from the cache; one too
+// large to hold (settlementpg.ErrTooLarge) or to cache is remembered as
+// such and every page of it streams its inputs again keeping only that
+// page (Runs.ExplainPage).
+func (h explainHandler) page(ctx context.Context, id string, against *int, after *settlement.ChangeKey, limit int) (
+	page *settlement.Explanation, more bool, err error) {
 	key := explainKey{statement: id, against: -1}
 	if against != nil {
 		key.against = *against
 	}
-	if e, ok := h.cache.lookup(key); ok {
-		return e, nil
+	e, cached := h.cache.lookup(key)
+	if !cached {
+		e, err = h.runs.Explain(ctx, id, against)
+		switch {
+		case errors.Is(err, settlementpg.ErrTooLarge):
+			h.cache.add(key, nil, 0)
+		case err != nil:
+			return nil, false, fmt.Errorf("explain %s: %w", id, err)
+		default:
+			// Its size as answered: what it costs to hold, to within
+			// the decimals' representation.
+			b, err := json.Marshal(e)
+			if err != nil {
+				return nil, false, fmt.Errorf("encode explanation of %s: %w", id, err)
+			}
+			if len(b) > maxCachedExplanationBytes {
+				h.cache.add(key, nil, 0) // this page is answered from e, the next ones stream theirs
+			} else {
+				h.cache.add(key, e, len(b))
+			}
+		}
 	}
-	e, err := h.runs.Explain(ctx, id, against)
-	if err != nil {
-		return nil, fmt.Errorf("explain %s: %w", id, err)
+	if e == nil {
+		p, remaining, err := h.runs.ExplainPage(ctx, id, against, after, limit)
+		if err != nil {
+			return nil, false, fmt.Errorf("explain %s: %w", id, err)
+		}
+		return p, remaining > len(p.Changes), nil
 	}
-	// Its size as answered: what it costs to hold, to within the
-	// decimals' representation.
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode explanation of %s: %w", id, err)
+	start := 0
+	if after != nil {
+		start, _ = slices.BinarySearchFunc(e.Changes, *after, func(c settlement.Change, k settlement.ChangeKey) int {
+			if c.Follows(k) {
+				return 1
+			}
+			return -1
+		})
 	}
-	h.cache.add(key, e, len(b))
-	return e, nil
+	p := *e // the summary and totals cover every change
+	end := min(start+limit, len(e.Changes))
+	p.Changes = e.Changes[start:end]
+	return &p, end < len(e.Changes), nil
 }
 
 // explainKey names an explanation: against -1 is the default.

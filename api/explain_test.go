@@ -324,7 +324,8 @@ func TestExplainHostileInput(t *testing.T) {
 		{"cursor=" + enc(`{"s":"`+id+`","a":null,"n":0}`), "cursor"},
 		{"cursor=" + enc(`{"s":"`+id+`","a":null,"n":2,"x":1}`), "cursor"},
 		// a cursor of another line
-		{"cursor=" + enc(`{"s":"HB_NORTH/RET-B/2026-11-01/2","a":null,"n":2}`), "cursor"},
+		{"cursor=" + enc(`{"s":"HB_NORTH/RET-B/2026-11-01/2","a":null,"k":{}}`), "cursor"},
+		{"cursor=" + enc(`{"s":"`+id+`","a":null,"k":{"SettlementInterval":"yesterday"}}`), "cursor"},
 	})
 
 	var first explanationJSON
@@ -334,8 +335,7 @@ func TestExplainHostileInput(t *testing.T) {
 	}
 	cursor := url.QueryEscape(*first.NextCursor)
 	bad([]struct{ query, param string }{
-		// past the end; of this line against another version
-		{"cursor=" + enc(`{"s":"`+id+`","a":null,"n":101}`), "cursor"},
+		// of this line against another version
 		{"against=0&cursor=" + cursor, "cursor"},
 		{"against=1&cursor=" + cursor, "cursor"},
 	})

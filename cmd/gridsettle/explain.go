@@ -48,6 +48,11 @@ func newExplainCmd(m *Main) *cobra.Command {
 		case errors.Is(err, settlementpg.ErrNotFound):
 			return fmt.Errorf("statement line %q has no explanation against %s: the line does not exist, its day has no "+
 				"completed run of that version, or it is not lower than the line's: %w", args[0], againstName(against), err)
+		case errors.Is(err, settlementpg.ErrTooLarge):
+			// The table sorts every change by its effect, so it needs them
+			// all at once; the API pages such an explanation.
+			return fmt.Errorf("statement line %q against %s has more than %d changes: read it in pages from the API "+
+				"(GET /api/v1/statements/{statement_id}/explain): %w", args[0], againstName(against), settlementpg.MaxExplainChanges, err)
 		case errors.Is(err, settlementpg.ErrNotExplainable):
 			return fmt.Errorf("statement line %q cannot be explained against %s: %w", args[0], againstName(against), err)
 		case err != nil:

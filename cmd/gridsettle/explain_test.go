@@ -57,7 +57,7 @@ func TestWriteExplanation(t *testing.T) {
 	state := func(value string, version int64, quality string) *settlement.ReadState {
 		return &settlement.ReadState{Value: d(value), Version: v(version), Quality: q(quality), LossFactor: d("1")}
 	}
-	e, err := settlement.Explain("HB_NORTH/RET-A/2026-11-01/2", "HB_NORTH/RET-A/2026-11-01/1", d("0.4"), d("75"), []settlement.ExplainInterval{
+	e, err := settlement.Explain("HB_NORTH/RET-A/2026-11-01/2", "HB_NORTH/RET-A/2026-11-01/1", "HB_NORTH", d("0.4"), d("75"), []settlement.ExplainInterval{
 		// a read corrected: +0.5 MWh at 30 → 15
 		{Start: at(14), EnergyBefore: d("1"), EnergyAfter: d("1.5"), PriceBefore: price("30"), PriceAfter: price("30"),
 			Reads: []settlement.ReadChange{{MeterID: "M1", Channel: "import", Start: at(14), Before: state("1000", 1, "E"),
