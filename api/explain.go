@@ -1,13 +1,16 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -51,7 +54,10 @@ func (g ExplainRoutes) Routes() []Route {
 			IntParam("limit", fmt.Sprintf("changes per page (default %d)", DefaultLimit), 1, MaxLimit),
 			Query("cursor", "opaque cursor: the next_cursor of the previous page"),
 		},
-		Response: JSONBody(explanationSchema()), ETag: true, Errors: []int{http.StatusConflict},
+		Response: &Body{JSON: explanationSchema(), Other: map[string]Schema{MIMETextCSV: {"type": "string",
+			"description": "one row per change of the page, columns " + strings.Join(explainColumnNames(), ", ") +
+				"; the next cursor in the " + HeaderNextCursor + " header"}}},
+		ETag: true, Errors: []int{http.StatusConflict, http.StatusNotAcceptable},
 		Handler: h.explain,
 	}}
 }
@@ -72,6 +78,10 @@ type explainCursor struct {
 }
 
 func (h explainHandler) explain(c echo.Context) error {
+	wantCSV, err := WantsCSV(c)
+	if err != nil {
+		return err
+	}
 	// routed percent-encoded; checkParams has checked both forms as plain text
 	id, err := url.PathUnescape(c.Param("statement_id"))
 	if err != nil {
@@ -121,7 +131,72 @@ func (h explainHandler) explain(c echo.Context) error {
 			return err
 		}
 	}
+	if wantCSV {
+		if page.NextCursor != "" {
+			c.Response().Header().Set(HeaderNextCursor, page.NextCursor)
+		}
+		return writeChangesCSV(c, page.Changes)
+	}
 	return c.JSON(http.StatusOK, page)
+}
+
+// explainColumns are the CSV columns of a change: the fields of both kinds'
+// JSON, before and after flattened as before.value and so on; a field the
+// change's kind has not is an empty cell.
+var explainColumns = func() [][]string {
+	cols := [][]string{{"kind"}, {"settlement_interval"}, {"settlement_point"}, {"meter_id"}, {"channel"}, {"start"}}
+	for _, side := range []string{"before", "after"} {
+		for _, f := range []string{"value", "version", "quality", "loss_factor", "estimate", "topic", "partition", "offset", "price"} {
+			cols = append(cols, []string{side, f})
+		}
+	}
+	return append(cols, []string{"energy_mwh_effect"}, []string{"amount_effect"})
+}()
+
+func explainColumnNames() []string {
+	out := make([]string, len(explainColumns))
+	for i, col := range explainColumns {
+		out[i] = strings.Join(col, ".")
+	}
+	return out
+}
+
+// writeChangesCSV answers changes as CSV, one row per change, each cell
+// taken from the change's own JSON (so CSV and JSON agree) and neutralised
+// as every CSV answer's.
+func writeChangesCSV(c echo.Context, changes []settlement.Change) error {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	if err := w.Write(explainColumnNames()); err != nil {
+		return fmt.Errorf("write csv header: %w", err)
+	}
+	row := make([]string, len(explainColumns))
+	for _, ch := range changes {
+		b, err := json.Marshal(ch)
+		if err != nil {
+			return fmt.Errorf("encode change: %w", err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var obj map[string]any
+		if err := dec.Decode(&obj); err != nil {
+			return fmt.Errorf("decode change: %w", err)
+		}
+		for i, col := range explainColumns {
+			if row[i], err = csvCell(obj, col); err != nil {
+				return err
+			}
+			row[i] = neutralise(row[i])
+		}
+		if err := w.Write(row); err != nil {
+			return fmt.Errorf("write csv row: %w", err)
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return fmt.Errorf("write csv: %w", err)
+	}
+	return c.Blob(http.StatusOK, MIMETextCSV+"; charset=utf-8", buf.Bytes())
 }
 
 func sameAgainst(a, b *int) bool {

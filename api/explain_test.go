@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -260,6 +261,27 @@ func TestExplainAPI(t *testing.T) {
 	}
 	if def := explainAll(t, s, an, id, "", DefaultLimit); len(def.Changes) != 101 {
 		t.Errorf("default page size: %d changes", len(def.Changes))
+	}
+
+	// CSV: one row per change, the same figures; the next cursor in a header.
+	w := s.do(req{method: "GET", path: explainPath(id, "limit=1000"), token: an, accept: "text/csv"})
+	mustStatus(t, w, http.StatusOK)
+	rows, err := csv.NewReader(w.Body).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 102 || strings.Join(rows[0], ",") != strings.Join(explainColumnNames(), ",") {
+		t.Fatalf("%d CSV rows, header %v", len(rows), rows[0])
+	}
+	var csvAmount decimal.Decimal
+	for _, r := range rows[1:] {
+		csvAmount = csvAmount.Add(decimal.RequireFromString(r[len(r)-1]))
+	}
+	if !csvAmount.Equal(whole.ExactDeltaAmount) {
+		t.Errorf("CSV amounts add up to %s, exact delta %s", csvAmount, whole.ExactDeltaAmount)
+	}
+	if w := s.do(req{method: "GET", path: explainPath(id, "limit=7"), token: an, accept: "text/csv"}); w.Header().Get(HeaderNextCursor) == "" {
+		t.Errorf("CSV page of 7: no %s", HeaderNextCursor)
 	}
 
 	// Against 1 explicitly is the default; the unencoded id is the same line.

@@ -283,6 +283,8 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		xan := xs.token(Analyst)
 		xa.check(explain, req{method: http.MethodGet, path: path + "?limit=2", token: xan}, 200)
 		xa.check(explain, req{method: http.MethodGet, path: path + "?against=-1", token: xan}, 400)
+		xa.check(explain, req{method: http.MethodGet, path: path + "?limit=3", token: xan, accept: "text/csv;q=0.5, application/json;q=0.1"}, 200)
+		xa.check(explain, req{method: http.MethodGet, path: path, token: xan, accept: "image/png"}, http.StatusNotAcceptable)
 		tag := xa.check(explain, req{method: http.MethodGet, path: path, token: xan}, 200).Header().Get("ETag")
 		xa.check(explain, req{method: http.MethodGet, path: path, token: xan}, http.StatusNotModified, "If-None-Match", tag)
 	}
