@@ -426,6 +426,14 @@ func TestExplainHostileInput(t *testing.T) {
 	for _, role := range []Role{Operator, Admin} {
 		ok(t, s.do(req{method: "GET", path: explainPath(id, "limit=1"), token: toks[role]}), http.StatusOK, nil)
 	}
+
+	// A run made before runs recorded their replays cannot be explained: 409.
+	if _, err := s.pool.Exec(t.Context(), `UPDATE runs SET lineage = lineage - 'replays_through' WHERE version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if p := problem(t, s.do(req{method: "GET", path: explainPath(id, "against=1"), token: an}), http.StatusConflict); !strings.Contains(p.Detail, "recorded") {
+		t.Errorf("409 detail %q", p.Detail)
+	}
 }
 
 // TestExplainCacheBounds: the cache keeps at most maxCachedExplanations,
