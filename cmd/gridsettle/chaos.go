@@ -163,6 +163,11 @@ type chaosChecked struct {
 	// CompletenessInputs are the input partitions of completed runs'
 	// completeness recounted from the input log.
 	CompletenessInputs int
+	// ExplainLines are the restated lines explained by the engine and the
+	// oracle (chaos_explain.go), with ExplainChanges changes in all, in
+	// ExplainTime, ExplainEngineTime of it in the engine.
+	ExplainLines, ExplainChanges   int
+	ExplainTime, ExplainEngineTime time.Duration
 }
 
 // runChaos runs the suite and returns what it measured; the error lists

@@ -637,6 +637,9 @@ func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, lo
 	if err != nil {
 		return err
 	}
+	if err := c.checkExplanations(ctx, p, o, log, runs, lines); err != nil {
+		return err
+	}
 	wantLines := map[string]oracle.Line{}
 	wantCharges := map[string]oracle.Charge{}
 	computed := map[string]time.Time{}
@@ -1010,7 +1013,7 @@ func (c *chaos) checkFaults(p *problems) {
 	}{{"quarantined records", ck.Quarantined}, {"published alerts", ck.AlertsPublished}, {"runs", ck.Runs},
 		{"statement lines", ck.StatementLines}, {"account charges", ck.Charges}, {"run intervals", ck.Intervals},
 		{"journal entries", ck.JournalEntries}, {"estimates", ck.Estimates},
-		{"completeness partitions", ck.CompletenessInputs}} {
+		{"completeness partitions", ck.CompletenessInputs}, {"explained lines", ck.ExplainLines}} {
 		if n.n == 0 {
 			p.add("vacuous", "no %s were compared", n.what)
 		}

@@ -124,6 +124,8 @@ func (st *chaosStats) summary() string {
 	w("checked against the oracle: %d input records; %d quarantined = dead letters; %d alerts published (%d must, %d may); %d runs: %d statement lines, %d account charges, %d run intervals, %d estimates; %d completeness partitions; %d journal entries; %d output records each once",
 		ck.InputRecords, ck.Quarantined, ck.AlertsPublished, ck.AlertsMust, ck.AlertsMay, ck.Runs, ck.StatementLines, ck.Charges,
 		ck.Intervals, ck.Estimates, ck.CompletenessInputs, ck.JournalEntries, ck.OutputRecords)
+	w("        explanations: %d lines, %d changes compared with the oracle (%v, %v of it in the engine)", ck.ExplainLines,
+		ck.ExplainChanges, ck.ExplainTime.Round(time.Millisecond), ck.ExplainEngineTime.Round(time.Millisecond))
 	w("time:   setup %v, faults %v, settling %v, quiescence %v, checks %v, total %v",
 		st.Setup.Round(time.Millisecond), st.Faulting.Round(time.Millisecond), st.Settling.Round(time.Millisecond),
 		st.Quiescence.Round(time.Millisecond), st.Checking.Round(time.Millisecond), st.Total.Round(time.Millisecond))
