@@ -352,7 +352,7 @@ func (d *dayReads) mapRead(a *assignment, start, secs, nano int64, scale int8, e
 		if start < d.first || start >= d.end {
 			return nil
 		}
-		t := start - floorMod(start+exact.PGEpochMicros, d.lµ)
+		t := meters.Floor(start+exact.PGEpochMicros, d.lµ) - exact.PGEpochMicros
 		return d.piece(a, (t-d.first)/d.lµ, nano, scale, export, quality, true)
 	}
 	if secs%d.l != 0 {
@@ -385,8 +385,6 @@ func coverAt(as []assignment, start int64) *assignment {
 	}
 	return nil
 }
-
-func floorMod(a, b int64) int64 { return ((a % b) + b) % b }
 
 // piece adds kWh landing in interval i (counted as a read of its line when
 // first).

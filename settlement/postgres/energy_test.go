@@ -33,7 +33,7 @@ func FuzzDayReadsRead(f *testing.F) {
 		dayStart := time.Date(2026, 10, 20, 5, 0, 0, 0, time.UTC)
 		first := toPG(dayStart)
 		// 5-minute slots from an hour before the day to its end
-		startAt := dayStart.Add(time.Duration(floorMod(int64(slot), 12*(intervals/4+1))*300-3600) * time.Second)
+		startAt := dayStart.Add(time.Duration((int64(slot)-meters.Floor(int64(slot), 12*(intervals/4+1)))*300-3600) * time.Second)
 		d := &dayReads{first: first, end: first + intervals*900e6, lµ: 900e6, l: 900, n: intervals,
 			lineKeys: []lineGroupKey{{"P", "S", "1"}}, lines: []lineKey{{"P", "S"}}, chgKeys: []chargeGroupKey{{"A", "P", "1"}},
 			prices: [][]priceCell{nil}}
