@@ -34,6 +34,11 @@ var ReadIntervals = []int{300, 900, 1800, 3600}
 // PriceIntervals are the interval lengths a price may have.
 var PriceIntervals = []int{300, 900, 3600}
 
+// LongestPrice is the longest of PriceIntervals: a price that covers an
+// instant may start this much before it, which bounds how far back a
+// reader of the prices of a window looks.
+const LongestPrice = time.Hour
+
 // Decoder decodes and validates input records exactly, never through a
 // float. It keeps scratch space between calls, so one Decoder must not be
 // used by two goroutines at once; the zero value is ready to use.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -646,5 +647,12 @@ func BenchmarkDecodeReadBlock(b *testing.B) {
 		if _, rej := d.ReadBlock(in); rej != nil {
 			b.Fatal(rej)
 		}
+	}
+}
+
+// TestLongestPrice: LongestPrice is the longest interval a price may have.
+func TestLongestPrice(t *testing.T) {
+	if got := time.Duration(slices.Max(PriceIntervals)) * time.Second; got != LongestPrice {
+		t.Fatalf("longest of PriceIntervals %s, LongestPrice %s", got, LongestPrice)
 	}
 }
