@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -655,4 +656,24 @@ func TestLongestPrice(t *testing.T) {
 	if got := time.Duration(slices.Max(PriceIntervals)) * time.Second; got != LongestPrice {
 		t.Fatalf("longest of PriceIntervals %s, LongestPrice %s", got, LongestPrice)
 	}
+}
+
+// identifierSpec is the contract's identifier rule as written:
+// [A-Za-z0-9._:-]{1,64}.
+var identifierSpec = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// FuzzValidIdentifier holds ValidIdentifier, the one identifier rule (read
+// and price records, the registry's CSV and JSON rows, the API's path and
+// query parameters, the bridge and Green Button keys), to the rule as the
+// contract writes it.
+func FuzzValidIdentifier(f *testing.F) {
+	for _, s := range []string{"", "MTR-000123", "HB_NORTH", "a:b.c", "QSE D", "é", strings.Repeat("x", 64),
+		strings.Repeat("x", 65), "M\n", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidIdentifier(s), identifierSpec.MatchString(s); got != want {
+			t.Fatalf("ValidIdentifier(%q) = %t, want %t", s, got, want)
+		}
+	})
 }

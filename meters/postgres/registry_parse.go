@@ -283,7 +283,6 @@ func jsonText(raw json.RawMessage) (string, error) {
 }
 
 var (
-	identifier  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 	unsignedDec = regexp.MustCompile(`^[0-9]{1,15}(\.[0-9]+)?$`)
 )
 
@@ -362,7 +361,7 @@ func (p *rowParser) text(col string, required bool) string {
 
 func (p *rowParser) id(col string) string {
 	v := p.text(col, true)
-	if v != "" && !identifier.MatchString(v) {
+	if v != "" && !meters.ValidIdentifier(v) {
 		p.fail(col, "%q is not an identifier ([A-Za-z0-9._:-], 1 to 64 characters)", v)
 	}
 	return v

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/meters"
 )
 
 func TestAddCSVParsesEveryTable(t *testing.T) {
@@ -164,7 +166,7 @@ func FuzzAddCSV(f *testing.F) {
 				t.Fatalf("accepted loss factor %s", a.LossFactor)
 			}
 			for _, id := range []string{a.MeterID, a.AccountID, a.ParticipantID, a.SettlementPoint} {
-				if !identifier.MatchString(id) {
+				if !meters.ValidIdentifier(id) {
 					t.Fatalf("accepted identifier %q", id)
 				}
 			}
