@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +27,6 @@ const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
 )
-
-var identifier = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // ParseDay parses an operating day (YYYY-MM-DD); the error names the
 // parameter.
@@ -73,9 +70,10 @@ func ParseEnum(name, s string, allowed ...string) (string, error) {
 	return s, nil
 }
 
-// ParseID checks that s is a registry identifier ([A-Za-z0-9._:-]{1,64}).
+// ParseID checks that s is a registry identifier (meters.ValidIdentifier:
+// [A-Za-z0-9._:-]{1,64}).
 func ParseID(name, s string) (string, error) {
-	if !identifier.MatchString(s) {
+	if !meters.ValidIdentifier(s) {
 		return "", BadParam(name, "%q is not an identifier ([A-Za-z0-9._:-], 1 to 64 characters)", s)
 	}
 	return s, nil

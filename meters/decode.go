@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -33,6 +34,11 @@ var ReadIntervals = []int{300, 900, 1800, 3600}
 
 // PriceIntervals are the interval lengths a price may have.
 var PriceIntervals = []int{300, 900, 3600}
+
+// LongestPrice is the longest of PriceIntervals: a price that covers an
+// instant may start this much before it, which bounds how far back a
+// reader of the prices of a window looks.
+const LongestPrice = time.Hour
 
 // Decoder decodes and validates input records exactly, never through a
 // float. It keeps scratch space between calls, so one Decoder must not be
@@ -850,6 +856,15 @@ func parseNumber(data []byte, v value) (number, bool) {
 	default:
 		return number{}, false
 	}
+	if !n.split(s) {
+		return number{}, false
+	}
+	return n, true
+}
+
+// split reads s, a decimal in plain notation, -?[0-9]+(\.[0-9]+)?, into n's
+// sign and digits; it is false for anything else.
+func (n *number) split(s []byte) bool {
 	if len(s) > 0 && s[0] == '-' {
 		n.neg = true
 		s = s[1:]
@@ -859,25 +874,64 @@ func parseNumber(data []byte, v value) (number, bool) {
 		i++
 	}
 	if i == 0 {
-		return number{}, false
+		return false
 	}
 	n.intg = s[:i]
 	if i == len(s) {
-		return n, true
+		return true
 	}
 	if s[i] != '.' {
-		return number{}, false
+		return false
 	}
 	j := i + 1
 	for j < len(s) && '0' <= s[j] && s[j] <= '9' {
 		j++
 	}
 	if j == i+1 || j != len(s) {
-		return number{}, false
+		return false
 	}
 	n.frac = s[i+1 : j]
-	return n, true
+	return true
 }
+
+// Errors of ParseDecimal: callers word their own messages.
+var (
+	ErrNotDecimal      = errors.New("not a decimal in plain notation")
+	ErrTooManyDecimals = errors.New("too many decimal places")
+)
+
+// ParseDecimal is the one parser of a decimal given as text: the records'
+// values and prices (Decoder, on the record's bytes, which is the same
+// parse), the registry's loss factors and thresholds, the price spike
+// threshold of the configuration and the failpoints' probabilities. s is
+// in plain notation, -?[0-9]+(\.[0-9]+)? (no exponent, blanks or '+'),
+// with at most places decimal places by value: trailing zeros do not count
+// (messages.md), so 1.5000000 has one, as two decimals are equal when
+// their values are. The result keeps the written scale up to places;
+// zeros written beyond it are dropped, so its exponent is at least
+// -places.
+//
+// Callers narrow the syntax where their format does (the registry takes
+// no sign and at most 15 integer digits). Two inputs have formats of their
+// own and do not come here: NEM12 interval values (".5" and "5." are NEM12
+// numbers, scaled by the channel's unit before the kWh rule, CheckKWh,
+// applies by value) and HTTP quality weights (RFC 9110's grammar).
+func ParseDecimal(s string, places int) (decimal.Decimal, error) {
+	var n number
+	if !n.split([]byte(s)) {
+		return decimal.Decimal{}, ErrNotDecimal
+	}
+	if n.decimals() > places {
+		return decimal.Decimal{}, ErrTooManyDecimals
+	}
+	// Plain notation is always shopspring's syntax; the digits beyond
+	// places are zeros, so truncating drops only them.
+	return decimal.RequireFromString(s).Truncate(int32(places)), nil
+}
+
+// AtMostDecimals reports whether d has at most places decimal places by
+// value (ParseDecimal's rule, for a decimal that did not come from text).
+func AtMostDecimals(d decimal.Decimal, places int32) bool { return d.Equal(d.Truncate(places)) }
 
 func (n number) zero() bool {
 	for _, c := range n.intg {
@@ -910,7 +964,7 @@ func (n number) exceeds() bool {
 
 // decimals is the number of decimal places of n's value: trailing zeros do
 // not count (0.1000000 has one), as two decimals are equal when their values
-// are.
+// are. It is the rule of ParseDecimal and of Decoder's values and prices.
 func (n number) decimals() int { return len(bytes.TrimRight(n.frac, "0")) }
 
 // decimal converts a checked number (|n| ≤ 1,000,000, at most 6 decimals,

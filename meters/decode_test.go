@@ -2,9 +2,12 @@ package meters
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -647,4 +650,76 @@ func BenchmarkDecodeReadBlock(b *testing.B) {
 			b.Fatal(rej)
 		}
 	}
+}
+
+// TestLongestPrice: LongestPrice is the longest interval a price may have.
+func TestLongestPrice(t *testing.T) {
+	if got := time.Duration(slices.Max(PriceIntervals)) * time.Second; got != LongestPrice {
+		t.Fatalf("longest of PriceIntervals %s, LongestPrice %s", got, LongestPrice)
+	}
+}
+
+// identifierSpec is the contract's identifier rule as written:
+// [A-Za-z0-9._:-]{1,64}.
+var identifierSpec = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// FuzzValidIdentifier holds ValidIdentifier, the one identifier rule (read
+// and price records, the registry's CSV and JSON rows, the API's path and
+// query parameters, the bridge and Green Button keys), to the rule as the
+// contract writes it.
+func FuzzValidIdentifier(f *testing.F) {
+	for _, s := range []string{"", "MTR-000123", "HB_NORTH", "a:b.c", "QSE D", "é", strings.Repeat("x", 64),
+		strings.Repeat("x", 65), "M\n", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidIdentifier(s), identifierSpec.MatchString(s); got != want {
+			t.Fatalf("ValidIdentifier(%q) = %t, want %t", s, got, want)
+		}
+	})
+}
+
+// plainDecimal is plain notation as ParseDecimal's contract writes it.
+var plainDecimal = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// FuzzParseDecimal holds ParseDecimal, the one parser of decimals given as
+// text, to its rule computed another way: plain notation only, at most
+// places decimal places by value (trailing zeros do not count), the same
+// value back, its written scale kept up to places. AtMostDecimals, the rule
+// for decimals that did not come from text, agrees.
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"0", "12.5", "1.5000000", "1.0000001", "-0.000001", "2.", ".5", "1e3", "+1", " 1",
+		"0.1000000000000000055511151231257827", "007.10", "-0", "99999999999999999999.1"} {
+		f.Add(s, 6)
+	}
+	f.Add("1.50", 0)
+	f.Fuzz(func(t *testing.T, s string, places int) {
+		if places < 0 || places > 40 || len(s) > 200 {
+			return
+		}
+		d, err := ParseDecimal(s, places)
+		if !plainDecimal.MatchString(s) {
+			if !errors.Is(err, ErrNotDecimal) {
+				t.Fatalf("ParseDecimal(%q) = %s, %v; want ErrNotDecimal", s, d, err)
+			}
+			return
+		}
+		want := decimal.RequireFromString(s)
+		byValue := want.Equal(want.Truncate(int32(places)))
+		if byValue != AtMostDecimals(want, int32(places)) {
+			t.Fatalf("AtMostDecimals(%s, %d) = %t", want, places, !byValue)
+		}
+		if !byValue {
+			if !errors.Is(err, ErrTooManyDecimals) {
+				t.Fatalf("ParseDecimal(%q, %d) = %s, %v; want ErrTooManyDecimals", s, places, d, err)
+			}
+			return
+		}
+		if err != nil || !d.Equal(want) {
+			t.Fatalf("ParseDecimal(%q, %d) = %s, %v", s, places, d, err)
+		}
+		if written := min(int32(places), max(0, -want.Exponent())); -d.Exponent() != written {
+			t.Fatalf("ParseDecimal(%q, %d) = %s: %d places, want %d", s, places, d, -d.Exponent(), written)
+		}
+	})
 }

@@ -63,8 +63,14 @@ func SplitNano(nano, n int64) (piece, last int64) {
 
 // Floor is the start of the interval of seconds length, counted from the
 // unix epoch, that holds unix second t: the settlement interval of a read
-// no longer than it, or (seconds 86400) the UTC day.
+// no longer than it, or (seconds 86400) the UTC day. It is the one rounding
+// of an instant down to an interval; any unit works (unix microseconds
+// with a length in microseconds), and t may be before the epoch.
 func Floor(t, seconds int64) int64 { return t - floorMod(t, seconds) }
+
+// Ceil is the first start of an interval of seconds length, counted from
+// the unix epoch, at or after unix second t: Floor's mirror.
+func Ceil(t, seconds int64) int64 { return -Floor(-t, seconds) }
 
 func floorMod(a, m int64) int64 {
 	r := a % m

@@ -104,3 +104,29 @@ func TestSplitNanoIsToSettlementIntervals(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFloorCeil holds Floor and Ceil, the one rounding of an instant to an
+// interval (the kernel, prices, alerts, the market's intervals and the
+// simulator use them), to their definition: an aligned start within one
+// interval, below or above t, on either side of the epoch.
+func FuzzFloorCeil(f *testing.F) {
+	f.Add(int64(0), int64(900))
+	f.Add(int64(-1), int64(900))
+	f.Add(int64(1_761_000_123), int64(3600))
+	f.Add(int64(-946_684_800_000_001), int64(900_000_000))
+	f.Fuzz(func(t *testing.T, v, n int64) {
+		if n <= 0 || n > 1<<40 || v < -1<<60 || v > 1<<60 {
+			return
+		}
+		fl, ce := Floor(v, n), Ceil(v, n)
+		if fl%n != 0 || fl > v || v-fl >= n {
+			t.Fatalf("Floor(%d, %d) = %d", v, n, fl)
+		}
+		if ce%n != 0 || ce < v || ce-v >= n {
+			t.Fatalf("Ceil(%d, %d) = %d", v, n, ce)
+		}
+		if (fl == ce) != (v%n == 0) {
+			t.Fatalf("Floor %d, Ceil %d of %d at %d", fl, ce, v, n)
+		}
+	})
+}

@@ -20,7 +20,7 @@ func CheckKWh(v decimal.Decimal) *Rejection {
 	if v.Sign() < 0 || v.GreaterThan(maxKWh) {
 		return &Rejection{Reason: ValueOutOfRange, Detail: fmt.Sprintf("%s kWh is outside 0 to 1000000", v)}
 	}
-	if !v.Equal(v.Truncate(6)) {
+	if !AtMostDecimals(v, MaxDecimals) {
 		return &Rejection{Reason: TooManyDecimals, Detail: fmt.Sprintf("%s kWh has more than 6 decimal places", v)}
 	}
 	return nil

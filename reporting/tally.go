@@ -7,9 +7,9 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/gridsettle/gridsettle/reporting/internal/fixed"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/exact"
 )
 
 // tally accumulates what the manifest says about the rows, and checks the
@@ -59,12 +59,12 @@ const (
 // sum that would overflow) is added to rest as a decimal. 192,000 interval
 // rows summed as decimals cost more than writing them (issue 9).
 type exactSum struct {
-	units fixed.Int128
+	units exact.Int128
 	rest  decimal.Decimal
 }
 
 func (s *exactSum) add(d decimal.Decimal, scale int32) {
-	if u, ok := fixed.Unscaled(d, scale); ok {
+	if u, ok := exact.Unscaled(d, scale); ok {
 		if sum, ok := s.units.Add(u); ok {
 			s.units = sum
 			return

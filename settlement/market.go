@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/meters"
 )
 
 // Market is the configuration of the market being settled.
@@ -108,7 +110,7 @@ func (m Market) Intervals(d Day) []time.Time {
 	start, end := m.Bounds(d)
 	L := int64(m.IntervalSeconds)
 	s := start.Unix()
-	first := s + (L-s%L)%L
+	first := meters.Ceil(s, L)
 	var out []time.Time
 	for t := first; t < end.Unix(); t += L {
 		out = append(out, time.Unix(t, 0).UTC())

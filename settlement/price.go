@@ -67,7 +67,7 @@ func (p *Prices) At(L int, t time.Time) decimal.NullDecimal {
 		return decimal.NullDecimal{Decimal: meters.DivRoundBank(sum, int64(n), priceScale), Valid: true}
 	default:
 		l := int64(p.seconds)
-		v, ok := p.byStart[s-((s%l)+l)%l]
+		v, ok := p.byStart[meters.Floor(s, l)]
 		return decimal.NullDecimal{Decimal: v, Valid: ok}
 	}
 }

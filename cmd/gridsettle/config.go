@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -356,10 +355,14 @@ var flagDefs = []flagDef{
 	{name: "price-spike-threshold", def: "1000", group: groupMarket,
 		usage: "RT price per MWh (a `decimal`) at or above which price_spike alerts fire",
 		set: func(c *Config, v string) error {
-			if !decimalPattern.MatchString(v) {
+			d, err := meters.ParseDecimal(v, meters.MaxDecimals)
+			switch {
+			case errors.Is(err, meters.ErrTooManyDecimals):
+				return fmt.Errorf("%s has more than %d decimal places", v, meters.MaxDecimals)
+			case err != nil:
 				return fmt.Errorf("%q is not a plain decimal such as 1000 or 999.5", v)
 			}
-			c.Market.PriceSpikeThreshold = decimal.RequireFromString(v)
+			c.Market.PriceSpikeThreshold = d
 			return nil
 		}},
 	{name: "ingest-max-future", def: "PT15M", group: groupIngest,
@@ -497,7 +500,6 @@ var flagDefs = []flagDef{
 var (
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 	rolePattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,62}$`)
-	decimalPattern  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 )
 
 // checkCredential refuses what no MQTT CONNECT can carry.

@@ -132,6 +132,7 @@ func TestConfigRejects(t *testing.T) {
 		{devGroups, nil, []string{"--market-timezone", "Mars/Olympus"}, `--market-timezone: "Mars/Olympus" is not an IANA time zone…`},
 		{devGroups, nil, []string{"--market-currency", "usd"}, `--market-currency: "usd" is not an ISO 4217 code…`},
 		{devGroups, nil, []string{"--price-spike-threshold", "1e3"}, `--price-spike-threshold: "1e3" is not a plain decimal…`},
+		{devGroups, nil, []string{"--price-spike-threshold", "999.1234567"}, `--price-spike-threshold: 999.1234567 has more than 6 decimal places`},
 		{devGroups, nil, []string{"--run-lags", "initial=5"}, `--run-lags: run lag for initial: lag "5" is not an ISO 8601 duration…`},
 		{devGroups, nil, []string{"--run-lags", "resettlement=P1D"}, `--run-lags: run lag "resettlement=P1D": "resettlement" is not a scheduled run type…`},
 		{devGroups, nil, []string{"--run-lags", "final=P1D,final=P2D"}, "--run-lags: run lag for final given twice"},

@@ -283,7 +283,6 @@ func jsonText(raw json.RawMessage) (string, error) {
 }
 
 var (
-	identifier  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 	unsignedDec = regexp.MustCompile(`^[0-9]{1,15}(\.[0-9]+)?$`)
 )
 
@@ -362,7 +361,7 @@ func (p *rowParser) text(col string, required bool) string {
 
 func (p *rowParser) id(col string) string {
 	v := p.text(col, true)
-	if v != "" && !identifier.MatchString(v) {
+	if v != "" && !meters.ValidIdentifier(v) {
 		p.fail(col, "%q is not an identifier ([A-Za-z0-9._:-], 1 to 64 characters)", v)
 	}
 	return v
@@ -396,24 +395,23 @@ func (p *rowParser) boolean(col string) bool {
 	}
 }
 
-// decimal parses an exact unsigned decimal with at most places decimals.
-func (p *rowParser) decimal(col, v string, places int32) decimal.Decimal {
+// decimal parses an exact unsigned decimal with at most places decimals by
+// value (meters.ParseDecimal: trailing zeros do not count); unsignedDec
+// narrows the syntax to no sign and at most 15 integer digits.
+func (p *rowParser) decimal(col, v string, places int) decimal.Decimal {
 	if !unsignedDec.MatchString(v) {
 		p.fail(col, "%q is not a decimal number such as 12.5", v)
 		return decimal.Decimal{}
 	}
-	d, err := decimal.NewFromString(v)
+	d, err := meters.ParseDecimal(v, places)
 	if err != nil {
-		p.fail(col, "%q is not a decimal number", v)
-		return decimal.Decimal{}
-	}
-	if -d.Exponent() > places {
+		// unsignedDec admits only plain notation: the places are the fault.
 		p.fail(col, "%q has more than %d decimals", v, places)
 	}
 	return d
 }
 
-func (p *rowParser) positive(col string, places int32) *decimal.Decimal {
+func (p *rowParser) positive(col string, places int) *decimal.Decimal {
 	v := p.text(col, false)
 	if v == "" {
 		return nil

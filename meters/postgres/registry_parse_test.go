@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/meters"
 )
 
 func TestAddCSVParsesEveryTable(t *testing.T) {
@@ -44,6 +46,26 @@ func TestAddCSVParsesEveryTable(t *testing.T) {
 	}
 }
 
+// TestDecimalPlacesByValue: a loss factor or threshold has at most 6
+// decimal places by value (meters.ParseDecimal): trailing zeros beyond
+// them do not count and are dropped, as a read's or a price's are.
+func TestDecimalPlacesByValue(t *testing.T) {
+	var b Batch
+	if err := b.AddCSV(Meters, "", strings.NewReader("meter_id,account_id,participant_id,settlement_point,loss_factor,effective_from\n"+
+		"M,A,P,S,1.031200000,2026-11-01T00:00:00Z\n")); err != nil {
+		t.Fatal(err)
+	}
+	if lf := b.Assignments[0].LossFactor; lf.String() != "1.0312" || lf.Exponent() != -6 {
+		t.Errorf("loss factor %s (exponent %d), want 1.031200", lf, lf.Exponent())
+	}
+	if err := b.AddCSV(Accounts, "", strings.NewReader("account_id,name,daily_kwh_threshold\nA,N,30.50000000\n")); err != nil {
+		t.Fatal(err)
+	}
+	if th := b.Accounts[0].DailyKWhThreshold; th.String() != "30.5" || th.Exponent() != -6 {
+		t.Errorf("threshold %s (exponent %d), want 30.500000", th, th.Exponent())
+	}
+}
+
 func TestAddJSONReadsNumbersAsText(t *testing.T) {
 	var b Batch
 	err := b.AddJSON(Accounts, strings.NewReader(`[
@@ -76,6 +98,7 @@ func TestRowErrors(t *testing.T) {
 		{Meters, mh + "M,A,P,S,1e0,2026-11-01T00:00:00Z\n", 1, 2, "loss_factor", "not a decimal"},
 		{Meters, mh + "M,A,P,S,NaN,2026-11-01T00:00:00Z\n", 1, 2, "loss_factor", "not a decimal"},
 		{Meters, mh + "M,A,P,S,1.1234567,2026-11-01T00:00:00Z\n", 1, 2, "loss_factor", "more than 6 decimals"},
+		{Meters, mh + "M,A,P,S,1.12345670,2026-11-01T00:00:00Z\n", 1, 2, "loss_factor", "more than 6 decimals"},
 		{Meters, mh + "M,A,P,S,1,\n", 1, 2, "effective_from", "required"},
 		{Meters, mh + "M,A,P,,1,2026-11-01T00:00:00Z\n", 1, 2, "settlement_point", "required"},
 		{Meters, "meter_id\nM\n", 0, 1, "account_id", "required column missing"},
@@ -164,7 +187,7 @@ func FuzzAddCSV(f *testing.F) {
 				t.Fatalf("accepted loss factor %s", a.LossFactor)
 			}
 			for _, id := range []string{a.MeterID, a.AccountID, a.ParticipantID, a.SettlementPoint} {
-				if !identifier.MatchString(id) {
+				if !meters.ValidIdentifier(id) {
 					t.Fatalf("accepted identifier %q", id)
 				}
 			}

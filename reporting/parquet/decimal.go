@@ -6,7 +6,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/gridsettle/gridsettle/reporting/internal/fixed"
+	"github.com/gridsettle/gridsettle/settlement/exact"
 )
 
 // decimalType is a Parquet DECIMAL(precision, scale) column type.
@@ -76,8 +76,8 @@ func (t decimalType) unscaled(d decimal.Decimal) (*big.Int, error) {
 // unscaled128 is unscaled without allocating, for every value whose
 // coefficient has at most 18 digits; ok is false otherwise (and for every
 // value unscaled refuses), and then unscaled decides.
-func (t decimalType) unscaled128(d decimal.Decimal) (fixed.Int128, bool) {
-	v, ok := fixed.Unscaled(d, t.scale)
+func (t decimalType) unscaled128(d decimal.Decimal) (exact.Int128, bool) {
+	v, ok := exact.Unscaled(d, t.scale)
 	return v, ok && v.AbsBelowPow10(t.precision)
 }
 
@@ -118,7 +118,7 @@ var twoTo128 = new(big.Int).Lsh(big.NewInt(1), 128)
 func (t decimalType) fromInt64(v int64) decimal.Decimal { return decimal.New(v, -t.scale) }
 
 func (t decimalType) fromFixed16(b []byte) (decimal.Decimal, error) {
-	v, ok := fixed.FromBytes(b)
+	v, ok := exact.FromBytes(b)
 	if !ok {
 		return decimal.Decimal{}, fmt.Errorf("%s value has %d bytes, want 16", t, len(b))
 	}

@@ -25,7 +25,7 @@
 //     estimate columns after v1's. A v1 writer refuses a row whose estimate
 //     figures are not zero rather than drop them.
 //   - Decimals are converted through exact 128-bit integers
-//     (reporting/internal/fixed), and through big.Int only for coefficients
+//     (settlement/exact), and through big.Int only for coefficients
 //     of more than 18 digits; both give the same unscaled values.
 //   - The bytes of a file depend only on its rows and the codec: one writer
 //     goroutine (np = 1), fixed page and row-group sizes, no wall clock, and

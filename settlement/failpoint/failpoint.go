@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/gridsettle/gridsettle/meters"
 )
 
 // The failpoints (see the package doc for where each one is).
@@ -108,8 +110,8 @@ func parseSpec(item string) (Spec, error) {
 		sp.Nth = v
 	} else if nm, p, hasP := strings.Cut(item, "%"); hasP {
 		name = nm
-		d, err := decimal.NewFromString(p)
-		if err != nil || d.Exponent() < -6 || d.Sign() <= 0 || d.GreaterThan(decimal.NewFromInt(1)) {
+		d, err := meters.ParseDecimal(p, 6)
+		if err != nil || d.Sign() <= 0 || d.GreaterThan(decimal.NewFromInt(1)) {
 			return Spec{}, fmt.Errorf("probability %q is not in (0, 1] with at most 6 decimal places", p)
 		}
 		sp.PPM = d.Shift(6).IntPart()

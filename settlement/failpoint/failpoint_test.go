@@ -22,6 +22,9 @@ func TestParse(t *testing.T) {
 		{list: "ingest-after-outbox@2:stop,publish-after-commit%1:stop", seed: 1, specs: []Spec{
 			{Name: IngestAfterOutbox, Nth: 2, Action: Stop}, {Name: PublishAfterCommit, PPM: 1_000_000, Action: Stop}}},
 		{list: "publish-before-produce%0.000001", seed: 1, specs: []Spec{{Name: PublishBeforeProduce, PPM: 1}}},
+		// At most 6 decimal places by value: trailing zeros do not count.
+		{list: "run-mid%0.25000000", seed: 1, specs: []Spec{{Name: RunMid, PPM: 250_000}}},
+		{list: "run-mid%1e-1", err: "probability"},
 		{list: "ingest-before-comit", err: "unknown failpoint"},
 		{list: "run-mid@0", err: "hit number"},
 		{list: "run-mid@x", err: "hit number"},

@@ -33,10 +33,6 @@ type PositionQuery struct {
 	Limit           int
 }
 
-// longestPrice is the longest price interval of the contract: a price that
-// covers a settlement interval of the day may start this much before it.
-const longestPrice = time.Hour
-
 // Positions lists live positions in (participant, point, interval) order,
 // priced with the settlement prices of settlement.Prices from the current
 // RT prices.
@@ -56,7 +52,7 @@ func Positions(ctx context.Context, db readstore.Querier, market settlement.Mark
 		point = energies[0].SettlementPoint // a page of one point needs only its prices
 	}
 	rt, err := readstore.CurrentPrices(ctx, db, readstore.PriceFilter{
-		Market: meters.RealTime, SettlementPoint: point, From: from.Add(-longestPrice), To: to}, 0)
+		Market: meters.RealTime, SettlementPoint: point, From: from.Add(-meters.LongestPrice), To: to}, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math/big"
-	"math/bits"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/exact"
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
@@ -36,77 +35,15 @@ const nanoScale = 9
 // nano-kWh pieces and their sums stay far inside int64 and int128.
 const maxReadMicro = 1_000_000_000_000
 
-// pgEpochMicros is 2000-01-01T00:00:00Z, Postgres's timestamp epoch, in
-// unix microseconds.
-const pgEpochMicros = 946_684_800_000_000
-
-// int128 is a two's complement 128-bit integer: the exact sums.
-type int128 struct {
-	hi int64
-	lo uint64
-}
-
-func (a *int128) add64(x int64) {
-	var c uint64
-	a.lo, c = bits.Add64(a.lo, uint64(x), 0)
-	a.hi += x>>63 + int64(c)
-}
-
-func (a *int128) add(x int128) {
-	var c uint64
-	a.lo, c = bits.Add64(a.lo, x.lo, 0)
-	a.hi += x.hi + int64(c)
-}
-
-// mul is the exact product of two int64s.
-func mul(x, y int64) int128 {
-	neg := (x < 0) != (y < 0)
-	ux, uy := uint64(x), uint64(y)
-	if x < 0 {
-		ux = uint64(-x)
-	}
-	if y < 0 {
-		uy = uint64(-y)
-	}
-	hi, lo := bits.Mul64(ux, uy)
-	p := int128{hi: int64(hi), lo: lo}
-	if neg {
-		p.lo, p.hi = ^p.lo+1, ^p.hi
-		if p.lo == 0 {
-			p.hi++
-		}
-	}
-	return p
-}
-
-// decimal is a × 10^-fixed as a decimal with scale decimals: a is a
-// multiple of 10^(fixed-scale) by construction.
-func (a int128) decimal(fixed, scale int) decimal.Decimal {
-	if a.hi == a.int64Sign() {
-		v := int64(a.lo)
-		for range fixed - scale {
-			v /= 10
-		}
-		return decimal.New(v, int32(-scale))
-	}
-	b := new(big.Int).SetInt64(a.hi)
-	b.Lsh(b, 64).Or(b, new(big.Int).SetUint64(a.lo))
-	b.Quo(b, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(fixed-scale)), nil))
-	return decimal.NewFromBigInt(b, int32(-scale))
-}
-
-// int64Sign is the hi word a fits an int64 with: 0 or -1.
-func (a int128) int64Sign() int64 { return int64(a.lo) >> 63 }
-
 // kwhSum is an exact sum of kWh pieces and the largest scale among them.
 type kwhSum struct {
-	sum   int128
+	sum   exact.Int128
 	scale int8
 	any   bool
 }
 
 func (s *kwhSum) add(nano int64, scale int8) {
-	s.sum.add64(nano)
+	s.sum.Add64(nano)
 	s.scale = max(s.scale, scale)
 	s.any = true
 }
@@ -116,7 +53,7 @@ func (s *kwhSum) value(fixed int) decimal.Decimal {
 	if !s.any {
 		return decimal.Zero
 	}
-	return s.sum.decimal(fixed, int(s.scale))
+	return s.sum.Rescaled(fixed, int(s.scale))
 }
 
 // energyCell is one (line, loss factor) group's settlement interval.
@@ -223,9 +160,9 @@ func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Marke
 	return nil
 }
 
-func toPG(t time.Time) int64 { return t.UnixMicro() - pgEpochMicros }
+func toPG(t time.Time) int64 { return t.UnixMicro() - exact.PGEpochMicros }
 
-func fromPG(us int64) time.Time { return time.UnixMicro(us + pgEpochMicros).UTC() }
+func fromPG(us int64) time.Time { return time.UnixMicro(us + exact.PGEpochMicros).UTC() }
 
 // window is the span of read starts (pg microseconds, exclusive both) the
 // run looks at: those that can reach into the day and, when estimating,
@@ -364,7 +301,7 @@ func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
 			if d.est != nil {
 				d.est.reads = append(d.est.reads, chanRead{start: b.StartAt(i), micro: b.Values[i]})
 			}
-			start := b.StartAt(i)*1e6 - pgEpochMicros
+			start := b.StartAt(i)*1e6 - exact.PGEpochMicros
 			if start <= lo || start >= d.end {
 				return
 			}
@@ -415,7 +352,7 @@ func (d *dayReads) mapRead(a *assignment, start, secs, nano int64, scale int8, e
 		if start < d.first || start >= d.end {
 			return nil
 		}
-		t := start - floorMod(start+pgEpochMicros, d.lµ)
+		t := meters.Floor(start+exact.PGEpochMicros, d.lµ) - exact.PGEpochMicros
 		return d.piece(a, (t-d.first)/d.lµ, nano, scale, export, quality, true)
 	}
 	if secs%d.l != 0 {
@@ -448,8 +385,6 @@ func coverAt(as []assignment, start int64) *assignment {
 	}
 	return nil
 }
-
-func floorMod(a, b int64) int64 { return ((a % b) + b) % b }
 
 // piece adds kWh landing in interval i (counted as a read of its line when
 // first).
@@ -494,7 +429,7 @@ func (d *dayReads) piece(a *assignment, i int64, nano int64, scale int8, export 
 		ch.imp.add(nano, scale)
 	}
 	if ps := d.prices[a.point]; ps != nil && ps[i].valid {
-		ch.priced.sum.add(mul(signed, ps[i].coef))
+		ch.priced.sum.Accumulate(exact.Mul64(signed, ps[i].coef))
 		ch.priced.scale = max(ch.priced.scale, scale+ps[i].scale)
 		ch.priced.any = true
 	}

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"fmt"
-	"math"
-	"math/big"
 	"testing"
 	"time"
 
@@ -35,7 +33,7 @@ func FuzzDayReadsRead(f *testing.F) {
 		dayStart := time.Date(2026, 10, 20, 5, 0, 0, 0, time.UTC)
 		first := toPG(dayStart)
 		// 5-minute slots from an hour before the day to its end
-		startAt := dayStart.Add(time.Duration(floorMod(int64(slot), 12*(intervals/4+1))*300-3600) * time.Second)
+		startAt := dayStart.Add(time.Duration((int64(slot)-meters.Floor(int64(slot), 12*(intervals/4+1)))*300-3600) * time.Second)
 		d := &dayReads{first: first, end: first + intervals*900e6, lµ: 900e6, l: 900, n: intervals,
 			lineKeys: []lineGroupKey{{"P", "S", "1"}}, lines: []lineKey{{"P", "S"}}, chgKeys: []chargeGroupKey{{"A", "P", "1"}},
 			prices: [][]priceCell{nil}}
@@ -124,28 +122,6 @@ func TestMapReadTies(t *testing.T) {
 			}
 		}
 	}
-}
-
-// FuzzInt128 holds the 128-bit sums and products to math/big.
-func FuzzInt128(f *testing.F) {
-	f.Add(int64(1), int64(2), int64(3))
-	f.Add(int64(math.MaxInt64), int64(math.MaxInt64), int64(-1))
-	f.Add(int64(-1e18), int64(1e17), int64(-5))
-	f.Fuzz(func(t *testing.T, a, b, c int64) {
-		if a == math.MinInt64 || b == math.MinInt64 {
-			return
-		}
-		var acc int128
-		acc.add64(c)
-		acc.add(mul(a, b))
-		acc.add(mul(a, -b))
-		acc.add(mul(a, b))
-		want := new(big.Int).Mul(big.NewInt(a), big.NewInt(b))
-		want.Add(want, big.NewInt(c))
-		if got := acc.decimal(0, 0); got.BigInt().Cmp(want) != 0 {
-			t.Fatalf("%d×%d+%d = %s, want %s", a, b, c, got, want)
-		}
-	})
 }
 
 // BenchmarkDayReadsRead is the per-read cost of settling a day in Go

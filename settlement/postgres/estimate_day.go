@@ -9,6 +9,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/meters"
 	"github.com/gridsettle/gridsettle/settlement"
+	"github.com/gridsettle/gridsettle/settlement/exact"
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
@@ -104,12 +105,12 @@ func (d *dayReads) estimateChannel(meter string, channel meters.Channel, as []as
 	}
 	cd := chanDay{
 		len: mc.len[ci], lo: unixOfPG(d.first) - mc.len[ci], hi: unixOfPG(d.end), reads: reads,
-		covered: func(t int64) bool { return coverAt(as, t*1e6-pgEpochMicros) != nil },
+		covered: func(t int64) bool { return coverAt(as, t*1e6-exact.PGEpochMicros) != nil },
 	}
 	d.est.buf = cd.estimate(d.est.maxLinear, d.est.buf[:0])
 	for _, ce := range d.est.buf {
 		e := madeEstimate{meter: meter, channel: channel, start: ce.start, len: cd.len, micro: ce.micro,
-			method: ce.method, a: coverAt(as, ce.start*1e6-pgEpochMicros)}
+			method: ce.method, a: coverAt(as, ce.start*1e6-exact.PGEpochMicros)}
 		d.est.made = append(d.est.made, e)
 		if e.method == methodLIN {
 			if err := d.applyEstimate(&e); err != nil {
@@ -120,12 +121,12 @@ func (d *dayReads) estimateChannel(meter string, channel meters.Channel, as []as
 	return nil
 }
 
-func unixOfPG(us int64) int64 { return (us + pgEpochMicros) / 1e6 }
+func unixOfPG(us int64) int64 { return (us + exact.PGEpochMicros) / 1e6 }
 
 // applyEstimate adds an estimate to the sums as the read it stands for
 // would be, at the scale a stored read of its value counts at.
 func (d *dayReads) applyEstimate(e *madeEstimate) error {
-	err := d.mapRead(e.a, e.start*1e6-pgEpochMicros, e.len, e.micro*1000, int8(readstore.ShortestScale(e.micro)),
+	err := d.mapRead(e.a, e.start*1e6-exact.PGEpochMicros, e.len, e.micro*1000, int8(readstore.ShortestScale(e.micro)),
 		e.channel == meters.Export, byte(e.method))
 	if err != nil {
 		return fmt.Errorf("estimate of %s/%s at %d: %w", e.meter, e.channel, e.start, err)

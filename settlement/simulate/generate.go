@@ -159,9 +159,9 @@ func newGen(cfg Config) *gen {
 	}
 	first, _ := cfg.Market.Bounds(g.days[0])
 	_, last := cfg.Market.Bounds(g.days[len(g.days)-1])
-	g.rangeStart = floor(first.Unix(), hour)
-	g.rangeEnd = ceil(last.Unix(), hour)
-	g.w0 = floor(g.rangeStart, window)
+	g.rangeStart = meters.Floor(first.Unix(), hour)
+	g.rangeEnd = meters.Ceil(last.Unix(), hour)
+	g.w0 = meters.Floor(g.rangeStart, window)
 	g.nW = int((g.rangeEnd - g.w0 + window - 1) / window)
 	g.out = make([][]Record, g.nW+1)
 	g.slotHour = make([]uint8, (g.rangeEnd-g.rangeStart)/slot)
@@ -172,11 +172,11 @@ func newGen(cfg Config) *gen {
 	firstDay, lastDay := g.days[0], g.days[len(g.days)-1]
 	g.switchAt = g.localHour(firstDay, 12)
 	g.spikeFrom = g.localHour(firstDay, 16)
-	g.missingHub = floor(g.localHour(firstDay, 3)+5*60, slot)
+	g.missingHub = meters.Floor(g.localHour(firstDay, 3)+5*60, slot)
 	g.deadAt = g.localHour(lastDay, 6)
 	g.newConnAt = g.localHour(lastDay, 8)
 	g.moveOutAt = g.localHour(lastDay, 14)
-	g.missingHou = floor(g.localHour(lastDay, 10)+15*60, 900)
+	g.missingHou = meters.Floor(g.localHour(lastDay, 10)+15*60, 900)
 	g.dstAt = g.dstChange()
 	if len(g.days) > 1 {
 		start, _ := cfg.Market.Bounds(g.days[1])
@@ -199,7 +199,7 @@ func newGen(cfg Config) *gen {
 
 // localHour is the whole UTC hour at or before h:00 local time on d.
 func (g *gen) localHour(d settlement.Day, h int) int64 {
-	return floor(time.Date(d.Year, d.Month, d.Day, h, 0, 0, 0, g.loc).Unix(), hour)
+	return meters.Floor(time.Date(d.Year, d.Month, d.Day, h, 0, 0, 0, g.loc).Unix(), hour)
 }
 
 // dstChange is the first instant inside the days where the market's UTC
@@ -257,7 +257,7 @@ func (g *gen) scenario() *Scenario {
 // missing_data alert would see.
 func (g *gen) history() {
 	for _, m := range g.meters {
-		for ws := floor(m.histFrom, window); ws < g.rangeStart; ws += window {
+		for ws := meters.Floor(m.histFrom, window); ws < g.rangeStart; ws += window {
 			g.meterReads(0, m, max(ws, m.histFrom), min(ws+window, g.rangeStart))
 		}
 	}
@@ -445,11 +445,11 @@ func (g *gen) raise(m *meterSpec, vals []int64, q []byte) ([]int64, []byte) {
 // point.
 func (g *gen) windowPrices(w int, from, to int64) {
 	for pi, p := range g.points {
-		for t := ceil(from, hour); t < to; t += hour {
+		for t := meters.Ceil(from, hour); t < to; t += hour {
 			da := priceShape[g.hourAt(t)]*p.factor/100*10_000 + g.rng.Int64N(200)*10_000
 			g.emit(w, g.priceRecord(p, meters.DayAhead, t, 3600, da, 1))
 		}
-		for t := ceil(from, int64(p.rtLen)); t < to; t += int64(p.rtLen) {
+		for t := meters.Ceil(from, int64(p.rtLen)); t < to; t += int64(p.rtLen) {
 			if (pi == hub && t == g.missingHub) || (pi == houston && t == g.missingHou) {
 				continue
 			}
@@ -520,16 +520,6 @@ func (g *gen) nudge(p *pointSpec, price int64) int64 {
 	}
 	return price + d
 }
-
-func floor(t, n int64) int64 {
-	r := t % n
-	if r < 0 {
-		r += n
-	}
-	return t - r
-}
-
-func ceil(t, n int64) int64 { return -floor(-t, n) }
 
 func meterID(i int) string   { return fmt.Sprintf("MTR-%06d", i+1) }
 func accountID(i int) string { return fmt.Sprintf("ACC-%06d", i+1) }

@@ -128,7 +128,7 @@ func (g *gen) roleGaps(m *meterSpec) {
 	}
 	add := func(from, to int64, late bool) {
 		l := int64(m.length)
-		m.gaps = append(m.gaps, gap{from: floor(from, l), to: ceil(to, l), late: late})
+		m.gaps = append(m.gaps, gap{from: meters.Floor(from, l), to: meters.Ceil(to, l), late: late})
 	}
 	switch m.idx {
 	case roleSwitch:
@@ -138,7 +138,7 @@ func (g *gen) roleGaps(m *meterSpec) {
 	case roleHourly:
 		add(g.localHour(g.days[0], 15), g.localHour(g.days[0], 15)+hour, true)
 		if g.day2At != 0 { // straddles midnight in a market with a half-hour offset
-			add(floor(g.day2At, hour), floor(g.day2At, hour)+hour, false)
+			add(meters.Floor(g.day2At, hour), meters.Floor(g.day2At, hour)+hour, false)
 		}
 	case roleHalfHour:
 		if g.day2At != 0 {

@@ -100,7 +100,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("market currency: %q is not an ISO 4217 code", c.Market.Currency)
 	case c.Market.PriceSpikeThreshold.Sign() <= 0 || c.Market.PriceSpikeThreshold.GreaterThan(maxSpikeThreshold):
 		return fmt.Errorf("price spike threshold: %s is not in (0, %s]", c.Market.PriceSpikeThreshold, maxSpikeThreshold)
-	case c.Market.PriceSpikeThreshold.Exponent() < -6:
+	case !meters.AtMostDecimals(c.Market.PriceSpikeThreshold, meters.MaxDecimals):
 		return fmt.Errorf("price spike threshold: %s has more than 6 decimal places", c.Market.PriceSpikeThreshold)
 	case c.Topics.Reads == "" || c.Topics.Prices == "":
 		return errors.New("topics: the reads and prices topic names are required")

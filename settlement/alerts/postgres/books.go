@@ -194,10 +194,6 @@ func (r rawPrices) prices(seconds int) (cellPrices, error) {
 	return out, nil
 }
 
-// longestPrice is the longest price interval of the contract: a price that
-// covers a settlement interval may start this much before it.
-const longestPrice = time.Hour
-
 // queuePricesAround queues the RT prices a settlement price of the cells
 // can use, per point from its earliest cell less the longest price interval
 // to its latest cell's end.
@@ -210,7 +206,7 @@ func (h *Hook) queuePricesAround(b *pgx.Batch, cells []cell, raw rawPrices) {
 		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(point, lo, hi)
 		JOIN prices p ON p.market = 'RT' AND p.settlement_point = k.point
 		 AND p.interval_start >= k.lo - $4::interval AND p.interval_start < k.hi + $5::interval`,
-		append(boundsArgs(cells), longestPrice, h.market.Interval())...,
+		append(boundsArgs(cells), meters.LongestPrice, h.market.Interval())...,
 	).Query(func(rows pgx.Rows) error { return raw.scan(rows) })
 }
 
@@ -325,7 +321,7 @@ func (h *Hook) buildBooks(ctx context.Context, tx pgx.Tx, cal *calendar, books m
 		  AND p.settlement_point IN (
 		      SELECT settlement_point FROM alert_energy_blocks
 		      WHERE account_id = ANY($1::text[]) AND first_start > $4 AND first_start < $3)`,
-		accts, lo.Add(-longestPrice), hi, lo.Add(-24*time.Hour),
+		accts, lo.Add(-meters.LongestPrice), hi, lo.Add(-24*time.Hour),
 	).Query(func(rows pgx.Rows) error { return raw.scan(rows) })
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("alerts: build %d month books: %w", len(accts), err)

@@ -34,7 +34,7 @@ func (h *Hook) cellsOf(p meters.Price) []cell {
 	L := int64(h.market.IntervalSeconds)
 	s := p.Start.Unix()
 	if int64(p.IntervalSeconds) <= L {
-		return []cell{{p.SettlementPoint, s - ((s%L)+L)%L}}
+		return []cell{{p.SettlementPoint, meters.Floor(s, L)}}
 	}
 	var out []cell
 	for t := s; t < s+int64(p.IntervalSeconds); t += L {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gridsettle/gridsettle/settlement/exact"
 )
 
 // CopyFromer is what AppendBlocks takes: a pool, a connection or a
@@ -140,7 +142,7 @@ func encodeBlocks(blocks []StoredBlock) []byte {
 		p = appendText(p, b.MeterID)
 		p = appendText(p, string(b.Channel))
 		p = binary.BigEndian.AppendUint32(p, 8)
-		p = binary.BigEndian.AppendUint64(p, uint64((b.Start-pgEpoch)*1_000_000))
+		p = binary.BigEndian.AppendUint64(p, uint64((b.Start-exact.PGEpoch)*1_000_000))
 		p = binary.BigEndian.AppendUint32(p, 4)
 		p = binary.BigEndian.AppendUint32(p, uint32(b.IntervalSeconds))
 		p = binary.BigEndian.AppendUint32(p, 8)

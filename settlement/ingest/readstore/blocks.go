@@ -13,6 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/settlement/exact"
 )
 
 // StoredBlock is one row of read_blocks (migrations/00800_read_blocks.sql):
@@ -237,9 +238,6 @@ func StreamChannels(ctx context.Context, db Querier, w BlockWindow, fn func(bloc
 // scanBlock decodes without pgx's per-value machinery.
 var binaryResults = pgx.QueryResultFormats{pgx.BinaryFormatCode}
 
-// pgEpoch is 2000-01-01T00:00:00Z in unix seconds: Postgres's epoch.
-const pgEpoch = 946684800
-
 var errBlockShape = errors.New("unexpected read_blocks row shape")
 
 // scanBlock decodes one row of blockColumns in binary format.
@@ -251,7 +249,7 @@ func scanBlock(raw [][]byte) (StoredBlock, error) {
 	b.MeterID = string(raw[0])
 	b.Channel = meters.Channel(raw[1])
 	micros := int64(binary.BigEndian.Uint64(raw[2]))
-	b.Start = pgEpoch + micros/1_000_000
+	b.Start = exact.PGEpoch + micros/1_000_000
 	b.IntervalSeconds = int64(int32(binary.BigEndian.Uint32(raw[3])))
 	b.Version = int64(binary.BigEndian.Uint64(raw[4]))
 	vals, err := decodeInt8Array(raw[5])

@@ -1,6 +1,7 @@
-package fixed
+package exact
 
 import (
+	"math"
 	"math/big"
 	"testing"
 
@@ -101,4 +102,26 @@ func TestAdd(t *testing.T) {
 	if v := FromInt64(-5); !v.IsInt64() || v.Int64() != -5 || v.Big().Int64() != -5 {
 		t.Errorf("FromInt64(-5) = %s", v)
 	}
+}
+
+// FuzzInt128 holds the 128-bit sums and products to math/big.
+func FuzzInt128(f *testing.F) {
+	f.Add(int64(1), int64(2), int64(3))
+	f.Add(int64(math.MaxInt64), int64(math.MaxInt64), int64(-1))
+	f.Add(int64(-1e18), int64(1e17), int64(-5))
+	f.Fuzz(func(t *testing.T, a, b, c int64) {
+		if a == math.MinInt64 || b == math.MinInt64 {
+			return
+		}
+		var acc Int128
+		acc.Add64(c)
+		acc.Accumulate(Mul64(a, b))
+		acc.Accumulate(Mul64(a, -b))
+		acc.Accumulate(Mul64(a, b))
+		want := new(big.Int).Mul(big.NewInt(a), big.NewInt(b))
+		want.Add(want, big.NewInt(c))
+		if got := acc.Rescaled(0, 0); got.BigInt().Cmp(want) != 0 {
+			t.Fatalf("%d×%d+%d = %s, want %s", a, b, c, got, want)
+		}
+	})
 }

@@ -1,13 +1,4 @@
-// Package fixed is the exact fixed-point arithmetic of exports: a decimal
-// held as a 128-bit two's-complement count of 10^-scale units, which is
-// what a Parquet DECIMAL(38, scale) FIXED_LEN_BYTE_ARRAY(16) stores.
-//
-// It exists so that converting, summing and decoding the export's decimals
-// does not allocate: shopspring decimals carry a *big.Int, and doing the
-// same work through it cost more than writing the Parquet files (issue 9).
-// Every operation is exact; where a value or a result does not fit, the
-// operation says so (ok false) and the caller uses big.Int arithmetic.
-package fixed
+package exact
 
 import (
 	"encoding/binary"
@@ -21,7 +12,9 @@ import (
 // 10^38 < 2^127.
 const MaxDigits = 38
 
-// Int128 is a two's-complement 128-bit integer.
+// Int128 is a two's-complement 128-bit integer: the exact sums of a run's
+// kWh and amounts (settlement/postgres) and the unscaled values of an
+// export's decimals (reporting).
 type Int128 struct {
 	hi int64
 	lo uint64
@@ -91,6 +84,44 @@ func (a Int128) Add(b Int128) (sum Int128, ok bool) {
 	return sum, (a.hi < 0) != (b.hi < 0) || (sum.hi < 0) == (a.hi < 0)
 }
 
+// Add64 adds x to a in place, modulo 2^128. It is the settlement kernel's
+// inner loop, so it does not check for overflow: its callers bound their
+// values far inside 128 bits (settlement/postgres maxReadMicro).
+func (a *Int128) Add64(x int64) {
+	var c uint64
+	a.lo, c = bits.Add64(a.lo, uint64(x), 0)
+	a.hi += x>>63 + int64(c)
+}
+
+// Accumulate adds x to a in place, modulo 2^128: Add64 for a 128-bit x.
+func (a *Int128) Accumulate(x Int128) {
+	var c uint64
+	a.lo, c = bits.Add64(a.lo, x.lo, 0)
+	a.hi += x.hi + int64(c)
+}
+
+// Mul64 is the exact product of two int64s (math.MinInt64 excluded: its
+// negation is itself).
+func Mul64(x, y int64) Int128 {
+	neg := (x < 0) != (y < 0)
+	ux, uy := uint64(x), uint64(y)
+	if x < 0 {
+		ux = uint64(-x)
+	}
+	if y < 0 {
+		uy = uint64(-y)
+	}
+	hi, lo := bits.Mul64(ux, uy)
+	p := Int128{hi: int64(hi), lo: lo}
+	if neg {
+		p.lo, p.hi = ^p.lo+1, ^p.hi
+		if p.lo == 0 {
+			p.hi++
+		}
+	}
+	return p
+}
+
 // AbsBelowPow10 reports whether |a| < 10^n, for 0 ≤ n ≤ MaxDigits.
 func (a Int128) AbsBelowPow10(n int32) bool {
 	if a.hi < 0 {
@@ -134,6 +165,23 @@ func (a Int128) Decimal(scale int32) decimal.Decimal {
 		return decimal.New(a.Int64(), -scale)
 	}
 	return decimal.NewFromBigInt(a.Big(), -scale)
+}
+
+// Rescaled is a × 10^-from as a decimal with exponent -to, for to ≤ from:
+// a divided by 10^(from-to), truncated, which is exact when a is a
+// multiple of it (a numeric sum keeps the scale of its addends, so the
+// exponent is part of the value a caller reports, unlike Decimal's).
+func (a Int128) Rescaled(from, to int) decimal.Decimal {
+	if a.IsInt64() {
+		v := a.Int64()
+		for range from - to {
+			v /= 10
+		}
+		return decimal.New(v, int32(-to))
+	}
+	b := a.Big()
+	b.Quo(b, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(from-to)), nil))
+	return decimal.NewFromBigInt(b, int32(-to))
 }
 
 // pow10u64 are the powers of ten a uint64 holds.

@@ -1,4 +1,4 @@
-package intervalrows
+package exact
 
 import (
 	"encoding/binary"
@@ -22,7 +22,7 @@ func pgNumeric(weight int16, sign uint16, dscale int16, digits ...uint16) []byte
 	return b
 }
 
-// FuzzNumericDecimal: whatever numericDecimal decodes, pgx's binary plan
+// FuzzNumericDecimal: whatever NumericDecimal decodes, pgx's binary plan
 // (the one migrations registers, through pgxdecimal) decodes to the same
 // value with the same exponent.
 func FuzzNumericDecimal(f *testing.F) {
@@ -49,7 +49,7 @@ func FuzzNumericDecimal(f *testing.F) {
 		if len(b) > 48 || len(b) >= 8 && int16(binary.BigEndian.Uint16(b[6:])) > 64 {
 			return // pgx takes a step per decimal place: keep inputs quick
 		}
-		got, ok := numericDecimal(b)
+		got, ok := NumericDecimal(b)
 		var want pgxdecimal.Decimal
 		err := m.Scan(pgtype.NumericOID, pgtype.BinaryFormatCode, b, &want)
 		if !ok {
@@ -76,7 +76,7 @@ func TestNumericDecimalRandom(t *testing.T) {
 			digits[i] = uint16(r.IntN(10_000))
 		}
 		b := pgNumeric(int16(r.IntN(12)-6), []uint16{0, 0x4000}[r.IntN(2)], int16(r.IntN(31)), digits...)
-		got, ok := numericDecimal(b)
+		got, ok := NumericDecimal(b)
 		if !ok {
 			continue
 		}
@@ -97,7 +97,7 @@ func TestNumericDecimalRandom(t *testing.T) {
 func TestNumericDecimalDecodes(t *testing.T) {
 	for _, b := range [][]byte{pgNumeric(-1, 0, 16, 74, 8100), pgNumeric(-1, 0, 18, 2209, 1393),
 		pgNumeric(0, 0x4000, 2, 52, 7500), pgNumeric(1, 0, 0, 1), pgNumeric(0, 0, 6)} {
-		if _, ok := numericDecimal(b); !ok {
+		if _, ok := NumericDecimal(b); !ok {
 			t.Errorf("% x not decoded", b)
 		}
 	}
