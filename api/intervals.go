@@ -64,9 +64,8 @@ func (g IntervalRoutes) Routes() []Route {
 }
 
 // statementSubresource is a path below one statement line, its id in any
-// form: percent-encoded or with its '/' as they are. (The explain route,
-// when it comes, belongs in the alternation.)
-var statementSubresource = regexp.MustCompile(`^/api/v1/statements/(.+)/(intervals)$`)
+// form: percent-encoded or with its '/' as they are.
+var statementSubresource = regexp.MustCompile(`^/api/v1/statements/(.+)/(intervals|explain)$`)
 
 // statementIDPath routes the unencoded form of a statement_id in a path
 // (api.md: accepted too) as the encoded one: before routing, the id's '/'

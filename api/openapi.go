@@ -335,12 +335,24 @@ func (sb *schemaBuilder) page(item any, itemSchema Schema) Schema {
 // schema is oneOf theirs, and a list's page is named after the first.
 type OneOf []any
 
-// valueSchema is the schema of v: v itself when it is a Schema, oneOf its
-// members' when it is a OneOf, else the schema of its Go type.
+// NamedSchema is a body whose schema is written by hand (its Go type
+// marshals itself) and named in components.schemas, so that generated
+// clients still get a named type.
+type NamedSchema struct {
+	Name   string
+	Schema Schema
+}
+
+// valueSchema is the schema of v: v itself when it is a Schema, a reference
+// to it when it is a NamedSchema, oneOf its members' when it is a OneOf,
+// else the schema of its Go type.
 func (sb *schemaBuilder) valueSchema(v any) Schema {
 	switch x := v.(type) {
 	case Schema:
 		return x
+	case NamedSchema:
+		sb.components[x.Name] = x.Schema
+		return Schema{"$ref": "#/components/schemas/" + x.Name}
 	case OneOf:
 		alts := make([]any, len(x))
 		for i, m := range x {

@@ -212,40 +212,87 @@ func (e *Explanation) MarshalJSON() ([]byte, error) {
 // (E1 − E0): when they do not, the inputs given are not those the two runs
 // settled, and Explain says so rather than answer a wrong sum. deltaEnergy
 // and deltaAmount are the rounded line figures after − before; point is
-// the line's settlement point.
+// the line's settlement point. It keeps every change; an Explainer keeps
+// only those asked for.
 func Explain(statementID, against, point string, deltaEnergy, deltaAmount decimal.Decimal, intervals []ExplainInterval) (*Explanation, error) {
-	e := &Explanation{StatementID: statementID, Against: against, DeltaEnergyMWh: deltaEnergy, DeltaAmount: deltaAmount,
-		Summary: map[string]KindSummary{ChangeRead: {}, ChangePrice: {}}}
-	for _, in := range intervals {
+	x := NewExplainer(statementID, against, point, deltaEnergy, deltaAmount, intervals, nil)
+	for i, in := range intervals {
+		for _, r := range in.Reads {
+			x.Read(i, r)
+		}
+	}
+	return x.Finish()
+}
+
+// Explainer builds an explanation from read changes given one at a time,
+// in any order, keeping only the changes its keep function selects (nil:
+// all), while its totals, summary and checks cover every change: an
+// explanation of millions of changes then costs the memory of the page
+// asked for (settlement/postgres/explain.go).
+type Explainer struct {
+	e          *Explanation
+	point      string
+	intervals  []ExplainInterval // figures only; Reads is not used
+	readEnergy []decimal.Decimal // per interval, Σ read energy effects
+	readCount  []int             // per interval
+	keep       func(interval int, c *Change) bool
+}
+
+// NewExplainer starts an explanation over intervals' figures (their Reads
+// are ignored: give read changes to Read).
+func NewExplainer(statementID, against, point string, deltaEnergy, deltaAmount decimal.Decimal, intervals []ExplainInterval,
+	keep func(interval int, c *Change) bool) *Explainer {
+	return &Explainer{
+		e: &Explanation{StatementID: statementID, Against: against, DeltaEnergyMWh: deltaEnergy, DeltaAmount: deltaAmount,
+			Summary: map[string]KindSummary{ChangeRead: {}, ChangePrice: {}}},
+		point: point, intervals: intervals, keep: keep,
+		readEnergy: make([]decimal.Decimal, len(intervals)), readCount: make([]int, len(intervals)),
+	}
+}
+
+// Read attributes one read change of interval i.
+func (x *Explainer) Read(i int, r ReadChange) {
+	in := &x.intervals[i]
+	effect := r.AfterMWh.Sub(r.BeforeMWh)
+	x.readEnergy[i] = x.readEnergy[i].Add(effect)
+	x.readCount[i]++
+	x.add(i, Change{Kind: ChangeRead, SettlementInterval: in.Start, MeterID: r.MeterID, Channel: r.Channel,
+		Start: r.Start, Before: r.Before, After: r.After, EnergyMWhEffect: effect, AmountEffect: effect.Mul(orZero(in.PriceAfter))})
+}
+
+// ReadChanges is the number of read changes of interval i given so far.
+func (x *Explainer) ReadChanges(i int) int { return x.readCount[i] }
+
+// PriceChanged reports whether interval i has a price change.
+func (x *Explainer) PriceChanged(i int) bool {
+	return priceDiffers(x.intervals[i].PriceBefore, x.intervals[i].PriceAfter)
+}
+
+// Finish adds the price changes, checks that every interval's read changes
+// account for its energy difference and that the effects sum to the exact
+// deltas, and orders the kept changes as the contract does.
+func (x *Explainer) Finish() (*Explanation, error) {
+	e := x.e
+	for i, in := range x.intervals {
 		p0, p1 := orZero(in.PriceBefore), orZero(in.PriceAfter)
-		var readEnergy decimal.Decimal
-		if priceDiffers(in.PriceBefore, in.PriceAfter) {
-			e.add(Change{Kind: ChangePrice, SettlementInterval: in.Start, SettlementPoint: point, PriceBefore: in.PriceBefore,
+		if x.PriceChanged(i) {
+			x.add(i, Change{Kind: ChangePrice, SettlementInterval: in.Start, SettlementPoint: x.point, PriceBefore: in.PriceBefore,
 				PriceAfter: in.PriceAfter, AmountEffect: in.EnergyBefore.Mul(p1.Sub(p0))})
 		}
-		for _, r := range in.Reads {
-			effect := r.AfterMWh.Sub(r.BeforeMWh)
-			readEnergy = readEnergy.Add(effect)
-			e.add(Change{Kind: ChangeRead, SettlementInterval: in.Start, MeterID: r.MeterID, Channel: r.Channel,
-				Start: r.Start, Before: r.Before, After: r.After, EnergyMWhEffect: effect, AmountEffect: effect.Mul(p1)})
-		}
 		diff := in.EnergyAfter.Sub(in.EnergyBefore)
-		if !readEnergy.Equal(diff) {
+		if !x.readEnergy[i].Equal(diff) {
 			return nil, fmt.Errorf("explain %s against %s: interval %s: the read changes add up to %s MWh, the runs differ by %s: %w",
-				statementID, against, in.Start.UTC().Format(time.RFC3339), readEnergy, diff, ErrUnexplained)
+				e.StatementID, e.Against, in.Start.UTC().Format(time.RFC3339), x.readEnergy[i], diff, ErrUnexplained)
 		}
 		e.ExactDeltaEnergyMWh = e.ExactDeltaEnergyMWh.Add(diff)
 		e.ExactDeltaAmount = e.ExactDeltaAmount.Add(in.EnergyAfter.Mul(p1).Sub(in.EnergyBefore.Mul(p0)))
 	}
-	var sum decimal.Decimal
-	for _, c := range e.Changes {
-		sum = sum.Add(c.AmountEffect)
-	}
+	sum := e.Summary[ChangeRead].AmountEffect.Add(e.Summary[ChangePrice].AmountEffect)
 	if !sum.Equal(e.ExactDeltaAmount) {
 		return nil, fmt.Errorf("explain %s against %s: the amount effects add up to %s, the exact delta is %s: %w",
-			statementID, against, sum, e.ExactDeltaAmount, ErrUnexplained)
+			e.StatementID, e.Against, sum, e.ExactDeltaAmount, ErrUnexplained)
 	}
-	e.Rounding = deltaAmount.Sub(e.ExactDeltaAmount)
+	e.Rounding = e.DeltaAmount.Sub(e.ExactDeltaAmount)
 	slices.SortFunc(e.Changes, compareChanges)
 	return e, nil
 }
@@ -254,13 +301,16 @@ func Explain(statementID, against, point string, deltaEnergy, deltaAmount decima
 // what the runs stored: a defect, never an answer.
 var ErrUnexplained = errors.New("changes do not add up to the runs' figures")
 
-func (e *Explanation) add(c Change) {
-	e.Changes = append(e.Changes, c)
+func (x *Explainer) add(i int, c Change) {
+	e := x.e
 	s := e.Summary[c.Kind]
 	s.Changes++
 	s.EnergyMWhEffect = s.EnergyMWhEffect.Add(c.EnergyMWhEffect)
 	s.AmountEffect = s.AmountEffect.Add(c.AmountEffect)
 	e.Summary[c.Kind] = s
+	if x.keep == nil || x.keep(i, &c) {
+		e.Changes = append(e.Changes, c)
+	}
 }
 
 func orZero(p decimal.NullDecimal) decimal.Decimal {
@@ -273,6 +323,29 @@ func orZero(p decimal.NullDecimal) decimal.Decimal {
 func priceDiffers(a, b decimal.NullDecimal) bool {
 	return a.Valid != b.Valid || (a.Valid && !a.Decimal.Equal(b.Decimal))
 }
+
+// ChangeKey is a change's place in the contract's order: what a page of an
+// explanation continues after.
+type ChangeKey struct {
+	SettlementInterval time.Time
+	Kind               string
+	MeterID, Channel   string
+	Start              time.Time
+}
+
+// Key is c's place in the contract's order.
+func (c *Change) Key() ChangeKey {
+	return ChangeKey{SettlementInterval: c.SettlementInterval, Kind: c.Kind, MeterID: c.MeterID, Channel: c.Channel, Start: c.Start}
+}
+
+// Follows reports whether c comes after k in the contract's order.
+func (c *Change) Follows(k ChangeKey) bool {
+	return compareChanges(*c, Change{SettlementInterval: k.SettlementInterval, Kind: k.Kind, MeterID: k.MeterID,
+		Channel: k.Channel, Start: k.Start}) > 0
+}
+
+// SortChanges orders changes as the contract does.
+func SortChanges(cs []Change) { slices.SortFunc(cs, compareChanges) }
 
 // compareChanges is the contract's order: settlement interval, then kind
 // (price first), meter, channel, start.

@@ -81,6 +81,7 @@ func newAPI(p *Platform) (Component, error) {
 			// statement timeout); its reads are a regulator's few calls.
 			api.ExportRoutes{Exports: s.exporter},
 			api.IntervalRoutes{Pool: pool},
+			api.ExplainRoutes{Runs: runs},
 			api.AlertRoutes{Pool: pool, Market: p.Config.Market},
 			api.IngestRoutes{Pool: pool, Market: p.Config.Market, Topics: p.Topics, Applier: s.applier,
 				Kafka: kadm.NewClient(p.Kafka), Runs: runs},

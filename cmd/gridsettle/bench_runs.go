@@ -191,6 +191,37 @@ func (b *bench) runsDay(ctx context.Context, d *benchDay) error {
 			human(float64(d.blocks))),
 		target: "≤ 10 s at 100,000 meters", pass: atMost(10),
 		note: cmpJoin(sizeNote(d.meters, 100_000, "meters"), "incl. account charges, ledger and outbox rows")})
+	return b.explainLargest(ctx, d, took)
+}
+
+// explainLargest times the explanation of the day's line with the most
+// reads against the run before (against nothing after a single run, every
+// read then being a change): explain rebuilds both runs' inputs of the line
+// (settlement/postgres/explain.go), and is compared with the time the run
+// took to settle the whole day.
+func (b *bench) explainLargest(ctx context.Context, d *benchDay, runTook []float64) error {
+	lines, err := d.runs.Statements(ctx, settlementpg.StatementQuery{Day: &d.day, Version: d.run.Version, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	largest := slices.MaxFunc(lines, func(a, b settlement.StatementLine) int {
+		return cmp.Or(cmp.Compare(a.Reads.Actual+a.Reads.Estimated+a.Reads.Substituted,
+			b.Reads.Actual+b.Reads.Estimated+b.Reads.Substituted), cmp.Compare(b.StatementID, a.StatementID))
+	})
+	var took []float64
+	var changes int
+	for range b.opts.repeat {
+		t0 := time.Now()
+		x, err := d.runs.Explain(ctx, largest.StatementID, nil)
+		if err != nil {
+			return err
+		}
+		took, changes = append(took, time.Since(t0).Seconds()), len(x.Changes)
+	}
+	b.print(benchFigure{name: "explain of the largest line", unit: "s", values: took, limits: runTook, lowerIsBetter: true,
+		limitWhat: "the run that settled the whole day",
+		note: fmt.Sprintf("%s: %s reads, %d changes against the version before", largest.StatementID,
+			human(float64(largest.Reads.Actual+largest.Reads.Estimated+largest.Reads.Substituted)), changes)})
 	return nil
 }
 

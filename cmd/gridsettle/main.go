@@ -88,6 +88,7 @@ func (m *Main) root() *cobra.Command {
 		newTokenCmd(m),
 		newLedgerCmd(m),
 		newExportCmd(m),
+		newExplainCmd(m),
 		newImportCmd(m),
 		newSimulateCmd(m),
 		newDemoCmd(m),

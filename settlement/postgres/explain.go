@@ -39,12 +39,68 @@ import (
 // (migrations/00903_explain.sql), so its inputs cannot be rebuilt exactly.
 var ErrNotExplainable = errors.New("run made before runs recorded what explain needs")
 
+// MaxExplainChanges bounds what Explain holds: an explanation with more
+// changes is read in pages (ExplainPage), whose memory is the page's.
+const MaxExplainChanges = 200_000
+
+// ErrTooLarge means an explanation has more changes than Explain holds.
+var ErrTooLarge = errors.New("explanation too large to hold at once: read it in pages")
+
 // Explain explains statement line statementID against version against of
 // its day (nil: the latest completed version before the line's own; 0:
-// nothing), with every change (explain.md). ErrNotFound when the statement
-// does not exist, the day has no completed run of version against, or
-// against is not lower than the statement's version.
+// nothing), with every change (explain.md), or ErrTooLarge beyond
+// MaxExplainChanges. ErrNotFound when the statement does not exist, the day
+// has no completed run of version against, or against is not lower than
+// the statement's version.
 func (r *Runs) Explain(ctx context.Context, statementID string, against *int) (*settlement.Explanation, error) {
+	var kept int
+	e, err := r.explain(ctx, statementID, against, func(_ int, _ *settlement.Change) bool {
+		kept++
+		return kept <= MaxExplainChanges
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n := e.Summary[settlement.ChangeRead].Changes + e.Summary[settlement.ChangePrice].Changes; n > MaxExplainChanges {
+		return nil, fmt.Errorf("explain %s: %d changes: %w", statementID, n, ErrTooLarge)
+	}
+	return e, nil
+}
+
+// ExplainPage is Explain with, of the changes after `after` in the
+// contract's order (nil: from the first), only the first limit; its totals
+// and summary still cover every change. remaining is the number of changes
+// after `after`, this page's included. It streams the line's inputs once
+// and holds at most 2 × limit changes, whatever the explanation's size.
+func (r *Runs) ExplainPage(ctx context.Context, statementID string, against *int, after *settlement.ChangeKey, limit int) (
+	e *settlement.Explanation, remaining int, err error) {
+	if limit < 1 {
+		return nil, 0, fmt.Errorf("explain %s: page of %d changes", statementID, limit)
+	}
+	var page []settlement.Change
+	e, err = r.explain(ctx, statementID, against, func(_ int, c *settlement.Change) bool {
+		if after != nil && !c.Follows(*after) {
+			return false
+		}
+		remaining++
+		page = append(page, *c)
+		if len(page) >= 2*limit { // keep the first limit: amortised, never more than 2 × limit
+			settlement.SortChanges(page)
+			page = page[:limit]
+		}
+		return false
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	settlement.SortChanges(page)
+	e.Changes = page[:min(limit, len(page))]
+	return e, remaining, nil
+}
+
+// explain builds the explanation, giving keep every change (it keeps
+// those it returns true for).
+func (r *Runs) explain(ctx context.Context, statementID string, against *int, keep func(int, *settlement.Change) bool) (*settlement.Explanation, error) {
 	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("explain %s: %w", statementID, err)
@@ -54,10 +110,10 @@ func (r *Runs) Explain(ctx context.Context, statementID string, against *int) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := x.rebuild(ctx, tx); err != nil {
+	if err := x.rebuild(ctx, tx, keep); err != nil {
 		return nil, fmt.Errorf("explain %s: %w", statementID, err)
 	}
-	return x.explanation()
+	return x.explainer.Finish()
 }
 
 // explainRun is one of the two runs as explain rebuilds it.
@@ -107,7 +163,7 @@ type explainJob struct {
 	before, after      *explainRun   // before nil: against 0
 	againstVersion     int
 	replayed           map[readstore.Origin]int64 // record → replay number, the replays that matter
-	changes            [][]settlement.ReadChange  // per interval
+	explainer          *settlement.Explainer
 }
 
 func (r *Runs) loadExplain(ctx context.Context, tx pgx.Tx, statementID string, against *int) (*explainJob, error) {
@@ -211,9 +267,9 @@ func (x *explainJob) runs() []*explainRun {
 	return []*explainRun{x.before, x.after}
 }
 
-// rebuild reads both runs' inputs of the line and collects the read
-// changes of every interval.
-func (x *explainJob) rebuild(ctx context.Context, tx pgx.Tx) error {
+// rebuild reads both runs' inputs of the line and gives every read change
+// to the job's explainer, which gives keep every change.
+func (x *explainJob) rebuild(ctx context.Context, tx pgx.Tx, keep func(int, *settlement.Change) bool) error {
 	dayStart, dayEnd := x.starts[0], x.starts[len(x.starts)-1].Add(x.m.Interval())
 	// The reads that can reach into the day start after dayStart − the
 	// longest read (as the run's window, energy.go).
@@ -236,7 +292,7 @@ func (x *explainJob) rebuild(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return err
 	}
-	x.changes = make([][]settlement.ReadChange, len(x.starts))
+	x.explainer = x.newExplainer(keep)
 	seen := map[chanKey]bool{}
 	if len(meterIDs) == 0 { // a nil list would select every meter
 		meterIDs = []string{}
@@ -527,7 +583,7 @@ func (x *explainJob) change(k chanKey, start, length int64, before, after *settl
 		if !ok {
 			continue // outside the day
 		}
-		x.changes[i] = append(x.changes[i], settlement.ReadChange{MeterID: k.meter, Channel: k.channel, Start: at,
+		x.explainer.Read(i, settlement.ReadChange{MeterID: k.meter, Channel: k.channel, Start: at,
 			Before: before, After: after, BeforeMWh: p0[t], AfterMWh: p1[t]})
 	}
 	return nil
@@ -611,13 +667,13 @@ func (x *explainJob) rebuildPrices(ctx context.Context, tx pgx.Tx, run *explainR
 	return prices, nil
 }
 
-// explanation attributes the changes (settlement.Explain).
-func (x *explainJob) explanation() (*settlement.Explanation, error) {
+// newExplainer starts the attribution (settlement.Explainer) over the two
+// runs' stored figures of every interval.
+func (x *explainJob) newExplainer(keep func(int, *settlement.Change) bool) *settlement.Explainer {
 	intervals := make([]settlement.ExplainInterval, len(x.starts))
 	for i, t := range x.starts {
-		in := settlement.ExplainInterval{Start: t.UTC(), Reads: x.changes[i]}
-		after := x.after.intervals[t.Unix()]
-		in.EnergyAfter, in.PriceAfter = after.energy, x.after.prices[i]
+		in := settlement.ExplainInterval{Start: t.UTC()}
+		in.EnergyAfter, in.PriceAfter = x.after.intervals[t.Unix()].energy, x.after.prices[i]
 		if x.before != nil {
 			in.EnergyBefore, in.PriceBefore = x.before.intervals[t.Unix()].energy, x.before.prices[i]
 		}
@@ -627,6 +683,6 @@ func (x *explainJob) explanation() (*settlement.Explanation, error) {
 	if x.before != nil {
 		e0, a0 = x.before.energy, x.before.amount
 	}
-	return settlement.Explain(x.statementID, settlement.StatementID(x.point, x.participant, x.day, x.againstVersion), x.point,
-		x.after.energy.Sub(e0), x.after.amount.Sub(a0), intervals)
+	return settlement.NewExplainer(x.statementID, settlement.StatementID(x.point, x.participant, x.day, x.againstVersion), x.point,
+		x.after.energy.Sub(e0), x.after.amount.Sub(a0), intervals, keep)
 }

@@ -233,6 +233,31 @@ func TestExplain(t *testing.T) {
 		t.Errorf("the explanation moved after a later registry correction and replay:\n%s\n%s", before, after)
 	}
 
+	// Pages, each continuing after the last change of the one before, are
+	// the whole explanation, with its totals on every page.
+	whole, _ := json.Marshal(x.Changes)
+	var paged []settlement.Change
+	var next *settlement.ChangeKey
+	for pages := 0; ; pages++ {
+		p, remaining, err := e.runs.ExplainPage(t.Context(), ra, nil, next, 37)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if remaining != len(x.Changes)-len(paged) || !p.ExactDeltaAmount.Equal(x.ExactDeltaAmount) ||
+			fmt.Sprint(p.Summary) != fmt.Sprint(x.Summary) || len(p.Changes) != min(37, remaining) {
+			t.Fatalf("page %d: %d changes, %d remaining, after %d of %d", pages, len(p.Changes), remaining, len(paged), len(x.Changes))
+		}
+		paged = append(paged, p.Changes...)
+		if remaining <= 37 {
+			break
+		}
+		k := p.Changes[len(p.Changes)-1].Key()
+		next = &k
+	}
+	if got, _ := json.Marshal(paged); string(got) != string(whole) {
+		t.Errorf("the pages differ from the whole explanation")
+	}
+
 	for _, tc := range []struct {
 		id      string
 		against int
