@@ -25,8 +25,8 @@ func TestDemo(t *testing.T) {
 	_, dbURL := pgtest.New(t)
 	dir := t.TempDir()
 	verifyLine := regexp.MustCompile(`(?m)^  go run \./cmd/gridsettle export verify (\S+) --public-key (\S+)$`)
-	explainDelta := regexp.MustCompile(`(?m)^Largest restatement, explained .*\n  \S+/2026-11-01/\d+ against \S+\n  Δ amount \S+: exact Δ amount (\S+), rounding \S+$`)
-	explainTotal := regexp.MustCompile(`(?m)^  TOTAL \((\d+) changes\)\s+\S+\s+(\S+)$`)
+	explainDelta := regexp.MustCompile(`(?m)^Largest restatement, explained [^\n]*\nstatement +\S+/2026-11-01/\d+\n(?:[^\n]*\n){4}exact delta amount +(\S+)$`)
+	explainTotal := regexp.MustCompile(`(?m)^TOTAL +(\d+) +\S+ +(\S+)$`)
 	for round, versions := range []string{"initial v1, final v2", "initial v3, final v4"} {
 		kafkaAddr := freeAddr(t)
 		cmd := exec.CommandContext(t.Context(), bin, "demo", "--exit", "--data-dir", dir, "--database-url", dbURL,
