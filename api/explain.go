@@ -38,7 +38,7 @@ const (
 
 // Routes implements Routes.
 func (g ExplainRoutes) Routes() []Route {
-	h := explainHandler{runs: g.Runs, cache: &explainCache{entries: map[explainKey]cachedExplanation{}}}
+	h := explainHandler{runs: g.Runs, cache: newExplainCache(maxCachedExplanations, maxCachedExplanationBytes)}
 	return []Route{{
 		Method: http.MethodGet, Path: "/api/v1/statements/{statement_id}/explain", Roles: Readers,
 		Summary: "Which reads and prices changed between two versions of a statement line, and what each cost",
@@ -237,7 +237,7 @@ func (h explainHandler) page(ctx context.Context, id string, against *int, after
 			if err != nil {
 				return nil, false, fmt.Errorf("encode explanation of %s: %w", id, err)
 			}
-			if len(b) > maxCachedExplanationBytes {
+			if len(b) > h.cache.maxBytes {
 				h.cache.add(key, nil, 0) // this page is answered from e, the next ones stream theirs
 			} else {
 				h.cache.add(key, e, len(b))
@@ -278,13 +278,20 @@ type cachedExplanation struct {
 	seq   uint64 // insertion order: the oldest goes first
 }
 
-// explainCache holds the latest explanations computed, at most
-// maxCachedExplanations of them and maxCachedExplanationBytes in all.
+// explainCache holds the latest explanations computed, at most maxEntries
+// of them and maxBytes in all; an entry without an explanation marks one
+// too large to keep, paged with Runs.ExplainPage.
 type explainCache struct {
+	maxEntries, maxBytes int
+
 	mu      sync.Mutex
 	entries map[explainKey]cachedExplanation
 	bytes   int
 	seq     uint64
+}
+
+func newExplainCache(maxEntries, maxBytes int) *explainCache {
+	return &explainCache{maxEntries: maxEntries, maxBytes: maxBytes, entries: map[explainKey]cachedExplanation{}}
 }
 
 func (c *explainCache) lookup(k explainKey) (*settlement.Explanation, bool) {
@@ -295,8 +302,8 @@ func (c *explainCache) lookup(k explainKey) (*settlement.Explanation, bool) {
 }
 
 func (c *explainCache) add(k explainKey, e *settlement.Explanation, size int) {
-	if size > maxCachedExplanationBytes {
-		return // too large to keep: each page computes it again
+	if size > c.maxBytes {
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -304,7 +311,7 @@ func (c *explainCache) add(k explainKey, e *settlement.Explanation, size int) {
 		c.bytes -= old.bytes
 		delete(c.entries, k)
 	}
-	for len(c.entries) >= maxCachedExplanations || c.bytes+size > maxCachedExplanationBytes {
+	for len(c.entries) >= c.maxEntries || c.bytes+size > c.maxBytes {
 		var oldest explainKey
 		first := true
 		for key, v := range c.entries {

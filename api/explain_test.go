@@ -16,6 +16,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
+	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
@@ -309,6 +310,45 @@ func TestExplainAPI(t *testing.T) {
 		t.Errorf("RET-B: %+v", b.Summary)
 	}
 	checkSums(t, b)
+
+	// An explanation too large for the cache is paged by the engine
+	// (Runs.ExplainPage), each page streaming the inputs again: the same
+	// pages.
+	h := explainHandler{runs: testRuns(t, s.pool), cache: newExplainCache(maxCachedExplanations, 1000)}
+	var after *settlement.ChangeKey
+	var streamed []json.RawMessage
+	for pages := 0; ; pages++ {
+		page, more, err := h.page(t.Context(), id, nil, after, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := h.cache.lookup(explainKey{statement: id, against: -1}); !ok || e != nil {
+			t.Fatalf("page %d: the cache holds %v, %v; want the mark of an explanation too large", pages, e, ok)
+		}
+		if !page.ExactDeltaAmount.Equal(whole.ExactDeltaAmount) || page.Summary["read"].Changes != 100 {
+			t.Fatalf("page %d: totals %s, %+v", pages, page.ExactDeltaAmount, page.Summary)
+		}
+		for _, c := range page.Changes {
+			b, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			streamed = append(streamed, b)
+		}
+		if !more {
+			break
+		}
+		k := page.Changes[len(page.Changes)-1].Key()
+		after = &k
+	}
+	if len(streamed) != len(whole.Changes) {
+		t.Fatalf("%d changes streamed in pages, %d whole", len(streamed), len(whole.Changes))
+	}
+	for i := range streamed {
+		if string(streamed[i]) != string(whole.Changes[i]) {
+			t.Fatalf("change %d: streamed %s, whole %s", i, streamed[i], whole.Changes[i])
+		}
+	}
 }
 
 // TestExplainHostileInput: bad parameters are 400s naming them, unknown
@@ -386,13 +426,21 @@ func TestExplainHostileInput(t *testing.T) {
 	for _, role := range []Role{Operator, Admin} {
 		ok(t, s.do(req{method: "GET", path: explainPath(id, "limit=1"), token: toks[role]}), http.StatusOK, nil)
 	}
+
+	// A run made before runs recorded their replays cannot be explained: 409.
+	if _, err := s.pool.Exec(t.Context(), `UPDATE runs SET lineage = lineage - 'replays_through' WHERE version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if p := problem(t, s.do(req{method: "GET", path: explainPath(id, "against=1"), token: an}), http.StatusConflict); !strings.Contains(p.Detail, "recorded") {
+		t.Errorf("409 detail %q", p.Detail)
+	}
 }
 
 // TestExplainCacheBounds: the cache keeps at most maxCachedExplanations,
 // dropping the oldest, and never more than its bytes.
 func TestExplainCacheBounds(t *testing.T) {
 	t.Parallel()
-	c := &explainCache{entries: map[explainKey]cachedExplanation{}}
+	c := newExplainCache(maxCachedExplanations, maxCachedExplanationBytes)
 	for i := range maxCachedExplanations + 5 {
 		c.add(explainKey{statement: fmt.Sprint(i)}, nil, 1000)
 	}

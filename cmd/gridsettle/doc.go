@@ -15,7 +15,7 @@
 // with the alerts hook, one Runs whose completions wake one Exporter, whose
 // worker runs in the scheduler, else the api component); and
 // the commands that drive those packages: demo, simulate, import, registry
-// import, token create, ledger verify, export verify / public-key, bench,
+// import, token create, ledger verify, explain, export verify / public-key, bench,
 // chaos and bridge mqtt (the MQTT bridge alone, with its /metrics, /healthz
 // and /readyz).
 //

@@ -235,4 +235,12 @@ func TestExplainCommand(t *testing.T) {
 	if _, err := runOut(t, "explain", "X", "--against", "-1", "--database-url", dbURL); err == nil || !strings.Contains(err.Error(), "--against") {
 		t.Errorf("--against -1: %v", err)
 	}
+	// A run made before runs recorded their replays cannot be explained.
+	if _, err := pool.Exec(ctx, `UPDATE runs SET lineage = lineage - 'replays_through' WHERE version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runOut(t, "explain", "HB_NORTH/RET-A/2026-11-01/2", "--database-url", dbURL); err == nil ||
+		!strings.Contains(err.Error(), "cannot be explained") {
+		t.Errorf("explain against a run without its replays: %v\n%s", err, out)
+	}
 }
