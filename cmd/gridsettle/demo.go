@@ -64,7 +64,7 @@ func newDemoCmd(m *Main) *cobra.Command {
 			"scheduler), loads a sample registry, streams the 25-hour DST day 2026-11-01 of America/Chicago\n" +
 			"through Kafka (5-minute prices with a spike and negative prices, late and corrected reads, bad\n" +
 			"records), runs initial, streams the corrections, runs final, verifies the signed exports and\n" +
-			"prints a summary with an API token and commands to try. It keeps serving until interrupted\n" +
+			"prints a summary (with the explanation of the largest restatement), an API token and commands to try. It keeps serving until interrupted\n" +
 			"(--exit stops after the summary). On a data dir that already holds the day, the same stream is\n" +
 			"sent again: identical records are ignored, so the new runs (versions 3, 4, ...) have zero deltas.",
 	}, platformGroups|groupEmbedded, func(ctx context.Context, cfg Config, log *slog.Logger) error {

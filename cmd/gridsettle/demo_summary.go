@@ -38,6 +38,10 @@ func (d *demo) summary(ctx context.Context, s *story) error {
 	if err := d.estimateSummary(ctx, w, s, initial, final); err != nil {
 		return err
 	}
+	fmt.Fprintln(w)
+	if err := d.explainLargest(ctx, w, final); err != nil {
+		return err
+	}
 
 	alerts, err := d.alerts(ctx)
 	if err != nil {

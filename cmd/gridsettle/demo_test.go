@@ -25,6 +25,8 @@ func TestDemo(t *testing.T) {
 	_, dbURL := pgtest.New(t)
 	dir := t.TempDir()
 	verifyLine := regexp.MustCompile(`(?m)^  go run \./cmd/gridsettle export verify (\S+) --public-key (\S+)$`)
+	explainDelta := regexp.MustCompile(`(?m)^Largest restatement, explained [^\n]*\nstatement +\S+/2026-11-01/\d+\n(?:[^\n]*\n){4}exact delta amount +(\S+)$`)
+	explainTotal := regexp.MustCompile(`(?m)^TOTAL +(\d+) +\S+ +(\S+)$`)
 	for round, versions := range []string{"initial v1, final v2", "initial v3, final v4"} {
 		kafkaAddr := freeAddr(t)
 		cmd := exec.CommandContext(t.Context(), bin, "demo", "--exit", "--data-dir", dir, "--database-url", dbURL,
@@ -49,6 +51,14 @@ func TestDemo(t *testing.T) {
 		}
 		if strings.Contains(stderr.String(), "panic") || strings.Contains(stderr.String(), "level=ERROR") {
 			t.Errorf("round %d: errors logged:\n%s", round+1, stderr.String())
+		}
+		// The largest restatement's explanation adds up to its exact delta;
+		// the first round restates the day with changes, the second with
+		// none (the same input).
+		if d, tot := explainDelta.FindStringSubmatch(out), explainTotal.FindStringSubmatch(out); d == nil || tot == nil {
+			t.Errorf("round %d: no explanation of the largest restatement:\n%s", round+1, out)
+		} else if tot[2] != d[1] || (round == 0) == (tot[1] == "0") {
+			t.Errorf("round %d: explanation TOTAL %s over %s changes, exact delta %s:\n%s", round+1, tot[2], tot[1], d[1], out)
 		}
 		m := verifyLine.FindStringSubmatch(out)
 		if m == nil {

@@ -58,7 +58,7 @@ func newExplainCmd(m *Main) *cobra.Command {
 		case err != nil:
 			return fmt.Errorf("explain %s: %w", args[0], err)
 		}
-		return writeExplanation(m.Stdout, e)
+		return writeExplanation(m.Stdout, e, 0)
 	})
 }
 
@@ -71,8 +71,10 @@ func againstName(against *int) string {
 
 // writeExplanation prints e: its figures, its changes largest effect first
 // (by |amount|, then |energy|, then the contract's order) and a summary per
-// kind whose TOTAL row is the exact deltas.
-func writeExplanation(w io.Writer, e *settlement.Explanation) error {
+// kind whose TOTAL row is the exact deltas. limit > 0 lists only that many
+// changes and says how many more there are (the demo's short table); the
+// summary still counts them all.
+func writeExplanation(w io.Writer, e *settlement.Explanation, limit int) error {
 	energy := func(d decimal.Decimal) string { return d.StringFixedBank(settlement.ExactEnergyScale) }
 	amount := func(d decimal.Decimal) string { return d.StringFixedBank(settlement.ExactAmountScale) }
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -92,6 +94,10 @@ func writeExplanation(w io.Writer, e *settlement.Explanation) error {
 	slices.SortStableFunc(changes, largestFirst)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nKIND\tSETTLEMENT INTERVAL\tINPUT\tBEFORE → AFTER\tENERGY MWH EFFECT\tAMOUNT EFFECT")
+	more := 0
+	if limit > 0 && len(changes) > limit {
+		changes, more = changes[:limit], len(changes)-limit
+	}
 	for _, c := range changes {
 		input, before, after := c.SettlementPoint, priceText(c.PriceBefore), priceText(c.PriceAfter)
 		if c.Kind == settlement.ChangeRead {
@@ -100,6 +106,9 @@ func writeExplanation(w io.Writer, e *settlement.Explanation) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s → %s\t%s\t%s\n", c.Kind, instant(c.SettlementInterval), input, before, after,
 			energy(c.EnergyMWhEffect), amount(c.AmountEffect))
+	}
+	if more > 0 {
+		fmt.Fprintf(tw, "… and %d more changes\n", more)
 	}
 	fmt.Fprintln(tw, "\nKIND\tCHANGES\tENERGY MWH EFFECT\tAMOUNT EFFECT")
 	var total settlement.KindSummary

@@ -76,7 +76,7 @@ func TestWriteExplanation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := writeExplanation(&out, e); err != nil {
+	if err := writeExplanation(&out, e, 0); err != nil {
 		t.Fatal(err)
 	}
 	changes, summary := explainTable(t, out.String())
@@ -116,6 +116,18 @@ func TestWriteExplanation(t *testing.T) {
 		if !strings.Contains(out.String(), h) {
 			t.Errorf("header lacks %q:\n%s", h, out.String())
 		}
+	}
+
+	// With a limit (the demo's short table): the largest changes, how many
+	// more there are, and the same summary of them all.
+	var short bytes.Buffer
+	if err := writeExplanation(&short, e, 2); err != nil {
+		t.Fatal(err)
+	}
+	shortChanges, shortSummary := explainTable(t, short.String())
+	if len(shortChanges) != 2 || strings.Join(shortChanges[1][:3], " ") != want[1] ||
+		!strings.Contains(short.String(), "\n… and 3 more changes\n") || fmt.Sprint(shortSummary) != fmt.Sprint(summary) {
+		t.Errorf("limit 2:\n%s", short.String())
 	}
 }
 
