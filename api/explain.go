@@ -34,11 +34,16 @@ type ExplainRoutes struct {
 const (
 	maxCachedExplanations     = 16
 	maxCachedExplanationBytes = 64 << 20
+	// explainSlots is how many explanations are computed at once: each
+	// holds up to settlementpg.MaxExplainChanges changes (a few hundred
+	// MB at the worst), so concurrent first requests of large lines wait
+	// for a slot (or their deadline) rather than add up.
+	explainSlots = 2
 )
 
 // Routes implements Routes.
 func (g ExplainRoutes) Routes() []Route {
-	h := explainHandler{runs: g.Runs, cache: newExplainCache(maxCachedExplanations, maxCachedExplanationBytes)}
+	h := newExplainHandler(g.Runs, newExplainCache(maxCachedExplanations, maxCachedExplanationBytes))
 	return []Route{{
 		Method: http.MethodGet, Path: "/api/v1/statements/{statement_id}/explain", Roles: Readers,
 		Summary: "Which reads and prices changed between two versions of a statement line, and what each cost",
@@ -65,6 +70,11 @@ func (g ExplainRoutes) Routes() []Route {
 type explainHandler struct {
 	runs  *settlementpg.Runs
 	cache *explainCache
+	slots chan struct{} // explanations being computed
+}
+
+func newExplainHandler(runs *settlementpg.Runs, cache *explainCache) explainHandler {
+	return explainHandler{runs: runs, cache: cache, slots: make(chan struct{}, explainSlots)}
 }
 
 // explainCursor is the cursor of a page of changes: the last change
@@ -223,6 +233,14 @@ func (h explainHandler) page(ctx context.Context, id string, against *int, after
 		key.against = *against
 	}
 	e, cached := h.cache.lookup(key)
+	if !cached || e == nil {
+		select {
+		case h.slots <- struct{}{}:
+			defer func() { <-h.slots }()
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("explain %s: waiting for a slot: %w", id, ctx.Err())
+		}
+	}
 	if !cached {
 		e, err = h.runs.Explain(ctx, id, against)
 		switch {

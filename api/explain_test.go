@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -311,10 +313,26 @@ func TestExplainAPI(t *testing.T) {
 	}
 	checkSums(t, b)
 
+	// Computing explanations is bounded: with every slot taken, a request
+	// waits for one until its deadline, then gives up.
+	busy := newExplainHandler(testRuns(t, s.pool), newExplainCache(maxCachedExplanations, maxCachedExplanationBytes))
+	for range explainSlots {
+		busy.slots <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := busy.page(ctx, id, nil, nil, 10); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("explain with every slot taken: %v, want the deadline", err)
+	}
+	<-busy.slots
+	if _, _, err := busy.page(t.Context(), id, nil, nil, 10); err != nil {
+		t.Errorf("explain with a slot free: %v", err)
+	}
+
 	// An explanation too large for the cache is paged by the engine
 	// (Runs.ExplainPage), each page streaming the inputs again: the same
 	// pages.
-	h := explainHandler{runs: testRuns(t, s.pool), cache: newExplainCache(maxCachedExplanations, 1000)}
+	h := newExplainHandler(testRuns(t, s.pool), newExplainCache(maxCachedExplanations, 1000))
 	var after *settlement.ChangeKey
 	var streamed []json.RawMessage
 	for pages := 0; ; pages++ {
