@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,38 +173,7 @@ func explainColumnNames() []string {
 // taken from the change's own JSON (so CSV and JSON agree) and neutralised
 // as every CSV answer's.
 func writeChangesCSV(c echo.Context, changes []settlement.Change) error {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	if err := w.Write(explainColumnNames()); err != nil {
-		return fmt.Errorf("write csv header: %w", err)
-	}
-	row := make([]string, len(explainColumns))
-	for _, ch := range changes {
-		b, err := json.Marshal(ch)
-		if err != nil {
-			return fmt.Errorf("encode change: %w", err)
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
-		var obj map[string]any
-		if err := dec.Decode(&obj); err != nil {
-			return fmt.Errorf("decode change: %w", err)
-		}
-		for i, col := range explainColumns {
-			if row[i], err = csvCell(obj, col); err != nil {
-				return err
-			}
-			row[i] = neutralise(row[i])
-		}
-		if err := w.Write(row); err != nil {
-			return fmt.Errorf("write csv row: %w", err)
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return fmt.Errorf("write csv: %w", err)
-	}
-	return c.Blob(http.StatusOK, MIMETextCSV+"; charset=utf-8", buf.Bytes())
+	return writeCSVColumns(c, http.StatusOK, explainColumns, len(changes), func(i int) any { return changes[i] })
 }
 
 func sameAgainst(a, b *int) bool {

@@ -65,7 +65,12 @@ func List[T any](c echo.Context, items []T, limit int, key func(T) any) error {
 // null is an empty cell, arrays and free-form objects are JSON text), but
 // for cells that would be formulas, which are neutralised.
 func WriteCSV[T any](c echo.Context, status int, items []T) error {
-	cols := csvColumns(reflect.TypeFor[T]())
+	return writeCSVColumns(c, status, csvColumns(reflect.TypeFor[T]()), len(items), func(i int) any { return items[i] })
+}
+
+// writeCSVColumns is WriteCSV with the columns given: n rows, the i-th
+// from item(i)'s JSON encoding.
+func writeCSVColumns(c echo.Context, status int, cols [][]string, n int, item func(i int) any) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	header := make([]string, len(cols))
@@ -76,8 +81,8 @@ func WriteCSV[T any](c echo.Context, status int, items []T) error {
 		return fmt.Errorf("write csv header: %w", err)
 	}
 	row := make([]string, len(cols))
-	for _, item := range items {
-		b, err := json.Marshal(item)
+	for k := range n {
+		b, err := json.Marshal(item(k))
 		if err != nil {
 			return fmt.Errorf("encode csv row: %w", err)
 		}

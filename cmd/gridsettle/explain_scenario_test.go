@@ -379,101 +379,17 @@ func checkExplanation(t *testing.T, l settlement.StatementLine, against string, 
 		t.Errorf("%s: exact deltas %s MWh and %s, the oracle's %s MWh and %s", id, got.ExactDeltaEnergyMWh,
 			got.ExactDeltaAmount, want.ExactDeltaEnergyMWh, want.ExactDeltaAmount)
 	}
-	var gs, ws []string
-	for _, c := range got.Changes {
-		gs = append(gs, canonicalChange(c))
+	gs := make([]string, len(got.Changes))
+	for i, c := range got.Changes {
+		gs[i] = changeText(c)
 	}
-	for _, c := range want.Changes {
-		ws = append(ws, canonicalOracleChange(c, l.SettlementPoint))
+	ws := make([]string, len(want.Changes))
+	for i, c := range want.Changes {
+		ws[i] = changeText(oracleChange(c, l.SettlementPoint))
 	}
-	if len(gs) != len(ws) {
-		t.Errorf("%s: %d changes, the oracle has %d", id, len(gs), len(ws))
+	if d := changeDiffs(gs, ws, 5); d != "" {
+		t.Errorf("%s: %d changes, the oracle has %d:%s", id, len(gs), len(ws), d)
 	}
-	shown := 0
-	for i := range max(len(gs), len(ws)) {
-		g, w := "(none)", "(none)"
-		if i < len(gs) {
-			g = gs[i]
-		}
-		if i < len(ws) {
-			w = ws[i]
-		}
-		if g != w {
-			if shown++; shown > 5 {
-				t.Errorf("%s: … more changes differ", id)
-				break
-			}
-			t.Errorf("%s: change %d\n engine %s\n oracle %s", id, i, g, w)
-		}
-	}
-}
-
-// canonicalChange is an engine change as one line: every field the
-// contract shows, at its scale.
-func canonicalChange(c settlement.Change) string {
-	tail := fmt.Sprintf("energy %s amount %s", c.EnergyMWhEffect.StringFixedBank(settlement.ExactEnergyScale),
-		c.AmountEffect.StringFixedBank(settlement.ExactAmountScale))
-	if c.Kind == settlement.ChangePrice {
-		return fmt.Sprintf("%s price %s %s → %s %s", stamp(c.SettlementInterval), c.SettlementPoint,
-			nullPrice(c.PriceBefore.Valid, c.PriceBefore.Decimal), nullPrice(c.PriceAfter.Valid, c.PriceAfter.Decimal), tail)
-	}
-	side := func(s *settlement.ReadState) string {
-		if s == nil {
-			return "null"
-		}
-		return canonicalSide(s.Value, s.LossFactor, s.Version, s.Quality, s.Estimate, s.Topic, s.Partition, s.Offset)
-	}
-	return fmt.Sprintf("%s read %s %s %s %s → %s %s", stamp(c.SettlementInterval), c.MeterID, c.Channel, stamp(c.Start),
-		side(c.Before), side(c.After), tail)
-}
-
-// canonicalOracleChange is an oracle change as canonicalChange writes an
-// engine change; point is the line's settlement point.
-func canonicalOracleChange(c oracle.Change, point string) string {
-	tail := fmt.Sprintf("energy %s amount %s", c.EnergyMWhEffect.StringFixedBank(settlement.ExactEnergyScale),
-		c.AmountEffect.StringFixedBank(settlement.ExactAmountScale))
-	if c.Kind == oracle.KindPrice {
-		price := func(p *decimal.Decimal) string {
-			if p == nil {
-				return nullPrice(false, decimal.Zero)
-			}
-			return nullPrice(true, *p)
-		}
-		return fmt.Sprintf("%s price %s %s → %s %s", stamp(c.SettlementInterval), point, price(c.PriceBefore), price(c.PriceAfter), tail)
-	}
-	side := func(s *oracle.ReadSide) string {
-		if s == nil {
-			return "null"
-		}
-		var topic *string
-		var partition *int32
-		var offset *int64
-		if s.Position != nil {
-			topic, partition, offset = &s.Position.Topic, &s.Position.Partition, &s.Position.Offset
-		}
-		return canonicalSide(s.Value, s.LossFactor, s.Version, s.Quality, s.Estimate, topic, partition, offset)
-	}
-	return fmt.Sprintf("%s read %s %s %s %s → %s %s", stamp(c.SettlementInterval), c.MeterID, c.Channel, stamp(c.Start),
-		side(c.Before), side(c.After), tail)
-}
-
-func canonicalSide(value, lossFactor decimal.Decimal, version *int64, quality, estimate, topic *string, partition *int32, offset *int64) string {
-	return fmt.Sprintf("{value %s lf %s version %s quality %s estimate %s source %s/%s/%s}", value.StringFixedBank(6),
-		lossFactor.StringFixedBank(6), orNull(version), orNull(quality), orNull(estimate), orNull(topic), orNull(partition), orNull(offset))
-}
-
-func orNull[T any](p *T) string {
-	if p == nil {
-		return "null"
-	}
-	return fmt.Sprint(*p)
-}
-
-func nullPrice(valid bool, p decimal.Decimal) string {
-	if !valid {
-		return "null"
-	}
-	return p.StringFixedBank(6)
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
