@@ -1,9 +1,11 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/api/console"
 	"github.com/gridsettle/gridsettle/settlement"
+	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false,
@@ -176,13 +180,33 @@ type cell struct {
 	ID, Energy, Amount, Delta string
 }
 
+// explainStrings is an explanation's JSON with its figures as the strings
+// the API wrote, which the console must show unchanged.
+type explainStrings struct {
+	Against             string `json:"against"`
+	DeltaAmount         string `json:"delta_amount"`
+	ExactDeltaEnergyMWh string `json:"exact_delta_energy_mwh"`
+	ExactDeltaAmount    string `json:"exact_delta_amount"`
+	Rounding            string `json:"rounding"`
+	Changes             []struct {
+		EnergyMWhEffect string `json:"energy_mwh_effect"`
+		AmountEffect    string `json:"amount_effect"`
+	} `json:"changes"`
+	Summary map[string]struct {
+		Changes int `json:"changes"`
+	} `json:"summary"`
+	NextCursor string `json:"next_cursor"`
+}
+
 // TestConsoleInBrowser drives the console in a real headless Chromium
 // over a settled fall-back day (2026-11-01 in America/Chicago: 100
 // settlement intervals, negative prices, a spike and an unpriced interval):
 // sign-in, the Day page's figures against the API's, the chart's points
-// against the line's intervals, deep links, a 390-pixel-wide screen, the
-// regulator's Exports-only view, an operator's replay, the CSP, and no
-// console errors along the way.
+// against the line's intervals, a restatement's explanation against the
+// API's (effects, summary, paging), a meter's read versions and estimates,
+// deep links, a 390-pixel-wide screen, the regulator's Exports-only view
+// with completeness, an operator's replay, the CSP, and no console errors
+// along the way.
 func TestConsoleInBrowser(t *testing.T) {
 	s := newTestServer(t, nil)
 	s.Mount(console.Prefix, console.Handler())
@@ -222,6 +246,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	base := srv.URL
+	// A second day whose inputs went through ingest with their offsets
+	// and counts (explain_test.go's), so its runs can be explained and its
+	// export's manifest has completeness; the day above writes its reads
+	// straight into the store, which the explanation engine cannot rebuild.
+	xs := newTestServer(t, nil)
+	xs.Mount(console.Prefix, console.Handler())
+	xtoks := xs.tokens()
+	restated := seedExplainDays(t, xs, xtoks)
+	ok(t, xs.do(req{method: "POST", path: "/api/v1/exports", token: xtoks[Operator],
+		body: `{"operating_day":"2026-11-01","run_type":"final","version":2}`}), http.StatusCreated, nil)
+	xsrv := httptest.NewServer(xs.Handler())
+	t.Cleanup(xsrv.Close)
 	chrome := newBrowser(t)
 	started := time.Now()
 
@@ -320,18 +356,57 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("deep link: %d points differ from the API's", len(got))
 		}
 
-		// Inputs: a meter's reads as the API gives them.
+		// Inputs: a meter's reads as the API gives them, every version
+		// (the fixture corrected each read twice), and the estimates the
+		// final run made for M1's gap, flagged.
 		tb.do("a meter's reads", chromedp.Navigate(base+"/console/inputs?meter_id=M1&from=2026-11-01T05:00:00Z"),
 			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=reads] td[data-field=value]`)))
-		var reads Page[Read]
-		ok(t, s.do(req{method: "GET", path: "/api/v1/meters/M1/reads?from=2026-11-01T05:00:00Z&limit=1000", token: toks[Analyst]}), http.StatusOK, &reads)
-		values := eval[[]string](tb, "read values", `[...document.querySelectorAll('table[data-kind=reads] td[data-field=value]')].map(td => td.textContent)`)
-		var wantValues []string
+		var reads Page[ReadVersion]
+		ok(t, s.do(req{method: "GET", path: "/api/v1/meters/M1/reads?from=2026-11-01T05:00:00Z&versions=all&limit=1000", token: toks[Analyst]}), http.StatusOK, &reads)
+		type readRow struct{ Start, Value, Version, Superseded string }
+		shown := eval[[]readRow](tb, "read rows", `[...document.querySelectorAll('table[data-kind=reads] tbody tr:not([data-estimate])')].map(tr => ({
+			Start: tr.querySelector('td[data-field=start]').textContent,
+			Value: tr.querySelector('td[data-field=value]').textContent,
+			Version: tr.querySelector('td[data-field=version]').textContent,
+			Superseded: tr.dataset.superseded || ''}))`)
+		var wantReads []readRow
+		superseded := 0
 		for _, r := range reads.Items {
-			wantValues = append(wantValues, r.Value)
+			row := readRow{r.Start.Format(time.RFC3339), r.Value, strconv.FormatInt(r.Version, 10), ""}
+			if b := r.SupersededBy; b != nil {
+				row.Superseded = fmt.Sprintf("%s/%d@%d", b.Topic, b.Partition, b.Offset)
+				superseded++
+			}
+			wantReads = append(wantReads, row)
 		}
-		if len(values) != 100-3 || !slices.Equal(values, wantValues) { // the day's reads but the gap's 3
-			t.Errorf("inputs page: %d reads, the API %d", len(values), len(wantValues))
+		slices.SortStableFunc(wantReads, func(a, b readRow) int {
+			return cmp.Or(strings.Compare(a.Start, b.Start), cmp.Compare(len(a.Version), len(b.Version)), strings.Compare(a.Version, b.Version))
+		})
+		if superseded == 0 || !slices.Equal(shown, wantReads) {
+			t.Errorf("inputs page: %d read versions, the API %d (%d superseded); first %v, want %v",
+				len(shown), len(wantReads), superseded, shown[:min(3, len(shown))], wantReads[:min(3, len(wantReads))])
+		}
+		var runs Page[settlementpg.Run]
+		ok(t, s.do(req{method: "GET", path: "/api/v1/runs?operating_day=2026-11-01", token: toks[Analyst]}), http.StatusOK, &runs)
+		var final settlementpg.Run
+		for _, r := range runs.Items {
+			if r.Status == "completed" && r.Version > final.Version {
+				final = r
+			}
+		}
+		var ests Page[Estimate]
+		ok(t, s.do(req{method: "GET", path: "/api/v1/runs/" + final.RunID + "/estimates?meter_id=M1", token: toks[Analyst]}), http.StatusOK, &ests)
+		type estRow struct{ Start, Value, Method, Run string }
+		var wantEsts []estRow
+		for _, e := range ests.Items {
+			wantEsts = append(wantEsts, estRow{e.IntervalStart.Format(time.RFC3339), e.ValueKWh, e.Method, final.RunID})
+		}
+		gotEsts := eval[[]estRow](tb, "estimate rows", `[...document.querySelectorAll('table[data-kind=reads] tr[data-estimate]')].map(tr => ({
+			Start: tr.querySelector('td[data-field=start]').textContent,
+			Value: tr.querySelector('td[data-field=value]').textContent,
+			Method: tr.dataset.estimate, Run: tr.dataset.run}))`)
+		if final.Version != 2 || len(wantEsts) != 3 || !slices.Equal(gotEsts, wantEsts) {
+			t.Errorf("inputs page: estimates %v, the final run (%s) made %v (want M1's gap of 3)", gotEsts, final.RunID, wantEsts)
 		}
 
 		// Read-only roles are offered no replay; the status page loads.
@@ -341,6 +416,74 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("an analyst is offered %d replay buttons", n)
 		}
 		tb.do("status", chromedp.Navigate(base+"/console/status"), chromedp.WaitVisible(chromedp.CSS(`table[data-kind=inputs]`)))
+		tb.noErrors()
+	})
+
+	t.Run("restatement", func(t *testing.T) {
+		tb := newTab(t, chrome, "restatement")
+		line := restated
+		explainPath := "/console/day/2026-11-01/line/" + url.PathEscape(line) + "/explain"
+		tb.signIn(xsrv.URL, "/console/day/2026-11-01", xtoks[Analyst], "analyst")
+		// Reached from the Day table's link of a restated line.
+		tb.do("the day's link to a restatement",
+			chromedp.Click(chromedp.CSS(`tr[data-statement-id="`+line+`"] a[data-kind=explain-link]`)),
+			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=changes] tr[data-change]`)))
+		if p := eval[string](tb, "path", `location.pathname`); p != explainPath {
+			t.Errorf("the restatement's address is %s, want %s", p, explainPath)
+		}
+
+		// Loaded directly, 40 changes a page.
+		const limit = 40
+		page := func(cursor string) explainStrings {
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if cursor != "" {
+				q.Set("cursor", cursor)
+			}
+			var e explainStrings
+			ok(t, xs.do(req{method: "GET", path: "/api/v1/statements/" + url.PathEscape(line) + "/explain?" + q.Encode(), token: xtoks[Analyst]}), http.StatusOK, &e)
+			return e
+		}
+		first := page("")
+		if first.NextCursor == "" || first.Summary["read"].Changes+first.Summary["price"].Changes <= limit || !strings.HasSuffix(first.Against, "/1") {
+			t.Fatalf("the fixture's explanation should take more than one page of %d against version 1: %+v", limit, first.Summary)
+		}
+		second := page(first.NextCursor)
+		tb.do("load the restatement directly", chromedp.Navigate(xsrv.URL+explainPath+"?limit="+strconv.Itoa(limit)),
+			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=changes] tr[data-change]`)))
+		effects := func() [][2]string {
+			return eval[[][2]string](tb, "change effects", `[...document.querySelectorAll('table[data-kind=changes] tr[data-change]')].map(tr =>
+				[tr.querySelector('td[data-field=energy_mwh_effect]').textContent, tr.querySelector('td[data-field=amount_effect]').textContent])`)
+		}
+		want := func(pages ...explainStrings) [][2]string {
+			var out [][2]string
+			for _, p := range pages {
+				for _, c := range p.Changes {
+					out = append(out, [2]string{c.EnergyMWhEffect, c.AmountEffect})
+				}
+			}
+			return out
+		}
+		if got := effects(); len(got) != limit || !slices.Equal(got, want(first)) {
+			t.Errorf("changes table: %d rows %v, the API's first page %v", len(got), got[:min(2, len(got))], want(first)[:2])
+		}
+		summary := eval[map[string]string](tb, "summary", `(() => {
+			const total = document.querySelector('table[data-kind=explain-summary] tr[data-kind=total]');
+			const delta = (row) => document.querySelector('table[data-kind=explain-delta] tr[data-row=' + row + '] td[data-field=amount]').textContent;
+			return {amount: total.querySelector('td[data-field=amount_effect]').textContent,
+				energy: total.querySelector('td[data-field=energy_mwh_effect]').textContent,
+				delta: delta('rounded'), rounding: delta('rounding'),
+				against: document.querySelector('form[data-kind=pick-against] select[name=against]').value};
+		})()`)
+		if summary["amount"] != first.ExactDeltaAmount || summary["energy"] != first.ExactDeltaEnergyMWh ||
+			summary["delta"] != first.DeltaAmount || summary["rounding"] != first.Rounding || summary["against"] != "1" {
+			t.Errorf("summary %v; the API: exact delta %s (%s MWh), delta %s, rounding %s, against %s",
+				summary, first.ExactDeltaAmount, first.ExactDeltaEnergyMWh, first.DeltaAmount, first.Rounding, first.Against)
+		}
+		tb.do("the next page of changes", chromedp.Click(chromedp.CSS(`button[data-action=more-changes]`)),
+			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=changes] tbody tr:nth-child(`+strconv.Itoa(limit+1)+`)`)))
+		if got := effects(); !slices.Equal(got, want(first, second)) {
+			t.Errorf("after More: %d rows, the API's first two pages %d", len(got), len(want(first, second)))
+		}
 		tb.noErrors()
 	})
 
@@ -400,6 +543,15 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 		}
 
+		tb.do("a restatement's address", chromedp.Navigate(base+"/console/day/2026-11-01/line/"+url.PathEscape(lines.Items[0].StatementID)+"/explain"),
+			chromedp.WaitVisible(chromedp.CSS(`section[data-export-id]`)))
+		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
+			t.Errorf("a regulator at a restatement's address is at %s, want /console/exports", p)
+		}
+		if n := eval[int](tb, "changes tables", `document.querySelectorAll('table[data-kind=changes]').length`); n != 0 {
+			t.Error("a regulator sees a restatement")
+		}
+
 		tb.do("a day's address", chromedp.Navigate(base+"/console/day/2026-11-01"),
 			chromedp.WaitVisible(chromedp.CSS(`section[data-export-id]`)))
 		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
@@ -408,6 +560,30 @@ func TestConsoleInBrowser(t *testing.T) {
 		if n := eval[int](tb, "statement tables", `document.querySelectorAll('table[data-kind=statements]').length`); n != 0 {
 			t.Error("a regulator sees statement lines")
 		}
+		tb.noErrors()
+	})
+
+	t.Run("completeness", func(t *testing.T) {
+		tb := newTab(t, chrome, "completeness")
+		tb.signIn(xsrv.URL, "/console/exports", xtoks[Regulator], "regulator")
+		tb.do("exports", chromedp.WaitVisible(chromedp.CSS(`section[data-export-id] table[data-kind=completeness]`)))
+		// Each export's completeness, as its manifest says.
+		var x ExportAnswer
+		ok(t, xs.do(req{method: "GET", path: "/api/v1/exports/export-2026-11-01-final-v2", token: xtoks[Regulator]}), http.StatusOK, &x)
+		type inputRow struct{ Input, Records, Applied string }
+		var wantInputs []inputRow
+		if x.Manifest.Completeness != nil {
+			for _, in := range x.Manifest.Completeness.Inputs {
+				wantInputs = append(wantInputs, inputRow{fmt.Sprintf("%s/%d", in.Topic, in.Partition), strconv.FormatInt(in.Records, 10), strconv.FormatInt(in.Applied, 10)})
+			}
+		}
+		gotInputs := eval[[]inputRow](tb, "completeness", `[...document.querySelectorAll('section[data-export-id="export-2026-11-01-final-v2"] table[data-kind=completeness] tr[data-input]')].map(tr => ({
+			Input: tr.dataset.input, Records: tr.querySelector('td[data-field=records]').textContent,
+			Applied: tr.querySelector('td[data-field=applied]').textContent}))`)
+		if len(wantInputs) == 0 || !slices.Equal(gotInputs, wantInputs) {
+			t.Errorf("completeness shown %v, the manifest's %v", gotInputs, wantInputs)
+		}
+
 		tb.noErrors()
 	})
 

@@ -19,6 +19,7 @@ func TestHandler(t *testing.T) {
 		return w
 	}
 	for _, p := range []string{"/console/", "/console/day/2026-11-01", "/console/day/2026-11-01/line/HB_NORTH%2FP1%2F2026-11-01%2F1",
+		"/console/day/2026-11-01/line/HB_NORTH%2FP1%2F2026-11-01%2F2/explain?against=1", "/console/inputs?meter_id=M1",
 		"/console/quarantine", "/console/exports?operating_day=2026-11-01", "/console/status", "/console/../console/x"} {
 		w := get(http.MethodGet, p)
 		body := w.Body.String()

@@ -5,11 +5,14 @@
 // in with an API token kept in the tab's sessionStorage, sends it only in
 // the Authorization header, and takes every figure from /api/v1.
 //
-// Pages now: Day (a day's runs and statement lines, and for a line its
-// settled figures per settlement interval as an SVG chart), Inputs, Quarantine
-// (operators replay a reason), Exports (verify, download, public key) and
-// Status. The Restatement page, estimate marks and completeness figures
-// come with the estimation and explain issues.
+// Pages: Day (a day's runs and statement lines, and for a line its settled
+// figures per settlement interval as an SVG chart, estimated shares
+// marked), Restatement (/console/day/{day}/line/{statement_id}/explain
+// ?against=: a line's explanation against an earlier version, its summary
+// adding up to the exact delta and its changes page by page), Inputs (a
+// meter's reads in every version and the latest runs' estimates of it, a
+// point's prices), Quarantine (operators replay a reason), Exports (verify,
+// download, public key, completeness) and Status.
 //
 // Invariants:
 //   - Every answer of Handler carries a Content-Security-Policy that allows

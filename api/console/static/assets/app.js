@@ -218,6 +218,10 @@
     if (path === '/') {
       page = 'day';
       render = latestDay;
+    } else if ((m = /^\/day\/(\d{4}-\d{2}-\d{2})\/line\/([^/]+)\/explain$/.exec(path))) {
+      const line = safeDecode(m[2]);
+      page = 'day';
+      render = () => restatementPage(m[1], line, query.get('against'), query.get('limit'));
     } else if ((m = /^\/day\/(\d{4}-\d{2}-\d{2})(?:\/line\/([^/]+))?$/.exec(path))) {
       const line = m[2] ? safeDecode(m[2]) : null;
       page = 'day';
@@ -340,7 +344,7 @@
       delta_amount: dec.sum(ls.map((l) => l.delta_amount)),
     }))));
 
-    if (lineID) out.push(...await lineChart(lineID));
+    if (lineID) out.push(...await lineChart(lineID, dayHref));
     else out.push(el('p', { class: 'muted' }, 'Pick a line for its chart per settlement interval.'));
     return out;
   }
@@ -356,6 +360,7 @@
       { label: 'Delta amount', field: 'delta_amount', num: true },
       { label: 'Currency', field: 'currency' },
       { label: 'Priced intervals', field: 'priced_intervals', num: true, cell: (l) => `${l.priced_intervals} / ${l.intervals}` },
+      { label: 'Restatement', field: 'explain', cell: (l) => l.version >= 2 ? explainLink(dayHref, l.statement_id, 'what changed') : '' },
     ];
     const rows = items.slice();
     const wrap = el('div');
@@ -388,8 +393,22 @@
     return wrap;
   }
 
-  async function lineChart(statementID) {
+  // explainLink is a link to the Restatement page of a line (against its
+  // previous version).
+  function explainLink(dayHref, statementID, text) {
+    return el('a', { href: dayHref + '/line/' + encodeURIComponent(statementID) + '/explain', 'data-nav': true, 'data-kind': 'explain-link' }, text);
+  }
+
+  // versionOf is a statement line's version: its id ends in it
+  // (point/participant/day/version); null when it does not.
+  function versionOf(statementID) {
+    const m = /\/(\d{1,10})$/.exec(statementID);
+    return m ? Number(m[1]) : null;
+  }
+
+  async function lineChart(statementID, dayHref) {
     const out = [el('h2', null, 'Line ' + statementID + ': settled figures per settlement interval')];
+    if (versionOf(statementID) >= 2) out.push(el('p', null, explainLink(dayHref, statementID, 'What changed against the previous version (restatement)')));
     let intervals;
     try {
       intervals = await all('/statements/' + encodeURIComponent(statementID) + '/intervals');
@@ -487,6 +506,126 @@
     return el('div', { class: 'scroll' }, root);
   }
 
+  // ---- Restatement ------------------------------------------------------------
+
+  // EXPLAIN_PAGE is how many changes a page of the Restatement page shows
+  // unless the address says (limit).
+  const EXPLAIN_PAGE = 100;
+
+  // restatementPage is explain.md's explanation of a line against an
+  // earlier version: the two versions (a picker for the earlier), the
+  // summary by kind whose total is the exact delta, the rounded delta and
+  // its rounding, then the changes a page at a time (the API's cursor).
+  async function restatementPage(day, statementID, against, limitParam) {
+    const dayHref = BASE + '/day/' + day;
+    const a = against !== null && /^\d{1,10}$/.test(against) ? against : null;
+    const limit = limitParam && /^\d{1,4}$/.test(limitParam) ? Math.min(Math.max(Number(limitParam), 1), PAGE) : EXPLAIN_PAGE;
+    const path = '/statements/' + encodeURIComponent(statementID) + '/explain?limit=' + limit + (a === null ? '' : '&against=' + a);
+    const out = [el('h1', null, 'Restatement of ' + statementID),
+      el('p', null, link(dayHref + '/line/' + encodeURIComponent(statementID), 'The line'), ' · ', link(dayHref, 'Operating day ' + day))];
+    const [runs, e] = await Promise.all([all('/runs?operating_day=' + day), get(path)]);
+    const version = versionOf(e.statement_id);
+    const shownAgainst = versionOf(e.against);
+    const versions = [...new Set(runs.items.filter((r) => r.status === 'completed' && (version === null || r.version < version)).map((r) => r.version))]
+      .sort((x, y) => y - x);
+    const here = location.pathname;
+    out.push(el('form', {
+      class: 'inline', 'data-kind': 'pick-against', onsubmit: (ev) => {
+        ev.preventDefault();
+        const p = new URLSearchParams({ against: ev.target.elements.against.value });
+        if (limitParam) p.set('limit', String(limit));
+        navigate(here + '?' + p);
+      },
+    },
+    el('label', null, 'Version ' + (version === null ? '?' : version) + ' against',
+      el('select', { name: 'against' }, [...versions, 0].map((v) => el('option', { value: String(v), selected: v === shownAgainst }, v === 0 ? 'nothing (0)' : 'version ' + v)))),
+    el('button', { type: 'submit' }, 'Explain')));
+    out.push(el('p', { 'data-kind': 'explain-versions' }, 'Line ', el('code', { 'data-field': 'statement_id' }, e.statement_id), ' against ', el('code', { 'data-field': 'against' }, e.against)));
+
+    // The summary: read and price effects, and their total, which the
+    // contract makes the exact delta (dec adds exactly).
+    const rs = e.summary.read, ps = e.summary.price;
+    const total = {
+      kind: 'total', changes: String(rs.changes + ps.changes),
+      energy_mwh_effect: dec.add(rs.energy_mwh_effect, ps.energy_mwh_effect), amount_effect: dec.add(rs.amount_effect, ps.amount_effect),
+    };
+    out.push(el('h2', null, 'Summary'));
+    out.push(table('explain-summary', [
+      { label: 'Changes of', field: 'kind' },
+      { label: 'Changes', field: 'changes', num: true },
+      { label: 'Energy MWh effect', field: 'energy_mwh_effect', num: true },
+      { label: 'Amount effect', field: 'amount_effect', num: true },
+    ], [{ kind: 'read', ...rs, changes: String(rs.changes) }, { kind: 'price', ...ps, changes: String(ps.changes) }, total],
+    (r) => ({ 'data-kind': r.kind })));
+    if (total.amount_effect !== e.exact_delta_amount || total.energy_mwh_effect !== e.exact_delta_energy_mwh) {
+      out.push(errorBox(`The effects add up to ${total.amount_effect} (${total.energy_mwh_effect} MWh), the exact delta is ${e.exact_delta_amount} (${e.exact_delta_energy_mwh} MWh).`));
+    }
+    out.push(table('explain-delta', [
+      { label: '', field: 'name' },
+      { label: 'Energy MWh', field: 'energy_mwh', num: true },
+      { label: 'Amount', field: 'amount', num: true },
+    ], [
+      { name: 'exact delta (the total above)', energy_mwh: e.exact_delta_energy_mwh, amount: e.exact_delta_amount, key: 'exact' },
+      { name: 'delta of the rounded line figures', energy_mwh: e.delta_energy_mwh, amount: e.delta_amount, key: 'rounded' },
+      { name: 'rounding (delta − exact delta)', energy_mwh: '', amount: e.rounding, key: 'rounding' },
+    ], (r) => ({ 'data-row': r.key })));
+
+    // The changes, a page at a time.
+    out.push(el('h2', null, 'Changes'));
+    out.push(el('p', { class: 'muted' }, 'A read change is one read in one settlement interval: its effect is its energy change × the new price. ' +
+      'A price change is an interval whose settlement price changed: its effect is the old energy × the price change. Values are whole reads in kWh; LF is the loss factor.'));
+    const body = el('tbody');
+    const head = el('tr', null, ['Settlement interval', 'Kind', 'Read or point', 'Before', 'After', 'Energy MWh effect', 'Amount effect']
+      .map((h, i) => el('th', { scope: 'col', class: i >= 5 ? 'num' : null }, h)));
+    const status = el('p', { class: 'muted', 'data-kind': 'explain-count' });
+    const more = el('button', { type: 'button', 'data-action': 'more-changes' }, 'More changes');
+    let cursor = e.next_cursor || '';
+    const gen = generation;
+    const addPage = (p) => {
+      body.append(...p.changes.map(changeRow));
+      cursor = p.next_cursor || '';
+      more.hidden = !cursor;
+      const n = body.childElementCount;
+      status.textContent = `${n} of ${rs.changes + ps.changes} changes shown` + (cursor ? '.' : ', all of them.');
+      status.setAttribute('data-shown', String(n));
+    };
+    more.addEventListener('click', async () => {
+      more.disabled = true;
+      try {
+        const p = await get(path + '&cursor=' + encodeURIComponent(cursor));
+        if (gen === generation) addPage(p);
+      } catch (err) {
+        status.textContent = 'Could not load more changes: ' + err.message;
+      }
+      more.disabled = false;
+    });
+    addPage(e);
+    out.push(el('div', { class: 'scroll' }, el('table', { 'data-kind': 'changes' }, el('thead', null, head), body)), status, el('p', null, more));
+    return out;
+  }
+
+  function changeRow(c) {
+    const td = (field, v, num) => el('td', { 'data-field': field, class: num ? 'num' : null }, v);
+    const what = c.kind === 'price' ? c.settlement_point : `${c.meter_id} ${c.channel} from ${c.start}`;
+    const side = (s) => c.kind === 'price' ? (s.price === null ? 'unpriced' : s.price) : readState(s);
+    return el('tr', { 'data-change': c.kind },
+      td('settlement_interval', c.settlement_interval), td('kind', c.kind), td('what', what),
+      td('before', side(c.before)), td('after', side(c.after)),
+      td('energy_mwh_effect', c.energy_mwh_effect, true), td('amount_effect', c.amount_effect, true));
+  }
+
+  // readState is how a read contributed in one version, readably: null
+  // where it did not.
+  function readState(s) {
+    if (s === null) return '—';
+    const parts = [s.value + ' kWh'];
+    if (s.estimate !== null) parts.push('estimated by gridsettle (' + s.estimate + ')');
+    else parts.push('v' + s.version, 'quality ' + s.quality);
+    parts.push('LF ' + s.loss_factor);
+    if (s.topic !== null) parts.push(`${s.topic}/${s.partition}@${s.offset}`);
+    return parts.join(' · ');
+  }
+
   // ---- Inputs ---------------------------------------------------------------
 
   async function inputsPage(query) {
@@ -514,11 +653,37 @@
     const range = (from ? '&from=' + encodeURIComponent(from) : '') + (to ? '&to=' + encodeURIComponent(to) : '');
     if (meter) {
       out.push(el('h2', null, 'Reads of ' + meter));
+      out.push(el('p', { class: 'muted' }, 'Every stored version of each read (superseded ones marked, with the record that replaced it), ' +
+        "and the estimates gridsettle made where reads were missing, as the latest completed run of each operating day made them."));
       try {
-        const r = await get('/meters/' + encodeURIComponent(meter) + '/reads?limit=' + PAGE + range);
-        out.push(table('reads', ['start', 'channel', 'interval_seconds', 'value', 'quality', 'version', 'source', 'topic', 'partition', 'offset']
-          .map((f) => ({ label: f === 'value' ? 'kWh' : f.replace('_', ' '), field: f, num: ['value', 'version', 'partition', 'offset'].includes(f) })), r.items));
-        if (r.next_cursor) out.push(el('p', { class: 'muted' }, `The first ${r.items.length} reads; narrow the range for more.`));
+        const [r, est] = await Promise.all([
+          get('/meters/' + encodeURIComponent(meter) + '/reads?versions=all&limit=' + PAGE + range),
+          estimatesOf(meter, from, to),
+        ]);
+        const rows = [...r.items, ...est.items].sort((x, y) => (Date.parse(x.start) - Date.parse(y.start)) ||
+          String(x.channel).localeCompare(String(y.channel)) || ((x.version ?? 0) - (y.version ?? 0)));
+        out.push(table('reads', [
+          { label: 'start', field: 'start' },
+          { label: 'channel', field: 'channel' },
+          { label: 'interval seconds', field: 'interval_seconds', num: true },
+          { label: 'kWh', field: 'value', num: true },
+          { label: 'quality', field: 'quality' },
+          { label: 'version', field: 'version', num: true },
+          { label: 'source', field: 'source' },
+          { label: 'topic', field: 'topic' },
+          { label: 'partition', field: 'partition', num: true },
+          { label: 'offset', field: 'offset', num: true },
+          { label: 'state', field: 'state', cell: readStateText },
+        ], rows, (x) => ({
+          'data-superseded': x.superseded_by ? `${x.superseded_by.topic}/${x.superseded_by.partition}@${x.superseded_by.offset}` : null,
+          'data-estimate': x.estimate_method || null,
+          'data-run': x.estimate_run || null,
+          class: x.superseded_by ? 'superseded' : x.estimate_method ? 'estimate' : null,
+        })));
+        if (r.next_cursor) out.push(el('p', { class: 'muted' }, `The first ${r.items.length} read versions; narrow the range for more.`));
+        out.push(el('p', { class: 'muted', 'data-kind': 'estimate-runs' }, est.runs.length
+          ? `Estimates by ${est.runs.join(', ')} (${est.items.length} in this range).`
+          : 'No completed run covers this range: no estimates shown.'));
       } catch (err) {
         out.push(errorBox(err));
       }
@@ -534,8 +699,56 @@
         out.push(errorBox(err));
       }
     }
-    if (!meter && !point) out.push(el('p', { class: 'muted' }, "Name a meter for its current reads (the highest version of each interval, with quality, version and source) or a settlement point for its RT prices."));
+    if (!meter && !point) out.push(el('p', { class: 'muted' }, "Name a meter for its reads (every version, with quality, version and source, and gridsettle's estimates) or a settlement point for its RT prices."));
     return out;
+  }
+
+  function readStateText(x) {
+    if (x.estimate_method) return `estimated by ${x.estimate_run} (${x.estimate_method})`;
+    if (x.superseded_by) return `superseded by ${x.superseded_by.topic}/${x.superseded_by.partition}@${x.superseded_by.offset}`;
+    return 'current';
+  }
+
+  // ESTIMATE_DAYS bounds the operating days whose estimates the Inputs page
+  // reads.
+  const ESTIMATE_DAYS = 7;
+
+  // estimatesOf is the estimates of a meter in [from, to) that the latest
+  // completed run of each operating day made (the runs that settle the
+  // day now), as rows of the reads table, and those runs. The days are
+  // those of the range, widened by a day each side because an operating
+  // day is local time; without a range, the latest days.
+  async function estimatesOf(meter, from, to) {
+    const { items } = await all('/runs');
+    const latest = new Map();
+    const lo = from ? shiftDay(from.slice(0, 10), -1) : null, hi = to ? shiftDay(to.slice(0, 10), 1) : null;
+    for (const r of items) {
+      if (r.status !== 'completed' || (lo && r.operating_day < lo) || (hi && r.operating_day > hi)) continue;
+      const cur = latest.get(r.operating_day);
+      if (!cur || r.version > cur.version) latest.set(r.operating_day, r);
+    }
+    const runs = [...latest.values()].sort((x, y) => (x.operating_day < y.operating_day ? 1 : -1)).slice(0, ESTIMATE_DAYS);
+    const fromT = from ? Date.parse(from) : -Infinity, toT = to ? Date.parse(to) : Infinity;
+    const pages = await Promise.all(runs.map((r) => all('/runs/' + encodeURIComponent(r.run_id) + '/estimates?meter_id=' + encodeURIComponent(meter))));
+    const rows = [];
+    pages.forEach((p, i) => {
+      for (const x of p.items) {
+        const t = Date.parse(x.interval_start);
+        if (t < fromT || t >= toT) continue;
+        rows.push({
+          start: x.interval_start, channel: x.channel, interval_seconds: x.interval_seconds, value: x.value_kwh,
+          quality: null, version: null, source: 'gridsettle', estimate_method: x.method, estimate_run: runs[i].run_id,
+        });
+      }
+    });
+    return { items: rows, runs: runs.map((r) => r.run_id) };
+  }
+
+  function shiftDay(day, n) {
+    const d = new Date(day + 'T00:00:00Z');
+    if (Number.isNaN(d.getTime())) return null;
+    d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
   }
 
   // ---- Quarantine -----------------------------------------------------------
@@ -639,6 +852,7 @@
       el('h2', null, `${id}`),
       el('p', null, `${x.operating_day} · ${x.run_type} · version ${x.version} · created ${x.created_at} · manifest sha256 `, el('code', null, x.manifest_sha256)),
       table('control-totals', [{ label: 'Control total', field: 'name' }, { label: 'Value', field: 'value', num: true }], totals),
+      completeness(m.completeness),
       el('p', null,
         el('button', {
           type: 'button', 'data-action': 'verify', onclick: async (ev) => {
@@ -663,6 +877,29 @@
             (err) => { fileStatus.textContent = ` ${name}: ${err.message}`; }),
         }, name);
       }), fileStatus));
+  }
+
+  // completeness is the manifest's count of every input record per input
+  // partition (explain.md "Completeness"), as the manifest says it.
+  function completeness(c) {
+    if (!c) return el('p', { class: 'muted', 'data-kind': 'completeness' }, 'This manifest has no completeness (an older format, or a run made before runs counted their inputs).');
+    const n = (v) => (v === undefined || v === null ? '' : String(v));
+    return el('div', null, el('h3', null, 'Completeness: every input record accounted for'), table('completeness', [
+      { label: 'Topic', field: 'topic' },
+      { label: 'Partition', field: 'partition', num: true, cell: (i) => n(i.partition) },
+      { label: 'Offset through', field: 'offset_through', num: true, cell: (i) => n(i.offset_through) },
+      { label: 'Records', field: 'records', num: true, cell: (i) => n(i.records) },
+      { label: 'Applied', field: 'applied', num: true, cell: (i) => n(i.applied) },
+      {
+        label: 'Quarantined', field: 'quarantined', cell: (i) => {
+          const q = Object.entries(i.quarantined || {});
+          return q.length ? q.map(([k, v]) => `${k}: ${v}`).join(', ') : '0';
+        },
+      },
+      { label: 'Reads applied', field: 'reads_applied', num: true, cell: (i) => n(i.reads_applied) },
+      { label: 'Reads stale', field: 'reads_stale', num: true, cell: (i) => n(i.reads_stale) },
+      { label: 'Reads duplicate', field: 'reads_duplicate', num: true, cell: (i) => n(i.reads_duplicate) },
+    ], c.inputs || [], (i) => ({ 'data-input': `${i.topic}/${i.partition}` })));
   }
 
   // download fetches a file with the token in its header (never in a URL)
