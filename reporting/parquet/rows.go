@@ -111,11 +111,11 @@ type Estimate struct {
 	LossFactor      decimal.Decimal // DECIMAL(18,6)
 }
 
-// The records below are the files' schemas. Tags follow design/parquet.md:
-// converted types (not logicaltype= alone), DECIMAL on INT64 up to 18
-// digits and on FIXED_LEN_BYTE_ARRAY(16) beyond, TIMESTAMP_MICROS adjusted
-// to UTC, DATE on INT32. Nullable columns omit statistics: the library
-// miscounts nulls in page statistics, and a wrong null_count lets readers
+// The records below are the files' schemas. Tags follow the package doc
+// ("What the writer library needs"): converted types (not logicaltype=
+// alone), DECIMAL on INT64 up to 18 digits and on FIXED_LEN_BYTE_ARRAY(16)
+// beyond, TIMESTAMP_MICROS adjusted to UTC, DATE on INT32. Nullable
+// columns omit statistics: the library miscounts nulls in page statistics, and a wrong null_count lets readers
 // skip row groups that do hold nulls.
 
 type statementRecord struct {

@@ -16,7 +16,8 @@ import (
 
 const (
 	// pageSize is the target uncompressed page size; 1 MiB pages compress
-	// about 7% better than the library's 8 KiB default (design/parquet.md).
+	// about 7% better than the library's 8 KiB default (package doc, "What
+	// the writer library needs").
 	pageSize = 1 << 20
 	// rowGroupSize bounds what the library buffers before writing a row
 	// group: rows stream through, only one row group's pages are in memory.
