@@ -139,7 +139,7 @@ func TestNoChangeWithoutItsAuditRow(t *testing.T) {
 }
 
 // TestMetricsLabelsAreBounded: made-up methods and paths do not grow
-// /metrics (api.md "Safe under abuse").
+// /metrics (api/README.md "Safe under abuse").
 func TestMetricsLabelsAreBounded(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, nil)

@@ -17,7 +17,7 @@ const batchTimeout = 10 * time.Second
 // (if any) has ended. What a caller gets is therefore as fresh as a query of
 // its own (a token revoked, or a run completed, before a request arrived is
 // seen by it), while under load one round trip serves every request that
-// arrived during the previous one instead of one round trip each (issue 9:
+// arrived during the previous one instead of one round trip each (measured:
 // two per request, the token and the completed runs, were a third of the
 // statements route's cost).
 type batcher[K comparable, V any] struct {

@@ -1,4 +1,4 @@
-// Package api is gridsettle's HTTP API (spec/api.md): the server and its
+// Package api is gridsettle's HTTP API (api/README.md): the server and its
 // middleware, authentication with bearer tokens and roles, the audit log,
 // RFC 9457 errors, pagination and CSV, the OpenAPI document generated from
 // the routes, and the registry, token and message-schema endpoints. Each other area

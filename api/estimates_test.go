@@ -140,7 +140,7 @@ func TestRunEstimatesHostileInput(t *testing.T) {
 	for _, tc := range []struct {
 		name, path, param string
 	}{
-		{"method not of estimation.md", path + "?method=AVG", "method"},
+		{"method not of the contract", path + "?method=AVG", "method"},
 		{"method in lower case", path + "?method=lin", "method"},
 		{"method as SQL", path + "?method=" + url.QueryEscape("LIN' OR '1'='1"), "method"},
 		{"method twice", path + "?method=LIN&method=LDY", "method"},

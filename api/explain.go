@@ -18,7 +18,7 @@ import (
 )
 
 // ExplainRoutes serve the explanation of a statement line against an
-// earlier version of it (explain.md "Explain a statement line"), computed
+// earlier version of it (settlement/README.md "Explain a statement line"), computed
 // by the engine (settlementpg.Runs.Explain) and answered in the one shape
 // settlement.Explanation marshals to.
 type ExplainRoutes struct {
@@ -313,7 +313,7 @@ func (c *explainCache) add(k explainKey, e *settlement.Explanation, size int) {
 }
 
 // explanationSchema is the OpenAPI schema of settlement.Explanation's JSON
-// (explain.md), which marshals itself and so has no Go shape to derive it
+// (settlement/README.md "Explaining every figure"), which marshals itself and so has no Go shape to derive it
 // from; TestAnswersMatchOpenAPI validates real answers against it.
 func explanationSchema() NamedSchema {
 	str := Schema{"type": "string"}

@@ -125,7 +125,8 @@ func seedExplainDays(t *testing.T, s *testServer, toks map[Role]string) string {
 	return "HB_NORTH/RET-A/2026-11-01/2"
 }
 
-// explanationJSON is explain.md's answer as a client reads it.
+// explanationJSON is the answer of settlement/README.md "Explain a statement
+// line" as a client reads it.
 type explanationJSON struct {
 	StatementID         string            `json:"statement_id"`
 	Against             string            `json:"against"`

@@ -14,7 +14,7 @@ import (
 	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 )
 
-// ExportRoutes are the regulatory export endpoints (exports.md): list,
+// ExportRoutes are the regulatory export endpoints (reporting/README.md): list,
 // produce, one export, its files byte for byte, server-side verification,
 // and the signing public key.
 type ExportRoutes struct {

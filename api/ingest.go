@@ -43,7 +43,7 @@ const statusRuns = 10
 // decimalScale is the fixed scale of read values (kWh) and prices.
 const decimalScale = 6
 
-// Read is a current read (api.md "A read").
+// Read is a current read (api/README.md "A read").
 type Read struct {
 	MeterID         string    `json:"meter_id"`
 	Channel         string    `json:"channel"`
@@ -80,7 +80,7 @@ func inputOffset(o *readstore.Origin) *InputOffset {
 }
 
 // versionsParam is the versions query parameter of reads and prices:
-// current (the default) or all, which adds superseded versions (explain.md
+// current (the default) or all, which adds superseded versions (settlement/README.md
 // "Every version of every input is kept").
 var versionsParam = EnumParam("versions", "current (the default): the current version of each; all: every stored version, "+
 	"each with superseded_by, the input record that replaced it (null for the current one)", versionsCurrent, versionsAll)
@@ -128,7 +128,7 @@ type Position struct {
 	Currency        string    `json:"currency"`
 }
 
-// QuarantineItem is a rejected input record (api.md "A quarantine item").
+// QuarantineItem is a rejected input record (api/README.md "A quarantine item").
 type QuarantineItem struct {
 	ID            int64      `json:"id"`
 	Reason        string     `json:"reason"`
@@ -149,7 +149,7 @@ type ReplayRequest struct {
 	Reason string `json:"reason"` // unknown_meter or unknown_settlement_point
 }
 
-// Status is the service status (api.md "GET /api/v1/status").
+// Status is the service status (api/README.md "GET /api/v1/status").
 type Status struct {
 	Inputs []ingest.PartitionStatus `json:"inputs"`
 	Outbox OutboxStatus             `json:"outbox"`

@@ -22,7 +22,7 @@ var hostileValues = map[string]string{
 
 // TestHostileParametersAre400 sends every hostile value as every query and
 // path parameter of every route: each is a 400 naming the parameter, never
-// a 500 (api.md "Safe under abuse").
+// a 500 (api/README.md "Safe under abuse").
 func TestHostileParametersAre400(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t, nil)

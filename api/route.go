@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Role is what a token may do (api.md "Authentication and roles").
+// Role is what a token may do (api/README.md "Authentication and roles").
 type Role string
 
 // The roles of the contract.

@@ -58,7 +58,7 @@ func (g RunRoutes) Routes() []Route {
 		},
 		{
 			Method: http.MethodGet, Path: "/api/v1/runs/{run_id}/estimates", Roles: Readers,
-			Summary: "The estimates a run made for missing reads (estimation.md)",
+			Summary: "The estimates a run made for missing reads (settlement/README.md)",
 			Description: "One item per estimated channel interval of the run's operating day: the whole interval's " +
 				"value in kWh (6 places), the method (LIN, LDY or ZER) and the assignment covering its start, as in " +
 				"estimates.parquet. Ordered by meter, channel and interval start. 404 for an unknown run; a run that " +

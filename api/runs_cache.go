@@ -17,8 +17,8 @@ import (
 // never change, so a page is valid as long as no run completes (the runs'
 // CompletedGeneration). A hit costs a share of one small query (batched
 // with the concurrent requests', see batcher) instead of reading,
-// converting and encoding up to 1,000 lines (issue 9: 50 concurrent clients
-// of a day's statements on 2 cores). Only JSON answers are cached.
+// converting and encoding up to 1,000 lines (measured with 50 concurrent
+// clients of a day's statements on 2 cores). Only JSON answers are cached.
 //
 // The generation a request is answered for is read by a query that started
 // after the request arrived, and the page is read after it, so a page is

@@ -141,7 +141,7 @@ func TestRunsAndStatementsAPI(t *testing.T) {
 	}
 	reads, _ := l["reads"].(map[string]any)
 	if len(l) != 21 || l["estimated_energy_mwh"] != "0.000000" || reads["gridsettle_estimated"] == nil {
-		t.Errorf("statement has %d fields, messages.md has 21 (estimated_energy_mwh and reads.gridsettle_estimated among them): %v", len(l), l)
+		t.Errorf("statement has %d fields, meters/README.md has 21 (estimated_energy_mwh and reads.gridsettle_estimated among them): %v", len(l), l)
 	}
 	ok(t, s.do(req{method: "GET", path: "/api/v1/statements?version=1", token: toks[Analyst]}), http.StatusOK, &lines)
 	if len(lines.Items) != 2 || lines.Items[0]["amount"] != "30.00" || lines.Items[0]["previous_version"] != nil {

@@ -13,7 +13,7 @@ import (
 )
 
 // SchemaRoutes serve the JSON Schemas of every message gridsettle reads or
-// writes on Kafka (messages.md "Schemas and CloudEvents"), from the list in
+// writes on Kafka (meters/README.md "Schemas and CloudEvents"), from the list in
 // package schemas.
 type SchemaRoutes struct{}
 

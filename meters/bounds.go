@@ -2,7 +2,7 @@ package meters
 
 import "time"
 
-// Default future bounds of an input's start (messages.md, the `start` rows of
+// Default future bounds of an input's start (meters/README.md, the `start` rows of
 // both input topics).
 const (
 	DefaultMaxFuture       = 15 * time.Minute   // a read exists only once its interval has ended

@@ -14,7 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Limits of the input contract (messages.md).
+// Limits of the input contract (meters/README.md).
 const (
 	MaxSourceChars  = 128       // characters of a read block's source
 	MaxDecimals     = 6         // decimal places of a value or price
@@ -906,7 +906,7 @@ var (
 // threshold of the configuration and the failpoints' probabilities. s is
 // in plain notation, -?[0-9]+(\.[0-9]+)? (no exponent, blanks or '+'),
 // with at most places decimal places by value: trailing zeros do not count
-// (messages.md), so 1.5000000 has one, as two decimals are equal when
+// (meters/README.md), so 1.5000000 has one, as two decimals are equal when
 // their values are. The result keeps the written scale up to places;
 // zeros written beyond it are dropped, so its exponent is at least
 // -places.

@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// MaxDetailChars bounds a rejection's detail (messages.md "Nothing a producer
+// MaxDetailChars bounds a rejection's detail (meters/README.md "Nothing a producer
 // sends can stop ingest").
 const MaxDetailChars = 200
 

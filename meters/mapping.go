@@ -13,7 +13,7 @@ type Slice struct {
 }
 
 // splitScale is where an uneven split of a long read is rounded
-// (settlement.md "From reads to settlement intervals", step 2).
+// (settlement/README.md "From reads to settlement intervals", step 2).
 const splitScale = 9
 
 // ToSettlementIntervals maps a read of lenSeconds starting at start onto

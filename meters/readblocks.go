@@ -7,7 +7,7 @@ import (
 )
 
 // MaxBlockValues is the most values one ami.interval-reads record may hold
-// (messages.md).
+// (meters/README.md).
 const MaxBlockValues = 10000
 
 // maxKWh is the largest read value of the contract.

@@ -1,6 +1,6 @@
 package meters
 
-// Reason is a stable quarantine reason of the contract (messages.md,
+// Reason is a stable quarantine reason of the contract (meters/README.md,
 // "Validation and quarantine"). The constants are listed in the order the
 // checks run: the first that fails is the record's reason.
 type Reason string
@@ -22,7 +22,7 @@ const (
 	ConflictingDuplicate   Reason = "conflicting_duplicate"
 	// Unprocessable is a record that passed every check above but that the
 	// database or an output encoder refused: a data error of the record's own,
-	// quarantined so that it cannot stop its partition (messages.md "Nothing a
+	// quarantined so that it cannot stop its partition (meters/README.md "Nothing a
 	// producer sends can stop ingest").
 	Unprocessable Reason = "unprocessable"
 )

@@ -3,7 +3,7 @@ package meters
 import "embed"
 
 // Schema names of the input messages, as GET /api/v1/schemas/{name} serves
-// them (messages.md "Schemas and CloudEvents").
+// them (meters/README.md "Schemas and CloudEvents").
 const (
 	ReadsSchema  = "ami.interval-reads/v1"
 	PricesSchema = "market.prices/v1"

@@ -1,5 +1,5 @@
 -- +goose Up
--- The registry (settlement.md "Reference data"). Effective-dated rows never
+-- The registry (settlement/README.md "Reference data"). Effective-dated rows never
 -- change in place: a change closes one assignment and opens another.
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 

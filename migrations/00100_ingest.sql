@@ -1,6 +1,6 @@
 -- +goose Up
 -- Consumed positions, stored in the same transaction as every effect
--- (design/exactly-once.md "Ingest"). next_offset moves past transaction
+-- (settlement/README.md "Exactly-once"). next_offset moves past transaction
 -- markers too, so lag reaches 0 once everything committed is applied.
 CREATE TABLE ingest_offsets (
     topic       text   NOT NULL,

@@ -1,5 +1,5 @@
 -- +goose Up
--- Settlement runs and what each produces (settlement.md "Runs, versions and
+-- Settlement runs and what each produces (settlement/README.md "Runs, versions and
 -- restatements"). Rows are written once, by the run's single write
 -- transaction; exports and the API read them.
 CREATE TABLE runs (

@@ -1,5 +1,5 @@
 -- +goose Up
--- The double-entry journal (settlement.md "The ledger"). The database itself
+-- The double-entry journal (settlement/README.md "The ledger"). The database itself
 -- enforces the two rules no code path may break: every entry balances (at
 -- commit, so an entry and its lines can be inserted in any order within a
 -- transaction) and the journal is append-only.

@@ -1,5 +1,5 @@
 -- +goose Up
--- The transactional outbox (design/exactly-once.md "Publish"). Every output
+-- The transactional outbox (settlement/README.md "Exactly-once"). Every output
 -- stream (topic, partition) has a gapless sequence handed out under the
 -- stream row's lock, so sequence order is commit order and the relay can
 -- never skip a row.

@@ -1,5 +1,5 @@
 -- +goose Up
--- Customer alerts (alerts.md), fired by settlement/alerts/postgres inside the
+-- Customer alerts (settlement/alerts/README.md), fired by settlement/alerts/postgres inside the
 -- ingest transaction. An alert is fired by inserting its identity: a row
 -- here exists once ever, and only the transaction that inserted it writes its
 -- outbox row, so each identity is published once whatever replays happen.

@@ -1,5 +1,5 @@
 -- +goose Up
--- Regulatory exports (exports.md): one row per published export folder.
+-- Regulatory exports (reporting/README.md): one row per published export folder.
 -- The folder under the export root is the record; this row makes it
 -- listable and chains the manifests of one operating day.
 CREATE TABLE exports (

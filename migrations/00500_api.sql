@@ -1,5 +1,5 @@
 -- +goose Up
--- API tokens and the audit log (api.md "Authentication and roles").
+-- API tokens and the audit log (api/README.md "Authentication and roles").
 
 -- A token's secret is never stored: only its SHA-256, which is what a
 -- presented bearer token is looked up by. Revocation sets revoked_at and is

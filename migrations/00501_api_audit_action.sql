@@ -1,6 +1,6 @@
 -- +goose Up
 -- The audit row says what a call changed, and keeps the server's own
--- request id apart from the one a client sent (api.md "Safe under abuse").
+-- request id apart from the one a client sent (api/README.md "Safe under abuse").
 -- Rows are only ever added, so the append-only triggers of 00500 stay as
 -- they are; older rows get an empty action and no client request id.
 ALTER TABLE api_audit

@@ -1,5 +1,5 @@
 -- +goose Up
--- The scheduler's failed attempts at a scheduled run (settlement.md "Runs"):
+-- The scheduler's failed attempts at a scheduled run (settlement/README.md "Runs, versions and restatements"):
 -- one row per (operating day, run type) whose scheduled run has failed and
 -- not yet completed, written in the transaction that records the failed run.
 -- The scheduler tries again after next_attempt_at and gives up after a

@@ -1,5 +1,5 @@
 -- +goose Up
--- Estimation of missing reads (../shared/spec/estimation.md): a run's
+-- Estimation of missing reads (settlement/README.md "Estimation of missing reads (VEE)"): a run's
 -- estimates belong to the run that made them and are never written as
 -- reads, so the next run estimates again from its own snapshot and an
 -- actual read that arrived meanwhile replaces the estimate.
@@ -24,7 +24,7 @@ CREATE TABLE run_estimates (
 );
 
 -- The estimate figures of statement lines, account charges and settlement
--- intervals (estimation.md "What a run records and publishes"). Rows of
+-- intervals (settlement/README.md "What a run records and publishes"). Rows of
 -- runs made before estimation existed have none: 0 is what they had.
 ALTER TABLE statement_lines
     ADD COLUMN estimated_energy_mwh numeric NOT NULL DEFAULT 0,

@@ -1,5 +1,5 @@
 -- +goose Up
--- Completeness (../shared/spec/explain.md "Completeness: every input record
+-- Completeness (settlement/README.md "Completeness: every input record
 -- accounted for"): the per-input-partition counts ingest keeps, as they
 -- stood in a run's snapshot, stored with the run beside its lineage and
 -- carried by its exports' manifests, so that regenerating an export

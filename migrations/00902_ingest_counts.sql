@@ -1,5 +1,5 @@
 -- +goose Up
--- Completeness counts (../shared/spec/explain.md "Completeness: every input
+-- Completeness counts (settlement/README.md "Completeness: every input
 -- record accounted for"), kept on each partition's offset row and moved in
 -- the statement that closes every ingest transaction, so that they commit
 -- exactly when the offset does: a retried batch never counts twice, and a

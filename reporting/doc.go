@@ -1,4 +1,4 @@
-// Package reporting owns regulatory exports (spec/exports.md): for one
+// Package reporting owns regulatory exports (reporting/README.md): for one
 // completed run, a folder {export_root}/{operating_day}/{run_type}-v{version}/
 // with statements.parquet, intervals.parquet, ledger.parquet and (format
 // gridsettle-export/v2) estimates.parquet, a manifest
@@ -27,7 +27,7 @@
 //     the rows as they are written, and Verify recomputes them by reading
 //     the files back; Publish verifies every folder before renaming it into
 //     place.
-//   - Completeness (v2, explain.md "Completeness") is the run's own count
+//   - Completeness (v2, settlement/README.md "Completeness: every input record accounted for") is the run's own count
 //     of its input records (Run.Completeness, from runs.completeness),
 //     copied, never recounted: a later replay changes later runs' counts
 //     only, so regenerating an export reproduces it. It accounts for
@@ -42,7 +42,7 @@
 //     never has one.
 //   - Consistent: each statement line's energy, unpriced energy, amount and
 //     interval counts are those of its interval rows (rounded half-even
-//     where settlement.md rounds); every ledger entry balances. A run whose
+//     where settlement/README.md rounds); every ledger entry balances. A run whose
 //     rows break this is not exported.
 //   - The signed files are the export: Verify with a trusted key needs no
 //     signing-key.pub.pem (a convenience copy, checked when present); without

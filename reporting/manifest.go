@@ -12,7 +12,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
-// The manifest's format identifiers (exports.md "Manifest"). An export
+// The manifest's format identifiers (reporting/README.md "Manifest"). An export
 // keeps the format it was written with: regenerating it writes that format
 // again, byte for byte.
 const (
@@ -70,7 +70,7 @@ func (l Layout) v2() bool { return l.Parquet >= parquet.LayoutV2 }
 // of the latest format, which holds every file of the earlier ones.
 var FolderFiles = layouts[len(layouts)-1].FolderFiles()
 
-// Manifest is manifest.json (exports.md "Manifest"). Field order is the
+// Manifest is manifest.json (reporting/README.md "Manifest"). Field order is the
 // JSON order; decimals are strings with their column's scale.
 // Completeness is absent in FormatV1 and, in FormatV2, for a run made
 // before gridsettle counted its input records (runs.completeness NULL):
@@ -109,7 +109,7 @@ type File struct {
 }
 
 // FolderFile is one file of an export folder as the export registry lists
-// it (api.md "An export"): every file of the folder, so that downloading
+// it (api/README.md "An export"): every file of the folder, so that downloading
 // each gives the whole folder; Rows only for the Parquet files.
 type FolderFile struct {
 	Name   string `json:"name"`

@@ -57,7 +57,7 @@ const (
 // addends exact at the sum's scale are added as 128-bit integers of
 // 10^-scale units; any other addend (more places, too many digits, or a
 // sum that would overflow) is added to rest as a decimal. 192,000 interval
-// rows summed as decimals cost more than writing them (issue 9).
+// rows summed as decimals cost more than writing them (measured).
 type exactSum struct {
 	units exact.Int128
 	rest  decimal.Decimal
@@ -151,7 +151,7 @@ func (t *tally) ledgerLine(l parquet.LedgerLine) error {
 	return nil
 }
 
-// estimate checks an estimates.parquet row: a method of estimation.md, a
+// estimate checks an estimates.parquet row: a method of settlement/README.md "Estimation of missing reads (VEE)", a
 // length, and the statement line it flows into (an estimate in the day
 // creates its line as a read would).
 func (t *tally) estimate(e parquet.Estimate) error {

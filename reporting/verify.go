@@ -374,7 +374,7 @@ func checkRows(ctx context.Context, dir string, m Manifest, day settlement.Day, 
 		fmt.Sprintf("ledger: %s, every entry balances", describeLedger(ledger)),
 	}
 	if layout.v2() {
-		checks = append(checks, fmt.Sprintf("estimates: %d, each with a method of estimation.md and the statement line it flows into", t.estimates))
+		checks = append(checks, fmt.Sprintf("estimates: %d, each with a method of settlement/README.md and the statement line it flows into", t.estimates))
 	}
 	return checks, nil
 }

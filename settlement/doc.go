@@ -1,5 +1,5 @@
 // Package settlement owns the settlement arithmetic of the contract
-// (settlement.md): the market calendar (operating days in the market time
+// (settlement/README.md): the market calendar (operating days in the market time
 // zone, with 23- and 25-hour days), settlement prices from real-time prices,
 // amounts, statement lines and account charges, runs and their versions,
 // and customer alerts. It builds on meters (inputs) and ledger (postings).

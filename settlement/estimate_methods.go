@@ -1,6 +1,6 @@
 package settlement
 
-// The estimation methods of estimation.md "Methods, in order", as
+// The estimation methods of settlement/README.md "Methods, in order", as
 // run_estimates, estimates.parquet and the API name them (the keys of
 // EstimateCounts).
 const (
@@ -9,5 +9,5 @@ const (
 	MethodZero    = "ZER"
 )
 
-// EstimateMethods are the methods in the order estimation.md tries them.
+// EstimateMethods are the methods in the order settlement/README.md "Estimation of missing reads (VEE)" tries them.
 var EstimateMethods = []string{MethodLinear, MethodLikeDay, MethodZero}

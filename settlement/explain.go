@@ -11,7 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Explaining a restatement (explain.md "Explain a statement line"): which
+// Explaining a restatement (settlement/README.md "Explain a statement line"): which
 // reads and prices differ between two versions of a statement line, and
 // what each difference cost. settlement/postgres rebuilds the two versions'
 // inputs from the store; the attribution below is the contract's fixed rule,
@@ -112,7 +112,8 @@ type Change struct {
 	AmountEffect            decimal.Decimal
 }
 
-// MarshalJSON writes the change in explain.md's shape for its kind.
+// MarshalJSON writes the change in the shape of settlement/README.md "Explain a
+// statement line" for its kind.
 func (c Change) MarshalJSON() ([]byte, error) {
 	amount := c.AmountEffect.StringFixedBank(ExactAmountScale)
 	if c.Kind == ChangePrice {
@@ -166,7 +167,7 @@ func (k KindSummary) MarshalJSON() ([]byte, error) {
 	}{k.Changes, k.EnergyMWhEffect.StringFixedBank(ExactEnergyScale), k.AmountEffect.StringFixedBank(ExactAmountScale)})
 }
 
-// Explanation is explain.md's answer for a statement line against an
+// Explanation is the answer (settlement/README.md "Explain a statement line") for a statement line against an
 // earlier version of it. Summary covers every change, also when a page
 // holds only some of them (NextCursor is the API's).
 type Explanation struct {

@@ -9,7 +9,7 @@ import (
 	"github.com/gridsettle/gridsettle/meters"
 )
 
-// priceScale is where a mean of shorter prices is rounded (settlement.md
+// priceScale is where a mean of shorter prices is rounded (settlement/README.md
 // "Prices").
 const priceScale = 6
 

@@ -30,7 +30,7 @@ type Interval struct {
 	ActualReads    int                 // reads of quality A contributing to the interval
 	EstimatedReads int                 // reads of quality E or S contributing to the interval
 	// EstimatedMWh is the part of MWh that gridsettle's own estimates
-	// contribute (estimation.md), exact; GridsettleEstimatedReads counts
+	// contribute (settlement/README.md "Estimation of missing reads (VEE)"), exact; GridsettleEstimatedReads counts
 	// those estimates, as ActualReads counts reads.
 	EstimatedMWh             decimal.Decimal
 	GridsettleEstimatedReads int
@@ -45,7 +45,7 @@ func (i Interval) Amount() decimal.NullDecimal {
 }
 
 // ReadCounts are current reads counted by quality, and the channel
-// intervals gridsettle estimated, by method (estimation.md).
+// intervals gridsettle estimated, by method (settlement/README.md "Estimation of missing reads (VEE)").
 type ReadCounts struct {
 	Actual              int            `json:"actual"`
 	Estimated           int            `json:"estimated"`
@@ -101,7 +101,7 @@ type ChargeFigures struct {
 	ImportKWh    decimal.Decimal
 	ExportKWh    decimal.Decimal
 	NetKWh       decimal.Decimal
-	EstimatedKWh decimal.Decimal // included in NetKWh (estimation.md)
+	EstimatedKWh decimal.Decimal // included in NetKWh (settlement/README.md "Estimation of missing reads (VEE)")
 	EnergyCost   decimal.Decimal
 }
 
@@ -142,7 +142,7 @@ func ChargeID(account, participant string, day Day, version int) string {
 }
 
 // StatementLine is one line of a run's statement: participant × settlement
-// point × operating day × version (messages.md settlement.statement/v1).
+// point × operating day × version (meters/README.md settlement.statement/v1).
 type StatementLine struct {
 	StatementID     string
 	ParticipantID   string

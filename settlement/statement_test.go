@@ -144,7 +144,7 @@ func TestStatementLineJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// messages.md's example, field for field
+	// the example of meters/README.md, field for field
 	want := `{"statement_id":"HB_NORTH/RETAILER-A/2026-11-01/2","participant_id":"RETAILER-A","settlement_point":"HB_NORTH",` +
 		`"operating_day":"2026-11-01","run_type":"final","version":2,"previous_version":1,"currency":"USD",` +
 		`"energy_mwh":"1234.567890","amount":"45678.90","unpriced_energy_mwh":"0.000000","previous_energy_mwh":"1230.000000",` +

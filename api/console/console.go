@@ -14,7 +14,7 @@ const Prefix = "/console/"
 //go:embed static
 var files embed.FS
 
-// CSP is the console's Content-Security-Policy (console.md "Rules"):
+// CSP is the console's Content-Security-Policy (api/README.md "Rules"):
 // everything from this origin only, no inline script or style, no
 // framing, no plugins.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +

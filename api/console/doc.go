@@ -1,4 +1,4 @@
-// Package console is the analyst console (spec/console.md) served by the
+// Package console is the analyst console (api/README.md "The analyst console") served by the
 // api component at /console/: one page and its script and style, embedded
 // in the binary (go:embed), so it works with no network, no CDN and no
 // build step. The page holds no data and needs no token; the script signs

@@ -18,7 +18,7 @@ import (
 )
 
 // minServeAdminToken is the shortest --admin-token serve accepts
-// (api.md "Safe under abuse").
+// (api/README.md "Safe under abuse").
 const minServeAdminToken = 32
 
 // newAdminToken is a generated admin token: dev and demo print it; it is

@@ -25,7 +25,7 @@ import (
 func newBridgeCmd(m *Main) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "bridge",
-		Short: "Bridge field protocols into the input topics (edge.md)",
+		Short: "Bridge field protocols into the input topics (meters/README.md)",
 	}
 	c.AddCommand(m.command(&cobra.Command{
 		Use:   "mqtt",

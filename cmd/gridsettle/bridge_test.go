@@ -31,7 +31,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// TestBridgeKills (issue 21): a generated day goes over a real Mosquitto
+// TestBridgeKills (meters/README.md "Edge ingest: the MQTT bridge"): a generated day goes over a real Mosquitto
 // through `gridsettle bridge mqtt`, which is killed before producing, after
 // committing before its PUBACKs, and by the harness, and started again each
 // time; then every read is settled once (the statements equal the oracle's

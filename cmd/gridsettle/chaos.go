@@ -40,7 +40,8 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// chaosConfig is one run of the chaos suite (issue 8): separate OS
+// chaosConfig is one run of the chaos suite (settlement/README.md
+// "Exactly-once", "What proves it"): separate OS
 // processes — one `gridsettle broker`, three `gridsettle serve --components
 // ingest,publish` workers in one consumer group and one `serve --components
 // api` — settle a seeded simulated stream while the harness kills, freezes

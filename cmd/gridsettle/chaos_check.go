@@ -34,7 +34,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
-// Output schemas (messages.md) the checks expect in gridsettle-schema.
+// Output schemas (meters/README.md) the checks expect in gridsettle-schema.
 const (
 	statementSchema = "settlement.statement/v1"
 	chargeSchema    = "settlement.account-charge/v1"
@@ -277,7 +277,7 @@ func (c *chaos) compare(ctx context.Context, p *problems) error {
 	if err != nil {
 		return err
 	}
-	// The bridge's own dead letters (edge.md) are no relay's records: they
+	// The bridge's own dead letters (meters/README.md "Edge ingest: the MQTT bridge") are no relay's records: they
 	// carry no gridsettle-seq and no source offset, and are checked here
 	// only against their schema.
 	c.checkBridgeLetters(p, out)

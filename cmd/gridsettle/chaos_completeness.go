@@ -11,8 +11,8 @@ import (
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
-// checkCompleteness: every completed run's completeness (explain.md
-// "Completeness") lists every partition of its lineage at the lineage's
+// checkCompleteness: every completed run's completeness (settlement/README.md
+// "Completeness: every input record accounted for") lists every partition of its lineage at the lineage's
 // offset, and equals a recount of the input log read read_committed: per
 // partition, the records through offset_through, and the oracle's
 // quarantine of them by reason; the reads counts, summed over the reads

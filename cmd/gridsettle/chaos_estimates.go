@@ -15,7 +15,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/oracle"
 )
 
-// The estimates a run stored (run_estimates, estimation.md "What a run
+// The estimates a run stored (run_estimates, settlement/README.md "What a run
 // records and publishes") are compared here with the oracle's, row by row.
 // The estimate figures of lines, charges and intervals are columns of
 // their rows and compared with them (statementRows, chargeRows,

@@ -18,7 +18,7 @@ import (
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
-// The explanations of restated lines (explain.md "Explain a statement
+// The explanations of restated lines (settlement/README.md "Explain a statement
 // line") are compared here with the oracle's: for every line of every
 // completed run that follows an earlier completed run of its day, the
 // engine's explanation against that run (the line's previous version)
@@ -210,7 +210,7 @@ func nullDecimal(d *decimal.Decimal) decimal.NullDecimal {
 	return decimal.NullDecimal{Decimal: *d, Valid: true}
 }
 
-// changeText is a change as one canonical line: every field of explain.md,
+// changeText is a change as one canonical line: every field of settlement/README.md "Explaining every figure",
 // decimals at the contract's scales (fixed marks a value with more places,
 // so that it never passes for a rounded one), null for what is absent.
 func changeText(c settlement.Change) string {
@@ -249,7 +249,7 @@ func ptrText[T any](v *T) string {
 	return fmt.Sprint(*v)
 }
 
-// statementID is explain.md's id of the line (point, participant) of day
+// statementID is the id (meters/README.md "Out: `settlement.statements`") of the line (point, participant) of day
 // in version v.
 func statementID(point, participant, day string, v int) string {
 	return point + "/" + participant + "/" + day + "/" + strconv.Itoa(v)

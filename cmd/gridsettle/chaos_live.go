@@ -16,7 +16,8 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// livenessBound is the liveness half of the suite (issue 15): once a
+// livenessBound is the liveness half of the suite (meters/README.md
+// "Nothing a producer sends can stop ingest", "Liveness"): once a
 // fault's cause has gone away (the killed worker restarted, the frozen one
 // continued, the connections cut, the broker back), every input partition
 // — also one that gets no further record — must be at lag 0 and the outbox
@@ -32,7 +33,7 @@ const statusTimeout = 5 * time.Second
 // database sessions endCutRepeats times, endCutEvery apart: a pooled
 // connection used within the last second is handed out without a ping, so
 // the cuts fail the last batches and, with luck, the offset reloads after
-// them (issue 15 saw a partition stay at lag 42 for five minutes after
+// them (a partition was seen to stay at lag 42 for five minutes after
 // that). The short plan tries up to endCutTries times until a cut has hit
 // ingest at work.
 const (

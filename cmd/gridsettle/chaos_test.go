@@ -17,7 +17,8 @@ var (
 	chaosDir  = flag.String("chaos.dir", "", "keep the chaos suite's scratch dir (broker data, logs) here instead of a temporary one")
 )
 
-// TestChaos is the short mode of the chaos suite (issue 8): separate
+// TestChaos is the short mode of the chaos suite (settlement/README.md
+// "Exactly-once", "What proves it"): separate
 // processes settle a small seeded stream while every kind of fault fires,
 // then everything they stored and published must equal the oracle's.
 // `gridsettle chaos --duration 30m` is the long mode.

@@ -13,7 +13,7 @@ import (
 // its own process group, so a Ctrl-C aimed at the terminal's foreground group
 // reaches only us, and we stop it last, with SIGTERM: a broker killed hard
 // with a transaction open loses that transaction's abort marker (kfake
-// defect, see design/exactly-once.md).
+// defect, see settlement/README.md "Exactly-once").
 type brokerChild struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has exited

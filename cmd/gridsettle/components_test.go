@@ -94,7 +94,7 @@ func TestEveryComponentHasABuilder(t *testing.T) {
 	}
 	for name := range componentBuilders {
 		if !slices.Contains(componentNames, name) {
-			t.Errorf("builder %q is not a component of api.md", name)
+			t.Errorf("builder %q is not a component of api/README.md", name)
 		}
 	}
 }

@@ -74,12 +74,12 @@ type Config struct {
 	// its output streams' leases.
 	PublishLeaseTimeout time.Duration
 
-	// Bridge is the MQTT bridge's broker, session and batch limits (edge.md);
+	// Bridge is the MQTT bridge's broker, session and batch limits (meters/README.md "Edge ingest: the MQTT bridge");
 	// its Kafka and Topics are the command's.
 	Bridge bridge.Config
 }
 
-// componentNames are the components of api.md in start order; shutdown runs
+// componentNames are the components of api/README.md in start order; shutdown runs
 // in reverse, so the API stops taking requests before anything behind it,
 // and the bridge stops taking field input before ingest stops.
 var componentNames = []string{"ingest", "publish", "scheduler", "bridge", "api"}
@@ -718,7 +718,7 @@ func applyEnv(cmd *cobra.Command, lookupEnv func(string) (string, bool), names .
 	return nil
 }
 
-// localEnvName is the variable of a command-local flag (api.md): the
+// localEnvName is the variable of a command-local flag (api/README.md): the
 // top-level command's name and the flag's, GRIDSETTLE_IMPORT_VERSION for
 // `gridsettle import nem12 --version`. Shared flags read envName.
 func localEnvName(cmd *cobra.Command, flag string) string {

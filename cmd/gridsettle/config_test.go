@@ -415,7 +415,8 @@ func TestExportScheduleWithZone(t *testing.T) {
 	}
 }
 
-// The bridge's flags reach its config, with edge.md's defaults.
+// The bridge's flags reach its config, with the defaults of meters/README.md
+// "Edge ingest: the MQTT bridge".
 func TestConfigBridge(t *testing.T) {
 	c, err := parse(t, devGroups, map[string]string{"GRIDSETTLE_MQTT_PASSWORD": "pw"}, "--components", "ingest,bridge",
 		"--mqtt-broker", "ssl://mqtt.example:8883", "--mqtt-tls-ca", "config_test.go", "--mqtt-username", "u")

@@ -16,7 +16,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// The demo's estimation story (estimation.md, issue 17): the initial run
+// The demo's estimation story (settlement/README.md "Estimation of missing reads (VEE)"): the initial run
 // settles the head-end outage and the short gaps of the sample day on
 // estimates, the late actuals arrive, and the final run replaces them.
 
@@ -104,7 +104,7 @@ func (d *demo) replacedEstimates(ctx context.Context, before, after settlementpg
 }
 
 // inDayMWh is the settlement energy of a read of e's channel interval with
-// value kWh in the day [start, end): its pieces there (settlement.md step
+// value kWh in the day [start, end): its pieces there (settlement/README.md step
 // 2), at e's loss factor, export negative.
 func inDayMWh(e settlementpg.Estimate, kwh decimal.Decimal, settlementSeconds int, start, end time.Time) decimal.Decimal {
 	sum := decimal.Zero

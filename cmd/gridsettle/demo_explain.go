@@ -10,7 +10,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
-// The demo's explain story (explain.md): the final run's largest
+// The demo's explain story (settlement/README.md "Explaining every figure"): the final run's largest
 // restatement, taken apart into the inputs that changed and what each
 // cost, adding up exactly to the delta.
 

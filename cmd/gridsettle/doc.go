@@ -30,8 +30,8 @@
 //   - dev runs the broker as a child process in its own process group and
 //     stops it with SIGTERM, never SIGKILL while it answers, because a hard
 //     kill of kfake with a transaction open corrupts read_committed reads of
-//     that transactional id (design/exactly-once.md).
-//   - --components accepts only the names of api.md, and the bridge (edge.md),
+//     that transactional id (settlement/README.md "Exactly-once").
+//   - --components accepts only the names of api/README.md, and the bridge (meters/README.md "Edge ingest: the MQTT bridge"),
 //     which runs only when named and then needs --mqtt-broker.
 //   - The api component has its own database pool, whose connections run
 //     under --api-statement-timeout; ingest, publish, the scheduler, runs
@@ -44,7 +44,7 @@
 // # How to add a component
 //
 // Write a builder func(p *Platform) (Component, error) in its own file and
-// add it to componentBuilders under its api.md name. The Platform carries the
+// add it to componentBuilders under its api/README.md name. The Platform carries the
 // validated Config (Market, Schedule, Kafka, ExportDir, SigningKey, ...), the
 // migrated pool, a plain Kafka client, the topic names, the outbox writer
 // (partition counts read from the cluster), the metrics registry and, for

@@ -35,7 +35,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// TestExplainScenario is the acceptance test of explain.md: a simulated
+// TestExplainScenario is the acceptance test of settlement/README.md "Explaining every figure": a simulated
 // day goes through the real platform (kfake broker, the platform's ingest,
 // Postgres, the registry import) and is settled twice, with late reads,
 // corrections, price corrections, actuals replacing estimates, a retailer

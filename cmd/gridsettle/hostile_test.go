@@ -27,7 +27,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 )
 
-// The wire shapes of api.md this test reads, decoded as a client would,
+// The wire shapes of api/README.md this test reads, decoded as a client would,
 // without the server's own types.
 type (
 	hostileStatus struct {
@@ -61,7 +61,7 @@ type (
 	}
 )
 
-// TestHostileDev is issue 15's "Done when" as a third party checks it
+// TestHostileDev is the hostile-input suite as a third party checks it
 // against a running `gridsettle dev`: the hostile-input suite's records
 // produced to the input topics in one transaction are each quarantined with
 // the contract's reason (GET /api/v1/quarantine, also as CSV with formulas

@@ -19,7 +19,8 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
-// defaultImportBroker is imports.md's --kafka-brokers default: the embedded
+// defaultImportBroker is the --kafka-brokers default of meters/README.md
+// "Importing real meter-data formats": the embedded
 // broker of dev.
 const defaultImportBroker = "127.0.0.1:9092"
 
@@ -60,7 +61,7 @@ var importFormats = []importFormat{
 }
 
 // newImportCmd is `gridsettle import greenbutton|nem12 FILE...`
-// (shared/spec/imports.md).
+// (meters/README.md "Importing real meter-data formats").
 func newImportCmd(m *Main) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "import",

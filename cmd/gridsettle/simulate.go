@@ -24,7 +24,7 @@ import (
 var simulateFlags = []string{"meters", "days", "seed", "start-day", "registry-out", "records-out",
 	"produce", "late", "transaction-records", "transactional-id"}
 
-// newSimulateCmd is `gridsettle simulate` (api.md): a deterministic,
+// newSimulateCmd is `gridsettle simulate` (api/README.md): a deterministic,
 // seeded workload produced to the input topics with Kafka transactions, and
 // optionally the registry CSVs and the records as kcat input files.
 func newSimulateCmd(m *Main) *cobra.Command {

@@ -43,7 +43,7 @@ func readBuild() build {
 }
 
 // generator names this build in new export manifests' "generator"
-// (exports.md): "gridsettle <version>", with the revision when the version
+// (reporting/README.md): "gridsettle <version>", with the revision when the version
 // does not already carry it. Regenerating an export keeps the generator of
 // its stored manifest.
 func (b build) generator() string {

@@ -13,7 +13,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
-// failpointsEnv arms the failpoints of settlement/failpoint (api.md: fault
+// failpointsEnv arms the failpoints of settlement/failpoint (api/README.md: fault
 // injection for tests only, inert when unset).
 const failpointsEnv = "GRIDSETTLE_FAILPOINTS"
 

@@ -18,7 +18,7 @@ import (
 	skafka "github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
-// Record headers of edge.md. The dead letters the bridge writes itself
+// Record headers of meters/README.md "Edge ingest: the MQTT bridge". The dead letters the bridge writes itself
 // carry ingest's dead-letter headers (settlement/ingest) and the relay's
 // record headers (settlement/publish).
 const (
@@ -39,7 +39,7 @@ const (
 	ReasonUnsubscribed = "mqtt_topic_not_subscribed"
 )
 
-// Defaults of edge.md and messages.md.
+// Defaults of meters/README.md "Edge ingest: the MQTT bridge" and meters/README.md.
 const (
 	DefaultBatchRecords   = 1000
 	DefaultBatchInterval  = 200 * time.Millisecond
@@ -78,7 +78,7 @@ type Config struct {
 	Kafka  skafka.Config
 	Topics skafka.Topics // Reads, Prices and DeadLetter are used
 	// Environment names the deployment in the CloudEvents source of the
-	// bridge's own dead letters (gridsettle/{Environment}, messages.md);
+	// bridge's own dead letters (gridsettle/{Environment}, meters/README.md);
 	// empty: "dev".
 	Environment string
 

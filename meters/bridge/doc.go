@@ -1,4 +1,4 @@
-// Package bridge is the edge bridge of edge.md: it subscribes to an MQTT
+// Package bridge is the edge bridge of meters/README.md "Edge ingest: the MQTT bridge": it subscribes to an MQTT
 // broker and moves what field devices publish there into the input topics
 // (ami.interval-reads, market.prices) with Kafka transactions, so that
 // MQTT's at-least-once delivery becomes an exactly-once effect in

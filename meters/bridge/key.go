@@ -15,10 +15,10 @@ import (
 type Kind int
 
 const (
-	// Reads are interval-read records (messages.md "In:
+	// Reads are interval-read records (meters/README.md "In:
 	// ami.interval-reads"), keyed by meter_id.
 	Reads Kind = iota
-	// Prices are price records (messages.md "In: market.prices"), keyed by
+	// Prices are price records (meters/README.md "In: market.prices"), keyed by
 	// settlement_point.
 	Prices
 )

@@ -211,7 +211,7 @@ func (b *Bridge) record(d Delivery, tooLarge bool, now time.Time) (*kgo.Record, 
 	sumHex := hex.EncodeToString(sum[:])
 	id := []byte("mqtt/" + sumHex)
 	// A dead letter is an output record like the relay's, CloudEvents
-	// headers included (messages.md "Schemas and CloudEvents"); its value
+	// headers included (meters/README.md "Schemas and CloudEvents"); its value
 	// is the payload's bytes, not necessarily JSON.
 	headers = append(headers,
 		kgo.RecordHeader{Key: ingest.HeaderReason, Value: []byte(reason)},

@@ -1,6 +1,6 @@
 // Package greenbutton reads Green Button (NAESB REQ.21 ESPI) XML, an Atom
 // feed of entries or a single entry, into ami.interval-reads blocks, as
-// shared/spec/imports.md specifies.
+// meters/README.md "Importing real meter-data formats" specifies.
 //
 // It owns the ESPI link resolution, unit scaling, flow-direction and quality
 // mapping, and the summary of what a file yields. It does not produce to

@@ -1,5 +1,5 @@
 // Package kafka puts imported meter data on the ami.interval-reads topic:
-// the messages.md JSON of a meters.ReadBlock, and the production of one
+// the meters/README.md JSON of a meters.ReadBlock, and the production of one
 // file's blocks in one Kafka transaction.
 //
 // It owns the record encoding (decimals as plain-notation strings, RFC 3339
@@ -13,7 +13,7 @@
 //     with a transactional id unique to the import run, committed only
 //     after every record is acknowledged, and aborted on any error, so a
 //     read_committed consumer sees either every record or none;
-//   - every block is checked against the messages.md rules before the
+//   - every block is checked against the meters/README.md rules before the
 //     transaction begins, so the ingest never quarantines an import for its
 //     shape;
 //   - encoding is deterministic: the same block always gives the same bytes

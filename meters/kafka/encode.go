@@ -8,7 +8,7 @@ import (
 	"github.com/gridsettle/gridsettle/meters"
 )
 
-// wireReadBlock is the messages.md shape of one ami.interval-reads record.
+// wireReadBlock is the meters/README.md shape of one ami.interval-reads record.
 type wireReadBlock struct {
 	MeterID         string   `json:"meter_id"`
 	Channel         string   `json:"channel"`

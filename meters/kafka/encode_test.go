@@ -32,7 +32,7 @@ func TestEncodeReadBlock(t *testing.T) {
 		block func(b *meters.ReadBlock)
 		want  string
 	}{
-		{"the messages.md example", func(*meters.ReadBlock) {},
+		{"the meters/README.md example", func(*meters.ReadBlock) {},
 			`{"meter_id":"MTR-000123","channel":"import","start":"2026-11-01T05:00:00Z","interval_seconds":900,` +
 				`"values":["0.4215","0.398","0.4102"],"quality":["A","A","E"],"version":1,"source":"headend-east"}`},
 		{"plain notation after unit shifts, start in UTC, no source", func(b *meters.ReadBlock) {

@@ -98,7 +98,7 @@ func readAll(t *testing.T, addrs []string, level kgo.IsolationLevel) []*kgo.Reco
 	return out
 }
 
-// wireRead is one read as a consumer sees it, in the messages.md JSON.
+// wireRead is one read as a consumer sees it, in the meters/README.md JSON.
 type wireRead struct {
 	meter, channel, start, value, quality, source string
 	seconds                                       int

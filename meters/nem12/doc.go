@@ -1,6 +1,6 @@
 // Package nem12 reads AEMO Meter Data File Format NEM12 files (a CSV file,
 // or a .zip archive of them) into ami.interval-reads blocks, as
-// shared/spec/imports.md specifies.
+// meters/README.md "Importing real meter-data formats" specifies.
 //
 // It owns the NEM12 grammar (records 100, 200, 300, 400, 500, 900), the
 // mapping of NMI suffixes to meter channels, units and quality methods, and

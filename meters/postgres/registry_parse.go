@@ -19,7 +19,7 @@ import (
 	"github.com/gridsettle/gridsettle/meters"
 )
 
-// Table is a registry table, named as in its CSV file (settlement.md
+// Table is a registry table, named as in its CSV file (settlement/README.md
 // "Reference data").
 type Table string
 

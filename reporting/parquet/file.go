@@ -10,7 +10,7 @@ import (
 // Codec is the compression of an export's Parquet files.
 type Codec string
 
-// The codecs exports.md allows.
+// The codecs reporting/README.md allows.
 const (
 	ZSTD   Codec = "zstd"
 	Snappy Codec = "snappy"

@@ -50,7 +50,7 @@ func ReadLedger(ctx context.Context, r io.ReaderAt, size int64, fn func(LedgerLi
 // decodes its rows with github.com/parquet-go/parquet-go: a second,
 // independent implementation reads back what the writer wrote, and, with
 // typed values instead of reflection and an interface value per cell, at a
-// quarter of the cost of the writer library's own reader (issue 9).
+// quarter of the cost of the writer library's own reader (measured).
 func read[R, Rec any](ctx context.Context, ra io.ReaderAt, size int64, s spec[R, Rec], fn func(R) error) (rows int64, err error) {
 	// The libraries may panic on some malformed input; callers parse only
 	// files whose hash matched a signed manifest, but a bad file must still

@@ -24,7 +24,7 @@ const (
 
 // Layout is which columns statements.parquet and intervals.parquet have:
 // an export keeps the layout it was written with, so that regenerating it
-// gives the same bytes (exports.md "Manifest").
+// gives the same bytes (reporting/README.md "Manifest").
 type Layout int
 
 const (
@@ -34,7 +34,7 @@ const (
 	// LayoutV2 is that of gridsettle-export/v2: statements.parquet gains
 	// estimated_energy_mwh, intervals.parquet gridsettle_estimated_reads and
 	// estimated_energy_mwh, appended after the v1 columns; estimates.parquet
-	// holds the run's estimates (estimation.md).
+	// holds the run's estimates (settlement/README.md "Estimation of missing reads (VEE)").
 	LayoutV2 Layout = 2
 )
 
@@ -74,7 +74,7 @@ type Interval struct {
 	ActualReads     int32
 	EstimatedReads  int32
 	// The estimate pieces in the interval and their exact energy
-	// (estimation.md); LayoutV2 only.
+	// (settlement/README.md "Estimation of missing reads (VEE)"); LayoutV2 only.
 	GridsettleEstimatedReads int32
 	EstimatedEnergyMWh       decimal.Decimal // DECIMAL(38,18)
 }
@@ -95,7 +95,7 @@ type LedgerLine struct {
 }
 
 // Estimate is one row of estimates.parquet: one channel interval the run
-// estimated (estimation.md), with the whole interval's value and the
+// estimated (settlement/README.md "Estimation of missing reads (VEE)"), with the whole interval's value and the
 // assignment covering its start. Its natural key is (MeterID, Channel,
 // IntervalStart).
 type Estimate struct {
@@ -115,8 +115,9 @@ type Estimate struct {
 // ("What the writer library needs"): converted types (not logicaltype=
 // alone), DECIMAL on INT64 up to 18 digits and on FIXED_LEN_BYTE_ARRAY(16)
 // beyond, TIMESTAMP_MICROS adjusted to UTC, DATE on INT32. Nullable
-// columns omit statistics: the library miscounts nulls in page statistics, and a wrong null_count lets readers
-// skip row groups that do hold nulls.
+// columns omit statistics: the library miscounts nulls in page
+// statistics, and a wrong null_count lets readers skip row groups that do
+// hold nulls.
 
 type statementRecord struct {
 	StatementID       string `parquet:"name=statement_id, type=BYTE_ARRAY, convertedtype=UTF8"`

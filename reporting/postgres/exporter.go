@@ -71,7 +71,7 @@ var (
 	ErrNotCompleted = errors.New("run is not completed")
 )
 
-// Export is a registered export (api.md "An export"), with its parsed
+// Export is a registered export (api/README.md "An export"), with its parsed
 // manifest.
 type Export struct {
 	ExportID       string                 `json:"export_id"`

@@ -37,7 +37,7 @@ func ChainHeads(ctx context.Context, q querier) ([]ledger.Anchor, error) {
 // VerifyLedger is what `gridsettle ledger verify` and GET
 // /api/v1/ledger/verify run: the journal's hash chain and balances, and
 // every chain head an export recorded, which the journal must still hold
-// unchanged (api.md "Least privilege in the database").
+// unchanged (api/README.md "Least privilege in the database").
 func VerifyLedger(ctx context.Context, db *pgxpool.Pool) (ledgerpg.Report, error) {
 	anchors, err := ChainHeads(ctx, db)
 	if err != nil {

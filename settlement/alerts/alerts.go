@@ -10,7 +10,7 @@ import (
 	"github.com/gridsettle/gridsettle/meters"
 )
 
-// Type is an alert type of alerts.md.
+// Type is an alert type of settlement/alerts/README.md.
 type Type string
 
 // The alert types.

@@ -1,5 +1,5 @@
 // Package alerts owns the customer-facing alert rules of the contract
-// (alerts.md): when each alert type fires, its exactly-once identity, and the
+// (settlement/alerts/README.md): when each alert type fires, its exactly-once identity, and the
 // plain-language message a customer reads.
 //
 // Rules here are pure: they take figures already computed from current reads

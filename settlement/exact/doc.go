@@ -11,7 +11,7 @@
 //
 // It exists so that the work does not allocate: shopspring decimals carry
 // a *big.Int, and doing the same work through it cost more than writing
-// the Parquet files or settling the reads (issue 9). Every operation is
+// the Parquet files or settling the reads (measured). Every operation is
 // exact; where a value or a result does not fit, the checked operations
 // say so (ok false) and the caller uses big.Int arithmetic.
 //

@@ -1,7 +1,7 @@
 // Package failpoint lets a test crash a gridsettle process at a named point
 // of its exactly-once paths, so that the chaos suite can prove that nothing
 // is lost or duplicated whatever instant a worker dies at
-// (design/exactly-once.md, "What proves it").
+// (settlement/README.md "Exactly-once", "What proves it").
 //
 // A failpoint is a call Hit(name) at a place where dying is interesting:
 //

@@ -28,7 +28,7 @@ const DeadLetterSchema = "gridsettle.dead-letter/v1"
 // input's bytes, which need not be JSON.
 const DeadLetterContentType = "application/octet-stream"
 
-// Dead-letter headers (messages.md "Validation and quarantine").
+// Dead-letter headers (meters/README.md "Validation and quarantine").
 const (
 	HeaderReason          = "gridsettle-reason"
 	HeaderSourceTopic     = "gridsettle-source-topic"
@@ -108,7 +108,7 @@ func NewApplier(market settlement.Market, topics kafka.Topics, w *outbox.Writer,
 }
 
 // DefaultMaxDeadLetterBytes is the default record size of the dead-letter
-// topic (messages.md "Nothing a producer sends can stop ingest").
+// topic (meters/README.md "Nothing a producer sends can stop ingest").
 const DefaultMaxDeadLetterBytes = 1_000_000
 
 // Limits bound what the Applier accepts and writes.

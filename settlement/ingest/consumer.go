@@ -91,7 +91,7 @@ type topicPartition struct {
 }
 
 // Consumer consumes the input topics exactly once into Postgres
-// (design/exactly-once.md): a consumer group member that reads
+// (settlement/README.md "Exactly-once"): a consumer group member that reads
 // read_committed, keeps transaction markers to move past them, never
 // commits offsets to Kafka, and applies each partition's records in
 // transactions that first compare-and-set the offset stored in Postgres.
@@ -691,7 +691,7 @@ func (c *Consumer) refuse(ctx context.Context, tp topicPartition, stored, end in
 // offset after them. A batch refused for what one of its records holds (any
 // error but a transient one) is split in two and each half applied in turn,
 // down to the record, which is set aside as unprocessable: in the same pass,
-// the other records are applied (messages.md "Nothing a producer sends can
+// the other records are applied (meters/README.md "Nothing a producer sends can
 // stop ingest"). A transient error, or a stored offset that moved, is
 // returned with the offset committed so far; the partition then restarts
 // from its stored offset.

@@ -15,7 +15,7 @@ import (
 
 // transient reports whether err is the platform's and not a record's: the
 // connection, the server's state or a race with another writer, which a
-// retry of the same batch can get past (messages.md "Nothing a producer
+// retry of the same batch can get past (meters/README.md "Nothing a producer
 // sends can stop ingest"). Any other error is taken as a refusal of what a
 // record holds, and the consumer looks for that record.
 //

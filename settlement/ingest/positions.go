@@ -20,7 +20,7 @@ type Position struct {
 	SettlementPoint string
 	IntervalStart   time.Time
 	EnergyMWh       decimal.Decimal     // exact, unrounded
-	Price           decimal.NullDecimal // settlement price (settlement.md "Prices"); invalid: unpriced
+	Price           decimal.NullDecimal // settlement price (settlement/README.md "Prices"); invalid: unpriced
 	Amount          decimal.NullDecimal // EnergyMWh × Price, exact; invalid: unpriced
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
-// PartitionStatus is the ingest state of one input partition (api.md
+// PartitionStatus is the ingest state of one input partition (api/README.md
 // "GET /api/v1/status").
 type PartitionStatus struct {
 	Topic      string     `json:"topic"`

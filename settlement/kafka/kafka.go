@@ -21,7 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
-// Topics are the topic names of messages.md; each is configurable.
+// Topics are the topic names of meters/README.md; each is configurable.
 type Topics struct {
 	Reads          string
 	Prices         string

@@ -89,7 +89,7 @@ func TestAlertIdentities(t *testing.T) {
 
 // TestOnlyAppliedRecordsMoveTheWatermark: later-dated records that are
 // quarantined, for whatever reason, leave event time where the applied
-// records put it (messages.md "Nothing a producer sends can stop ingest"),
+// records put it (meters/README.md "Nothing a producer sends can stop ingest"),
 // so they cannot make other meters look silent; the next applied record
 // still does.
 func TestOnlyAppliedRecordsMoveTheWatermark(t *testing.T) {

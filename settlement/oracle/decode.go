@@ -13,7 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// The quarantine reasons of messages.md, in check order.
+// The quarantine reasons of meters/README.md, in check order.
 const (
 	MalformedJSON          = "malformed_json"
 	SchemaViolation        = "schema_violation"

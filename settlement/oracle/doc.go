@@ -1,5 +1,6 @@
 // Package oracle is an independent, deliberately plain implementation of
-// the product contract (shared/spec: messages.md, settlement.md, alerts.md)
+// the product contract (meters/README.md, settlement/README.md,
+// settlement/alerts/README.md)
 // used to check gridsettle from outside: given the registry CSV files and
 // the input records as a consumer sees them (topic, partition, offset,
 // bytes), it says what the quarantine, the current reads and prices, the
@@ -45,7 +46,7 @@
 //     128 characters (counted as Unicode characters, not bytes) and a
 //     `currency` that is not three capital letters (a well-formed other code
 //     is currency_mismatch).
-//   - "At most 6 decimal places" is by value, as messages.md says: zeros
+//   - "At most 6 decimal places" is by value, as meters/README.md says: zeros
 //     that end the fraction do not count ("1.0000000" is accepted).
 //   - Bytes that are not UTF-8 anywhere in the record are malformed_json,
 //     even in an unknown member; an escaped lone surrogate ("\ud800") is
@@ -64,7 +65,7 @@
 //     sets it.
 //   - A `source` is free text, U+0000 included (JSON "\u0000"; a raw NUL
 //     byte is not JSON). PostgreSQL text cannot store U+0000 ("text it
-//     cannot store" of messages.md), so such a record is unprocessable, and
+//     cannot store" of meters/README.md), so such a record is unprocessable, and
 //     only once it has passed every other check (conflicting_duplicate
 //     included), even when versioning would ignore all its reads. No other
 //     field of a read or a price can hold it: identifiers are ASCII, the
@@ -96,13 +97,13 @@
 //     the price length); shorter ones are averaged only when all L/len are
 //     present.
 //
-// Estimation (estimation.md):
+// Estimation (settlement/README.md "Estimation of missing reads (VEE)"):
 //   - The channels estimated are those whose length is known in the run's
 //     snapshot: that of the first record of the channel the snapshot
 //     accepts. A channel without any accepted record is never estimated,
 //     however long its meter has been assigned.
 //   - A channel interval [t, t+len), t a multiple of len in unix seconds, is
-//     of day D when one of its pieces (settlement.md step 2, as a read) is
+//     of day D when one of its pieces (settlement/README.md step 2, as a read) is
 //     in a settlement interval of D. It is missing when the snapshot has no
 //     read of the channel at t and an assignment of the meter covers t. An
 //     interval that no assignment covers is neither a read nor missing: it
@@ -147,7 +148,7 @@
 //     the day ≥ threshold / < 0 at a point where an assignment of the account
 //     is in force at some instant of the day (reads are not needed).
 //   - missing_data: the watermark of a reads partition is the latest end of
-//     an accepted record on it (messages.md: only applied records move it; a
+//     an accepted record on it (meters/README.md: only applied records move it; a
 //     quarantined record, whatever its reason, never does). A record whose
 //     reads are all stale or duplicates is accepted, not quarantined, so it
 //     counts: the contract calls such reads "ignored (counted, not
@@ -160,7 +161,7 @@
 //     partition never fires (its gap has no start). A late read that moves
 //     the last end while still ≥ 6 hours behind opens a new identity.
 //
-// Explain (explain.md "Explain a statement line"):
+// Explain (settlement/README.md "Explain a statement line"):
 //   - A version's side of a read key in a settlement interval is the current
 //     read (or the run's estimate) whose covering assignment, in the
 //     registry that run used, has the line's participant and point, and

@@ -17,7 +17,7 @@ const (
 	KindPrice = "price"
 )
 
-// Explanation is explain.md's "Explain a statement line", exact: what
+// Explanation is settlement/README.md "Explain a statement line", exact: what
 // differs between two versions of one line and what each difference cost.
 type Explanation struct {
 	// Σ over the day's intervals of E1 − E0 and E1·P1 − E0·P0 (an

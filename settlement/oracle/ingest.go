@@ -32,7 +32,7 @@ type Market struct {
 	Estimation Estimation
 }
 
-// Estimation is how runs estimate missing reads (estimation.md). The zero
+// Estimation is how runs estimate missing reads (settlement/README.md "Estimation of missing reads (VEE)"). The zero
 // value is `--estimation standard` with `--estimation-max-linear PT1H`.
 type Estimation struct {
 	Off       bool          // --estimation none: no estimates
@@ -359,7 +359,7 @@ func (s *State) checkPrice(p *priceRecord) *Quarantined {
 }
 
 // settlementPrice is the settlement price of point in the settlement
-// interval starting at t, from current RT prices (settlement.md "Prices").
+// interval starting at t, from current RT prices (settlement/README.md "Prices").
 func (s *State) settlementPrice(point string, t int64) (decimal.Decimal, bool) {
 	length, ok := s.priceLen[[2]string{"RT", point}]
 	if !ok {
@@ -398,7 +398,7 @@ type piece struct {
 	kWh decimal.Decimal
 }
 
-// split maps a read onto settlement intervals (settlement.md step 2).
+// split maps a read onto settlement intervals (settlement/README.md step 2).
 func (o *Oracle) split(start, length int64, value decimal.Decimal) []piece {
 	L := o.m.IntervalSeconds
 	if length <= L {

@@ -15,7 +15,7 @@ import (
 )
 
 // Registry is the reference data the oracle reads, parsed from the CSV
-// files of settlement.md "Reference data".
+// files of settlement/README.md "Reference data".
 type Registry struct {
 	Participants map[string]bool
 	Points       map[string]bool

@@ -44,7 +44,7 @@ func (c *ReadCounts) add(f flow) {
 	}
 }
 
-// Line is a statement line with the fields of messages.md
+// Line is a statement line with the fields of meters/README.md
 // (settlement.statement/v1) except computed_at, which is wall-clock time.
 type Line struct {
 	StatementID        string     `json:"statement_id"`
@@ -69,7 +69,7 @@ type Line struct {
 	RunID              string     `json:"run_id"`
 }
 
-// Charge is an account charge with the fields of messages.md
+// Charge is an account charge with the fields of meters/README.md
 // (settlement.account-charge/v1).
 type Charge struct {
 	ChargeID           string `json:"charge_id"`
@@ -177,7 +177,7 @@ type intervalAcc struct {
 type chargeAcc struct{ imp, exp, est, cost decimal.Decimal }
 
 // flow is what a run settles: a current read, or an estimate, which flows
-// exactly like a read of its channel (estimation.md).
+// exactly like a read of its channel (settlement/README.md "Estimation of missing reads (VEE)").
 type flow struct {
 	meter, channel string
 	start, length  int64

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // reasons, and publishes every alert the oracle says must fire and none it
 // says never can. The quarantined records would make every meter of their
 // partition silent for 12 hours if they moved event time; the contract says
-// they do not (messages.md "Nothing a producer sends can stop ingest").
+// they do not (meters/README.md "Nothing a producer sends can stop ingest").
 func TestStreamingAgreesOnAlertsAndQuarantine(t *testing.T) {
 	ctx := t.Context()
 	sc, err := simulate.Generate(simulate.Config{Seed: 5, Meters: 16, Days: 1})

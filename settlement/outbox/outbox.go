@@ -52,7 +52,7 @@ type Writer struct {
 	// keyed partitions keyed records: Kafka's murmur2 hash of the key, which
 	// keeps no state, so one partitioner serves every call, concurrently. Making one per
 	// call seeded a random source each time, which cost more than writing
-	// the row (issue 9).
+	// the row (measured).
 	keyed kgo.TopicPartitioner
 }
 

@@ -31,7 +31,7 @@
 //   - each run emits the full statement of its day: every (participant,
 //     point) and (account, participant) with a current read or an estimate
 //     in the day or a line in an earlier version;
-//   - estimates (estimation.md) belong to the run that made them: made from
+//   - estimates (settlement/README.md "Estimation of missing reads (VEE)") belong to the run that made them: made from
 //     its snapshot's current reads only, stored in run_estimates, never as
 //     reads, so the next run estimates again and an actual read that
 //     arrived meanwhile replaces the estimate; they enter the sums like

@@ -15,7 +15,7 @@ import (
 )
 
 // The per-read work of a run — the assignment in force, the mapping onto
-// settlement intervals (settlement.md steps 1-3, meters.ToSettlementIntervals)
+// settlement intervals (settlement/README.md steps 1-3, meters.ToSettlementIntervals)
 // and the exact sums per line and per account — is done here, on the day's
 // read blocks streamed once (settlement/ingest/readstore/blocks.go), with
 // integer arithmetic: a value is stored in micro-kWh and held in nano-kWh
@@ -31,7 +31,7 @@ import (
 // nanoScale is the fixed point of kWh sums: 9 decimal places.
 const nanoScale = 9
 
-// maxReadMicro bounds a stored value, 10^6 kWh (messages.md), so that
+// maxReadMicro bounds a stored value, 10^6 kWh (meters/README.md), so that
 // nano-kWh pieces and their sums stay far inside int64 and int128.
 const maxReadMicro = 1_000_000_000_000
 

@@ -11,7 +11,7 @@ import (
 )
 
 // The pure part of estimation (settlement/postgres/doc.go and
-// ../shared/spec/estimation.md "Which intervals are missing", "Methods"):
+// settlement/README.md "Which intervals are missing", "Methods"):
 // given one channel's current reads around a day, which channel intervals
 // of the day are missing, and which of them linear interpolation settles.
 // The rest are like-day requests, answered by key after the day's stream

@@ -13,7 +13,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
-// Estimation inside a run (estimation.md): while the day's blocks stream
+// Estimation inside a run (settlement/README.md "Estimation of missing reads (VEE)"): while the day's blocks stream
 // (energy.go), each channel's reads of the window give its missing channel
 // intervals and the LIN ones their value (estimate.go); after the stream,
 // channels with no block in the window are estimated too, the rest is
@@ -31,7 +31,7 @@ type dayEstimates struct {
 	made      []madeEstimate            // every estimate of the day
 }
 
-// meterChannels are the lengths (messages.md "the first interval length
+// meterChannels are the lengths (meters/README.md "the first interval length
 // seen", channel_lengths) of a meter's import and export channels, 0 when
 // unknown, and whether the stream saw the channel.
 type meterChannels struct {

@@ -10,7 +10,7 @@ import (
 )
 
 // Estimate is one channel interval a run estimated (table run_estimates,
-// estimation.md "What a run records and publishes"): the whole interval's
+// settlement/README.md "What a run records and publishes"): the whole interval's
 // value, its method, and the assignment covering its start as the run saw
 // it.
 type Estimate struct {

@@ -15,7 +15,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
-// Explaining a statement line (explain.md) rebuilds, for each of the two
+// Explaining a statement line (settlement/README.md "Explaining every figure") rebuilds, for each of the two
 // runs, the inputs of that line exactly as the run saw them, from what the
 // store keeps and what the run recorded (migrations/00903_explain.sql):
 //   - a read or price version was in a run's snapshot when its input record
@@ -48,7 +48,7 @@ var ErrTooLarge = errors.New("explanation too large to hold at once: read it in 
 
 // Explain explains statement line statementID against version against of
 // its day (nil: the latest completed version before the line's own; 0:
-// nothing), with every change (explain.md), or ErrTooLarge beyond
+// nothing), with every change (settlement/README.md "Explaining every figure"), or ErrTooLarge beyond
 // MaxExplainChanges. ErrNotFound when the statement does not exist, the day
 // has no completed run of version against, or against is not lower than
 // the statement's version.
@@ -557,7 +557,7 @@ func has(m map[int64]side, k int64) bool {
 }
 
 // change adds one read key's change to every interval of the day it
-// reaches, with its MWh there in each run (settlement.md steps 2–4).
+// reaches, with its MWh there in each run (settlement/README.md steps 2–4).
 func (x *explainJob) change(k chanKey, start, length int64, before, after *settlement.ReadState) error {
 	if length <= 0 {
 		return fmt.Errorf("meter %s %s: no interval length", k.meter, k.channel)

@@ -32,7 +32,7 @@ const (
 // operating day; the second key is the day's number (days since 1970).
 const runLock = 2002
 
-// Run is a settlement run as stored and served (api.md "A run").
+// Run is a settlement run as stored and served (api/README.md "A run").
 type Run struct {
 	RunID        string             `json:"run_id"`
 	OperatingDay string             `json:"operating_day"`

@@ -1,7 +1,7 @@
 // Package publish is the outbox relay: it moves the rows of the
 // transactional outbox (settlement/outbox) to their Kafka topics inside Kafka
 // transactions, so a read_committed consumer sees every output record exactly
-// once (design/exactly-once.md, "Publish").
+// once (settlement/README.md "Exactly-once").
 //
 // It owns the relay loop, its leases, its metrics and the NOTIFY trigger of
 // migrations/00301. It does not own what is published: statement lines,

@@ -86,7 +86,7 @@ func TestKeysAndHeadersAsWritten(t *testing.T) {
 }
 
 // Every record carries the CloudEvents 1.0 binary-mode attributes
-// (messages.md "Schemas and CloudEvents"): ce_id and ce_type repeat the
+// (meters/README.md "Schemas and CloudEvents"): ce_id and ce_type repeat the
 // gridsettle headers, ce_source names the environment, ce_time is when the
 // row was written, and content-type is JSON unless the row says otherwise;
 // the CloudEvents SDK reads each as a valid event.

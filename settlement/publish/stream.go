@@ -28,7 +28,7 @@ const (
 )
 
 // CloudEvents 1.0 attributes in the Kafka protocol binding's binary mode,
-// on every record (messages.md "Schemas and CloudEvents"): ce_id is the
+// on every record (meters/README.md "Schemas and CloudEvents"): ce_id is the
 // gridsettle-id, ce_type the gridsettle-schema, ce_source
 // gridsettle/{Config.Env}, ce_time when the outbox row was written (the
 // transaction that computed the fact), and content-type application/json
@@ -255,7 +255,7 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 		if b.last < b.head {
 			// More rows are waiting. Reading them while
 			// this batch is produced overlaps the two round trips that
-			// otherwise alternate (issue 9). The rows are committed and
+			// otherwise alternate (measured). The rows are committed and
 			// never change; if this batch fails, the session ends and they
 			// are dropped unread.
 			after := b.last
@@ -352,7 +352,7 @@ const (
 		SELECT seq, record_id, schema, key, value, nullif(headers, '[]')::text, created_at FROM outbox
 		WHERE topic = $1 AND partition = $2 AND seq > $3 ORDER BY seq LIMIT $4`
 	// The lower bound keeps each delete from walking the index entries of
-	// every row deleted before it (issue 9).
+	// every row deleted before it (measured).
 	deleteSQL = `DELETE FROM outbox WHERE topic = $1 AND partition = $2 AND seq >= $3 AND seq <= $4`
 	// The position only moves forward: a session's late delete must not
 	// put back an older one.
@@ -440,7 +440,7 @@ func (w *worker) fetch(ctx context.Context, last int64, gone seqRange, limit int
 // records turns outbox rows into the records of b. A batch's bytes are
 // copied into a few large chunks and its records and headers into two
 // slices: allocating each field of each row cost more than reading it
-// (issue 9). The CloudEvents headers repeat the id and schema slices and
+// (measured). The CloudEvents headers repeat the id and schema slices and
 // share the constant values, so they add only ce_time's bytes, once per
 // producing transaction.
 // size is the expected number of rows.

@@ -11,7 +11,7 @@ import (
 )
 
 // badRecords adds, one window after the reference window, records that
-// must be quarantined (one or more of every reason of messages.md), plus a
+// must be quarantined (one or more of every reason of meters/README.md), plus a
 // few good records that only look suspicious (a resend whose decimals are
 // written differently is a duplicate, not a conflict). They refer to
 // instants of the reference window, which their partition has already seen.

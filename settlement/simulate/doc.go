@@ -1,6 +1,6 @@
 // Package simulate generates gridsettle's synthetic workload: a registry and
 // an ordered stream of input records (ami.interval-reads and market.prices)
-// in exactly the wire format of messages.md, deterministic for a seed, so a
+// in exactly the wire format of meters/README.md, deterministic for a seed, so a
 // failure found with it can be reproduced byte for byte.
 //
 // What a scenario holds (Generate):
@@ -19,7 +19,7 @@
 //     corrections, negative prices, a price spike, missing price intervals,
 //     JSON numbers as well as strings for decimals, and bad records of every
 //     quarantine reason of the contract;
-//   - gaps of every kind estimation.md tells apart (reads that never come,
+//   - gaps of every kind settlement/README.md "Estimation of missing reads (VEE)" tells apart (reads that never come,
 //     or come only in the late part): short gaps with reads on both sides
 //     (linear interpolation), one of them across a retailer switch, one
 //     across the DST change on a 5-minute channel, one on a 60-minute
@@ -36,7 +36,7 @@
 //
 // Produce sends records with a transactional franz-go producer in several
 // transactions, as a real upstream does; WriteRegistry writes the registry
-// CSV files of settlement.md; WriteRecords writes records for kcat.
+// CSV files of settlement/README.md; WriteRecords writes records for kcat.
 //
 // What it does not own: validating or settling anything. Each generated bad
 // record says which quarantine reason it was built to trigger

@@ -12,8 +12,10 @@ import (
 )
 
 // TestScenarioHasEveryFeature checks, through the oracle, that a default
-// scenario holds everything issue 8 asks of the workload, and the gaps of
-// every kind issue 17's estimation needs.
+// scenario holds everything the chaos suite needs of the workload
+// (settlement/README.md "Exactly-once", "What proves it"), and the gaps of
+// every kind estimation needs (settlement/README.md "Which intervals are
+// missing").
 func TestScenarioHasEveryFeature(t *testing.T) {
 	sc := generate(t, simulate.Config{Seed: 3, Meters: 80})
 	w := newWorld(t, sc, 4, time.Time{})

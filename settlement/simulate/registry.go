@@ -115,8 +115,8 @@ func (g *gen) meterSpec(i int) *meterSpec {
 	return m
 }
 
-// roleGaps gives the meters of fixed roles the gaps of estimation.md's
-// cases: short ones for linear interpolation (one across a retailer
+// roleGaps gives the meters of fixed roles the gaps of the cases of
+// settlement/README.md "Estimation of missing reads (VEE)": short ones for linear interpolation (one across a retailer
 // switch, one across the DST change, one on a 60-minute channel, one
 // across midnight), a 5-hour outage with like-day history, and a 2-hour
 // gap across midnight without any, which is estimated as zero. The new
@@ -262,7 +262,7 @@ func pickParticipant(r *rand.Rand, prosumer bool) string {
 	return participants[2].ParticipantID
 }
 
-// Registry file names of settlement.md "Reference data".
+// Registry file names of settlement/README.md "Reference data".
 const (
 	ParticipantsFile     = "participants.csv"
 	SettlementPointsFile = "settlement_points.csv"
@@ -271,7 +271,7 @@ const (
 )
 
 // WriteRegistry writes the scenario's registry as the four CSV files of
-// settlement.md into dir (created when missing), overwriting them.
+// settlement/README.md into dir (created when missing), overwriting them.
 func WriteRegistry(dir string, s *Scenario) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create registry dir: %w", err)

@@ -113,7 +113,7 @@ type Record struct {
 	Topic string
 	Key   []byte
 	Value []byte
-	// Reason is the quarantine reason of messages.md the record was built
+	// Reason is the quarantine reason of meters/README.md the record was built
 	// to trigger, empty for a record meant to be accepted. It is not sent.
 	Reason string
 }

@@ -1,5 +1,5 @@
 // Package mosquittotest starts a real Mosquitto broker for a test or a
-// benchmark, on a free loopback port, configured as edge.md requires for the
+// benchmark, on a free loopback port, configured as meters/README.md "Edge ingest: the MQTT bridge" requires for the
 // bridge's guarantee: no queue limit and no in-flight limit per client, so a
 // persistent session keeps every QoS 1 message (Config). Tests never skip:
 // without the mosquitto binary they fail, naming the package to install.

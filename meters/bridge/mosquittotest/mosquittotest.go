@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Config are the configuration lines edge.md requires (listener and
+// Config are the configuration lines meters/README.md "Edge ingest: the MQTT bridge" requires (listener and
 // logging aside).
 var Config = []string{
 	"allow_anonymous true",

@@ -1,4 +1,4 @@
-// Package postgres evaluates the customer alerts of alerts.md inside the
+// Package postgres evaluates the customer alerts of settlement/alerts/README.md inside the
 // ingest transaction (it implements ingest.Hook), stores each alert identity
 // once in the alerts table, and lists stored alerts for the API.
 //

@@ -1,7 +1,7 @@
-// Package ingesttest holds the hostile-input suite of issue 15: records a
+// Package ingesttest holds the hostile-input suite: records a
 // hostile producer or a broken head-end could send to the input topics,
 // interleaved with valid ones, each with what the contract
-// (messages.md "Validation and quarantine" and "Nothing a producer sends can
+// (meters/README.md "Validation and quarantine" and "Nothing a producer sends can
 // stop ingest") says must become of it. The expectations are derived from
 // the contract's text and check order, never from what the decoder answers.
 //

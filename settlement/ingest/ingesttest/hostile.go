@@ -25,13 +25,13 @@ import (
 // the cluster under test needs at least that many.
 const Partitions = 4
 
-// Contract limits the checks below rest on (messages.md).
+// Contract limits the checks below rest on (meters/README.md).
 const (
 	MaxDeadLetterBytes = 1_000_000 // a dead letter's value and headers together
 	MaxDetailChars     = 200       // a quarantine detail, in characters
 )
 
-// Dead-letter headers of messages.md "Validation and quarantine" and
+// Dead-letter headers of meters/README.md "Validation and quarantine" and
 // "Nothing a producer sends can stop ingest".
 const (
 	HeaderReason          = "gridsettle-reason"
@@ -85,7 +85,7 @@ type Case struct {
 	End     time.Time // applied: end of its last interval, which may move its partition's watermark
 	// CSV is, when set, the value cell a CSV answer about the quarantined
 	// record must hold: a spreadsheet formula neutralised with a leading ',
-	// a number as it is (api.md "Safe under abuse").
+	// a number as it is (api/README.md "Safe under abuse").
 	CSV string
 }
 

@@ -13,7 +13,7 @@ import (
 )
 
 // agreement compares the decoder's verdict on one input record with its
-// schema's (messages.md "Schemas and CloudEvents"): a record valid against
+// schema's (meters/README.md "Schemas and CloudEvents"): a record valid against
 // the schema is neither malformed_json nor schema_violation, except an
 // integer field written with a fraction or an exponent; and conversely a
 // record the decoder accepts, or refuses for a reason after the schema's,
@@ -67,7 +67,7 @@ func (a *agreement) check(topic string, value []byte) string {
 	return ""
 }
 
-// exceptions reports the two departures messages.md names: an integer
+// exceptions reports the two departures meters/README.md names: an integer
 // field (interval_seconds, version) written with a fraction or an exponent,
 // and a decimal (values, price) given as a JSON number; and a start whose
 // offset is 24 hours.

@@ -37,7 +37,7 @@ type StoredBlock struct {
 const NoRead = -1
 
 // microPerKWh is the scale of stored values: 6 decimal places by value is
-// the contract's limit (messages.md, meters.MaxDecimals).
+// the contract's limit (meters/README.md, meters.MaxDecimals).
 const microPerKWh = 6
 
 // secondsPerDay is a UTC day; blocks never cross one.

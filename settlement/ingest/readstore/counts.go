@@ -12,7 +12,7 @@ import (
 )
 
 // Counts are what ingest did with the records of one input partition
-// (explain.md "Completeness"), or a change to them: Records data records
+// (settlement/README.md "Completeness: every input record accounted for"), or a change to them: Records data records
 // consumed, of which Applied were applied and Quarantined[reason] set aside;
 // of the reads in applied records, ReadsApplied became current and the
 // others were stale or duplicates. A batch's counts satisfy Records =
@@ -74,7 +74,7 @@ const closeBatchSQL = `
 // there is none). The watermark only ever moves up.
 //
 // The watermark is not moved by AdvanceOffset: only applied records move it
-// (messages.md), and which records apply is known only after the batch's
+// (meters/README.md), and which records apply is known only after the batch's
 // effects, as are the counts.
 func CloseBatch(ctx context.Context, tx pgx.Tx, topic string, partition int32, watermark time.Time, c Counts) (time.Time, error) {
 	q, err := c.quarantinedJSON()

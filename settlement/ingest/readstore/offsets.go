@@ -10,7 +10,7 @@ import (
 )
 
 // AdvanceOffset is the compare-and-set that opens every ingest transaction
-// (design/exactly-once.md): it moves the stored position of (topic,
+// (settlement/README.md "Exactly-once"): it moves the stored position of (topic,
 // partition) from `from` to `to` and returns the partition's watermark (zero
 // when there is none yet). It reports false, changing nothing, when the
 // stored position is not `from`: someone else (another consumer, or a zombie

@@ -36,7 +36,7 @@ func assignedAt(meter string, start time.Time) (participant, point string, lossF
 }
 
 // recomputed are the positions the current reads make, computed afresh
-// from the contract (settlement.md steps 1-4): each current read mapped
+// from the contract (settlement/README.md steps 1-4): each current read mapped
 // onto settlement intervals of L, import positive, export negative, times
 // the loss factor of the assignment at its start, in MWh; keyed
 // "participant/point/RFC 3339 start".

@@ -1,6 +1,6 @@
 // Package schemas lists the JSON Schemas (draft 2020-12) of every message
 // gridsettle reads or writes on Kafka, and validates records against them
-// (messages.md "Schemas and CloudEvents").
+// (meters/README.md "Schemas and CloudEvents").
 //
 // It owns no schema: each file lives beside the code that owns its message
 // and is embedded there (meters: the inputs; settlement: statements and

@@ -1,4 +1,4 @@
-// gridsettle analyst console (spec/console.md). Plain JavaScript, no build
+// gridsettle analyst console (api/README.md "The analyst console"). Plain JavaScript, no build
 // step, no library: the page is small, and every library would have to be
 // vendored with its licence and audited against the CSP.
 //
@@ -16,7 +16,7 @@
   const API = '/api/v1';
   const TOKEN = 'gridsettle.token';
   const BASE = '/console';
-  // The reasons an operator may replay (api.md: after a registry fix).
+  // The reasons an operator may replay (api/README.md: after a registry fix).
   const REPLAYABLE = ['unknown_meter', 'unknown_settlement_point'];
   // Bounds on what one page reads: lists come 1,000 items at a time.
   const PAGE = 1000;
@@ -196,7 +196,7 @@
     route();
   }
 
-  // pagesOf is what a role may read (api.md roles): a regulator reads
+  // pagesOf is what a role may read (api/README.md roles): a regulator reads
   // exports only.
   function pagesOf(r) {
     return r === 'regulator' ? ['exports'] : ['day', 'inputs', 'quarantine', 'exports', 'status'];
@@ -474,7 +474,7 @@
       const y0 = ey(0), y1 = ey(e);
       g.append(svg('rect', { class: e < 0 ? 'bar neg' : 'bar', x: x + step * 0.1, y: Math.min(y0, y1), width: step * 0.8, height: Math.max(Math.abs(y1 - y0), 0.5) }));
       if (estimated) {
-        // The estimated share (estimation.md), drawn over the bar from zero.
+        // The estimated share (settlement/README.md "Estimation of missing reads (VEE)"), drawn over the bar from zero.
         const ye = ey(+i.estimated_energy_mwh);
         g.append(svg('rect', { class: 'bar est', x: x + step * 0.1, y: Math.min(y0, ye), width: step * 0.8, height: Math.max(Math.abs(ye - y0), 0.5) }));
       }
@@ -512,7 +512,8 @@
   // unless the address says (limit).
   const EXPLAIN_PAGE = 100;
 
-  // restatementPage is explain.md's explanation of a line against an
+  // restatementPage is the explanation (settlement/README.md "Explain a
+  // statement line") of a line against an
   // earlier version: the two versions (a picker for the earlier), the
   // summary by kind whose total is the exact delta, the rounded delta and
   // its rounding, then the changes a page at a time (the API's cursor).
@@ -880,7 +881,7 @@
   }
 
   // completeness is the manifest's count of every input record per input
-  // partition (explain.md "Completeness"), as the manifest says it.
+  // partition (settlement/README.md "Completeness: every input record accounted for"), as the manifest says it.
   function completeness(c) {
     if (!c) return el('p', { class: 'muted', 'data-kind': 'completeness' }, 'This manifest has no completeness (an older format, or a run made before runs counted their inputs).');
     const n = (v) => (v === undefined || v === null ? '' : String(v));
