@@ -18,9 +18,9 @@ import (
 )
 
 // ExplainRoutes serve the explanation of a statement line against an
-// earlier version of it (settlement/README.md "Explain a statement line"), computed
-// by the engine (settlementpg.Runs.Explain) and answered in the one shape
-// settlement.Explanation marshals to.
+// earlier version of it (settlement/README.md "Explain a statement line"),
+// computed by the engine (settlementpg.Runs.Explain) and answered in the one
+// shape settlement.Explanation marshals to.
 type ExplainRoutes struct {
 	Runs *settlementpg.Runs
 }
@@ -313,8 +313,9 @@ func (c *explainCache) add(k explainKey, e *settlement.Explanation, size int) {
 }
 
 // explanationSchema is the OpenAPI schema of settlement.Explanation's JSON
-// (settlement/README.md "Explaining every figure"), which marshals itself and so has no Go shape to derive it
-// from; TestAnswersMatchOpenAPI validates real answers against it.
+// (settlement/README.md "Explaining every figure"), which marshals itself and
+// so has no Go shape to derive it from; TestAnswersMatchOpenAPI validates real
+// answers against it.
 func explanationSchema() NamedSchema {
 	str := Schema{"type": "string"}
 	dec := Schema{"type": "string", "format": "decimal", "pattern": `^-?[0-9]+(\.[0-9]+)?$`}

@@ -80,8 +80,8 @@ func inputOffset(o *readstore.Origin) *InputOffset {
 }
 
 // versionsParam is the versions query parameter of reads and prices:
-// current (the default) or all, which adds superseded versions (settlement/README.md
-// "Every version of every input is kept").
+// current (the default) or all, which adds superseded versions
+// (settlement/README.md "Every version of every input is kept").
 var versionsParam = EnumParam("versions", "current (the default): the current version of each; all: every stored version, "+
 	"each with superseded_by, the input record that replaced it (null for the current one)", versionsCurrent, versionsAll)
 
@@ -128,7 +128,8 @@ type Position struct {
 	Currency        string    `json:"currency"`
 }
 
-// QuarantineItem is a rejected input record (api/README.md "A quarantine item").
+// QuarantineItem is a rejected input record (api/README.md "A quarantine
+// item").
 type QuarantineItem struct {
 	ID            int64      `json:"id"`
 	Reason        string     `json:"reason"`

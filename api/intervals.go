@@ -26,7 +26,8 @@ type IntervalRoutes struct {
 // the exact (unrounded) figures at intervals.parquet's scales. Price and
 // amount are null when the interval is unpriced. EstimatedEnergyMWh is the
 // part of EnergyMWh that gridsettle's estimates contribute, and
-// GridsettleEstimatedReads counts those estimates' pieces (settlement/README.md "Estimation of missing reads (VEE)").
+// GridsettleEstimatedReads counts those estimates' pieces (settlement/README.md
+// "Estimation of missing reads (VEE)").
 type StatementInterval struct {
 	SettlementInterval       time.Time `json:"settlement_interval"`
 	EnergyMWh                string    `json:"energy_mwh"`
@@ -68,8 +69,8 @@ func (g IntervalRoutes) Routes() []Route {
 var statementSubresource = regexp.MustCompile(`^/api/v1/statements/(.+)/(intervals|explain)$`)
 
 // statementIDPath routes the unencoded form of a statement_id in a path
-// (api/README.md: accepted too) as the encoded one: before routing, the id's '/'
-// become %2F in the path the router reads.
+// (api/README.md: accepted too) as the encoded one: before routing, the id's
+// '/' become %2F in the path the router reads.
 func statementIDPath(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		u := c.Request().URL

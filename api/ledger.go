@@ -18,7 +18,8 @@ type LedgerRoutes struct {
 	Pool *pgxpool.Pool
 }
 
-// LedgerBalance is the balance of one ledger account (api/README.md "A balance").
+// LedgerBalance is the balance of one ledger account (api/README.md "A
+// balance").
 type LedgerBalance struct {
 	Account  string `json:"account"`
 	Currency string `json:"currency"`

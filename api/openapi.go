@@ -88,8 +88,9 @@ func newSchemaBuilder() *schemaBuilder {
 	return &schemaBuilder{components: map[string]Schema{}, names: map[reflect.Type]string{}}
 }
 
-// schemaNames are the contract's names (api/README.md, meters/README.md) of types whose
-// Go names differ; every other named struct is a component under its Go name.
+// schemaNames are the contract's names (api/README.md, meters/README.md) of
+// types whose Go names differ; every other named struct is a component under
+// its Go name.
 var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[settlement.StatementMessage]():    "StatementLine",
 	reflect.TypeFor[settlement.ChargeMessage]():       "AccountCharge",

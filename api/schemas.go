@@ -13,8 +13,8 @@ import (
 )
 
 // SchemaRoutes serve the JSON Schemas of every message gridsettle reads or
-// writes on Kafka (meters/README.md "Schemas and CloudEvents"), from the list in
-// package schemas.
+// writes on Kafka (meters/README.md "Schemas and CloudEvents"), from the list
+// in package schemas.
 type SchemaRoutes struct{}
 
 // MessageSchema is one entry of the schema list.

@@ -2,8 +2,8 @@ package meters
 
 import "time"
 
-// Default future bounds of an input's start (meters/README.md, the `start` rows of
-// both input topics).
+// Default future bounds of an input's start (meters/README.md, the `start` rows
+// of both input topics).
 const (
 	DefaultMaxFuture       = 15 * time.Minute   // a read exists only once its interval has ended
 	DefaultMaxFuturePrices = 7 * 24 * time.Hour // day-ahead prices are published ahead

@@ -6,8 +6,8 @@ import (
 	"unicode/utf8"
 )
 
-// MaxDetailChars bounds a rejection's detail (meters/README.md "Nothing a producer
-// sends can stop ingest").
+// MaxDetailChars bounds a rejection's detail (meters/README.md "Nothing a
+// producer sends can stop ingest").
 const MaxDetailChars = 200
 
 // SafeDetail makes s a valid quarantine detail whatever bytes it holds:

@@ -22,8 +22,8 @@ const (
 	ConflictingDuplicate   Reason = "conflicting_duplicate"
 	// Unprocessable is a record that passed every check above but that the
 	// database or an output encoder refused: a data error of the record's own,
-	// quarantined so that it cannot stop its partition (meters/README.md "Nothing a
-	// producer sends can stop ingest").
+	// quarantined so that it cannot stop its partition (meters/README.md
+	// "Nothing a producer sends can stop ingest").
 	Unprocessable Reason = "unprocessable"
 )
 

@@ -1,6 +1,6 @@
 -- +goose Up
--- The registry (settlement/README.md "Reference data"). Effective-dated rows never
--- change in place: a change closes one assignment and opens another.
+-- The registry (settlement/README.md "Reference data"). Effective-dated rows
+-- never change in place: a change closes one assignment and opens another.
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 
 CREATE DOMAIN identifier AS text CHECK (VALUE ~ '^[A-Za-z0-9._:-]{1,64}$');

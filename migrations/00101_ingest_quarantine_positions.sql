@@ -1,6 +1,6 @@
 -- +goose Up
--- Rejected input records (meters/README.md "Validation and quarantine"), written
--- in the transaction that advances past their offset. One row per input
+-- Rejected input records (meters/README.md "Validation and quarantine"),
+-- written in the transaction that advances past their offset. One row per input
 -- record: a replay updates the row (replayed_at when it is applied, reason and
 -- detail when it fails again), it never adds one.
 CREATE TABLE quarantine (

@@ -1,6 +1,6 @@
 -- +goose Up
--- Settlement runs and what each produces (settlement/README.md "Runs, versions and
--- restatements"). Rows are written once, by the run's single write
+-- Settlement runs and what each produces (settlement/README.md "Runs, versions
+-- and restatements"). Rows are written once, by the run's single write
 -- transaction; exports and the API read them.
 CREATE TABLE runs (
     run_id           text        PRIMARY KEY,  -- run-{day}-{run_type}-{version}

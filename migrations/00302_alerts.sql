@@ -1,8 +1,9 @@
 -- +goose Up
--- Customer alerts (settlement/alerts/README.md), fired by settlement/alerts/postgres inside the
--- ingest transaction. An alert is fired by inserting its identity: a row
--- here exists once ever, and only the transaction that inserted it writes its
--- outbox row, so each identity is published once whatever replays happen.
+-- Customer alerts (settlement/alerts/README.md), fired by
+-- settlement/alerts/postgres inside the ingest transaction. An alert is fired
+-- by inserting its identity: a row here exists once ever, and only the
+-- transaction that inserted it writes its outbox row, so each identity is
+-- published once whatever replays happen.
 CREATE TABLE alerts (
     alert_id      text        PRIMARY KEY,
     type          text        NOT NULL CHECK (type IN ('daily_usage', 'monthly_budget', 'price_spike', 'negative_price', 'missing_data')),

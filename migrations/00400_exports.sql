@@ -1,6 +1,6 @@
 -- +goose Up
--- Regulatory exports (reporting/README.md): one row per published export folder.
--- The folder under the export root is the record; this row makes it
+-- Regulatory exports (reporting/README.md): one row per published export
+-- folder. The folder under the export root is the record; this row makes it
 -- listable and chains the manifests of one operating day.
 CREATE TABLE exports (
     export_id                text        PRIMARY KEY,  -- export-{day}-{run_type}-v{version}

@@ -1,6 +1,6 @@
 -- +goose Up
--- Every superseded price version (settlement/README.md "Every version of every input
--- is kept"): prices keeps the current one per key; when a correction
+-- Every superseded price version (settlement/README.md "Every version of every
+-- input is kept"): prices keeps the current one per key; when a correction
 -- replaces it, ingest (settlement/ingest/readstore/prices.go) moves the
 -- replaced row here in the same transaction, with the input record that
 -- replaced it. A row is never updated: a version is superseded once.

@@ -1,8 +1,8 @@
 -- +goose Up
--- Estimation of missing reads (settlement/README.md "Estimation of missing reads (VEE)"): a run's
--- estimates belong to the run that made them and are never written as
--- reads, so the next run estimates again from its own snapshot and an
--- actual read that arrived meanwhile replaces the estimate.
+-- Estimation of missing reads (settlement/README.md "Estimation of missing
+-- reads (VEE)"): a run's estimates belong to the run that made them and are
+-- never written as reads, so the next run estimates again from its own snapshot
+-- and an actual read that arrived meanwhile replaces the estimate.
 --
 -- One row per estimated channel interval, as estimates.parquet and
 -- GET /api/v1/runs/{run_id}/estimates serve it. The assignment columns are

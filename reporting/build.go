@@ -66,7 +66,8 @@ type Config struct {
 
 	// storedGenerator is the generator of the published manifest that
 	// Regenerate compares with, written verbatim instead of Generator:
-	// regenerating after an upgrade must give the same bytes (reporting/README.md).
+	// regenerating after an upgrade must give the same bytes
+	// (reporting/README.md).
 	storedGenerator string
 }
 

@@ -13,8 +13,8 @@ import (
 )
 
 // Completeness accounts for every input record up to the lineage's offsets
-// (settlement/README.md "Completeness: every input record accounted for"): per input
-// partition, the counts ingest kept, as they stood in the run's snapshot,
+// (settlement/README.md "Completeness: every input record accounted for"): per
+// input partition, the counts ingest kept, as they stood in the run's snapshot,
 // in settlement's shape (settlement/completeness.go). It comes from the run
 // (runs.completeness), never from the input topics now, so a later replay
 // does not change what an export regenerates to.

@@ -21,9 +21,9 @@ import (
 func ptr(n int64) *int64 { return &n }
 
 // counted is the run of d with its input records counted (settlement/README.md
-// "Completeness: every input record accounted for"): runOf's partitions and market.prices/1, from which the
-// snapshot read nothing, so that the lineage does not list it; listed out
-// of order, as a run might store them.
+// "Completeness: every input record accounted for"): runOf's partitions and
+// market.prices/1, from which the snapshot read nothing, so that the lineage
+// does not list it; listed out of order, as a run might store them.
 func counted(d reportingtest.Day) reporting.Run {
 	run := runOf(d)
 	run.Completeness = &reporting.Completeness{Inputs: []settlement.CompletenessInput{
@@ -40,11 +40,12 @@ func counted(d reportingtest.Day) reporting.Run {
 }
 
 // TestCompleteness: a v2 export of a counted run carries the run's counts
-// as completeness, the sibling after lineage, in the shape of settlement/README.md "Explaining every figure":
-// inputs by topic then partition, quarantined reasons sorted, reads_* only
-// on the reads topic's partitions, an empty partition with zeros. It
-// verifies, and regenerates byte for byte from the run's counts. A run made
-// before counting has no completeness, and verifies too.
+// as completeness, the sibling after lineage, in the shape of
+// settlement/README.md "Explaining every figure": inputs by topic then
+// partition, quarantined reasons sorted, reads_* only on the reads topic's
+// partitions, an empty partition with zeros. It verifies, and regenerates byte
+// for byte from the run's counts. A run made before counting has no
+// completeness, and verifies too.
 func TestCompleteness(t *testing.T) {
 	d := estimated()
 	cfg := configOf(d)

@@ -27,23 +27,23 @@
 //     the rows as they are written, and Verify recomputes them by reading
 //     the files back; Publish verifies every folder before renaming it into
 //     place.
-//   - Completeness (v2, settlement/README.md "Completeness: every input record accounted for") is the run's own count
-//     of its input records (Run.Completeness, from runs.completeness),
-//     copied, never recounted: a later replay changes later runs' counts
-//     only, so regenerating an export reproduces it. It accounts for
-//     every lineage partition through its offset_through (and lists the
-//     partitions the snapshot read nothing of, which the lineage leaves
-//     out, through -1), with records = applied + Σ quarantined and no
-//     count negative in each (Completeness.Check); Build refuses a run
-//     whose counts break this, before writing, and Verify fails a manifest
-//     that does. A run made before counting existed (NULL) gets no
+//   - Completeness (v2, settlement/README.md "Completeness: every input record
+//     accounted for") is the run's own count of its input records
+//     (Run.Completeness, from runs.completeness), copied, never recounted: a
+//     later replay changes later runs' counts only, so regenerating an export
+//     reproduces it. It accounts for every lineage partition through its
+//     offset_through (and lists the partitions the snapshot read nothing of,
+//     which the lineage leaves out, through -1), with records = applied + Σ
+//     quarantined and no count negative in each (Completeness.Check); Build
+//     refuses a run whose counts break this, before writing, and Verify fails a
+//     manifest that does. A run made before counting existed (NULL) gets no
 //     completeness field, rather than a null one, so the v2 exports
 //     written before counting regenerate byte for byte; a v1 manifest
 //     never has one.
 //   - Consistent: each statement line's energy, unpriced energy, amount and
 //     interval counts are those of its interval rows (rounded half-even
-//     where settlement/README.md rounds); every ledger entry balances. A run whose
-//     rows break this is not exported.
+//     where settlement/README.md rounds); every ledger entry balances. A run
+//     whose rows break this is not exported.
 //   - The signed files are the export: Verify with a trusted key needs no
 //     signing-key.pub.pem (a convenience copy, checked when present); without
 //     one it uses that file and reports the signer as not authenticated.

@@ -557,8 +557,9 @@ func TestForgedButSelfSigned(t *testing.T) {
 		t.Fatalf("self-signed folder with a raised amount: %v", err)
 	}
 
-	// An estimates file with an estimate by a method settlement/README.md "Estimation of missing reads (VEE)" does
-	// not have, hashed and signed again.
+	// An estimates file with an estimate by a method settlement/README.md
+	// "Estimation of missing reads (VEE)" does not have, hashed and signed
+	// again.
 	est := copyDir(t, genuine)
 	d.Estimates[0].Method = "AVG"
 	b.Reset()

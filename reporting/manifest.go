@@ -70,8 +70,8 @@ func (l Layout) v2() bool { return l.Parquet >= parquet.LayoutV2 }
 // of the latest format, which holds every file of the earlier ones.
 var FolderFiles = layouts[len(layouts)-1].FolderFiles()
 
-// Manifest is manifest.json (reporting/README.md "Manifest"). Field order is the
-// JSON order; decimals are strings with their column's scale.
+// Manifest is manifest.json (reporting/README.md "Manifest"). Field order is
+// the JSON order; decimals are strings with their column's scale.
 // Completeness is absent in FormatV1 and, in FormatV2, for a run made
 // before gridsettle counted its input records (runs.completeness NULL):
 // there is nothing to account with, and the v2 exports written before

@@ -5,8 +5,8 @@ import "context"
 // Rows of a Parquet file are read from the Source and checked on one
 // goroutine and encoded on another, so that decoding rows from Postgres and
 // encoding and compressing them overlap (on 2 cores they took about the
-// same time, one after the other, as measured). The writer sees the same rows in
-// the same order, so the bytes are those of a single goroutine.
+// same time, one after the other, as measured). The writer sees the same rows
+// in the same order, so the bytes are those of a single goroutine.
 const (
 	pipeBatch = 1024 // rows handed over at a time
 	pipeDepth = 4    // batches in flight

@@ -151,9 +151,9 @@ func (t *tally) ledgerLine(l parquet.LedgerLine) error {
 	return nil
 }
 
-// estimate checks an estimates.parquet row: a method of settlement/README.md "Estimation of missing reads (VEE)", a
-// length, and the statement line it flows into (an estimate in the day
-// creates its line as a read would).
+// estimate checks an estimates.parquet row: a method of settlement/README.md
+// "Estimation of missing reads (VEE)", a length, and the statement line it
+// flows into (an estimate in the day creates its line as a read would).
 func (t *tally) estimate(e parquet.Estimate) error {
 	t.estimates++
 	where := fmt.Sprintf("%s row %d (%s %s at %s)", parquet.EstimatesFile, t.estimates, e.MeterID, e.Channel,

@@ -1,10 +1,11 @@
 package settlement
 
 // Completeness is what ingest had done with the records of every input
-// partition it knows, as one snapshot saw it (settlement/README.md "Completeness:
-// every input record accounted for"). A run stores it beside its lineage
-// (settlement/postgres) and its exports' manifests carry it (reporting),
-// in this one shape. For every input, Records = Applied + Σ Quarantined.
+// partition it knows, as one snapshot saw it (settlement/README.md
+// "Completeness: every input record accounted for"). A run stores it beside its
+// lineage (settlement/postgres) and its exports' manifests carry it
+// (reporting), in this one shape. For every input, Records = Applied + Σ
+// Quarantined.
 type Completeness struct {
 	Inputs []CompletenessInput `json:"inputs"`
 }

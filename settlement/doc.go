@@ -1,8 +1,9 @@
 // Package settlement owns the settlement arithmetic of the contract
-// (settlement/README.md): the market calendar (operating days in the market time
-// zone, with 23- and 25-hour days), settlement prices from real-time prices,
-// amounts, statement lines and account charges, runs and their versions,
-// and customer alerts. It builds on meters (inputs) and ledger (postings).
+// (settlement/README.md): the market calendar (operating days in the market
+// time zone, with 23- and 25-hour days), settlement prices from real-time
+// prices, amounts, statement lines and account charges, runs and their
+// versions, and customer alerts. It builds on meters (inputs) and ledger
+// (postings).
 //
 // Pure rules live here; Postgres and Kafka code live in sub-packages:
 // settlement/postgres (runs, statements, positions), settlement/ingest (the

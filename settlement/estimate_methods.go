@@ -9,5 +9,6 @@ const (
 	MethodZero    = "ZER"
 )
 
-// EstimateMethods are the methods in the order settlement/README.md "Estimation of missing reads (VEE)" tries them.
+// EstimateMethods are the methods in the order settlement/README.md "Estimation
+// of missing reads (VEE)" tries them.
 var EstimateMethods = []string{MethodLinear, MethodLikeDay, MethodZero}

@@ -11,8 +11,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Explaining a restatement (settlement/README.md "Explain a statement line"): which
-// reads and prices differ between two versions of a statement line, and
+// Explaining a restatement (settlement/README.md "Explain a statement line"):
+// which reads and prices differ between two versions of a statement line, and
 // what each difference cost. settlement/postgres rebuilds the two versions'
 // inputs from the store; the attribution below is the contract's fixed rule,
 // in one place, for every caller.
@@ -167,9 +167,9 @@ func (k KindSummary) MarshalJSON() ([]byte, error) {
 	}{k.Changes, k.EnergyMWhEffect.StringFixedBank(ExactEnergyScale), k.AmountEffect.StringFixedBank(ExactAmountScale)})
 }
 
-// Explanation is the answer (settlement/README.md "Explain a statement line") for a statement line against an
-// earlier version of it. Summary covers every change, also when a page
-// holds only some of them (NextCursor is the API's).
+// Explanation is the answer (settlement/README.md "Explain a statement line")
+// for a statement line against an earlier version of it. Summary covers every
+// change, also when a page holds only some of them (NextCursor is the API's).
 type Explanation struct {
 	StatementID         string
 	Against             string

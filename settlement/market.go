@@ -19,7 +19,8 @@ type Market struct {
 	Estimation          Estimation      // how runs estimate missing reads; the zero value is the default, standard
 }
 
-// DefaultMaxLinear is --estimation-max-linear's default (settlement/README.md "Estimation of missing reads (VEE)").
+// DefaultMaxLinear is --estimation-max-linear's default (settlement/README.md
+// "Estimation of missing reads (VEE)").
 const DefaultMaxLinear = time.Hour
 
 // MaxLinearLimit bounds --estimation-max-linear: a run reads the reads of
@@ -27,9 +28,9 @@ const DefaultMaxLinear = time.Hour
 // no estimate of a meter's use any more.
 const MaxLinearLimit = 7 * 24 * time.Hour
 
-// Estimation is how runs estimate missing reads (settlement/README.md "Estimation of missing reads (VEE)"): the zero
-// value is what users expect by default, `--estimation standard` with
-// linear interpolation up to an hour.
+// Estimation is how runs estimate missing reads (settlement/README.md
+// "Estimation of missing reads (VEE)"): the zero value is what users expect by
+// default, `--estimation standard` with linear interpolation up to an hour.
 type Estimation struct {
 	// Off is `--estimation none`: missing intervals contribute nothing.
 	Off bool

@@ -30,8 +30,9 @@ type Interval struct {
 	ActualReads    int                 // reads of quality A contributing to the interval
 	EstimatedReads int                 // reads of quality E or S contributing to the interval
 	// EstimatedMWh is the part of MWh that gridsettle's own estimates
-	// contribute (settlement/README.md "Estimation of missing reads (VEE)"), exact; GridsettleEstimatedReads counts
-	// those estimates, as ActualReads counts reads.
+	// contribute (settlement/README.md "Estimation of missing reads (VEE)"),
+	// exact; GridsettleEstimatedReads counts those estimates, as ActualReads
+	// counts reads.
 	EstimatedMWh             decimal.Decimal
 	GridsettleEstimatedReads int
 }
@@ -45,7 +46,8 @@ func (i Interval) Amount() decimal.NullDecimal {
 }
 
 // ReadCounts are current reads counted by quality, and the channel
-// intervals gridsettle estimated, by method (settlement/README.md "Estimation of missing reads (VEE)").
+// intervals gridsettle estimated, by method (settlement/README.md "Estimation
+// of missing reads (VEE)").
 type ReadCounts struct {
 	Actual              int            `json:"actual"`
 	Estimated           int            `json:"estimated"`

@@ -1,6 +1,6 @@
-// Package console is the analyst console (api/README.md "The analyst console") served by the
-// api component at /console/: one page and its script and style, embedded
-// in the binary (go:embed), so it works with no network, no CDN and no
+// Package console is the analyst console (api/README.md "The analyst console")
+// served by the api component at /console/: one page and its script and style,
+// embedded in the binary (go:embed), so it works with no network, no CDN and no
 // build step. The page holds no data and needs no token; the script signs
 // in with an API token kept in the tab's sessionStorage, sends it only in
 // the Authorization header, and takes every figure from /api/v1.

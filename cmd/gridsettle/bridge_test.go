@@ -31,12 +31,13 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// TestBridgeKills (meters/README.md "Edge ingest: the MQTT bridge"): a generated day goes over a real Mosquitto
-// through `gridsettle bridge mqtt`, which is killed before producing, after
-// committing before its PUBACKs, and by the harness, and started again each
-// time; then every read is settled once (the statements equal the oracle's
-// over the day as published, once), every bad payload is in the dead letter,
-// and the restarted bridges counted redeliveries.
+// TestBridgeKills (meters/README.md "Edge ingest: the MQTT bridge"): a
+// generated day goes over a real Mosquitto through `gridsettle bridge mqtt`,
+// which is killed before producing, after committing before its PUBACKs, and by
+// the harness, and started again each time; then every read is settled once
+// (the statements equal the oracle's over the day as published, once), every
+// bad payload is in the dead letter, and the restarted bridges counted
+// redeliveries.
 func TestBridgeKills(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "gridsettle")
 	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -277,9 +277,9 @@ func (c *chaos) compare(ctx context.Context, p *problems) error {
 	if err != nil {
 		return err
 	}
-	// The bridge's own dead letters (meters/README.md "Edge ingest: the MQTT bridge") are no relay's records: they
-	// carry no gridsettle-seq and no source offset, and are checked here
-	// only against their schema.
+	// The bridge's own dead letters (meters/README.md "Edge ingest: the MQTT
+	// bridge") are no relay's records: they carry no gridsettle-seq and no
+	// source offset, and are checked here only against their schema.
 	c.checkBridgeLetters(p, out)
 	out, all = withoutBridgeLetters(out), withoutBridgeLetters(all)
 	c.st.AbortedRecords = len(all) - len(out)

@@ -19,7 +19,8 @@ import (
 var chaosFlags = []string{"duration", "seed", "meters", "days", "dir"}
 
 // newChaosCmd is `gridsettle chaos`: the long mode of the chaos suite
-// (settlement/README.md "Exactly-once", "What proves it"), on a private PostgreSQL cluster under its scratch dir.
+// (settlement/README.md "Exactly-once", "What proves it"), on a private
+// PostgreSQL cluster under its scratch dir.
 func newChaosCmd(m *Main) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "chaos",

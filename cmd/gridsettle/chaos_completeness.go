@@ -12,12 +12,12 @@ import (
 )
 
 // checkCompleteness: every completed run's completeness (settlement/README.md
-// "Completeness: every input record accounted for") lists every partition of its lineage at the lineage's
-// offset, and equals a recount of the input log read read_committed: per
-// partition, the records through offset_through, and the oracle's
-// quarantine of them by reason; the reads counts, summed over the reads
-// partitions, are the oracle's over the run's snapshot. The suite makes no
-// replays, so the oracle's quarantine is the one each snapshot saw.
+// "Completeness: every input record accounted for") lists every partition of
+// its lineage at the lineage's offset, and equals a recount of the input log
+// read read_committed: per partition, the records through offset_through, and
+// the oracle's quarantine of them by reason; the reads counts, summed over the
+// reads partitions, are the oracle's over the run's snapshot. The suite makes
+// no replays, so the oracle's quarantine is the one each snapshot saw.
 func (c *chaos) checkCompleteness(p *problems, o *oracle.Oracle, log []oracle.Input, runs []runRow) error {
 	states := map[string]*oracle.State{} // by snapshot, which several runs may share
 	for _, r := range runs {

@@ -210,9 +210,10 @@ func nullDecimal(d *decimal.Decimal) decimal.NullDecimal {
 	return decimal.NullDecimal{Decimal: *d, Valid: true}
 }
 
-// changeText is a change as one canonical line: every field of settlement/README.md "Explaining every figure",
-// decimals at the contract's scales (fixed marks a value with more places,
-// so that it never passes for a rounded one), null for what is absent.
+// changeText is a change as one canonical line: every field of
+// settlement/README.md "Explaining every figure", decimals at the contract's
+// scales (fixed marks a value with more places, so that it never passes for a
+// rounded one), null for what is absent.
 func changeText(c settlement.Change) string {
 	t := func(x time.Time) string { return x.UTC().Format(time.RFC3339) }
 	effects := " energy " + fixed(c.EnergyMWhEffect, settlement.ExactEnergyScale) + " amount " + fixed(c.AmountEffect, settlement.ExactAmountScale)
@@ -249,8 +250,8 @@ func ptrText[T any](v *T) string {
 	return fmt.Sprint(*v)
 }
 
-// statementID is the id (meters/README.md "Out: `settlement.statements`") of the line (point, participant) of day
-// in version v.
+// statementID is the id (meters/README.md "Out: `settlement.statements`") of
+// the line (point, participant) of day in version v.
 func statementID(point, participant, day string, v int) string {
 	return point + "/" + participant + "/" + day + "/" + strconv.Itoa(v)
 }

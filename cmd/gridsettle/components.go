@@ -10,7 +10,8 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Component is one long-running part of gridsettle (api/README.md "Components").
+// Component is one long-running part of gridsettle (api/README.md
+// "Components").
 type Component struct {
 	Name string
 	// Run works until ctx is cancelled, then finishes or aborts what is in

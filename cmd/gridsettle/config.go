@@ -74,13 +74,14 @@ type Config struct {
 	// its output streams' leases.
 	PublishLeaseTimeout time.Duration
 
-	// Bridge is the MQTT bridge's broker, session and batch limits (meters/README.md "Edge ingest: the MQTT bridge");
-	// its Kafka and Topics are the command's.
+	// Bridge is the MQTT bridge's broker, session and batch limits
+	// (meters/README.md "Edge ingest: the MQTT bridge"); its Kafka and Topics
+	// are the command's.
 	Bridge bridge.Config
 }
 
-// componentNames are the components of api/README.md in start order; shutdown runs
-// in reverse, so the API stops taking requests before anything behind it,
+// componentNames are the components of api/README.md in start order; shutdown
+// runs in reverse, so the API stops taking requests before anything behind it,
 // and the bridge stops taking field input before ingest stops.
 var componentNames = []string{"ingest", "publish", "scheduler", "bridge", "api"}
 

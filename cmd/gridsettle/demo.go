@@ -52,8 +52,8 @@ type demoOptions struct {
 	seed   int64
 }
 
-// newDemoCmd is `gridsettle demo` (api/README.md): dev plus a driver that loads a
-// sample registry, streams one operating day through Kafka, settles it
+// newDemoCmd is `gridsettle demo` (api/README.md): dev plus a driver that loads
+// a sample registry, streams one operating day through Kafka, settles it
 // twice, exports and verifies, and prints what happened.
 func newDemoCmd(m *Main) *cobra.Command {
 	var opts demoOptions

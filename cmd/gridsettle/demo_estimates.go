@@ -16,9 +16,10 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// The demo's estimation story (settlement/README.md "Estimation of missing reads (VEE)"): the initial run
-// settles the head-end outage and the short gaps of the sample day on
-// estimates, the late actuals arrive, and the final run replaces them.
+// The demo's estimation story (settlement/README.md "Estimation of missing
+// reads (VEE)"): the initial run settles the head-end outage and the short gaps
+// of the sample day on estimates, the late actuals arrive, and the final run
+// replaces them.
 
 // estimateTotals are a run's estimate figures over its statement lines.
 type estimateTotals struct {
@@ -104,8 +105,8 @@ func (d *demo) replacedEstimates(ctx context.Context, before, after settlementpg
 }
 
 // inDayMWh is the settlement energy of a read of e's channel interval with
-// value kWh in the day [start, end): its pieces there (settlement/README.md step
-// 2), at e's loss factor, export negative.
+// value kWh in the day [start, end): its pieces there (settlement/README.md
+// step 2), at e's loss factor, export negative.
 func inDayMWh(e settlementpg.Estimate, kwh decimal.Decimal, settlementSeconds int, start, end time.Time) decimal.Decimal {
 	sum := decimal.Zero
 	for _, s := range meters.ToSettlementIntervals(e.IntervalStart, e.IntervalSeconds, kwh, settlementSeconds) {

@@ -10,9 +10,9 @@ import (
 	"github.com/gridsettle/gridsettle/settlement"
 )
 
-// The demo's explain story (settlement/README.md "Explaining every figure"): the final run's largest
-// restatement, taken apart into the inputs that changed and what each
-// cost, adding up exactly to the delta.
+// The demo's explain story (settlement/README.md "Explaining every figure"):
+// the final run's largest restatement, taken apart into the inputs that changed
+// and what each cost, adding up exactly to the delta.
 
 // demoExplainRows is how many changes the demo lists, the largest first.
 const demoExplainRows = 10

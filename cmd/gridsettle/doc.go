@@ -31,8 +31,9 @@
 //     stops it with SIGTERM, never SIGKILL while it answers, because a hard
 //     kill of kfake with a transaction open corrupts read_committed reads of
 //     that transactional id (settlement/README.md "Exactly-once").
-//   - --components accepts only the names of api/README.md, and the bridge (meters/README.md "Edge ingest: the MQTT bridge"),
-//     which runs only when named and then needs --mqtt-broker.
+//   - --components accepts only the names of api/README.md, and the bridge
+//     (meters/README.md "Edge ingest: the MQTT bridge"), which runs only when
+//     named and then needs --mqtt-broker.
 //   - The api component has its own database pool, whose connections run
 //     under --api-statement-timeout; ingest, publish, the scheduler, runs
 //     started through the API and exports use the pipeline's pool, so API
@@ -44,11 +45,11 @@
 // # How to add a component
 //
 // Write a builder func(p *Platform) (Component, error) in its own file and
-// add it to componentBuilders under its api/README.md name. The Platform carries the
-// validated Config (Market, Schedule, Kafka, ExportDir, SigningKey, ...), the
-// migrated pool, a plain Kafka client, the topic names, the outbox writer
-// (partition counts read from the cluster), the metrics registry and, for
-// the api, the bound listener; a builder may add a readiness check to
+// add it to componentBuilders under its api/README.md name. The Platform
+// carries the validated Config (Market, Schedule, Kafka, ExportDir, SigningKey,
+// ...), the migrated pool, a plain Kafka client, the topic names, the outbox
+// writer (partition counts read from the cluster), the metrics registry and,
+// for the api, the bound listener; a builder may add a readiness check to
 // Platform.Ready, which the api (built last) serves at /readyz. The builder
 // must not start work: Run does,
 // until its context is cancelled. Components start in componentNames order

@@ -18,9 +18,10 @@ import (
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
 
-// gridsettle explain STATEMENT_ID [--against V]: the explanation of settlement/README.md "Explain a statement line"
-// of a statement line, read from the database as the API computes it, as a
-// table with the changes that cost most first.
+// gridsettle explain STATEMENT_ID [--against V]: the explanation of
+// settlement/README.md "Explain a statement line" of a statement line, read
+// from the database as the API computes it, as a table with the changes that
+// cost most first.
 
 func newExplainCmd(m *Main) *cobra.Command {
 	c := &cobra.Command{

@@ -35,13 +35,14 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
-// TestExplainScenario is the acceptance test of settlement/README.md "Explaining every figure": a simulated
-// day goes through the real platform (kfake broker, the platform's ingest,
-// Postgres, the registry import) and is settled twice, with late reads,
-// corrections, price corrections, actuals replacing estimates, a retailer
-// switch and a loss-factor change between the runs. For every statement
-// line of the second run, the engine's explanation must equal the
-// independent oracle's change by change and add up exactly to the delta.
+// TestExplainScenario is the acceptance test of settlement/README.md
+// "Explaining every figure": a simulated day goes through the real platform
+// (kfake broker, the platform's ingest, Postgres, the registry import) and is
+// settled twice, with late reads, corrections, price corrections, actuals
+// replacing estimates, a retailer switch and a loss-factor change between the
+// runs. For every statement line of the second run, the engine's explanation
+// must equal the independent oracle's change by change and add up exactly to
+// the delta.
 func TestExplainScenario(t *testing.T) {
 	began := time.Now()
 	ctx := t.Context()

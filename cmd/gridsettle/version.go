@@ -43,9 +43,9 @@ func readBuild() build {
 }
 
 // generator names this build in new export manifests' "generator"
-// (reporting/README.md): "gridsettle <version>", with the revision when the version
-// does not already carry it. Regenerating an export keeps the generator of
-// its stored manifest.
+// (reporting/README.md): "gridsettle <version>", with the revision when the
+// version does not already carry it. Regenerating an export keeps the generator
+// of its stored manifest.
 func (b build) generator() string {
 	g := "gridsettle " + b.Version
 	if b.Revision != "" && !strings.Contains(b.Version, shortRevision(b.Revision)) {

@@ -13,8 +13,8 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
-// failpointsEnv arms the failpoints of settlement/failpoint (api/README.md: fault
-// injection for tests only, inert when unset).
+// failpointsEnv arms the failpoints of settlement/failpoint (api/README.md:
+// fault injection for tests only, inert when unset).
 const failpointsEnv = "GRIDSETTLE_FAILPOINTS"
 
 // enableFailpoints arms the failpoints listed in GRIDSETTLE_FAILPOINTS, read

@@ -41,8 +41,8 @@ func newServices(ctx context.Context, p *Platform) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Generated on first start (reporting/README.md); instances sharing the path
-	// agree on one key, since the file is published atomically.
+	// Generated on first start (reporting/README.md); instances sharing the
+	// path agree on one key, since the file is published atomically.
 	key, err := reporting.LoadOrCreateSigningKey(ctx, p.Config.SigningKey, p.Log)
 	if err != nil {
 		return nil, fmt.Errorf("--signing-key: %w", err)

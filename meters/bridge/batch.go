@@ -15,7 +15,8 @@ type Delivery struct {
 	Ack func()
 }
 
-// Limits close a batch (meters/README.md "Edge ingest: the MQTT bridge"): whichever is reached first.
+// Limits close a batch (meters/README.md "Edge ingest: the MQTT bridge"):
+// whichever is reached first.
 type Limits struct {
 	Records  int           // records in a batch
 	Bytes    int           // payload bytes in a batch (a memory bound; the first message always fits)

@@ -18,9 +18,9 @@ import (
 	skafka "github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
-// Record headers of meters/README.md "Edge ingest: the MQTT bridge". The dead letters the bridge writes itself
-// carry ingest's dead-letter headers (settlement/ingest) and the relay's
-// record headers (settlement/publish).
+// Record headers of meters/README.md "Edge ingest: the MQTT bridge". The dead
+// letters the bridge writes itself carry ingest's dead-letter headers
+// (settlement/ingest) and the relay's record headers (settlement/publish).
 const (
 	HeaderMQTTTopic  = "gridsettle-mqtt-topic"
 	HeaderMQTTClient = "gridsettle-mqtt-client"
@@ -39,7 +39,8 @@ const (
 	ReasonUnsubscribed = "mqtt_topic_not_subscribed"
 )
 
-// Defaults of meters/README.md "Edge ingest: the MQTT bridge" and meters/README.md.
+// Defaults of meters/README.md "Edge ingest: the MQTT bridge" and
+// meters/README.md.
 const (
 	DefaultBatchRecords   = 1000
 	DefaultBatchInterval  = 200 * time.Millisecond

@@ -1,8 +1,8 @@
-// Package bridge is the edge bridge of meters/README.md "Edge ingest: the MQTT bridge": it subscribes to an MQTT
-// broker and moves what field devices publish there into the input topics
-// (ami.interval-reads, market.prices) with Kafka transactions, so that
-// MQTT's at-least-once delivery becomes an exactly-once effect in
-// settlement.
+// Package bridge is the edge bridge of meters/README.md "Edge ingest: the MQTT
+// bridge": it subscribes to an MQTT broker and moves what field devices publish
+// there into the input topics (ami.interval-reads, market.prices) with Kafka
+// transactions, so that MQTT's at-least-once delivery becomes an exactly-once
+// effect in settlement.
 //
 // It owns the MQTT session (paho, QoS 1, clean session off, a stable client
 // id, manual acknowledgements), the batching of messages into transactions

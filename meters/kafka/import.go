@@ -71,8 +71,8 @@ type Receipt struct {
 // transaction, keyed by meter_id and spread by the client's default key
 // partitioner, and commits it only when every record is acknowledged. On any
 // error the transaction is aborted and nothing becomes visible to
-// read_committed consumers. A block that breaks the meters/README.md rules fails
-// the import before anything is produced.
+// read_committed consumers. A block that breaks the meters/README.md rules
+// fails the import before anything is produced.
 func (im *Importer) Import(ctx context.Context, blocks []meters.ReadBlock) (Receipt, error) {
 	var rc Receipt
 	for i, b := range blocks {

@@ -17,10 +17,11 @@ import (
 	"github.com/gridsettle/gridsettle/reporting/reportingtest"
 )
 
-// The files' schemas as reporting/README.md and settlement/README.md "Estimation of missing reads (VEE)" declare them, in the
-// notation of github.com/parquet-go/parquet-go, an implementation
-// independent of the writer's: v1's, then v2's (v1's columns, then the
-// estimate columns, and estimates.parquet).
+// The files' schemas as reporting/README.md and settlement/README.md
+// "Estimation of missing reads (VEE)" declare them, in the notation of
+// github.com/parquet-go/parquet-go, an implementation independent of the
+// writer's: v1's, then v2's (v1's columns, then the estimate columns, and
+// estimates.parquet).
 var wantSchemasV1 = map[string]string{
 	parquet.StatementsFile: `
 	required binary statement_id (STRING);

@@ -34,7 +34,8 @@ const (
 	// LayoutV2 is that of gridsettle-export/v2: statements.parquet gains
 	// estimated_energy_mwh, intervals.parquet gridsettle_estimated_reads and
 	// estimated_energy_mwh, appended after the v1 columns; estimates.parquet
-	// holds the run's estimates (settlement/README.md "Estimation of missing reads (VEE)").
+	// holds the run's estimates (settlement/README.md "Estimation of missing
+	// reads (VEE)").
 	LayoutV2 Layout = 2
 )
 
@@ -74,7 +75,8 @@ type Interval struct {
 	ActualReads     int32
 	EstimatedReads  int32
 	// The estimate pieces in the interval and their exact energy
-	// (settlement/README.md "Estimation of missing reads (VEE)"); LayoutV2 only.
+	// (settlement/README.md "Estimation of missing reads (VEE)"); LayoutV2
+	// only.
 	GridsettleEstimatedReads int32
 	EstimatedEnergyMWh       decimal.Decimal // DECIMAL(38,18)
 }
@@ -95,9 +97,9 @@ type LedgerLine struct {
 }
 
 // Estimate is one row of estimates.parquet: one channel interval the run
-// estimated (settlement/README.md "Estimation of missing reads (VEE)"), with the whole interval's value and the
-// assignment covering its start. Its natural key is (MeterID, Channel,
-// IntervalStart).
+// estimated (settlement/README.md "Estimation of missing reads (VEE)"), with
+// the whole interval's value and the assignment covering its start. Its natural
+// key is (MeterID, Channel, IntervalStart).
 type Estimate struct {
 	MeterID         string
 	Channel         string

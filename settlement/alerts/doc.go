@@ -1,6 +1,6 @@
 // Package alerts owns the customer-facing alert rules of the contract
-// (settlement/alerts/README.md): when each alert type fires, its exactly-once identity, and the
-// plain-language message a customer reads.
+// (settlement/alerts/README.md): when each alert type fires, its exactly-once
+// identity, and the plain-language message a customer reads.
 //
 // Rules here are pure: they take figures already computed from current reads
 // and prices (in event time, never the wall clock) and answer whether an alert

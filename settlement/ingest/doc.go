@@ -1,7 +1,7 @@
 // Package ingest consumes the input topics (ami.interval-reads,
 // market.prices) exactly once into Postgres, following
-// settlement/README.md "Exactly-once": the Consumer is a consumer-group member reading
-// read_committed with transaction markers kept, and each batch of one
+// settlement/README.md "Exactly-once": the Consumer is a consumer-group member
+// reading read_committed with transaction markers kept, and each batch of one
 // partition is one Postgres transaction that starts with a compare-and-set of
 // the offset stored in ingest_offsets, then applies the records (through the
 // Applier: decoding and validation in package meters, versioning, positions

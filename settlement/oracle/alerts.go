@@ -6,7 +6,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Alert is one alert identity of settlement/alerts/README.md that may be published.
+// Alert is one alert identity of settlement/alerts/README.md that may be
+// published.
 //
 // Alerts fire when a figure FIRST reaches its level while input is
 // consumed, so which identities fire can depend on how far each partition

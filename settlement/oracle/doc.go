@@ -65,8 +65,8 @@
 //     sets it.
 //   - A `source` is free text, U+0000 included (JSON "\u0000"; a raw NUL
 //     byte is not JSON). PostgreSQL text cannot store U+0000 ("text it
-//     cannot store" of meters/README.md), so such a record is unprocessable, and
-//     only once it has passed every other check (conflicting_duplicate
+//     cannot store" of meters/README.md), so such a record is unprocessable,
+//     and only once it has passed every other check (conflicting_duplicate
 //     included), even when versioning would ignore all its reads. No other
 //     field of a read or a price can hold it: identifiers are ASCII, the
 //     rest are fixed words, numbers and timestamps.
@@ -103,8 +103,8 @@
 //     accepts. A channel without any accepted record is never estimated,
 //     however long its meter has been assigned.
 //   - A channel interval [t, t+len), t a multiple of len in unix seconds, is
-//     of day D when one of its pieces (settlement/README.md step 2, as a read) is
-//     in a settlement interval of D. It is missing when the snapshot has no
+//     of day D when one of its pieces (settlement/README.md step 2, as a read)
+//     is in a settlement interval of D. It is missing when the snapshot has no
 //     read of the channel at t and an assignment of the meter covers t. An
 //     interval that no assignment covers is neither a read nor missing: it
 //     ends a gap, and is no neighbour of it.
@@ -148,8 +148,8 @@
 //     the day ≥ threshold / < 0 at a point where an assignment of the account
 //     is in force at some instant of the day (reads are not needed).
 //   - missing_data: the watermark of a reads partition is the latest end of
-//     an accepted record on it (meters/README.md: only applied records move it; a
-//     quarantined record, whatever its reason, never does). A record whose
+//     an accepted record on it (meters/README.md: only applied records move it;
+//     a quarantined record, whatever its reason, never does). A record whose
 //     reads are all stale or duplicates is accepted, not quarantined, so it
 //     counts: the contract calls such reads "ignored (counted, not
 //     quarantined)" without saying whether their record is "applied"; the

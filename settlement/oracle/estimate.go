@@ -8,7 +8,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Estimation methods, in the order settlement/README.md "Estimation of missing reads (VEE)" tries them.
+// Estimation methods, in the order settlement/README.md "Estimation of missing
+// reads (VEE)" tries them.
 const (
 	MethodLinear  = "LIN"
 	MethodLikeDay = "LDY"

@@ -32,8 +32,9 @@ type Market struct {
 	Estimation Estimation
 }
 
-// Estimation is how runs estimate missing reads (settlement/README.md "Estimation of missing reads (VEE)"). The zero
-// value is `--estimation standard` with `--estimation-max-linear PT1H`.
+// Estimation is how runs estimate missing reads (settlement/README.md
+// "Estimation of missing reads (VEE)"). The zero value is `--estimation
+// standard` with `--estimation-max-linear PT1H`.
 type Estimation struct {
 	Off       bool          // --estimation none: no estimates
 	MaxLinear time.Duration // longest gap interpolated linearly; zero means one hour
@@ -359,7 +360,8 @@ func (s *State) checkPrice(p *priceRecord) *Quarantined {
 }
 
 // settlementPrice is the settlement price of point in the settlement
-// interval starting at t, from current RT prices (settlement/README.md "Prices").
+// interval starting at t, from current RT prices (settlement/README.md
+// "Prices").
 func (s *State) settlementPrice(point string, t int64) (decimal.Decimal, bool) {
 	length, ok := s.priceLen[[2]string{"RT", point}]
 	if !ok {

@@ -177,7 +177,8 @@ type intervalAcc struct {
 type chargeAcc struct{ imp, exp, est, cost decimal.Decimal }
 
 // flow is what a run settles: a current read, or an estimate, which flows
-// exactly like a read of its channel (settlement/README.md "Estimation of missing reads (VEE)").
+// exactly like a read of its channel (settlement/README.md "Estimation of
+// missing reads (VEE)").
 type flow struct {
 	meter, channel string
 	start, length  int64

@@ -31,12 +31,13 @@
 //   - each run emits the full statement of its day: every (participant,
 //     point) and (account, participant) with a current read or an estimate
 //     in the day or a line in an earlier version;
-//   - estimates (settlement/README.md "Estimation of missing reads (VEE)") belong to the run that made them: made from
-//     its snapshot's current reads only, stored in run_estimates, never as
-//     reads, so the next run estimates again and an actual read that
-//     arrived meanwhile replaces the estimate; they enter the sums like
-//     reads but never count as reads (actual, estimated, substituted); deltas are against the latest earlier
-//     completed version, so the deltas of a line sum to its latest figure;
+//   - estimates (settlement/README.md "Estimation of missing reads (VEE)")
+//     belong to the run that made them: made from its snapshot's current reads
+//     only, stored in run_estimates, never as reads, so the next run estimates
+//     again and an actual read that arrived meanwhile replaces the estimate;
+//     they enter the sums like reads but never count as reads (actual,
+//     estimated, substituted); deltas are against the latest earlier completed
+//     version, so the deltas of a line sum to its latest figure;
 //   - amounts are summed exactly (128-bit integers and decimals) and rounded
 //     once, half-even, by settlement.LineFiguresOf / ChargeFiguresOf.
 //

@@ -15,18 +15,18 @@ import (
 )
 
 // The per-read work of a run — the assignment in force, the mapping onto
-// settlement intervals (settlement/README.md steps 1-3, meters.ToSettlementIntervals)
-// and the exact sums per line and per account — is done here, on the day's
-// read blocks streamed once (settlement/ingest/readstore/blocks.go), with
-// integer arithmetic: a value is stored in micro-kWh and held in nano-kWh
-// (exact), a piece of a split read is rounded half-even to 9 places exactly
-// as the rule says, and sums are 128-bit, so nothing can overflow or round.
-// The loss factor is applied once per (line or account, loss factor) sum,
-// which is exact since multiplication distributes over the sum. Each sum
-// keeps the decimal scale of the values it adds (a numeric sum's scale),
-// each stored value at its shortest exact scale (readstore.KWh) and a split
-// piece at 9, so the figures carry the digits they had when Postgres summed
-// the values as sent.
+// settlement intervals (settlement/README.md steps 1-3,
+// meters.ToSettlementIntervals) and the exact sums per line and per account —
+// is done here, on the day's read blocks streamed once
+// (settlement/ingest/readstore/blocks.go), with integer arithmetic: a value is
+// stored in micro-kWh and held in nano-kWh (exact), a piece of a split read is
+// rounded half-even to 9 places exactly as the rule says, and sums are 128-bit,
+// so nothing can overflow or round. The loss factor is applied once per (line
+// or account, loss factor) sum, which is exact since multiplication distributes
+// over the sum. Each sum keeps the decimal scale of the values it adds (a
+// numeric sum's scale), each stored value at its shortest exact scale
+// (readstore.KWh) and a split piece at 9, so the figures carry the digits they
+// had when Postgres summed the values as sent.
 
 // nanoScale is the fixed point of kWh sums: 9 decimal places.
 const nanoScale = 9

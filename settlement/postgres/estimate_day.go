@@ -13,14 +13,15 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
-// Estimation inside a run (settlement/README.md "Estimation of missing reads (VEE)"): while the day's blocks stream
-// (energy.go), each channel's reads of the window give its missing channel
-// intervals and the LIN ones their value (estimate.go); after the stream,
-// channels with no block in the window are estimated too, the rest is
-// answered by like days, one keyed look-up per week back for only the
-// intervals still unanswered (readstore.CurrentValues), and what is left is
-// ZER. Every estimate then enters the sums through the kernel a read takes
-// (mapRead), flagged by its method so that it never counts as a read.
+// Estimation inside a run (settlement/README.md "Estimation of missing reads
+// (VEE)"): while the day's blocks stream (energy.go), each channel's reads of
+// the window give its missing channel intervals and the LIN ones their value
+// (estimate.go); after the stream, channels with no block in the window are
+// estimated too, the rest is answered by like days, one keyed look-up per week
+// back for only the intervals still unanswered (readstore.CurrentValues), and
+// what is left is ZER. Every estimate then enters the sums through the kernel a
+// read takes (mapRead), flagged by its method so that it never counts as a
+// read.
 
 // dayEstimates is the estimation state of one run's day.
 type dayEstimates struct {

@@ -10,9 +10,9 @@ import (
 )
 
 // Estimate is one channel interval a run estimated (table run_estimates,
-// settlement/README.md "What a run records and publishes"): the whole interval's
-// value, its method, and the assignment covering its start as the run saw
-// it.
+// settlement/README.md "What a run records and publishes"): the whole
+// interval's value, its method, and the assignment covering its start as the
+// run saw it.
 type Estimate struct {
 	MeterID         string
 	Channel         string

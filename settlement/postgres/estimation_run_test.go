@@ -132,9 +132,9 @@ func sameLines(t *testing.T, what string, got, want []string) {
 }
 
 // TestEstimationInARun settles a day with a gap of each kind, figures
-// computed by hand from settlement/README.md "Estimation of missing reads (VEE)"; then the actual reads arrive and the
-// next run has no estimate left, each line's delta being actuals −
-// estimates.
+// computed by hand from settlement/README.md "Estimation of missing reads
+// (VEE)"; then the actual reads arrive and the next run has no estimate left,
+// each line's delta being actuals − estimates.
 func TestEstimationInARun(t *testing.T) {
 	t.Parallel()
 	m := settlement.Market{Location: chicago(t), Currency: "USD", IntervalSeconds: 900}

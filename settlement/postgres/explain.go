@@ -15,9 +15,10 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 )
 
-// Explaining a statement line (settlement/README.md "Explaining every figure") rebuilds, for each of the two
-// runs, the inputs of that line exactly as the run saw them, from what the
-// store keeps and what the run recorded (migrations/00903_explain.sql):
+// Explaining a statement line (settlement/README.md "Explaining every figure")
+// rebuilds, for each of the two runs, the inputs of that line exactly as the
+// run saw them, from what the store keeps and what the run recorded
+// (migrations/00903_explain.sql):
 //   - a read or price version was in a run's snapshot when its input record
 //     was: its offset is at most the run's lineage offset of its partition,
 //     and, when the record was applied by a quarantine replay, the replay's
@@ -48,10 +49,10 @@ var ErrTooLarge = errors.New("explanation too large to hold at once: read it in 
 
 // Explain explains statement line statementID against version against of
 // its day (nil: the latest completed version before the line's own; 0:
-// nothing), with every change (settlement/README.md "Explaining every figure"), or ErrTooLarge beyond
-// MaxExplainChanges. ErrNotFound when the statement does not exist, the day
-// has no completed run of version against, or against is not lower than
-// the statement's version.
+// nothing), with every change (settlement/README.md "Explaining every figure"),
+// or ErrTooLarge beyond MaxExplainChanges. ErrNotFound when the statement does
+// not exist, the day has no completed run of version against, or against is not
+// lower than the statement's version.
 func (r *Runs) Explain(ctx context.Context, statementID string, against *int) (*settlement.Explanation, error) {
 	var kept int
 	e, err := r.explain(ctx, statementID, against, func(_ int, _ *settlement.Change) bool {

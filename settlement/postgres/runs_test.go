@@ -221,8 +221,9 @@ func checkStatement(t *testing.T, e *env, run Run, prevVersion *int, lines []wan
 func TestTwoRunsAndARerun(t *testing.T) {
 	t.Parallel()
 	// The scenario's meters report a few reads each: it is about reads and
-	// corrections, settled without estimates (settlement/README.md "Estimation of missing reads (VEE)" --estimation
-	// none), which also holds that Off gives the figures of before.
+	// corrections, settled without estimates (settlement/README.md "Estimation
+	// of missing reads (VEE)" --estimation none), which also holds that Off
+	// gives the figures of before.
 	m := settlement.Market{Location: chicago(t), Currency: "USD", IntervalSeconds: 900,
 		Estimation: settlement.Estimation{Off: true}}
 	e := newEnv(t, m)

@@ -1,7 +1,7 @@
 // Package simulate generates gridsettle's synthetic workload: a registry and
 // an ordered stream of input records (ami.interval-reads and market.prices)
-// in exactly the wire format of meters/README.md, deterministic for a seed, so a
-// failure found with it can be reproduced byte for byte.
+// in exactly the wire format of meters/README.md, deterministic for a seed, so
+// a failure found with it can be reproduced byte for byte.
 //
 // What a scenario holds (Generate):
 //   - a registry: participants, at least four settlement points (a hub with
@@ -19,15 +19,15 @@
 //     corrections, negative prices, a price spike, missing price intervals,
 //     JSON numbers as well as strings for decimals, and bad records of every
 //     quarantine reason of the contract;
-//   - gaps of every kind settlement/README.md "Estimation of missing reads (VEE)" tells apart (reads that never come,
-//     or come only in the late part): short gaps with reads on both sides
-//     (linear interpolation), one of them across a retailer switch, one
-//     across the DST change on a 5-minute channel, one on a 60-minute
-//     channel, one across midnight, and random ones in featured meters'
-//     blocks; a 5-hour outage of a meter whose reads go back a week before
-//     the first day (like day); a 2-hour gap across midnight without
-//     history and a meter commissioned two days before the first day that
-//     falls silent (zero); in a market with a half-hour offset (Config's
+//   - gaps of every kind settlement/README.md "Estimation of missing reads
+//     (VEE)" tells apart (reads that never come, or come only in the late
+//     part): short gaps with reads on both sides (linear interpolation), one of
+//     them across a retailer switch, one across the DST change on a 5-minute
+//     channel, one on a 60-minute channel, one across midnight, and random ones
+//     in featured meters' blocks; a 5-hour outage of a meter whose reads go
+//     back a week before the first day (like day); a 2-hour gap across midnight
+//     without history and a meter commissioned two days before the first day
+//     that falls silent (zero); in a market with a half-hour offset (Config's
 //     Market.Location, e.g. Australia/Adelaide) a 60-minute gap straddles
 //     local midnight, so the runs of both days estimate it;
 //   - a late part (Scenario.Late): restatements, late reads and the reads of

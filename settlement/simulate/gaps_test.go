@@ -16,8 +16,8 @@ import (
 
 // seenGap is a maximal run of a channel's missing intervals in the days of
 // a scenario, as the first run sees it (main stream only). It says which
-// method of settlement/README.md "Estimation of missing reads (VEE)" applies, not the estimates: those are the
-// oracle's.
+// method of settlement/README.md "Estimation of missing reads (VEE)" applies,
+// not the estimates: those are the oracle's.
 type seenGap struct {
 	meter, channel string
 	length         int64
@@ -117,9 +117,10 @@ func dstChange(sc *simulate.Scenario) int64 {
 	return 0
 }
 
-// checkGaps: the scenario has a gap of every kind settlement/README.md "Estimation of missing reads (VEE)" tells
-// apart, on the channels, days and instants where estimates are hard. The
-// scenario must have two days or more and cross a DST change.
+// checkGaps: the scenario has a gap of every kind settlement/README.md
+// "Estimation of missing reads (VEE)" tells apart, on the channels, days and
+// instants where estimates are hard. The scenario must have two days or more
+// and cross a DST change.
 func checkGaps(t *testing.T, sc *simulate.Scenario, main, final *oracle.State) []seenGap {
 	t.Helper()
 	gaps := gapsOf(sc, main, final)

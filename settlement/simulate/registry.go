@@ -116,11 +116,12 @@ func (g *gen) meterSpec(i int) *meterSpec {
 }
 
 // roleGaps gives the meters of fixed roles the gaps of the cases of
-// settlement/README.md "Estimation of missing reads (VEE)": short ones for linear interpolation (one across a retailer
-// switch, one across the DST change, one on a 60-minute channel, one
-// across midnight), a 5-hour outage with like-day history, and a 2-hour
-// gap across midnight without any, which is estimated as zero. The new
-// meter's silence (roleNewMeter) is zero too: it has no week-old reads.
+// settlement/README.md "Estimation of missing reads (VEE)": short ones for
+// linear interpolation (one across a retailer switch, one across the DST
+// change, one on a 60-minute channel, one across midnight), a 5-hour outage
+// with like-day history, and a 2-hour gap across midnight without any, which is
+// estimated as zero. The new meter's silence (roleNewMeter) is zero too: it has
+// no week-old reads.
 func (g *gen) roleGaps(m *meterSpec) {
 	dst := g.dstAt
 	if dst == 0 {

@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// Config are the configuration lines meters/README.md "Edge ingest: the MQTT bridge" requires (listener and
-// logging aside).
+// Config are the configuration lines meters/README.md "Edge ingest: the MQTT
+// bridge" requires (listener and logging aside).
 var Config = []string{
 	"allow_anonymous true",
 	"max_queued_messages 0",   // a persistent session keeps every QoS 1 message

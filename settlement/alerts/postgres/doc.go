@@ -1,6 +1,6 @@
-// Package postgres evaluates the customer alerts of settlement/alerts/README.md inside the
-// ingest transaction (it implements ingest.Hook), stores each alert identity
-// once in the alerts table, and lists stored alerts for the API.
+// Package postgres evaluates the customer alerts of settlement/alerts/README.md
+// inside the ingest transaction (it implements ingest.Hook), stores each alert
+// identity once in the alerts table, and lists stored alerts for the API.
 //
 // It owns the tables of migrations/00302_alerts.sql and
 // 00804_alert_energy_blocks.sql: alerts, and the aggregates alerts are

@@ -1,8 +1,8 @@
 // Package ingesttest holds the hostile-input suite: records a
 // hostile producer or a broken head-end could send to the input topics,
 // interleaved with valid ones, each with what the contract
-// (meters/README.md "Validation and quarantine" and "Nothing a producer sends can
-// stop ingest") says must become of it. The expectations are derived from
+// (meters/README.md "Validation and quarantine" and "Nothing a producer sends
+// can stop ingest") says must become of it. The expectations are derived from
 // the contract's text and check order, never from what the decoder answers.
 //
 // Both the in-process suite (settlement/ingest) and the end-to-end suite

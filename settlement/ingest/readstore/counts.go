@@ -12,12 +12,12 @@ import (
 )
 
 // Counts are what ingest did with the records of one input partition
-// (settlement/README.md "Completeness: every input record accounted for"), or a change to them: Records data records
-// consumed, of which Applied were applied and Quarantined[reason] set aside;
-// of the reads in applied records, ReadsApplied became current and the
-// others were stale or duplicates. A batch's counts satisfy Records =
-// Applied + Σ Quarantined; a replay's move records between Quarantined and
-// Applied and leave Records alone.
+// (settlement/README.md "Completeness: every input record accounted for"), or a
+// change to them: Records data records consumed, of which Applied were applied
+// and Quarantined[reason] set aside; of the reads in applied records,
+// ReadsApplied became current and the others were stale or duplicates. A
+// batch's counts satisfy Records = Applied + Σ Quarantined; a replay's move
+// records between Quarantined and Applied and leave Records alone.
 type Counts struct {
 	Records, Applied                         int64
 	Quarantined                              map[meters.Reason]int64

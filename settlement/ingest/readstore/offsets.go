@@ -10,9 +10,9 @@ import (
 )
 
 // AdvanceOffset is the compare-and-set that opens every ingest transaction
-// (settlement/README.md "Exactly-once"): it moves the stored position of (topic,
-// partition) from `from` to `to` and returns the partition's watermark (zero
-// when there is none yet). It reports false, changing nothing, when the
+// (settlement/README.md "Exactly-once"): it moves the stored position of
+// (topic, partition) from `from` to `to` and returns the partition's watermark
+// (zero when there is none yet). It reports false, changing nothing, when the
 // stored position is not `from`: someone else (another consumer, or a zombie
 // of this one) owns that range. The row stays locked until tx ends, which
 // serialises concurrent owners of one partition.

@@ -117,8 +117,8 @@ func (p *positionDeltas) addMicro(a *meters.Assignment, start, seconds, micro in
 }
 
 // add adds read's energy under assignment a (subtracts it when remove),
-// mapped onto settlement intervals (settlement/README.md steps 1-3: import counts
-// positive, export negative).
+// mapped onto settlement intervals (settlement/README.md steps 1-3: import
+// counts positive, export negative).
 func (p *positionDeltas) add(a *meters.Assignment, read meters.Read, remove bool) {
 	neg := (read.Channel == meters.Export) != remove
 	for _, s := range meters.ToSettlementIntervals(read.Start, read.IntervalSeconds, read.Value, p.settlementSeconds) {
@@ -247,7 +247,8 @@ func appendNumeric(buf []byte, d decimal.Decimal) []byte {
 
 // PositionEnergy is the live energy of one participant at one settlement
 // point in one settlement interval: the exact sum of every current read's
-// settlement energy (settlement/README.md, "From reads to settlement intervals").
+// settlement energy (settlement/README.md, "From reads to settlement
+// intervals").
 type PositionEnergy struct {
 	ParticipantID   string
 	SettlementPoint string

@@ -60,7 +60,8 @@ func TestEveryOwnedFileIsListed(t *testing.T) {
 	}
 }
 
-// TestContractExamples: the examples of meters/README.md and settlement/alerts/README.md are valid.
+// TestContractExamples: the examples of meters/README.md and
+// settlement/alerts/README.md are valid.
 func TestContractExamples(t *testing.T) {
 	v := validator(t)
 	for name, doc := range map[string]string{

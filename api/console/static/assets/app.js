@@ -1,6 +1,6 @@
-// gridsettle analyst console (api/README.md "The analyst console"). Plain JavaScript, no build
-// step, no library: the page is small, and every library would have to be
-// vendored with its licence and audited against the CSP.
+// gridsettle analyst console (api/README.md "The analyst console"). Plain
+// JavaScript, no build step, no library: the page is small, and every library
+// would have to be vendored with its licence and audited against the CSP.
 //
 // Rules this file keeps:
 //   - the API token lives in sessionStorage and travels only in the
@@ -474,7 +474,8 @@
       const y0 = ey(0), y1 = ey(e);
       g.append(svg('rect', { class: e < 0 ? 'bar neg' : 'bar', x: x + step * 0.1, y: Math.min(y0, y1), width: step * 0.8, height: Math.max(Math.abs(y1 - y0), 0.5) }));
       if (estimated) {
-        // The estimated share (settlement/README.md "Estimation of missing reads (VEE)"), drawn over the bar from zero.
+        // The estimated share (settlement/README.md "Estimation of missing
+        // reads (VEE)"), drawn over the bar from zero.
         const ye = ey(+i.estimated_energy_mwh);
         g.append(svg('rect', { class: 'bar est', x: x + step * 0.1, y: Math.min(y0, ye), width: step * 0.8, height: Math.max(Math.abs(ye - y0), 0.5) }));
       }
@@ -881,7 +882,8 @@
   }
 
   // completeness is the manifest's count of every input record per input
-  // partition (settlement/README.md "Completeness: every input record accounted for"), as the manifest says it.
+  // partition (settlement/README.md "Completeness: every input record accounted
+  // for"), as the manifest says it.
   function completeness(c) {
     if (!c) return el('p', { class: 'muted', 'data-kind': 'completeness' }, 'This manifest has no completeness (an older format, or a run made before runs counted their inputs).');
     const n = (v) => (v === undefined || v === null ? '' : String(v));
