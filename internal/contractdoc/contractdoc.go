@@ -14,8 +14,10 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // TableRows returns the rows of the Markdown tables in the section of file
@@ -106,4 +108,26 @@ func Consts(file, typeName string) ([]string, error) {
 		return nil, fmt.Errorf("%s declares no constant of type %s", file, typeName)
 	}
 	return values, nil
+}
+
+// CheckConsts fails t unless the first column of the tables in the section
+// heading of the document doc lists exactly the constants of type typeName
+// of the Go file goFile, in their order.
+func CheckConsts(t testing.TB, doc, heading, goFile, typeName string) {
+	t.Helper()
+	rows, err := TableRows(doc, heading)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, r := range rows {
+		documented = append(documented, r[0])
+	}
+	defined, err := Consts(goFile, typeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(documented, defined) {
+		t.Errorf("%s %q lists\n  %v\n%s defines the %s constants\n  %v", doc, heading, documented, goFile, typeName, defined)
+	}
 }
