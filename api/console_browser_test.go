@@ -28,7 +28,7 @@ import (
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false,
-	"rewrite api/console/testdata/day.png (the README's picture) with the Day page TestConsoleInBrowser sees")
+	"rewrite api/console/testdata/day.png (api/console/README.md's picture) with the Day page TestConsoleInBrowser sees")
 
 // chromium is the browser the console's tests drive: Debian's chromium
 // package (.ci/run installs it). The tests never skip without it.

@@ -6,8 +6,8 @@
 -- read of (meter_id, channel, interval start) is the one of highest version
 -- among the blocks that hold it.
 --
--- Why blocks: measured on a 2-core machine (README "Performance"), a row
--- per read costs ~180 bytes on disk and caps COPY near 200,000 reads/s; a
+-- Why blocks: measured on a 2-core machine (cmd/gridsettle/PERFORMANCE.md),
+-- a row per read costs ~180 bytes on disk and caps COPY near 200,000 reads/s; a
 -- row per record of 16 reads costs ~20 bytes per read and COPYs at over
 -- 1.5 M reads/s.
 --

@@ -330,7 +330,7 @@ func (b *bench) completedRun(ctx context.Context) (*benchDay, error) {
 }
 
 // benchRecordReads is the number of reads of a seeded input record, as
-// meters send them (bench ingest's records, README "Performance").
+// meters send them (bench ingest's records, PERFORMANCE.md).
 const benchRecordReads = 16
 
 // seedDayReads appends the day's reads for meters MTR-0000001… to

@@ -45,8 +45,9 @@ func publishPaced(ctx context.Context, url string, msgs []bridgeMessage) error {
 	return nil
 }
 
-// testDevBridge is the README's session: dev with the bridge component, a
-// one-meter registry, a read published over MQTT that the API then answers.
+// testDevBridge is the session of meters/bridge/README.md: dev with the
+// bridge component, a one-meter registry, a read published over MQTT that the
+// API then answers.
 func testDevBridge(t *testing.T, bin string) {
 	_, dbURL := pgtest.New(t)
 	mq := mosquittotest.Start(t)

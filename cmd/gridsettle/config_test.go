@@ -275,10 +275,11 @@ func TestConfigMarketDST(t *testing.T) {
 	}
 }
 
-// The README's configuration table lists exactly the flags there are, each
-// with its variable, its default and the commands that have it.
+// The configuration table of this package's README.md lists exactly the
+// flags there are, each with its variable, its default and the commands that
+// have it.
 func TestREADMEConfigTable(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,10 +504,10 @@ func TestLogFormat(t *testing.T) {
 	}
 }
 
-// The README's table of commands' own flags lists exactly the flags each
-// top-level command has of its own.
+// The table of commands' own flags in this package's README.md lists exactly
+// the flags each top-level command has of its own.
 func TestREADMELocalFlagTable(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

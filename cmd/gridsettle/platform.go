@@ -275,11 +275,12 @@ func openDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.P
 // pipelineWaits bound every statement and lock wait of the components
 // (ingest, publishing, runs, exports), unless the database URL sets them:
 // no wait in the pipeline is without a deadline. They are generous: the
-// longest legitimate statement is a run's on a 100,000-meter day (README
-// "Performance": the whole run takes about 22 s, its longest statement
-// about 13 s), the longest legitimate lock wait a run or an export waiting
-// for another of the same operating day. Components that can give up
-// sooner do so themselves (ingest: ingest.Config.LockTimeout per batch).
+// longest legitimate statement is a run's on a 100,000-meter day
+// (PERFORMANCE.md: the whole run took about 22 s before the read store, its
+// longest statement about 13 s), the longest legitimate lock wait a run or
+// an export waiting for another of the same operating day. Components that
+// can give up sooner do so themselves (ingest: ingest.Config.LockTimeout per
+// batch).
 var pipelineWaits = map[string]string{
 	"statement_timeout": "5min",
 	"lock_timeout":      "2min",

@@ -14,7 +14,7 @@ import (
 )
 
 // DefaultTimeout bounds an export attempt when Config.Timeout is zero: far
-// more than writing a large day takes (README "Performance": about a
+// more than writing a large day takes (cmd/gridsettle/PERFORMANCE.md: about a
 // second for 200,000 interval rows), far less than a hung folder holds one.
 const DefaultTimeout = 10 * time.Minute
 

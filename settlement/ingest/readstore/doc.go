@@ -12,13 +12,14 @@
 // covers, holding, in micro-kWh, the reads it made current (NoRead where its
 // read was stale or a duplicate). A block is the unit because a row per read
 // costs ~180 bytes and caps COPY near 200,000 reads/s on the machines we
-// measure on, and a row per record ~20 bytes and over 1.5 M reads/s (README
-// "Performance"). Blocks are cut at UTC days so that the blocks which can
-// hold a read starting at t all start in [UTC day of t, t]: every look-up by
-// key, for ingest, runs, the API and estimation, is one bounded index range
-// (meter_id, channel, start), whatever the length of the records producers
-// send. The table is partitioned by month of block start; Partitions creates
-// months before a batch needs them, outside the batch's transaction.
+// measure on, and a row per record ~20 bytes and over 1.5 M reads/s
+// (cmd/gridsettle/PERFORMANCE.md). Blocks are cut at UTC days so that the
+// blocks which can hold a read starting at t all start in [UTC day of t, t]:
+// every look-up by key, for ingest, runs, the API and estimation, is one
+// bounded index range (meter_id, channel, start), whatever the length of the
+// records producers send. The table is partitioned by month of block start;
+// Partitions creates months before a batch needs them, outside the batch's
+// transaction.
 //
 // Invariants:
 //   - a stored block is never updated or deleted: a correction appends a
