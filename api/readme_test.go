@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/gridsettle/gridsettle/internal/contractdoc"
+	"github.com/gridsettle/gridsettle/meters/contractdoc"
 )
 
 // TestReadmeEndpoints: the table of api/README.md "Endpoints" lists exactly

@@ -3,7 +3,7 @@ package meters
 import (
 	"testing"
 
-	"github.com/gridsettle/gridsettle/internal/contractdoc"
+	"github.com/gridsettle/gridsettle/meters/contractdoc"
 )
 
 // TestReadmeReasons: the reason table of meters/README.md "Validation and

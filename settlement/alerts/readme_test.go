@@ -3,7 +3,7 @@ package alerts
 import (
 	"testing"
 
-	"github.com/gridsettle/gridsettle/internal/contractdoc"
+	"github.com/gridsettle/gridsettle/meters/contractdoc"
 )
 
 // TestReadmeTypes: the table of settlement/alerts/README.md lists exactly

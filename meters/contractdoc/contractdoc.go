@@ -6,6 +6,11 @@
 //
 // Its own test holds the rule that comments cite only files of the
 // repository (citations_test.go).
+//
+// It lives under meters, the lowest layer: every package whose document it
+// reads (api, settlement, settlement/alerts, reporting) may import meters,
+// and meters none of them; the repository's top level is fixed (README.md
+// "Packages"). Only tests import it.
 package contractdoc
 
 import (
