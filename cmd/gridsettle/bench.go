@@ -25,8 +25,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/migrations"
-	"github.com/gridsettle/gridsettle/migrations/pgserver"
 	"github.com/gridsettle/gridsettle/migrations/pgcluster"
+	"github.com/gridsettle/gridsettle/migrations/pgserver"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 

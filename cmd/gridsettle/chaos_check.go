@@ -928,4 +928,3 @@ func fencedError(line string) bool {
 	l := strings.ToLower(line)
 	return strings.Contains(l, "fenced") || strings.Contains(l, "producer_epoch") || strings.Contains(l, "invalid_producer_epoch")
 }
-

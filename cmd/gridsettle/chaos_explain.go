@@ -15,8 +15,8 @@ import (
 
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/oracle"
-	"github.com/gridsettle/gridsettle/settlement/postgres/pgcheck"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/postgres/pgcheck"
 )
 
 // The explanations of restated lines (explain.md "Explain a statement
