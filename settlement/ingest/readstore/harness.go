@@ -128,3 +128,14 @@ func VacuumBlocks(ctx context.Context, db Querier) error {
 	}
 	return nil
 }
+
+// SetNextOffset stores next as partition's next offset of topic, creating
+// the row if need be: as if a consumer had consumed up to it (tests that
+// write reads directly, without a consumer, use it).
+func SetNextOffset(ctx context.Context, tx pgx.Tx, topic string, partition int32, next int64) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO ingest_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
+		ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`, topic, partition, next); err != nil {
+		return fmt.Errorf("set the next offset of %s/%d: %w", topic, partition, err)
+	}
+	return nil
+}

@@ -1,8 +1,8 @@
 // Package pgcheck reads settlement's stored rows back whole, in the
 // oracle's shape where the oracle has one, for the chaos suite
 // (cmd/gridsettle chaos), which compares them with what the oracle
-// computes from the same input. The product never calls it: it reads whole
-// tables, unpaged.
+// computes from the same input, and ages stored runs for cmd/gridsettle's
+// tests. The product never calls it: it reads whole tables, unpaged.
 package pgcheck
 
 import (
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/settlement/oracle"
@@ -20,6 +21,7 @@ import (
 
 // Querier is what the reads need: a pool, a connection or a transaction.
 type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
@@ -205,6 +207,16 @@ func LatestAmounts(ctx context.Context, db Querier, f func(participant, point st
 		return nil
 	}); err != nil {
 		return fmt.Errorf("read latest statement lines: %w", err)
+	}
+	return nil
+}
+
+// ForgetReplays makes the runs of version look as runs made before runs
+// recorded their replays (a lineage without replays_through); the explain
+// command's test uses it.
+func ForgetReplays(ctx context.Context, db Querier, version int) error {
+	if _, err := db.Exec(ctx, `UPDATE runs SET lineage = lineage - 'replays_through' WHERE version = $1`, version); err != nil {
+		return fmt.Errorf("forget the replays of version %d runs: %w", version, err)
 	}
 	return nil
 }
