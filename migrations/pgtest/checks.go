@@ -11,14 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gridsettle/gridsettle/migrations/pgserver"
 )
 
 // Querier is what the checks need: a pool, a connection or a transaction.
-type Querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+type Querier = pgserver.Querier
 
 // MarkSchemaNewer records a migration (999999) no gridsettle has, as a
 // newer gridsettle would have left the database.
