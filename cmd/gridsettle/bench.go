@@ -26,6 +26,7 @@ import (
 
 	"github.com/gridsettle/gridsettle/migrations"
 	"github.com/gridsettle/gridsettle/migrations/pgcluster"
+	"github.com/gridsettle/gridsettle/migrations/pgserver"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
@@ -318,7 +319,7 @@ func (b *bench) openDB(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", redactURL(base), err)
 	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if err := pgserver.CreateDatabase(ctx, admin, name); err != nil {
 		admin.Close(ctx)
 		return nil, fmt.Errorf("create scratch database: %w", err)
 	}
@@ -326,7 +327,7 @@ func (b *bench) openDB(ctx context.Context) (func(), error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if !b.opts.keep {
-			if _, err := admin.Exec(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			if err := pgserver.DropDatabase(dctx, admin, name); err != nil {
 				b.log.Error("drop scratch database", "db", name, "err", err)
 			}
 		} else {
@@ -401,9 +402,8 @@ func (b *bench) client(opts ...kgo.Opt) (*kgo.Client, error) {
 
 // header says where the figures come from: machine, load, database, broker.
 func (b *bench) header(ctx context.Context) {
-	var pgVersion, fsync, syncCommit string
-	_ = b.pool.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('fsync'), current_setting('synchronous_commit')`).
-		Scan(&pgVersion, &fsync, &syncCommit)
+	settings, _ := pgserver.ReadSettings(ctx, b.pool)
+	pgVersion, fsync, syncCommit := settings.Version, settings.Fsync, settings.SynchronousCommit
 	where := "private cluster under a temporary directory"
 	if b.cfg.DatabaseURL != "" {
 		where = "scratch database on " + redactURL(b.cfg.DatabaseURL)

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gridsettle/gridsettle/reporting"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
@@ -31,18 +34,15 @@ func (b *bench) export(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var rows int64
-	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM run_intervals WHERE run_id = $1`, d.run.RunID).Scan(&rows); err != nil {
-		return fmt.Errorf("count run intervals: %w", err)
+	rows, err := exportpg.CountRunIntervals(ctx, b.pool, d.run.RunID)
+	if err != nil {
+		return err
 	}
-	copySQL := fmt.Sprintf(`COPY (SELECT participant_id, settlement_point, interval_start, energy_mwh, price, amount,
-		actual_reads, estimated_reads, gridsettle_estimated_reads, estimated_energy_mwh FROM run_intervals WHERE run_id = '%s'
-		ORDER BY participant_id COLLATE "C", settlement_point COLLATE "C", interval_start) TO STDOUT`, d.run.RunID)
 	var intervals, whole, limits []float64
 	for rep := range b.opts.repeat {
 		// Each repetition writes a new export: an empty root and registry.
-		if _, err := b.pool.Exec(ctx, `DELETE FROM exports`); err != nil {
-			return fmt.Errorf("reset exports: %w", err)
+		if err := exportpg.ForgetExports(ctx, b.pool); err != nil {
+			return err
 		}
 		ex, err := exportpg.NewExporter(b.pool, exportpg.Config{
 			Root: filepath.Join(b.tmp, "exports-"+strconv.Itoa(rep)),
@@ -71,7 +71,7 @@ func (b *bench) export(ctx context.Context) error {
 		if !p.Created || file == 0 {
 			return fmt.Errorf("export %s was not written", p.Export.ExportID)
 		}
-		l, err := b.copyOut(ctx, copySQL)
+		l, err := b.copyOut(ctx, func(pg *pgconn.PgConn) error { return exportpg.CopyRunIntervals(ctx, pg, io.Discard, d.run.RunID) })
 		if err != nil {
 			return err
 		}

@@ -19,13 +19,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/migrations"
+	"github.com/gridsettle/gridsettle/migrations/pgserver"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
@@ -196,46 +197,6 @@ func (in readsInput) each(fn func(r *ingestRecord) error) error {
 	return nil
 }
 
-// seedRegistry registers meters 1..meters, one account each, spread over
-// participants × points, with a few loss factors. As in the simulator's
-// registry, 35% of the accounts have a daily threshold (60 kWh: about half
-// of the generated meters' days reach it), 25% a monthly budget and 25%
-// price alerts, so ingest keeps and evaluates their alert aggregates.
-func (b *bench) seedRegistry(ctx context.Context, meters, participants, points int) error {
-	return b.execEach(ctx, []any{participants, points, meters},
-		`INSERT INTO participants SELECT 'RETAILER-' || lpad(i::text, 3, '0'), 'Retailer ' || i FROM generate_series(1, $1::int) i
-		 WHERE $2::int > 0 AND $3::int > 0`,
-		`INSERT INTO settlement_points SELECT 'SP-' || lpad(i::text, 3, '0'), 'Point ' || i, (ARRAY['hub', 'zone', 'node'])[1 + i % 3]
-		 FROM generate_series(1, $2::int) i WHERE $1::int > 0 AND $3::int > 0`,
-		`INSERT INTO accounts (account_id, name, daily_kwh_threshold, monthly_budget, price_alerts)
-		 SELECT 'ACC-' || lpad(i::text, 7, '0'), 'Account ' || i,
-		        CASE WHEN i % 20 < 7 THEN 60 END, CASE WHEN i % 4 = 1 THEN 250.00 END, i % 4 = 2
-		 FROM generate_series(1, $3::int) i
-		 WHERE $1::int > 0 AND $2::int > 0`,
-		`INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
-		 SELECT 'MTR-' || lpad(i::text, 7, '0'), 'ACC-' || lpad(i::text, 7, '0'),
-		        'RETAILER-' || lpad((1 + (i - 1) % $1::int)::text, 3, '0'),
-		        'SP-' || lpad((1 + ((i - 1) / $1::int) % $2::int)::text, 3, '0'),
-		        (ARRAY[1.0000, 1.0125, 1.0250, 0.9875, 1.031])[1 + i % 5], '2020-01-01T00:00:00Z'
-		 FROM generate_series(1, $3::int) i`,
-		`ANALYZE participants, settlement_points, accounts, meter_assignments`)
-}
-
-// execEach runs statements one by one, each with the args it uses (all
-// args must appear in every statement that takes any).
-func (b *bench) execEach(ctx context.Context, args []any, stmts ...string) error {
-	for _, s := range stmts {
-		var a []any
-		if strings.Contains(s, "$1") {
-			a = args
-		}
-		if _, err := b.pool.Exec(ctx, s, a...); err != nil {
-			return fmt.Errorf("seed: %s: %w", strings.Fields(s)[0]+" "+strings.Fields(s)[2], err)
-		}
-	}
-	return nil
-}
-
 // ingestTables are what ingesting writes; each ingest run starts them
 // empty. Those the schema no longer has (the old reads table, once the
 // conversion migration drops it) are left out.
@@ -243,15 +204,7 @@ var ingestTables = []string{"read_blocks", "reads", "channel_lengths", "position
 	"outbox_streams", "alerts", "alert_daily_usage", "alert_energy_blocks", "alert_month_books", "alert_meters", "alert_watermarks"}
 
 func (b *bench) resetIngestTables(ctx context.Context) error {
-	rows, err := b.pool.Query(ctx, `SELECT quote_ident(n) FROM unnest($1::text[]) n WHERE to_regclass(quote_ident(n)) IS NOT NULL`, ingestTables)
-	if err != nil {
-		return fmt.Errorf("reset ingest tables: %w", err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("reset ingest tables: %w", err)
-	}
-	if _, err := b.pool.Exec(ctx, "TRUNCATE "+strings.Join(tables, ", ")); err != nil {
+	if err := pgserver.TruncateExisting(ctx, b.pool, ingestTables); err != nil {
 		return fmt.Errorf("reset ingest tables: %w", err)
 	}
 	b.checkpoint(ctx)
@@ -263,7 +216,7 @@ func (b *bench) resetIngestTables(ctx context.Context) error {
 // a superuser or pg_checkpoint; without one the figures are noisier, not
 // wrong.
 func (b *bench) checkpoint(ctx context.Context) {
-	if _, err := b.pool.Exec(ctx, `CHECKPOINT`); err != nil {
+	if err := pgserver.Checkpoint(ctx, b.pool); err != nil {
 		b.log.Warn("bench: CHECKPOINT refused, measuring without", "err", err)
 	}
 }
@@ -280,7 +233,7 @@ type shapeRun struct {
 func (b *bench) ingest(ctx context.Context) error {
 	n := b.opts.sizes.Reads
 	meters := benchMeters(n)
-	if err := b.seedRegistry(ctx, int(meters), 5, 5); err != nil {
+	if err := registrystore.SeedBenchRegistry(ctx, b.pool, int(meters), 5, 5); err != nil {
 		return err
 	}
 	for si, shape := range readsShapes {
@@ -335,8 +288,8 @@ func (b *bench) ingestOnce(ctx context.Context, in readsInput, totalOffsets, wan
 		return r, err
 	}
 	b.log.Info("ingest: VACUUM (ANALYZE) read_blocks and its size")
-	if _, err := b.pool.Exec(ctx, `VACUUM (ANALYZE) read_blocks`); err != nil {
-		return r, fmt.Errorf("vacuum read_blocks: %w", err)
+	if err := readstore.VacuumBlocks(ctx, b.pool); err != nil {
+		return r, err
 	}
 	versions, bytes, err := readstore.Stats(ctx, b.pool)
 	if err != nil {
@@ -594,9 +547,8 @@ func (b *bench) ingestWorker(ctx context.Context, reads int, totalOffsets int64)
 		case <-childExited:
 			return 0, 0, fmt.Errorf("ingest worker exited before lag 0: %v", wait())
 		}
-		var done int64
-		if err := b.pool.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets WHERE topic = $1`,
-			b.topics.Reads).Scan(&done); err != nil {
+		done, err := readstore.SumNextOffsets(ctx, b.pool, b.topics.Reads)
+		if err != nil {
 			return 0, 0, fmt.Errorf("poll stored offsets: %w", err)
 		}
 		now := time.Now()
@@ -644,8 +596,8 @@ func (b *bench) checkReads(ctx context.Context, reads int, milli int64) error {
 	if err != nil {
 		return fmt.Errorf("check stored reads: %w", err)
 	}
-	var quarantined int64
-	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM quarantine`).Scan(&quarantined); err != nil {
+	quarantined, err := readstore.CountQuarantined(ctx, b.pool)
+	if err != nil {
 		return fmt.Errorf("check quarantine: %w", err)
 	}
 	if n != int64(reads) || versions != int64(reads) || sumMicro != milli*1000 || quarantined != 0 {
@@ -656,9 +608,6 @@ func (b *bench) checkReads(ctx context.Context, reads int, milli int64) error {
 		human(float64(n)), decimal.New(sumMicro, -6).StringFixed(3))
 	return nil
 }
-
-// blockColumns are read_blocks' columns, as the bare COPY moves them.
-const blockColumns = `meter_id, channel, start, interval_seconds, version, values_micro, quality, source, topic, partition, "offset"`
 
 // barePipeline is the limit ingest is compared with, measured on what
 // ingest just did: a plain read_committed franz-go consumer reading the
@@ -684,8 +633,7 @@ func (b *bench) barePipeline(ctx context.Context, records int) (consume, copied,
 	defer conn.Release()
 	pg := conn.Conn().PgConn()
 	w := bufio.NewWriterSize(f, 1<<20)
-	// A partitioned table cannot be COPYed TO directly; its rows can.
-	dumped, err := pg.CopyTo(ctx, w, `COPY (SELECT `+blockColumns+` FROM read_blocks) TO STDOUT (FORMAT binary)`)
+	dumped, err := readstore.DumpBlocks(ctx, pg, w)
 	if err == nil {
 		err = w.Flush()
 	}
@@ -693,10 +641,10 @@ func (b *bench) barePipeline(ctx context.Context, records int) (consume, copied,
 		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("bare COPY: dump read_blocks: %w", err)
+		return 0, 0, 0, fmt.Errorf("bare COPY: %w", err)
 	}
-	if _, err := pg.Exec(ctx, `TRUNCATE read_blocks`).ReadAll(); err != nil {
-		return 0, 0, 0, fmt.Errorf("bare COPY: empty read_blocks: %w", err)
+	if err := readstore.EmptyBlocks(ctx, pg); err != nil {
+		return 0, 0, 0, fmt.Errorf("bare COPY: %w", err)
 	}
 	b.checkpoint(ctx)
 
@@ -714,16 +662,16 @@ func (b *bench) barePipeline(ctx context.Context, records int) (consume, copied,
 	go func() {
 		defer wg.Done()
 		t0 := time.Now()
-		tag, err := pg.CopyFrom(ctx, bufio.NewReaderSize(f, 1<<20), `COPY read_blocks (`+blockColumns+`) FROM STDIN (FORMAT binary)`)
-		copied, cpyErr, loaded = time.Since(t0), err, tag.RowsAffected()
+		n, err := readstore.LoadBlocks(ctx, pg, bufio.NewReaderSize(f, 1<<20))
+		copied, cpyErr, loaded = time.Since(t0), err, n
 	}()
 	wg.Wait()
 	wall = time.Since(start)
 	if err := errors.Join(consumeErr, cpyErr); err != nil {
 		return 0, 0, 0, fmt.Errorf("bare pipeline: %w", err)
 	}
-	if loaded != dumped.RowsAffected() {
-		return 0, 0, 0, fmt.Errorf("bare COPY loaded %d rows of the %d ingest stored", loaded, dumped.RowsAffected())
+	if loaded != dumped {
+		return 0, 0, 0, fmt.Errorf("bare COPY loaded %d rows of the %d ingest stored", loaded, dumped)
 	}
 	return consume, copied, wall, nil
 }

@@ -76,7 +76,7 @@ func (b *bench) publish(ctx context.Context) error {
 				return fmt.Errorf("commit outbox rows: %w", err)
 			}
 		}
-		if _, err := b.pool.Exec(ctx, `ANALYZE outbox`); err != nil {
+		if err := publish.AnalyzeOutbox(ctx, b.pool); err != nil {
 			return err
 		}
 		b.log.Info("publish: relaying")

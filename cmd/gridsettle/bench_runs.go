@@ -8,7 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/gridsettle/gridsettle/meters"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
@@ -48,23 +51,15 @@ func (b *bench) dayFixture(ctx context.Context) (*benchDay, error) {
 	start, end := m.Bounds(d.day)
 	b.log.Info("runs: seeding a day of reads", "meters", s.Meters, "participants", s.Participants, "points", s.Points)
 	t0 := time.Now()
-	if err := b.seedRegistry(ctx, s.Meters, s.Participants, s.Points); err != nil {
+	if err := registrystore.SeedBenchRegistry(ctx, b.pool, s.Meters, s.Participants, s.Points); err != nil {
 		return nil, err
 	}
 	noon := time.Date(d.day.Year, d.day.Month, d.day.Day, 12, 0, 0, 0, m.Location).UTC()
-	tag, err := b.pool.Exec(ctx, `
-		WITH moved AS (
-			UPDATE meter_assignments SET effective_to = $1 WHERE id % 100 = 7 RETURNING *
-		)
-		INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
-		SELECT meter_id, account_id,
-		       'RETAILER-' || lpad((1 + substr(participant_id, 10)::int % $2::int)::text, 3, '0'),
-		       settlement_point, loss_factor, $1
-		FROM moved`, noon, s.Participants)
+	switched, err := registrystore.SwitchBenchRetailers(ctx, b.pool, noon, s.Participants)
 	if err != nil {
-		return nil, fmt.Errorf("seed retailer switches: %w", err)
+		return nil, err
 	}
-	d.switchedMtrs = int(tag.RowsAffected())
+	d.switchedMtrs = int(switched)
 	if d.readsInDay, d.blocks, _, err = b.seedDayReads(ctx, start, end, s.Meters, false); err != nil {
 		return nil, err
 	}
@@ -99,18 +94,7 @@ func (b *bench) dayFixture(ctx context.Context) (*benchDay, error) {
 // 1% of the (point, interval) prices missing (unpriced), 2% negative.
 func (b *bench) seedDayPrices(ctx context.Context, start, end time.Time) error {
 	m, s := b.cfg.Market, b.opts.sizes
-	return b.execEach(ctx, []any{start, end, m.IntervalSeconds, m.Currency, s.Points, b.opts.seed},
-		`INSERT INTO prices (market, settlement_point, interval_start, interval_seconds, price, currency, version, topic, partition, "offset")
-		 SELECT 'RT', 'SP-' || lpad(p::text, 3, '0'), $1::timestamptz + k * $3::int * interval '1 second', $3::int,
-		        CASE WHEN h % 50 = 0 THEN -(h % 3000) * 0.01 ELSE 15 + (h % 9000) * 0.01 END, $4, 1, 'market.prices', p % 8, p * 1000 + k
-		 FROM generate_series(1, $5::int) p
-		 CROSS JOIN generate_series(-4, (extract(epoch FROM $2::timestamptz - $1::timestamptz)::int / $3::int) - 1) k
-		 CROSS JOIN LATERAL (SELECT abs(hashint8extended(p::bigint * 100000 + k, $6)) AS h) hh
-		 WHERE h % 97 <> 5`,
-		`INSERT INTO ingest_offsets (topic, partition, next_offset)
-		 SELECT t, p, 1000000 FROM unnest(ARRAY['ami.interval-reads', 'market.prices']) t, generate_series(0, 7) p
-		 ON CONFLICT DO NOTHING`,
-		`ANALYZE read_blocks, prices, meter_assignments, ingest_offsets`)
+	return readstore.SeedBenchPrices(ctx, b.pool, start, end, m.IntervalSeconds, m.Currency, s.Points, b.opts.seed)
 }
 
 // runTypes are the run types of successive repetitions, as a day's runs
@@ -129,14 +113,11 @@ func (b *bench) settleDay(ctx context.Context, d *benchDay, t settlement.RunType
 	if run.Status != settlementpg.Completed {
 		return 0, fmt.Errorf("run %s %s: %s", run.RunID, run.Status, run.Error)
 	}
-	var lines, charges, outboxRows, intervals int64
-	if err := b.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM statement_lines WHERE run_id = $1),
-		(SELECT count(*) FROM account_charges WHERE run_id = $1), (SELECT count(*) FROM run_intervals WHERE run_id = $1),
-		(SELECT count(*) FROM outbox WHERE record_id IN (SELECT statement_id FROM statement_lines WHERE run_id = $1
-		                                                   UNION ALL SELECT charge_id FROM account_charges WHERE run_id = $1))`, run.RunID).
-		Scan(&lines, &charges, &intervals, &outboxRows); err != nil {
+	out, err := settlementpg.CountRunOutputs(ctx, b.pool, run.RunID)
+	if err != nil {
 		return 0, fmt.Errorf("check run %s: %w", run.RunID, err)
 	}
+	lines, charges, outboxRows, intervals := out.Lines, out.Charges, out.Outbox, out.Intervals
 	wantCharges := int64(d.meters + d.switchedMtrs)
 	if lines != int64(d.lines) || charges != wantCharges {
 		return 0, fmt.Errorf("run %s wrote %d lines and %d charges, want %d and %d", run.RunID, lines, charges, d.lines, wantCharges)
@@ -162,7 +143,7 @@ func (b *bench) runs(ctx context.Context) error {
 // timeRuns runs d's day once per repetition, calling check after each
 // run, and times each run and the COPY of the blocks it streams.
 func (b *bench) timeRuns(ctx context.Context, d *benchDay, check func() error) (took, limit []float64, err error) {
-	copySQL := b.streamedBlocks(d.day)
+	from, to := b.streamedBlocks(d.day)
 	for rep := range b.opts.repeat {
 		t, err := b.settleDay(ctx, d, runTypes[min(rep, len(runTypes)-1)])
 		if err != nil {
@@ -171,7 +152,7 @@ func (b *bench) timeRuns(ctx context.Context, d *benchDay, check func() error) (
 		if err := check(); err != nil {
 			return nil, nil, err
 		}
-		l, err := b.copyOut(ctx, copySQL)
+		l, err := b.copyOut(ctx, func(pg *pgconn.PgConn) error { return readstore.CopyBlocksOut(ctx, pg, io.Discard, from, to) })
 		if err != nil {
 			return nil, nil, err
 		}
@@ -245,19 +226,16 @@ func (b *bench) runsWithGaps(ctx context.Context, d *benchDay) error {
 		"took", time.Since(t0).Round(time.Millisecond))
 	// The switched meters' first assignments ended the week before: one
 	// charge a meter, and the lines of the assignments still in force.
-	var lines int
-	if err := b.pool.QueryRow(ctx, `SELECT count(DISTINCT (participant_id, settlement_point)) FROM meter_assignments
-		WHERE effective_to IS NULL OR effective_to > $1`, start).Scan(&lines); err != nil {
+	lines, err := registrystore.CountOpenPairs(ctx, b.pool, start)
+	if err != nil {
 		return fmt.Errorf("count the lines of %s: %w", benchGapDay, err)
 	}
 	g := &benchDay{day: benchGapDay, meters: d.meters, lines: lines, runs: d.runs}
 	var byMethod string
 	took, limit, err := b.timeRuns(ctx, g, func() error {
-		var lin, ldy, zer int64
-		if err := b.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE method = 'LIN'),
-			count(*) FILTER (WHERE method = 'LDY'), count(*) FILTER (WHERE method = 'ZER')
-			FROM run_estimates WHERE run_id = $1`, g.run.RunID).Scan(&lin, &ldy, &zer); err != nil {
-			return fmt.Errorf("count the estimates of %s: %w", g.run.RunID, err)
+		lin, ldy, zer, err := settlementpg.CountEstimateMethods(ctx, b.pool, g.run.RunID)
+		if err != nil {
+			return err
 		}
 		want := missing // one per missing read
 		if b.cfg.Market.Estimation.Off {
@@ -284,31 +262,29 @@ func (b *bench) runsWithGaps(ctx context.Context, d *benchDay) error {
 	return nil
 }
 
-// streamedBlocks is a COPY of the blocks a run of day streams
+// streamedBlocks is the window of block starts a run of day streams
 // (settlement/postgres/energy.go, the run's window): those starting from
 // the UTC day of an hour before the day to its end, and with estimation
 // --estimation-max-linear and an hour more on both sides.
-func (b *bench) streamedBlocks(day settlement.Day) string {
+func (b *bench) streamedBlocks(day settlement.Day) (from, to time.Time) {
 	start, end := b.cfg.Market.Bounds(day)
-	from := start.Add(-time.Hour)
+	from = start.Add(-time.Hour)
 	if e := b.cfg.Market.Estimation; !e.Off {
 		from, end = from.Add(-e.MaxLinearGap()-time.Hour), end.Add(e.MaxLinearGap()+time.Hour)
 	}
-	return fmt.Sprintf(`COPY (SELECT meter_id, channel, start, interval_seconds, values_micro, quality FROM read_blocks
-		WHERE start >= '%s' AND start < '%s') TO STDOUT`,
-		from.Truncate(24*time.Hour).Format(time.RFC3339), end.Format(time.RFC3339))
+	return from.Truncate(24 * time.Hour), end
 }
 
-// copyOut runs a COPY ... TO STDOUT and discards the rows: the plain
-// read-out limit.
-func (b *bench) copyOut(ctx context.Context, sql string) (time.Duration, error) {
+// copyOut times copyTo, a COPY ... TO STDOUT on a connection of its own
+// whose rows it discards: the plain read-out limit.
+func (b *bench) copyOut(ctx context.Context, copyTo func(*pgconn.PgConn) error) (time.Duration, error) {
 	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Release()
 	t0 := time.Now()
-	if _, err := conn.Conn().PgConn().CopyTo(ctx, io.Discard, sql); err != nil {
+	if err := copyTo(conn.Conn().PgConn()); err != nil {
 		return 0, fmt.Errorf("COPY out: %w", err)
 	}
 	return time.Since(t0), nil

@@ -28,6 +28,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement/ingest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/oracle"
+	"github.com/gridsettle/gridsettle/settlement/postgres/pgcheck"
 	"github.com/gridsettle/gridsettle/settlement/simulate"
 )
 
@@ -307,7 +308,7 @@ func (bl *bridgeLives) checkOnce(ctx context.Context, p *problems) error {
 			want[l.StatementID] = l
 		}
 	}
-	got, err := c.statementRows(ctx)
+	got, err := pgcheck.StatementLines(ctx, c.pool)
 	if err != nil {
 		return err
 	}

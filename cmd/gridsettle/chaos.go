@@ -30,6 +30,7 @@ import (
 	"github.com/gridsettle/gridsettle/api"
 	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/migrations"
+	"github.com/gridsettle/gridsettle/migrations/pgserver"
 	"github.com/gridsettle/gridsettle/reporting"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/failpoint"
@@ -654,10 +655,8 @@ func (c *chaos) arm(ctx context.Context, slot, spec string) (*chaosLife, error) 
 // leasesHeld counts the outbox leases held: granted advisory locks of the
 // relays' lease sessions.
 func (c *chaos) leasesHeld(ctx context.Context) int {
-	var n int
-	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = $1`,
-		publish.LeaseApplicationName).Scan(&n); err != nil {
+	n, err := publish.CountLeasesHeld(ctx, c.pool)
+	if err != nil {
 		return -1
 	}
 	return n
@@ -675,26 +674,13 @@ func (c *chaos) leaseHolders(ctx context.Context) (map[string]int, error) {
 			bySession[pid] = w
 		}
 	}
-	rows, err := c.pool.Query(ctx, `SELECT l.pid::text, count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND a.application_name = $1
-		GROUP BY l.pid`, publish.LeaseApplicationName)
+	byBackend, err := publish.LeasesByBackend(ctx, c.pool)
 	if err != nil {
-		return nil, fmt.Errorf("list the lease holders: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	held := map[string]int{}
-	for rows.Next() {
-		var (
-			pid string
-			n   int
-		)
-		if err := rows.Scan(&pid, &n); err != nil {
-			return nil, fmt.Errorf("list the lease holders: %w", err)
-		}
+	for pid, n := range byBackend {
 		held[bySession[pid]] += n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list the lease holders: %w", err)
 	}
 	return held, nil
 }
@@ -977,9 +963,7 @@ func (c *chaos) lockWaiter(ctx context.Context, slots []string) bool {
 	for i, s := range slots {
 		names[i] = "chaos-" + s
 	}
-	var n int
-	err := c.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-		AND wait_event_type = 'Lock' AND application_name = ANY($1)`, names).Scan(&n)
+	n, err := pgserver.CountWaitingOnLock(ctx, c.pool, names)
 	return err == nil && n > 0
 }
 
@@ -1001,11 +985,9 @@ func (c *chaos) terminate(ctx context.Context, slots ...string) (int, error) {
 	for i, s := range slots {
 		names[i] = "chaos-" + s
 	}
-	var n int
-	err := c.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = ANY($1)`, names).Scan(&n)
+	n, err := pgserver.TerminateSessions(ctx, c.pool, names)
 	if err != nil {
-		return 0, fmt.Errorf("terminate the sessions of %v: %w", slots, err)
+		return 0, err
 	}
 	c.st.PGTerminations += n
 	return n, nil
@@ -1355,8 +1337,8 @@ func (c *chaos) waitStatus(ctx context.Context, what string, done func(api.Statu
 }
 
 func (c *chaos) outboxPending(ctx context.Context) int64 {
-	var n int64
-	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+	n, err := publish.Pending(ctx, c.pool)
+	if err != nil {
 		return -1
 	}
 	return n

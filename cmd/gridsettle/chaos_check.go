@@ -26,11 +26,14 @@ import (
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
 	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
+	alertspg "github.com/gridsettle/gridsettle/settlement/alerts/postgres"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 	"github.com/gridsettle/gridsettle/settlement/oracle"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/postgres/pgcheck"
 	"github.com/gridsettle/gridsettle/settlement/publish"
 )
 
@@ -426,21 +429,19 @@ func (c *chaos) checkOutputLog(p *problems, out, all, streamed []*kgo.Record) {
 
 // checkOffsets: every input partition's stored offset is its end.
 func (c *chaos) checkOffsets(ctx context.Context, p *problems, in []*kgo.Record) error {
-	rows, err := c.pool.Query(ctx, `SELECT topic, partition, next_offset FROM ingest_offsets`)
+	var topics []string
+	for _, r := range in {
+		if !slices.Contains(topics, r.Topic) {
+			topics = append(topics, r.Topic)
+		}
+	}
+	offsets, err := readstore.StoredOffsets(ctx, c.pool, topics)
 	if err != nil {
-		return fmt.Errorf("read ingest offsets: %w", err)
+		return err
 	}
 	stored := map[topicPart]int64{}
-	for rows.Next() {
-		var tp topicPart
-		var n int64
-		if err := rows.Scan(&tp.topic, &tp.partition, &n); err != nil {
-			return err
-		}
-		stored[tp] = n
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	for _, o := range offsets {
+		stored[topicPart{o.Topic, o.Partition}] = o.NextOffset
 	}
 	last := map[topicPart]int64{}
 	for _, r := range in {
@@ -458,20 +459,10 @@ func (c *chaos) checkOffsets(ctx context.Context, p *problems, in []*kgo.Record)
 // gridsettle.dead-letter holds each quarantined record once, unchanged,
 // with its reason and source in headers.
 func (c *chaos) checkQuarantine(ctx context.Context, p *problems, s *oracle.State, dead []*kgo.Record, inputAt map[oracle.Position]oracle.Input) error {
-	rows, err := c.pool.Query(ctx, `SELECT topic, partition, "offset", reason FROM quarantine`)
-	if err != nil {
-		return fmt.Errorf("read quarantine: %w", err)
-	}
 	got := map[oracle.Position]string{}
-	for rows.Next() {
-		var pos oracle.Position
-		var reason string
-		if err := rows.Scan(&pos.Topic, &pos.Partition, &pos.Offset, &reason); err != nil {
-			return err
-		}
-		got[pos] = reason
-	}
-	if err := rows.Err(); err != nil {
+	if err := readstore.EachQuarantined(ctx, c.pool, func(topic string, partition int32, offset int64, reason string) {
+		got[oracle.Position{Topic: topic, Partition: partition, Offset: offset}] = reason
+	}); err != nil {
 		return err
 	}
 	for pos, q := range s.Quarantine {
@@ -518,20 +509,8 @@ func (c *chaos) checkQuarantine(ctx context.Context, p *problems, s *oracle.Stat
 // checkAlerts: must ⊆ published ⊆ may, and the alerts table holds exactly
 // what alerts.customer does, payload for payload.
 func (c *chaos) checkAlerts(ctx context.Context, p *problems, s *oracle.State, recs []*kgo.Record) error {
-	rows, err := c.pool.Query(ctx, `SELECT alert_id, payload FROM alerts`)
+	stored, err := alertspg.Payloads(ctx, c.pool)
 	if err != nil {
-		return fmt.Errorf("read alerts: %w", err)
-	}
-	stored := map[string][]byte{}
-	for rows.Next() {
-		var id string
-		var payload []byte
-		if err := rows.Scan(&id, &payload); err != nil {
-			return err
-		}
-		stored[id] = payload
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	published := map[string]bool{}
@@ -591,21 +570,14 @@ type runRow struct {
 // figures included (compareEstimates); the topics hold every line and
 // charge once, equal to the oracle's.
 func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, log []oracle.Input, stmts, charges []*kgo.Record) error {
-	rows, err := c.pool.Query(ctx, `SELECT run_id, operating_day::text, run_type, version, status, coalesce(error, ''), lineage, completeness,
-		computed_at FROM runs ORDER BY operating_day, version`)
+	stored, err := pgcheck.Runs(ctx, c.pool)
 	if err != nil {
-		return fmt.Errorf("read runs: %w", err)
-	}
-	var runs []runRow
-	for rows.Next() {
-		var r runRow
-		if err := rows.Scan(&r.id, &r.day, &r.runType, &r.version, &r.status, &r.errText, &r.lineage, &r.completeness, &r.computedAt); err != nil {
-			return err
-		}
-		runs = append(runs, r)
-	}
-	if err := rows.Err(); err != nil {
 		return err
+	}
+	runs := make([]runRow, len(stored))
+	for i, r := range stored {
+		runs[i] = runRow{id: r.ID, day: r.Day, runType: r.RunType, status: r.Status, errText: r.Error, version: r.Version,
+			lineage: r.Lineage, completeness: r.Completeness, computedAt: r.ComputedAt}
 	}
 	var completed []string
 	for _, r := range runs {
@@ -621,11 +593,11 @@ func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, lo
 	if err := c.checkCompleteness(p, o, log, runs); err != nil {
 		return err
 	}
-	lines, err := c.statementRows(ctx)
+	lines, err := pgcheck.StatementLines(ctx, c.pool)
 	if err != nil {
 		return err
 	}
-	chargeRows, err := c.chargeRows(ctx)
+	chargeRows, err := pgcheck.AccountCharges(ctx, c.pool)
 	if err != nil {
 		return err
 	}
@@ -771,62 +743,6 @@ func compareTopic[T any](p *problems, topic, schema string, want map[string]T, r
 	}
 }
 
-// statementRows are the stored statement lines in the oracle's shape.
-func (c *chaos) statementRows(ctx context.Context) (map[string]oracle.Line, error) {
-	rows, err := c.pool.Query(ctx, `SELECT statement_id, participant_id, settlement_point, operating_day::text, run_type,
-		version, previous_version, currency, energy_mwh, amount, unpriced_energy_mwh, previous_energy_mwh, previous_amount,
-		delta_energy_mwh, delta_amount, intervals, priced_intervals, reads_actual, reads_estimated, reads_substituted, run_id,
-		estimated_energy_mwh, reads_estimated_lin, reads_estimated_ldy, reads_estimated_zer
-		FROM statement_lines`)
-	if err != nil {
-		return nil, fmt.Errorf("read statement lines: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]oracle.Line{}
-	for rows.Next() {
-		var l oracle.Line
-		var energy, amount, unpriced, prevEnergy, prevAmount, deltaEnergy, deltaAmount, estimated decimal.Decimal
-		n := &l.Reads.GridsettleEstimated
-		if err := rows.Scan(&l.StatementID, &l.ParticipantID, &l.SettlementPoint, &l.OperatingDay, &l.RunType, &l.Version,
-			&l.PreviousVersion, &l.Currency, &energy, &amount, &unpriced, &prevEnergy, &prevAmount, &deltaEnergy, &deltaAmount,
-			&l.Intervals, &l.PricedIntervals, &l.Reads.Actual, &l.Reads.Estimated, &l.Reads.Substituted, &l.RunID,
-			&estimated, &n.LIN, &n.LDY, &n.ZER); err != nil {
-			return nil, fmt.Errorf("read statement lines: %w", err)
-		}
-		l.EnergyMWh, l.Amount, l.UnpricedEnergyMWh = fixed(energy, 6), fixed(amount, 2), fixed(unpriced, 6)
-		l.PreviousEnergyMWh, l.PreviousAmount = fixed(prevEnergy, 6), fixed(prevAmount, 2)
-		l.DeltaEnergyMWh, l.DeltaAmount = fixed(deltaEnergy, 6), fixed(deltaAmount, 2)
-		l.EstimatedEnergyMWh = fixed(estimated, 6)
-		out[l.StatementID] = l
-	}
-	return out, rows.Err()
-}
-
-// chargeRows are the stored account charges in the oracle's shape.
-func (c *chaos) chargeRows(ctx context.Context) (map[string]oracle.Charge, error) {
-	rows, err := c.pool.Query(ctx, `SELECT charge_id, account_id, participant_id, operating_day::text, run_type, version,
-		import_kwh, export_kwh, net_kwh, energy_cost, previous_energy_cost, delta_energy_cost, currency, estimated_kwh
-		FROM account_charges`)
-	if err != nil {
-		return nil, fmt.Errorf("read account charges: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]oracle.Charge{}
-	for rows.Next() {
-		var ch oracle.Charge
-		var imp, exp, net, cost, prevCost, deltaCost, estimated decimal.Decimal
-		if err := rows.Scan(&ch.ChargeID, &ch.AccountID, &ch.ParticipantID, &ch.OperatingDay, &ch.RunType, &ch.Version,
-			&imp, &exp, &net, &cost, &prevCost, &deltaCost, &ch.Currency, &estimated); err != nil {
-			return nil, fmt.Errorf("read account charges: %w", err)
-		}
-		ch.ImportKWh, ch.ExportKWh, ch.NetKWh = fixed(imp, 6), fixed(exp, 6), fixed(net, 6)
-		ch.EnergyCost, ch.PreviousEnergyCost, ch.DeltaEnergyCost = fixed(cost, 2), fixed(prevCost, 2), fixed(deltaCost, 2)
-		ch.EstimatedKWh = fixed(estimated, 6)
-		out[ch.ChargeID] = ch
-	}
-	return out, rows.Err()
-}
-
 type intervalKey struct {
 	participant, point string
 	start              int64
@@ -834,33 +750,14 @@ type intervalKey struct {
 
 // intervalRows are the stored run intervals by run.
 func (c *chaos) intervalRows(ctx context.Context) (map[string]map[intervalKey]oracle.IntervalFigure, error) {
-	rows, err := c.pool.Query(ctx, `SELECT run_id, participant_id, settlement_point, interval_start, energy_mwh, price, amount,
-		actual_reads, estimated_reads, estimated_energy_mwh, gridsettle_estimated_reads FROM run_intervals`)
-	if err != nil {
-		return nil, fmt.Errorf("read run intervals: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]map[intervalKey]oracle.IntervalFigure{}
-	for rows.Next() {
-		var run string
-		var f oracle.IntervalFigure
-		var price, amount decimal.NullDecimal
-		if err := rows.Scan(&run, &f.ParticipantID, &f.SettlementPoint, &f.Start, &f.EnergyMWh, &price, &amount,
-			&f.ActualReads, &f.EstimatedReads, &f.EstimatedEnergyMWh, &f.GridsettleEstimatedReads); err != nil {
-			return nil, fmt.Errorf("read run intervals: %w", err)
-		}
-		if price.Valid {
-			f.Price = &price.Decimal
-		}
-		if amount.Valid {
-			f.Amount = &amount.Decimal
-		}
+	err := pgcheck.RunIntervals(ctx, c.pool, func(run string, f oracle.IntervalFigure) {
 		if out[run] == nil {
 			out[run] = map[intervalKey]oracle.IntervalFigure{}
 		}
 		out[run][intervalKey{f.ParticipantID, f.SettlementPoint, f.Start.Unix()}] = f
-	}
-	return out, rows.Err()
+	})
+	return out, err
 }
 
 // compareIntervals: the run's interval figures equal the oracle's, exactly.
@@ -907,16 +804,19 @@ func (c *chaos) checkLedger(ctx context.Context, p *problems) error {
 	if !rep.OK {
 		p.add("ledger", "verify fails at %+v after %d entries", rep.FirstBadEntry, rep.EntriesChecked)
 	}
-	var unbalanced, entries, moved int
-	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT entry_id FROM journal_lines GROUP BY entry_id HAVING sum(amount) <> 0) u`).
-		Scan(&unbalanced); err != nil {
+	unbalanced, err := ledgerpg.CountUnbalancedEntries(ctx, c.pool)
+	if err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
 	if unbalanced > 0 {
 		p.add("ledger", "%d journal entries do not balance", unbalanced)
 	}
-	if err := c.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM journal_entries),
-		(SELECT count(*) FROM statement_lines WHERE delta_amount <> 0)`).Scan(&entries, &moved); err != nil {
+	entries, err := ledgerpg.CountEntries(ctx, c.pool)
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	moved, err := pgcheck.CountMovedLines(ctx, c.pool)
+	if err != nil {
 		return fmt.Errorf("read journal: %w", err)
 	}
 	c.st.Checked.JournalEntries = entries
@@ -924,22 +824,10 @@ func (c *chaos) checkLedger(ctx context.Context, p *problems) error {
 		p.add("ledger", "%d journal entries for %d statement lines with a delta amount", entries, moved)
 	}
 	want := map[string]decimal.Decimal{}
-	rows, err := c.pool.Query(ctx, `SELECT DISTINCT ON (operating_day, participant_id, settlement_point)
-			participant_id, settlement_point, amount
-		FROM statement_lines ORDER BY operating_day, participant_id, settlement_point, version DESC`)
-	if err != nil {
-		return fmt.Errorf("read latest statement lines: %w", err)
-	}
-	for rows.Next() {
-		var participant, point string
-		var amount decimal.Decimal
-		if err := rows.Scan(&participant, &point, &amount); err != nil {
-			return err
-		}
+	if err := pgcheck.LatestAmounts(ctx, c.pool, func(participant, point string, amount decimal.Decimal) {
 		r, cl := settlementpg.ReceivableAccount(participant), settlementpg.ClearingAccount(point)
 		want[r], want[cl] = want[r].Add(amount), want[cl].Sub(amount)
-	}
-	if err := rows.Err(); err != nil {
+	}); err != nil {
 		return err
 	}
 	bals, err := ledgerpg.Balances(ctx, c.pool, ledgerpg.BalanceQuery{})
@@ -1039,13 +927,4 @@ const leaseLostLog = "publish leases lost"
 func fencedError(line string) bool {
 	l := strings.ToLower(line)
 	return strings.Contains(l, "fenced") || strings.Contains(l, "producer_epoch") || strings.Contains(l, "invalid_producer_epoch")
-}
-
-// fixed formats a stored decimal at its field's scale, marking a value with
-// more places than the contract allows so that it never compares equal.
-func fixed(d decimal.Decimal, scale int32) string {
-	if !d.Equal(d.Round(scale)) {
-		return d.String() + " (more than " + strconv.Itoa(int(scale)) + " places)"
-	}
-	return d.StringFixed(scale)
 }

@@ -4,15 +4,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/settlement/oracle"
+	"github.com/gridsettle/gridsettle/settlement/postgres/pgcheck"
 )
 
 // The estimates a run stored (run_estimates, settlement/README.md "What a run
@@ -43,12 +39,12 @@ func oracleEstimates(st *oracle.Statement) map[estimateKey]estimateRow {
 	for _, x := range st.Estimates {
 		out[estimateKey{x.MeterID, x.Channel, x.Start.Unix()}] = estimateRow{
 			IntervalSeconds: x.IntervalSeconds,
-			ValueKWh:        fixed(x.ValueKWh, 6),
+			ValueKWh:        pgcheck.Fixed(x.ValueKWh, 6),
 			Method:          x.Method,
 			AccountID:       x.AccountID,
 			ParticipantID:   x.ParticipantID,
 			SettlementPoint: x.SettlementPoint,
-			LossFactor:      fixed(x.LossFactor, 6),
+			LossFactor:      pgcheck.Fixed(x.LossFactor, 6),
 		}
 	}
 	return out
@@ -81,31 +77,19 @@ func compareEstimateMap(p *problems, run string, want, got map[estimateKey]estim
 
 // storedEstimates are the estimates gridsettle stored, by run.
 func (c *chaos) storedEstimates(ctx context.Context) (map[string]map[estimateKey]estimateRow, error) {
-	rows, err := c.pool.Query(ctx, `SELECT run_id, meter_id, channel, interval_start, interval_seconds, value_kwh, method,
-		account_id, participant_id, settlement_point, loss_factor FROM run_estimates`)
-	if err != nil {
-		return nil, fmt.Errorf("read run estimates: %w", err)
-	}
 	out := map[string]map[estimateKey]estimateRow{}
-	var (
-		id           string
-		start        time.Time
-		ek           estimateKey
-		est          estimateRow
-		value, lossF decimal.Decimal
-	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &ek.meter, &ek.channel, &start, &est.IntervalSeconds, &value, &est.Method,
-		&est.AccountID, &est.ParticipantID, &est.SettlementPoint, &lossF}, func() error {
-		ek.start = start.Unix()
-		est.ValueKWh, est.LossFactor = fixed(value, 6), fixed(lossF, 6)
-		if out[id] == nil {
-			out[id] = map[estimateKey]estimateRow{}
+	err := pgcheck.Estimates(ctx, c.pool, func(e *pgcheck.Estimate) {
+		if out[e.RunID] == nil {
+			out[e.RunID] = map[estimateKey]estimateRow{}
 		}
-		out[id][ek] = est
-		return nil
+		out[e.RunID][estimateKey{e.MeterID, e.Channel, e.Start.Unix()}] = estimateRow{
+			IntervalSeconds: e.IntervalSeconds, ValueKWh: pgcheck.Fixed(e.ValueKWh, 6), Method: e.Method,
+			AccountID: e.AccountID, ParticipantID: e.ParticipantID, SettlementPoint: e.SettlementPoint,
+			LossFactor: pgcheck.Fixed(e.LossFactor, 6),
+		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read run estimates: %w", err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/oracle"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/postgres/pgcheck"
 )
 
 // The explanations of restated lines (settlement/README.md "Explain a statement
@@ -102,8 +103,8 @@ func (c *chaos) explainLine(ctx context.Context, p *problems, engine *settlement
 	}
 	if !got.ExactDeltaEnergyMWh.Equal(want.ExactDeltaEnergyMWh) || !got.ExactDeltaAmount.Equal(want.ExactDeltaAmount) {
 		p.add("explanations", "%s: exact deltas %s MWh, %s; oracle %s MWh, %s", l.StatementID,
-			fixed(got.ExactDeltaEnergyMWh, settlement.ExactEnergyScale), fixed(got.ExactDeltaAmount, settlement.ExactAmountScale),
-			fixed(want.ExactDeltaEnergyMWh, settlement.ExactEnergyScale), fixed(want.ExactDeltaAmount, settlement.ExactAmountScale))
+			pgcheck.Fixed(got.ExactDeltaEnergyMWh, settlement.ExactEnergyScale), pgcheck.Fixed(got.ExactDeltaAmount, settlement.ExactAmountScale),
+			pgcheck.Fixed(want.ExactDeltaEnergyMWh, settlement.ExactEnergyScale), pgcheck.Fixed(want.ExactDeltaAmount, settlement.ExactAmountScale))
 	}
 	gs := make([]string, len(got.Changes))
 	for i, ch := range got.Changes {
@@ -216,13 +217,13 @@ func nullDecimal(d *decimal.Decimal) decimal.NullDecimal {
 // rounded one), null for what is absent.
 func changeText(c settlement.Change) string {
 	t := func(x time.Time) string { return x.UTC().Format(time.RFC3339) }
-	effects := " energy " + fixed(c.EnergyMWhEffect, settlement.ExactEnergyScale) + " amount " + fixed(c.AmountEffect, settlement.ExactAmountScale)
+	effects := " energy " + pgcheck.Fixed(c.EnergyMWhEffect, settlement.ExactEnergyScale) + " amount " + pgcheck.Fixed(c.AmountEffect, settlement.ExactAmountScale)
 	if c.Kind == settlement.ChangePrice {
 		price := func(d decimal.NullDecimal) string {
 			if !d.Valid {
 				return "null"
 			}
-			return fixed(d.Decimal, 6)
+			return pgcheck.Fixed(d.Decimal, 6)
 		}
 		return "price " + t(c.SettlementInterval) + " " + c.SettlementPoint + " before " + price(c.PriceBefore) +
 			" after " + price(c.PriceAfter) + effects
@@ -239,7 +240,7 @@ func sideText(s *settlement.ReadState) string {
 	if s.Topic != nil || s.Partition != nil || s.Offset != nil {
 		src = ptrText(s.Topic) + "/" + ptrText(s.Partition) + "@" + ptrText(s.Offset)
 	}
-	return "{value " + fixed(s.Value, 6) + " lf " + fixed(s.LossFactor, 6) + " v" + ptrText(s.Version) + " q " + ptrText(s.Quality) +
+	return "{value " + pgcheck.Fixed(s.Value, 6) + " lf " + pgcheck.Fixed(s.LossFactor, 6) + " v" + ptrText(s.Version) + " q " + ptrText(s.Quality) +
 		" est " + ptrText(s.Estimate) + " src " + src + "}"
 }
 

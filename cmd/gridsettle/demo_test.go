@@ -82,9 +82,7 @@ func TestDemo(t *testing.T) {
 
 	// A database of a newer gridsettle: one line that says what to do.
 	pool, newerURL := pgtest.New(t)
-	if _, err := pool.Exec(t.Context(), "INSERT INTO goose_db_version (version_id, is_applied) VALUES (999999, true)"); err != nil {
-		t.Fatal(err)
-	}
+	pgtest.MarkSchemaNewer(t, pool)
 	cmd := exec.CommandContext(t.Context(), bin, "demo", "--exit", "--data-dir", t.TempDir(), "--database-url", newerURL,
 		"--kafka-addr", freeAddr(t), "--http-addr", freeAddr(t))
 	var stderr bytes.Buffer

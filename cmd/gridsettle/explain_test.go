@@ -13,11 +13,13 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/gridsettle/gridsettle/meters"
+	registrystore "github.com/gridsettle/gridsettle/meters/postgres"
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/ingest/readstore"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
+	"github.com/gridsettle/gridsettle/settlement/postgres/pgcheck"
 )
 
 // explainTable is the printed table: its change rows (those with an
@@ -137,16 +139,14 @@ func TestWriteExplanation(t *testing.T) {
 func TestExplainCommand(t *testing.T) {
 	pool, dbURL := pgtest.New(t)
 	ctx := t.Context()
-	for _, q := range []string{
-		`INSERT INTO participants VALUES ('RET-A', 'A')`,
-		`INSERT INTO settlement_points VALUES ('HB_NORTH', 'North', 'hub')`,
-		`INSERT INTO accounts (account_id, name) VALUES ('ACC-1', 'one')`,
-		`INSERT INTO meter_assignments (meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from)
-		 VALUES ('M1', 'ACC-1', 'RET-A', 'HB_NORTH', 1.0125, '2026-01-01Z')`,
-	} {
-		if _, err := pool.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+	if _, err := registrystore.NewRegistry(pool, nil).Apply(ctx, &registrystore.Batch{
+		Participants:     []meters.Participant{{ParticipantID: "RET-A", Name: "A"}},
+		SettlementPoints: []meters.SettlementPoint{{SettlementPoint: "HB_NORTH", Name: "North", Kind: "hub"}},
+		Accounts:         []meters.Account{{AccountID: "ACC-1", Name: "one"}},
+		Assignments: []meters.Assignment{{MeterID: "M1", AccountID: "ACC-1", ParticipantID: "RET-A", SettlementPoint: "HB_NORTH",
+			LossFactor: decimal.RequireFromString("1.0125"), EffectiveFrom: time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)}},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	var offReads, offPrices int64
 	apply := func(reads, prices []string) {
@@ -170,10 +170,10 @@ func TestExplainCommand(t *testing.T) {
 			if _, err := readstore.ApplyPrices(ctx, tx, "USD", pr); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO ingest_offsets (topic, partition, next_offset)
-				VALUES ('ami.interval-reads', 0, $1), ('market.prices', 0, $2)
-				ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`, offReads, offPrices)
-			return err
+			if err := readstore.SetNextOffset(ctx, tx, "ami.interval-reads", 0, offReads); err != nil {
+				return err
+			}
+			return readstore.SetNextOffset(ctx, tx, "market.prices", 0, offPrices)
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func TestExplainCommand(t *testing.T) {
 		t.Errorf("--against -1: %v", err)
 	}
 	// A run made before runs recorded their replays cannot be explained.
-	if _, err := pool.Exec(ctx, `UPDATE runs SET lineage = lineage - 'replays_through' WHERE version = 1`); err != nil {
+	if err := pgcheck.ForgetReplays(ctx, pool, 1); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := runOut(t, "explain", "HB_NORTH/RET-A/2026-11-01/2", "--database-url", dbURL); err == nil ||

@@ -213,22 +213,16 @@ func TestServeAPIPoolHasStatementTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer apiPool.Close()
-	var apiTimeout, pipelineTimeout string
-	if err := apiPool.QueryRow(t.Context(), `SHOW statement_timeout`).Scan(&apiTimeout); err != nil {
-		t.Fatal(err)
-	}
-	if err := pipeline.QueryRow(t.Context(), `SHOW statement_timeout`).Scan(&pipelineTimeout); err != nil {
-		t.Fatal(err)
-	}
+	apiTimeout, pipelineTimeout := pgtest.Setting(t, apiPool, "statement_timeout"), pgtest.Setting(t, pipeline, "statement_timeout")
 	if apiTimeout != "1500ms" || pipelineTimeout != "0" {
 		t.Errorf("statement_timeout: api %q, pipeline %q", apiTimeout, pipelineTimeout)
 	}
-	if _, err := apiPool.Exec(t.Context(), `SELECT pg_sleep(3)`); err == nil || !strings.Contains(err.Error(), "57014") {
+	if err := pgtest.Sleep(t.Context(), apiPool, 3); err == nil || !strings.Contains(err.Error(), "57014") {
 		t.Errorf("a 3 s statement on the api pool: %v, want canceled by the statement timeout", err)
 	}
 	// Decimals are registered as on the pipeline's connections.
 	var d decimal.Decimal
-	if err := apiPool.QueryRow(t.Context(), `SELECT 1.25::numeric`).Scan(&d); err != nil || d.String() != "1.25" {
+	if err := pgtest.ScanNumeric(t.Context(), apiPool, "1.25", &d); err != nil || d.String() != "1.25" {
 		t.Errorf("numeric on the api pool: %v %v", d, err)
 	}
 	if apiPool == pipeline || apiPool.Config().MaxConns < 1 {
@@ -248,11 +242,7 @@ func TestPipelinePoolBoundsWaits(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer closeDB()
-		if err := pool.QueryRow(t.Context(), `SELECT current_setting('statement_timeout'), current_setting('lock_timeout')`).
-			Scan(&statement, &lock); err != nil {
-			t.Fatal(err)
-		}
-		return statement, lock
+		return pgtest.Setting(t, pool, "statement_timeout"), pgtest.Setting(t, pool, "lock_timeout")
 	}
 	if s, l := show(dbURL); s != "5min" || l != "2min" {
 		t.Errorf("statement_timeout %q, lock_timeout %q; want 5min, 2min", s, l)
@@ -293,9 +283,7 @@ func TestMigratePrivateCluster(t *testing.T) {
 
 func TestSchemaTooNewIsOneFriendlyLine(t *testing.T) {
 	pool, dbURL := pgtest.New(t)
-	if _, err := pool.Exec(t.Context(), "INSERT INTO goose_db_version (version_id, is_applied) VALUES (999999, true)"); err != nil {
-		t.Fatal(err)
-	}
+	pgtest.MarkSchemaNewer(t, pool)
 	err := run(t, "migrate", "--database-url", dbURL)
 	if !errors.Is(err, migrations.ErrSchemaTooNew) {
 		t.Fatalf("got %v, want ErrSchemaTooNew", err)

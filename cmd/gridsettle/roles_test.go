@@ -16,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/gridsettle/gridsettle/api"
@@ -42,16 +39,6 @@ func runOut(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// refused requires q to fail for lack of privilege (not on a trigger).
-func refused(t *testing.T, p *pgxpool.Pool, q string) {
-	t.Helper()
-	_, err := p.Exec(t.Context(), q)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
-		t.Errorf("%s: %v, want insufficient_privilege", q, err)
-	}
-}
-
 // migrate --runtime-role grants, idempotently; the runtime role then
 // writes but cannot rewrite the journal, and cannot migrate or grant.
 func TestMigrateGrantsRuntimeRole(t *testing.T) {
@@ -63,34 +50,7 @@ func TestMigrateGrantsRuntimeRole(t *testing.T) {
 			t.Fatalf("round %d: %v\n%s", round, err, out)
 		}
 	}
-	rt := pgtest.Connect(t, rtURL)
-	if _, err := rt.Exec(t.Context(), `INSERT INTO participants VALUES ('P-1', 'One')`); err != nil {
-		t.Fatal(err)
-	}
-	// The runtime role creates a month of the read store it does not own
-	// (ingest does, for a record of a month not yet created), appends to it,
-	// and can neither rewrite nor remove a kept version.
-	if _, err := rt.Exec(t.Context(), `SELECT read_blocks_partition('2019-05-20T00:00:00Z')`); err != nil {
-		t.Fatalf("runtime role creates a read store month: %v", err)
-	}
-	if _, err := rt.Exec(t.Context(), `INSERT INTO read_blocks (meter_id, channel, start, interval_seconds, version, values_micro, topic, partition, "offset")
-		VALUES ('M', 'import', '2019-05-20T00:00:00Z', 900, 1, '{1}', 't', 0, 0)`); err != nil {
-		t.Fatalf("runtime role appends a read block: %v", err)
-	}
-	for _, q := range []string{
-		`DELETE FROM journal_entries`,
-		`TRUNCATE journal_entries, journal_lines`,
-		`UPDATE journal_lines SET amount = 0`,
-		`ALTER TABLE journal_entries DISABLE TRIGGER ALL`,
-		`DELETE FROM api_audit`,
-		`UPDATE read_blocks SET values_micro = '{2}'`,
-		`DELETE FROM read_blocks`,
-		`DELETE FROM read_blocks_2019m05`,
-		`TRUNCATE read_blocks`,
-		`DELETE FROM price_versions`,
-	} {
-		refused(t, rt, q)
-	}
+	pgtest.CheckRuntimeWrites(t, pgtest.Connect(t, rtURL))
 	if out, err := runOut(t, "migrate", "--database-url", rtURL, "--runtime-role", role); err == nil ||
 		!strings.Contains(err.Error(), "does not own the database schema") {
 		t.Errorf("migrate as the runtime role: %v\n%s", err, out)
@@ -149,11 +109,7 @@ func TestServeLeastPrivilege(t *testing.T) {
 	if out, err := serve(rtURL); err != nil || strings.Contains(out, warning) {
 		t.Errorf("serve as runtime: %v\n%s", err, out)
 	}
-	var latest int64
-	if err := owner.QueryRow(t.Context(), `DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)
-		RETURNING version_id`).Scan(&latest); err != nil {
-		t.Fatal(err)
-	}
+	latest := pgtest.UnrecordLatestMigration(t, owner)
 	out, err := serve(rtURL)
 	if !errors.Is(err, migrations.ErrPendingMigrations) || !strings.Contains(err.Error(), "gridsettle migrate --database-url OWNER_URL --runtime-role gs_rt_") {
 		t.Errorf("serve as runtime with migration %d pending: %v\n%s", latest, err, out)
@@ -203,23 +159,15 @@ func TestPrivateClusterRoles(t *testing.T) {
 
 	c = startCluster()
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
-	var foreign []string
-	rows, err := pgtest.Connect(t, c.URL()).Query(ctx, `
-		SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
-		  AND c.relowner <> $1::regrole`, privateOwner)
-	if err == nil {
-		foreign, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	}
-	if err != nil || len(foreign) != 0 {
-		t.Fatalf("tables not owned by %s: %v, %v", privateOwner, foreign, err)
+	if foreign := pgtest.TablesNotOwnedBy(t, pgtest.Connect(t, c.URL()), privateOwner); len(foreign) != 0 {
+		t.Fatalf("tables not owned by %s: %v", privateOwner, foreign)
 	}
 	rt := pgtest.Connect(t, c.URLAs(privateRuntime))
 	st, err := migrations.Inspect(ctx, rt)
 	if err != nil || st.OwnsSchema || st.OwnsJournal || st.Role != privateRuntime {
 		t.Fatalf("runtime role: %+v, %v", st, err)
 	}
-	refused(t, rt, `DELETE FROM journal_entries`)
-	refused(t, rt, `ALTER TABLE journal_lines DISABLE TRIGGER ALL`)
+	pgtest.CheckJournalRefused(t, rt)
 	if st, err := migrations.Inspect(ctx, pgtest.Connect(t, c.URLAs(privateOwner))); err != nil || !st.OwnsSchema || len(st.Pending) != 0 {
 		t.Fatalf("owner role: %+v, %v", st, err)
 	}

@@ -88,3 +88,26 @@ func nullTime(t time.Time) *time.Time {
 	}
 	return &t
 }
+
+// Payloads are the stored alerts' payloads by alert id, whole (the chaos
+// suite in cmd/gridsettle compares them with the published ones).
+func Payloads(ctx context.Context, db Querier) (map[string][]byte, error) {
+	rows, err := db.Query(ctx, `SELECT alert_id, payload FROM alerts`)
+	if err != nil {
+		return nil, fmt.Errorf("read alerts: %w", err)
+	}
+	defer rows.Close()
+	stored := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var payload []byte
+		if err := rows.Scan(&id, &payload); err != nil {
+			return nil, fmt.Errorf("read alerts: %w", err)
+		}
+		stored[id] = payload
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read alerts: %w", err)
+	}
+	return stored, nil
+}
