@@ -57,7 +57,9 @@ func SumNextOffsets(ctx context.Context, db Querier, topic string) (int64, error
 // SeedBenchPrices seeds the RT prices of [start, end) at points SP-001..
 // SP-<points>, as the bench's day of runs needs: about 1% of the (point,
 // interval) prices missing (unpriced), 2% negative, chosen by seed; stores
-// offsets far past the seeded ones for the input topics, and analyzes
+// offsets past every seeded one for the input topics (the seeded reads'
+// offsets are a meter's index × 1,000 + its record's: a run's lineage, and
+// so explain, must include them all), and analyzes
 // what the runs read.
 func SeedBenchPrices(ctx context.Context, db Querier, start, end time.Time, intervalSeconds int, currency string, points int, seed int64) error {
 	if _, err := db.Exec(ctx,
@@ -71,7 +73,7 @@ func SeedBenchPrices(ctx context.Context, db Querier, start, end time.Time, inte
 		return fmt.Errorf("seed: INSERT prices: %w", err)
 	}
 	if _, err := db.Exec(ctx, `INSERT INTO ingest_offsets (topic, partition, next_offset)
-		 SELECT t, p, 1000000 FROM unnest(ARRAY['ami.interval-reads', 'market.prices']) t, generate_series(0, 7) p
+		 SELECT t, p, 1::bigint << 50 FROM unnest(ARRAY['ami.interval-reads', 'market.prices']) t, generate_series(0, 7) p
 		 ON CONFLICT DO NOTHING`); err != nil {
 		return fmt.Errorf("seed: INSERT ingest_offsets: %w", err)
 	}
