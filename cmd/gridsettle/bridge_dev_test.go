@@ -11,8 +11,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge/mosquittotest"
 )
 
 // bridgeMessage is one MQTT publication of the test.

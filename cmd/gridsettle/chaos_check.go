@@ -24,9 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	ledgerpg "github.com/gridsettle/gridsettle/ledger/postgres"
-	"github.com/gridsettle/gridsettle/meters/bridge"
 	"github.com/gridsettle/gridsettle/settlement/alerts"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
 	"github.com/gridsettle/gridsettle/settlement/oracle"
