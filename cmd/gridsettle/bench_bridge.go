@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/gridsettle/gridsettle/meters/bridge"
-	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge/mosquittotest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 )
 

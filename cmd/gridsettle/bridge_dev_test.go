@@ -11,8 +11,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge/mosquittotest"
 )
 
 // bridgeMessage is one MQTT publication of the test.
@@ -45,7 +45,7 @@ func publishPaced(ctx context.Context, url string, msgs []bridgeMessage) error {
 	return nil
 }
 
-// testDevBridge is the session of meters/bridge/README.md: dev with the
+// testDevBridge is the session of settlement/ingest/bridge/README.md: dev with the
 // bridge component, a one-meter registry, a read published over MQTT that the
 // API then answers.
 func testDevBridge(t *testing.T, bin string) {

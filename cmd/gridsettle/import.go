@@ -113,7 +113,14 @@ func (m *Main) importFormatCmd(f importFormat) *cobra.Command {
 			return flagError("source", "", fmt.Errorf("%d characters, more than %d", n, meters.MaxSourceChars))
 		}
 		log := newLogger(m.Stderr, cfg)
-		im, err := mkafka.NewImporter(mkafka.Config{Kafka: cfg.Kafka, Topic: topic}, log)
+		if err := cfg.Kafka.Validate(); err != nil {
+			return err
+		}
+		kopts, err := cfg.Kafka.ClientOpts()
+		if err != nil {
+			return err
+		}
+		im, err := mkafka.NewImporter(mkafka.Config{Client: kopts, Topic: topic}, log)
 		if err != nil {
 			return err
 		}

@@ -86,7 +86,10 @@ func TestServeLeastPrivilege(t *testing.T) {
 		var runErr error
 		done := make(chan struct{})
 		go func() { runErr = m.Run(ctx); close(done) }()
-		for {
+		for deadline := time.Now().Add(startTimeout); ; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the api neither became ready nor refused to start within %s:\n%s", startTimeout, out.String())
+			}
 			select {
 			case <-done: // it refused to start
 				return out.String(), runErr

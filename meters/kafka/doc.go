@@ -6,7 +6,11 @@
 // UTC start, quality per value, key = meter_id) and the transactional
 // produce of a file. It does not parse files (meters/nem12,
 // meters/greenbutton do), does not consume, and does not wrap the franz-go
-// client: each import uses its own *kgo.Client.
+// client: each import uses its own *kgo.Client, built from the options the
+// caller gives (Config.Client, e.g. settlement/kafka's Config.ClientOpts).
+// Taking options rather than settlement/kafka's Config keeps meters a leaf
+// that settlement imports; the reads topic's default name (DefaultTopic) is
+// owned here, and settlement/kafka's DefaultTopics takes it from here.
 //
 // Invariants:
 //   - a file is all or nothing: its records are produced in ONE transaction

@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gridsettle/gridsettle/meters"
-	skafka "github.com/gridsettle/gridsettle/settlement/kafka"
 )
 
 // DefaultTransactionTimeout bounds one import's transaction. A crashed
@@ -27,37 +26,38 @@ const DefaultTransactionTimeout = time.Minute
 // unknown.
 const endTimeout = 30 * time.Second
 
+// DefaultTopic is the contract's name of the reads topic.
+const DefaultTopic = "ami.interval-reads"
+
 // Config says where an Importer produces.
 type Config struct {
-	Kafka              skafka.Config
-	Topic              string        // empty: the contract's ami.interval-reads
+	// Client reaches the cluster (seed brokers, TLS, SASL): the caller
+	// builds it, e.g. from settlement/kafka's Config.ClientOpts, so that
+	// meters does not import settlement.
+	Client             []kgo.Opt
+	Topic              string        // empty: DefaultTopic
 	TransactionTimeout time.Duration // 0: DefaultTransactionTimeout
 }
 
 // Importer produces files' reads to the reads topic, one Kafka transaction
 // per file.
 type Importer struct {
-	cfg  Config
-	opts []kgo.Opt
-	log  *slog.Logger
+	cfg Config
+	log *slog.Logger
 }
 
 // NewImporter validates cfg; it connects only when Import is called.
 func NewImporter(cfg Config, log *slog.Logger) (*Importer, error) {
-	if err := cfg.Kafka.Validate(); err != nil {
-		return nil, err
-	}
-	opts, err := cfg.Kafka.ClientOpts()
-	if err != nil {
-		return nil, err
+	if len(cfg.Client) == 0 {
+		return nil, errors.New("kafka import: no client options (at least kgo.SeedBrokers is required)")
 	}
 	if cfg.Topic == "" {
-		cfg.Topic = skafka.DefaultTopics().Reads
+		cfg.Topic = DefaultTopic
 	}
 	if cfg.TransactionTimeout <= 0 {
 		cfg.TransactionTimeout = DefaultTransactionTimeout
 	}
-	return &Importer{cfg: cfg, opts: opts, log: log}, nil
+	return &Importer{cfg: cfg, log: log}, nil
 }
 
 // Receipt is what one committed import produced.
@@ -86,7 +86,7 @@ func (im *Importer) Import(ctx context.Context, blocks []meters.ReadBlock) (Rece
 		return Receipt{}, nil
 	}
 	rc.TransactionalID = newTransactionalID()
-	opts := append(append([]kgo.Opt{}, im.opts...),
+	opts := append(append([]kgo.Opt{}, im.cfg.Client...),
 		kgo.TransactionalID(rc.TransactionalID),
 		kgo.TransactionTimeout(im.cfg.TransactionTimeout),
 		kgo.RecordDeliveryTimeout(im.cfg.TransactionTimeout),

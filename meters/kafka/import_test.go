@@ -20,7 +20,6 @@ import (
 	"github.com/gridsettle/gridsettle/meters/greenbutton"
 	"github.com/gridsettle/gridsettle/meters/kafka"
 	"github.com/gridsettle/gridsettle/meters/nem12"
-	skafka "github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 )
 
@@ -42,7 +41,7 @@ func nemBlocks(t *testing.T, file string) []meters.ReadBlock {
 
 func importer(t *testing.T, addrs []string) *kafka.Importer {
 	t.Helper()
-	im, err := kafka.NewImporter(kafka.Config{Kafka: skafka.Config{Brokers: addrs}},
+	im, err := kafka.NewImporter(kafka.Config{Client: []kgo.Opt{kgo.SeedBrokers(addrs...)}},
 		slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)

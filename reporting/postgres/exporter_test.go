@@ -28,7 +28,7 @@ import (
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
 	"github.com/gridsettle/gridsettle/reporting"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
-	"github.com/gridsettle/gridsettle/reporting/postgres"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/reporting/reportingtest"
 	"github.com/gridsettle/gridsettle/settlement"
 )
@@ -110,9 +110,9 @@ func testKey() ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(s[:])
 }
 
-func newExporter(t *testing.T, pool *pgxpool.Pool, root string, change func(*postgres.Config)) *postgres.Exporter {
+func newExporter(t *testing.T, pool *pgxpool.Pool, root string, change func(*exportpg.Config)) *exportpg.Exporter {
 	t.Helper()
-	cfg := postgres.Config{
+	cfg := exportpg.Config{
 		Root: root,
 		Export: reporting.Config{
 			Generator: "gridsettle test", Market: reportingtest.FallBackDay().Market, Codec: parquet.ZSTD, Key: testKey(),
@@ -121,7 +121,7 @@ func newExporter(t *testing.T, pool *pgxpool.Pool, root string, change func(*pos
 	if change != nil {
 		change(&cfg)
 	}
-	e, err := postgres.NewExporter(pool, cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := exportpg.NewExporter(pool, cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func newExporter(t *testing.T, pool *pgxpool.Pool, root string, change func(*pos
 }
 
 // startWorker runs e's export worker until the test ends.
-func startWorker(t *testing.T, e *postgres.Exporter) {
+func startWorker(t *testing.T, e *exportpg.Exporter) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -144,11 +144,11 @@ func startWorker(t *testing.T, e *postgres.Exporter) {
 
 // await waits, a minute at most, until the export of the run (day,
 // runType, version) is registered.
-func await(t *testing.T, e *postgres.Exporter, day settlement.Day, runType string, version int) postgres.Export {
+func await(t *testing.T, e *exportpg.Exporter, day settlement.Day, runType string, version int) exportpg.Export {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	x, err := e.Await(ctx, postgres.ExportID(day, runType, version))
+	x, err := e.Await(ctx, exportpg.ExportID(day, runType, version))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestEndToEnd(t *testing.T) {
 	if !bytes.Equal(served, before) {
 		t.Fatal("manifest changed or served bytes differ")
 	}
-	if _, err := e.Open(ctx, second.ExportID, "../../etc/passwd"); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := e.Open(ctx, second.ExportID, "../../etc/passwd"); !errors.Is(err, exportpg.ErrNotFound) {
 		t.Fatalf("open a file outside the folder: %v", err)
 	}
 
@@ -305,7 +305,7 @@ func TestV1ExportStaysV1(t *testing.T) {
 	root := t.TempDir()
 	initial := reportingtest.FallBackInitial()
 	insertRun(t, pool, initial)
-	old := newExporter(t, pool, root, func(c *postgres.Config) {
+	old := newExporter(t, pool, root, func(c *exportpg.Config) {
 		c.Export.Format, c.Export.Generator = reporting.FormatV1, "gridsettle v0.2.0"
 	})
 	p, err := old.Produce(ctx, initial.Day, settlement.RunType(initial.RunType), int(initial.Version))
@@ -328,7 +328,7 @@ func TestV1ExportStaysV1(t *testing.T) {
 	if want := []string{"statements.parquet", "intervals.parquet", "ledger.parquet", "manifest.json", "manifest.json.sig", "signing-key.pub.pem"}; !slices.Equal(names, want) {
 		t.Fatalf("v1 export files %v, want %v", names, want)
 	}
-	if _, err := current.Open(ctx, x.ExportID, parquet.EstimatesFile); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := current.Open(ctx, x.ExportID, parquet.EstimatesFile); !errors.Is(err, exportpg.ErrNotFound) {
 		t.Fatalf("open estimates.parquet of a v1 export: %v", err)
 	}
 	if r, err := current.Verify(ctx, x.ExportID); err != nil || r.Manifest.Format != reporting.FormatV1 {
@@ -345,7 +345,7 @@ func TestRunTypes(t *testing.T) {
 	initial, final := reportingtest.FallBackInitial(), reportingtest.FallBackDay()
 	insertRun(t, pool, initial)
 	insertRun(t, pool, final)
-	onlyFinal := newExporter(t, pool, t.TempDir(), func(c *postgres.Config) { c.RunTypes = []settlement.RunType{settlement.Final} })
+	onlyFinal := newExporter(t, pool, t.TempDir(), func(c *exportpg.Config) { c.RunTypes = []settlement.RunType{settlement.Final} })
 	startWorker(t, onlyFinal)
 	await(t, onlyFinal, final.Day, final.RunType, int(final.Version))
 	// The worker exports oldest first: had it exported the initial run, it
@@ -354,19 +354,19 @@ func TestRunTypes(t *testing.T) {
 		t.Fatalf("exports %+v, %v; want the final run's alone", list, err)
 	}
 
-	for name, bad := range map[string]func(*postgres.Config){
-		"schedule":  func(c *postgres.Config) { c.Schedule = "every day" },
-		"run types": func(c *postgres.Config) { c.RunTypes = []settlement.RunType{"weekly"} },
-		"timeout":   func(c *postgres.Config) { c.Timeout = -time.Second },
+	for name, bad := range map[string]func(*exportpg.Config){
+		"schedule":  func(c *exportpg.Config) { c.Schedule = "every day" },
+		"run types": func(c *exportpg.Config) { c.RunTypes = []settlement.RunType{"weekly"} },
+		"timeout":   func(c *exportpg.Config) { c.Timeout = -time.Second },
 	} {
-		cfg := postgres.Config{Root: "x", Export: reporting.Config{
+		cfg := exportpg.Config{Root: "x", Export: reporting.Config{
 			Generator: "gridsettle test", Market: final.Market, Codec: parquet.ZSTD, Key: testKey(),
 		}}
-		if _, err := postgres.NewExporter(pool, cfg, nil, slog.Default()); err != nil {
+		if _, err := exportpg.NewExporter(pool, cfg, nil, slog.Default()); err != nil {
 			t.Fatal(err)
 		}
 		bad(&cfg)
-		if _, err := postgres.NewExporter(pool, cfg, nil, slog.Default()); err == nil {
+		if _, err := exportpg.NewExporter(pool, cfg, nil, slog.Default()); err == nil {
 			t.Errorf("bad %s accepted", name)
 		}
 	}
@@ -378,17 +378,17 @@ func TestRunStates(t *testing.T) {
 	ctx := t.Context()
 	e := newExporter(t, pool, t.TempDir(), nil)
 	d := reportingtest.FallBackDay()
-	if _, err := e.Produce(ctx, d.Day, "final", 2); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := e.Produce(ctx, d.Day, "final", 2); !errors.Is(err, exportpg.ErrNotFound) {
 		t.Fatalf("no run: %v", err)
 	}
 	if _, err := pool.Exec(ctx, `INSERT INTO runs (run_id, operating_day, run_type, version, status, started_at)
 		VALUES ('run-2026-11-01-final-2', '2026-11-01', 'final', 2, 'running', now())`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Produce(ctx, d.Day, "final", 2); !errors.Is(err, postgres.ErrNotCompleted) {
+	if _, err := e.Produce(ctx, d.Day, "final", 2); !errors.Is(err, exportpg.ErrNotCompleted) {
 		t.Fatalf("running run: %v", err)
 	}
-	if _, err := e.Get(ctx, "export-2026-11-01-final-v2"); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := e.Get(ctx, "export-2026-11-01-final-v2"); !errors.Is(err, exportpg.ErrNotFound) {
 		t.Fatalf("get a missing export: %v", err)
 	}
 }
@@ -441,7 +441,7 @@ func TestConcurrentProduce(t *testing.T) {
 	d := reportingtest.FallBackDay()
 	insertRun(t, pool, d)
 	var wg sync.WaitGroup
-	results := make([]postgres.Produced, 3)
+	results := make([]exportpg.Produced, 3)
 	errs := make([]error, 3)
 	for i := range results {
 		e := newExporter(t, pool, root, nil)
@@ -475,7 +475,7 @@ func TestScheduleFires(t *testing.T) {
 	pool, _ := pgtest.New(t)
 	initial, final := reportingtest.FallBackInitial(), reportingtest.FallBackDay()
 	insertRun(t, pool, initial)
-	e := newExporter(t, pool, t.TempDir(), func(c *postgres.Config) { c.Schedule = "@every 200ms" })
+	e := newExporter(t, pool, t.TempDir(), func(c *exportpg.Config) { c.Schedule = "@every 200ms" })
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
@@ -515,12 +515,12 @@ func TestFilesNameTheWholeFolder(t *testing.T) {
 	if _, err := e.Produce(ctx, d.Day, settlement.RunType(d.RunType), int(d.Version)); err != nil {
 		t.Fatal(err)
 	}
-	id := postgres.ExportID(d.Day, d.RunType, int(d.Version))
+	id := exportpg.ExportID(d.Day, d.RunType, int(d.Version))
 	layout, err := reporting.LayoutOf(reporting.Format)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(x postgres.Export) string {
+	check := func(x exportpg.Export) string {
 		t.Helper()
 		var names []string
 		for _, f := range x.Files {

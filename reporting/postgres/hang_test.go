@@ -16,7 +16,7 @@ import (
 	"github.com/gridsettle/gridsettle/migrations/pgtest"
 	"github.com/gridsettle/gridsettle/reporting"
 	"github.com/gridsettle/gridsettle/reporting/parquet"
-	"github.com/gridsettle/gridsettle/reporting/postgres"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 	"github.com/gridsettle/gridsettle/reporting/reportingtest"
 	"github.com/gridsettle/gridsettle/settlement"
 	"github.com/gridsettle/gridsettle/settlement/outbox"
@@ -100,7 +100,7 @@ func TestAHungExportFolderStallsNoRun(t *testing.T) {
 	}
 	root := t.TempDir()
 	hung := newHungFolder()
-	e := newExporter(t, pool, root, func(c *postgres.Config) {
+	e := newExporter(t, pool, root, func(c *exportpg.Config) {
 		c.Timeout = time.Hour // not given up on: shutdown walks away from it
 		c.Export.OpenFile = hung.open
 	})
@@ -210,7 +210,7 @@ func TestATimedOutExportIsGivenUpOnAndNeverPilesUp(t *testing.T) {
 	insertRun(t, pool, final)
 	hung := newHungFolder()
 	reg := prometheus.NewRegistry()
-	e, err := postgres.NewExporter(pool, postgres.Config{
+	e, err := exportpg.NewExporter(pool, exportpg.Config{
 		Root: t.TempDir(), Timeout: 300 * time.Millisecond,
 		Export: reporting.Config{Generator: "gridsettle test", Market: final.Market, Codec: parquet.ZSTD, Key: testKey(),
 			OpenFile: hung.open},
@@ -241,7 +241,7 @@ func TestATimedOutExportIsGivenUpOnAndNeverPilesUp(t *testing.T) {
 	if first.Seq > second.Seq {
 		t.Errorf("the final run's export was registered before the initial run's")
 	}
-	for _, x := range []postgres.Export{first, second} {
+	for _, x := range []exportpg.Export{first, second} {
 		if _, err := e.Verify(ctx, x.ExportID); err != nil {
 			t.Errorf("%s: %v", x.ExportID, err)
 		}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gridsettle/gridsettle/reporting/postgres"
+	exportpg "github.com/gridsettle/gridsettle/reporting/postgres"
 )
 
 // A schedule fires in the market's zone unless it names its own.
@@ -31,7 +31,7 @@ func TestScheduleZone(t *testing.T) {
 		{"0 6 29 2 *", time.Date(2028, 2, 29, 6, 0, 0, 0, chicago)},
 		{"CRON_TZ=Asia/Tokyo 0 0 29 2 *", time.Date(2028, 2, 29, 0, 0, 0, 0, tokyo)},
 	} {
-		s, err := postgres.ParseSchedule(tt.spec, chicago)
+		s, err := exportpg.ParseSchedule(tt.spec, chicago)
 		if err != nil {
 			t.Errorf("%q: %v", tt.spec, err)
 			continue
@@ -58,7 +58,7 @@ func TestScheduleRejects(t *testing.T) {
 		"CRON_TZ=Asia/Tokyo 0 0 30 2 *": "never fires",
 		"TZ=UTC 15 3 31 2 *":            "never fires",
 	} {
-		if _, err := postgres.ParseSchedule(spec, time.UTC); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := exportpg.ParseSchedule(spec, time.UTC); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error containing %q", spec, err, want)
 		}
 	}
@@ -70,6 +70,6 @@ func FuzzParseSchedule(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
-		_, _ = postgres.ParseSchedule(spec, time.UTC)
+		_, _ = exportpg.ParseSchedule(spec, time.UTC)
 	})
 }

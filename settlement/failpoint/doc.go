@@ -46,7 +46,7 @@
 //
 // It does not own where the points are: each is one line in the package
 // whose path it interrupts (settlement/ingest, settlement/postgres) or a
-// step hook wired in cmd (settlement/publish's and meters/bridge's
+// step hook wired in cmd (settlement/publish's and settlement/ingest/bridge's
 // WithStepHook).
 //
 // Invariants:

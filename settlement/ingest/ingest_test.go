@@ -402,7 +402,10 @@ func TestRestartResumesWithoutDoubleCounting(t *testing.T) {
 	w := newWorkload()
 	e.produce(false, w.records(0, 40)...)
 	first := e.start(Config{MaxBatchRecords: 2})
-	for e.count(`SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets`) == 0 {
+	for deadline := time.Now().Add(catchUpBound); e.count(`SELECT coalesce(sum(next_offset), 0) FROM ingest_offsets`) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first consumer stored no offset within %s", catchUpBound)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	first.stop()
@@ -426,7 +429,10 @@ func TestTwoConsumersSplitPartitions(t *testing.T) {
 	e.registry()
 	a, b := e.start(Config{}), e.start(Config{})
 	// Wait until the group has split the partitions between the two.
-	for a.owned() == 0 || b.owned() == 0 || a.owned()+b.owned() != 8 {
+	for deadline := time.Now().Add(catchUpBound); a.owned() == 0 || b.owned() == 0 || a.owned()+b.owned() != 8; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not split the 8 partitions within %s: %d and %d owned", catchUpBound, a.owned(), b.owned())
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	w := newWorkload()

@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	mkafka "github.com/gridsettle/gridsettle/meters/kafka"
 )
 
 // Topics are the topic names of meters/README.md; each is configurable.
@@ -34,7 +36,7 @@ type Topics struct {
 // DefaultTopics are the contract's default names.
 func DefaultTopics() Topics {
 	return Topics{
-		Reads:          "ami.interval-reads",
+		Reads:          mkafka.DefaultTopic,
 		Prices:         "market.prices",
 		Statements:     "settlement.statements",
 		AccountCharges: "settlement.account-charges",

@@ -81,7 +81,8 @@ type chargeGroupKey struct {
 
 // assignment is a registry row as the read loop needs it.
 type assignment struct {
-	from, to   int64 // pg microseconds; to == noEnd when open
+	fromMicros, toMicros int64 // pg microseconds; toMicros == noEnd when open
+
 	line, chg  int32 // group indexes
 	point      int32
 	lineOfLine int32 // index of the (participant, point) line
@@ -99,10 +100,11 @@ type priceCell struct {
 
 // dayReads is the state of streaming one day's reads.
 type dayReads struct {
-	first, end int64 // pg microseconds of the first interval's start and the last one's end
-	lµ         int64 // L in microseconds
-	l          int64 // L in seconds
-	n          int   // intervals
+	firstMicros, endMicros int64 // pg microseconds of the first interval's start and the last one's end
+	intervalMicros         int64 // L
+	intervalSeconds        int64 // L
+
+	n          int // intervals
 	meters     map[string][]assignment
 	lineKeys   []lineGroupKey
 	lineLF     []decimal.Decimal
@@ -121,8 +123,8 @@ type dayReads struct {
 // readEnergy settles the day's current reads into s.lines and s.charges.
 func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Market, starts []time.Time) error {
 	d := &dayReads{
-		first: toPG(starts[0]), end: toPG(starts[len(starts)-1].Add(m.Interval())),
-		lµ: int64(m.IntervalSeconds) * 1e6, l: int64(m.IntervalSeconds), n: len(starts),
+		firstMicros: toPG(starts[0]), endMicros: toPG(starts[len(starts)-1].Add(m.Interval())),
+		intervalMicros: int64(m.IntervalSeconds) * 1e6, intervalSeconds: int64(m.IntervalSeconds), n: len(starts),
 		meters: map[string][]assignment{},
 	}
 	if !m.Estimation.Off {
@@ -130,10 +132,10 @@ func (s *snapshot) readEnergy(ctx context.Context, tx pgx.Tx, m settlement.Marke
 		if ml < time.Second || ml > settlement.MaxLinearLimit {
 			return fmt.Errorf("the longest linear estimate, %s, is not from 1s to %s", ml, settlement.MaxLinearLimit)
 		}
-		d.est = &dayEstimates{maxLinear: int64(ml / time.Second)}
+		d.est = &dayEstimates{maxLinearSeconds: int64(ml / time.Second)}
 	}
 	for i, t := range starts {
-		if toPG(t) != d.first+int64(i)*d.lµ {
+		if toPG(t) != d.firstMicros+int64(i)*d.intervalMicros {
 			return fmt.Errorf("the intervals of the day are not contiguous at %s", t.UTC().Format(time.RFC3339))
 		}
 	}
@@ -168,9 +170,9 @@ func fromPG(us int64) time.Time { return time.UnixMicro(us + exact.PGEpochMicros
 // run looks at: those that can reach into the day and, when estimating,
 // those that can bound a gap that reaches into it or be in it.
 func (d *dayReads) window() (lo, hi int64) {
-	lo, hi = d.first-maxReadSeconds*1e6, d.end
+	lo, hi = d.firstMicros-maxReadSeconds*1e6, d.endMicros
 	if d.est != nil {
-		margin := (d.est.maxLinear + maxReadSeconds) * 1e6
+		margin := (d.est.maxLinearSeconds + maxReadSeconds) * 1e6
 		lo, hi = lo-margin, hi+margin
 	}
 	return lo, hi
@@ -201,9 +203,9 @@ func (d *dayReads) loadAssignments(ctx context.Context, tx pgx.Tx) error {
 	)
 	_, err = pgx.ForEachRow(rows, []any{&meter, &account, &participant, &point, &lf, &from, &to}, func() error {
 		lfs := lf.String()
-		a := assignment{from: toPG(from), to: noEnd}
+		a := assignment{fromMicros: toPG(from), toMicros: noEnd}
 		if to != nil {
-			a.to = toPG(*to)
+			a.toMicros = toPG(*to)
 		}
 		p, ok := pointIdx[point]
 		if !ok {
@@ -281,7 +283,7 @@ func (d *dayReads) loadPrices(prices map[string][]decimal.NullDecimal) error {
 // when estimating, every channel's reads of the window then settle its
 // gaps (estimate.go).
 func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
-	lo := d.first - maxReadSeconds*1e6 // exclusive: a read starting there ends by the day's start
+	lo := d.firstMicros - maxReadSeconds*1e6 // exclusive: a read starting there ends by the day's start
 	wlo, whi := d.window()
 	w := readstore.BlockWindow{From: fromPG(wlo), To: fromPG(whi)}
 	var failed error
@@ -302,7 +304,7 @@ func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
 				d.est.reads = append(d.est.reads, chanRead{start: b.StartAt(i), micro: b.Values[i]})
 			}
 			start := b.StartAt(i)*1e6 - exact.PGEpochMicros
-			if start <= lo || start >= d.end {
+			if start <= lo || start >= d.endMicros {
 				return
 			}
 			quality := byte('A')
@@ -324,11 +326,11 @@ func (d *dayReads) stream(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// read maps one read (micro-kWh, starting at start, pg microseconds) onto
+// read maps one read (micro-kWh, starting at startMicros) onto
 // the day's intervals and adds it to its line and account, as the
 // assignment covering its start says.
-func (d *dayReads) read(as []assignment, start, secs, micro int64, export bool, quality byte) error {
-	a := coverAt(as, start)
+func (d *dayReads) read(as []assignment, startMicros, secs, micro int64, export bool, quality byte) error {
+	a := coverAt(as, startMicros)
 	if a == nil {
 		return nil
 	}
@@ -339,7 +341,7 @@ func (d *dayReads) read(as []assignment, start, secs, micro int64, export bool, 
 	// shortest exact scale, as readstore.KWh reads it back (1500000 is 1.5):
 	// the scale producers mostly write, so sums keep the digits their inputs
 	// had.
-	return d.mapRead(a, start, secs, micro*1000, int8(readstore.ShortestScale(micro)), export, quality)
+	return d.mapRead(a, startMicros, secs, micro*1000, int8(readstore.ShortestScale(micro)), export, quality)
 }
 
 // mapRead adds a read of nano nano-kWh at scale to the intervals of the day
@@ -347,39 +349,39 @@ func (d *dayReads) read(as []assignment, start, secs, micro int64, export bool, 
 // places; stored micro-kWh never tie there (a tie of 1000·v nano over n
 // pieces needs n to be a multiple of 16, and n is at most 12), but the rule
 // is kept whole.
-func (d *dayReads) mapRead(a *assignment, start, secs, nano int64, scale int8, export bool, quality byte) error {
-	if secs <= d.l {
-		if start < d.first || start >= d.end {
+func (d *dayReads) mapRead(a *assignment, startMicros, secs, nano int64, scale int8, export bool, quality byte) error {
+	if secs <= d.intervalSeconds {
+		if startMicros < d.firstMicros || startMicros >= d.endMicros {
 			return nil
 		}
-		t := meters.Floor(start+exact.PGEpochMicros, d.lµ) - exact.PGEpochMicros
-		return d.piece(a, (t-d.first)/d.lµ, nano, scale, export, quality, true)
+		t := meters.Floor(startMicros+exact.PGEpochMicros, d.intervalMicros) - exact.PGEpochMicros
+		return d.piece(a, (t-d.firstMicros)/d.intervalMicros, nano, scale, export, quality, true)
 	}
-	if secs%d.l != 0 {
-		return fmt.Errorf("a %d-second read does not split into %d-second intervals", secs, d.l)
+	if secs%d.intervalSeconds != 0 {
+		return fmt.Errorf("a %d-second read does not split into %d-second intervals", secs, d.intervalSeconds)
 	}
-	n := secs / d.l
+	n := secs / d.intervalSeconds
 	q, last := meters.SplitNano(nano, n)
 	for k := range n {
-		t := start + k*d.lµ
-		if t < d.first || t >= d.end {
+		t := startMicros + k*d.intervalMicros
+		if t < d.firstMicros || t >= d.endMicros {
 			continue
 		}
 		p := q
 		if k == n-1 {
 			p = last
 		}
-		if err := d.piece(a, (t-d.first)/d.lµ, p, max(scale, nanoScale), export, quality, k == 0 || t == d.first); err != nil {
+		if err := d.piece(a, (t-d.firstMicros)/d.intervalMicros, p, max(scale, nanoScale), export, quality, k == 0 || t == d.firstMicros); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// coverAt is the assignment of as covering start (pg microseconds), or nil.
-func coverAt(as []assignment, start int64) *assignment {
+// coverAt is the assignment of as covering startMicros, or nil.
+func coverAt(as []assignment, startMicros int64) *assignment {
 	for i := range as {
-		if as[i].from <= start && start < as[i].to {
+		if as[i].fromMicros <= startMicros && startMicros < as[i].toMicros {
 			return &as[i]
 		}
 	}
@@ -390,7 +392,7 @@ func coverAt(as []assignment, start int64) *assignment {
 // first).
 func (d *dayReads) piece(a *assignment, i int64, nano int64, scale int8, export bool, quality byte, first bool) error {
 	if i < 0 || i >= int64(d.n) {
-		return fmt.Errorf("energy at %s is not in an interval of the day", fromPG(d.first+i*d.lµ).Format(time.RFC3339))
+		return fmt.Errorf("energy at %s is not in an interval of the day", fromPG(d.firstMicros+i*d.intervalMicros).Format(time.RFC3339))
 	}
 	signed := nano
 	if export {

@@ -34,11 +34,11 @@ func FuzzDayReadsRead(f *testing.F) {
 		first := toPG(dayStart)
 		// 5-minute slots from an hour before the day to its end
 		startAt := dayStart.Add(time.Duration((int64(slot)-meters.Floor(int64(slot), 12*(intervals/4+1)))*300-3600) * time.Second)
-		d := &dayReads{first: first, end: first + intervals*900e6, lµ: 900e6, l: 900, n: intervals,
+		d := &dayReads{firstMicros: first, endMicros: first + intervals*900e6, intervalMicros: 900e6, intervalSeconds: 900, n: intervals,
 			lineKeys: []lineGroupKey{{"P", "S", "1"}}, lines: []lineKey{{"P", "S"}}, chgKeys: []chargeGroupKey{{"A", "P", "1"}},
 			prices: [][]priceCell{nil}}
 		d.cells, d.reads, d.charges = make([]energyCell, intervals), make([]settlement.ReadCounts, 1), make([]chargeAcc, 1)
-		as := []assignment{{from: 0, to: noEnd}}
+		as := []assignment{{fromMicros: 0, toMicros: noEnd}}
 		err := d.read(as, toPG(startAt), secs, micro, export, 'A')
 		if micro < 0 || micro > maxReadMicro {
 			if err == nil {
@@ -105,12 +105,12 @@ func TestMapReadTies(t *testing.T) {
 		{9, []string{"0.000000002", "0.000000002", "0.000000002", "0.000000002", "0.000000002", "-0.000000001"}},
 	} {
 		first := toPG(dayStart)
-		d := &dayReads{first: first, end: first + intervals*300e6, lµ: 300e6, l: 300, n: intervals,
+		d := &dayReads{firstMicros: first, endMicros: first + intervals*300e6, intervalMicros: 300e6, intervalSeconds: 300, n: intervals,
 			lineKeys: []lineGroupKey{{"P", "S", "1"}}, lines: []lineKey{{"P", "S"}}, chgKeys: []chargeGroupKey{{"A", "P", "1"}},
 			prices: [][]priceCell{nil}}
 		d.cells, d.reads, d.charges = make([]energyCell, intervals), make([]settlement.ReadCounts, 1), make([]chargeAcc, 1)
 		at := dayStart.Add(2 * time.Hour)
-		if err := d.mapRead(&assignment{to: noEnd}, toPG(at), 1800, tc.nano, nanoScale, false, 'A'); err != nil {
+		if err := d.mapRead(&assignment{toMicros: noEnd}, toPG(at), 1800, tc.nano, nanoScale, false, 'A'); err != nil {
 			t.Fatal(err)
 		}
 		mapped := meters.ToSettlementIntervals(at, 1800, decimal.New(tc.nano, -nanoScale), 300)
@@ -132,7 +132,7 @@ func TestMapReadTies(t *testing.T) {
 func BenchmarkDayReadsRead(b *testing.B) {
 	const meters, intervals = 1000, 96
 	first := toPG(time.Date(2026, 10, 20, 5, 0, 0, 0, time.UTC))
-	d := &dayReads{first: first, end: first + intervals*900e6, lµ: 900e6, l: 900, n: intervals,
+	d := &dayReads{firstMicros: first, endMicros: first + intervals*900e6, intervalMicros: 900e6, intervalSeconds: 900, n: intervals,
 		meters: map[string][]assignment{}, lineKeys: []lineGroupKey{{"P", "S", "1"}}, lines: []lineKey{{"P", "S"}},
 		chgKeys: make([]chargeGroupKey, meters), prices: [][]priceCell{make([]priceCell, intervals)}}
 	d.cells, d.reads, d.charges = make([]energyCell, intervals), make([]settlement.ReadCounts, 1), make([]chargeAcc, meters)
@@ -147,7 +147,7 @@ func BenchmarkDayReadsRead(b *testing.B) {
 	reads := make([]read, 0, meters*intervals)
 	for i := range meters {
 		id := fmt.Sprintf("MTR-%07d", i)
-		d.meters[id] = []assignment{{from: 0, to: noEnd, chg: int32(i)}}
+		d.meters[id] = []assignment{{fromMicros: 0, toMicros: noEnd, chg: int32(i)}}
 		for k := range intervals {
 			reads = append(reads, read{id, first + int64(k)*900e6, int64(50+(i*k)%2400) * 1000})
 		}

@@ -60,7 +60,7 @@ type chanDay struct {
 	// onto at least one settlement interval of the day.
 	lo, hi int64
 	// reads are the channel's current reads by start, at least those
-	// starting within maxLinear + len of (lo, hi).
+	// starting within maxLinearSeconds + len of (lo, hi).
 	reads []chanRead
 	// covered says whether an assignment of the meter covers t.
 	covered func(t int64) bool
@@ -85,10 +85,10 @@ func (c *chanDay) missing(t int64) bool { return c.readAt(t) < 0 && c.covered(t)
 
 // estimate appends the missing channel intervals of the day to out, in
 // start order: LIN with its value where the gap allows it, else pending.
-// maxLinear is in seconds. Its cost is one pass over the day's intervals
-// plus, per gap, at most maxLinear/len steps on either side.
-func (c *chanDay) estimate(maxLinear int64, out []chanEstimate) []chanEstimate {
-	maxN := maxLinear / c.len
+// Its cost is one pass over the day's intervals plus, per gap, at most
+// maxLinearSeconds/len steps on either side.
+func (c *chanDay) estimate(maxLinearSeconds int64, out []chanEstimate) []chanEstimate {
+	maxN := maxLinearSeconds / c.len
 	first := meters.Floor(c.lo, c.len) + c.len
 	next := 0 // reads[next] is the first read starting at or after t
 	for t := first; t < c.hi; t += c.len {
@@ -176,7 +176,7 @@ func answerLikeDays(made []madeEstimate, lookup func([]readstore.ValueKey) ([]in
 			keys = keys[:0]
 			for _, i := range batch {
 				m := &made[i]
-				keys = append(keys, readstore.ValueKey{MeterID: m.meter, Channel: m.channel, Start: m.start - w*secondsPerWeek})
+				keys = append(keys, readstore.ValueKey{MeterID: m.meter, Channel: m.channel, Start: m.startUnix - w*secondsPerWeek})
 			}
 			vals, err := lookup(keys)
 			if err != nil {
@@ -187,7 +187,7 @@ func answerLikeDays(made []madeEstimate, lookup func([]readstore.ValueKey) ([]in
 					rest = append(rest, i)
 					continue
 				}
-				made[i].micro, made[i].method = vals[k], methodLDY
+				made[i].microKWh, made[i].method = vals[k], methodLDY
 			}
 		}
 		pending = rest

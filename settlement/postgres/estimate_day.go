@@ -25,11 +25,12 @@ import (
 
 // dayEstimates is the estimation state of one run's day.
 type dayEstimates struct {
-	maxLinear int64                     // seconds
-	channels  map[string]*meterChannels // channels of the meters with an assignment in the window
-	reads     []chanRead                // the streamed channel's current reads, reused
-	buf       []chanEstimate            // reused
-	made      []madeEstimate            // every estimate of the day
+	maxLinearSeconds int64
+
+	channels map[string]*meterChannels // channels of the meters with an assignment in the window
+	reads    []chanRead                // the streamed channel's current reads, reused
+	buf      []chanEstimate            // reused
+	made     []madeEstimate            // every estimate of the day
 }
 
 // meterChannels are the lengths (meters/README.md "the first interval length
@@ -51,11 +52,13 @@ var channelOf = [2]meters.Channel{meters.Import, meters.Export}
 
 // madeEstimate is one estimated channel interval of the day.
 type madeEstimate struct {
-	meter             string
-	channel           meters.Channel
-	start, len, micro int64 // unix seconds, seconds, micro-kWh
-	method            method
-	a                 *assignment // covering start
+	meter   string
+	channel meters.Channel
+
+	startUnix, lenSeconds, microKWh int64
+
+	method method
+	a      *assignment // covering start
 }
 
 // loadChannels reads the channel lengths of the meters assigned in the
@@ -105,12 +108,12 @@ func (d *dayReads) estimateChannel(meter string, channel meters.Channel, as []as
 		return nil
 	}
 	cd := chanDay{
-		len: mc.len[ci], lo: unixOfPG(d.first) - mc.len[ci], hi: unixOfPG(d.end), reads: reads,
+		len: mc.len[ci], lo: unixOfPG(d.firstMicros) - mc.len[ci], hi: unixOfPG(d.endMicros), reads: reads,
 		covered: func(t int64) bool { return coverAt(as, t*1e6-exact.PGEpochMicros) != nil },
 	}
-	d.est.buf = cd.estimate(d.est.maxLinear, d.est.buf[:0])
+	d.est.buf = cd.estimate(d.est.maxLinearSeconds, d.est.buf[:0])
 	for _, ce := range d.est.buf {
-		e := madeEstimate{meter: meter, channel: channel, start: ce.start, len: cd.len, micro: ce.micro,
+		e := madeEstimate{meter: meter, channel: channel, startUnix: ce.start, lenSeconds: cd.len, microKWh: ce.micro,
 			method: ce.method, a: coverAt(as, ce.start*1e6-exact.PGEpochMicros)}
 		d.est.made = append(d.est.made, e)
 		if e.method == methodLIN {
@@ -127,10 +130,10 @@ func unixOfPG(us int64) int64 { return (us + exact.PGEpochMicros) / 1e6 }
 // applyEstimate adds an estimate to the sums as the read it stands for
 // would be, at the scale a stored read of its value counts at.
 func (d *dayReads) applyEstimate(e *madeEstimate) error {
-	err := d.mapRead(e.a, e.start*1e6-exact.PGEpochMicros, e.len, e.micro*1000, int8(readstore.ShortestScale(e.micro)),
+	err := d.mapRead(e.a, e.startUnix*1e6-exact.PGEpochMicros, e.lenSeconds, e.microKWh*1000, int8(readstore.ShortestScale(e.microKWh)),
 		e.channel == meters.Export, byte(e.method))
 	if err != nil {
-		return fmt.Errorf("estimate of %s/%s at %d: %w", e.meter, e.channel, e.start, err)
+		return fmt.Errorf("estimate of %s/%s at %d: %w", e.meter, e.channel, e.startUnix, err)
 	}
 	return nil
 }

@@ -259,19 +259,19 @@ func TestAnswerLikeDays(t *testing.T) {
 		return out, nil
 	}
 	made := []madeEstimate{
-		{meter: "M1", channel: meters.Import, start: at, method: methodPending},
-		{meter: "M2", channel: meters.Import, start: at, method: methodPending},
-		{meter: "M6", channel: meters.Import, start: at, micro: 4, method: methodLIN},
-		{meter: "M3", channel: meters.Import, start: at, method: methodPending},
-		{meter: "M4", channel: meters.Import, start: at, method: methodPending},
-		{meter: "M5", channel: meters.Import, start: at, method: methodPending},
+		{meter: "M1", channel: meters.Import, startUnix: at, method: methodPending},
+		{meter: "M2", channel: meters.Import, startUnix: at, method: methodPending},
+		{meter: "M6", channel: meters.Import, startUnix: at, microKWh: 4, method: methodLIN},
+		{meter: "M3", channel: meters.Import, startUnix: at, method: methodPending},
+		{meter: "M4", channel: meters.Import, startUnix: at, method: methodPending},
+		{meter: "M5", channel: meters.Import, startUnix: at, method: methodPending},
 	}
 	if err := answerLikeDays(made, lookup); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, m := range made {
-		got = append(got, fmt.Sprintf("%s %s %d", m.meter, m.method, m.micro))
+		got = append(got, fmt.Sprintf("%s %s %d", m.meter, m.method, m.microKWh))
 	}
 	want := []string{"M1 LDY 7000000", "M2 LDY 2500000", "M6 LIN 4", "M3 LDY 0", "M4 ZER 0", "M5 ZER 0"}
 	if !slices.Equal(got, want) {

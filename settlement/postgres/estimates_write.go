@@ -34,8 +34,8 @@ func (e *dayEstimates) rows(d *dayReads) []runEstimate {
 		m := &e.made[i]
 		g := d.chgKeys[m.a.chg]
 		out[i] = runEstimate{
-			meterID: m.meter, channel: m.channel, start: time.Unix(m.start, 0).UTC(), seconds: int32(m.len),
-			valueKWh: decimal.New(m.micro, -microScale), method: m.method.String(),
+			meterID: m.meter, channel: m.channel, start: time.Unix(m.startUnix, 0).UTC(), seconds: int32(m.lenSeconds),
+			valueKWh: decimal.New(m.microKWh, -microScale), method: m.method.String(),
 			account: g.account, participant: g.participant, point: d.points[m.a.point], lossFactor: d.chgLF[m.a.chg],
 		}
 	}

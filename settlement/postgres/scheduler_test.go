@@ -187,7 +187,10 @@ func TestSchedulerRunStopsWithContext(t *testing.T) {
 	go func() { done <- s.Run(ctx) }()
 	// the first look happens at once, on the wall clock: Nov 1's initial run
 	// has been due since 2026-11-07
-	for e.count(`SELECT count(*) FROM scheduled_runs`) < 1 {
+	for deadline := time.Now().Add(time.Minute); e.count(`SELECT count(*) FROM scheduled_runs`) < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the scheduler's first look recorded no run within a minute")
+		}
 		select {
 		case err := <-done:
 			t.Fatalf("scheduler stopped early: %v", err)

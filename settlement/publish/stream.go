@@ -150,68 +150,21 @@ func (w *worker) run(ctx context.Context) {
 // session is steps 2 to 5 of the package doc with one client. It returns
 // whether it committed anything, and the error that ended it.
 func (w *worker) session(ctx context.Context, setLag func(float64)) (committed bool, err error) {
-	// Past the lease's lifetime the stream may have a new holder, whom a
-	// ProducerID, like a transaction, would fence; the lease session ends
-	// (and stops the worker) at its next round trip.
-	if !w.lease.held() {
-		return false, errLeaseLost
-	}
-	// Batches the client builds never exceed what the topic accepts, so
-	// a record too large for it fails alone, before it is sent, instead of
-	// taking its whole batch down at the broker.
-	maxBytes, err := w.topicLimit(ctx)
+	cl, err := w.sessionClient(ctx)
 	if err != nil {
 		return false, err
-	}
-	if err := w.unpark(ctx); err != nil {
-		return false, err
-	}
-	cl, err := kgo.NewClient(append(slices.Clone(w.r.kopts),
-		kgo.TransactionalID(w.txnID),
-		kgo.TransactionTimeout(w.r.cfg.TransactionTimeout),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchMaxBytes(maxBytes),
-	)...)
-	if err != nil {
-		return false, fmt.Errorf("new transactional client: %w", err)
 	}
 	defer cl.Close()
-	// The broker answers ProducerID only once a previous transaction of
-	// the id has ended, which its timeout bounds; past that, something
-	// else is wrong and the session restarts.
-	pctx, cancel := context.WithTimeout(ctx, 3*w.r.cfg.TransactionTimeout)
-	_, _, err = cl.ProducerID(pctx)
-	cancel()
-	if err != nil {
-		return false, fmt.Errorf("init producer id of %s: %w", w.txnID, err)
-	}
-	confirmed, err := w.tail(ctx, cl)
+	last, err := w.resume(ctx, cl)
 	if err != nil {
 		return false, err
 	}
-	last := confirmed.to
-	// Checked before anything is deleted: rows the log seems to confirm
-	// may be new rows of a reset database.
-	if _, err := w.head(ctx, last); err != nil {
-		return false, err
-	}
-	if err := w.confirm(ctx, confirmed); err != nil {
-		return false, err
-	}
-	w.log.Debug("resuming after the log's last sequence", "seq", last)
-	var (
-		next chan batch // the batch after the one being published, read meanwhile
-		// done holds the rows our own commits confirmed and no read has
-		// been asked to delete yet; reading moves them to reading, which
-		// the read deletes in its round trip if it succeeds.
-		done, reading seqRange
-	)
+	cur := &outboxCursor{last: last}
 	defer func() {
 		// Stopping or failing: what the log confirmed need not wait for
 		// the next session's tail read to be deleted. A read still in
 		// flight may delete the same rows: deleting twice is harmless.
-		if left := reading.then(done); !left.empty() {
+		if left := cur.reading.then(cur.done); !left.empty() {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.r.cfg.TransactionTimeout)
 			defer cancel()
 			if derr := w.confirm(dctx, left); derr != nil {
@@ -220,21 +173,14 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 		}
 	}()
 	for {
-		var b batch
-		if next != nil {
-			b, next = <-next, nil
-		} else {
-			reading, done = reading.then(done), seqRange{}
-			b = w.fetch(ctx, last, reading, w.readLimit())
-		}
+		b := cur.read(ctx, w)
 		if b.err != nil {
 			return committed, b.err
 		}
-		reading = seqRange{}
 		w.observe(b)
-		setLag(float64(b.head - last))
+		setLag(float64(b.head - cur.last))
 		if len(b.recs) == 0 {
-			if !done.empty() {
+			if !cur.done.empty() {
 				// Read ahead before the last batch committed: read again,
 				// which deletes that batch's rows, before going idle.
 				continue
@@ -246,24 +192,14 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 				continue
 			}
 		}
-		if b.first != last+1 {
+		if b.first != cur.last+1 {
 			// Rows between were moved to the output quarantine, or
 			// confirmed in a log that no longer holds them (the broker's
 			// data was reset); what is left is published from here on.
-			w.log.Info("outbox resumes past the log's last sequence", "log_seq", last, "outbox_seq", b.first)
+			w.log.Info("outbox resumes past the log's last sequence", "log_seq", cur.last, "outbox_seq", b.first)
 		}
 		if b.last < b.head {
-			// More rows are waiting. Reading them while
-			// this batch is produced overlaps the two round trips that
-			// otherwise alternate (measured). The rows are committed and
-			// never change; if this batch fails, the session ends and they
-			// are dropped unread.
-			after := b.last
-			reading, done = done, seqRange{}
-			gone := reading
-			next = make(chan batch, 1)
-			limit := w.readLimit() // the worker changes what it depends on while this read runs
-			go func() { next <- w.fetch(ctx, after, gone, limit) }()
+			cur.readAhead(ctx, w, b.last)
 		}
 		if !w.lease.held() {
 			return committed, errLeaseLost
@@ -283,9 +219,120 @@ func (w *worker) session(ctx context.Context, setLag func(float64)) (committed b
 		}
 		committed = true
 		w.limit = min(w.r.cfg.BatchSize, 2*w.limit)
-		last = b.last
-		done = done.then(seqRange{b.first, b.last, offset})
+		cur.published(b, offset)
 	}
+}
+
+// sessionClient is a session's transactional client, with its producer id:
+// step 2 of the package doc.
+func (w *worker) sessionClient(ctx context.Context) (*kgo.Client, error) {
+	// Past the lease's lifetime the stream may have a new holder, whom a
+	// ProducerID, like a transaction, would fence; the lease session ends
+	// (and stops the worker) at its next round trip.
+	if !w.lease.held() {
+		return nil, errLeaseLost
+	}
+	// Batches the client builds never exceed what the topic accepts, so
+	// a record too large for it fails alone, before it is sent, instead of
+	// taking its whole batch down at the broker.
+	maxBytes, err := w.topicLimit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.unpark(ctx); err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(w.r.kopts),
+		kgo.TransactionalID(w.txnID),
+		kgo.TransactionTimeout(w.r.cfg.TransactionTimeout),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(maxBytes),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("new transactional client: %w", err)
+	}
+	// The broker answers ProducerID only once a previous transaction of
+	// the id has ended, which its timeout bounds; past that, something
+	// else is wrong and the session restarts.
+	pctx, cancel := context.WithTimeout(ctx, 3*w.r.cfg.TransactionTimeout)
+	_, _, err = cl.ProducerID(pctx)
+	cancel()
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("init producer id of %s: %w", w.txnID, err)
+	}
+	return cl, nil
+}
+
+// resume reads the log's tail and deletes the outbox rows it confirms: the
+// session publishes from the sequence it returns on.
+func (w *worker) resume(ctx context.Context, cl *kgo.Client) (last int64, err error) {
+	confirmed, err := w.tail(ctx, cl)
+	if err != nil {
+		return 0, err
+	}
+	last = confirmed.to
+	// Checked before anything is deleted: rows the log seems to confirm
+	// may be new rows of a reset database.
+	if _, err := w.head(ctx, last); err != nil {
+		return 0, err
+	}
+	if err := w.confirm(ctx, confirmed); err != nil {
+		return 0, err
+	}
+	w.log.Debug("resuming after the log's last sequence", "seq", last)
+	return last, nil
+}
+
+// outboxCursor is where a session is in the outbox: the log's last
+// sequence, the read running ahead of the batch being published, and the
+// published rows not yet deleted.
+type outboxCursor struct {
+	last int64      // the log's last sequence: the tail's, then each commit's
+	next chan batch // the batch after the one being published, read meanwhile
+	// done holds the rows our own commits confirmed and no read has
+	// been asked to delete yet; reading moves them to reading, which
+	// the read deletes in its round trip if it succeeds.
+	done, reading seqRange
+}
+
+// read is the next batch: the one read ahead, or else one read now, which
+// deletes the rows done holds. On an error, reading keeps the rows its read
+// was to delete.
+func (c *outboxCursor) read(ctx context.Context, w *worker) batch {
+	var b batch
+	if c.next != nil {
+		b, c.next = <-c.next, nil
+	} else {
+		c.reading, c.done = c.reading.then(c.done), seqRange{}
+		b = w.fetch(ctx, c.last, c.reading, w.readLimit())
+	}
+	if b.err == nil {
+		c.reading = seqRange{}
+	}
+	return b
+}
+
+// readAhead starts reading the rows after sequence after, deleting the
+// rows done holds, while the batch up to it is produced. This overlaps the
+// two round trips that otherwise alternate (measured). The rows are
+// committed and never change; if the batch fails, the session ends and
+// they are dropped unread.
+func (c *outboxCursor) readAhead(ctx context.Context, w *worker, after int64) {
+	c.reading, c.done = c.done, seqRange{}
+	gone := c.reading
+	next := make(chan batch, 1)
+	c.next = next
+	limit := w.readLimit() // the worker changes what it depends on while this read runs
+	go func() { next <- w.fetch(ctx, after, gone, limit) }()
+}
+
+// published records b committed at offset: the log now ends at its last
+// sequence, and its rows wait in done to be deleted by the next read.
+func (c *outboxCursor) published(b batch, offset int64) {
+	c.last = b.last
+	c.done = c.done.then(seqRange{b.first, b.last, offset})
 }
 
 // readLimit is the row limit of the next read of the outbox: the

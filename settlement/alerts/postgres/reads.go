@@ -60,8 +60,60 @@ type limits struct {
 // daily_usage, monthly_budget and missing_data record by record, then adds
 // the batch's differences to its slot's aggregates.
 func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.Applied) ([]alerts.Alert, error) {
-	// What the accounts behind the batch watch for: only those aggregates
-	// are kept and evaluated (scope.go).
+	watching, err := h.watchingAccounts(ctx, tx, a)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := h.readSteps(a, cal, watching)
+	if err != nil {
+		return nil, err
+	}
+	total, err := sumSteps(steps)
+	if err != nil {
+		return nil, err
+	}
+	var ms *missing
+	if !a.Replay && a.Topic == h.topics.Reads && len(a.Ends) > 0 {
+		// The silent meters.
+		if ms, err = h.loadMissing(ctx, tx, a, steps); err != nil {
+			return nil, err
+		}
+	}
+	bks, err := h.readBooks(ctx, tx, cal, total, watching)
+	if err != nil {
+		return nil, err
+	}
+
+	var fired []alerts.Alert
+	for i, s := range steps {
+		now, err := bks.apply(h, cal, i, s, ms)
+		if err != nil {
+			return nil, err
+		}
+		fired = append(fired, now...)
+	}
+
+	if err := h.appendEnergy(ctx, tx, total.energy, a.Partition); err != nil {
+		return nil, err
+	}
+	b := &pgx.Batch{}
+	queueUsage(b, total.usage, a.Partition)
+	queueSpendWrites(b, bks.months)
+	if ms != nil {
+		ms.queueWrites(b)
+	} else {
+		queueMeters(b, touchedMeters(total.meters))
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("alerts: write aggregates: %w", err)
+	}
+	return fired, nil
+}
+
+// watchingAccounts are the accounts behind the batch that watch for daily
+// usage or a monthly budget: only their aggregates are kept and evaluated
+// (scope.go).
+func (h *Hook) watchingAccounts(ctx context.Context, tx pgx.Tx, a ingest.Applied) (map[string]limits, error) {
 	accounts := map[string]bool{}
 	for _, c := range a.Reads {
 		accounts[c.Assignment.AccountID] = true
@@ -83,10 +135,11 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 			}
 		}
 	}
-	steps, err := h.readSteps(a, cal, watching)
-	if err != nil {
-		return nil, err
-	}
+	return watching, nil
+}
+
+// sumSteps adds up the steps' differences per aggregate row.
+func sumSteps(steps []step) (totals, error) {
 	// Sized for the deltas, most of which are distinct keys in a catch-up:
 	// growing these maps from empty rehashed them over and over.
 	var nUsage, nEnergy, nMeters int
@@ -97,17 +150,23 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		meters: make(map[string]meterTouch, nMeters)}
 	for _, s := range steps {
 		if err := total.add(s); err != nil {
-			return nil, err
+			return totals{}, err
 		}
 	}
-	var ms *missing
-	if !a.Replay && a.Topic == h.topics.Reads && len(a.Ends) > 0 {
-		// The silent meters.
-		if ms, err = h.loadMissing(ctx, tx, a, steps); err != nil {
-			return nil, err
-		}
-	}
+	return total, nil
+}
 
+// batchBooks are the books a batch of reads moves, as committed before
+// it, with the prices its energy is valued at.
+type batchBooks struct {
+	days   map[dayKey]*dayBook
+	months map[monthKey]*monthBook
+	prices cellPrices
+}
+
+// readBooks opens the day books of the accounts with a daily threshold and
+// the month books of those with a budget that the batch's totals reach.
+func (h *Hook) readBooks(ctx context.Context, tx pgx.Tx, cal *calendar, total totals, watching map[string]limits) (batchBooks, error) {
 	days := map[dayKey]*dayBook{}
 	for k := range total.usage {
 		if l, ok := watching[k.account]; ok && l.daily.Valid {
@@ -128,7 +187,7 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 		if mk := (monthKey{k.account, cal.month(time.Unix(k.start, 0))}); months[mk] == nil {
 			bk, err := h.newMonthBook(mk, l.budget.Decimal)
 			if err != nil {
-				return nil, err
+				return batchBooks{}, err
 			}
 			months[mk] = bk
 		}
@@ -137,90 +196,76 @@ func (h *Hook) reads(ctx context.Context, tx pgx.Tx, cal *calendar, a ingest.App
 	}
 	raw := rawPrices{}
 	if err := h.openBooks(ctx, tx, days, months, true, sortedKeys(points, cmp.Compare[string]), around, raw); err != nil {
-		return nil, err
+		return batchBooks{}, err
 	}
 	if err := h.buildBooks(ctx, tx, cal, months, raw); err != nil {
-		return nil, err
+		return batchBooks{}, err
 	}
 	prices, err := raw.prices(h.market.IntervalSeconds)
 	if err != nil {
-		return nil, err
+		return batchBooks{}, err
 	}
 	for _, bk := range months {
 		if bk.built {
 			bk.priceAll(prices)
 		}
 	}
+	return batchBooks{days: days, months: months, prices: prices}, nil
+}
 
-	var fired []alerts.Alert
-	for i, s := range steps {
-		// Books are checked once the whole record is in: a correction adds
-		// its value and takes the old one away, and only the sum is a figure.
-		var now []alerts.Alert
-		var dayBooks []*dayBook
-		for _, d := range s.usage {
-			if bk := days[d.key]; bk != nil {
-				if !bk.add(d.usage) {
-					return nil, usageOverflow(d.key)
-				}
-				if bk.seen != i+1 {
-					bk.seen = i + 1
-					dayBooks = append(dayBooks, bk)
-				}
+// apply adds step s, the batch's record i, to the books and to the silent
+// meters ms (when tracked), and returns the alerts it fires, sorted by id.
+// Books are checked once the whole record is in: a correction adds its
+// value and takes the old one away, and only the sum is a figure.
+func (o batchBooks) apply(h *Hook, cal *calendar, i int, s step, ms *missing) ([]alerts.Alert, error) {
+	var now []alerts.Alert
+	var dayBooks []*dayBook
+	for _, d := range s.usage {
+		if bk := o.days[d.key]; bk != nil {
+			if !bk.add(d.usage) {
+				return nil, usageOverflow(d.key)
+			}
+			if bk.seen != i+1 {
+				bk.seen = i + 1
+				dayBooks = append(dayBooks, bk)
 			}
 		}
-		var monthBooks []*monthBook
-		// A record's energy is mostly one account's in one month: its
-		// book is looked up again only when the month key changes.
-		var mk monthKey
-		var mb *monthBook
-		for j, e := range s.energy {
-			if k := (monthKey{e.key.account, cal.month(time.Unix(e.key.start, 0))}); j == 0 || k != mk {
-				mk, mb = k, months[k]
-			}
-			if bk := mb; bk != nil {
-				bk.addEnergy(e.key, e.flow, prices)
-				if bk.seen != i+1 {
-					bk.seen = i + 1
-					monthBooks = append(monthBooks, bk)
-				}
-			}
-		}
-		for _, bk := range dayBooks {
-			if al, ok := bk.check(h); ok {
-				now = append(now, al)
-			}
-		}
-		for _, bk := range monthBooks {
-			if al, ok := bk.check(h); ok {
-				now = append(now, al)
-			}
-		}
-		if ms != nil {
-			eachMeterRun(s.meters, ms.touch)
-			if s.hasEnd {
-				now = append(now, ms.advance(s.end)...)
-			}
-		}
-		slices.SortFunc(now, func(x, y alerts.Alert) int { return cmp.Compare(x.AlertID, y.AlertID) })
-		fired = append(fired, now...)
 	}
-
-	if err := h.appendEnergy(ctx, tx, total.energy, a.Partition); err != nil {
-		return nil, err
+	var monthBooks []*monthBook
+	// A record's energy is mostly one account's in one month: its
+	// book is looked up again only when the month key changes.
+	var mk monthKey
+	var mb *monthBook
+	for j, e := range s.energy {
+		if k := (monthKey{e.key.account, cal.month(time.Unix(e.key.start, 0))}); j == 0 || k != mk {
+			mk, mb = k, o.months[k]
+		}
+		if bk := mb; bk != nil {
+			bk.addEnergy(e.key, e.flow, o.prices)
+			if bk.seen != i+1 {
+				bk.seen = i + 1
+				monthBooks = append(monthBooks, bk)
+			}
+		}
 	}
-	b := &pgx.Batch{}
-	queueUsage(b, total.usage, a.Partition)
-	queueSpendWrites(b, months)
+	for _, bk := range dayBooks {
+		if al, ok := bk.check(h); ok {
+			now = append(now, al)
+		}
+	}
+	for _, bk := range monthBooks {
+		if al, ok := bk.check(h); ok {
+			now = append(now, al)
+		}
+	}
 	if ms != nil {
-		ms.queueWrites(b)
-	} else {
-		queueMeters(b, touchedMeters(total.meters))
+		eachMeterRun(s.meters, ms.touch)
+		if s.hasEnd {
+			now = append(now, ms.advance(s.end)...)
+		}
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("alerts: write aggregates: %w", err)
-	}
-	return fired, nil
+	slices.SortFunc(now, func(x, y alerts.Alert) int { return cmp.Compare(x.AlertID, y.AlertID) })
+	return now, nil
 }
 
 func scanLimits(rows pgx.Rows, into map[string]limits) error {

@@ -100,20 +100,20 @@ func (p *positionDeltas) newRate(a *meters.Assignment) int32 {
 	return i
 }
 
-// addMicro is add for a read of ch starting at start (unix seconds),
-// seconds long, of micro micro-kWh. Sums stay far inside int64: a batch
+// addMicro is add for a read of ch starting at startUnix, seconds long,
+// of micro micro-kWh. Sums stay far inside int64: a batch
 // holds at most a few hundred thousand reads of at most 10^12 micro-kWh.
-func (p *positionDeltas) addMicro(a *meters.Assignment, start, seconds, micro int64, ch meters.Channel, remove bool) {
+func (p *positionDeltas) addMicro(a *meters.Assignment, startUnix, seconds, micro int64, ch meters.Channel, remove bool) {
 	L := int64(p.settlementSeconds)
 	if seconds > L {
-		p.add(a, meters.Read{Channel: ch, Start: time.Unix(start, 0).UTC(), IntervalSeconds: int(seconds),
+		p.add(a, meters.Read{Channel: ch, Start: time.Unix(startUnix, 0).UTC(), IntervalSeconds: int(seconds),
 			Value: KWh(micro)}, remove)
 		return
 	}
 	if (ch == meters.Export) != remove {
 		micro = -micro
 	}
-	p.micro[p.rateIndex(a)][meters.Floor(start, L)] += micro
+	p.micro[p.rateIndex(a)][meters.Floor(startUnix, L)] += micro
 }
 
 // add adds read's energy under assignment a (subtracts it when remove),

@@ -172,16 +172,16 @@ func (st *readState) walk(ck chanKey, seconds, last int64, create bool) dayWalk 
 	return dayWalk{st: st, ck: ck, seconds: seconds, last: last, create: create}
 }
 
-// at is the current read of the interval starting at start (unix seconds),
+// at is the current read of the interval starting at startUnix,
 // creating it when the walk creates; nil when it does not and the batch
 // knows no read there.
-func (w *dayWalk) at(start int64) *currentRead {
-	if w.end == 0 || start < w.day || start >= w.end {
-		w.day = utcDay(start)
+func (w *dayWalk) at(startUnix int64) *currentRead {
+	if w.end == 0 || startUnix < w.day || startUnix >= w.end {
+		w.day = utcDay(startUnix)
 		w.end = w.day + secondsPerDay
 		w.d = w.st.days[dayKey{w.ck, w.day, w.seconds}]
 	}
-	i := (start - w.day) / w.seconds
+	i := (startUnix - w.day) / w.seconds
 	if d := w.d; d != nil && i >= d.first && i < d.first+int64(len(d.reads)) {
 		return &d.reads[i-d.first]
 	}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/gridsettle/gridsettle/meters/bridge"
-	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge/mosquittotest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 )

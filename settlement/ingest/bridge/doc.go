@@ -15,6 +15,12 @@
 // exists. Run wiring, flags and the HTTP endpoints live in
 // cmd/gridsettle; mosquittotest starts a real broker for tests.
 //
+// It lives under settlement/ingest, not under meters, because what it writes
+// is ingest's: the input topics ingest consumes, and dead letters in ingest's
+// format (its headers and schema, publish's CloudEvents headers, outbox's
+// content type). meters stays a leaf that settlement imports; a bridge under
+// meters would make meters import settlement.
+//
 // Invariants:
 //   - a message's PUBACK is sent only after the Kafka transaction holding it
 //     committed; a bridge that dies before that gets the message again from

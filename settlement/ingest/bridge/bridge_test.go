@@ -23,9 +23,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gridsettle/gridsettle/meters/bridge"
-	"github.com/gridsettle/gridsettle/meters/bridge/mosquittotest"
 	"github.com/gridsettle/gridsettle/settlement/ingest"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge"
+	"github.com/gridsettle/gridsettle/settlement/ingest/bridge/mosquittotest"
 	"github.com/gridsettle/gridsettle/settlement/kafka"
 	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 	"github.com/gridsettle/gridsettle/settlement/kafka/schemas"
