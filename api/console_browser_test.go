@@ -33,11 +33,6 @@ var updateScreenshot = flag.Bool("update-screenshot", false,
 // put API text into the page as markup.
 const hostile = `<img src="/x" onerror="window.pwned = 1"><script>window.pwned = 1</script>`
 
-// cell is a statement row as the Day page shows it.
-type cell struct {
-	ID, Energy, Amount, Delta string
-}
-
 // explainStrings is an explanation's JSON with its figures as the strings
 // the API wrote, which the console must show unchanged.
 type explainStrings struct {
@@ -127,24 +122,12 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("day", func(t *testing.T) {
 		tb := consoletest.NewTab(t, chrome, "day")
-		tb.SignIn(base, "/console/", toks[Analyst], "analyst")
-		tb.Do("the latest day's statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id]`)))
-		if p := consoletest.Eval[string](tb, "path", `location.pathname`); p != "/console/day/2026-11-01" {
-			t.Errorf("/console/ went to %s, want the latest day", p)
-		}
-		rows := consoletest.Eval[[]cell](tb, "statement rows", `[...document.querySelectorAll('table[data-kind=statements] tr[data-statement-id]')].map(tr => ({
-			ID: tr.dataset.statementId,
-			Energy: tr.querySelector('td[data-field=energy_mwh]').textContent,
-			Amount: tr.querySelector('td[data-field=amount]').textContent,
-			Delta: tr.querySelector('td[data-field=delta_amount]').textContent}))`)
-		var want []cell
-		for _, l := range lines.Items {
-			want = append(want, cell{l.StatementID, l.EnergyMWh, l.Amount, l.DeltaAmount})
-		}
-		if !slices.Equal(rows, want) {
+		tb.SignInAtConsole(base, toks[Analyst], "2026-11-01")
+		want := consoletest.StatementRowsOf(lines.Items)
+		if rows := consoletest.StatementRows(tb); !slices.Equal(rows, want) {
 			t.Errorf("statement table %v, the API answers %v", rows, want)
 		}
-		if slices.ContainsFunc(want, func(c cell) bool { return c.Delta == "0.00" }) {
+		if slices.ContainsFunc(want, func(c consoletest.StatementRow) bool { return c.Delta == "0.00" }) {
 			t.Errorf("the fixture should move every line between versions: %v", want)
 		}
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/gridsettle/gridsettle/settlement"
 )
 
 // stepTimeout bounds one step or evaluation, so a page that never shows
@@ -174,5 +176,41 @@ func (tb *Tab) SignIn(base, path, token, role string) {
 	)
 	if got := Eval[string](tb, "the stored token", `sessionStorage.getItem('gridsettle.token')`); got != token {
 		tb.t.Errorf("%s: sessionStorage holds %q, want the token", tb.name, got)
+	}
+}
+
+// StatementRow is a line of the Day page's statement table as shown: its
+// statement id and the energy_mwh, amount and delta_amount cells, which
+// must be the API's strings.
+type StatementRow struct{ ID, Energy, Amount, Delta string }
+
+// StatementRows reads the Day page's statement table, in its order.
+func StatementRows(tb *Tab) []StatementRow {
+	tb.t.Helper()
+	return Eval[[]StatementRow](tb, "statement rows", `[...document.querySelectorAll('table[data-kind=statements] tr[data-statement-id]')].map(tr => ({
+		ID: tr.dataset.statementId,
+		Energy: tr.querySelector('td[data-field=energy_mwh]').textContent,
+		Amount: tr.querySelector('td[data-field=amount]').textContent,
+		Delta: tr.querySelector('td[data-field=delta_amount]').textContent}))`)
+}
+
+// StatementRowsOf is how the Day table must show the API's lines.
+func StatementRowsOf(lines []settlement.StatementMessage) []StatementRow {
+	rows := make([]StatementRow, len(lines))
+	for i, l := range lines {
+		rows[i] = StatementRow{ID: l.StatementID, Energy: l.EnergyMWh, Amount: l.Amount, Delta: l.DeltaAmount}
+	}
+	return rows
+}
+
+// SignInAtConsole signs an analyst in at /console/, which must land on the
+// Day page of the latest operating day, day, and waits for its statement
+// table.
+func (tb *Tab) SignInAtConsole(base, token, day string) {
+	tb.t.Helper()
+	tb.SignIn(base, "/console/", token, "analyst")
+	tb.Do("the latest day's statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id]`)))
+	if p := Eval[string](tb, "path", `location.pathname`); p != "/console/day/"+day {
+		tb.t.Errorf("%s: /console/ went to %s, want the latest day's page /console/day/%s", tb.name, p, day)
 	}
 }
