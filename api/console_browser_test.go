@@ -10,12 +10,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gridsettle/gridsettle/api/console"
+	"github.com/gridsettle/gridsettle/api/console/consoletest"
 	"github.com/gridsettle/gridsettle/settlement"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
@@ -30,155 +29,9 @@ import (
 var updateScreenshot = flag.Bool("update-screenshot", false,
 	"rewrite api/console/testdata/day.png (api/console/README.md's picture) with the Day page TestConsoleInBrowser sees")
 
-// chromium is the browser the console's tests drive: Debian's chromium
-// package (.ci/run installs it). The tests never skip without it.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on PATH: the console's browser tests need a headless Chromium; " +
-		"install Debian's package with `apt-get install -y chromium` (.ci/run does)")
-	return ""
-}
-
-// newBrowser starts a headless Chromium with a fresh profile for the test.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()),
-		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800))
-	t.Cleanup(cancelAlloc)
-	chrome, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(chrome); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return chrome
-}
-
-// tab is one browser tab (its own sessionStorage) with what its console
-// said.
-type tab struct {
-	t    *testing.T
-	ctx  context.Context
-	name string
-	mu   sync.Mutex
-	msgs []chromedp.ConsoleMessage
-}
-
-func newTab(t *testing.T, chrome context.Context, name string) *tab {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(chrome)
-	t.Cleanup(cancel)
-	tb := &tab{t: t, ctx: ctx, name: name}
-	msgs := chromedp.Console(ctx) // opens the tab and subscribes now
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			tb.mu.Lock()
-			tb.msgs = append(tb.msgs, m)
-			tb.mu.Unlock()
-		}
-	}()
-	return tb
-}
-
-// do runs the steps within 20 seconds; on failure it keeps a screenshot in
-// the test's artifact directory and fails the test.
-func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		tb.fail(what, err)
-	}
-}
-
-// eval evaluates a JavaScript expression into v's type.
-func eval[T any](tb *tab, what, js string, opts ...chromedp.EvaluateOption) T {
-	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, opts...))
-	if err != nil {
-		tb.fail(what, err)
-	}
-	return v
-}
-
-func (tb *tab) fail(what string, err error) {
-	tb.t.Helper()
-	shot := tb.screenshot("failure-" + tb.name)
-	tb.t.Fatalf("%s: %s: %v (screenshot %s; console %v)", tb.name, what, err, shot, tb.console())
-}
-
-// screenshot saves the whole page as PNG in the artifact directory.
-func (tb *tab) screenshot(name string) string {
-	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		return "not taken: " + err.Error()
-	}
-	path := filepath.Join(tb.t.ArtifactDir(), name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		return "not written: " + err.Error()
-	}
-	return path
-}
-
-func (tb *tab) console() []string {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	out := make([]string, len(tb.msgs))
-	for i, m := range tb.msgs {
-		out[i] = m.String() + " (" + m.URL + ")"
-	}
-	return out
-}
-
-// noErrors fails the test if the page logged an error or threw.
-func (tb *tab) noErrors() {
-	tb.t.Helper()
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	for _, m := range tb.msgs {
-		if m.Type == chromedp.ConsoleError || m.IsException() {
-			tb.t.Errorf("%s: console: %s (%s)", tb.name, m, m.URL)
-		}
-	}
-}
-
-func (tb *tab) signIn(base, path, token, role string) {
-	tb.t.Helper()
-	tb.do("sign in at "+path,
-		chromedp.Navigate(base+path),
-		chromedp.WaitVisible(chromedp.CSS(`form#sign-in input[name=token]`)),
-		chromedp.SendKeys(chromedp.CSS(`form#sign-in input[name=token]`), token),
-		chromedp.Click(chromedp.CSS(`form#sign-in button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-role="`+role+`"]`)),
-		chromedp.WaitNotVisible(chromedp.CSS(`form#sign-in`)),
-	)
-	if got := eval[string](tb, "the stored token", `sessionStorage.getItem('gridsettle.token')`); got != token {
-		tb.t.Errorf("%s: sessionStorage holds %q, want the token", tb.name, got)
-	}
-}
-
 // hostile is a quarantined record that would run script if the console
 // put API text into the page as markup.
 const hostile = `<img src="/x" onerror="window.pwned = 1"><script>window.pwned = 1</script>`
-
-// cell is a statement row as the Day page shows it.
-type cell struct {
-	ID, Energy, Amount, Delta string
-}
 
 // explainStrings is an explanation's JSON with its figures as the strings
 // the API wrote, which the console must show unchanged.
@@ -258,7 +111,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		body: `{"operating_day":"2026-11-01","run_type":"final","version":2}`}), http.StatusCreated, nil)
 	xsrv := httptest.NewServer(xs.Handler())
 	t.Cleanup(xsrv.Close)
-	chrome := newBrowser(t)
+	chrome := consoletest.NewBrowser(t)
 	started := time.Now()
 
 	var lines Page[settlement.StatementMessage]
@@ -268,25 +121,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	t.Run("day", func(t *testing.T) {
-		tb := newTab(t, chrome, "day")
-		tb.signIn(base, "/console/", toks[Analyst], "analyst")
-		tb.do("the latest day's statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id]`)))
-		if p := eval[string](tb, "path", `location.pathname`); p != "/console/day/2026-11-01" {
-			t.Errorf("/console/ went to %s, want the latest day", p)
-		}
-		rows := eval[[]cell](tb, "statement rows", `[...document.querySelectorAll('table[data-kind=statements] tr[data-statement-id]')].map(tr => ({
-			ID: tr.dataset.statementId,
-			Energy: tr.querySelector('td[data-field=energy_mwh]').textContent,
-			Amount: tr.querySelector('td[data-field=amount]').textContent,
-			Delta: tr.querySelector('td[data-field=delta_amount]').textContent}))`)
-		var want []cell
-		for _, l := range lines.Items {
-			want = append(want, cell{l.StatementID, l.EnergyMWh, l.Amount, l.DeltaAmount})
-		}
-		if !slices.Equal(rows, want) {
+		tb := consoletest.NewTab(t, chrome, "day")
+		tb.SignInAtConsole(base, toks[Analyst], "2026-11-01")
+		want := consoletest.StatementRowsOf(lines.Items)
+		if rows := consoletest.StatementRows(tb); !slices.Equal(rows, want) {
 			t.Errorf("statement table %v, the API answers %v", rows, want)
 		}
-		if slices.ContainsFunc(want, func(c cell) bool { return c.Delta == "0.00" }) {
+		if slices.ContainsFunc(want, func(c consoletest.StatementRow) bool { return c.Delta == "0.00" }) {
 			t.Errorf("the fixture should move every line between versions: %v", want)
 		}
 
@@ -294,9 +135,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		// API's strings, reached by a click and then loaded directly.
 		line := lines.Items[0].StatementID
 		linePath := "/console/day/2026-11-01/line/" + url.PathEscape(line)
-		tb.do("open a line", chromedp.Click(chromedp.CSS(`tr[data-statement-id="`+line+`"] a`)),
+		tb.Do("open a line", chromedp.Click(chromedp.CSS(`tr[data-statement-id="`+line+`"] a`)),
 			chromedp.WaitVisible(chromedp.CSS(`svg[data-kind=interval-chart] [data-interval]`)))
-		if p := eval[string](tb, "path", `location.pathname`); p != linePath {
+		if p := consoletest.Eval[string](tb, "path", `location.pathname`); p != linePath {
 			t.Errorf("the line's address is %s", p)
 		}
 		var ivs Page[StatementInterval]
@@ -314,7 +155,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 		}
 		points := func() [][4]string {
-			return eval[[][4]string](tb, "chart points", `[...document.querySelectorAll('svg[data-kind=interval-chart] [data-interval]')].map(g =>
+			return consoletest.Eval[[][4]string](tb, "chart points", `[...document.querySelectorAll('svg[data-kind=interval-chart] [data-interval]')].map(g =>
 				[g.dataset.interval, g.dataset.energyMwh, g.dataset.price, g.dataset.estimatedMwh])`)
 		}
 		got := points()
@@ -323,7 +164,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		// The estimated share is marked where, and only where, the API
 		// says gridsettle estimated.
-		if marks := eval[int](tb, "estimate marks", `document.querySelectorAll('svg[data-kind=interval-chart] rect.bar.est').length`); estimated == 0 || marks != estimated {
+		if marks := consoletest.Eval[int](tb, "estimate marks", `document.querySelectorAll('svg[data-kind=interval-chart] rect.bar.est').length`); estimated == 0 || marks != estimated {
 			t.Errorf("chart: %d estimate marks, the API has %d intervals with estimates (want some)", marks, estimated)
 		}
 		var negative, spikes, unpriced int
@@ -340,7 +181,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		if negative == 0 || spikes != 1 || unpriced != 1 {
 			t.Errorf("chart: %d negative prices, %d spikes, %d unpriced; want some, 1, 1", negative, spikes, unpriced)
 		}
-		shot := tb.screenshot("day")
+		shot := tb.Screenshot("day")
 		if *updateScreenshot {
 			png, err := os.ReadFile(shot)
 			if err != nil {
@@ -350,7 +191,7 @@ func TestConsoleInBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		tb.do("load the line's address directly", chromedp.Navigate(base+linePath),
+		tb.Do("load the line's address directly", chromedp.Navigate(base+linePath),
 			chromedp.WaitVisible(chromedp.CSS(`svg[data-kind=interval-chart] [data-interval]`)))
 		if got := points(); !slices.Equal(got, wantPoints) {
 			t.Errorf("deep link: %d points differ from the API's", len(got))
@@ -359,12 +200,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		// Inputs: a meter's reads as the API gives them, every version
 		// (the fixture corrected each read twice), and the estimates the
 		// final run made for M1's gap, flagged.
-		tb.do("a meter's reads", chromedp.Navigate(base+"/console/inputs?meter_id=M1&from=2026-11-01T05:00:00Z"),
+		tb.Do("a meter's reads", chromedp.Navigate(base+"/console/inputs?meter_id=M1&from=2026-11-01T05:00:00Z"),
 			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=reads] td[data-field=value]`)))
 		var reads Page[ReadVersion]
 		ok(t, s.do(req{method: "GET", path: "/api/v1/meters/M1/reads?from=2026-11-01T05:00:00Z&versions=all&limit=1000", token: toks[Analyst]}), http.StatusOK, &reads)
 		type readRow struct{ Start, Value, Version, Superseded string }
-		shown := eval[[]readRow](tb, "read rows", `[...document.querySelectorAll('table[data-kind=reads] tbody tr:not([data-estimate])')].map(tr => ({
+		shown := consoletest.Eval[[]readRow](tb, "read rows", `[...document.querySelectorAll('table[data-kind=reads] tbody tr:not([data-estimate])')].map(tr => ({
 			Start: tr.querySelector('td[data-field=start]').textContent,
 			Value: tr.querySelector('td[data-field=value]').textContent,
 			Version: tr.querySelector('td[data-field=version]').textContent,
@@ -401,7 +242,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		for _, e := range ests.Items {
 			wantEsts = append(wantEsts, estRow{e.IntervalStart.Format(time.RFC3339), e.ValueKWh, e.Method, final.RunID})
 		}
-		gotEsts := eval[[]estRow](tb, "estimate rows", `[...document.querySelectorAll('table[data-kind=reads] tr[data-estimate]')].map(tr => ({
+		gotEsts := consoletest.Eval[[]estRow](tb, "estimate rows", `[...document.querySelectorAll('table[data-kind=reads] tr[data-estimate]')].map(tr => ({
 			Start: tr.querySelector('td[data-field=start]').textContent,
 			Value: tr.querySelector('td[data-field=value]').textContent,
 			Method: tr.dataset.estimate, Run: tr.dataset.run}))`)
@@ -410,25 +251,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 
 		// Read-only roles are offered no replay; the status page loads.
-		tb.do("quarantine as an analyst", chromedp.Navigate(base+"/console/quarantine"),
+		tb.Do("quarantine as an analyst", chromedp.Navigate(base+"/console/quarantine"),
 			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=quarantine]`)))
-		if n := eval[int](tb, "replay buttons", `document.querySelectorAll('button[data-action=replay]').length`); n != 0 {
+		if n := consoletest.Eval[int](tb, "replay buttons", `document.querySelectorAll('button[data-action=replay]').length`); n != 0 {
 			t.Errorf("an analyst is offered %d replay buttons", n)
 		}
-		tb.do("status", chromedp.Navigate(base+"/console/status"), chromedp.WaitVisible(chromedp.CSS(`table[data-kind=inputs]`)))
-		tb.noErrors()
+		tb.Do("status", chromedp.Navigate(base+"/console/status"), chromedp.WaitVisible(chromedp.CSS(`table[data-kind=inputs]`)))
+		tb.NoErrors()
 	})
 
 	t.Run("restatement", func(t *testing.T) {
-		tb := newTab(t, chrome, "restatement")
+		tb := consoletest.NewTab(t, chrome, "restatement")
 		line := restated
 		explainPath := "/console/day/2026-11-01/line/" + url.PathEscape(line) + "/explain"
-		tb.signIn(xsrv.URL, "/console/day/2026-11-01", xtoks[Analyst], "analyst")
+		tb.SignIn(xsrv.URL, "/console/day/2026-11-01", xtoks[Analyst], "analyst")
 		// Reached from the Day table's link of a restated line.
-		tb.do("the day's link to a restatement",
+		tb.Do("the day's link to a restatement",
 			chromedp.Click(chromedp.CSS(`tr[data-statement-id="`+line+`"] a[data-kind=explain-link]`)),
 			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=changes] tr[data-change]`)))
-		if p := eval[string](tb, "path", `location.pathname`); p != explainPath {
+		if p := consoletest.Eval[string](tb, "path", `location.pathname`); p != explainPath {
 			t.Errorf("the restatement's address is %s, want %s", p, explainPath)
 		}
 
@@ -448,10 +289,10 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("the fixture's explanation should take more than one page of %d against version 1: %+v", limit, first.Summary)
 		}
 		second := page(first.NextCursor)
-		tb.do("load the restatement directly", chromedp.Navigate(xsrv.URL+explainPath+"?limit="+strconv.Itoa(limit)),
+		tb.Do("load the restatement directly", chromedp.Navigate(xsrv.URL+explainPath+"?limit="+strconv.Itoa(limit)),
 			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=changes] tr[data-change]`)))
 		effects := func() [][2]string {
-			return eval[[][2]string](tb, "change effects", `[...document.querySelectorAll('table[data-kind=changes] tr[data-change]')].map(tr =>
+			return consoletest.Eval[[][2]string](tb, "change effects", `[...document.querySelectorAll('table[data-kind=changes] tr[data-change]')].map(tr =>
 				[tr.querySelector('td[data-field=energy_mwh_effect]').textContent, tr.querySelector('td[data-field=amount_effect]').textContent])`)
 		}
 		want := func(pages ...explainStrings) [][2]string {
@@ -466,7 +307,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		if got := effects(); len(got) != limit || !slices.Equal(got, want(first)) {
 			t.Errorf("changes table: %d rows %v, the API's first page %v", len(got), got[:min(2, len(got))], want(first)[:2])
 		}
-		summary := eval[map[string]string](tb, "summary", `(() => {
+		summary := consoletest.Eval[map[string]string](tb, "summary", `(() => {
 			const total = document.querySelector('table[data-kind=explain-summary] tr[data-kind=total]');
 			const delta = (row) => document.querySelector('table[data-kind=explain-delta] tr[data-row=' + row + '] td[data-field=amount]').textContent;
 			return {amount: total.querySelector('td[data-field=amount_effect]').textContent,
@@ -479,47 +320,47 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("summary %v; the API: exact delta %s (%s MWh), delta %s, rounding %s, against %s",
 				summary, first.ExactDeltaAmount, first.ExactDeltaEnergyMWh, first.DeltaAmount, first.Rounding, first.Against)
 		}
-		tb.do("the next page of changes", chromedp.Click(chromedp.CSS(`button[data-action=more-changes]`)),
+		tb.Do("the next page of changes", chromedp.Click(chromedp.CSS(`button[data-action=more-changes]`)),
 			chromedp.WaitVisible(chromedp.CSS(`table[data-kind=changes] tbody tr:nth-child(`+strconv.Itoa(limit+1)+`)`)))
 		if got := effects(); !slices.Equal(got, want(first, second)) {
 			t.Errorf("after More: %d rows, the API's first two pages %d", len(got), len(want(first, second)))
 		}
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("phone", func(t *testing.T) {
-		tb := newTab(t, chrome, "phone")
-		tb.do("a 390-pixel-wide screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
-		tb.signIn(base, "/console/day/2026-11-01", toks[Analyst], "analyst")
-		tb.do("the statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id] td[data-field=amount]`)))
-		fits := eval[map[string]float64](tb, "layout", `(() => {
+		tb := consoletest.NewTab(t, chrome, "phone")
+		tb.Do("a 390-pixel-wide screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+		tb.SignIn(base, "/console/day/2026-11-01", toks[Analyst], "analyst")
+		tb.Do("the statement table", chromedp.WaitVisible(chromedp.CSS(`table[data-kind=statements] tr[data-statement-id] td[data-field=amount]`)))
+		fits := consoletest.Eval[map[string]float64](tb, "layout", `(() => {
 			const r = document.querySelector('table[data-kind=statements]').getBoundingClientRect();
 			return {left: r.left, width: r.width, inner: window.innerWidth, page: document.documentElement.scrollWidth};
 		})()`)
 		if fits["inner"] != 390 || fits["left"] < 0 || fits["left"] > 40 || fits["width"] <= 0 || fits["page"] > fits["inner"] {
 			t.Errorf("on a 390-pixel screen: %v (the page must not scroll sideways; the table scrolls in its box)", fits)
 		}
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("regulator", func(t *testing.T) {
-		tb := newTab(t, chrome, "regulator")
-		tb.signIn(base, "/console/", toks[Regulator], "regulator")
-		tb.do("exports", chromedp.WaitVisible(chromedp.CSS(`section[data-export-id] button[data-action=verify]`)))
-		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
+		tb := consoletest.NewTab(t, chrome, "regulator")
+		tb.SignIn(base, "/console/", toks[Regulator], "regulator")
+		tb.Do("exports", chromedp.WaitVisible(chromedp.CSS(`section[data-export-id] button[data-action=verify]`)))
+		if p := consoletest.Eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
 			t.Errorf("a regulator lands on %s, want /console/exports", p)
 		}
-		if pages := eval[[]string](tb, "pages offered", `[...document.querySelectorAll('nav a[data-page]')].filter(a => a.offsetParent !== null).map(a => a.dataset.page)`); !slices.Equal(pages, []string{"exports"}) {
+		if pages := consoletest.Eval[[]string](tb, "pages offered", `[...document.querySelectorAll('nav a[data-page]')].filter(a => a.offsetParent !== null).map(a => a.dataset.page)`); !slices.Equal(pages, []string{"exports"}) {
 			t.Errorf("a regulator is offered %v, want only exports", pages)
 		}
-		tb.do("verify", chromedp.Click(chromedp.CSS(`button[data-action=verify]`)),
+		tb.Do("verify", chromedp.Click(chromedp.CSS(`button[data-action=verify]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-kind=verify-result][data-ok=true]`)))
 		// A file, downloaded with the token in its header: the API's bytes.
 		dir := t.TempDir()
-		wait, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
+		wait, cancel := context.WithTimeout(tb.Context(), 20*time.Second)
 		defer cancel()
 		progress := chromedp.Events(wait, browser.DownloadProgress)
-		tb.do("download manifest.json",
+		tb.Do("download manifest.json",
 			func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
 				_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 					Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true)})
@@ -528,7 +369,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`section[data-export-id] button[data-file="manifest.json"]`)))
 		for ev, err := range progress {
 			if err != nil {
-				tb.fail("the download", err)
+				tb.Fail("the download", err)
 			}
 			if ev.State == browser.DownloadProgressStateCompleted {
 				got, err := os.ReadFile(filepath.Join(dir, ev.GUID))
@@ -539,34 +380,34 @@ func TestConsoleInBrowser(t *testing.T) {
 				break
 			}
 			if ev.State == browser.DownloadProgressStateCanceled {
-				tb.fail("the download", errors.New("canceled"))
+				tb.Fail("the download", errors.New("canceled"))
 			}
 		}
 
-		tb.do("a restatement's address", chromedp.Navigate(base+"/console/day/2026-11-01/line/"+url.PathEscape(lines.Items[0].StatementID)+"/explain"),
+		tb.Do("a restatement's address", chromedp.Navigate(base+"/console/day/2026-11-01/line/"+url.PathEscape(lines.Items[0].StatementID)+"/explain"),
 			chromedp.WaitVisible(chromedp.CSS(`section[data-export-id]`)))
-		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
+		if p := consoletest.Eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
 			t.Errorf("a regulator at a restatement's address is at %s, want /console/exports", p)
 		}
-		if n := eval[int](tb, "changes tables", `document.querySelectorAll('table[data-kind=changes]').length`); n != 0 {
+		if n := consoletest.Eval[int](tb, "changes tables", `document.querySelectorAll('table[data-kind=changes]').length`); n != 0 {
 			t.Error("a regulator sees a restatement")
 		}
 
-		tb.do("a day's address", chromedp.Navigate(base+"/console/day/2026-11-01"),
+		tb.Do("a day's address", chromedp.Navigate(base+"/console/day/2026-11-01"),
 			chromedp.WaitVisible(chromedp.CSS(`section[data-export-id]`)))
-		if p := eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
+		if p := consoletest.Eval[string](tb, "path", `location.pathname`); p != "/console/exports" {
 			t.Errorf("a regulator at a day's address is at %s, want /console/exports", p)
 		}
-		if n := eval[int](tb, "statement tables", `document.querySelectorAll('table[data-kind=statements]').length`); n != 0 {
+		if n := consoletest.Eval[int](tb, "statement tables", `document.querySelectorAll('table[data-kind=statements]').length`); n != 0 {
 			t.Error("a regulator sees statement lines")
 		}
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("completeness", func(t *testing.T) {
-		tb := newTab(t, chrome, "completeness")
-		tb.signIn(xsrv.URL, "/console/exports", xtoks[Regulator], "regulator")
-		tb.do("exports", chromedp.WaitVisible(chromedp.CSS(`section[data-export-id] table[data-kind=completeness]`)))
+		tb := consoletest.NewTab(t, chrome, "completeness")
+		tb.SignIn(xsrv.URL, "/console/exports", xtoks[Regulator], "regulator")
+		tb.Do("exports", chromedp.WaitVisible(chromedp.CSS(`section[data-export-id] table[data-kind=completeness]`)))
 		// Each export's completeness, as its manifest says.
 		var x ExportAnswer
 		ok(t, xs.do(req{method: "GET", path: "/api/v1/exports/export-2026-11-01-final-v2", token: xtoks[Regulator]}), http.StatusOK, &x)
@@ -577,28 +418,28 @@ func TestConsoleInBrowser(t *testing.T) {
 				wantInputs = append(wantInputs, inputRow{fmt.Sprintf("%s/%d", in.Topic, in.Partition), strconv.FormatInt(in.Records, 10), strconv.FormatInt(in.Applied, 10)})
 			}
 		}
-		gotInputs := eval[[]inputRow](tb, "completeness", `[...document.querySelectorAll('section[data-export-id="export-2026-11-01-final-v2"] table[data-kind=completeness] tr[data-input]')].map(tr => ({
+		gotInputs := consoletest.Eval[[]inputRow](tb, "completeness", `[...document.querySelectorAll('section[data-export-id="export-2026-11-01-final-v2"] table[data-kind=completeness] tr[data-input]')].map(tr => ({
 			Input: tr.dataset.input, Records: tr.querySelector('td[data-field=records]').textContent,
 			Applied: tr.querySelector('td[data-field=applied]').textContent}))`)
 		if len(wantInputs) == 0 || !slices.Equal(gotInputs, wantInputs) {
 			t.Errorf("completeness shown %v, the manifest's %v", gotInputs, wantInputs)
 		}
 
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("operator replays", func(t *testing.T) {
-		tb := newTab(t, chrome, "operator")
-		tb.signIn(base, "/console/quarantine", toks[Operator], "operator")
-		tb.do("replay unknown_meter",
+		tb := consoletest.NewTab(t, chrome, "operator")
+		tb.SignIn(base, "/console/quarantine", toks[Operator], "operator")
+		tb.Do("replay unknown_meter",
 			chromedp.WaitVisible(chromedp.CSS(`button[data-action=replay][data-reason=unknown_meter]`)),
 			chromedp.Click(chromedp.CSS(`button[data-action=replay][data-reason=unknown_meter]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-kind=replay-result][data-replayed]`)))
-		shown := eval[[]string](tb, "quarantined values", `[...document.querySelectorAll('table[data-kind=quarantine] td[data-field=value]')].map(td => td.textContent)`)
-		if !slices.Contains(shown, hostile) || eval[bool](tb, "pwned", `'pwned' in window`) {
+		shown := consoletest.Eval[[]string](tb, "quarantined values", `[...document.querySelectorAll('table[data-kind=quarantine] td[data-field=value]')].map(td => td.textContent)`)
+		if !slices.Contains(shown, hostile) || consoletest.Eval[bool](tb, "pwned", `'pwned' in window`) {
 			t.Errorf("a quarantined record of markup: shown as %q, or it ran", shown)
 		}
-		if n := eval[string](tb, "replayed", `document.querySelector('[data-kind=replay-result]').dataset.replayed`); n != "1" {
+		if n := consoletest.Eval[string](tb, "replayed", `document.querySelector('[data-kind=replay-result]').dataset.replayed`); n != "1" {
 			t.Errorf("replayed %s items, want 1", n)
 		}
 		var items Page[QuarantineItem]
@@ -606,7 +447,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		if len(items.Items) != 1 || items.Items[0].ReplayedAt == nil {
 			t.Errorf("after the console's replay the API has %+v", items.Items)
 		}
-		tb.noErrors()
+		tb.NoErrors()
 	})
 
 	t.Run("csp", func(t *testing.T) {
@@ -624,15 +465,15 @@ func TestConsoleInBrowser(t *testing.T) {
 		} else {
 			res.Body.Close()
 		}
-		tb := newTab(t, chrome, "csp")
-		tb.do("the page", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS(`form#sign-in`)))
+		tb := consoletest.NewTab(t, chrome, "csp")
+		tb.Do("the page", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS(`form#sign-in`)))
 		// The page's own script waits for the browser's report of the
 		// refusal, so the verdict is the CSP's, not an accident of timing.
 		type verdict struct {
 			Ran       bool   `json:"ran"`
 			Directive string `json:"directive"`
 		}
-		v := eval[verdict](tb, "an injected inline script", `new Promise(resolve => {
+		v := consoletest.Eval[verdict](tb, "an injected inline script", `new Promise(resolve => {
 			document.addEventListener('securitypolicyviolation',
 				e => resolve({ran: window.injected, directive: e.effectiveDirective}), {once: true});
 			window.injected = false;
