@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,9 +24,6 @@ import (
 	"github.com/gridsettle/gridsettle/settlement"
 	settlementpg "github.com/gridsettle/gridsettle/settlement/postgres"
 )
-
-var updateScreenshot = flag.Bool("update-screenshot", false,
-	"rewrite api/console/testdata/day.png (api/console/README.md's picture) with the Day page TestConsoleInBrowser sees")
 
 // hostile is a quarantined record that would run script if the console
 // put API text into the page as markup.
@@ -180,16 +176,6 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		if negative == 0 || spikes != 1 || unpriced != 1 {
 			t.Errorf("chart: %d negative prices, %d spikes, %d unpriced; want some, 1, 1", negative, spikes, unpriced)
-		}
-		shot := tb.Screenshot("day")
-		if *updateScreenshot {
-			png, err := os.ReadFile(shot)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join("console", "testdata", "day.png"), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
 		}
 		tb.Do("load the line's address directly", chromedp.Navigate(base+linePath),
 			chromedp.WaitVisible(chromedp.CSS(`svg[data-kind=interval-chart] [data-interval]`)))

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"net"
@@ -40,6 +41,9 @@ var demoSpikeThreshold = decimal.NewFromInt(1000)
 // page of the restatement the summary explains, the Quarantine reasons and
 // the Exports with their completeness must show the API's figures, with no
 // console errors; then Ctrl-C (SIGINT) stops the demo cleanly.
+var updateScreenshot = flag.Bool("update-screenshot", false,
+	"rewrite api/console/testdata/day.png (the READMEs' picture) with the Day page and chart of the demo's largest restatement, as TestDemoConsole sees it")
+
 func TestDemoConsole(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "gridsettle")
 	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -117,6 +121,15 @@ func TestDemoConsole(t *testing.T) {
 		if len(got) != 100 || !slices.Equal(got, want) {
 			t.Fatalf("chart of %s: %d points, the API %d intervals (want 100); first %v, want %v",
 				id, len(got), len(want), got[:min(2, len(got))], want[:min(2, len(want))])
+		}
+		if click && *updateScreenshot {
+			png, err := os.ReadFile(tb.Screenshot("day"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join("..", "..", "api", "console", "testdata", "day.png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, p := range got {
 			if p[2] == "" {
