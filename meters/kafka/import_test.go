@@ -20,7 +20,6 @@ import (
 	"github.com/gridsettle/gridsettle/meters/greenbutton"
 	"github.com/gridsettle/gridsettle/meters/kafka"
 	"github.com/gridsettle/gridsettle/meters/nem12"
-	"github.com/gridsettle/gridsettle/settlement/kafka/kafkatest"
 )
 
 const topic = "ami.interval-reads"
@@ -158,7 +157,7 @@ func sorted(rs []wireRead) []wireRead {
 // TestImportReadBack imports real files and reads them back read_committed:
 // exactly the files' reads; a second import produces identical records.
 func TestImportReadBack(t *testing.T) {
-	addrs := kafkatest.New(t)
+	addrs := testCluster(t)
 	im := importer(t, addrs)
 	blocks := nemBlocks(t, "Example_NEM12_month_solar.csv")
 	f, err := os.Open("../greenbutton/testdata/openespi/test_usage_data.xml")
@@ -218,7 +217,7 @@ func TestImportReadBack(t *testing.T) {
 // only two big ones batched together, and the test failed when they were
 // not).
 func TestImportFailsMidway(t *testing.T) {
-	addrs := kafkatest.New(t, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "8000"}))
+	addrs := testCluster(t, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "8000"}))
 	im := importer(t, addrs)
 	blocks := append(nemBlocks(t, "Example_NEM12_multiple_meters.csv"), nemBlocks(t, "Example_NEM12_month_solar.csv")...)
 	_, err := im.Import(t.Context(), blocks)
@@ -236,7 +235,7 @@ func TestImportFailsMidway(t *testing.T) {
 // TestImportRejectsBadBlocks: a block that breaks the contract fails the
 // import before anything is produced.
 func TestImportRejectsBadBlocks(t *testing.T) {
-	addrs := kafkatest.New(t)
+	addrs := testCluster(t)
 	blocks := nemBlocks(t, "Example_NEM12_multiple_meters.csv")
 	blocks[2].Values[5] = blocks[2].Values[5].Neg().Sub(dec("1"))
 	_, err := importer(t, addrs).Import(t.Context(), blocks)
@@ -251,7 +250,7 @@ func TestImportRejectsBadBlocks(t *testing.T) {
 
 // TestImportCancelled: a cancelled import aborts; nothing is visible.
 func TestImportCancelled(t *testing.T) {
-	addrs := kafkatest.New(t)
+	addrs := testCluster(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := importer(t, addrs).Import(ctx, nemBlocks(t, "Example_NEM12_multiple_meters.csv"))
@@ -268,4 +267,18 @@ func TestNewImporterValidates(t *testing.T) {
 	if err == nil {
 		t.Fatal("an importer without brokers was accepted")
 	}
+}
+
+// testCluster starts an in-process kfake broker (the real Kafka protocol on
+// loopback) with the reads topic this package produces to, closed when t
+// ends. Its own, not settlement's test cluster: meters imports nothing from
+// settlement, tests included.
+func testCluster(t *testing.T, opts ...kfake.Opt) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.DefaultTopic)}, opts...)...)
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
 }
