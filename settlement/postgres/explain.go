@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -275,19 +276,26 @@ func (x *explainJob) rebuild(ctx context.Context, tx pgx.Tx, keep func(int, *set
 	// The reads that can reach into the day start after dayStart − the
 	// longest read (as the run's window, energy.go).
 	lo := dayStart.Add(-maxReadSeconds * time.Second)
+	// The replays first: whether a run included a price or a read depends
+	// on them.
 	minReplays := x.after.replays
 	for _, run := range x.runs() {
 		minReplays = min(minReplays, run.replays)
-		if err := x.loadEstimates(ctx, tx, run); err != nil {
-			return err
-		}
-		var err error
-		if run.prices, err = x.rebuildPrices(ctx, tx, run, lo, dayEnd); err != nil {
-			return err
-		}
 	}
 	if err := x.loadReplays(ctx, tx, minReplays); err != nil {
 		return err
+	}
+	prices, err := x.loadPriceVersions(ctx, tx, lo, dayEnd)
+	if err != nil {
+		return err
+	}
+	for _, run := range x.runs() {
+		if err := x.loadEstimates(ctx, tx, run); err != nil {
+			return err
+		}
+		if run.prices, err = x.settlePrices(run, prices); err != nil {
+			return err
+		}
 	}
 	meterIDs, err := x.loadAssignments(ctx, tx, lo, dayEnd)
 	if err != nil {
@@ -579,7 +587,9 @@ func (x *explainJob) change(k chanKey, start, length int64, before, after *settl
 		return out
 	}
 	p0, p1 := pieces(before), pieces(after)
-	for _, t := range slices.Sorted(mapKeys(p0, p1)) {
+	reached := slices.AppendSeq(slices.Collect(maps.Keys(p0)), maps.Keys(p1))
+	slices.Sort(reached)
+	for _, t := range slices.Compact(reached) {
 		i, ok := x.index[t]
 		if !ok {
 			continue // outside the day
@@ -590,25 +600,19 @@ func (x *explainJob) change(k chanKey, start, length int64, before, after *settl
 	return nil
 }
 
-func mapKeys(ms ...map[int64]decimal.Decimal) func(func(int64) bool) {
-	return func(yield func(int64) bool) {
-		seen := map[int64]bool{}
-		for _, m := range ms {
-			for k := range m {
-				if !seen[k] {
-					seen[k] = true
-					if !yield(k) {
-						return
-					}
-				}
-			}
-		}
-	}
+// priceVersion is one stored version of one of the point's RT prices.
+type priceVersion struct {
+	at      time.Time
+	seconds int
+	price   decimal.Decimal
+	version int64
+	origin  readstore.Origin
 }
 
-// rebuildPrices settles the point's RT prices of the day from the price
-// versions run included, as the run's readPrices did from the current ones.
-func (x *explainJob) rebuildPrices(ctx context.Context, tx pgx.Tx, run *explainRun, lo, hi time.Time) ([]decimal.NullDecimal, error) {
+// loadPriceVersions reads every stored version of the point's RT prices
+// that can price an interval of the day: the current ones and those
+// superseded (price_versions), once for both runs.
+func (x *explainJob) loadPriceVersions(ctx context.Context, tx pgx.Tx, lo, hi time.Time) ([]priceVersion, error) {
 	rows, err := tx.Query(ctx, `
 		SELECT interval_start, interval_seconds, price, version, topic, partition, "offset" FROM prices
 		WHERE market = 'RT' AND settlement_point = $1 AND interval_start > $2 AND interval_start < $3
@@ -619,37 +623,36 @@ func (x *explainJob) rebuildPrices(ctx context.Context, tx pgx.Tx, run *explainR
 	if err != nil {
 		return nil, fmt.Errorf("read price versions of %s: %w", x.point, err)
 	}
-	type version struct {
-		seconds int
-		price   decimal.Decimal
-		version int64
-	}
-	current := map[time.Time]version{}
 	var (
-		at time.Time
-		v  version
-		o  readstore.Origin
+		out []priceVersion
+		v   priceVersion
 	)
-	_, err = pgx.ForEachRow(rows, []any{&at, &v.seconds, &v.price, &v.version, &o.Topic, &o.Partition, &o.Offset}, func() error {
-		if !x.includes(run, o) {
+	_, err = pgx.ForEachRow(rows, []any{&v.at, &v.seconds, &v.price, &v.version, &v.origin.Topic, &v.origin.Partition, &v.origin.Offset},
+		func() error {
+			out = append(out, v)
 			return nil
-		}
-		if c, ok := current[at]; !ok || v.version > c.version {
-			current[at] = v
-		}
-		return nil
-	})
+		})
 	if err != nil {
 		return nil, fmt.Errorf("read price versions of %s: %w", x.point, err)
 	}
-	p := &settlement.Prices{}
-	for _, at := range slices.SortedFunc(func(yield func(time.Time) bool) {
-		for t := range current {
-			if !yield(t) {
-				return
-			}
+	return out, nil
+}
+
+// settlePrices settles the point's RT prices of the day from the versions
+// run included, as the run's readPrices did from the current ones, and
+// holds them to the prices the run stored.
+func (x *explainJob) settlePrices(run *explainRun, versions []priceVersion) ([]decimal.NullDecimal, error) {
+	current := map[time.Time]priceVersion{}
+	for _, v := range versions {
+		if !x.includes(run, v.origin) {
+			continue
 		}
-	}, time.Time.Compare) {
+		if c, ok := current[v.at]; !ok || v.version > c.version {
+			current[v.at] = v
+		}
+	}
+	p := &settlement.Prices{}
+	for _, at := range slices.SortedFunc(maps.Keys(current), time.Time.Compare) {
 		c := current[at]
 		if err := p.Add(at, c.seconds, c.price); err != nil {
 			return nil, fmt.Errorf("RT prices of %s in run %s: %w", x.point, run.runID, err)

@@ -49,6 +49,14 @@ func (e *explainEnv) rtPrice(point string, start time.Time, price string, versio
 	e.t.Helper()
 	off := e.priceOffset
 	e.priceOffset++
+	e.rtPriceFrom(off, point, start, price, version)
+	e.offsets("market.prices", 0, e.priceOffset)
+}
+
+// rtPriceFrom stores a price version as ingest does, from the record at
+// offset off of the prices topic.
+func (e *explainEnv) rtPriceFrom(off int64, point string, start time.Time, price string, version int) {
+	e.t.Helper()
 	e.exec(`INSERT INTO price_versions SELECT market, settlement_point, interval_start, interval_seconds, price, currency,
 			version, topic, partition, "offset", 'market.prices', 0, $3
 		FROM prices WHERE market = 'RT' AND settlement_point = $1 AND interval_start = $2`, point, start, off)
@@ -57,7 +65,6 @@ func (e *explainEnv) rtPrice(point string, start time.Time, price string, versio
 		ON CONFLICT (market, settlement_point, interval_start) DO UPDATE
 		SET price = excluded.price, version = excluded.version, "offset" = excluded."offset"`,
 		point, start, decimal.RequireFromString(price), version, off)
-	e.offsets("market.prices", 0, e.priceOffset)
 }
 
 func micros(n int, v int64) []int64 {
@@ -107,7 +114,12 @@ func TestExplain(t *testing.T) {
 	q2 := readstore.Origin{Topic: "ami.interval-reads", Offset: e.readOffset}
 	e.readOffset++
 	e.offsets("ami.interval-reads", 0, e.readOffset)
-	for _, o := range []readstore.Origin{q, q2} {
+	// And a price record of a point the registry did not know yet, replayed
+	// with q after run 1.
+	qp := readstore.Origin{Topic: "market.prices", Offset: e.priceOffset}
+	e.priceOffset++
+	e.offsets("market.prices", 0, e.priceOffset)
+	for _, o := range []readstore.Origin{q, q2, qp} {
 		e.exec(`INSERT INTO quarantine (reason, detail, topic, partition, "offset", value) VALUES ('unknown_meter', '', $1, 0, $2, '\x7b7d')`,
 			o.Topic, o.Offset)
 	}
@@ -126,16 +138,21 @@ func TestExplain(t *testing.T) {
 	e.assign("M2", "A2", "RB", "P1", "1", at(48), time.Time{})
 	e.exec(`UPDATE meter_assignments SET effective_to = $1 WHERE meter_id = 'M3'`, dayStart) // M3's loss factor corrected
 	e.assign("M3", "A3", "RA", "P1", "1.02", dayStart, time.Time{})
-	e.appendBlock("M1", "import", at(70), 900, 3, "", q, 400_000) // the replayed record's reads
+	e.appendBlock("M1", "import", at(70), 900, 3, "", q, 400_000) // the replayed records' reads and price
+	e.rtPriceFrom(qp.Offset, "P1", at(20), "55.25", 2)
 	tx, err := e.pool.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var qid int64
-	if err := tx.QueryRow(t.Context(), `SELECT id FROM quarantine WHERE "offset" = $1`, q.Offset).Scan(&qid); err != nil {
-		t.Fatal(err)
+	var replayed []int64
+	for _, o := range []readstore.Origin{q, qp} {
+		if err := tx.QueryRow(t.Context(), `SELECT id FROM quarantine WHERE topic = $1 AND "offset" = $2`, o.Topic, o.Offset).Scan(&qid); err != nil {
+			t.Fatal(err)
+		}
+		replayed = append(replayed, qid)
 	}
-	if err := readstore.MarkReplayed(t.Context(), tx, []int64{qid}); err != nil {
+	if err := readstore.MarkReplayed(t.Context(), tx, replayed); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(t.Context()); err != nil {
@@ -157,12 +174,13 @@ func TestExplain(t *testing.T) {
 	// estimates of the channel's 94 other intervals: zero, but listed), its
 	// same-valued new version (zero effect), the replayed read; M2's 48 60-minute pieces after the
 	// switch leave the line (12 reads × 4 intervals); M3's 94 reads change
-	// loss factor and its 2 estimates are replaced; one price.
+	// loss factor and its 2 estimates are replaced; two prices, a correction
+	// and the replayed record's.
 	counts := map[string]int{}
 	for _, c := range x.Changes {
 		counts[c.Kind+" "+c.MeterID]++
 	}
-	want := map[string]int{"price ": 1, "read M1": 99, "read M2": 48, "read M3": 96}
+	want := map[string]int{"price ": 2, "read M1": 99, "read M2": 48, "read M3": 96}
 	if fmt.Sprint(counts) != fmt.Sprint(want) {
 		t.Errorf("changes by kind and meter = %v, want %v", counts, want)
 	}
@@ -171,6 +189,8 @@ func TestExplain(t *testing.T) {
 		// M3 at 40: LIN 0.1 + 0.1 × 1/3 at loss factor 1, then 0.15 × 1.02.
 		at(30).Format(time.RFC3339) + " price P1 22.125→99.5 energy 0 amount " +
 			decimal.RequireFromString("0.00060312525").Mul(decimal.RequireFromString("77.375")).StringFixedBank(24),
+		at(20).Format(time.RFC3339) + " price P1 26.125→55.25 energy 0 amount " +
+			decimal.RequireFromString("0.00060312525").Mul(decimal.RequireFromString("29.125")).StringFixedBank(24),
 		at(40).Format(time.RFC3339) + " read M1 import 0.250000 v1 A lf 1.012500 → 0.300000 v2 E lf 1.012500 energy 0.000050625000000000",
 		at(60).Format(time.RFC3339) + " read M1 import 0.250000 v1 A lf 1.012500 → 0.250000 v2 A lf 1.012500 energy 0.000000000000000000",
 		at(70).Format(time.RFC3339) + " read M1 import 0.250000 v1 A lf 1.012500 → 0.400000 v3 A lf 1.012500 energy 0.000151875000000000",
@@ -194,11 +214,11 @@ func TestExplain(t *testing.T) {
 	}
 
 	// RB's line is new in run 2: against run 1 (no line: zero) its reads
-	// all appear, and the price correction costs nothing (E0 = 0) but is
+	// all appear, and the two price changes cost nothing (E0 = 0) but are
 	// listed.
 	rb := explain(t, e.env, settlement.StatementID("P1", "RB", explainDay, 2), nil)
 	checkSums(t, rb)
-	if rb.Summary["read"].Changes != 48 || rb.Summary["price"].Changes != 1 || !rb.Summary["price"].AmountEffect.IsZero() {
+	if rb.Summary["read"].Changes != 48 || rb.Summary["price"].Changes != 2 || !rb.Summary["price"].AmountEffect.IsZero() {
 		t.Errorf("RB summary %+v", rb.Summary)
 	}
 	// Against nothing: every read appears and every priced interval's price.
@@ -219,7 +239,7 @@ func TestExplain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.QueryRow(t.Context(), `SELECT id FROM quarantine WHERE "offset" = $1`, q2.Offset).Scan(&qid); err != nil {
+	if err := tx.QueryRow(t.Context(), `SELECT id FROM quarantine WHERE topic = $1 AND "offset" = $2`, q2.Topic, q2.Offset).Scan(&qid); err != nil {
 		t.Fatal(err)
 	}
 	if err := readstore.MarkReplayed(t.Context(), tx, []int64{qid}); err != nil {
