@@ -54,42 +54,26 @@ SELECT id, meter_id, account_id, participant_id, settlement_point, loss_factor, 
 FROM meter_assignments;
 
 -- +goose StatementBegin
-CREATE FUNCTION meter_assignment_history_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function for the four triggers: every write moves the registry
+-- version once per statement, closes the states of the rows it changed or
+-- removed and opens those of the rows it wrote. (PL/pgSQL plans a statement
+-- when it first runs, so the transition table a trigger does not declare is
+-- never looked up.)
+CREATE FUNCTION meter_assignment_history_write() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE v bigint;
 BEGIN
     UPDATE registry_version SET version = nextval('registry_version_seq') RETURNING version INTO v;
-    INSERT INTO meter_assignment_history
-    SELECT id, meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from, effective_to, v, NULL
-    FROM new_rows;
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION meter_assignment_history_update() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE v bigint;
-BEGIN
-    UPDATE registry_version SET version = nextval('registry_version_seq') RETURNING version INTO v;
-    UPDATE meter_assignment_history h SET valid_to = v
-    FROM old_rows o WHERE h.id = o.id AND h.valid_to IS NULL;
-    INSERT INTO meter_assignment_history
-    SELECT id, meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from, effective_to, v, NULL
-    FROM new_rows;
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION meter_assignment_history_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE v bigint;
-BEGIN
-    UPDATE registry_version SET version = nextval('registry_version_seq') RETURNING version INTO v;
-    UPDATE meter_assignment_history h SET valid_to = v
-    FROM old_rows o WHERE h.id = o.id AND h.valid_to IS NULL;
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION meter_assignment_history_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE v bigint;
-BEGIN
-    UPDATE registry_version SET version = nextval('registry_version_seq') RETURNING version INTO v;
-    UPDATE meter_assignment_history SET valid_to = v WHERE valid_to IS NULL;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE meter_assignment_history h SET valid_to = v
+        FROM old_rows o WHERE h.id = o.id AND h.valid_to IS NULL;
+    ELSIF TG_OP = 'TRUNCATE' THEN
+        UPDATE meter_assignment_history SET valid_to = v WHERE valid_to IS NULL;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO meter_assignment_history
+        SELECT id, meter_id, account_id, participant_id, settlement_point, loss_factor, effective_from, effective_to, v, NULL
+        FROM new_rows;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -99,13 +83,13 @@ $$;
 -- bump is dropped for this table (it stays for accounts).
 DROP TRIGGER registry_version_bump ON meter_assignments;
 CREATE TRIGGER meter_assignment_history_insert AFTER INSERT ON meter_assignments
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION meter_assignment_history_insert();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION meter_assignment_history_write();
 CREATE TRIGGER meter_assignment_history_update AFTER UPDATE ON meter_assignments
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION meter_assignment_history_update();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION meter_assignment_history_write();
 CREATE TRIGGER meter_assignment_history_delete AFTER DELETE ON meter_assignments
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION meter_assignment_history_delete();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION meter_assignment_history_write();
 CREATE TRIGGER meter_assignment_history_truncate AFTER TRUNCATE ON meter_assignments
-    FOR EACH STATEMENT EXECUTE FUNCTION meter_assignment_history_truncate();
+    FOR EACH STATEMENT EXECUTE FUNCTION meter_assignment_history_write();
 ALTER TABLE meter_assignments ENABLE ALWAYS TRIGGER meter_assignment_history_insert;
 ALTER TABLE meter_assignments ENABLE ALWAYS TRIGGER meter_assignment_history_update;
 ALTER TABLE meter_assignments ENABLE ALWAYS TRIGGER meter_assignment_history_delete;
@@ -116,8 +100,7 @@ DROP TRIGGER meter_assignment_history_truncate ON meter_assignments;
 DROP TRIGGER meter_assignment_history_delete ON meter_assignments;
 DROP TRIGGER meter_assignment_history_update ON meter_assignments;
 DROP TRIGGER meter_assignment_history_insert ON meter_assignments;
-DROP FUNCTION meter_assignment_history_truncate(), meter_assignment_history_delete(),
-    meter_assignment_history_update(), meter_assignment_history_insert();
+DROP FUNCTION meter_assignment_history_write();
 CREATE TRIGGER registry_version_bump AFTER INSERT OR UPDATE OR DELETE ON meter_assignments
     FOR EACH STATEMENT EXECUTE FUNCTION registry_version_bump();
 ALTER TABLE meter_assignments ENABLE ALWAYS TRIGGER registry_version_bump;

@@ -622,11 +622,7 @@ func (c *chaos) checkRuns(ctx context.Context, p *problems, o *oracle.Oracle, lo
 			if r.day != day || r.status != settlementpg.Completed {
 				continue
 			}
-			snap := oracle.Snapshot{}
-			for _, in := range r.lineage.Inputs {
-				snap[oracle.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.OffsetThrough + 1
-			}
-			seq = append(seq, oracle.Run{Type: r.runType, Version: r.version, Snapshot: snap})
+			seq = append(seq, oracle.Run{Type: r.runType, Version: r.version, Snapshot: lineageSnapshot(r.lineage)})
 			ids = append(ids, r.id)
 			if r.computedAt != nil {
 				computed[r.id] = *r.computedAt

@@ -51,11 +51,7 @@ func (c *chaos) checkExplanations(ctx context.Context, p *problems, o *oracle.Or
 			if r.day != day || r.status != settlementpg.Completed {
 				continue
 			}
-			snap := oracle.Snapshot{}
-			for _, in := range r.lineage.Inputs {
-				snap[oracle.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.OffsetThrough + 1
-			}
-			after, err := o.Ingest(log, snap)
+			after, err := o.Ingest(log, lineageSnapshot(r.lineage))
 			if err != nil {
 				return err
 			}
@@ -255,4 +251,14 @@ func ptrText[T any](v *T) string {
 // the line (point, participant) of day in version v.
 func statementID(point, participant, day string, v int) string {
 	return point + "/" + participant + "/" + day + "/" + strconv.Itoa(v)
+}
+
+// lineageSnapshot is what a run's lineage included, as the oracle reads a
+// snapshot: per input partition the first offset not included.
+func lineageSnapshot(l settlementpg.Lineage) oracle.Snapshot {
+	snap := oracle.Snapshot{}
+	for _, in := range l.Inputs {
+		snap[oracle.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.OffsetThrough + 1
+	}
+	return snap
 }

@@ -136,7 +136,7 @@ func TestExplainScenario(t *testing.T) {
 	for _, r := range recs {
 		inputLog = append(inputLog, oracle.Input{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
 	}
-	snap1, snap2 := lineageSnapshot(run1), lineageSnapshot(run2)
+	snap1, snap2 := lineageSnapshot(run1.Lineage), lineageSnapshot(run2.Lineage)
 	before := oracleState(t, reg1, m, inputLog, snap1)
 	after := oracleState(t, reg2, m, inputLog, snap2)
 
@@ -303,16 +303,6 @@ func (ch registryChange) newChannelReads() simulate.Record {
 	v := fmt.Sprintf(`{"meter_id":%q,"channel":"export","start":%q,"interval_seconds":900,"values":["0.125","0.25","0.375","0.5"],`+
 		`"quality":["A","A","A","A"],"version":1,"source":"explain-scenario"}`, ch.newChannelMeter, stamp(ch.dayStart.Add(10*time.Hour)))
 	return simulate.Record{Topic: kafka.DefaultTopics().Reads, Key: []byte(ch.newChannelMeter), Value: []byte(v)}
-}
-
-// lineageSnapshot is what a run's snapshot included, as the oracle takes
-// it: per partition the first offset not included.
-func lineageSnapshot(r settlementpg.Run) oracle.Snapshot {
-	snap := oracle.Snapshot{}
-	for _, in := range r.Lineage.Inputs {
-		snap[oracle.TopicPartition{Topic: in.Topic, Partition: in.Partition}] = in.OffsetThrough + 1
-	}
-	return snap
 }
 
 // oracleState is the oracle's state of a run: the log up to its snapshot,

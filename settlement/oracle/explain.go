@@ -181,7 +181,7 @@ func Explain(before, after *State, day, participant, point string) (*Explanation
 // onto the line (participant, point) as settlement does, and cross-checks
 // the interval energies and amounts with the oracle's own statement.
 func (s *State) lineVersion(day, participant, point string, from, to int64, ts []int64) (*version, error) {
-	st, err := s.Statement(day, "explain", 1, nil)
+	st, err := s.dayStatement(day)
 	if err != nil {
 		return nil, fmt.Errorf("oracle explain: %w", err)
 	}
@@ -257,6 +257,24 @@ func (s *State) lineVersion(day, participant, point string, from, to int64, ts [
 		}
 	}
 	return v, nil
+}
+
+// dayStatement is the statement of day over s that Explain maps lines with
+// and cross-checks against, computed once per day: every line of the day
+// explained with s shares it (a statement is the whole day's work).
+func (s *State) dayStatement(day string) (*Statement, error) {
+	if st, ok := s.explained[day]; ok {
+		return st, nil
+	}
+	st, err := s.Statement(day, "explain", 1, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.explained == nil {
+		s.explained = map[string]*Statement{}
+	}
+	s.explained[day] = st
+	return st, nil
 }
 
 // samePrice compares two settlement prices, nil being unpriced.

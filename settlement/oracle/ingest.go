@@ -189,7 +189,8 @@ type State struct {
 	channelLen map[[2]string]int64 // (meter, channel) → first length accepted
 	priceLen   map[[2]string]int64 // (market, point) → first length accepted
 	track      *tracker
-	days       map[int64]string // unix second → operating day, a cache
+	days       map[int64]string      // unix second → operating day, a cache
+	explained  map[string]*Statement // day → the statement Explain uses, a cache
 }
 
 // Ingest consumes log as the contract says: each partition in offset order
