@@ -407,6 +407,9 @@ func TestExplainHostileInput(t *testing.T) {
 		// a cursor of another line
 		{"cursor=" + enc(`{"s":"HB_NORTH/RET-B/2026-11-01/2","a":null,"k":{}}`), "cursor"},
 		{"cursor=" + enc(`{"s":"`+id+`","a":null,"k":{"SettlementInterval":"yesterday"}}`), "cursor"},
+		{"cursor=" + enc("{\"s\":\"\xe2\x82"), "cursor"}, // JSON cut mid-character
+		{"cursor=" + strings.Repeat("A", 100000), "cursor"},
+		{"against=%D9%A3", "against"}, // an Arabic-Indic digit three
 	})
 
 	var first explanationJSON
@@ -434,6 +437,8 @@ func TestExplainHostileInput(t *testing.T) {
 		explainPath(id, "against=2"), // not lower than the line's version
 		explainPath(id, "against=3"),
 		explainPath("HB_NORTH/RET-A/2026-11-01/1", "against=1"),
+		explainPath("HB_NORTH/RET-A/9999-12-31/1", ""),
+		explainPath("HB_NORTH/RET-A/2026-11-01/"+strings.Repeat("9", 40), ""),
 	} {
 		problem(t, s.do(req{method: "GET", path: path, token: an}), http.StatusNotFound)
 	}
